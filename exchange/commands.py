@@ -1,0 +1,98 @@
+"""Commands: the only inputs of the engine (frozen records), and the batch command array layout.
+
+Every field is an integer in the unit its suffix names (or a symbol string). Time, marks and deposits
+are commands too, so a journal of commands reproduces every event (ARCHITECTURE "Data flow").
+Each record has a stable ``TAG`` used by the msgpack journal; never reuse a tag.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .enums import OrderType, Side, STPMode, TimeInForce, WorkingType
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Place an order. ``price_ticks`` is 0 for market types; ``stop_ticks`` for STOP/TAKE_PROFIT types;
+    ``callback_e8`` and ``activation_ticks`` (0 = activate at once) for TRAILING_STOP_MARKET;
+    ``expire_ns`` for GTD."""
+
+    TAG = 1
+    account_id: int
+    symbol: str
+    side: Side
+    qty_lots: int
+    price_ticks: int = 0
+    order_type: OrderType = OrderType.LIMIT
+    tif: TimeInForce = TimeInForce.GTC
+    stp: STPMode = STPMode.NONE
+    reduce_only: bool = False
+    close_position: bool = False
+    stop_ticks: int = 0
+    working_type: WorkingType = WorkingType.MARK_PRICE
+    callback_e8: int = 0
+    activation_ticks: int = 0
+    expire_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    TAG = 2
+    account_id: int
+    symbol: str
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AmendOrder:
+    """Change a resting limit order's price and/or remaining quantity (``qty_lots`` = new leaves).
+
+    A price change or a quantity increase loses queue priority; a pure decrease keeps it (SPEC §3)."""
+
+    TAG = 3
+    account_id: int
+    symbol: str
+    order_id: int
+    price_ticks: int
+    qty_lots: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAll:
+    """Cancel every open order (resting and conditional) of an account in one symbol."""
+
+    TAG = 4
+    account_id: int
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetMarkPrice:
+    """An externally supplied mark price (ticks); drives the price band and MARK_PRICE triggers."""
+
+    TAG = 5
+    symbol: str
+    mark_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdvanceTime:
+    """Move simulation time forward to ``now_ns`` (never backward); expires GTD orders."""
+
+    TAG = 6
+    now_ns: int
+
+
+COMMAND_TYPES = {cls.TAG: cls for cls in (PlaceOrder, CancelOrder, AmendOrder, CancelAll, SetMarkPrice, AdvanceTime)}
+
+#: One row per command for the compiled batch path (``MatchingEngine.run_batch``); all int64.
+#: ``kind`` is an :class:`~exchange.enums.CommandKind`; unused fields are 0.
+#: PLACE uses order_id..expire_ns; CANCEL order_id, account_id; AMEND order_id, account_id, price_ticks,
+#: qty_lots; CANCEL_ALL account_id; SET_MARK price_ticks; SET_TIME time_ns.
+COMMAND_FIELDS = (
+    "kind", "order_id", "account_id", "side", "order_type", "tif", "price_ticks", "qty_lots",
+    "stp", "reduce_only", "expire_ns", "time_ns",
+)
+COMMAND_DTYPE = np.dtype([(name, np.int64) for name in COMMAND_FIELDS])
