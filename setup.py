@@ -4,6 +4,7 @@ Set ``EXCHANGE_PUREPYTHON=1`` to skip the build; the package then runs its pure-
 A build that is wanted but fails is an error (no silent fallback).
 """
 import os
+from pathlib import Path
 
 from setuptools import setup
 
@@ -16,13 +17,19 @@ def extensions():
     from Cython.Build import cythonize
     from setuptools import Extension
 
-    core = Extension(
-        "exchange._core",
-        sources=["ext/_core.pyx"],
-        extra_compile_args=["-O3", "-Wno-unused-function", "-Wno-unreachable-code"],
-    )
+    # every ext/NAME.pyx becomes exchange.NAME; EXCHANGE_EXT=NAME,... limits a development build
+    only = {name for name in os.environ.get("EXCHANGE_EXT", "").split(",") if name}
+    modules = [
+        Extension(
+            f"exchange.{path.stem}",
+            sources=[str(path)],
+            extra_compile_args=["-O3", "-Wno-unused-function", "-Wno-unreachable-code"],
+        )
+        for path in sorted(Path("ext").glob("*.pyx"))
+        if not only or path.stem in only
+    ]
     return cythonize(
-        [core],
+        modules,
         language_level=3,
         compiler_directives={
             "boundscheck": False,
