@@ -96,3 +96,31 @@ COMMAND_FIELDS = (
     "stp", "reduce_only", "expire_ns", "time_ns",
 )
 COMMAND_DTYPE = np.dtype([(name, np.int64) for name in COMMAND_FIELDS])
+
+
+def commands_from_rows(rows: np.ndarray, symbol: str) -> list:
+    """Batch rows (``COMMAND_DTYPE``) of one symbol -> command records for :meth:`Exchange.apply`.
+
+    The rows' ``order_id`` of PLACE is dropped (the exchange assigns ids in acceptance order, which equals
+    the rows' ids when they were numbered 1, 2, 3, ... and every place is accepted).
+    """
+    from .enums import CommandKind
+
+    records = []
+    for (kind, order_id, account, side, order_type, tif, price, qty, stp, reduce_only, expire_ns, time_ns) in rows.tolist():
+        if kind == CommandKind.PLACE:
+            records.append(PlaceOrder(account, symbol, side, qty, price, order_type, tif, stp, bool(reduce_only),
+                                      expire_ns=expire_ns))
+        elif kind == CommandKind.CANCEL:
+            records.append(CancelOrder(account, symbol, order_id))
+        elif kind == CommandKind.AMEND:
+            records.append(AmendOrder(account, symbol, order_id, price, qty))
+        elif kind == CommandKind.CANCEL_ALL:
+            records.append(CancelAll(account, symbol))
+        elif kind == CommandKind.SET_MARK:
+            records.append(SetMarkPrice(symbol, price))
+        elif kind == CommandKind.SET_TIME:
+            records.append(AdvanceTime(time_ns))
+        else:
+            raise ValueError(f"unknown command kind {kind}")
+    return records
