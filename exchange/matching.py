@@ -20,6 +20,7 @@ from .book import Book, Order
 from .commands import COMMAND_DTYPE
 from .enums import CancelReason, CommandKind, EventKind, OrderType, RejectCode, Side, STPMode, TimeInForce
 from .events import EVENT_DTYPE
+from .filters import check_notional, check_price_range, check_qty
 from .spec import Instrument
 from .units import E8, mul_div_ceil, mul_div_floor
 
@@ -244,28 +245,13 @@ class MatchingEngine:
 
     def _check_qty(self, qty_lots: int, is_market: bool) -> int:
         """Place step 3 (also amend, as LIMIT)."""
-        spec = self._instrument
-        if qty_lots <= 0:
-            return RejectCode.QTY_LESS_THAN_ZERO
-        if qty_lots < spec.min_qty_lots:
-            return RejectCode.QTY_LESS_THAN_MIN_QTY
-        if is_market and qty_lots > spec.max_market_qty_lots:
-            return RejectCode.MARKET_QTY_GREATER_THAN_MAX
-        if qty_lots > spec.max_qty_lots:
-            return RejectCode.QTY_GREATER_THAN_MAX_QTY
-        return 0
+        return check_qty(self._instrument, qty_lots, is_market)
 
     def _check_price(self, side: int, price_ticks: int) -> int:
         """Place steps 4-5 for a LIMIT price (also amend): instrument range, then the band around the mark."""
-        spec = self._instrument
-        if price_ticks <= 0:
-            return RejectCode.PRICE_LESS_THAN_ZERO
-        if price_ticks < spec.min_price_ticks:
-            return RejectCode.PRICE_LESS_THAN_MIN_PRICE
-        if price_ticks > spec.max_price_ticks:
-            return RejectCode.PRICE_GREATER_THAN_MAX_PRICE
-        if not self._mark_ticks:
-            return 0
+        code = check_price_range(self._instrument, price_ticks)
+        if code or not self._mark_ticks:
+            return code
         if side == Side.BUY and price_ticks > self._band_limit(Side.BUY):
             return RejectCode.PRICE_HIGHER_THAN_MULTIPLIER_UP
         if side == Side.SELL and price_ticks < self._band_limit(Side.SELL):
@@ -274,10 +260,7 @@ class MatchingEngine:
 
     def _check_notional(self, price_ticks: int, qty_lots: int) -> int:
         """Place step 6: ``price × qty × K >= min_notional``; a zero price (market without a mark) skips it."""
-        spec = self._instrument
-        if price_ticks and spec.notional_units(price_ticks, qty_lots) < spec.min_notional_units:
-            return RejectCode.NOTIONAL_TOO_SMALL
-        return 0
+        return check_notional(self._instrument, price_ticks, qty_lots)
 
     def _check_tif_rules(self, order_id, account_id, side, tif, price_ticks, qty_lots, stp, expire_ns) -> int:
         """Place steps 7-9 for a LIMIT order: GTD in the future, GTX does not take, FOK fills completely."""

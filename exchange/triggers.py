@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .enums import OrderType, RejectCode, Side, STPMode, TimeInForce, WorkingType
+from .filters import check_notional, check_price_range, check_qty
 from .units import E8
 
 
@@ -149,7 +150,7 @@ def validate_conditional(cmd, inst, mark_ticks: int, last_ticks: int, now_ns: in
     if code:
         return code
     if as_limit:
-        code = check_price(inst, cmd.price_ticks)
+        code = check_price_range(inst, cmd.price_ticks)
     elif cmd.price_ticks != 0:
         code = RejectCode.MALFORMED
     if code:
@@ -162,8 +163,9 @@ def validate_conditional(cmd, inst, mark_ticks: int, last_ticks: int, now_ns: in
         reference_ticks = cmd.price_ticks if as_limit else cmd.stop_ticks
     if code:
         return code
-    if not cmd.reduce_only and reference_ticks and inst.notional_units(reference_ticks, cmd.qty_lots) < inst.min_notional_units:
-        return RejectCode.NOTIONAL_TOO_SMALL
+    code = 0 if cmd.reduce_only else check_notional(inst, reference_ticks, cmd.qty_lots)
+    if code:
+        return code
     if as_limit and cmd.tif == TimeInForce.GTD and cmd.expire_ns <= now_ns:
         return RejectCode.GTD_TIME_INVALID
     current = mark_ticks if cmd.working_type == WorkingType.MARK_PRICE else last_ticks
@@ -201,28 +203,4 @@ def _check_trailing(cmd, inst) -> int:
         return RejectCode.STOP_PRICE_LESS_THAN_ZERO
     if cmd.activation_ticks > inst.max_price_ticks:
         return RejectCode.STOP_PRICE_GREATER_THAN_MAX_PRICE
-    return RejectCode.OK
-
-
-def check_qty(inst, qty_lots: int, market: bool) -> int:
-    """Quantity filters (SPEC §3): -4003, -4004, -4108 (market), -4005."""
-    if qty_lots <= 0:
-        return RejectCode.QTY_LESS_THAN_ZERO
-    if qty_lots < inst.min_qty_lots:
-        return RejectCode.QTY_LESS_THAN_MIN_QTY
-    if market and qty_lots > inst.max_market_qty_lots:
-        return RejectCode.MARKET_QTY_GREATER_THAN_MAX
-    if qty_lots > inst.max_qty_lots:
-        return RejectCode.QTY_GREATER_THAN_MAX_QTY
-    return RejectCode.OK
-
-
-def check_price(inst, price_ticks: int) -> int:
-    """Price filters (SPEC §3): -4001, -4013, -4002."""
-    if price_ticks <= 0:
-        return RejectCode.PRICE_LESS_THAN_ZERO
-    if price_ticks < inst.min_price_ticks:
-        return RejectCode.PRICE_LESS_THAN_MIN_PRICE
-    if price_ticks > inst.max_price_ticks:
-        return RejectCode.PRICE_GREATER_THAN_MAX_PRICE
     return RejectCode.OK
