@@ -58,9 +58,9 @@ def _demo(n: int, seed: int, journal_path: str | None) -> int:
                 if len(first_fills) < 8:
                     first_fills.append(event)
             elif isinstance(event, Rejected):
-                counts[f"Rejected {int(event.code)}"] += 1
+                counts[f"Rejected  code {int(event.code)}"] += 1
             elif isinstance(event, OrderCanceled):
-                counts[f"Canceled {event.reason.name}"] += 1
+                counts[f"OrderCanceled  {event.reason.name}"] += 1
     exchange_seconds = time.perf_counter() - started
 
     price = instrument.ticks_to_price
@@ -69,9 +69,9 @@ def _demo(n: int, seed: int, journal_path: str | None) -> int:
         print(f"  {fill.taker_side.name:4} {instrument.lots_to_qty(fill.qty_lots)} @ {price(fill.price_ticks)}  "
               f"taker #{fill.taker_order_id} (acct {fill.taker_account_id}) x maker #{fill.maker_order_id} "
               f"(acct {fill.maker_account_id})  fees {fill.taker_fee_units} / {fill.maker_fee_units} units")
-    print("\nevents:")
+    print("\nevents (by kind, then by cancel reason / reject code):")
     for name, count in sorted(counts.items()):
-        print(f"  {name:28} {count:>10,}")
+        print(f"  {name:32} {count:>10,}")
     book = exchange.book(instrument.symbol)
     bids, asks = book.depth(5)
     print("\nbook depth (price, qty, orders):")
