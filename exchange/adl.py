@@ -1,0 +1,74 @@
+"""Auto-deleveraging ranking (SPEC §7 step 5, §10 "ADL ranking"), exact.
+
+Scores are :class:`fractions.Fraction` so that ties are real ties, broken by account id (lower first).
+Inputs are plain integers: money in units, prices in ticks, quantities in lots.
+
+========== ==============================================================================================
+profile    score of a candidate position (highest is deleveraged first)
+========== ==============================================================================================
+binance    ``pnl_pct × margin_ratio``; ``pnl_pct = max(0, upnl) / max(1, wallet)``,
+           ``margin_ratio = MM / (wallet + upnl)`` (0 when that balance is ≤ 0)
+bitmex     ``pnl_pct × effective_leverage`` when in profit, ``pnl_pct ÷ effective_leverage`` at a loss;
+           ``pnl_pct = (mark − entry) / entry × side``, ``effective_leverage = mark / |mark − bankruptcy|``
+bybit      as bitmex, with ``effective_leverage = position value at mark / margin balance``
+hyperliquid as bybit
+dydx       not a score: offsetting accounts are taken from a seeded pseudo-random start (see
+           :func:`seeded_order`)
+========== ==============================================================================================
+"""
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+from typing import Sequence
+
+
+def binance_score(upnl_units: int, wallet_units: int, mm_units: int) -> Fraction:
+    """Default ranking: ``max(0, upnl) / max(1, wallet) × MM / (wallet + upnl)``."""
+    pnl_pct = Fraction(max(0, upnl_units), max(1, wallet_units))
+    balance = wallet_units + upnl_units
+    margin_ratio = Fraction(mm_units, balance) if balance > 0 else Fraction(0)
+    return pnl_pct * margin_ratio
+
+
+def bitmex_score(side: int, entry_price: Fraction, mark_ticks: int, bankruptcy_price: Fraction) -> Fraction:
+    """``pnl% × effective leverage`` (÷ when at a loss); ``side`` +1 long, −1 short. SPEC example 10."""
+    pnl_pct = side * (mark_ticks - entry_price) / entry_price
+    distance = abs(mark_ticks - bankruptcy_price)
+    if distance == 0:
+        return Fraction(0)
+    return _scaled(pnl_pct, Fraction(mark_ticks) / distance)
+
+
+def bybit_score(upnl_units: int, entry_notional_units: int, mark_notional_units: int, margin_balance_units: int) -> Fraction:
+    """``pnl% × effective leverage`` (÷ when at a loss); ``pnl% = upnl / entry notional``,
+    ``effective leverage = mark notional / margin balance``. Zero for a non-positive balance."""
+    if entry_notional_units <= 0 or margin_balance_units <= 0:
+        return Fraction(0)
+    return _scaled(Fraction(upnl_units, entry_notional_units), Fraction(mark_notional_units, margin_balance_units))
+
+
+def rank(scores: dict[int, Fraction]) -> list[int]:
+    """Account ids, highest score first, ties by ascending account id."""
+    return sorted(scores, key=lambda account: (-scores[account], account))
+
+
+def quantile_lights(position: int, count: int) -> int:
+    """ADL indicator of the candidate at 0-based ``position`` in a ranking of ``count``: 5 lights for the
+    top fifth (first to be deleveraged) down to 1 for the bottom fifth."""
+    if not 0 <= position < count:
+        raise ValueError("position out of range")
+    return 5 - (position * 5) // count
+
+
+def seeded_order(account_ids: Sequence[int], seed: int) -> list[int]:
+    """dYdX-style: candidates in ascending id, starting from a pseudo-random offset drawn from ``seed``."""
+    ordered = sorted(account_ids)
+    if not ordered:
+        return []
+    start = random.Random(seed).randrange(len(ordered))
+    return ordered[start:] + ordered[:start]
+
+
+def _scaled(pnl_pct: Fraction, leverage: Fraction) -> Fraction:
+    return pnl_pct * leverage if pnl_pct >= 0 else pnl_pct / leverage
