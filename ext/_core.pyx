@@ -16,7 +16,14 @@ Data structures (no Python object is touched between the start and the end of a 
 - per-account intrusive doubly linked order lists (account_id -> account slot through a second hash map);
   cancel_all / orders_of sort the account's ids on output;
 - GTD expiry: an indexed binary min-heap of slots keyed by (expire_ns, order_id), exact deletion;
-- the event buffer: a growable C array of 13 x int64 rows, byte-identical to ``EVENT_DTYPE``.
+- the event buffer: a growable C array of 13 x int64 rows, byte-identical to ``EVENT_DTYPE``
+  (ext/core_mem.h: an anonymous mapping advised for huge pages, grown with mremap). ``take_events()``
+  copies a small buffer and hands a large one (a batch's) to the returned array without copying; the
+  largest freed buffer is kept as one spare for the next large batch, so a loop of batches does not fault
+  in fresh pages every time.
+
+Threads: ``run_batch`` releases the GIL while it runs; any other call on the same engine during that time
+raises ``RuntimeError``. Different engines may run batches in parallel threads.
 
 Integer rules: prices, quantities and notionals are range-checked before they are multiplied
 (``max_price x max_qty x K < 2^62``); products that can pass 64 bits (notional x fee rate, mark x band
@@ -42,6 +49,12 @@ cdef extern from "core_int.h" nogil:
     int64_t ex_mul_e8_floor(int64_t a, int64_t rate_e8)
     int64_t ex_mul_e8_ceil(int64_t a, int64_t rate_e8)
     int ex_mul3_lt(int64_t a, int64_t b, int64_t c, int64_t limit)
+    void ex_prefetch(const void* p)
+
+cdef extern from "core_mem.h" nogil:
+    void* ex_big_alloc(size_t nbytes, size_t* mapped)
+    void* ex_big_realloc(void* p, size_t old_mapped, size_t nbytes, size_t* mapped)
+    void ex_big_free(void* p, size_t mapped)
 
 
 # ==== constants (values of exchange.enums; tests/test_enums.py checks they agree) ====================
@@ -109,8 +122,35 @@ cdef enum:
 
 cdef enum:
     NCMD = 12  # int64 fields per COMMAND_DTYPE row
+    PREFETCH_DISTANCE = 8  # run_batch prefetches the id-map slot of the row this far ahead
     HANDOFF_ROWS = 65536  # take_events() hands a buffer this large to numpy instead of copying it
+    SPARE_MIN_BYTES = 16 << 20  # freed event buffers at least this large are kept for reuse (one spare)
     NIL = -1
+
+
+#: The enum values compiled in above, for tests/test_core_batch.py to compare with exchange.enums.
+ENUM_VALUES = {
+    "Side": {"BUY": BUY, "SELL": SELL},
+    "OrderType": {"LIMIT": LIMIT, "MARKET": MARKET},
+    "TimeInForce": {"GTC": GTC, "IOC": IOC, "FOK": FOK, "GTX": GTX, "GTD": GTD},
+    "STPMode": {"NONE": STP_NONE, "EXPIRE_TAKER": STP_EXPIRE_TAKER, "EXPIRE_MAKER": STP_EXPIRE_MAKER,
+                "EXPIRE_BOTH": STP_EXPIRE_BOTH},
+    "EventKind": {"ACCEPTED": EV_ACCEPTED, "REJECTED": EV_REJECTED, "FILL": EV_FILL, "CANCELED": EV_CANCELED,
+                  "AMENDED": EV_AMENDED},
+    "CancelReason": {"USER": R_USER, "IOC": R_IOC, "STP_TAKER": R_STP_TAKER, "STP_MAKER": R_STP_MAKER,
+                     "GTD_EXPIRED": R_GTD_EXPIRED, "PRICE_BAND": R_PRICE_BAND, "NO_LIQUIDITY": R_NO_LIQUIDITY},
+    "CommandKind": {"PLACE": C_PLACE, "CANCEL": C_CANCEL, "AMEND": C_AMEND, "CANCEL_ALL": C_CANCEL_ALL,
+                    "SET_MARK": C_SET_MARK, "SET_TIME": C_SET_TIME},
+    "RejectCode": {"MALFORMED": E_MALFORMED, "INVALID_TIF": E_INVALID_TIF, "INVALID_ORDER_TYPE": E_INVALID_ORDER_TYPE,
+                   "INVALID_SIDE": E_INVALID_SIDE, "UNKNOWN_ORDER": E_UNKNOWN_ORDER, "NO_SUCH_ORDER": E_NO_SUCH_ORDER,
+                   "PRICE_LESS_THAN_ZERO": E_PRICE_LE_ZERO, "PRICE_GREATER_THAN_MAX_PRICE": E_PRICE_GT_MAX,
+                   "QTY_LESS_THAN_ZERO": E_QTY_LE_ZERO, "QTY_LESS_THAN_MIN_QTY": E_QTY_LT_MIN,
+                   "QTY_GREATER_THAN_MAX_QTY": E_QTY_GT_MAX, "PRICE_LESS_THAN_MIN_PRICE": E_PRICE_LT_MIN,
+                   "DUPLICATE_ORDER_ID": E_DUPLICATE_ID, "PRICE_HIGHER_THAN_MULTIPLIER_UP": E_BAND_UP,
+                   "PRICE_LOWER_THAN_MULTIPLIER_DOWN": E_BAND_DOWN, "MARKET_QTY_GREATER_THAN_MAX": E_MARKET_QTY_GT_MAX,
+                   "NOTIONAL_TOO_SMALL": E_NOTIONAL, "FOK_NOT_FILLED": E_FOK, "POST_ONLY_WOULD_TAKE": E_POST_ONLY,
+                   "NO_NEED_TO_MODIFY": E_NO_CHANGE, "GTD_TIME_INVALID": E_GTD_TIME},
+}
 
 
 # ==== C structures ===================================================================================
@@ -150,9 +190,12 @@ ctypedef struct Account:
     int32_t head
     int32_t count
 
+ctypedef struct HEntry:
+    int64_t key
+    int32_t val
+
 ctypedef struct HMap:     # int64 key (never INT64_MIN) -> int32 value
-    int64_t* keys
-    int32_t* vals
+    HEntry* slots
     uint64_t mask
     int64_t size
     int shift
@@ -183,6 +226,7 @@ cdef class MatchingEngine:
     :class:`exchange.matching.MatchingEngine`; identical API, results and event rows)."""
 
     cdef object _instrument
+    cdef bint _in_batch             # run_batch is executing without the GIL: refuse re-entry from other threads
     # instrument parameters
     cdef int64_t k_units, min_price, max_price, min_qty, max_qty, max_market_qty, min_notional
     cdef int64_t band_up_e8, band_down_e8, maker_fee_e8, taker_fee_e8
@@ -208,6 +252,7 @@ cdef class MatchingEngine:
     # events
     cdef Event* ev
     cdef int64_t ev_n, ev_cap
+    cdef size_t ev_bytes
 
     def __cinit__(self, instrument):
         cdef int s
@@ -221,13 +266,13 @@ cdef class MatchingEngine:
             self.sides[s].lv = NULL
             self.sides[s].n = 0
             self.sides[s].cap = 0
-        self.ids.keys = NULL
-        self.ids.vals = NULL
-        self.acct_ids.keys = NULL
-        self.acct_ids.vals = NULL
+        self.ids.slots = NULL
+        self.acct_ids.slots = NULL
 
     def __init__(self, instrument):
         cdef int s
+        if self.orders != NULL:
+            raise RuntimeError("MatchingEngine is already initialised")
         self._instrument = instrument
         self.k_units = instrument.k_units
         self.min_price = instrument.min_price_ticks
@@ -240,6 +285,7 @@ cdef class MatchingEngine:
         self.band_down_e8 = instrument.band_down_e8
         self.maker_fee_e8 = instrument.maker_fee_e8
         self.taker_fee_e8 = instrument.taker_fee_e8
+        self._in_batch = False
         self.mark_ticks = 0
         self.now_ns = 0
         self.last_ticks = 0
@@ -256,11 +302,12 @@ cdef class MatchingEngine:
         self.heap_cap = 0
         self.ev_n = 0
         self.ev_cap = 0
+        self.ev_bytes = 0
         _grow_orders(self, 1024)
         _grow_levels(self, 256)
         for s in (BUY, SELL):
             _side_reserve(&self.sides[s], 256)
-        _hm_init(&self.ids, 2048)
+        _hm_init(&self.ids, 4096)
         _hm_init(&self.acct_ids, 256)
         self._reserve_events(4096)
 
@@ -270,14 +317,12 @@ cdef class MatchingEngine:
         free(self.levels)
         free(self.accounts)
         free(self.heap)
-        free(self.ev)
+        _recycle_events(self.ev, self.ev_bytes)
         for s in range(3):
             free(self.sides[s].keys)
             free(self.sides[s].lv)
-        free(self.ids.keys)
-        free(self.ids.vals)
-        free(self.acct_ids.keys)
-        free(self.acct_ids.vals)
+        free(self.ids.slots)
+        free(self.acct_ids.slots)
 
     @property
     def instrument(self):
@@ -288,29 +333,35 @@ cdef class MatchingEngine:
               int64_t price_ticks, int64_t qty_lots, int64_t stp, int64_t reduce_only, int64_t expire_ns):
         """Validate, then accept and match a LIMIT or MARKET order. Returns the reject code (0 = accepted).
         O(log L + fills)."""
+        self._check_idle()
         return self._place(order_id, account_id, side, order_type, tif, price_ticks, qty_lots, stp,
                            reduce_only, expire_ns)
 
     def cancel(self, int64_t order_id, int64_t account_id):
         """Cancel a resting order of ``account_id``: 0, or -2011 when it is not resting under that account."""
+        self._check_idle()
         return self._cancel(order_id, account_id)
 
     def amend(self, int64_t order_id, int64_t account_id, int64_t price_ticks, int64_t qty_lots):
         """Change a resting order's price and/or remaining quantity (``qty_lots`` = new leaves).
         Returns the reject code (0 = amended)."""
+        self._check_idle()
         return self._amend(order_id, account_id, price_ticks, qty_lots)
 
     def cancel_all(self, int64_t account_id):
         """Cancel every resting order of the account in ascending order_id; returns how many."""
+        self._check_idle()
         return self._cancel_all(account_id)
 
     def set_mark(self, int64_t mark_ticks):
         """Set the mark price (ticks, >= 1, validated by the caller); it drives the price band."""
+        self._check_idle()
         self._set_mark(mark_ticks)
 
     def set_time(self, int64_t now_ns):
         """Advance time (validated by the caller) and expire GTD orders with ``expire_ns <= now`` in
         ascending (expire_ns, order_id). Returns how many expired."""
+        self._check_idle()
         return self._set_time(now_ns)
 
     def run_batch(self, commands):
@@ -320,16 +371,18 @@ cdef class MatchingEngine:
         after the batch (rows buffered before the call come first). Raises ``TypeError`` for another dtype and
         ``ValueError`` for an unknown ``kind``, before any row runs.
         """
+        self._check_idle()
         if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
             raise TypeError(f"run_batch needs an array of COMMAND_DTYPE, got {getattr(commands, 'dtype', type(commands))}")
         arr = np.ascontiguousarray(commands).reshape(-1)
         cdef Py_ssize_t n = arr.shape[0]
-        results = np.zeros(n, dtype=np.int64)
+        results = np.empty(n, dtype=np.int64)
         if n == 0:
             return results, self.take_events()
         cdef const int64_t[:, ::1] rows = arr.view(np.int64).reshape(n, NCMD)
         cdef int64_t[::1] out = results
         cdef Py_ssize_t i, bad = -1
+        self._reserve_events(self.ev_n + n + 1024)  # most commands append one or two rows
         with nogil:
             for i in range(n):
                 if rows[i, 0] < C_PLACE or rows[i, 0] > C_SET_TIME:
@@ -338,14 +391,21 @@ cdef class MatchingEngine:
         if bad >= 0:
             kinds = set(arr["kind"].tolist()) - {int(kind) for kind in CommandKind}
             raise ValueError(f"unknown command kind(s) {sorted(kinds)}")
-        with nogil:
-            for i in range(n):
-                out[i] = self._run_row(&rows[i, 0])
+        self._in_batch = True
+        try:
+            with nogil:
+                for i in range(n):
+                    if i + PREFETCH_DISTANCE < n:
+                        self._prefetch_row(&rows[i + PREFETCH_DISTANCE, 0])
+                    out[i] = self._run_row(&rows[i, 0])
+        finally:
+            self._in_batch = False
         return results, self.take_events()
 
     # ==== event buffer ==============================================================================
     def events(self):
         """A copy of the rows appended since the last clear, as an ``EVENT_DTYPE`` array."""
+        self._check_idle()
         cdef Py_ssize_t n = self.ev_n
         arr = np.empty(n, dtype=EVENT_DTYPE)
         cdef int64_t[:, ::1] view
@@ -355,13 +415,28 @@ cdef class MatchingEngine:
         return arr
 
     def clear_events(self):
+        self._check_idle()
         self.ev_n = 0
 
     def take_events(self):
-        """``events()`` then ``clear_events()``."""
-        arr = self.events()
+        """``events()`` then ``clear_events()``. A large buffer is handed to the returned array without a
+        copy (the engine starts a new one)."""
+        self._check_idle()
+        if self.ev_n < HANDOFF_ROWS:
+            arr = self.events()
+            self.ev_n = 0
+            return arr
+        cdef _EventBlock block = _EventBlock()
+        block.ptr = self.ev
+        block.mapped = self.ev_bytes
+        block.nbytes = self.ev_n * sizeof(Event)
+        cdef Py_ssize_t n = self.ev_n
+        self.ev = NULL
+        self.ev_bytes = 0
+        self.ev_cap = 0
         self.ev_n = 0
-        return arr
+        self._reserve_events(4096)
+        return np.frombuffer(block, dtype=EVENT_DTYPE, count=n)
 
     def event_count(self):
         return self.ev_n
@@ -396,6 +471,7 @@ cdef class MatchingEngine:
 
     def orders_of(self, account_id):
         """Resting order ids of an account, ascending."""
+        self._check_idle()
         if not (INT64_MIN < account_id < 2**63):
             return []
         cdef int32_t a = _hm_get(&self.acct_ids, account_id)
@@ -410,11 +486,13 @@ cdef class MatchingEngine:
     def depth(self, int64_t levels):
         """``(bids, asks)``: up to ``levels`` levels per side as ``(price_ticks, total_lots, order_count)``,
         best first."""
+        self._check_idle()
         return self._depth(BUY, levels), self._depth(SELL, levels)
 
     def canonical_state(self):
         """``("mark", m), ("now", t), ("last", p)``, then every resting order tuple: bids best to worst, then
         asks best to worst, each level in queue order."""
+        self._check_idle()
         state = [("mark", self.mark_ticks), ("now", self.now_ns), ("last", self.last_ticks)]
         cdef BookSide* bs
         cdef int64_t i
@@ -431,6 +509,7 @@ cdef class MatchingEngine:
 
     def check_invariants(self):
         """Raise ``AssertionError`` naming the first broken invariant. O(n)."""
+        self._check_idle()
         cdef BookSide* bs
         cdef Level* L
         cdef Order* o
@@ -501,6 +580,11 @@ cdef class MatchingEngine:
         assert not (bid and ask and bid >= ask), f"book crossed: best bid {bid} >= best ask {ask}"
 
     # ==== internals: queries ========================================================================
+    cdef inline int _check_idle(self) except -1:
+        if self._in_batch:
+            raise RuntimeError("this MatchingEngine is running a batch in another thread")
+        return 0
+
     cdef inline int64_t _best_price(self, int side) noexcept nogil:
         cdef BookSide* bs = &self.sides[side]
         return self.levels[bs.lv[bs.n - 1]].price if bs.n else 0
@@ -536,6 +620,11 @@ cdef class MatchingEngine:
         return tmp
 
     # ==== internals: commands =======================================================================
+    cdef inline void _prefetch_row(self, const int64_t* r) noexcept nogil:
+        """Batch look-ahead: start loading the id-map slot a coming row will probe (a hint only)."""
+        if r[0] <= C_AMEND and r[1] != INT64_MIN:
+            ex_prefetch(&self.ids.slots[_hm_home(&self.ids, r[1])])
+
     cdef int64_t _run_row(self, const int64_t* r) except -1 nogil:
         """Dispatch one COMMAND_DTYPE row (fields in COMMAND_FIELDS order)."""
         cdef int64_t kind = r[0]
@@ -1015,12 +1104,33 @@ cdef class MatchingEngine:
 
     # ---- event buffer ---------------------------------------------------------------------------
     cdef int _reserve_events(self, int64_t cap) except -1 nogil:
-        cdef Event* grown = <Event*>realloc(self.ev, cap * sizeof(Event))
+        """Make room for ``cap`` rows (the buffer never shrinks while it lives)."""
+        cdef size_t mapped = 0
+        cdef Event* grown
+        if cap <= self.ev_cap:
+            return 0
+        cdef size_t need = cap * sizeof(Event)
+        if need >= SPARE_MIN_BYTES:
+            with gil:
+                grown = <Event*>_take_spare_events(need, &mapped)
+            if grown != NULL:
+                if self.ev != NULL:
+                    memcpy(grown, self.ev, self.ev_n * sizeof(Event))
+                    ex_big_free(self.ev, self.ev_bytes)
+                self.ev = grown
+                self.ev_bytes = mapped
+                self.ev_cap = <int64_t>(mapped // sizeof(Event))
+                return 0
+        if self.ev == NULL:
+            grown = <Event*>ex_big_alloc(cap * sizeof(Event), &mapped)
+        else:
+            grown = <Event*>ex_big_realloc(self.ev, self.ev_bytes, cap * sizeof(Event), &mapped)
         if grown == NULL:
             with gil:
                 raise MemoryError()
         self.ev = grown
-        self.ev_cap = cap
+        self.ev_bytes = mapped
+        self.ev_cap = <int64_t>(mapped // sizeof(Event))
         return 0
 
     cdef inline int _emit(self, int64_t kind, int64_t oid, int64_t acct, int64_t side, int64_t price,
@@ -1125,18 +1235,14 @@ cdef inline uint64_t _hm_home(const HMap* h, int64_t key) noexcept nogil:
 
 cdef int _hm_init(HMap* h, int64_t cap) except -1 nogil:
     """``cap`` must be a power of two."""
-    cdef int64_t* keys = <int64_t*>malloc(cap * sizeof(int64_t))
-    cdef int32_t* vals = <int32_t*>malloc(cap * sizeof(int32_t))
-    if keys == NULL or vals == NULL:
-        free(keys)
-        free(vals)
+    cdef HEntry* slots = <HEntry*>malloc(cap * sizeof(HEntry))
+    if slots == NULL:
         with gil:
             raise MemoryError()
     cdef int64_t i
     for i in range(cap):
-        keys[i] = INT64_MIN
-    h.keys = keys
-    h.vals = vals
+        slots[i].key = INT64_MIN
+    h.slots = slots
     h.mask = <uint64_t>(cap - 1)
     h.size = 0
     cdef int bits = 0
@@ -1152,9 +1258,9 @@ cdef inline int32_t _hm_get(const HMap* h, int64_t key) noexcept nogil:
     cdef uint64_t i = _hm_home(h, key)
     cdef int64_t k
     while True:
-        k = h.keys[i]
+        k = h.slots[i].key
         if k == key:
-            return h.vals[i]
+            return h.slots[i].val
         if k == INT64_MIN:
             return NIL
         i = (i + 1) & h.mask
@@ -1162,48 +1268,111 @@ cdef inline int32_t _hm_get(const HMap* h, int64_t key) noexcept nogil:
 
 cdef int _hm_put(HMap* h, int64_t key, int32_t val) except -1 nogil:
     """Insert or overwrite."""
-    cdef int64_t* old_keys
-    cdef int32_t* old_vals
+    cdef HEntry* old
     cdef int64_t old_cap, j
     if (h.size + 1) * 2 > <int64_t>(h.mask + 1):
-        old_keys = h.keys
-        old_vals = h.vals
+        old = h.slots
         old_cap = <int64_t>(h.mask + 1)
         _hm_init(h, old_cap * 2)
         for j in range(old_cap):
-            if old_keys[j] != INT64_MIN:
-                _hm_put(h, old_keys[j], old_vals[j])
-        free(old_keys)
-        free(old_vals)
+            if old[j].key != INT64_MIN:
+                _hm_put(h, old[j].key, old[j].val)
+        free(old)
     cdef uint64_t i = _hm_home(h, key)
-    while h.keys[i] != INT64_MIN:
-        if h.keys[i] == key:
-            h.vals[i] = val
+    while h.slots[i].key != INT64_MIN:
+        if h.slots[i].key == key:
+            h.slots[i].val = val
             return 0
         i = (i + 1) & h.mask
-    h.keys[i] = key
-    h.vals[i] = val
+    h.slots[i].key = key
+    h.slots[i].val = val
     h.size += 1
     return 0
 
 
 cdef void _hm_del(HMap* h, int64_t key) noexcept nogil:
     cdef uint64_t i = _hm_home(h, key), j, home
-    while h.keys[i] != key:
-        if h.keys[i] == INT64_MIN:
+    while h.slots[i].key != key:
+        if h.slots[i].key == INT64_MIN:
             return
         i = (i + 1) & h.mask
     j = i
     while True:
         j = (j + 1) & h.mask
-        if h.keys[j] == INT64_MIN:
+        if h.slots[j].key == INT64_MIN:
             break
-        home = _hm_home(h, h.keys[j])
+        home = _hm_home(h, h.slots[j].key)
         # the entry at j may move to the hole at i unless its home lies cyclically in (i, j]
         if (i <= j and i < home <= j) or (i > j and (home > i or home <= j)):
             continue
-        h.keys[i] = h.keys[j]
-        h.vals[i] = h.vals[j]
+        h.slots[i] = h.slots[j]
         i = j
-    h.keys[i] = INT64_MIN
+    h.slots[i].key = INT64_MIN
     h.size -= 1
+
+
+# ---- zero-copy hand-off of a large event buffer to numpy ------------------------------------------------
+cdef class _EventBlock:
+    """Owns an event buffer handed to numpy by ``take_events``; frees it when the array goes away."""
+    cdef void* ptr
+    cdef size_t mapped
+    cdef Py_ssize_t nbytes
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    def __cinit__(self):
+        self.ptr = NULL
+        self.mapped = 0
+        self.nbytes = 0
+
+    def __getbuffer__(self, Py_buffer* buffer, int flags):
+        self.shape[0] = self.nbytes
+        self.strides[0] = 1
+        buffer.buf = self.ptr
+        buffer.obj = self
+        buffer.len = self.nbytes
+        buffer.readonly = 0
+        buffer.itemsize = 1
+        buffer.format = "B"
+        buffer.ndim = 1
+        buffer.shape = self.shape
+        buffer.strides = self.strides
+        buffer.suboffsets = NULL
+        buffer.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer* buffer):
+        pass
+
+    def __dealloc__(self):
+        _recycle_events(self.ptr, self.mapped)
+
+
+# One spare event buffer (the largest freed one) is kept for reuse, so a loop of large batches writes into
+# memory that is already mapped instead of faulting in (and zeroing) fresh pages every time.
+cdef void* _spare_events = NULL
+cdef size_t _spare_events_bytes = 0
+
+
+cdef void _recycle_events(void* ptr, size_t mapped) noexcept:
+    """Keep a freed event buffer as the spare if it is the largest seen, else unmap it (needs the GIL)."""
+    global _spare_events, _spare_events_bytes
+    if ptr == NULL:
+        return
+    if mapped < SPARE_MIN_BYTES or mapped <= _spare_events_bytes:
+        ex_big_free(ptr, mapped)
+        return
+    ex_big_free(_spare_events, _spare_events_bytes)
+    _spare_events = ptr
+    _spare_events_bytes = mapped
+
+
+cdef void* _take_spare_events(size_t need, size_t* mapped) noexcept:
+    """The spare buffer if it holds ``need`` bytes (ownership passes to the caller), else NULL (needs the GIL)."""
+    global _spare_events, _spare_events_bytes
+    cdef void* ptr = _spare_events
+    if ptr == NULL or _spare_events_bytes < need:
+        return NULL
+    mapped[0] = _spare_events_bytes
+    _spare_events = NULL
+    _spare_events_bytes = 0
+    return ptr

@@ -35,6 +35,12 @@ static inline int64_t ex_clamp64(ex_i128 x) {
 
 /* fee = ceil(notional * rate_e8 / 1e8), toward +infinity for either sign (a rebate rounds toward zero). */
 static inline int64_t ex_fee(int64_t notional_units, int64_t rate_e8) {
+    int64_t x;
+    if (!__builtin_mul_overflow(notional_units, rate_e8, &x)) {  /* fast path: the product fits in 64 bits */
+        int64_t q = x / EX_E8;
+        if ((x % EX_E8) != 0 && x > 0) q += 1;
+        return q;
+    }
     return ex_clamp64(ex_ceil_div128((ex_i128)notional_units * rate_e8, EX_E8));
 }
 
@@ -52,5 +58,8 @@ static inline int64_t ex_mul_e8_ceil(int64_t a, int64_t rate_e8) {
 static inline int ex_mul3_lt(int64_t a, int64_t b, int64_t c, int64_t limit) {
     return (ex_i128)a * ((ex_i128)b * c) < (ex_i128)limit;
 }
+
+/* a cache hint: start loading the line holding p (no effect on results) */
+#define ex_prefetch(p) __builtin_prefetch((p), 0, 3)
 
 #endif

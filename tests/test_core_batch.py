@@ -143,3 +143,28 @@ def test_fee_rounding_is_ceil_for_fees_and_rebates():
     notional = 101 * 3 * 1000  # 303,000 units
     assert fill["taker_fee_units"] == -(-notional * 33_000 // 10**8) == 100  # 99.99 -> 100
     assert fill["maker_fee_units"] == -(-notional * -7_000 // 10**8) == -21  # -21.21 -> -21
+
+
+def test_compiled_enum_values_match_exchange_enums():
+    from exchange import _core, enums
+
+    for enum_name, members in _core.ENUM_VALUES.items():
+        enum = getattr(enums, enum_name)
+        for member, value in members.items():
+            assert enum[member] == value, f"{enum_name}.{member}: compiled {value} != {int(enum[member])}"
+
+
+def test_large_batch_events_are_handed_over_and_independent_of_the_engine():
+    """A large batch's events come back without a copy; they stay valid after the engine is gone, and the
+    engine keeps working with a fresh buffer."""
+    instrument, commands = standard_workload(100_000, seed=5)
+    engine = CompiledEngine(instrument)
+    results, events = engine.run_batch(commands[:60_000])
+    snapshot = events.copy()
+    more_results, more_events = engine.run_batch(commands[60_000:])
+    del engine
+    assert np.array_equal(events, snapshot)
+    loop = CompiledEngine(instrument)
+    expected_results, expected_events = per_command(loop, commands)
+    assert np.concatenate([results, more_results]).tolist() == expected_results.tolist()
+    assert np.concatenate([events, more_events]).tolist() == expected_events.tolist()
