@@ -148,7 +148,7 @@ class Instrument:
         tick_size="0.01",
         lot_size="0.001",
         multiplier="1",
-        min_price="0.01",
+        min_price=None,
         max_price="1000000",
         min_qty="0.001",
         max_qty="1000",
@@ -165,6 +165,8 @@ class Instrument:
         mark: MarkParams | None = None,
     ) -> "Instrument":
         """Define a USDT-margined linear perpetual from human values (converted exactly).
+
+        ``min_price`` defaults to one tick; ``max_market_qty`` to ``max_qty``.
 
         ``brackets`` is a sequence of ``(notional_cap, mmr, max_leverage)``. Raises :class:`SpecError`.
         """
@@ -184,7 +186,7 @@ class Instrument:
                 lot_size=lot,
                 multiplier=mult,
                 k_units=int(k),
-                min_price_ticks=units.to_ticks(min_price, tick),
+                min_price_ticks=units.to_ticks(min_price, tick) if min_price is not None else 1,
                 max_price_ticks=units.to_ticks(max_price, tick),
                 min_qty_lots=units.to_lots(min_qty, lot),
                 max_qty_lots=units.to_lots(max_qty, lot),
