@@ -4,25 +4,35 @@ Import the public API from here; never from ``exchange._core``.
 """
 from ._impl import IMPLEMENTATION
 from .client import Client
-from .commands import AdvanceTime, AmendOrder, CancelAll, CancelOrder, PlaceOrder, SetMarkPrice
+from .commands import (
+    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, SetIndexPrice,
+    SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+)
 from .engine import Exchange, matching_engine_class
 from .enums import (
-    CancelReason, MarginMode, OrderType, PositionMode, RejectCode, Side, STPMode, TimeInForce, WorkingType,
+    BalanceReason, CancelReason, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side, STPMode,
+    TimeInForce, WorkingType,
 )
 from .events import (
-    Fill, MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, Rejected, TimeAdvanced,
+    BalanceChanged, Fill, IndexPriceChanged, LeverageChanged, MarginCall, MarginModeChanged, MarkPriceChanged,
+    OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected,
+    TimeAdvanced,
 )
 from .journal import dump as dump_journal, load as load_journal, replay
-from .spec import FundingParams, Instrument, MarkParams, RiskBracket, SpecError
+from .risk import Liquidatable, PositionView, RiskOptions
+from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket, SpecError
 from .units import UnitsError
 
 __all__ = [
     "IMPLEMENTATION", "Exchange", "Client", "matching_engine_class",
     "PlaceOrder", "CancelOrder", "AmendOrder", "CancelAll", "SetMarkPrice", "AdvanceTime",
+    "Deposit", "Withdraw", "SetPositionMode", "SetMarginMode", "SetLeverage", "AdjustIsolatedMargin", "SetIndexPrice",
     "Side", "OrderType", "TimeInForce", "STPMode", "WorkingType", "CancelReason", "RejectCode",
-    "MarginMode", "PositionMode",
+    "MarginMode", "PositionMode", "PositionSide", "BalanceReason",
     "OrderAccepted", "Rejected", "Fill", "OrderCanceled", "OrderAmended", "OrderTriggered",
-    "MarkPriceChanged", "TimeAdvanced",
-    "Instrument", "RiskBracket", "FundingParams", "MarkParams", "SpecError", "UnitsError",
+    "MarkPriceChanged", "TimeAdvanced", "IndexPriceChanged", "BalanceChanged", "PositionChanged", "MarginCall",
+    "PositionModeChanged", "MarginModeChanged", "LeverageChanged",
+    "RiskOptions", "PositionView", "Liquidatable",
+    "Instrument", "RiskBracket", "FundingParams", "MarkParams", "MarkSource", "SpecError", "UnitsError",
     "dump_journal", "load_journal", "replay",
 ]

@@ -13,11 +13,14 @@ import time
 from collections import Counter
 
 from . import IMPLEMENTATION, journal
-from .commands import commands_from_rows
+from .commands import Deposit, commands_from_rows
 from .engine import Exchange, matching_engine_class
 from .enums import EventKind
 from .events import Fill, OrderCanceled, Rejected
 from .workload import standard_workload
+
+
+DEMO_DEPOSIT_UNITS = 10**7 * 10**8  # 10,000,000 USDT per account
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +49,9 @@ def _demo(n: int, seed: int, journal_path: str | None) -> int:
           f"implementation: {IMPLEMENTATION}")
 
     exchange = Exchange([instrument])
+    accounts = sorted(set(rows["account_id"].tolist()))
+    for account_id in accounts:  # fund every trader generously: this flow is about matching, not margin
+        exchange.apply(Deposit(account_id, DEMO_DEPOSIT_UNITS))
     counts: Counter = Counter()
     first_fills: list[Fill] = []
     volume_lots = 0

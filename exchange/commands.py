@@ -10,14 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .enums import OrderType, Side, STPMode, TimeInForce, WorkingType
+from .enums import MarginMode, OrderType, PositionMode, PositionSide, Side, STPMode, TimeInForce, WorkingType
 
 
 @dataclass(frozen=True, slots=True)
 class PlaceOrder:
     """Place an order. ``price_ticks`` is 0 for market types; ``stop_ticks`` for STOP/TAKE_PROFIT types;
     ``callback_e8`` and ``activation_ticks`` (0 = activate at once) for TRAILING_STOP_MARKET;
-    ``expire_ns`` for GTD."""
+    ``expire_ns`` for GTD. ``position_side`` is BOTH in one-way mode, LONG or SHORT in hedge mode.
+    ``close_position`` (STOP_MARKET / TAKE_PROFIT_MARKET only) takes ``qty_lots = 0``: the order closes
+    whatever is open when it fires."""
 
     TAG = 1
     account_id: int
@@ -35,6 +37,7 @@ class PlaceOrder:
     callback_e8: int = 0
     activation_ticks: int = 0
     expire_ns: int = 0
+    position_side: PositionSide = PositionSide.BOTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,80 @@ class AdvanceTime:
     now_ns: int
 
 
-COMMAND_TYPES = {cls.TAG: cls for cls in (PlaceOrder, CancelOrder, AmendOrder, CancelAll, SetMarkPrice, AdvanceTime)}
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """Credit ``amount_units`` (> 0) to the account's wallet; opens the account on its first deposit."""
+
+    TAG = 7
+    account_id: int
+    amount_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Debit ``amount_units`` (> 0) from the wallet, at most the withdrawable balance (-2018 otherwise)."""
+
+    TAG = 8
+    account_id: int
+    amount_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetPositionMode:
+    """One-way or hedge mode for all of the account's symbols; refused with open orders or positions."""
+
+    TAG = 9
+    account_id: int
+    position_mode: PositionMode
+
+
+@dataclass(frozen=True, slots=True)
+class SetMarginMode:
+    """CROSS or ISOLATED for one (account, symbol). ``isolated_margin_units`` is the amount moved from the
+    wallet when an open position switches cross -> isolated (only with ``allow_mode_switch_with_position``);
+    0 otherwise."""
+
+    TAG = 10
+    account_id: int
+    symbol: str
+    margin_mode: MarginMode
+    isolated_margin_units: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetLeverage:
+    """Leverage (1 .. the bracket's maximum for the resulting position) for one (account, symbol)."""
+
+    TAG = 11
+    account_id: int
+    symbol: str
+    leverage: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustIsolatedMargin:
+    """Add (``delta_units`` > 0) or remove (< 0) margin of an open isolated position."""
+
+    TAG = 12
+    account_id: int
+    symbol: str
+    delta_units: int
+    position_side: PositionSide = PositionSide.BOTH
+
+
+@dataclass(frozen=True, slots=True)
+class SetIndexPrice:
+    """An index price observation (ticks); under the MEDIAN and INDEX mark sources it moves the mark."""
+
+    TAG = 13
+    symbol: str
+    index_ticks: int
+
+
+COMMAND_TYPES = {cls.TAG: cls for cls in (
+    PlaceOrder, CancelOrder, AmendOrder, CancelAll, SetMarkPrice, AdvanceTime, Deposit, Withdraw, SetPositionMode,
+    SetMarginMode, SetLeverage, AdjustIsolatedMargin, SetIndexPrice,
+)}
 
 #: One row per command for the compiled batch path (``MatchingEngine.run_batch``); all int64.
 #: ``kind`` is an :class:`~exchange.enums.CommandKind`; unused fields are 0.

@@ -1,15 +1,34 @@
 """The exchange: one sequencer that applies commands in order and returns events (LMAX pattern).
 
-Stage order for every command (ARCHITECTURE "Data flow"): validate -> match -> triggers -> events.
-Accounts, margin and liquidation slot in as further stages in later milestones.
+Stage order for every command (ARCHITECTURE "Data flow"):
 
-Invariants after every command:
+    validate -> risk check -> match -> clear fills -> reduce-only trim, holds -> triggers -> margin calls
 
-- every command is appended to the journal, accepted or not; a rejected command changes nothing else
-  (the state hash is unchanged);
-- order ids are assigned from one sequence, only to accepted orders, so replaying the journal
-  reproduces the same ids, events and state hash on either implementation;
-- simulation time never moves backwards; the engine never reads the wall clock or an unseeded random source.
+- *validate*: field filters, account state, position side (-4061), reduce-only (-2022), pre-trade margin
+  (-2027, -2019; :mod:`exchange.risk`). Account checks run after the order's field filters (side, TIF, STP,
+  quantity, price range) and before the book's own checks (band, notional, TIF rules).
+- *match*: the symbol's matching engine (``docs/matching.md``).
+- *clear*: every fill, in order, updates the taker's and the maker's positions, fees and isolated margins
+  (:mod:`exchange.clearing`); the ``Fill`` event is followed by both sides' ``PositionChanged`` /
+  ``BalanceChanged``.
+- *trim, holds*: the resting reduce-only orders (including hedge-mode orders closing their leg) of a
+  position must together fit in what it can still close; the newest are amended down (priority kept) or
+  canceled (reason REDUCE_ONLY) until they do; then the order-margin holds of every touched (account,
+  symbol) are recomputed. Known limit (one-way mode only): a reduce-only maker filled in the same sweep
+  after the same account's *non*-reduce-only makers already flipped the position still fills (the
+  matching engine does not check reduce-only on makers); it is canceled right after.
+- *triggers*: fill prices and mark changes fire conditional orders, which enter as above (a fired
+  reduce-only / close-position order closes at most what is open then; -2022 if nothing).
+- *margin calls*: a MarginCall event for each margin part of a touched account whose ratio reached the
+  warning level (touched: any account whose orders, balances or positions changed, and every holder of a
+  symbol whose mark moved).
+
+Invariants after every command (:mod:`exchange.invariants`): a rejected command is one ``Rejected`` event and
+changes nothing but the journal (the state hash is unchanged); order ids come from one sequence, only for
+accepted orders; simulation time never moves backwards; no wall clock, no unseeded randomness. Money is
+conserved exactly, open interest balances per symbol, and the stored holds equal a recomputation.
+
+Liquidation is not a stage yet: :meth:`Exchange.liquidatable` reports the parts that are liquidatable now.
 """
 from __future__ import annotations
 
@@ -18,13 +37,26 @@ import hashlib
 import msgpack
 
 from . import _impl
-from .commands import AdvanceTime, AmendOrder, CancelAll, CancelOrder, PlaceOrder, SetMarkPrice
-from .enums import CancelReason, EventKind, OrderType, RejectCode, Side, TimeInForce, WorkingType, reject_message
-from .events import (
-    Fill, MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, Rejected, TimeAdvanced,
+from .accounts import Ledger
+from .clearing import clear_fill
+from .commands import (
+    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, SetIndexPrice,
+    SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
+from .enums import (
+    BalanceReason, CancelReason, EventKind, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side,
+    STPMode, TimeInForce, WorkingType, reject_message,
+)
+from .events import (
+    BalanceChanged, Fill, IndexPriceChanged, LeverageChanged, MarginModeChanged, MarkPriceChanged, OrderAccepted,
+    OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected, TimeAdvanced,
+)
+from .filters import check_price_range, check_qty
+from .prices import Prices
+from .risk import CROSS, Liquidatable, OpenOrder, Risk, RiskOptions, closes
 from .spec import Instrument
 from .triggers import ConditionalOrder, TriggerBook, validate_conditional
+from .units import E8, MAX_ABS_VALUE, mul_div_ceil, mul_div_floor
 
 
 def matching_engine_class(implementation: str | None = None):
@@ -42,21 +74,29 @@ def matching_engine_class(implementation: str | None = None):
 
 
 class Exchange:
-    """A venue with one order book per instrument.
+    """A venue with one order book per instrument, a ledger of accounts, and price feeds.
 
-    ``apply(command)`` is the only way to change state; queries never change it.
+    ``apply(command)`` is the only way to change state; queries never change it. ``options`` are the
+    venue's risk rules (:class:`~exchange.risk.RiskOptions`).
     """
 
-    def __init__(self, instruments: list[Instrument], implementation: str | None = None):
+    def __init__(self, instruments: list[Instrument], implementation: str | None = None,
+                 options: RiskOptions | None = None):
         if not instruments:
             raise ValueError("an exchange needs at least one instrument")
         self.implementation = implementation or _impl.IMPLEMENTATION
+        self.options = options or RiskOptions()
         engine_class = matching_engine_class(self.implementation)
         self.instruments = {inst.symbol: inst for inst in sorted(instruments, key=lambda i: i.symbol)}
         if len(self.instruments) != len(instruments):
             raise ValueError("duplicate instrument symbols")
         self._books = {symbol: engine_class(inst) for symbol, inst in self.instruments.items()}
         self._triggers = {symbol: TriggerBook() for symbol in self.instruments}
+        self._position_sides: dict[int, PositionSide] = {}  # open order id (resting or conditional) -> side
+        self.ledger = Ledger({s: min(self.options.default_leverage, i.max_leverage) for s, i in self.instruments.items()})
+        self.prices = Prices(self.instruments)
+        self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders)
+        self._touched: set[int] = set()
         self.journal: list = []
         self.now_ns = 0
         self.next_order_id = 1
@@ -67,17 +107,29 @@ class Exchange:
             CancelAll: self._cancel_all,
             SetMarkPrice: self._set_mark,
             AdvanceTime: self._advance_time,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+            SetPositionMode: self._set_position_mode,
+            SetMarginMode: self._set_margin_mode,
+            SetLeverage: self._set_leverage,
+            AdjustIsolatedMargin: self._adjust_isolated_margin,
+            SetIndexPrice: self._set_index,
         }
 
-    # -- commands ---------------------------------------------------------------------------------
+    # ==== commands ================================================================================
     def apply(self, command) -> list:
         """Apply one command; return its events. Raises TypeError for an object that is not a command."""
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"not a command: {command!r}")
         self.journal.append(command)
-        return handler(command)
+        events = handler(command)
+        for account_id in sorted(self._touched):
+            events += self.risk.margin_calls(self.ledger.accounts[account_id])
+        self._touched.clear()
+        return events
 
+    # -- orders ------------------------------------------------------------------------------------
     def _place(self, cmd: PlaceOrder) -> list:
         book = self._books.get(cmd.symbol)
         if book is None:
@@ -88,30 +140,48 @@ class Exchange:
             return [_rejected(RejectCode.INVALID_ORDER_TYPE, cmd)]
         if cmd.close_position and order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
             return [_rejected(RejectCode.MALFORMED, cmd)]
-        order_id = self.next_order_id
+        account = self.ledger.get(cmd.account_id)
+        if not self._side_matches_mode(account, cmd.position_side):
+            return [_rejected(RejectCode.POSITION_SIDE_MISMATCH, cmd)]
+        position_side = PositionSide(cmd.position_side)
+        reduce_only = bool(cmd.reduce_only) or closes(position_side, cmd.side)
         if order_type.is_conditional:
-            return self._place_conditional(cmd, order_type, order_id)
-        code = book.place(
-            order_id, cmd.account_id, cmd.side, order_type, cmd.tif, cmd.price_ticks, cmd.qty_lots,
-            cmd.stp, int(cmd.reduce_only), cmd.expire_ns,
-        )
+            return self._place_conditional(cmd, order_type, account, position_side, reduce_only)
+        inst = self.instruments[cmd.symbol]
+        market = order_type == OrderType.MARKET
+        code = RejectCode.OK
+        if _well_formed(inst, cmd.side, cmd.tif, cmd.stp, cmd.price_ticks, cmd.qty_lots, market):
+            price_ticks = self._market_margin_price(cmd.symbol, cmd.side) if market else cmd.price_ticks
+            code = self._check_order(account, cmd.symbol, position_side, Side(cmd.side), price_ticks, cmd.qty_lots,
+                                     reduce_only)
+        order_id = self.next_order_id
+        code = code or book.place(order_id, cmd.account_id, cmd.side, order_type, cmd.tif, cmd.price_ticks,
+                                  cmd.qty_lots, cmd.stp, int(reduce_only), cmd.expire_ns)
         if code:
             book.clear_events()
             return [_rejected(code, cmd)]
         self.next_order_id += 1
+        self._position_sides[order_id] = position_side
         events = self._drain(cmd.symbol, order_type)
         return events + self._fire_triggers(cmd.symbol, events)
 
-    def _place_conditional(self, cmd: PlaceOrder, order_type: OrderType, order_id: int) -> list:
+    def _place_conditional(self, cmd: PlaceOrder, order_type: OrderType, account, position_side: PositionSide,
+                           reduce_only: bool) -> list:
         book = self._books[cmd.symbol]
         inst = self.instruments[cmd.symbol]
         code = validate_conditional(cmd, inst, book.mark(), book.last_price(), self.now_ns)
+        if not code and account is None:
+            code = RejectCode.MARGIN_INSUFFICIENT  # no account, no balance
+        if not code and reduce_only and self._closable(account, cmd.symbol, position_side, cmd.side) < cmd.qty_lots:
+            code = RejectCode.REDUCE_ONLY_REJECTED
         if code:
             return [_rejected(code, cmd)]
+        order_id = self.next_order_id
         self.next_order_id += 1
+        self._position_sides[order_id] = position_side
         self._triggers[cmd.symbol].add(ConditionalOrder(
             order_id, cmd.account_id, Side(cmd.side), order_type, cmd.qty_lots, cmd.price_ticks, int(cmd.tif),
-            int(cmd.stp), bool(cmd.reduce_only), bool(cmd.close_position), cmd.stop_ticks,
+            int(cmd.stp), reduce_only, bool(cmd.close_position), cmd.stop_ticks,
             WorkingType(cmd.working_type), cmd.callback_e8, cmd.activation_ticks,
             cmd.expire_ns if order_type in (OrderType.STOP, OrderType.TAKE_PROFIT) and cmd.tif == TimeInForce.GTD else 0,
         ))
@@ -140,12 +210,26 @@ class Exchange:
         waiting = self._triggers[cmd.symbol].get(cmd.order_id)
         if waiting is not None and waiting.account_id == cmd.account_id:
             return [_rejected(RejectCode.MODIFY_LIMIT_ONLY, cmd)]
-        code = book.amend(cmd.order_id, cmd.account_id, cmd.price_ticks, cmd.qty_lots)
+        code = self._check_amend(cmd)
+        code = code or book.amend(cmd.order_id, cmd.account_id, cmd.price_ticks, cmd.qty_lots)
         if code:
             book.clear_events()
             return [_rejected(code, cmd)]
         events = self._drain(cmd.symbol)
         return events + self._fire_triggers(cmd.symbol, events)
+
+    def _check_amend(self, cmd: AmendOrder) -> int:
+        """Account checks of an amend (after the book's field filters would pass): a reduce-only order may not
+        grow past what it can close (-2022); an opening order's new hold must fit (-2027, -2019)."""
+        resting = self._books[cmd.symbol].order(cmd.order_id)
+        inst = self.instruments[cmd.symbol]
+        if resting is None or resting[1] != cmd.account_id or not _well_formed(
+                inst, resting[2], TimeInForce.GTC, STPMode.NONE, cmd.price_ticks, cmd.qty_lots, False):
+            return RejectCode.OK  # the book decides
+        account = self.ledger.get(cmd.account_id)
+        side = Side(resting[2])
+        return self._check_order(account, cmd.symbol, self._position_sides[cmd.order_id], side, cmd.price_ticks,
+                                 cmd.qty_lots, bool(resting[7]), replacing=cmd.order_id)
 
     def _cancel_all(self, cmd: CancelAll) -> list:
         book = self._books.get(cmd.symbol)
@@ -157,17 +241,36 @@ class Exchange:
         events += [self._cancel_conditional(cmd.symbol, oid, CancelReason.USER) for oid in triggers.orders_of(cmd.account_id)]
         return events
 
+    # -- prices and time ---------------------------------------------------------------------------
     def _set_mark(self, cmd: SetMarkPrice) -> list:
+        if cmd.symbol not in self._books:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if not self._valid_price(cmd.symbol, cmd.mark_ticks):
+            return [_rejected(RejectCode.MALFORMED, cmd)]
+        return self._move_mark(cmd.symbol, cmd.mark_ticks)
+
+    def _set_index(self, cmd: SetIndexPrice) -> list:
         book = self._books.get(cmd.symbol)
         if book is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        inst = self.instruments[cmd.symbol]
-        if not isinstance(cmd.mark_ticks, int) or not 1 <= cmd.mark_ticks <= inst.max_price_ticks:
+        if not self._valid_price(cmd.symbol, cmd.index_ticks):
             return [_rejected(RejectCode.MALFORMED, cmd)]
-        book.set_mark(cmd.mark_ticks)
-        events = [MarkPriceChanged(cmd.symbol, cmd.mark_ticks)]
-        fired = self._triggers[cmd.symbol].observe(WorkingType.MARK_PRICE, cmd.mark_ticks)
-        return events + self._run_triggered(cmd.symbol, fired)
+        mark = self.prices.observe_index(cmd.symbol, cmd.index_ticks, self.now_ns, book.best_bid(), book.best_ask(),
+                                         book.last_price())
+        events: list = [IndexPriceChanged(cmd.symbol, cmd.index_ticks)]
+        if mark is not None and mark != book.mark():
+            events += self._move_mark(cmd.symbol, mark)
+        return events
+
+    def _move_mark(self, symbol: str, mark_ticks: int) -> list:
+        """Set the mark: price band, MARK_PRICE triggers, and every holder's margin is re-checked."""
+        self._books[symbol].set_mark(mark_ticks)
+        self._touched |= self.ledger.holders[symbol]
+        fired = self._triggers[symbol].observe(WorkingType.MARK_PRICE, mark_ticks)
+        return [MarkPriceChanged(symbol, mark_ticks)] + self._run_triggered(symbol, fired)
+
+    def _valid_price(self, symbol: str, ticks) -> bool:
+        return isinstance(ticks, int) and 1 <= ticks <= self.instruments[symbol].max_price_ticks
 
     def _advance_time(self, cmd: AdvanceTime) -> list:
         if not isinstance(cmd.now_ns, int) or cmd.now_ns < self.now_ns:
@@ -181,7 +284,204 @@ class Exchange:
                 events.append(self._cancel_conditional(symbol, oid, CancelReason.GTD_EXPIRED))
         return events
 
-    # -- triggers ---------------------------------------------------------------------------------
+    # -- money -------------------------------------------------------------------------------------
+    def _deposit(self, cmd: Deposit) -> list:
+        if not (_is_int(cmd.account_id) and cmd.account_id >= 0 and _is_int(cmd.amount_units)
+                and 0 < cmd.amount_units <= MAX_ABS_VALUE - self.ledger.money_in_units()):
+            return [_rejected(RejectCode.MALFORMED, cmd)]  # also: the venue holds at most 2^62 units in all
+        account = self.ledger.open(cmd.account_id)
+        self.ledger.deposits_units += cmd.amount_units
+        return [self._credit(account, cmd.amount_units, BalanceReason.DEPOSIT)]
+
+    def _withdraw(self, cmd: Withdraw) -> list:
+        if not (_is_int(cmd.amount_units) and 0 < cmd.amount_units <= MAX_ABS_VALUE):
+            return [_rejected(RejectCode.MALFORMED, cmd)]
+        account = self.ledger.get(cmd.account_id)
+        if account is None or cmd.amount_units > self.risk.withdrawable(account):
+            return [_rejected(RejectCode.BALANCE_NOT_SUFFICIENT, cmd)]
+        self.ledger.withdrawals_units += cmd.amount_units
+        return [self._credit(account, -cmd.amount_units, BalanceReason.WITHDRAW)]
+
+    def _credit(self, account, delta_units: int, reason: BalanceReason) -> BalanceChanged:
+        account.wallet_units += delta_units
+        self._touched.add(account.account_id)
+        return BalanceChanged(account.account_id, delta_units, account.wallet_units, reason)
+
+    # -- account settings --------------------------------------------------------------------------
+    def _set_position_mode(self, cmd: SetPositionMode) -> list:
+        if cmd.position_mode not in tuple(PositionMode) or not _is_int(cmd.account_id) or cmd.account_id < 0:
+            return [_rejected(RejectCode.MALFORMED, cmd)]
+        account = self.ledger.get(cmd.account_id)
+        mode = account.position_mode if account is not None else PositionMode.ONE_WAY
+        if cmd.position_mode == mode:
+            return [_rejected(RejectCode.NO_NEED_TO_CHANGE_POSITION_SIDE, cmd)]
+        if any(self._has_open_orders(cmd.account_id, symbol) for symbol in self.instruments):
+            return [_rejected(RejectCode.POSITION_SIDE_OPEN_ORDERS, cmd)]
+        if account is not None and account.positions:
+            return [_rejected(RejectCode.POSITION_SIDE_OPEN_POSITION, cmd)]
+        account = self.ledger.open(cmd.account_id)
+        account.position_mode = PositionMode(cmd.position_mode)
+        return [PositionModeChanged(cmd.account_id, account.position_mode)]
+
+    def _set_margin_mode(self, cmd: SetMarginMode) -> list:
+        """SPEC §4 switching; see :meth:`_check_margin_mode` for the rules and codes."""
+        if cmd.symbol not in self.instruments:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        code = self._check_margin_mode(cmd)
+        if code:
+            return [_rejected(code, cmd)]
+        account = self.ledger.open(cmd.account_id)
+        leverage = self.ledger.settings(account, cmd.symbol).leverage
+        events: list = []
+        for side, position in account.positions_in(cmd.symbol):
+            moved = cmd.isolated_margin_units if cmd.margin_mode == MarginMode.ISOLATED else -position.isolated_margin_units
+            position.isolated_margin_units += moved
+            events.append(self._credit(account, -moved, BalanceReason.MARGIN_TRANSFER))
+            events.append(PositionChanged(cmd.symbol, account.account_id, side, position.lots, position.entry_cost,
+                                          position.isolated_margin_units, 0))
+        self.ledger.set_settings(account, cmd.symbol, cmd.margin_mode, leverage)
+        self._touched.add(account.account_id)
+        return [MarginModeChanged(cmd.account_id, cmd.symbol, MarginMode(cmd.margin_mode))] + events
+
+    def _check_margin_mode(self, cmd: SetMarginMode) -> int:
+        """-1102 malformed; -4046 no change; -4047 open orders; -4048 open position (always with both hedge
+        legs open; otherwise unless ``allow_mode_switch_with_position``). Cross -> isolated with a position
+        moves ``isolated_margin_units`` out of the wallet: -4051 if it is below the position's IM or would
+        leave it liquidatable (margin + uPnL ≤ MM), -4050 if the cross side cannot spare it (available
+        balance after the move < 0). Isolated -> cross returns the isolated margin to the wallet."""
+        if cmd.margin_mode not in tuple(MarginMode) or not _is_int(cmd.isolated_margin_units) or not (
+                0 <= cmd.isolated_margin_units <= MAX_ABS_VALUE) or not _is_int(cmd.account_id) or cmd.account_id < 0:
+            return RejectCode.MALFORMED
+        account = self.ledger.get(cmd.account_id)
+        if cmd.margin_mode == self.ledger.settings(account, cmd.symbol).margin_mode:
+            return RejectCode.NO_NEED_TO_CHANGE_MARGIN_TYPE
+        if self._has_open_orders(cmd.account_id, cmd.symbol):
+            return RejectCode.MARGIN_TYPE_OPEN_ORDERS
+        open_positions = account.positions_in(cmd.symbol) if account is not None else []
+        moves_in = cmd.margin_mode == MarginMode.ISOLATED and bool(open_positions)
+        if cmd.isolated_margin_units and not moves_in:
+            return RejectCode.MALFORMED
+        if open_positions and (not self.options.allow_mode_switch_with_position or len(open_positions) > 1):
+            return RejectCode.MARGIN_TYPE_OPEN_POSITION
+        if not moves_in:
+            return RejectCode.OK
+        (_, position), = open_positions
+        amount = cmd.isolated_margin_units
+        upnl = self.risk.upnl(cmd.symbol, position)
+        if amount < self.risk.position_im(account, cmd.symbol, position) or (
+                amount + upnl <= self.risk.position_mm(cmd.symbol, position)):
+            return RejectCode.ISOLATED_BALANCE_INSUFFICIENT
+        counted = upnl if self.options.count_unrealized_gains else min(0, upnl)
+        if self.risk.available(account) + self.risk.position_im(account, cmd.symbol, position) - counted < amount:
+            return RejectCode.CROSS_BALANCE_INSUFFICIENT
+        return RejectCode.OK
+
+    def _set_leverage(self, cmd: SetLeverage) -> list:
+        """-4028 outside 1..max leverage; -4161 lowering an isolated position's leverage; -2027 when the
+        position plus its adding orders exceed the bracket allowed at the new leverage; -2028 when the new
+        cross IM and holds of the symbol would leave the available balance negative."""
+        inst = self.instruments.get(cmd.symbol)
+        if inst is None:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if not _is_int(cmd.account_id) or cmd.account_id < 0:
+            return [_rejected(RejectCode.MALFORMED, cmd)]
+        if not _is_int(cmd.leverage) or not 1 <= cmd.leverage <= inst.max_leverage:
+            return [_rejected(RejectCode.INVALID_LEVERAGE, cmd)]
+        account = self.ledger.get(cmd.account_id)
+        settings = self.ledger.settings(account, cmd.symbol)
+        if account is not None:
+            lowering = cmd.leverage < settings.leverage
+            if lowering and settings.margin_mode == MarginMode.ISOLATED and account.positions_in(cmd.symbol):
+                return [_rejected(RejectCode.ISOLATED_LEVERAGE_REDUCTION, cmd)]
+            exposure = self.risk.max_exposure(account, cmd.symbol)
+            if exposure and self.risk.bracket_max_leverage(cmd.symbol, exposure) < cmd.leverage:
+                return [_rejected(RejectCode.MAX_POSITION_AT_LEVERAGE, cmd)]
+            raised = self.risk.symbol_requirement(account, cmd.symbol, cmd.leverage) - \
+                self.risk.symbol_requirement(account, cmd.symbol, settings.leverage)
+            if raised > 0 and self.risk.available(account) - raised < 0:
+                return [_rejected(RejectCode.LEVERAGE_INSUFFICIENT_MARGIN, cmd)]
+        account = self.ledger.open(cmd.account_id)
+        self.ledger.set_settings(account, cmd.symbol, settings.margin_mode, cmd.leverage)
+        self.risk.refresh_holds(account, cmd.symbol)
+        self._touched.add(account.account_id)
+        return [LeverageChanged(cmd.account_id, cmd.symbol, cmd.leverage)]
+
+    def _adjust_isolated_margin(self, cmd: AdjustIsolatedMargin) -> list:
+        """Add (≤ available balance, else -4050) or remove (the isolated margin plus unrealized losses must
+        stay ≥ the position's IM, else -4051) margin of an open isolated position (-4049 cross, -4054 none)."""
+        if cmd.symbol not in self.instruments:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if not _is_int(cmd.delta_units) or cmd.delta_units == 0 or abs(cmd.delta_units) > MAX_ABS_VALUE:
+            return [_rejected(RejectCode.MALFORMED, cmd)]
+        account = self.ledger.get(cmd.account_id)
+        if not self._side_matches_mode(account, cmd.position_side):
+            return [_rejected(RejectCode.POSITION_SIDE_MISMATCH, cmd)]
+        if not self.risk.is_isolated(account, cmd.symbol):
+            return [_rejected(RejectCode.ISOLATED_ONLY, cmd)]
+        side = PositionSide(cmd.position_side)
+        position = self.ledger.position(account, cmd.symbol, side)
+        if not position.lots:
+            return [_rejected(RejectCode.NO_ISOLATED_POSITION, cmd)]
+        if cmd.delta_units > 0 and cmd.delta_units > self.risk.available(account):
+            return [_rejected(RejectCode.CROSS_BALANCE_INSUFFICIENT, cmd)]
+        if cmd.delta_units < 0 and position.isolated_margin_units + cmd.delta_units + min(
+                0, self.risk.upnl(cmd.symbol, position)) < self.risk.position_im(account, cmd.symbol, position):
+            return [_rejected(RejectCode.ISOLATED_BALANCE_INSUFFICIENT, cmd)]
+        position.isolated_margin_units += cmd.delta_units
+        return [
+            PositionChanged(cmd.symbol, account.account_id, side, position.lots, position.entry_cost,
+                            position.isolated_margin_units, 0),
+            self._credit(account, -cmd.delta_units, BalanceReason.MARGIN_TRANSFER),
+        ]
+
+    # ==== internals: account checks ===============================================================
+    @staticmethod
+    def _side_matches_mode(account, position_side) -> bool:
+        """One-way orders name BOTH; hedge orders LONG or SHORT (-4061 otherwise)."""
+        hedge = account is not None and account.position_mode == PositionMode.HEDGE
+        allowed = (PositionSide.LONG, PositionSide.SHORT) if hedge else (PositionSide.BOTH,)
+        return position_side in allowed
+
+    def _closable(self, account, symbol: str, position_side: PositionSide, side: int) -> int:
+        """Lots an order of ``side`` can close on its position key (0 if it would open or increase)."""
+        lots = self.ledger.position(account, symbol, position_side).lots
+        return max(0, -lots) if side == Side.BUY else max(0, lots)
+
+    def _check_order(self, account, symbol: str, position_side: PositionSide, side: Side, price_ticks: int,
+                     qty_lots: int, reduce_only: bool, replacing: int = 0) -> int:
+        """-2022 for a reduce-only order larger than what it can close; the risk pre-trade check otherwise."""
+        if reduce_only:
+            ok = self._closable(account, symbol, position_side, side) >= qty_lots
+            return RejectCode.OK if ok else RejectCode.REDUCE_ONLY_REJECTED
+        return self.risk.check_opening(account, symbol, position_side, side, price_ticks, qty_lots, replacing)
+
+    def _market_margin_price(self, symbol: str, side: int) -> int:
+        """The worst price a MARKET order may reach: its band edge when a mark is set (BUY
+        ``floor(mark × up)``, SELL ``ceil(mark × down)``), else the deepest opposite level (0 if empty)."""
+        book = self._books[symbol]
+        inst = self.instruments[symbol]
+        if book.mark():
+            if side == Side.BUY:
+                return mul_div_floor(book.mark(), inst.band_up_e8, E8)
+            return mul_div_ceil(book.mark(), inst.band_down_e8, E8)
+        bids, asks = book.depth(book.order_count())
+        levels = asks if side == Side.BUY else bids
+        return levels[-1][0] if levels else 0
+
+    def _has_open_orders(self, account_id: int, symbol: str) -> bool:
+        return bool(self._books[symbol].orders_of(account_id) or self._triggers[symbol].orders_of(account_id))
+
+    def _open_orders(self, account_id: int, symbol: str) -> list[OpenOrder]:
+        """The account's resting orders in ``symbol`` for the risk stage, ascending id."""
+        book = self._books[symbol]
+        orders = []
+        for order_id in book.orders_of(account_id):
+            _, _, side, price_ticks, leaves_lots, _, _, reduce_only, _ = book.order(order_id)
+            orders.append(OpenOrder(order_id, self._position_sides[order_id], Side(side), price_ticks, leaves_lots,
+                                    bool(reduce_only)))
+        return orders
+
+    # ==== internals: triggers =====================================================================
     def _fire_triggers(self, symbol: str, events: list) -> list:
         """Feed every fill price of ``events`` to last-price triggers; run the orders that fire."""
         return self._run_triggered(symbol, self._observe_fills(symbol, events))
@@ -197,7 +497,8 @@ class Exchange:
 
     def _run_triggered(self, symbol: str, fired: list[ConditionalOrder]) -> list:
         """Place fired orders in ascending id; fills they cause may fire more (a cascade, which ends
-        because each conditional order fires at most once)."""
+        because each conditional order fires at most once). A fired order passes the account checks with
+        the position as it is now; a reduce-only or close-position order closes at most what is open."""
         events: list = []
         book = self._books[symbol]
         fired = sorted(fired, key=lambda o: o.order_id)
@@ -205,13 +506,15 @@ class Exchange:
             order = fired.pop(0)
             events.append(OrderTriggered(symbol, order.order_id, order.account_id, order.fired_at_ticks))
             as_limit = order.order_type in (OrderType.STOP, OrderType.TAKE_PROFIT)
-            code = book.place(
-                order.order_id, order.account_id, order.side, OrderType.LIMIT if as_limit else OrderType.MARKET,
-                order.tif if as_limit else TimeInForce.IOC, order.price_ticks if as_limit else 0, order.qty_lots,
-                order.stp, int(order.reduce_only), order.expire_ns,
+            order_type = OrderType.LIMIT if as_limit else OrderType.MARKET
+            code, qty_lots = self._check_fired(symbol, order, as_limit)
+            code = code or book.place(
+                order.order_id, order.account_id, order.side, order_type, order.tif if as_limit else TimeInForce.IOC,
+                order.price_ticks if as_limit else 0, qty_lots, order.stp, int(order.reduce_only), order.expire_ns,
             )
             if code:
                 book.clear_events()
+                del self._position_sides[order.order_id]
                 events.append(Rejected(RejectCode(code), reject_message(code), symbol, order.account_id, order.order_id))
                 continue
             placed = self._drain(symbol, skip_accepted=True)
@@ -219,19 +522,46 @@ class Exchange:
             fired = sorted(fired + self._observe_fills(symbol, placed), key=lambda o: o.order_id)
         return events
 
+    def _check_fired(self, symbol: str, order: ConditionalOrder, as_limit: bool) -> tuple[int, int]:
+        """``(reject code, quantity)`` of a fired conditional order."""
+        account = self.ledger.get(order.account_id)
+        position_side = self._position_sides[order.order_id]
+        inst = self.instruments[symbol]
+        if order.reduce_only or order.close_position:
+            closable = self._closable(account, symbol, position_side, order.side)
+            qty_lots = closable if order.close_position else min(order.qty_lots, closable)
+            return (RejectCode.OK if qty_lots else RejectCode.REDUCE_ONLY_REJECTED), qty_lots
+        if not _well_formed(inst, order.side, order.tif, order.stp, order.price_ticks, order.qty_lots, not as_limit):
+            return RejectCode.OK, order.qty_lots  # the book decides
+        price_ticks = order.price_ticks if as_limit else self._market_margin_price(symbol, order.side)
+        return self.risk.check_opening(account, symbol, position_side, order.side, price_ticks, order.qty_lots), order.qty_lots
+
     def _cancel_conditional(self, symbol: str, order_id: int, reason: CancelReason) -> OrderCanceled:
         order = self._triggers[symbol].remove(order_id)
+        del self._position_sides[order_id]
         return OrderCanceled(symbol, order_id, order.account_id, order.side, order.price_ticks, order.qty_lots, reason)
 
-    # -- events -----------------------------------------------------------------------------------
+    # ==== internals: book events, clearing, holds =================================================
     def _drain(self, symbol: str, order_type: OrderType = OrderType.LIMIT, skip_accepted: bool = False) -> list:
-        """Turn the matching engine's rows into event records (and empty its buffer)."""
-        events = []
+        """Turn the matching engine's rows into event records, clearing every fill as it comes; then trim
+        reduce-only orders, forget orders that left, and refresh the holds of the accounts involved."""
+        events: list = []
+        accounts: set[int] = set()
+        order_ids: set[int] = set()
         for row in self._books[symbol].take_events().tolist():
             kind = row[0]
+            accounts.add(row[2])
+            order_ids.add(row[1])
             if kind == EventKind.FILL:
-                events.append(Fill(symbol, row[4], row[5], row[1], row[2], Side(row[3]), row[6], row[8], row[9],
-                                   row[10], row[12], row[11]))
+                fill = Fill(symbol, row[4], row[5], row[1], row[2], Side(row[3]), row[6], row[8], row[9], row[10],
+                            row[12], row[11])
+                accounts.add(fill.maker_account_id)
+                order_ids.add(fill.maker_order_id)
+                events.append(fill)
+                events += self._clear(symbol, fill.taker_order_id, fill.taker_account_id, fill.taker_side == Side.BUY,
+                                      fill.price_ticks, fill.qty_lots, fill.taker_fee_units)
+                events += self._clear(symbol, fill.maker_order_id, fill.maker_account_id, fill.taker_side == Side.SELL,
+                                      fill.price_ticks, fill.qty_lots, fill.maker_fee_units)
             elif kind == EventKind.CANCELED:
                 events.append(OrderCanceled(symbol, row[1], row[2], Side(row[3]), row[4], row[5], CancelReason(row[7])))
             elif kind == EventKind.ACCEPTED:
@@ -241,9 +571,56 @@ class Exchange:
                 events.append(OrderAmended(symbol, row[1], row[2], Side(row[3]), row[4], row[6], bool(row[7])))
             else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
                 raise AssertionError(f"unexpected matching row {row}")
+        for account_id in sorted(accounts):
+            events += self._trim_reduce_only(symbol, account_id)
+        book = self._books[symbol]
+        for order_id in order_ids:
+            if order_id in self._position_sides and book.order(order_id) is None and order_id not in self._triggers[symbol]:
+                del self._position_sides[order_id]
+        for account_id in sorted(accounts):
+            account = self.ledger.get(account_id)
+            if account is not None:
+                self.risk.refresh_holds(account, symbol)
+                self._touched.add(account_id)
         return events
 
-    # -- queries ----------------------------------------------------------------------------------
+    def _clear(self, symbol: str, order_id: int, account_id: int, buy: bool, price_ticks: int, qty_lots: int,
+               fee_units: int) -> list:
+        account = self.ledger.accounts[account_id]
+        return clear_fill(self.ledger, self.instruments[symbol], account, self._position_sides[order_id], buy,
+                          price_ticks, qty_lots, fee_units)
+
+    def _trim_reduce_only(self, symbol: str, account_id: int) -> list:
+        """Make the account's resting reduce-only orders of each (position side, order side) together fit in
+        what the position can close: in ascending order id each keeps ``min(leaves, what is left)``; an order
+        left with less is amended down (priority kept) or canceled (reason REDUCE_ONLY) at 0. Together,
+        not one by one, so that one taker sweeping several of them can never flip the position."""
+        book = self._books[symbol]
+        account = self.ledger.get(account_id)
+        events: list = []
+        left: dict[tuple[PositionSide, Side], int] = {}
+        for order in self._open_orders(account_id, symbol):
+            if not order.reduce_only:
+                continue
+            key = (order.position_side, order.side)
+            if key not in left:
+                left[key] = self._closable(account, symbol, order.position_side, order.side)
+            keep = min(order.lots, left[key])
+            left[key] -= keep
+            if keep == order.lots:
+                continue
+            if keep:
+                book.amend(order.order_id, account_id, order.price_ticks, keep)
+                events.append(OrderAmended(symbol, order.order_id, account_id, order.side, order.price_ticks, keep, True))
+            else:
+                book.cancel(order.order_id, account_id)
+                del self._position_sides[order.order_id]
+                events.append(OrderCanceled(symbol, order.order_id, account_id, order.side, order.price_ticks,
+                                            order.lots, CancelReason.REDUCE_ONLY))
+            book.clear_events()
+        return events
+
+    # ==== queries =================================================================================
     def book(self, symbol: str):
         """The matching engine of ``symbol`` (for read-only queries: depth, best_bid, order, ...)."""
         return self._books[symbol]
@@ -255,6 +632,117 @@ class Exchange:
     def conditional_order(self, symbol: str, order_id: int) -> ConditionalOrder | None:
         return self._triggers[symbol].get(order_id)
 
+    def order_position_side(self, order_id: int) -> PositionSide | None:
+        """The position side an open order trades (None when the order is not open)."""
+        return self._position_sides.get(order_id)
+
+    def risk_price(self, symbol: str) -> int:
+        """The price positions are valued at: the mark, or the last trade price until a mark is set."""
+        book = self._books[symbol]
+        return book.mark() or book.last_price()
+
+    def index_price(self, symbol: str) -> int:
+        """The last index observation (ticks), 0 before the first."""
+        return self.prices.feeds[symbol].index_ticks
+
+    def mark_price(self, symbol: str) -> int:
+        """The mark (ticks), 0 before the first."""
+        return self._books[symbol].mark()
+
+    def wallet(self, account_id: int) -> int:
+        """Wallet balance in units (0 for an unknown account)."""
+        account = self.ledger.get(account_id)
+        return account.wallet_units if account is not None else 0
+
+    def available_balance(self, account_id: int) -> int:
+        """wallet − cross IM − order holds + cross unrealized losses (and gains, per the options)."""
+        return self.risk.available(self.ledger.get(account_id))
+
+    def order_margin(self, account_id: int) -> int:
+        """Σ order-margin holds of the account (units)."""
+        account = self.ledger.get(account_id)
+        return sum(account.holds.values()) if account is not None else 0
+
+    def position(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH):
+        """A :class:`~exchange.risk.PositionView` of an open position, or None."""
+        account = self.ledger.get(account_id)
+        if account is None or (symbol, position_side) not in account.positions:
+            return None
+        return self.risk.view(account, symbol, PositionSide(position_side))
+
+    def positions(self, account_id: int) -> list:
+        """Views of every open position of the account, by (symbol, position side)."""
+        account = self.ledger.get(account_id)
+        if account is None:
+            return []
+        return [self.risk.view(account, symbol, side) for symbol, side in sorted(account.positions)]
+
+    def margin_mode(self, account_id: int, symbol: str) -> MarginMode:
+        return self.ledger.settings(self.ledger.get(account_id), symbol).margin_mode
+
+    def leverage(self, account_id: int, symbol: str) -> int:
+        return self.ledger.settings(self.ledger.get(account_id), symbol).leverage
+
+    def position_mode(self, account_id: int) -> PositionMode:
+        account = self.ledger.get(account_id)
+        return account.position_mode if account is not None else PositionMode.ONE_WAY
+
+    def initial_margin(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
+        """IM of one position, or (``symbol`` omitted) Σ IM of the cross positions (units, rounded up)."""
+        account = self.ledger.get(account_id)
+        if account is None:
+            return 0
+        if symbol == CROSS:
+            return self.risk.cross_im(account)
+        position = self.ledger.position(account, symbol, position_side)
+        return self.risk.position_im(account, symbol, position) if position.lots else 0
+
+    def maintenance_margin(self, account_id: int, symbol: str = CROSS,
+                           position_side: PositionSide = PositionSide.BOTH) -> int:
+        """Bracketed MM of one position, or (``symbol`` omitted) Σ MM of the cross positions (units)."""
+        account = self.ledger.get(account_id)
+        if account is None:
+            return 0
+        if symbol == CROSS:
+            return self.risk.cross_mm(account)
+        position = self.ledger.position(account, symbol, position_side)
+        return self.risk.position_mm(symbol, position) if position.lots else 0
+
+    def margin_balance(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
+        """Margin balance of the part holding the position (isolated: margin + uPnL; cross: wallet + Σ cross
+        uPnL); ``symbol`` omitted: the cross account."""
+        account = self.ledger.get(account_id)
+        return 0 if account is None else self.risk.part_state(account, self._part(account, symbol), position_side)[0]
+
+    def margin_ratio_e8(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
+        """MM ÷ margin balance ×10⁸ (rounded up) of the part holding the position; ``symbol`` omitted: the
+        cross account. 0 without exposure; :data:`exchange.margin.RATIO_INF` when the balance is ≤ 0."""
+        account = self.ledger.get(account_id)
+        return 0 if account is None else self.risk.margin_ratio_e8(account, self._part(account, symbol), position_side)
+
+    def _part(self, account, symbol: str) -> str:
+        """The margin part holding ``symbol``'s positions: the symbol if isolated, else the cross account."""
+        return symbol if symbol != CROSS and self.risk.is_isolated(account, symbol) else CROSS
+
+    def liquidation_price_ticks(self, account_id: int, symbol: str,
+                                position_side: PositionSide = PositionSide.BOTH) -> int | None:
+        """The tick at which the position's margin part becomes liquidatable (SPEC §5), None if none."""
+        account = self.ledger.get(account_id)
+        return None if account is None else self.risk.liquidation_price_ticks(account, symbol, position_side)
+
+    def bankruptcy_price_ticks(self, account_id: int, symbol: str,
+                               position_side: PositionSide = PositionSide.BOTH) -> int | None:
+        """The price at which the position's margin part has balance 0, rounded against it; None if none."""
+        account = self.ledger.get(account_id)
+        return None if account is None else self.risk.bankruptcy_price_ticks(account, symbol, position_side)
+
+    def liquidatable(self) -> list[Liquidatable]:
+        """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM),
+        ordered by (account, symbol, side); the cross account has symbol ""."""
+        holders = set().union(*self.ledger.holders.values())
+        return self.risk.liquidatable(self.ledger.accounts[a] for a in holders)
+
+    # ==== state ===================================================================================
     def canonical_state(self) -> list:
         """Everything that defines the exchange's future behaviour, in a canonical order."""
         return [
@@ -264,6 +752,9 @@ class Exchange:
                 (symbol, self._books[symbol].canonical_state(), self._triggers[symbol].canonical_state())
                 for symbol in self.instruments
             ),
+            ("position_sides", sorted((oid, int(side)) for oid, side in self._position_sides.items())),
+            ("ledger", self.ledger.canonical_state()),
+            ("prices", self.prices.canonical_state()),
         ]
 
     def state_hash(self) -> str:
@@ -271,11 +762,23 @@ class Exchange:
         return hashlib.sha256(msgpack.packb(self.canonical_state(), use_bin_type=True)).hexdigest()
 
     def check_invariants(self) -> None:
-        """Raise AssertionError if any book or trigger book is inconsistent."""
-        for symbol in self.instruments:
-            self._books[symbol].check_invariants()
-            self._triggers[symbol].check_invariants()
-            assert self._books[symbol].event_count() == 0, f"{symbol}: undrained matching events"
+        """Raise AssertionError if any SPEC §9 invariant is broken (:func:`exchange.invariants.check`)."""
+        from .invariants import check
+
+        check(self)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _well_formed(inst: Instrument, side, tif, stp, price_ticks, qty_lots, market: bool) -> bool:
+    """Whether an order passes the field filters the book checks first (side, TIF, STP, quantity, price
+    range); account checks only run on well-formed orders so the book's codes keep their precedence."""
+    return (
+        side in (Side.BUY, Side.SELL) and stp in tuple(STPMode) and (market or tif in tuple(TimeInForce))
+        and not check_qty(inst, qty_lots, market) and (market or not check_price_range(inst, price_ticks))
+    )
 
 
 def _rejected(code: int, cmd) -> Rejected:

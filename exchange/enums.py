@@ -86,6 +86,16 @@ class CancelReason(IntEnum):
     PRICE_BAND = 6  # a market order stopped at the price band; the rest expired
     NO_LIQUIDITY = 7  # a market order found an empty opposite side
     AMEND_TO_ZERO = 8  # reserved: an amend that leaves nothing to rest
+    REDUCE_ONLY = 9  # a reduce-only order canceled because its position shrank to nothing on its side
+
+
+class BalanceReason(IntEnum):
+    """Why a wallet balance changed (``BalanceChanged.reason``)."""
+
+    DEPOSIT = 1
+    WITHDRAW = 2
+    TRADE = 3  # a fill: realized PnL, fee, isolated margin moved in or returned
+    MARGIN_TRANSFER = 4  # isolated margin added/removed, or moved by a margin-mode switch
 
 
 class EventKind(IntEnum):
@@ -121,10 +131,13 @@ class RejectCode(IntEnum):
     INVALID_SYMBOL = -1121
     UNKNOWN_ORDER = -2011
     NO_SUCH_ORDER = -2013
+    BALANCE_NOT_SUFFICIENT = -2018
     MARGIN_INSUFFICIENT = -2019
     WOULD_TRIGGER_IMMEDIATELY = -2021
     REDUCE_ONLY_REJECTED = -2022
     USER_IN_LIQUIDATION = -2023
+    MAX_POSITION_AT_LEVERAGE = -2027
+    LEVERAGE_INSUFFICIENT_MARGIN = -2028
     PRICE_LESS_THAN_ZERO = -4001
     PRICE_GREATER_THAN_MAX_PRICE = -4002
     QTY_LESS_THAN_ZERO = -4003
@@ -138,9 +151,22 @@ class RejectCode(IntEnum):
     PRICE_HIGHER_THAN_MULTIPLIER_UP = -4016
     QTY_NOT_INCREASED_BY_STEP_SIZE = -4023
     PRICE_LOWER_THAN_MULTIPLIER_DOWN = -4024
+    INVALID_LEVERAGE = -4028
+    NO_NEED_TO_CHANGE_MARGIN_TYPE = -4046
+    MARGIN_TYPE_OPEN_ORDERS = -4047
+    MARGIN_TYPE_OPEN_POSITION = -4048
+    ISOLATED_ONLY = -4049
+    CROSS_BALANCE_INSUFFICIENT = -4050
+    ISOLATED_BALANCE_INSUFFICIENT = -4051
+    NO_ISOLATED_POSITION = -4054
+    NO_NEED_TO_CHANGE_POSITION_SIDE = -4059
+    POSITION_SIDE_MISMATCH = -4061
+    POSITION_SIDE_OPEN_ORDERS = -4067
+    POSITION_SIDE_OPEN_POSITION = -4068
     INVALID_CALLBACK_RATE = -4085
     MARKET_QTY_GREATER_THAN_MAX = -4108
     INVALID_ACTIVATION_PRICE = -4135
+    ISOLATED_LEVERAGE_REDUCTION = -4161
     NOTIONAL_TOO_SMALL = -4164
     FOK_NOT_FILLED = -5021
     POST_ONLY_WOULD_TAKE = -5022
@@ -158,10 +184,13 @@ REJECT_MESSAGES = {
     RejectCode.INVALID_SYMBOL: "Invalid symbol.",
     RejectCode.UNKNOWN_ORDER: "Unknown order sent.",
     RejectCode.NO_SUCH_ORDER: "Order does not exist.",
+    RejectCode.BALANCE_NOT_SUFFICIENT: "Balance is insufficient.",
     RejectCode.MARGIN_INSUFFICIENT: "Margin is insufficient.",
     RejectCode.WOULD_TRIGGER_IMMEDIATELY: "Order would immediately trigger.",
     RejectCode.REDUCE_ONLY_REJECTED: "ReduceOnly Order is rejected.",
     RejectCode.USER_IN_LIQUIDATION: "User in liquidation mode now.",
+    RejectCode.MAX_POSITION_AT_LEVERAGE: "Exceeded the maximum allowable position at current leverage.",
+    RejectCode.LEVERAGE_INSUFFICIENT_MARGIN: "Leverage is smaller than permitted: insufficient margin balance.",
     RejectCode.PRICE_LESS_THAN_ZERO: "Price less than 0.",
     RejectCode.PRICE_GREATER_THAN_MAX_PRICE: "Price greater than max price.",
     RejectCode.QTY_LESS_THAN_ZERO: "Quantity less than or equal to zero.",
@@ -175,9 +204,22 @@ REJECT_MESSAGES = {
     RejectCode.PRICE_HIGHER_THAN_MULTIPLIER_UP: "Price higher than multiplier up.",
     RejectCode.QTY_NOT_INCREASED_BY_STEP_SIZE: "Quantity not increased by step size.",
     RejectCode.PRICE_LOWER_THAN_MULTIPLIER_DOWN: "Price lower than multiplier down.",
+    RejectCode.INVALID_LEVERAGE: "Invalid leverage.",
+    RejectCode.NO_NEED_TO_CHANGE_MARGIN_TYPE: "No need to change margin type.",
+    RejectCode.MARGIN_TYPE_OPEN_ORDERS: "Margin type cannot be changed if there exists open orders.",
+    RejectCode.MARGIN_TYPE_OPEN_POSITION: "Margin type cannot be changed if there exists position.",
+    RejectCode.ISOLATED_ONLY: "Add margin only support for isolated position.",
+    RejectCode.CROSS_BALANCE_INSUFFICIENT: "Cross balance insufficient.",
+    RejectCode.ISOLATED_BALANCE_INSUFFICIENT: "Isolated balance insufficient.",
+    RejectCode.NO_ISOLATED_POSITION: "Cannot add position margin: position is 0.",
+    RejectCode.NO_NEED_TO_CHANGE_POSITION_SIDE: "No need to change position side.",
+    RejectCode.POSITION_SIDE_MISMATCH: "Order's position side does not match user's setting.",
+    RejectCode.POSITION_SIDE_OPEN_ORDERS: "Position side cannot be changed if there exists open orders.",
+    RejectCode.POSITION_SIDE_OPEN_POSITION: "Position side cannot be changed if there exists position.",
     RejectCode.INVALID_CALLBACK_RATE: "Callback rate must be within the allowed range.",
     RejectCode.MARKET_QTY_GREATER_THAN_MAX: "Market order quantity greater than max market quantity.",
     RejectCode.INVALID_ACTIVATION_PRICE: "Activation price would trigger immediately.",
+    RejectCode.ISOLATED_LEVERAGE_REDUCTION: "Leverage reduction is not supported in Isolated Margin Mode with open positions.",
     RejectCode.NOTIONAL_TOO_SMALL: "Order's notional must be no smaller than the minimum (unless you choose reduce only).",
     RejectCode.FOK_NOT_FILLED: "Due to the order could not be filled immediately, the FOK order has been rejected.",
     RejectCode.POST_ONLY_WOULD_TAKE: "Due to the order could not be executed as maker, the Post Only order will be rejected.",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .enums import CancelReason, OrderType, RejectCode, Side
+from .enums import BalanceReason, CancelReason, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side
 
 EVENT_FIELDS = (
     "kind", "order_id", "account_id", "side", "price_ticks", "qty_lots", "leaves_lots", "code",
@@ -116,3 +116,65 @@ class MarkPriceChanged:
 @dataclass(frozen=True, slots=True)
 class TimeAdvanced:
     now_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPriceChanged:
+    symbol: str
+    index_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceChanged:
+    """A wallet moved by ``delta_units`` to ``wallet_units`` (units of the settlement asset)."""
+
+    account_id: int
+    delta_units: int
+    wallet_units: int
+    reason: BalanceReason
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChanged:
+    """A position after a fill or a margin move. ``lots`` signed (long > 0); ``entry_cost`` = Σ price_ticks ×
+    signed lots; ``isolated_margin_units`` 0 for cross; ``realized_pnl_units`` realized by this change
+    (before fees)."""
+
+    symbol: str
+    account_id: int
+    position_side: PositionSide
+    lots: int
+    entry_cost: int
+    isolated_margin_units: int
+    realized_pnl_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarginCall:
+    """The margin ratio (MM ÷ margin balance, ×10⁸) reached the warning level. ``symbol`` is "" for the
+    cross account; otherwise the isolated position (symbol, position_side)."""
+
+    account_id: int
+    symbol: str
+    position_side: PositionSide
+    margin_ratio_e8: int
+
+
+@dataclass(frozen=True, slots=True)
+class PositionModeChanged:
+    account_id: int
+    position_mode: PositionMode
+
+
+@dataclass(frozen=True, slots=True)
+class MarginModeChanged:
+    account_id: int
+    symbol: str
+    margin_mode: MarginMode
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageChanged:
+    account_id: int
+    symbol: str
+    leverage: int

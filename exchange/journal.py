@@ -1,9 +1,11 @@
 """The command journal: msgpack on disk, replay to an identical exchange.
 
-File format (a msgpack stream): first a header map ``{"format": "exchange-journal", "version": 1,
-"instruments": [...]}``, then one array per command: ``[TAG, field values in declaration order]``.
-Enum fields are stored as their integer values; instruments as maps of their fields (Decimals as
-strings). Replaying a journal through either implementation reproduces the same events and state hash.
+File format (a msgpack stream): first a header map ``{"format": "exchange-journal", "version": 2,
+"instruments": [...], "options": {...}}``, then one array per command: ``[TAG, field values in declaration
+order]``. Enum fields are stored as their integer values; instruments as maps of their fields (Decimals as
+strings); ``options`` are the venue's :class:`~exchange.risk.RiskOptions`. Replaying a journal through
+either implementation reproduces the same events and state hash. Version 2 added the options, the account
+commands and ``PlaceOrder.position_side``; version 1 journals are refused.
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from typing import BinaryIO, Iterable
 import msgpack
 
 from .commands import COMMAND_TYPES
+from .risk import RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket
 
 FORMAT = "exchange-journal"
-VERSION = 1
+VERSION = 2
 
 
 def encode_command(command) -> list:
@@ -56,10 +59,12 @@ def instrument_from_dict(data: dict) -> Instrument:
     return Instrument(**data)
 
 
-def dump(instruments: Iterable[Instrument], commands: Iterable, stream: BinaryIO) -> int:
+def dump(instruments: Iterable[Instrument], commands: Iterable, stream: BinaryIO,
+         options: RiskOptions | None = None) -> int:
     """Write a journal; returns the number of commands written."""
     packer = msgpack.Packer(use_bin_type=True)
-    header = {"format": FORMAT, "version": VERSION, "instruments": [instrument_to_dict(i) for i in instruments]}
+    header = {"format": FORMAT, "version": VERSION, "instruments": [instrument_to_dict(i) for i in instruments],
+              "options": dataclasses.asdict(options or RiskOptions())}
     stream.write(packer.pack(header))
     count = 0
     for command in commands:
@@ -69,20 +74,27 @@ def dump(instruments: Iterable[Instrument], commands: Iterable, stream: BinaryIO
 
 
 def load(stream: BinaryIO) -> tuple[list[Instrument], list]:
-    """Read a journal written by :func:`dump`. Raises ValueError if it is not one."""
+    """Read a journal written by :func:`dump`: ``(instruments, commands)``. Raises ValueError if it is not one."""
+    instruments, commands, _ = load_with_options(stream)
+    return instruments, commands
+
+
+def load_with_options(stream: BinaryIO) -> tuple[list[Instrument], list, RiskOptions]:
+    """Read a journal written by :func:`dump`: ``(instruments, commands, options)``."""
     unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=False)
     header = next(unpacker, None)
     if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise ValueError("not an exchange journal (version 1)")
+        raise ValueError(f"not an exchange journal (version {VERSION})")
     instruments = [instrument_from_dict(d) for d in header["instruments"]]
-    return instruments, [decode_command(row) for row in unpacker]
+    return instruments, [decode_command(row) for row in unpacker], RiskOptions(**header["options"])
 
 
-def replay(instruments: list[Instrument], commands: Iterable, implementation: str | None = None):
+def replay(instruments: list[Instrument], commands: Iterable, implementation: str | None = None,
+           options: RiskOptions | None = None):
     """A fresh :class:`~exchange.engine.Exchange` with every command applied; returns (exchange, events)."""
     from .engine import Exchange
 
-    exchange = Exchange(instruments, implementation=implementation)
+    exchange = Exchange(instruments, implementation=implementation, options=options)
     events = [event for command in commands for event in exchange.apply(command)]
     return exchange, events
 

@@ -129,7 +129,7 @@ class TriggerBook:
         for oid, order in self._orders.items():
             assert oid == order.order_id > 0, f"trigger index corrupt at {oid}"
             assert order.order_type.is_conditional, f"order {oid} is not conditional"
-            assert order.qty_lots > 0, f"order {oid} has no quantity"
+            assert order.qty_lots > 0 or order.close_position, f"order {oid} has no quantity"
 
 
 _LIMIT_KINDS = (OrderType.STOP, OrderType.TAKE_PROFIT)
@@ -137,7 +137,11 @@ _LIMIT_KINDS = (OrderType.STOP, OrderType.TAKE_PROFIT)
 
 def validate_conditional(cmd, inst, mark_ticks: int, last_ticks: int, now_ns: int) -> int:
     """Reject code for a conditional PlaceOrder (0 = acceptable). Checks in order: enum values, quantity,
-    limit price, stop / callback / activation, min notional, GTD time, immediate trigger."""
+    limit price, stop / callback / activation, min notional, GTD time, immediate trigger.
+
+    A ``close_position`` order (STOP_MARKET / TAKE_PROFIT_MARKET, checked by the caller) carries
+    ``qty_lots = 0`` and no ``reduce_only`` flag (-1102 otherwise); its quantity is decided when it fires,
+    so the quantity and min-notional filters do not apply."""
     kind = OrderType(cmd.order_type)
     as_limit = kind in _LIMIT_KINDS
     if cmd.side not in (Side.BUY, Side.SELL):
@@ -146,7 +150,10 @@ def validate_conditional(cmd, inst, mark_ticks: int, last_ticks: int, now_ns: in
         return RejectCode.INVALID_TIF
     if cmd.stp not in tuple(STPMode) or cmd.working_type not in tuple(WorkingType) or cmd.account_id < 0:
         return RejectCode.MALFORMED
-    code = check_qty(inst, cmd.qty_lots, market=not as_limit)
+    if cmd.close_position:
+        code = RejectCode.MALFORMED if cmd.qty_lots != 0 or cmd.reduce_only else RejectCode.OK
+    else:
+        code = check_qty(inst, cmd.qty_lots, market=not as_limit)
     if code:
         return code
     if as_limit:
@@ -163,7 +170,7 @@ def validate_conditional(cmd, inst, mark_ticks: int, last_ticks: int, now_ns: in
         reference_ticks = cmd.price_ticks if as_limit else cmd.stop_ticks
     if code:
         return code
-    code = 0 if cmd.reduce_only else check_notional(inst, reference_ticks, cmd.qty_lots)
+    code = 0 if cmd.reduce_only or cmd.close_position else check_notional(inst, reference_ticks, cmd.qty_lots)
     if code:
         return code
     if as_limit and cmd.tif == TimeInForce.GTD and cmd.expire_ns <= now_ns:

@@ -2,9 +2,9 @@
 import pytest
 
 from exchange import (
-    AdvanceTime, AmendOrder, CancelAll, CancelOrder, CancelReason, Client, Exchange, Fill, OrderAccepted,
-    OrderCanceled, OrderTriggered, OrderType, PlaceOrder, Rejected, RejectCode, SetMarkPrice, Side, STPMode,
-    TimeAdvanced, TimeInForce, WorkingType,
+    AdvanceTime, AmendOrder, BalanceChanged, CancelAll, CancelOrder, CancelReason, Client, Deposit, Exchange, Fill,
+    MarginCall, OrderAccepted, OrderCanceled, OrderTriggered, OrderType, PlaceOrder, PositionChanged, Rejected,
+    RejectCode, SetMarkPrice, Side, STPMode, TimeAdvanced, TimeInForce, WorkingType,
 )
 from tests.conftest import make_instrument
 
@@ -12,19 +12,26 @@ SYM = "TESTUSDT"
 BUY, SELL = Side.BUY, Side.SELL
 
 
+FUNDED = range(1, 10)  # accounts 1..9 hold 1,000,000 USDT each: these tests are about orders, not margin
+
+
 @pytest.fixture
 def ex():
-    return Exchange([make_instrument()])
+    exchange = Exchange([make_instrument()])
+    for account in FUNDED:
+        exchange.apply(Deposit(account, 1_000_000 * 10**8))
+    return exchange
 
 
 def apply(ex, command):
-    """Apply and check the rules that hold after every command."""
+    """Apply and check the rules that hold after every command; return the order-level events (the ledger's
+    PositionChanged / BalanceChanged / MarginCall are covered by the account tests)."""
     before = ex.state_hash()
     events = ex.apply(command)
     ex.check_invariants()
     if any(isinstance(e, Rejected) for e in events) and len(events) == 1:
         assert ex.state_hash() == before, "a rejected command changed the state"
-    return events
+    return [e for e in events if not isinstance(e, (PositionChanged, BalanceChanged, MarginCall))]
 
 
 def limit(account, side, qty, price, **kw):
@@ -174,11 +181,12 @@ def test_stp_through_the_exchange(ex):
 
 def test_client_converts_human_values_and_rejects_off_grid_without_a_command(ex):
     trader = Client(ex, account_id=7)
+    journal = list(ex.journal)
     (event,) = trader.buy(SYM, "1", "100.005")
     assert event.code == RejectCode.PRICE_NOT_INCREASED_BY_TICK_SIZE
     (event,) = trader.buy(SYM, "1.5", "100")
     assert event.code == RejectCode.QTY_NOT_INCREASED_BY_STEP_SIZE
-    assert ex.journal == []
+    assert ex.journal == journal
     (event,) = trader.sell(SYM, "2", "100.01", tif="GTX")
     assert event == OrderAccepted(SYM, 1, 7, SELL, OrderType.LIMIT, 10001, 2)
     assert trader.amend(SYM, 1, "100.02", "1")[0].price_ticks == 10002

@@ -1,0 +1,161 @@
+"""The ledger: accounts, wallet balances, positions, isolated margins, per-(account, symbol) settings and the
+order-margin holds the risk stage stores (SPEC §4, §9).
+
+Money is in integer units of the settlement asset (10⁻⁸), quantities in signed lots (long > 0), entry cost
+in ticks × lots (``entry_cost = Σ price_ticks × signed lots``, SPEC §5). One settlement asset per venue.
+
+A position is keyed by ``(symbol, position_side)``: ``BOTH`` in one-way mode, ``LONG`` / ``SHORT`` in hedge
+mode. Only non-empty positions are stored; a closed position disappears (its isolated margin has been
+returned by clearing).
+
+Invariants (checked by :meth:`Ledger.check_invariants`; money conservation by :mod:`exchange.invariants`):
+
+- every stored position has ``lots != 0``; a LONG leg has ``lots > 0``, a SHORT leg ``lots < 0``;
+  one-way accounts hold only ``BOTH`` keys, hedge accounts only ``LONG`` / ``SHORT``;
+- ``entry_cost`` has the sign of ``lots`` (prices are positive);
+- a cross position (by its symbol's margin mode) has ``isolated_margin_units == 0``;
+- ``holders[symbol]`` is exactly the set of accounts holding a position in ``symbol``;
+- stored holds are positive.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .enums import MarginMode, PositionMode, PositionSide
+
+DEFAULT_LEVERAGE = 20  #: leverage of a symbol the account never configured (capped by the instrument's max)
+
+
+@dataclass(slots=True)
+class Position:
+    """One position. ``lots`` signed; ``entry_cost`` in ticks × lots (signed); isolated margin in units."""
+
+    lots: int = 0
+    entry_cost: int = 0
+    isolated_margin_units: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSettings:
+    margin_mode: MarginMode
+    leverage: int
+
+
+class Account:
+    """An account's balances, mode, positions, settings and holds. Mutated only by the engine's stages."""
+
+    __slots__ = ("account_id", "wallet_units", "position_mode", "settings", "positions", "holds", "warned")
+
+    def __init__(self, account_id: int):
+        self.account_id = account_id
+        self.wallet_units = 0
+        self.position_mode = PositionMode.ONE_WAY
+        self.settings: dict[str, SymbolSettings] = {}
+        self.positions: dict[tuple[str, PositionSide], Position] = {}
+        self.holds: dict[tuple[str, PositionSide], int] = {}  # order IM held per position key (units, > 0)
+        self.warned: set[tuple[str, PositionSide]] = set()  # margin-call keys at or above the warning level
+
+    def position_keys(self, symbol: str) -> tuple[tuple[str, PositionSide], ...]:
+        """The position keys the account's mode allows in ``symbol`` (one-way: BOTH; hedge: LONG, SHORT)."""
+        if self.position_mode == PositionMode.HEDGE:
+            return (symbol, PositionSide.LONG), (symbol, PositionSide.SHORT)
+        return ((symbol, PositionSide.BOTH),)
+
+    def positions_in(self, symbol: str) -> list[tuple[PositionSide, Position]]:
+        """Open positions of ``symbol`` as ``(position_side, position)``, in key order."""
+        return [(key[1], self.positions[key]) for key in self.position_keys(symbol) if key in self.positions]
+
+    def as_state(self) -> tuple:
+        return (
+            self.account_id, self.wallet_units, int(self.position_mode),
+            sorted((symbol, int(s.margin_mode), s.leverage) for symbol, s in self.settings.items()),
+            sorted((symbol, int(side), p.lots, p.entry_cost, p.isolated_margin_units)
+                   for (symbol, side), p in self.positions.items()),
+            sorted((symbol, int(side), units) for (symbol, side), units in self.holds.items()),
+            sorted((symbol, int(side)) for symbol, side in self.warned),
+        )
+
+
+class Ledger:
+    """All accounts plus the venue's own balances (fee pool, insurance fund) and the deposit totals.
+
+    ``default_leverage`` maps each symbol to the leverage of an unconfigured (account, symbol).
+    """
+
+    def __init__(self, default_leverage: dict[str, int]):
+        self.default_leverage = dict(default_leverage)
+        self._defaults = {s: SymbolSettings(MarginMode.CROSS, lev) for s, lev in self.default_leverage.items()}
+        self.accounts: dict[int, Account] = {}
+        self.deposits_units = 0
+        self.withdrawals_units = 0
+        self.fee_pool_units = 0
+        self.insurance_fund_units = 0
+        self.holders: dict[str, set[int]] = {symbol: set() for symbol in self.default_leverage}
+
+    def money_in_units(self) -> int:
+        """Net money the venue holds: deposits − withdrawals (bounded by 2⁶² at deposit)."""
+        return self.deposits_units - self.withdrawals_units
+
+    # -- accounts ---------------------------------------------------------------------------------
+    def get(self, account_id: int) -> Account | None:
+        return self.accounts.get(account_id)
+
+    def open(self, account_id: int) -> Account:
+        """The account, created (empty, one-way, default settings) if it does not exist yet."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            account = self.accounts[account_id] = Account(account_id)
+        return account
+
+    def settings(self, account: Account | None, symbol: str) -> SymbolSettings:
+        """The (account, symbol) settings; CROSS at the default leverage when never set."""
+        stored = account.settings.get(symbol) if account is not None else None
+        return stored or self._defaults[symbol]
+
+    def set_settings(self, account: Account, symbol: str, margin_mode: MarginMode, leverage: int) -> None:
+        account.settings[symbol] = SymbolSettings(MarginMode(margin_mode), leverage)
+
+    # -- positions --------------------------------------------------------------------------------
+    @staticmethod
+    def position(account: Account | None, symbol: str, side: PositionSide) -> Position:
+        """The stored position, or a new empty one (not stored until :meth:`store`)."""
+        stored = account.positions.get((symbol, side)) if account is not None else None
+        return stored if stored is not None else Position()
+
+    def store(self, account: Account, symbol: str, side: PositionSide, position: Position) -> None:
+        """Store ``position`` under its key, or drop the key when the position is empty."""
+        key = (symbol, side)
+        if position.lots:
+            account.positions[key] = position
+            self.holders[symbol].add(account.account_id)
+            return
+        assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
+        account.positions.pop(key, None)
+        if not account.positions_in(symbol):
+            self.holders[symbol].discard(account.account_id)
+
+    # -- state ------------------------------------------------------------------------------------
+    def canonical_state(self) -> list:
+        return [
+            ("venue", self.deposits_units, self.withdrawals_units, self.fee_pool_units, self.insurance_fund_units),
+            *(self.accounts[account_id].as_state() for account_id in sorted(self.accounts)),
+        ]
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError naming the first broken ledger invariant (module docstring). O(positions)."""
+        holders: dict[str, set[int]] = {symbol: set() for symbol in self.default_leverage}
+        for account in self.accounts.values():
+            allowed = {PositionSide.BOTH} if account.position_mode == PositionMode.ONE_WAY else {
+                PositionSide.LONG, PositionSide.SHORT}
+            for (symbol, side), p in account.positions.items():
+                where = f"account {account.account_id} {symbol} {side.name}"
+                assert p.lots != 0, f"{where}: empty position stored"
+                assert side in allowed, f"{where}: key not allowed in {account.position_mode.name}"
+                assert side != PositionSide.LONG or p.lots > 0, f"{where}: LONG leg is short"
+                assert side != PositionSide.SHORT or p.lots < 0, f"{where}: SHORT leg is long"
+                assert (p.entry_cost > 0) == (p.lots > 0), f"{where}: entry cost sign"
+                if self.settings(account, symbol).margin_mode == MarginMode.CROSS:
+                    assert p.isolated_margin_units == 0, f"{where}: cross position holds isolated margin"
+                holders[symbol].add(account.account_id)
+            assert all(units > 0 for units in account.holds.values()), f"account {account.account_id}: zero hold"
+        assert holders == self.holders, "holders index out of date"

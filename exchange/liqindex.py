@@ -1,0 +1,407 @@
+"""Incremental liquidation index: a mark tick visits only the positions/accounts it may have pushed over.
+
+Entries and what they guarantee
+-------------------------------
+Every entry belongs to one symbol and fires either DOWN (when ``mark ≤ value``) or UP (``mark ≥ value``).
+
+- **Isolated position** (key ``slot·2``): its exact *liquidation tick* T. Its balance − MM is monotone in
+  the mark (see :func:`exchange.margin.liquidation_price_ticks`), so "mark ≤ T" (long, DOWN) or "mark ≥ T"
+  (short, UP) is *exactly* the liquidation rule; clamped to ``[1, max_price]`` and absent when no valid
+  mark liquidates it.
+- **Cross account** (key ``account·2 + 1``): a *safe band* per symbol. With the current marks the account's
+  slack is ``H = wallet + Σ_s g_s`` where ``g_s = Σ_{cross legs of s} (uPnL − MM)`` (integer, ceil MM);
+  liquidatable ⇔ ``H ≤ 0``. The slack minus one is split ``b_s = floor((H − 1)·w_s / Σw)`` by gross notional
+  ``w_s`` (so every band is about the same relative width) and the band of s is
+  ``{P : h_s(P) ≥ g_s − b_s}``, where ``h_s`` is ``Σ(uPnL − MM_exact) − legs`` — a concave lower bound of
+  ``g_s`` (``ceil(x) < x + 1``), so the band is an interval ``[lo, hi]``, exact in integers. If every symbol's
+  mark stays in its band then ``H(P) > Σ(g_s − b_s) − Σ... ≥ 1 > 0``: the account **cannot** be
+  liquidatable. The entries are DOWN at ``lo − 1`` and UP at ``hi + 1`` (omitted at the price limits).
+  A liquidatable account (or one whose band would not contain the mark) gets a DOWN entry at
+  ``2⁶³ − 1``, which fires on every mark of its symbols.
+
+So after ``process_mark(s, P)`` every position/account that is liquidatable and has exposure to s has
+been reported (and everything liquidatable was reported when it became so). The bands are conservative
+(an account may be re-checked and found safe), never optimistic.
+
+Data structure
+--------------
+Per (symbol, direction) a trigger list stores ``value`` (UP values negated, so both fire on
+``stored ≥ threshold``), ``key`` and ``version``: a large sorted main array plus a small unsorted pending
+buffer. A query is one ``searchsorted`` on the main array (the fired entries are its *suffix*, removed by
+truncation in O(1)) and a vectorised scan of the pending buffer; new entries go to the pending buffer,
+merged into the main array (O(n) ``np.insert``, dropping stale entries) when it passes a threshold.
+Updating a position or account bumps its version, which lazily invalidates its old entries everywhere.
+Cost of a mark tick: O(log n + pending + fired); with nothing near liquidation, a few microseconds.
+
+Caller contract: after changing a position, an isolated margin or a wallet call
+:meth:`LiqIndex.update_position` / :meth:`LiqIndex.update_account`; after
+:meth:`exchange.portfolio.Portfolio.compact` call :meth:`LiqIndex.rebuild`.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from itertools import product
+from math import ceil, floor
+
+import numpy as np
+
+from .enums import MarginMode
+from .margin import liquidation_price_ticks, maintenance_margin
+from .portfolio import Portfolio
+from .sweep import _clearing
+from .units import E8
+
+DOWN, UP = 0, 1
+ALWAYS = np.iinfo(np.int64).max  # a DOWN entry with this value fires on any mark
+ISO = int(MarginMode.ISOLATED)
+_MIN_PENDING = 2048
+
+
+# -- entries: reference (Python ints) -------------------------------------------------------------------
+def iso_entry_reference(portfolio: Portfolio, marks, slot: int):
+    """``(symbol, direction, value)`` of an isolated slot, or ``None``; and whether it is liquidatable now."""
+    t = portfolio.table
+    if portfolio.pos_account[slot] < 0 or portfolio.pos_mode[slot] != ISO or portfolio.pos_qty_lots[slot] == 0:
+        return None, False
+    s = int(portfolio.pos_symbol[slot])
+    q, e, m = int(portfolio.pos_qty_lots[slot]), int(portfolio.pos_entry_cost[slot]), int(portfolio.pos_iso_margin_units[slot])
+    k, rows, maxp, mark = int(t.k_units[s]), t.rows[s], int(t.max_price_ticks[s]), int(marks[s])
+    upnl = (mark * q - e) * k
+    liq = m + upnl <= maintenance_margin(rows, abs(q) * mark * k)
+    T = liquidation_price_ticks(m, [(q, e)], k, rows, mark)
+    if q > 0:
+        return (None if T is None else (s, DOWN, min(T, maxp))), liq
+    return (None if T > maxp else (s, UP, max(T, 1))), liq
+
+
+def _h8_lines(legs, k, rows):
+    """Lines ``αP + β`` whose minimum is ``10⁸·(Σ(uPnL − MM_exact) − legs)`` (one per bracket choice)."""
+    for choice in product(range(len(rows)), repeat=len(legs)):
+        alpha, beta = 0, 0
+        for (q, e), n in zip(legs, choice):
+            alpha += k * (E8 * q - abs(q) * rows[n].mmr_e8)
+            beta += -E8 * e * k + rows[n].cum_x8 - E8
+        yield alpha, beta
+
+
+def cross_entries_reference(portfolio: Portfolio, marks, account: int):
+    """``(entries, liquidatable)`` of an account's cross part; entries = [(symbol, direction, value)]."""
+    t = portfolio.table
+    H = int(portfolio.acct_wallet_units[account])
+    legs_by_sym: dict[int, list] = {}
+    for j in portfolio.slots_of(account):
+        q = int(portfolio.pos_qty_lots[j])
+        if portfolio.pos_mode[j] == ISO or q == 0:
+            continue
+        s = int(portfolio.pos_symbol[j])
+        legs_by_sym.setdefault(s, []).append((q, int(portfolio.pos_entry_cost[j])))
+    if not legs_by_sym:
+        return [], False
+    g, w = {}, {}
+    for s, legs in legs_by_sym.items():
+        k, mark = int(t.k_units[s]), int(marks[s])
+        g[s] = sum((mark * q - e) * k - maintenance_margin(t.rows[s], abs(q) * mark * k) for q, e in legs)
+        w[s] = sum(abs(q) * mark * k for q, _ in legs)
+    H += sum(g.values())
+    order = sorted(legs_by_sym)  # entries in symbol order of first appearance is irrelevant: sets compare
+    if H <= 0:
+        return [(s, DOWN, int(ALWAYS)) for s in order], True
+    W = sum(w.values())
+    out = []
+    for s in order:
+        legs = legs_by_sym[s]
+        k, rows, maxp, p0 = int(t.k_units[s]), t.rows[s], int(t.max_price_ticks[s]), int(marks[s])
+        c8 = E8 * (g[s] - (H - 1) * w[s] // W)
+        lo, hi = 1, maxp
+        empty = False
+        for alpha, beta in _h8_lines(legs, k, rows):
+            if alpha > 0:
+                lo = max(lo, ceil(Fraction(c8 - beta, alpha)))
+            elif alpha < 0:
+                hi = min(hi, floor(Fraction(beta - c8, -alpha)))
+            elif beta < c8:
+                empty = True
+        if empty or not lo <= p0 <= hi:
+            out.append((s, DOWN, int(ALWAYS)))
+            continue
+        if lo > 1:
+            out.append((s, DOWN, lo - 1))
+        if hi < maxp:
+            out.append((s, UP, hi + 1))
+    return out, False
+
+
+# -- trigger list ---------------------------------------------------------------------------------------
+class _TriggerList:
+    """Entries of one (symbol, direction) that fire when ``stored ≥ threshold`` (UP values are negated)."""
+
+    __slots__ = ("v", "key", "ver", "n", "pv", "pkey", "pver", "m")
+
+    def __init__(self):
+        self.v = np.zeros(0, np.int64)
+        self.key = np.zeros(0, np.int64)
+        self.ver = np.zeros(0, np.uint32)
+        self.n = 0
+        self.pv = np.zeros(64, np.int64)
+        self.pkey = np.zeros(64, np.int64)
+        self.pver = np.zeros(64, np.uint32)
+        self.m = 0
+
+    def load(self, v, key, ver):
+        order = np.argsort(v, kind="stable")
+        self.v, self.key, self.ver, self.n = v[order], key[order], ver[order], len(v)
+        self.m = 0
+
+    def push(self, v, key, ver):
+        k = len(v)
+        if self.m + k > len(self.pv):
+            cap = max(2 * len(self.pv), self.m + k)
+            for name in ("pv", "pkey", "pver"):
+                arr = getattr(self, name)
+                grown = np.zeros(cap, arr.dtype)
+                grown[: self.m] = arr[: self.m]
+                setattr(self, name, grown)
+        self.pv[self.m:self.m + k] = v
+        self.pkey[self.m:self.m + k] = key
+        self.pver[self.m:self.m + k] = ver
+        self.m += k
+
+    def fire(self, threshold):
+        """Remove and return ``(keys, versions)`` of every entry with ``stored ≥ threshold``."""
+        i = int(np.searchsorted(self.v[: self.n], threshold, side="left"))
+        keys, vers = self.key[i:self.n], self.ver[i:self.n]
+        self.n = i
+        if self.m:
+            pv = self.pv[: self.m]
+            hit = pv >= threshold
+            if hit.any():
+                keys = np.concatenate([keys, self.pkey[: self.m][hit]])
+                vers = np.concatenate([vers, self.pver[: self.m][hit]])
+                keep = ~hit
+                k = int(keep.sum())
+                self.pv[:k], self.pkey[:k], self.pver[:k] = pv[keep], self.pkey[: self.m][keep], self.pver[: self.m][keep]
+                self.m = k
+        return keys, vers
+
+    def merge(self, valid):
+        """Fold the pending buffer into the main array, dropping entries ``valid`` rejects. O(n + m log m)."""
+        v, key, ver = self.v[: self.n], self.key[: self.n], self.ver[: self.n]
+        ok = valid(key, ver)
+        v, key, ver = v[ok], key[ok], ver[ok]
+        pv, pk, pr = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
+        pok = valid(pk, pr)
+        pv, pk, pr = pv[pok], pk[pok], pr[pok]
+        order = np.argsort(pv, kind="stable")
+        pv, pk, pr = pv[order], pk[order], pr[order]
+        at = np.searchsorted(v, pv, side="right")
+        self.v, self.key, self.ver = np.insert(v, at, pv), np.insert(key, at, pk), np.insert(ver, at, pr)
+        self.n, self.m = len(self.v), 0
+
+    def __len__(self):
+        return self.n + self.m
+
+
+class LiqIndex:
+    """Liquidation index over a :class:`~exchange.portfolio.Portfolio` (see the module docstring).
+
+    ``compiled=None`` uses the compiled threshold kernels when active, the Python reference otherwise
+    (both give identical entries).
+    """
+
+    def __init__(self, portfolio: Portfolio, marks_ticks, *, compiled: bool | None = None):
+        self.portfolio = portfolio
+        self.compiled = (_clearing is not None) if compiled is None else compiled
+        if self.compiled and _clearing is None:
+            raise RuntimeError("the compiled clearing kernel is not active")
+        self.marks = portfolio.table.check_marks(marks_ticks).copy()
+        self.rebuild()
+
+    # -- building ----------------------------------------------------------------------------------------
+    def _entries_iso(self, slots: np.ndarray):
+        """Entries and current flags for isolated slots: (sym, dir, v, key), liq per slot."""
+        slots = np.ascontiguousarray(slots, np.int64)
+        n = len(slots)
+        if self.compiled:
+            sym, dr, v, key = (np.zeros(n, np.int64), np.zeros(n, np.int8), np.zeros(n, np.int64), np.zeros(n, np.int64))
+            liq = np.zeros(n, np.uint8)
+            w = _clearing.iso_entries(self.portfolio, self.marks, slots, sym, dr, v, key, liq)
+            return (sym[:w], dr[:w], v[:w], key[:w]), liq.astype(bool)
+        rows, liq = [], np.zeros(n, bool)
+        for i, j in enumerate(slots.tolist()):
+            entry, liq[i] = iso_entry_reference(self.portfolio, self.marks, j)
+            if entry is not None:
+                rows.append((*entry, 2 * j))
+        return _columns(rows), liq
+
+    def _entries_cross(self, accounts: np.ndarray):
+        accounts = np.ascontiguousarray(accounts, np.int64)
+        n = len(accounts)
+        if self.compiled:
+            cap = 2 * int(self.portfolio.acct_count[accounts].sum()) if n else 0
+            sym, dr, v, key = (np.zeros(cap, np.int64), np.zeros(cap, np.int8), np.zeros(cap, np.int64), np.zeros(cap, np.int64))
+            liq = np.zeros(n, np.uint8)
+            w = _clearing.cross_entries(self.portfolio, self.marks, accounts, sym, dr, v, key, liq)
+            return (sym[:w], dr[:w], v[:w], key[:w]), liq.astype(bool)
+        rows, liq = [], np.zeros(n, bool)
+        for i, a in enumerate(accounts.tolist()):
+            entries, liq[i] = cross_entries_reference(self.portfolio, self.marks, a)
+            rows.extend((s, d, v, 2 * a + 1) for s, d, v in entries)
+        return _columns(rows), liq
+
+    def rebuild(self) -> tuple[np.ndarray, np.ndarray]:
+        """Recompute every entry from scratch (after ``compact()`` or bulk changes). O(positions · log).
+        Returns (and keeps in ``self.liquidatable``) the isolated slots and accounts liquidatable now."""
+        p = self.portfolio
+        self.pos_ver = np.zeros(p.n_slots, np.uint32)
+        self.acct_ver = np.zeros(p.n_accounts, np.uint32)
+        iso_slots = np.flatnonzero((p.pos_account >= 0) & (p.pos_mode == ISO) & (p.pos_qty_lots != 0))
+        (s1, d1, v1, k1), liq1 = self._entries_iso(iso_slots)
+        (s2, d2, v2, k2), liq2 = self._entries_cross(np.arange(p.n_accounts))
+        self.liquidatable = (iso_slots[liq1], np.flatnonzero(liq2))
+        sym, dr = np.concatenate([s1, s2]), np.concatenate([d1, d2])
+        v, key = np.concatenate([v1, v2]), np.concatenate([k1, k2])
+        stored = np.where(dr == UP, -v, v)
+        group = sym * 2 + dr
+        order = np.lexsort((stored, group))
+        group, stored, key = group[order], stored[order], key[order]
+        bounds = np.searchsorted(group, np.arange(2 * p.table.n_symbols + 1))
+        self.lists = []
+        for s in range(p.table.n_symbols):
+            pair = []
+            for d in (DOWN, UP):
+                g = 2 * s + d
+                lo, hi = bounds[g], bounds[g + 1]
+                tl = _TriggerList()
+                tl.v, tl.key, tl.ver, tl.n = stored[lo:hi].copy(), key[lo:hi].copy(), np.zeros(hi - lo, np.uint32), hi - lo
+                pair.append(tl)
+            self.lists.append(pair)
+        return self.liquidatable
+
+    def _ensure_size(self):
+        p = self.portfolio
+        if len(self.pos_ver) < p.n_slots:
+            self.pos_ver = np.concatenate([self.pos_ver, np.zeros(p.n_slots - len(self.pos_ver), np.uint32)])
+        if len(self.acct_ver) < p.n_accounts:
+            self.acct_ver = np.concatenate([self.acct_ver, np.zeros(p.n_accounts - len(self.acct_ver), np.uint32)])
+
+    def _valid(self, key, ver):
+        ids = key >> 1
+        cross = (key & 1).astype(bool)
+        cur = np.empty(len(key), np.uint32)
+        cur[cross] = self.acct_ver[ids[cross]]
+        cur[~cross] = self.pos_ver[ids[~cross]]
+        return cur == ver
+
+    def _insert(self, entries):
+        sym, dr, v, key = entries
+        if not len(v):
+            return
+        ids = key >> 1
+        cross = (key & 1).astype(bool)
+        ver = np.where(cross, self.acct_ver[np.where(cross, ids, 0)], self.pos_ver[np.where(cross, 0, ids)]).astype(np.uint32)
+        stored = np.where(dr == UP, -v, v)
+        for g in np.unique(sym * 2 + dr).tolist():
+            sel = (sym * 2 + dr) == g
+            tl = self.lists[g >> 1][g & 1]
+            tl.push(stored[sel], key[sel], ver[sel])
+            if tl.m > max(_MIN_PENDING, tl.n >> 6):
+                tl.merge(self._valid)
+
+    # -- updates -----------------------------------------------------------------------------------------
+    def update_positions(self, slots) -> np.ndarray:
+        """Re-arm after a change to ``slots``: every position of their accounts is re-armed (so a block that
+        ``add_position`` relocated is covered) and their cross parts too. Returns the isolated slots among
+        ``slots`` that are liquidatable now."""
+        self._ensure_size()
+        p = self.portfolio
+        slots = np.asarray(slots, np.int64)
+        if not len(slots):
+            return slots
+        accounts = np.unique(p.pos_account[slots])
+        accounts = accounts[accounts >= 0]
+        if len(accounts):
+            self.update_accounts(accounts)
+        block = np.concatenate([np.arange(p.acct_begin[a], p.acct_begin[a] + p.acct_count[a]) for a in accounts.tolist()]
+                               + [slots]).astype(np.int64)
+        block = np.unique(block)
+        self.pos_ver[block] += 1  # also invalidates entries of slots that are no longer isolated positions
+        iso = block[(p.pos_mode[block] == ISO) & (p.pos_account[block] >= 0)]
+        entries, liq = self._entries_iso(iso)
+        self._insert(entries)
+        return np.intersect1d(iso[liq], slots)
+
+    def update_position(self, slot: int) -> bool:
+        """Re-arm one slot; True if it is an isolated position liquidatable now."""
+        return bool(len(self.update_positions([slot])))
+
+    def update_accounts(self, accounts) -> np.ndarray:
+        """Re-arm the cross bands of ``accounts`` at the current marks; returns those liquidatable now."""
+        self._ensure_size()
+        accounts = np.unique(np.asarray(accounts, np.int64))
+        self.acct_ver[accounts] += 1
+        entries, liq = self._entries_cross(accounts)
+        self._insert(entries)
+        return accounts[liq]
+
+    def update_account(self, account: int) -> bool:
+        """Re-arm one account's cross part; True if it is liquidatable now."""
+        return bool(len(self.update_accounts([account])))
+
+    # -- queries -----------------------------------------------------------------------------------------
+    def on_mark(self, symbol: int, mark_ticks: int) -> tuple[np.ndarray, np.ndarray]:
+        """Record the new mark of ``symbol`` and pop every entry it fires: returns ``(isolated slots,
+        accounts)`` to re-check (ascending, unique, current versions only). Their entries are removed: the
+        caller re-checks them exactly and re-arms them (:meth:`recheck`; :meth:`process_mark` does all)."""
+        t = self.portfolio.table
+        mark_ticks = int(mark_ticks)
+        if not 1 <= mark_ticks <= int(t.max_price_ticks[symbol]):
+            raise ValueError("mark outside [1, max_price]")
+        self.marks[symbol] = mark_ticks
+        down, up = self.lists[symbol]
+        k1, r1 = down.fire(mark_ticks)
+        k2, r2 = up.fire(-mark_ticks)
+        if not len(k1) and not len(k2):
+            return _EMPTY, _EMPTY
+        keys, vers = np.concatenate([k1, k2]), np.concatenate([r1, r2])
+        keys = keys[self._valid(keys, vers)]
+        cross = (keys & 1).astype(bool)
+        return np.unique(keys[~cross] >> 1), np.unique(keys[cross] >> 1)
+
+    def recheck(self, slots, accounts) -> tuple[np.ndarray, np.ndarray]:
+        """Exact re-check of candidates with the kernel at the current marks, re-arming them.
+        Returns ``(liquidatable isolated slots, liquidatable accounts)``."""
+        liq_pos = self.update_positions(slots) if len(slots) else _EMPTY
+        liq_acc = self.update_accounts(accounts) if len(accounts) else _EMPTY
+        return liq_pos, liq_acc
+
+    def process_mark(self, symbol: int, mark_ticks: int) -> tuple[np.ndarray, np.ndarray]:
+        """``on_mark`` + ``recheck``: the liquidatable isolated slots and accounts exposed to ``symbol``."""
+        slots, accounts = self.on_mark(symbol, mark_ticks)
+        if not len(slots) and not len(accounts):
+            return _EMPTY, _EMPTY
+        return self.recheck(slots, accounts)
+
+    def process_marks(self, marks_ticks) -> tuple[np.ndarray, np.ndarray]:
+        """Batch: apply every changed mark in symbol order; returns the union of what was reported."""
+        marks = self.portfolio.table.check_marks(marks_ticks)
+        pos, acc = [], []
+        for s in np.flatnonzero(marks != self.marks).tolist():
+            a, b = self.process_mark(s, int(marks[s]))
+            pos.append(a)
+            acc.append(b)
+        if not pos:
+            return _EMPTY, _EMPTY
+        return np.unique(np.concatenate(pos)), np.unique(np.concatenate(acc))
+
+    def n_entries(self) -> int:
+        return sum(len(tl) for pair in self.lists for tl in pair)
+
+
+_EMPTY = np.zeros(0, np.int64)
+
+
+def _columns(rows):
+    if not rows:
+        return (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    sym, dr, v, key = zip(*rows)
+    return (np.array(sym, np.int64), np.array(dr, np.int8), np.array(v, np.int64), np.array(key, np.int64))

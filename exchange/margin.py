@@ -1,0 +1,332 @@
+"""Margin mathematics: brackets with derived cum, IM/MM, uPnL, margin ratio, liquidation and bankruptcy prices.
+
+Pure functions on Python ints (exact for any size); no floats anywhere. SPEC §1, §2, §5.
+
+Units: prices in ticks, quantities in signed lots, money in units (10⁻⁸), rates ×10⁸ (``_e8``);
+``k_units`` = money units per tick·lot (:attr:`exchange.spec.Instrument.k_units`), so
+``notional_units = |lots| × mark_ticks × K``.
+
+Brackets and cum
+----------------
+Bracket n (0-based here) covers notionals in ``(floor_n, cap_n]`` with ``floor_0 = 0`` and
+``floor_n = cap_{n-1}``; a notional above the last cap stays in the last bracket. The maintenance amount
+is derived (SPEC §2): ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}``, ``cum_0 = 0``. With the rate
+in e8 that product is an integer in *units·e8*; we keep it exactly as ``cum_x8`` (= cum × 10⁸) and
+expose ``cum_units`` (the integer part) and ``cum_rem_x8`` (the remainder, 0 for every realistic table).
+
+Rounding rules (each result is rounded exactly once)
+----------------------------------------------------
+- ``MM(notional) = ceil((notional × mmr_e8 − cum_x8) / 10⁸)``: margin owed rounds up. When cum is a whole
+  number of units (``cum_rem_x8 == 0``) this is exactly ``ceil(notional × mmr / 10⁸) − cum_units``, the
+  SPEC's formula. Because the tiers are marginal (max of the tangent lines), MM is continuous, convex and
+  non-decreasing in the notional.
+- ``IM(notional, leverage) = ceil(notional / leverage)``.
+- Margin ratio (e8) = ``ceil(MM × 10⁸ / balance)`` for balance > 0; :data:`RATIO_INF` when the size is
+  non-zero and balance ≤ 0; 0 for zero size. Saturates at :data:`RATIO_INF` (= 2⁶³ − 1).
+- Liquidatable ⇔ non-zero size and ``margin balance ≤ MM`` (ratio ≥ 100 %, SPEC §5). SPEC §7 words the
+  trigger as "balance < MM"; the two differ only when balance == MM exactly, where we follow §5.
+
+Liquidation price
+-----------------
+The balance of the part that holds the position, as a function of the mark P of its symbol, is
+``B(P) = WB' + Σ_legs (P × q − entry_cost) × K`` with ``WB' = WB − TMM1 + UPNL1`` (SPEC §5: WB = isolated
+margin, or the wallet for cross with TMM1/UPNL1 of the other cross positions at their marks); legs are the
+one-way position, or the LONG and SHORT legs of one symbol in hedge mode. Three versions are offered:
+
+- :func:`liquidation_price_exact` — the SPEC's real-valued root of ``B(P) = MM(P)`` as a ``Fraction`` of
+  ticks (bracket re-iterated until consistent), ``None`` when there is none (LP ≤ 0, or never).
+- :func:`liquidation_price_ticks` — the *liquidation tick*: the integer mark at which the exact integer
+  rule (ceil-rounded MM, ``balance ≤ MM``) first flags the position when the price moves against it
+  (long: the largest liquidating tick; short: the smallest). This is what the sweep sees; it is the
+  exact root rounded toward the liquidation side (SPEC §11 ex. 1: 25,100.4016… → 25,100.40).
+- :func:`liquidation_price_display_ticks` — rounded to the tick toward the position's safe side
+  (long up, short down), for display only (SPEC §1).
+
+For one leg the balance minus MM is strictly monotone (slope ``|q|·K·(1 − mmr)``), so there is one root.
+With hedge legs it is concave and the safe region is an interval: :func:`liquidation_band_exact` returns
+both ends. Bankruptcy price: the same equation with MMR = 0 and cum = 0; rounded to ticks against the
+liquidated account (a long sells: down; a short buys: up).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import product
+from math import ceil, floor
+from typing import Iterable, Sequence
+
+from .units import E8, div_ceil
+
+RATIO_INF = 2**63 - 1  #: margin ratio (e8) reported for a non-zero size with balance ≤ 0 (and the saturation value)
+
+
+# -- brackets ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BracketRow:
+    """One derived risk bracket. Covers notionals in ``(floor_units, cap_units]`` (the last row: above too)."""
+
+    floor_units: int
+    cap_units: int
+    mmr_e8: int
+    max_leverage: int
+    cum_x8: int  # cum × 10⁸, exact (units·e8)
+
+    @property
+    def cum_units(self) -> int:
+        """Integer part of cum (exact when ``cum_rem_x8 == 0``)."""
+        return self.cum_x8 // E8
+
+    @property
+    def cum_rem_x8(self) -> int:
+        """``cum_x8 mod 10⁸`` (0 ≤ rem < 10⁸)."""
+        return self.cum_x8 % E8
+
+    @property
+    def cum(self) -> Fraction:
+        """cum in units as an exact Fraction."""
+        return Fraction(self.cum_x8, E8)
+
+
+def derive_brackets(brackets: Iterable) -> tuple[BracketRow, ...]:
+    """Derive floors and cum amounts from ``RiskBracket``-like rows (``notional_cap_units``, ``mmr_e8``,
+    ``max_leverage``) or from plain ``(cap_units, mmr_e8, max_leverage)`` tuples.
+
+    ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}`` (SPEC §2), kept exactly ×10⁸.
+    Raises ``ValueError`` for empty tables, non-increasing caps or decreasing MMR. O(len).
+    """
+    rows: list[BracketRow] = []
+    prev_cap, prev_mmr, cum_x8 = 0, 0, 0
+    for b in brackets:
+        cap, mmr, lev = (b.notional_cap_units, b.mmr_e8, b.max_leverage) if hasattr(b, "mmr_e8") else b
+        if cap <= prev_cap or not prev_mmr <= mmr < E8 or lev < 1:
+            raise ValueError(f"invalid bracket ({cap}, {mmr}, {lev}) after cap {prev_cap}, mmr {prev_mmr}")
+        cum_x8 += prev_cap * (mmr - prev_mmr)
+        rows.append(BracketRow(prev_cap, cap, mmr, lev, cum_x8))
+        prev_cap, prev_mmr = cap, mmr
+    if not rows:
+        raise ValueError("at least one bracket is required")
+    return tuple(rows)
+
+
+def bracket_index(rows: Sequence[BracketRow], notional_units: int) -> int:
+    """Index of the bracket holding ``notional_units``: the first with ``notional ≤ cap`` (caps inclusive),
+    the last one for notionals above every cap. Works for ints and Fractions."""
+    for i, row in enumerate(rows):
+        if notional_units <= row.cap_units:
+            return i
+    return len(rows) - 1
+
+
+def maintenance_margin(rows: Sequence[BracketRow], notional_units: int) -> int:
+    """``MM = ceil((notional × mmr − cum_x8) / 10⁸)`` units of the notional's bracket (round up, SPEC §5)."""
+    row = rows[bracket_index(rows, notional_units)]
+    return div_ceil(notional_units * row.mmr_e8 - row.cum_x8, E8)
+
+
+def maintenance_margin_exact(rows: Sequence[BracketRow], notional) -> Fraction:
+    """MM before rounding (real-valued, for analysis): ``max_n (notional × mmr_n − cum_x8_n) / 10⁸``."""
+    row = rows[bracket_index(rows, notional)]
+    return Fraction(notional * row.mmr_e8 - row.cum_x8, E8)
+
+
+def initial_margin(notional_units: int, leverage: int) -> int:
+    """``IM = ceil(notional / leverage)`` units. Raises ``ValueError`` for leverage < 1."""
+    if leverage < 1:
+        raise ValueError("leverage must be ≥ 1")
+    return div_ceil(notional_units, leverage)
+
+
+def max_leverage(rows: Sequence[BracketRow], notional_units: int) -> int:
+    """Highest leverage allowed for a position of this notional (its bracket's ``max_leverage``)."""
+    return rows[bracket_index(rows, notional_units)].max_leverage
+
+
+# -- position values ------------------------------------------------------------------------------------
+def notional_units(qty_lots: int, mark_ticks: int, k_units: int) -> int:
+    """``|lots| × mark × K`` (exact)."""
+    return abs(qty_lots) * mark_ticks * k_units
+
+
+def unrealized_pnl(qty_lots: int, entry_cost: int, mark_ticks: int, k_units: int) -> int:
+    """``(mark × signed_lots − signed_entry_cost) × K`` units, exactly (SPEC §5)."""
+    return (mark_ticks * qty_lots - entry_cost) * k_units
+
+
+def is_liquidatable(balance_units: int, mm_units: int, has_size: bool) -> bool:
+    """SPEC §5: liquidation at margin ratio ≥ 100 % ⇔ non-zero size and ``balance ≤ MM``."""
+    return bool(has_size) and balance_units <= mm_units
+
+
+def margin_ratio_e8(mm_units: int, balance_units: int, has_size: bool) -> int:
+    """``ceil(MM × 10⁸ / balance)``; 0 without size; :data:`RATIO_INF` if balance ≤ 0 (saturating)."""
+    if not has_size:
+        return 0
+    if balance_units <= 0:
+        return RATIO_INF
+    return min(div_ceil(mm_units * E8, balance_units), RATIO_INF)
+
+
+def position_state(rows, qty_lots, entry_cost, mark_ticks, k_units, balance_units):
+    """``(upnl, mm, balance + upnl, liquidatable)`` of one position whose part holds ``balance_units``."""
+    upnl = unrealized_pnl(qty_lots, entry_cost, mark_ticks, k_units)
+    mm = maintenance_margin(rows, notional_units(qty_lots, mark_ticks, k_units))
+    equity = balance_units + upnl
+    return upnl, mm, equity, is_liquidatable(equity, mm, qty_lots != 0)
+
+
+# -- liquidation and bankruptcy prices ------------------------------------------------------------------
+Leg = tuple  # (signed qty_lots, signed entry_cost): one position of the symbol whose price moves
+
+
+def _legs(legs) -> list[tuple[int, int]]:
+    out = [(int(q), int(e)) for q, e in legs if q != 0]
+    if not out:
+        raise ValueError("no position: a liquidation price needs a non-zero size")
+    return out
+
+
+def balance_minus_mm(balance_units: int, legs, k_units: int, rows, price_ticks: int) -> int:
+    """Exact integer ``B(P) − Σ MM_leg(P)`` at an integer price: the sweep's quantity (≤ 0 ⇔ liquidatable)."""
+    total = balance_units
+    for q, e in legs:
+        total += (price_ticks * q - e) * k_units - maintenance_margin(rows, abs(q) * price_ticks * k_units)
+    return total
+
+
+def _root_one_bracket(balance, q, e, k, row) -> Fraction | None:
+    """Real root P of ``balance + (Pq − e)K = (|q|PK·mmr − cum_x8)/10⁸`` for one bracket line."""
+    den = k * (E8 * q - abs(q) * row.mmr_e8)
+    if den == 0:
+        return None
+    return Fraction(E8 * e * k - row.cum_x8 - E8 * balance, den)
+
+
+def _lines(legs, k, rows):
+    """All linear pieces ``αP + β`` (×10⁸ units) whose minimum is ``10⁸·(B(P) − MMexact(P))`` minus balance."""
+    for choice in product(range(len(rows)), repeat=len(legs)):
+        alpha, beta = 0, 0
+        for (q, e), n in zip(legs, choice):
+            alpha += k * (E8 * q - abs(q) * rows[n].mmr_e8)
+            beta += -E8 * e * k + rows[n].cum_x8
+        yield alpha, beta
+
+
+def liquidation_band_exact(balance_units: int, legs, k_units: int, rows) -> tuple[Fraction | None, Fraction | None]:
+    """Exact ends ``(down, up)`` of the safe region ``{P > 0 : B(P) > MMexact(P)}`` in ticks.
+
+    The position is liquidatable (real-valued model) at ``P ≤ down`` or ``P ≥ up``; ``None`` = no end on that
+    side (``down ≤ 0`` is reported as ``None``). If no price is safe the result has ``down ≥ up``.
+    Works for hedge legs: balance − MM is concave (the minimum of its bracket lines), so the safe region is
+    the intersection of the half-lines ``αP + β > −10⁸·WB'`` over every choice of bracket per leg.
+    """
+    legs = _legs(legs)
+    down = None
+    up = None
+    c = -E8 * balance_units  # need α P + β > c
+    for alpha, beta in _lines(legs, k_units, rows):
+        if alpha > 0:
+            p = Fraction(c - beta, alpha)
+            down = p if down is None or p > down else down
+        elif alpha < 0:
+            p = Fraction(beta - c, -alpha)
+            up = p if up is None or p < up else up
+        elif beta <= c:  # flat line never above: liquidatable everywhere
+            return Fraction(RATIO_INF), Fraction(0)
+    if down is not None and down <= 0:
+        down = None
+    return down, up
+
+
+def liquidation_price_exact(balance_units: int, legs, k_units: int, rows, mark_ticks: int | None = None) -> Fraction | None:
+    """SPEC §5 liquidation price as an exact ``Fraction`` of ticks, or ``None`` (LP ≤ 0 / never).
+
+    ``balance_units`` = WB − TMM1 + UPNL1 (isolated: the isolated margin). ``legs`` = [(qty_lots, entry_cost)]:
+    one leg for one-way mode; LONG and SHORT legs of the symbol for hedge mode (then the end on the side
+    where the net position loses is returned; a flat hedge returns the upper end).
+    One leg: the SPEC's formula in integers,
+    ``P = (10⁸·e·K − cum_x8 − 10⁸·WB') / (K·(10⁸·q − |q|·mmr))``, started in the bracket of the notional at
+    ``mark_ticks`` (or at the entry price) and re-iterated with the bracket of the notional at P until
+    consistent.
+    """
+    legs = _legs(legs)
+    if len(legs) == 1:
+        q, e = legs[0]
+        start_price = mark_ticks if mark_ticks is not None else Fraction(abs(e), abs(q))
+        n = bracket_index(rows, abs(q) * start_price * k_units)
+        seen = set()
+        while n not in seen:
+            seen.add(n)
+            p = _root_one_bracket(balance_units, q, e, k_units, rows[n])
+            m = bracket_index(rows, abs(q) * max(p, 0) * k_units)
+            if m == n:
+                return p if p > 0 else None
+            n = m
+        # a cycle can only happen at a bracket boundary; the envelope form is the tie-breaker
+    down, up = liquidation_band_exact(balance_units, legs, k_units, rows)
+    net = sum(q for q, _ in legs)
+    if down is not None and up is not None and down >= up:
+        return down  # liquidatable at every price
+    return down if net > 0 else up
+
+
+def _flag(balance_units, legs, k_units, rows, p) -> bool:
+    return balance_minus_mm(balance_units, legs, k_units, rows, p) <= 0
+
+
+def liquidation_price_ticks(balance_units: int, legs, k_units: int, rows, mark_ticks: int | None = None) -> int | None:
+    """The liquidation tick (one-way position): the integer mark where the exact integer rule first flags it.
+
+    Long: ``max{P ≥ 1 : B(P) ≤ MM(P)}``; short: ``min{P ≥ 1 : B(P) ≤ MM(P)}``; ``None`` if no such tick (the
+    long is safe at every positive tick). Exact: starts from the exact root and steps with the integer
+    rule, which is monotone in P for one leg (its per-tick change has the sign of q, since MM grows by at
+    most ``|q|·K`` per tick). Raises ``ValueError`` for more than one leg.
+    """
+    legs = _legs(legs)
+    if len(legs) != 1:
+        raise ValueError("liquidation_price_ticks is defined for one leg; use liquidation_band_exact")
+    q, _ = legs[0]
+    lp = liquidation_price_exact(balance_units, legs, k_units, rows, mark_ticks)
+    if q > 0:
+        p = max(floor(lp), 1) if lp is not None else 1
+        if not _flag(balance_units, legs, k_units, rows, p) and p == 1:
+            return None
+        while _flag(balance_units, legs, k_units, rows, p + 1):
+            p += 1
+        while p >= 1 and not _flag(balance_units, legs, k_units, rows, p):
+            p -= 1
+        return p if p >= 1 else None
+    p = max(ceil(lp), 1) if lp is not None else 1  # a short with LP ≤ 0 is liquidatable at every tick
+    while p > 1 and _flag(balance_units, legs, k_units, rows, p - 1):
+        p -= 1
+    while not _flag(balance_units, legs, k_units, rows, p):
+        p += 1
+    return p
+
+
+def liquidation_price_display_ticks(balance_units: int, legs, k_units: int, rows, mark_ticks: int | None = None) -> int | None:
+    """The exact liquidation price rounded to the tick toward the safe side (long: up, short: down). Display only."""
+    lp = liquidation_price_exact(balance_units, legs, k_units, rows, mark_ticks)
+    if lp is None:
+        return None
+    net = sum(q for q, _ in _legs(legs))
+    return ceil(lp) if net > 0 else max(floor(lp), 1)
+
+
+def bankruptcy_price_exact(balance_units: int, legs, k_units: int) -> Fraction | None:
+    """Price where the balance is exactly 0 (MMR = 0, cum = 0): ``(Σe·K − WB') / (Σq·K)``; ``None`` if the
+    net size is 0 or the price is ≤ 0."""
+    legs = _legs(legs)
+    net = sum(q for q, _ in legs)
+    if net == 0:
+        return None
+    p = Fraction(sum(e for _, e in legs) * k_units - balance_units, net * k_units)
+    return p if p > 0 else None
+
+
+def bankruptcy_price_ticks(balance_units: int, legs, k_units: int) -> int | None:
+    """Bankruptcy price rounded to the tick against the liquidated account (net long: down; net short: up)."""
+    bp = bankruptcy_price_exact(balance_units, legs, k_units)
+    if bp is None:
+        return None
+    net = sum(q for q, _ in _legs(legs))
+    return floor(bp) if net > 0 else ceil(bp)

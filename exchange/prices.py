@@ -1,0 +1,89 @@
+"""Index and mark prices per symbol (SPEC §6). Prices in ticks, time in ns, rates ×10⁸.
+
+The index is an input (``SetIndexPrice``). Each index observation also takes one *basis sample*
+``mid − index`` from the book (only when both sides are quoted; kept as ``2 × (mid − index) = bid + ask −
+2 × index`` so a half-tick mid stays exact) and drops samples older than the instrument's
+``mark.basis_window_ns`` (a sample at ``t`` is kept while ``t > now − window``).
+
+The mark depends on the instrument's ``mark.source``:
+
+- MEDIAN: ``median(P1, P2, last)`` recomputed at every index observation, with
+  ``P1 = floor(index × (10⁸·interval + rate_e8 × time_to_next_funding) / (10⁸·interval))``
+  (``time_to_next_funding = interval − now mod interval``; ``rate`` = the last funding rate, 0 until funding
+  settles one), ``P2 = index + floor(Σ 2·basis / (2·n))`` (``index`` with no sample) and ``last`` = the last
+  trade price (the index before the first trade);
+- INDEX: the index itself;
+- EXTERNAL: only ``SetMarkPrice`` moves it; index observations are recorded but do not move the mark.
+
+``SetMarkPrice`` is accepted under every source (an external feed, or an override that stands until the next
+index observation under MEDIAN / INDEX). Marks are clamped to the instrument's price range.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .spec import Instrument, MarkSource
+from .units import E8
+
+
+@dataclass(slots=True)
+class PriceFeed:
+    """One symbol's index, last funding rate and basis samples ``(time_ns, 2 × (mid − index))``."""
+
+    index_ticks: int = 0
+    funding_rate_e8: int = 0
+    samples: deque = field(default_factory=deque)
+
+    def as_state(self) -> tuple:
+        return self.index_ticks, self.funding_rate_e8, [list(sample) for sample in self.samples]
+
+
+def premium_mark_ticks(index_ticks: int, funding_rate_e8: int, time_to_next_ns: int, interval_ns: int) -> int:
+    """P1 = ``floor(index × (1 + rate × time_to_next / interval))`` ticks."""
+    return (index_ticks * (E8 * interval_ns + funding_rate_e8 * time_to_next_ns)) // (E8 * interval_ns)
+
+
+def basis_mark_ticks(index_ticks: int, twice_basis: list[int]) -> int:
+    """P2 = ``index + floor(mean(mid − index))`` ticks; the index when there is no sample."""
+    if not twice_basis:
+        return index_ticks
+    return index_ticks + sum(twice_basis) // (2 * len(twice_basis))
+
+
+def median_mark_ticks(p1_ticks: int, p2_ticks: int, last_ticks: int) -> int:
+    """The middle of the three prices."""
+    return sorted((p1_ticks, p2_ticks, last_ticks))[1]
+
+
+class Prices:
+    """The price feeds of every instrument."""
+
+    def __init__(self, instruments: dict[str, Instrument]):
+        self.instruments = instruments
+        self.feeds = {symbol: PriceFeed() for symbol in instruments}
+
+    def observe_index(self, symbol: str, index_ticks: int, now_ns: int, bid_ticks: int, ask_ticks: int,
+                      last_ticks: int) -> int | None:
+        """Record an index observation (and a basis sample when both sides are quoted); return the new mark
+        under the MEDIAN / INDEX sources, None under EXTERNAL. O(expired samples)."""
+        inst = self.instruments[symbol]
+        feed = self.feeds[symbol]
+        feed.index_ticks = index_ticks
+        if bid_ticks and ask_ticks:
+            feed.samples.append((now_ns, bid_ticks + ask_ticks - 2 * index_ticks))
+        while feed.samples and feed.samples[0][0] <= now_ns - inst.mark.basis_window_ns:
+            feed.samples.popleft()
+        if inst.mark.source == MarkSource.EXTERNAL:
+            return None
+        if inst.mark.source == MarkSource.INDEX:
+            mark = index_ticks
+        else:
+            interval = inst.funding.interval_ns
+            p1 = premium_mark_ticks(index_ticks, feed.funding_rate_e8, interval - now_ns % interval, interval)
+            p2 = basis_mark_ticks(index_ticks, [basis for _, basis in feed.samples])
+            mark = median_mark_ticks(p1, p2, last_ticks or index_ticks)
+        return min(max(mark, inst.min_price_ticks), inst.max_price_ticks)
+
+    def canonical_state(self) -> list:
+        return [(symbol, self.feeds[symbol].as_state()) for symbol in sorted(self.feeds)]

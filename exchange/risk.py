@@ -1,0 +1,358 @@
+"""Risk: order-margin holds, available balance, pre-trade checks, and the margin view of accounts
+(SPEC §4, §5). The margin arithmetic itself (IM, MM with brackets, ratios, liquidation and bankruptcy
+prices) is :mod:`exchange.margin`'s; this module decides what it is applied to.
+
+Prices: every valuation uses the symbol's *risk price* — the mark, or the last trade price until a mark is
+known (``mark_of``). Money in units (10⁻⁸), quantities in lots, rates ×10⁸.
+
+**Order hold** of one position key (account, symbol, position side), at the (account, symbol) leverage L,
+over the key's *opening* resting orders (reduce-only orders, and hedge-mode orders that close their leg,
+hold nothing; conditional orders hold nothing until they fire). Per order side s with ``lots_s`` lots of
+total order notional ``N_s = Σ price_ticks × lots × K``, and ``closable_s`` = the lots of an opposite
+position that side would close first:
+
+    adding_s = ceil(N_s × (lots_s − closable_s) / lots_s)   if lots_s > closable_s, else 0
+    hold     = max(ceil(adding_buy / L), ceil(adding_sell / L))
+
+(the closing lots are netted at the side's average order price; the larger side is held because in one
+net position both sides cannot add exposure at once.) A MARKET order is valued at the price it may reach:
+its price-band edge when a mark is set, else the worst opposite level.
+
+**Available balance** = wallet − Σ IM of cross positions (at the risk price) − Σ order holds
++ Σ unrealized losses of cross positions (+ unrealized gains when ``RiskOptions.count_unrealized_gains``).
+Isolated positions (their margin already left the wallet) are not part of it.
+**Withdrawable** = the available balance without unrealized gains (never withdrawn, whatever the option).
+
+Pre-trade (new orders and fired conditional orders): an opening order is rejected with -2027 when the
+position plus the side's adding notional would sit in a bracket whose max leverage is below L, and with
+-2019 when it raises the key's hold by Δ > 0 while ``available − Δ < 0``. Orders that only close are never
+refused for margin.
+
+Liquidatable (SPEC §5): an isolated position when ``isolated margin + uPnL ≤ MM``; a cross account when it
+has cross exposure and ``wallet + Σ cross uPnL ≤ Σ cross MM``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil, floor
+from typing import Callable, Iterable
+
+from . import margin
+from .accounts import Account, Ledger, Position
+from .enums import MarginMode, PositionSide, RejectCode, Side
+from .events import MarginCall
+from .spec import Instrument
+from .units import div_ceil
+
+CROSS = ""  #: the ``symbol`` naming an account's cross margin part (as opposed to an isolated position)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskOptions:
+    """Venue rules of the risk stage (all *configurable* in the SPEC's sense).
+
+    ``allow_mode_switch_with_position``: SetMarginMode may switch a symbol with an open position (SPEC §4).
+    ``count_unrealized_gains``: unrealized cross gains count toward the available balance.
+    ``margin_call_e8``: margin ratio (×10⁸) at which a MarginCall event is emitted (default 80%).
+    ``default_leverage``: leverage of an unconfigured (account, symbol), capped by the instrument's max.
+    """
+
+    allow_mode_switch_with_position: bool = False
+    count_unrealized_gains: bool = False
+    margin_call_e8: int = 80_000_000
+    default_leverage: int = 20
+
+    def __post_init__(self):
+        if not 0 < self.margin_call_e8 or self.default_leverage < 1:
+            raise ValueError("margin_call_e8 must be > 0 and default_leverage ≥ 1")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """What the risk stage needs of a resting order (prices in ticks, lots = leaves)."""
+
+    order_id: int
+    position_side: PositionSide
+    side: Side
+    price_ticks: int
+    lots: int
+    reduce_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """A position with its valuation at the risk price (units; prices in ticks, None = no such price)."""
+
+    symbol: str
+    position_side: PositionSide
+    lots: int
+    entry_cost: int
+    isolated_margin_units: int
+    margin_mode: MarginMode
+    leverage: int
+    notional_units: int
+    unrealized_pnl_units: int
+    initial_margin_units: int
+    maintenance_margin_units: int
+    liquidation_price_ticks: int | None
+    bankruptcy_price_ticks: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidatable:
+    """A margin part at or past maintenance: an isolated position, or the cross account (symbol "")."""
+
+    account_id: int
+    symbol: str
+    position_side: PositionSide
+    margin_ratio_e8: int
+
+
+def closes(position_side: PositionSide, side: Side) -> bool:
+    """Whether an order of ``side`` on a hedge leg closes it (SELL on LONG, BUY on SHORT)."""
+    return (position_side == PositionSide.LONG and side == Side.SELL) or (
+        position_side == PositionSide.SHORT and side == Side.BUY)
+
+
+def order_hold(k_units: int, leverage: int, position_lots: int, orders: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """``(hold, adding_buy, adding_sell)`` in units for one key's opening orders ``(side, price_ticks, lots)``
+    (module docstring). O(orders)."""
+    lots = {Side.BUY: 0, Side.SELL: 0}
+    notional = {Side.BUY: 0, Side.SELL: 0}
+    for side, price_ticks, qty_lots in orders:
+        lots[side] += qty_lots
+        notional[side] += price_ticks * qty_lots * k_units
+    adding_buy = _adding(notional[Side.BUY], lots[Side.BUY], max(0, -position_lots))
+    adding_sell = _adding(notional[Side.SELL], lots[Side.SELL], max(0, position_lots))
+    hold = max(margin.initial_margin(adding_buy, leverage), margin.initial_margin(adding_sell, leverage))
+    return hold, adding_buy, adding_sell
+
+
+def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
+    if lots <= closable_lots:
+        return 0
+    return div_ceil(notional_units * (lots - closable_lots), lots)
+
+
+class Risk:
+    """The margin view over the ledger. ``mark_of(symbol)`` gives the risk price (ticks);
+    ``orders_of(account_id, symbol)`` the account's resting orders there as :class:`OpenOrder`."""
+
+    def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, options: RiskOptions,
+                 mark_of: Callable[[str], int], orders_of: Callable[[int, str], list[OpenOrder]]):
+        self.instruments = instruments
+        self.ledger = ledger
+        self.options = options
+        self.mark_of = mark_of
+        self.orders_of = orders_of
+        self.brackets = {symbol: margin.derive_brackets(inst.brackets) for symbol, inst in instruments.items()}
+
+    # -- one position -----------------------------------------------------------------------------
+    def notional(self, symbol: str, position: Position) -> int:
+        """``|lots| × risk price × K`` units."""
+        return margin.notional_units(position.lots, self.mark_of(symbol), self.instruments[symbol].k_units)
+
+    def upnl(self, symbol: str, position: Position) -> int:
+        return margin.unrealized_pnl(position.lots, position.entry_cost, self.mark_of(symbol),
+                                     self.instruments[symbol].k_units)
+
+    def position_im(self, account: Account, symbol: str, position: Position) -> int:
+        """``ceil(notional / leverage)`` at the (account, symbol) leverage."""
+        return margin.initial_margin(self.notional(symbol, position), self.ledger.settings(account, symbol).leverage)
+
+    def position_mm(self, symbol: str, position: Position) -> int:
+        """Bracketed maintenance margin (rounded up) of the position's notional."""
+        return margin.maintenance_margin(self.brackets[symbol], self.notional(symbol, position))
+
+    def is_isolated(self, account: Account, symbol: str) -> bool:
+        return self.ledger.settings(account, symbol).margin_mode == MarginMode.ISOLATED
+
+    # -- account totals ---------------------------------------------------------------------------
+    def cross_positions(self, account: Account, exclude_symbol: str = CROSS) -> list[tuple[str, Position]]:
+        return [(symbol, p) for (symbol, _), p in sorted(account.positions.items())
+                if symbol != exclude_symbol and not self.is_isolated(account, symbol)]
+
+    def cross_balance(self, account: Account) -> int:
+        """Cross margin balance: wallet + Σ cross uPnL."""
+        return account.wallet_units + sum(self.upnl(s, p) for s, p in self.cross_positions(account))
+
+    def cross_mm(self, account: Account) -> int:
+        return sum(self.position_mm(s, p) for s, p in self.cross_positions(account))
+
+    def cross_im(self, account: Account) -> int:
+        return sum(self.position_im(account, s, p) for s, p in self.cross_positions(account))
+
+    def available(self, account: Account | None, count_gains: bool | None = None) -> int:
+        """Available balance (module docstring); 0 for an account that does not exist. ``count_gains``
+        overrides the venue option."""
+        if account is None:
+            return 0
+        if count_gains is None:
+            count_gains = self.options.count_unrealized_gains
+        pnl = [self.upnl(s, p) for s, p in self.cross_positions(account)]
+        counted = sum(pnl) if count_gains else sum(min(0, u) for u in pnl)
+        return account.wallet_units - self.cross_im(account) - sum(account.holds.values()) + counted
+
+    def withdrawable(self, account: Account) -> int:
+        """The available balance without unrealized gains, whatever the option."""
+        return self.available(account, count_gains=False)
+
+    # -- margin parts (cross account or isolated position) ----------------------------------------
+    def part_state(self, account: Account, symbol: str, side: PositionSide) -> tuple[int, int, bool]:
+        """``(margin balance, MM, has exposure)`` of the cross account (``symbol == ""``) or an isolated
+        position."""
+        if symbol == CROSS:
+            cross = self.cross_positions(account)
+            return self.cross_balance(account), self.cross_mm(account), bool(cross)
+        position = self.ledger.position(account, symbol, side)
+        return (position.isolated_margin_units + self.upnl(symbol, position), self.position_mm(symbol, position),
+                position.lots != 0)
+
+    def margin_ratio_e8(self, account: Account, symbol: str, side: PositionSide) -> int:
+        balance, mm, exposed = self.part_state(account, symbol, side)
+        return margin.margin_ratio_e8(mm, balance, exposed)
+
+    def parts(self, account: Account) -> list[tuple[str, PositionSide]]:
+        """The account's margin parts with exposure: the cross account, then isolated positions, sorted."""
+        parts = [(CROSS, PositionSide.BOTH)] if self.cross_positions(account) else []
+        return parts + sorted(key for key in account.positions if self.is_isolated(account, key[0]))
+
+    def liquidatable(self, accounts: Iterable[Account]) -> list[Liquidatable]:
+        """Every part with exposure and margin balance ≤ MM, by (account, symbol, side). O(positions)."""
+        found = []
+        for account in sorted(accounts, key=lambda a: a.account_id):
+            for symbol, side in self.parts(account):
+                balance, mm, exposed = self.part_state(account, symbol, side)
+                if margin.is_liquidatable(balance, mm, exposed):
+                    found.append(Liquidatable(account.account_id, symbol, side,
+                                              margin.margin_ratio_e8(mm, balance, exposed)))
+        return found
+
+    def margin_calls(self, account: Account) -> list[MarginCall]:
+        """Update the account's warned parts; a MarginCall for each part that reached the warning level."""
+        if not account.positions:
+            account.warned.clear()
+            return []
+        calls = []
+        warned = set()
+        for symbol, side in self.parts(account):
+            ratio = self.margin_ratio_e8(account, symbol, side)
+            if ratio >= self.options.margin_call_e8:
+                warned.add((symbol, side))
+                if (symbol, side) not in account.warned:
+                    calls.append(MarginCall(account.account_id, symbol, side, ratio))
+        account.warned = warned
+        return calls
+
+    # -- prices of a position ---------------------------------------------------------------------
+    def _legs_and_balance(self, account: Account, symbol: str, side: PositionSide, bankruptcy: bool):
+        """Legs whose price moves and the balance backing them (SPEC §5: WB − TMM1 + UPNL1, or WB + UPNL1 for
+        the bankruptcy price)."""
+        if self.is_isolated(account, symbol):
+            position = self.ledger.position(account, symbol, side)
+            return [(position.lots, position.entry_cost)], position.isolated_margin_units
+        legs = [(p.lots, p.entry_cost) for _, p in account.positions_in(symbol)]
+        others = self.cross_positions(account, exclude_symbol=symbol)
+        balance = account.wallet_units + sum(self.upnl(s, p) for s, p in others)
+        if not bankruptcy:
+            balance -= sum(self.position_mm(s, p) for s, p in others)
+        return legs, balance
+
+    def liquidation_price_ticks(self, account: Account, symbol: str, side: PositionSide) -> int | None:
+        """The tick at which the position's margin part becomes liquidatable, or None (no such price).
+
+        One leg: :func:`exchange.margin.liquidation_price_ticks` (the exact root rounded toward the
+        liquidation side, where the integer rule first flags it). Hedge legs of a cross symbol together: the
+        exact root (:func:`exchange.margin.liquidation_price_exact`) rounded toward the liquidation side.
+        """
+        if not self.ledger.position(account, symbol, side).lots:
+            return None
+        legs, balance = self._legs_and_balance(account, symbol, side, bankruptcy=False)
+        k, rows, mark = self.instruments[symbol].k_units, self.brackets[symbol], self.mark_of(symbol)
+        if len(legs) == 1:
+            return margin.liquidation_price_ticks(balance, legs, k, rows, mark)
+        exact = margin.liquidation_price_exact(balance, legs, k, rows, mark)
+        if exact is None:
+            return None
+        return floor(exact) if sum(q for q, _ in legs) > 0 else ceil(exact)
+
+    def bankruptcy_price_ticks(self, account: Account, symbol: str, side: PositionSide) -> int | None:
+        """Price at which the margin part's balance is 0, rounded against the account; None if none."""
+        if not self.ledger.position(account, symbol, side).lots:
+            return None
+        legs, balance = self._legs_and_balance(account, symbol, side, bankruptcy=True)
+        return margin.bankruptcy_price_ticks(balance, legs, self.instruments[symbol].k_units)
+
+    # -- holds and pre-trade ----------------------------------------------------------------------
+    def key_hold(self, account: Account, symbol: str, side: PositionSide, extra: tuple[int, int, int] | None = None,
+                 replacing: int = 0, leverage: int = 0) -> tuple[int, int, int]:
+        """``order_hold`` of the key's resting opening orders, without order ``replacing`` and with ``extra``
+        = (side, price, lots), at ``leverage`` (default: the account's)."""
+        orders = [(o.side, o.price_ticks, o.lots) for o in self.orders_of(account.account_id, symbol)
+                  if o.position_side == side and not o.reduce_only and o.order_id != replacing]
+        if extra is not None:
+            orders.append(extra)
+        position = self.ledger.position(account, symbol, side)
+        return order_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).leverage,
+                          position.lots, orders)
+
+    def refresh_holds(self, account: Account, symbol: str) -> None:
+        """Recompute and store the holds of the account's keys in ``symbol``."""
+        for key in account.position_keys(symbol):
+            hold = self.key_hold(account, *key)[0]
+            if hold:
+                account.holds[key] = hold
+            else:
+                account.holds.pop(key, None)
+
+    def check_opening(self, account: Account | None, symbol: str, side: PositionSide, order_side: Side,
+                      price_ticks: int, qty_lots: int, replacing: int = 0) -> int:
+        """Pre-trade check of an opening order (or of order ``replacing`` amended to these values): -2027,
+        -2019 or 0 (module docstring)."""
+        if account is None:
+            return RejectCode.MARGIN_INSUFFICIENT
+        hold, adding_buy, adding_sell = self.key_hold(account, symbol, side, (order_side, price_ticks, qty_lots),
+                                                      replacing)
+        position = self.ledger.position(account, symbol, side)
+        same_side = position.lots > 0 if order_side == Side.BUY else position.lots < 0
+        exposure = (self.notional(symbol, position) if same_side else 0) + (
+            adding_buy if order_side == Side.BUY else adding_sell)
+        if self.bracket_max_leverage(symbol, exposure) < self.ledger.settings(account, symbol).leverage:
+            return RejectCode.MAX_POSITION_AT_LEVERAGE
+        raised = hold - account.holds.get((symbol, side), 0)
+        if raised > 0 and self.available(account) - raised < 0:
+            return RejectCode.MARGIN_INSUFFICIENT
+        return RejectCode.OK
+
+    def bracket_max_leverage(self, symbol: str, notional_units: int) -> int:
+        """The max leverage of the bracket holding ``notional_units``."""
+        return margin.max_leverage(self.brackets[symbol], notional_units)
+
+    def symbol_requirement(self, account: Account, symbol: str, leverage: int) -> int:
+        """What ``symbol`` takes from the available balance at ``leverage``: its order holds plus the IM of its
+        cross positions."""
+        held = sum(self.key_hold(account, *key, leverage=leverage)[0] for key in account.position_keys(symbol))
+        if self.is_isolated(account, symbol):
+            return held
+        return held + sum(margin.initial_margin(self.notional(symbol, p), leverage) for _, p in account.positions_in(symbol))
+
+    def view(self, account: Account, symbol: str, side: PositionSide) -> PositionView:
+        position = self.ledger.position(account, symbol, side)
+        settings = self.ledger.settings(account, symbol)
+        return PositionView(
+            symbol, side, position.lots, position.entry_cost, position.isolated_margin_units, settings.margin_mode,
+            settings.leverage, self.notional(symbol, position), self.upnl(symbol, position),
+            self.position_im(account, symbol, position), self.position_mm(symbol, position),
+            self.liquidation_price_ticks(account, symbol, side), self.bankruptcy_price_ticks(account, symbol, side),
+        )
+
+    def max_exposure(self, account: Account, symbol: str) -> int:
+        """Largest notional a key of the symbol could reach: position plus its side's adding orders."""
+        largest = 0
+        for key in account.position_keys(symbol):
+            _, adding_buy, adding_sell = self.key_hold(account, *key)
+            position = self.ledger.position(account, *key)
+            held = self.notional(symbol, position)
+            largest = max(largest, adding_buy + (held if position.lots > 0 else 0),
+                          adding_sell + (held if position.lots < 0 else 0))
+        return largest

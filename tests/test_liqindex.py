@@ -1,0 +1,202 @@
+"""Liquidation index (exchange.liqindex) against the full sweep as the oracle: it must never miss a
+liquidatable isolated position or cross account, on random portfolios and random mark paths."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from exchange import sweep as S
+from exchange.enums import MarginMode, PositionSide
+from exchange.liqindex import ALWAYS, DOWN, UP, LiqIndex, cross_entries_reference, iso_entry_reference
+from exchange.portfolio import Portfolio
+from tests.test_sweep import btc, random_marks, random_portfolio
+
+COMPILED = S._clearing is not None
+needs_clearing = pytest.mark.skipif(not COMPILED, reason="compiled clearing kernel not active (EXCHANGE_PUREPYTHON=1)")
+USDT = 10**8
+ISO, CROSS = MarginMode.ISOLATED, MarginMode.CROSS
+
+
+def exposed(p, symbol):
+    """(isolated slots, accounts with a cross position) exposed to ``symbol``."""
+    live = (p.pos_account >= 0) & (p.pos_symbol == symbol) & (p.pos_qty_lots != 0)
+    iso = live & (p.pos_mode == ISO)
+    return set(np.flatnonzero(iso).tolist()), set(p.pos_account[live & (p.pos_mode == CROSS)].tolist())
+
+
+def walk(p, idx, rng, steps, vol, seen=None):
+    """Random mark path through the index, checked against the full sweep after every tick. ``seen`` = what
+    was already reported liquidatable (default: what the index's rebuild reported)."""
+    marks = idx.marks.copy()
+    seen_p, seen_a = seen if seen is not None else (set(idx.liquidatable[0].tolist()), set(idx.liquidatable[1].tolist()))
+    t = p.table
+    for _ in range(steps):
+        s = int(rng.integers(0, t.n_symbols))
+        maxp = int(t.max_price_ticks[s])
+        marks[s] = int(np.clip(int(marks[s] * (1 + rng.normal(0, vol))) + int(rng.integers(-2, 3)), 1, maxp))
+        got_p, got_a = idx.process_mark(s, int(marks[s]))
+        full = S.sweep_reference(p, marks, S.FLAGS)
+        liq_p, liq_a = set(np.flatnonzero(full.pos_liq).tolist()), set(np.flatnonzero(full.acct_liq).tolist())
+        ex_p, ex_a = exposed(p, s)
+        # exact: what it reports is liquidatable, and nothing liquidatable and exposed to s is missed
+        assert set(got_p.tolist()) == liq_p & ex_p
+        assert set(got_a.tolist()) == liq_a & ex_a
+        seen_p |= liq_p & ex_p
+        seen_a |= liq_a & ex_a
+        assert liq_p <= seen_p and liq_a <= seen_a  # everything liquidatable was reported when it became so
+    return seen_p, seen_a
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_index_never_misses(seed):
+    rng = np.random.default_rng(seed)
+    p = random_portfolio(rng, 120, hedge=seed % 2 == 1)
+    idx = LiqIndex(p, random_marks(rng, p))
+    seen_p, seen_a = walk(p, idx, rng, 120, 0.08)
+    assert seen_p and seen_a  # the path did liquidate something
+
+
+def test_index_reference_mode_never_misses():
+    rng = np.random.default_rng(42)
+    p = random_portfolio(rng, 60, hedge=True)
+    idx = LiqIndex(p, random_marks(rng, p), compiled=False)
+    walk(p, idx, rng, 60, 0.1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.002, 0.02, 0.2]))
+def test_index_property(seed, vol):
+    rng = np.random.default_rng(seed)
+    p = random_portfolio(rng, 30, max_per=4, hedge=seed % 3 == 0)
+    idx = LiqIndex(p, random_marks(rng, p))
+    walk(p, idx, rng, 25, vol)
+
+
+@needs_clearing
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("extreme", [False, True])
+def test_compiled_entries_equal_reference(seed, extreme):
+    rng = np.random.default_rng(50 + seed)
+    p = random_portfolio(rng, 100, extreme=extreme, hedge=True)
+    marks = random_marks(rng, p, extreme)
+    a = LiqIndex(p, marks, compiled=True)
+    b = LiqIndex(p, marks, compiled=False)
+    for s in range(p.table.n_symbols):
+        for d in (DOWN, UP):
+            x, y = a.lists[s][d], b.lists[s][d]
+            assert sorted(zip(x.v.tolist(), x.key.tolist())) == sorted(zip(y.v.tolist(), y.key.tolist()))
+    for u, v in zip(a.liquidatable, b.liquidatable):
+        assert np.array_equal(u, v)
+
+
+def test_isolated_entry_is_the_liquidation_tick():
+    # SPEC §11 example 9 as an index entry: long 1 BTC at 10,000, margin 500, MMR 0 → fires at mark ≤ 9,500
+    p = Portfolio([btc(brackets=[("1000000000", "0", 125)])])
+    a = p.add_account(0)
+    j = p.add_position(a, 0, 1000, 1_000_000_000, mode=ISO, iso_margin_units=500 * USDT)
+    entry, liq = iso_entry_reference(p, [1_000_000], j)
+    assert entry == (0, DOWN, 950_000) and not liq
+    idx = LiqIndex(p, [1_000_000])
+    assert list(idx.process_mark(0, 950_001)[0]) == []
+    assert list(idx.process_mark(0, 950_000)[0]) == [j]
+    assert list(idx.process_mark(0, 900_000)[0]) == [j]  # still liquidatable: still reported
+    p.set_position(j, 1000, 1_000_000_000, 1500 * USDT)  # + 1,000 margin → 8,500
+    assert not idx.update_position(j)
+    assert list(idx.process_mark(0, 850_001)[0]) == []
+    assert list(idx.process_mark(0, 850_000)[0]) == [j]
+
+
+def test_cross_band_is_conservative_and_covers_the_mark():
+    """SPEC §11 example 13's account: its bands contain the marks, and inside them it is never liquidatable."""
+    p = Portfolio([btc("AUSDT"), btc("BUSDT")])
+    acct = p.add_account(10_000 * USDT)
+    p.add_position(acct, 0, 1000, 1000 * 10_000_000)
+    p.add_position(acct, 1, -1000, -1000 * 10_000_000)
+    marks = [8_800_000, 8_500_000]
+    entries, liq = cross_entries_reference(p, marks, acct)
+    assert not liq
+    lo_a = max(v for s, d, v in entries if s == 0 and d == DOWN) + 1
+    hi_b = min(v for s, d, v in entries if s == 1 and d == UP) - 1
+    assert lo_a < 8_800_000 and hi_b > 8_500_000
+    assert not [e for e in entries if e[0] == 0 and e[1] == UP]  # a long's slack only shrinks downward
+    # corners of the box: still safe
+    assert S.sweep_reference(p, [lo_a, hi_b]).acct_liq[acct] == 0
+
+
+def test_liquidatable_account_fires_on_every_mark():
+    p = Portfolio([btc("AUSDT"), btc("BUSDT")])
+    a = p.add_account(0)
+    p.add_position(a, 0, 100, 100 * 5_000_000)
+    p.add_position(a, 1, -100, -100 * 5_000_000)
+    idx = LiqIndex(p, [4_000_000, 5_000_000])  # A lost 1,000 with no wallet: liquidatable at once
+    assert list(idx.liquidatable[1]) == [a]
+    entries, liq = cross_entries_reference(p, [4_000_000, 5_000_000], a)
+    assert liq and entries == [(0, DOWN, int(ALWAYS)), (1, DOWN, int(ALWAYS))]
+    assert list(idx.process_mark(1, 5_000_001)[1]) == [a]
+    p.set_wallet(a, 10_000 * USDT)  # rescued by a deposit
+    assert not idx.update_account(a)
+    assert list(idx.process_mark(1, 5_000_002)[1]) == []
+
+
+def test_hedge_legs_two_sided_band():
+    """A flat hedge (LONG and SHORT legs of one symbol) loses only through MM growth: its band is closed
+    above (UP entry) and open below."""
+    p = Portfolio([btc(brackets=[("1000000000", "0.05", 10)], max_leverage=10)])
+    a = p.add_account(100 * USDT)
+    p.add_position(a, 0, 1000, 1000 * 100_000, side=PositionSide.LONG)  # 1 BTC at 1,000
+    p.add_position(a, 0, -1000, -1000 * 100_000, side=PositionSide.SHORT)
+    # balance 100, MM = 2 × P × 5 % → liquidatable at P ≥ 1,000 (100,000 ticks)
+    idx = LiqIndex(p, [50_000])
+    entries, _ = cross_entries_reference(p, [50_000], a)
+    assert [d for _, d, _ in entries] == [UP]
+    assert list(idx.process_mark(0, 99_999)[1]) == []
+    assert list(idx.process_mark(0, 100_000)[1]) == [a]
+
+
+def test_updates_after_changes_and_growth():
+    rng = np.random.default_rng(9)
+    p = random_portfolio(rng, 40)
+    marks = random_marks(rng, p)
+    idx = LiqIndex(p, marks)
+    seen_p, seen_a = set(idx.liquidatable[0].tolist()), set(idx.liquidatable[1].tolist())
+    # open new positions (blocks relocate), change margins and wallets, then walk
+    for _ in range(30):
+        a = int(rng.integers(0, p.n_accounts))
+        if rng.random() < 0.5:
+            s = int(rng.integers(0, p.table.n_symbols))
+            q = int(rng.integers(-50, 51))
+            mode = ISO if rng.random() < 0.5 else CROSS
+            j = p.add_position(a, s, q, q * int(marks[s]), mode=mode,
+                               iso_margin_units=int(rng.integers(0, 10**10)) if mode == ISO else 0)
+            if idx.update_position(j):
+                seen_p.add(j)
+            if mode == CROSS and p.pos_account[j] >= 0:
+                seen_a.update(idx.update_accounts([a]).tolist())
+        else:
+            p.set_wallet(a, int(rng.integers(-10**11, 10**12)))
+            if idx.update_account(a):
+                seen_a.add(a)
+    full = S.sweep_reference(p, idx.marks, S.FLAGS)
+    assert set(np.flatnonzero(full.pos_liq).tolist()) <= seen_p
+    assert set(np.flatnonzero(full.acct_liq).tolist()) <= seen_a
+    walk(p, idx, rng, 60, 0.05, (seen_p, seen_a))
+    p.compact()
+    idx.rebuild()
+    walk(p, idx, rng, 40, 0.05)
+
+
+def test_batch_marks_and_merge():
+    rng = np.random.default_rng(5)
+    p = random_portfolio(rng, 200)
+    marks = random_marks(rng, p)
+    idx = LiqIndex(p, marks)
+    for _ in range(20):
+        marks = np.maximum(1, (marks * (1 + rng.normal(0, 0.05, len(marks))))).astype(np.int64)
+        marks = np.minimum(marks, p.table.max_price_ticks)
+        got_p, got_a = idx.process_marks(marks)
+        full = S.sweep_reference(p, marks, S.FLAGS)
+        assert set(np.flatnonzero(full.pos_liq).tolist()) >= set(got_p.tolist())
+    # force merges of the pending buffers and check nothing is lost
+    for pair in idx.lists:
+        for tl in pair:
+            tl.merge(idx._valid)
+    walk(p, idx, rng, 30, 0.05)
