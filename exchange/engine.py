@@ -53,6 +53,7 @@ from .events import (
 )
 from .filters import check_price_range, check_qty
 from .prices import Prices
+from .profiles import PROFILES, VenueProfile
 from .risk import CROSS, Liquidatable, OpenOrder, Risk, RiskOptions, closes
 from .spec import Instrument
 from .triggers import ConditionalOrder, TriggerBook, validate_conditional
@@ -76,16 +77,18 @@ def matching_engine_class(implementation: str | None = None):
 class Exchange:
     """A venue with one order book per instrument, a ledger of accounts, and price feeds.
 
-    ``apply(command)`` is the only way to change state; queries never change it. ``options`` are the
-    venue's risk rules (:class:`~exchange.risk.RiskOptions`).
+    ``apply(command)`` is the only way to change state; queries never change it. ``profile`` is the venue's
+    rule set (:mod:`exchange.profiles`, a name or a :class:`~exchange.profiles.VenueProfile`; default
+    ``"binance"``); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`).
     """
 
     def __init__(self, instruments: list[Instrument], implementation: str | None = None,
-                 options: RiskOptions | None = None):
+                 options: RiskOptions | None = None, profile: VenueProfile | str = "binance"):
         if not instruments:
             raise ValueError("an exchange needs at least one instrument")
         self.implementation = implementation or _impl.IMPLEMENTATION
-        self.options = options or RiskOptions()
+        self.profile = PROFILES[profile] if isinstance(profile, str) else profile
+        self.options = options or self.profile.risk
         engine_class = matching_engine_class(self.implementation)
         self.instruments = {inst.symbol: inst for inst in sorted(instruments, key=lambda i: i.symbol)}
         if len(self.instruments) != len(instruments):
