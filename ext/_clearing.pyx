@@ -7,12 +7,13 @@ same integers, same flags. Called only through those modules (users never import
 Arithmetic (all exact; see ``exchange.portfolio`` for the bounds that make int64 safe):
 
 - ``upnl = q × (mark × K) − entry_cost × K`` (int64; each product ≤ 2⁶²).
-- ``MM = ceil((notional × mmr − cum_x8) / 10⁸)``: per symbol and sweep we precompute
-  ``mark × K × mmr = rhi × 10⁸ + rlo`` (128-bit, once), so per position
-  ``MM = |q|·rhi − cum_units + (|q|·rlo + 10⁸ − 1 − cum_rem) / 10⁸`` — two multiplies and one division by
-  a constant (a multiply-high), all on non-negative values, valid while ``|q| < 2³⁷``; larger sizes take
-  the notional-splitting path. The bracket is found in lots (``|q| ≤ floor(cap / (mark·K))``), which is
-  the same test as ``notional ≤ cap``.
+- ``MM = ceil((notional × mmr − cum_x8) / 10⁸)``. Levels 0–1 run the C loop of ``clearing_kernel.h``: per
+  symbol and sweep ``R_n = mark·K·mmr_n`` and ``D_n = 10⁸ − 1 − cum_x8_n`` for brackets 0–1, so per position
+  ``MM = (|q|·R_n + D_n) // 10⁸`` (one multiply, one multiply-high), valid where ``cap_n·mmr_n + 10⁸ < 2⁶⁴``
+  (checked per symbol); other positions take the general path: a branch-free bracket search in lots
+  (``|q| ≤ floor(cap / (mark·K))`` ⇔ ``notional ≤ cap``) and ``mark·K·mmr = rhi·10⁸ + rlo`` (128-bit, once
+  per symbol) so ``MM = |q|·rhi − cum_units + (|q|·rlo + 10⁸ − 1 − cum_rem) // 10⁸`` for ``|q| < 2³⁷``, or
+  the notional split ``n = A·10⁸ + B`` beyond.
 - Only unsigned / provably non-negative values are divided under ``cdivision`` (marked per function);
   signed divisions keep Python floor semantics.
 - Ratios (``ceil(MM × 10⁸ / balance)``, saturating at 2⁶³ − 1) use 128-bit division and are computed only
@@ -92,12 +93,12 @@ ctypedef clr_hot Hot
 
 cdef Hot* _load_hot(const SymTab* tabs, int64_t n) except NULL:
     """The per-symbol hot lines of the C kernel (clearing_kernel.h): brackets 0 and 1 at this mark, with
-    the one-multiply form ``MM = (|q|·R_n + D_n) // 1e8`` enabled only where ``cap_n·mmr_n + 1e8 < 2⁶⁴``."""
+    the one-multiply form ``MM = (|q|·R_n + D_n) // 1e8`` enabled for ``|q| ≤ qlim`` where it cannot overflow."""
     cdef Hot* hot = <Hot*> malloc(sizeof(Hot) * (n if n > 0 else 1))
     if hot == NULL:
         raise MemoryError()
     cdef int64_t s, b
-    cdef u128 lim = (<u128> 1) << 64
+    cdef u128 lim = (<u128> 1) << 64, r1
     cdef uint64_t R[2]
     cdef uint64_t D[2]
     for s in range(n):
@@ -108,15 +109,16 @@ cdef Hot* _load_hot(const SymTab* tabs, int64_t n) except NULL:
             R[b] = <uint64_t> tabs[s].mk * <uint64_t> tabs[s].mmr[b]  # ≤ 2^62 · 1e8: checked below before use
             D[b] = <uint64_t> (E8 - 1) - (<uint64_t> tabs[s].cq[b] * E8U + <uint64_t> tabs[s].cr[b])  # mod 2^64
         hot[s].r0, hot[s].d0, hot[s].r1, hot[s].d1 = R[0], D[0], R[1], D[1]
-        # |q| ≤ qcap_n ⇒ |q|·mk ≤ cap_n ⇒ |q|·R_n ≤ cap_n·mmr_n; the form is valid while that stays < 2^64 − 1e8
-        if <u128> tabs[s].qcap[1] * tabs[s].mk * <u128> tabs[s].mmr[1] + E8U < lim \
-                and <u128> tabs[s].mk * <u128> tabs[s].mmr[1] < lim:
+        # fast path for |q| ≤ qlim: the bracket is 0 or 1 (|q| ≤ qcap_1) and |q|·R_n + D_n < 2^64 (R_0 ≤ R_1)
+        r1 = <u128> tabs[s].mk * <u128> tabs[s].mmr[1]
+        if r1 >= lim:
+            hot[s].qlim = 0  # aq = 0 still takes the fast path: MM(0) = D_0 // 1e8 = 0 since cum_0 = 0
+        elif r1 == 0:
             hot[s].qlim = tabs[s].qcap[1]
-        elif <u128> tabs[s].qcap[0] * tabs[s].mk * <u128> tabs[s].mmr[0] + E8U < lim \
-                and <u128> tabs[s].mk * <u128> tabs[s].mmr[0] < lim:
-            hot[s].qlim = tabs[s].qcap[0]
         else:
-            hot[s].qlim = 0  # aq = 0 still takes the fast path: MM(0) = (0 + D_0) // 1e8 = 0 since cum_0 = 0
+            hot[s].qlim = <uint64_t> ((lim - 1 - E8U) // r1)
+            if tabs[s].qcap[1] < hot[s].qlim:
+                hot[s].qlim = tabs[s].qcap[1]
     return hot
 
 

@@ -6,7 +6,7 @@
      MM   = (|q|·R_n + D_n) / 1e8  for |q| ≤ qlim, bracket n ∈ {0, 1} chosen by |q| > qcap0 (a branch-free mask), where
             R_n = mark·K·mmr_n and D_n = 1e8 − 1 − cum_x8_n, so that this is ceil((notional·mmr − cum_x8)/1e8)
             in one multiply and one unsigned division by a constant (a multiply-high). Valid because
-            |q|·R_n ≤ cap_n·mmr_n and cap_n·mmr_n + 1e8 < 2^64 is checked when qlim is set, and
+            qlim ≤ (2^64 − 1 − 1e8) / R_1 keeps |q|·R_n + 1e8 below 2^64 (R_0 ≤ R_1), and
             |q|·R_n ≥ cum_x8_n − (1e8 − 1) inside the bracket (the sum is computed modulo 2^64 and is exact);
             otherwise the general path `slow` (bracket search over all tiers, notional splitting).
    Flags: isolated: q ≠ 0 and margin + upnl ≤ MM; cross part: Σ|q| ≠ 0 and wallet + Σ upnl ≤ Σ MM. */
