@@ -8,8 +8,9 @@ Mark prices are spread log-uniformly over 1 .. 100,000 USDT; position notionals 
 initial margin). Nobody is near liquidation at the starting marks.
 
 Measured (medians; set-up outside the timed region; every implementation's result is checked):
-- full sweep, flags only (level 0) and with balances/MM (level 1): compiled, numpy; the pure-Python
-  reference on a 20,000-account subset (per-position rate);
+- full sweep, flags only (level 0) and with balances/MM (level 1): compiled (the kernel this CPU selects, and
+  the portable scalar kernel forced, ``_clearing.set_kernel_isa``), numpy; the pure-Python reference on a
+  20,000-account subset (per-position rate);
 - one mark tick (one symbol moves one tick) through the index, against the compiled full sweep;
 - bytes per position of the storage and of the index.
 
@@ -75,6 +76,20 @@ def workload():
     return make_workload()
 
 
+def _isa(name):
+    """Context: run the compiled kernel with instruction set ``name`` (restores the previous one)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def cm():
+        prev = S._clearing.set_kernel_isa(name)
+        try:
+            yield
+        finally:
+            S._clearing.set_kernel_isa(prev)
+    return cm()
+
+
 def _median_time(fn, rounds):
     times = []
     for _ in range(rounds):
@@ -91,6 +106,19 @@ def test_sweep_compiled(benchmark, workload, level):
     p, marks = workload
     out = S._alloc(p, level)
     benchmark.pedantic(S.sweep_compiled, args=(p, marks, level, out), rounds=15, warmup_rounds=2)
+    ref = S.sweep_numpy(p, marks, level)
+    assert np.array_equal(out.pos_liq, ref.pos_liq) and np.array_equal(out.acct_liq, ref.acct_liq)
+    benchmark.extra_info["positions_per_s"] = p.n_positions / benchmark.stats.stats.median
+
+
+@compiled
+@pytest.mark.parametrize("level", [S.FLAGS, S.VALUES])
+def test_sweep_compiled_scalar(benchmark, workload, level):
+    """The portable kernel (what a CPU without AVX-512 runs)."""
+    p, marks = workload
+    out = S._alloc(p, level)
+    with _isa("scalar"):
+        benchmark.pedantic(S.sweep_compiled, args=(p, marks, level, out), rounds=7, warmup_rounds=1)
     ref = S.sweep_numpy(p, marks, level)
     assert np.array_equal(out.pos_liq, ref.pos_liq) and np.array_equal(out.acct_liq, ref.acct_liq)
     benchmark.extra_info["positions_per_s"] = p.n_positions / benchmark.stats.stats.median
@@ -138,12 +166,21 @@ def main() -> int:
     print(f"  built in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     rows = []
     results = {}
+    isa = None
     if S._clearing is not None:
+        isa = S._clearing.kernel_isa()
         for level, name in ((S.FLAGS, "flags"), (S.VALUES, "flags + balances + MM"), (S.RATIOS, "+ ratios")):
             out = S._alloc(p, level)
             dt = _median_time(lambda: S.sweep_compiled(p, marks, level, out), 21)
             results[("compiled", level)] = (dt, out)
-            rows.append((f"compiled, {name}", dt, n / dt))
+            rows.append((f"compiled ({isa}), {name}", dt, n / dt))
+        if isa != "scalar":
+            with _isa("scalar"):
+                for level, name in ((S.FLAGS, "flags"), (S.VALUES, "flags + balances + MM")):
+                    out = S._alloc(p, level)
+                    dt = _median_time(lambda: S.sweep_compiled(p, marks, level, out), 11)
+                    results[("compiled-scalar", level)] = (dt, out)
+                    rows.append((f"compiled (scalar, forced), {name}", dt, n / dt))
     for level, name in ((S.FLAGS, "flags"), (S.VALUES, "flags + balances + MM")):
         box = {}
         dt = _median_time(lambda: box.__setitem__("r", S.sweep_numpy(p, marks, level)), 5)
@@ -162,6 +199,9 @@ def main() -> int:
         if level >= S.VALUES:
             assert np.array_equal(r.pos_equity[:m], ref.pos_equity[:m]) and np.array_equal(r.pos_mm[:m], ref.pos_mm[:m])
             assert np.array_equal(r.acct_equity[:REFERENCE_ACCOUNTS], ref.acct_equity[:REFERENCE_ACCOUNTS])
+            full = results[("numpy", S.VALUES)][1]
+            for f in ("pos_equity", "pos_mm", "acct_equity", "acct_mm"):
+                assert np.array_equal(getattr(r, f), getattr(full, f)), (impl, f)
     # index
     t0 = time.perf_counter()
     idx = LiqIndex(p, marks)
@@ -179,7 +219,8 @@ def main() -> int:
     full = results.get(("compiled", S.FLAGS), results[("numpy", S.FLAGS)])[0]
     index_bytes = sum(tl.v.nbytes + tl.key.nbytes + tl.ver.nbytes for pair in idx.lists for tl in pair) \
         + idx.pos_ver.nbytes + idx.acct_ver.nbytes
-    print(f"\n{n:,} positions ({N_ACCOUNTS:,} accounts × {PER_ACCOUNT}, {N_SYMBOLS} symbols), implementation {IMPLEMENTATION}\n")
+    print(f"\n{n:,} positions ({N_ACCOUNTS:,} accounts × {PER_ACCOUNT}, {N_SYMBOLS} symbols), implementation {IMPLEMENTATION}"
+          f"{f', sweep kernel {isa}' if isa else ''}\n")
     print("| path | median time | positions / s |")
     print("|---|---:|---:|")
     for name, dt, rate in rows:

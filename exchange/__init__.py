@@ -5,20 +5,23 @@ Import the public API from here; never from ``exchange._core``.
 from ._impl import IMPLEMENTATION
 from .client import Client
 from .commands import (
-    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, SetIndexPrice,
-    SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
+    SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
 from .engine import Exchange, matching_engine_class
 from .enums import (
-    BalanceReason, CancelReason, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side, STPMode,
-    TimeInForce, WorkingType,
+    BalanceReason, CancelReason, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side,
+    STPMode, TimeInForce, WorkingType,
 )
 from .events import (
-    BalanceChanged, Fill, IndexPriceChanged, LeverageChanged, MarginCall, MarginModeChanged, MarkPriceChanged,
-    OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected,
+    ADLFill, BalanceChanged, Fill, FundingPaid, FundingSettled, IndexPriceChanged, InsuranceFundChanged, LeverageChanged, LiquidationEnded,
+    LiquidationFill, LiquidationStarted, MarginCall, MarginModeChanged, MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected,
     TimeAdvanced,
 )
+from .funding_state import FundingRecord
+from .insurance import FundLimits, HistoryEntry
 from .journal import dump as dump_journal, load as load_journal, replay
+from .liquidation import LiquidationConfig
 from .risk import Liquidatable, PositionView, RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket, SpecError
 from .units import UnitsError
@@ -34,5 +37,8 @@ __all__ = [
     "PositionModeChanged", "MarginModeChanged", "LeverageChanged",
     "RiskOptions", "PositionView", "Liquidatable",
     "Instrument", "RiskBracket", "FundingParams", "MarkParams", "MarkSource", "SpecError", "UnitsError",
+    "FundInsurance", "ADLFill", "InsuranceFundChanged", "LiquidationEnded", "LiquidationFill", "LiquidationStarted",
+    "FundLimits", "HistoryEntry", "LiquidationConfig", "InsuranceReason",
+    "FundingSettled", "FundingPaid", "FundingRecord",
     "dump_journal", "load_journal", "replay",
 ]

@@ -16,6 +16,12 @@ Invariants (checked by :meth:`Ledger.check_invariants`; money conservation by :m
 - a cross position (by its symbol's margin mode) has ``isolated_margin_units == 0``;
 - ``holders[symbol]`` is exactly the set of accounts holding a position in ``symbol``;
 - stored holds are positive.
+
+**Insurance funds** are reserved ledger accounts (ids from :data:`FUND_ACCOUNT_BASE` = 2⁶², which no user
+command may name): a fund's balance is its account's wallet, and the positions it took over are ordinary
+positions, so open interest stays balanced and conservation needs no extra term. One fund per symbol
+(``fund_ids`` maps every symbol to ``FUND_ACCOUNT_BASE + its index``) or one shared fund (every symbol maps
+to ``FUND_ACCOUNT_BASE``). :mod:`exchange.insurance` decides what the funds do.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 
 from .enums import MarginMode, PositionMode, PositionSide
 
+FUND_ACCOUNT_BASE = 2**62  #: the first reserved (insurance fund) account id; user ids are below it
 DEFAULT_LEVERAGE = 20  #: leverage of a symbol the account never configured (capped by the instrument's max)
 
 
@@ -79,17 +86,19 @@ class Account:
 class Ledger:
     """All accounts plus the venue's own balances (fee pool, insurance fund) and the deposit totals.
 
-    ``default_leverage`` maps each symbol to the leverage of an unconfigured (account, symbol).
+    ``default_leverage`` maps each symbol to the leverage of an unconfigured (account, symbol);
+    ``shared_fund``: one insurance fund for every symbol instead of one per symbol.
     """
 
-    def __init__(self, default_leverage: dict[str, int]):
+    def __init__(self, default_leverage: dict[str, int], shared_fund: bool = False):
         self.default_leverage = dict(default_leverage)
         self._defaults = {s: SymbolSettings(MarginMode.CROSS, lev) for s, lev in self.default_leverage.items()}
         self.accounts: dict[int, Account] = {}
         self.deposits_units = 0
         self.withdrawals_units = 0
         self.fee_pool_units = 0
-        self.insurance_fund_units = 0
+        self.fund_ids = {symbol: FUND_ACCOUNT_BASE + (0 if shared_fund else i)
+                         for i, symbol in enumerate(sorted(self.default_leverage))}
         self.holders: dict[str, set[int]] = {symbol: set() for symbol in self.default_leverage}
 
     def money_in_units(self) -> int:
@@ -106,6 +115,15 @@ class Ledger:
         if account is None:
             account = self.accounts[account_id] = Account(account_id)
         return account
+
+    def fund_account(self, symbol: str) -> Account:
+        """The reserved account of ``symbol``'s insurance fund (opened on first use)."""
+        return self.open(self.fund_ids[symbol])
+
+    @property
+    def insurance_fund_units(self) -> int:
+        """Σ balances (wallets) of the insurance funds, units; they are already part of Σ wallets."""
+        return sum(self.accounts[i].wallet_units for i in set(self.fund_ids.values()) if i in self.accounts)
 
     def settings(self, account: Account | None, symbol: str) -> SymbolSettings:
         """The (account, symbol) settings; CROSS at the default leverage when never set."""
@@ -137,7 +155,7 @@ class Ledger:
     # -- state ------------------------------------------------------------------------------------
     def canonical_state(self) -> list:
         return [
-            ("venue", self.deposits_units, self.withdrawals_units, self.fee_pool_units, self.insurance_fund_units),
+            ("venue", self.deposits_units, self.withdrawals_units, self.fee_pool_units),
             *(self.accounts[account_id].as_state() for account_id in sorted(self.accounts)),
         ]
 

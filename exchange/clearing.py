@@ -19,11 +19,11 @@ Where money settles:
   plus the fee from the wallet into the position's isolated margin, and the fee is paid from there (so
   the isolated margin grows by exactly the IM); on a fill that reduces the position, realized PnL and the
   fee settle in the isolated margin; when the position closes, what is left returns to the wallet. A negative remainder (a loss beyond
-  the isolated margin, possible only until liquidation exists) is absorbed by the insurance fund, never the
+  the isolated margin: a fill beyond the bankruptcy price) is absorbed by the symbol's insurance fund, never the
   wallet: the loss of an isolated position is capped at its margin. On a flip the closing part (with the
   fee) settles and returns first, then the opening part moves its margin in.
 
-Money is conserved exactly: Σ wallets + Σ isolated margins + insurance fund + fee pool − K·Σ entry cost
+Money is conserved exactly: Σ wallets (insurance funds included) + Σ isolated margins + fee pool − K·Σ entry cost
 does not change (each side's realized PnL is matched by the entry cost it removes; the counterparty's entry
 cost moves by the same ``p × q``).
 """
@@ -58,7 +58,7 @@ def clear_fill(ledger: Ledger, inst: Instrument, account: Account, position_side
         position.entry_cost -= removed
         _settle(account, position, isolated, realized - fee_units)
         if isolated and position.lots == 0:
-            _return_isolated(ledger, account, position)
+            _return_isolated(ledger, symbol, account, position)
         opening = qty_lots - closing
     if opening:
         signed = opening if delta > 0 else -opening
@@ -88,11 +88,8 @@ def _settle(account: Account, position: Position, isolated: bool, amount_units: 
         account.wallet_units += amount_units
 
 
-def _return_isolated(ledger: Ledger, account: Account, position: Position) -> None:
-    """A closed isolated position gives back its margin; a deficit goes to the insurance fund."""
+def _return_isolated(ledger: Ledger, symbol: str, account: Account, position: Position) -> None:
+    """A closed isolated position gives back its margin; a deficit is topped up by the symbol's insurance fund."""
     left = position.isolated_margin_units
     position.isolated_margin_units = 0
-    if left >= 0:
-        account.wallet_units += left
-    else:
-        ledger.insurance_fund_units += left
+    (account if left >= 0 else ledger.fund_account(symbol)).wallet_units += left

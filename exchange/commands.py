@@ -158,9 +158,19 @@ class SetIndexPrice:
     index_ticks: int
 
 
+@dataclass(frozen=True, slots=True)
+class FundInsurance:
+    """The venue puts ``amount_units`` (> 0) into the insurance fund of ``symbol`` (the shared fund when the
+    profile's scope is SHARED); counted as a deposit."""
+
+    TAG = 14
+    symbol: str
+    amount_units: int
+
+
 COMMAND_TYPES = {cls.TAG: cls for cls in (
     PlaceOrder, CancelOrder, AmendOrder, CancelAll, SetMarkPrice, AdvanceTime, Deposit, Withdraw, SetPositionMode,
-    SetMarginMode, SetLeverage, AdjustIsolatedMargin, SetIndexPrice,
+    SetMarginMode, SetLeverage, AdjustIsolatedMargin, SetIndexPrice, FundInsurance,
 )}
 
 #: One row per command for the compiled batch path (``MatchingEngine.run_batch``); all int64.

@@ -22,13 +22,20 @@ Stage order for every command (ARCHITECTURE "Data flow"):
 - *margin calls*: a MarginCall event for each margin part of a touched account whose ratio reached the
   warning level (touched: any account whose orders, balances or positions changed, and every holder of a
   symbol whose mark moved).
+- *time*: AdvanceTime visits each funding premium-sample time and settlement boundary it crosses, in time order
+  (:mod:`exchange.funding_state`, ``docs/funding.md``): GTD expiries, samples, then settlement of every symbol.
 
 Invariants after every command (:mod:`exchange.invariants`): a rejected command is one ``Rejected`` event and
 changes nothing but the journal (the state hash is unchanged); order ids come from one sequence, only for
 accepted orders; simulation time never moves backwards; no wall clock, no unseeded randomness. Money is
 conserved exactly, open interest balances per symbol, and the stored holds equal a recomputation.
 
-Liquidation is not a stage yet: :meth:`Exchange.liquidatable` reports the parts that are liquidatable now.
+- *liquidation sweep* (after every accepted command; :mod:`exchange.liquidation`): on AdvanceTime the insurance
+  funds unwind first; then every liquidatable part (:meth:`Exchange.liquidatable`, the one risk query) goes
+  through the waterfall until none is left; accounts whose parts are safe again leave liquidation mode
+  (orders that are not reduce-only: -2023 to place, -4087 to amend or fire, while in it).
+
+Commands naming a reserved account (the insurance funds', ids ≥ 2⁶²) are rejected with -1102.
 """
 from __future__ import annotations
 
@@ -36,24 +43,28 @@ import hashlib
 
 import msgpack
 
-from . import _impl
-from .accounts import Ledger
+from . import _impl, deleveraging
+from .accounts import FUND_ACCOUNT_BASE, Ledger
 from .clearing import clear_fill
 from .commands import (
-    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, SetIndexPrice,
-    SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
+    SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
 from .enums import (
-    BalanceReason, CancelReason, EventKind, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side,
-    STPMode, TimeInForce, WorkingType, reject_message,
+    BalanceReason, CancelReason, EventKind, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide,
+    RejectCode, Side, STPMode, TimeInForce, WorkingType, reject_message,
 )
 from .events import (
     BalanceChanged, Fill, IndexPriceChanged, LeverageChanged, MarginModeChanged, MarkPriceChanged, OrderAccepted,
     OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected, TimeAdvanced,
 )
 from .filters import check_price_range, check_qty
+from .insurance import HistoryEntry
+from .liquidation import LiquidationConfig, Liquidator
+from .funding_state import Funding, FundingRecord
+from .monitor import RiskMonitor
 from .prices import Prices
-from .profiles import PROFILES, VenueProfile
+from .profiles import PROFILES, InsuranceScope, VenueProfile
 from .risk import CROSS, Liquidatable, OpenOrder, Risk, RiskOptions, closes
 from .spec import Instrument
 from .triggers import ConditionalOrder, TriggerBook, validate_conditional
@@ -79,11 +90,13 @@ class Exchange:
 
     ``apply(command)`` is the only way to change state; queries never change it. ``profile`` is the venue's
     rule set (:mod:`exchange.profiles`, a name or a :class:`~exchange.profiles.VenueProfile`; default
-    ``"binance"``); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`).
+    ``"binance"``); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`); ``liquidation``
+    sets the waterfall's numbers and the insurance funds' limits (:class:`~exchange.liquidation.LiquidationConfig`).
     """
 
     def __init__(self, instruments: list[Instrument], implementation: str | None = None,
-                 options: RiskOptions | None = None, profile: VenueProfile | str = "binance"):
+                 options: RiskOptions | None = None, profile: VenueProfile | str = "binance",
+                 liquidation: LiquidationConfig | None = None):
         if not instruments:
             raise ValueError("an exchange needs at least one instrument")
         self.implementation = implementation or _impl.IMPLEMENTATION
@@ -96,13 +109,18 @@ class Exchange:
         self._books = {symbol: engine_class(inst) for symbol, inst in self.instruments.items()}
         self._triggers = {symbol: TriggerBook() for symbol in self.instruments}
         self._position_sides: dict[int, PositionSide] = {}  # open order id (resting or conditional) -> side
-        self.ledger = Ledger({s: min(self.options.default_leverage, i.max_leverage) for s, i in self.instruments.items()})
-        self.prices = Prices(self.instruments)
-        self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders)
-        self._touched: set[int] = set()
+        self.ledger = Ledger({s: min(self.options.default_leverage, i.max_leverage) for s, i in self.instruments.items()},
+                             shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
+        self.prices = Prices(self.instruments, self.profile.funding_interval_ns)
+        self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders,
+                         self.profile.brackets)
+        self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
+        self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
+        self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
         self.journal: list = []
         self.now_ns = 0
         self.next_order_id = 1
+        self.liquidation = Liquidator(self, liquidation or LiquidationConfig())
         self._handlers = {
             PlaceOrder: self._place,
             CancelOrder: self._cancel,
@@ -117,6 +135,7 @@ class Exchange:
             SetLeverage: self._set_leverage,
             AdjustIsolatedMargin: self._adjust_isolated_margin,
             SetIndexPrice: self._set_index,
+            FundInsurance: self._fund_insurance,
         }
 
     # ==== commands ================================================================================
@@ -126,9 +145,14 @@ class Exchange:
         if handler is None:
             raise TypeError(f"not a command: {command!r}")
         self.journal.append(command)
+        account_id = getattr(command, "account_id", 0)
+        if _is_int(account_id) and account_id >= FUND_ACCOUNT_BASE:
+            return [_rejected(RejectCode.MALFORMED, command)]
         events = handler(command)
-        for account_id in sorted(self._touched):
-            events += self.risk.margin_calls(self.ledger.accounts[account_id])
+        self.monitor.follow_prices(self._touched)  # sync: mark moves add the holders they may have pushed
+        if not (len(events) == 1 and isinstance(events[0], Rejected)):
+            events += self.liquidation.stage(command)
+        events += self.monitor.margin_stage(self._touched)
         self._touched.clear()
         return events
 
@@ -175,6 +199,7 @@ class Exchange:
         code = validate_conditional(cmd, inst, book.mark(), book.last_price(), self.now_ns)
         if not code and account is None:
             code = RejectCode.MARGIN_INSUFFICIENT  # no account, no balance
+        code = code or self.liquidation.order_code(account, reduce_only, placing=True)
         if not code and reduce_only and self._closable(account, cmd.symbol, position_side, cmd.side) < cmd.qty_lots:
             code = RejectCode.REDUCE_ONLY_REJECTED
         if code:
@@ -266,9 +291,10 @@ class Exchange:
         return events
 
     def _move_mark(self, symbol: str, mark_ticks: int) -> list:
-        """Set the mark: price band, MARK_PRICE triggers, and every holder's margin is re-checked."""
+        """Set the mark: price band, MARK_PRICE triggers, and every holder's margin is re-checked (through the
+        monitor's indexes: the holders whose margin-call state may have changed)."""
         self._books[symbol].set_mark(mark_ticks)
-        self._touched |= self.ledger.holders[symbol]
+        self.monitor.mark_moved(symbol)
         fired = self._triggers[symbol].observe(WorkingType.MARK_PRICE, mark_ticks)
         return [MarkPriceChanged(symbol, mark_ticks)] + self._run_triggered(symbol, fired)
 
@@ -276,14 +302,39 @@ class Exchange:
         return isinstance(ticks, int) and 1 <= ticks <= self.instruments[symbol].max_price_ticks
 
     def _advance_time(self, cmd: AdvanceTime) -> list:
+        """Visit every premium sample time and funding boundary crossed, in time order
+        (:meth:`~exchange.funding_state.Funding.steps`): the books expire GTD orders up to it, the due symbols
+        take a sample from their book, and at a boundary every symbol settles funding (with conditional GTD
+        orders expired first); then ``now_ns`` itself. A symbol's sample is recomputed only when its book
+        changed during the command, so a long jump costs O(1) per unchanged sample."""
         if not isinstance(cmd.now_ns, int) or cmd.now_ns < self.now_ns:
             return [_rejected(RejectCode.MALFORMED, cmd)]
-        self.now_ns = cmd.now_ns
         events: list = [TimeAdvanced(cmd.now_ns)]
+        premiums: dict[str, int | None] = {}  # symbol -> its sample while its book stays as it is
+        for time_ns, sampled, settles in self.funding.steps(self.now_ns, cmd.now_ns):
+            events += self._move_clock(time_ns, premiums, settles)
+            for symbol in sampled:
+                if symbol not in premiums:
+                    book = self._books[symbol]
+                    premiums[symbol] = self.funding.premium_e8(symbol, *book.depth(book.order_count()))
+                if premiums[symbol] is not None:
+                    self.funding.sample(symbol, premiums[symbol])
+            for symbol in self.instruments if settles else ():
+                settled, touched = self.funding.settle(symbol, time_ns, self.risk_price(symbol))
+                events += settled
+                self._touched |= touched
+        return events + self._move_clock(cmd.now_ns, premiums, True)
+
+    def _move_clock(self, now_ns: int, premiums: dict, expire_conditional: bool) -> list:
+        """Set the time; expire GTD resting orders (forgetting the sample of a book that changed) and, when
+        asked, GTD conditional orders."""
+        self.now_ns = now_ns
+        events: list = []
         for symbol, book in self._books.items():
-            book.set_time(cmd.now_ns)
-            events += self._drain(symbol)
-            for oid in self._triggers[symbol].expired(cmd.now_ns):
+            if book.set_time(now_ns):
+                premiums.pop(symbol, None)
+                events += self._drain(symbol)
+            for oid in self._triggers[symbol].expired(now_ns) if expire_conditional else ():
                 events.append(self._cancel_conditional(symbol, oid, CancelReason.GTD_EXPIRED))
         return events
 
@@ -305,6 +356,16 @@ class Exchange:
         self.ledger.withdrawals_units += cmd.amount_units
         return [self._credit(account, -cmd.amount_units, BalanceReason.WITHDRAW)]
 
+    def _fund_insurance(self, cmd: FundInsurance) -> list:
+        """Seed an insurance fund (a deposit into its reserved account; the stage records the history)."""
+        if cmd.symbol not in self.instruments:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if not (_is_int(cmd.amount_units) and 0 < cmd.amount_units <= MAX_ABS_VALUE - self.ledger.money_in_units()):
+            return [_rejected(RejectCode.MALFORMED, cmd)]
+        self.ledger.deposits_units += cmd.amount_units
+        self.liquidation.funds.move(cmd.symbol, cmd.amount_units)
+        return self.liquidation.funds.sync(InsuranceReason.SEED)
+
     def _credit(self, account, delta_units: int, reason: BalanceReason) -> BalanceChanged:
         account.wallet_units += delta_units
         self._touched.add(account.account_id)
@@ -324,6 +385,7 @@ class Exchange:
             return [_rejected(RejectCode.POSITION_SIDE_OPEN_POSITION, cmd)]
         account = self.ledger.open(cmd.account_id)
         account.position_mode = PositionMode(cmd.position_mode)
+        self._touched.add(account.account_id)
         return [PositionModeChanged(cmd.account_id, account.position_mode)]
 
     def _set_margin_mode(self, cmd: SetMarginMode) -> list:
@@ -456,7 +518,8 @@ class Exchange:
         if reduce_only:
             ok = self._closable(account, symbol, position_side, side) >= qty_lots
             return RejectCode.OK if ok else RejectCode.REDUCE_ONLY_REJECTED
-        return self.risk.check_opening(account, symbol, position_side, side, price_ticks, qty_lots, replacing)
+        code = self.liquidation.order_code(account, reduce_only, placing=not replacing)
+        return code or self.risk.check_opening(account, symbol, position_side, side, price_ticks, qty_lots, replacing)
 
     def _market_margin_price(self, symbol: str, side: int) -> int:
         """The worst price a MARKET order may reach: its band edge when a mark is set (BUY
@@ -537,7 +600,8 @@ class Exchange:
         if not _well_formed(inst, order.side, order.tif, order.stp, order.price_ticks, order.qty_lots, not as_limit):
             return RejectCode.OK, order.qty_lots  # the book decides
         price_ticks = order.price_ticks if as_limit else self._market_margin_price(symbol, order.side)
-        return self.risk.check_opening(account, symbol, position_side, order.side, price_ticks, order.qty_lots), order.qty_lots
+        code = self.liquidation.order_code(account, False, placing=False)
+        return code or self.risk.check_opening(account, symbol, position_side, order.side, price_ticks, order.qty_lots), order.qty_lots
 
     def _cancel_conditional(self, symbol: str, order_id: int, reason: CancelReason) -> OrderCanceled:
         order = self._triggers[symbol].remove(order_id)
@@ -545,9 +609,12 @@ class Exchange:
         return OrderCanceled(symbol, order_id, order.account_id, order.side, order.price_ticks, order.qty_lots, reason)
 
     # ==== internals: book events, clearing, holds =================================================
-    def _drain(self, symbol: str, order_type: OrderType = OrderType.LIMIT, skip_accepted: bool = False) -> list:
+    def _drain(self, symbol: str, order_type: OrderType = OrderType.LIMIT, skip_accepted: bool = False,
+               on_taker_fill=None) -> list:
         """Turn the matching engine's rows into event records, clearing every fill as it comes; then trim
-        reduce-only orders, forget orders that left, and refresh the holds of the accounts involved."""
+        reduce-only orders, forget orders that left, and refresh the holds of the accounts involved.
+        ``on_taker_fill`` marks a liquidation order: its fills carry no taker fee, and ``on_taker_fill(fill)``
+        (its events appended) runs before the taker's side is cleared."""
         events: list = []
         accounts: set[int] = set()
         order_ids: set[int] = set()
@@ -557,10 +624,12 @@ class Exchange:
             order_ids.add(row[1])
             if kind == EventKind.FILL:
                 fill = Fill(symbol, row[4], row[5], row[1], row[2], Side(row[3]), row[6], row[8], row[9], row[10],
-                            row[12], row[11])
+                            0 if on_taker_fill else row[12], row[11])
                 accounts.add(fill.maker_account_id)
                 order_ids.add(fill.maker_order_id)
                 events.append(fill)
+                if on_taker_fill:
+                    events += on_taker_fill(fill)
                 events += self._clear(symbol, fill.taker_order_id, fill.taker_account_id, fill.taker_side == Side.BUY,
                                       fill.price_ticks, fill.qty_lots, fill.taker_fee_units)
                 events += self._clear(symbol, fill.maker_order_id, fill.maker_account_id, fill.taker_side == Side.SELL,
@@ -574,16 +643,18 @@ class Exchange:
                 events.append(OrderAmended(symbol, row[1], row[2], Side(row[3]), row[4], row[6], bool(row[7])))
             else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
                 raise AssertionError(f"unexpected matching row {row}")
+        book = self._books[symbol]
+        for order_id in order_ids:
+            self.risk.track_order(symbol, order_id, self._position_sides.get(order_id), book.order(order_id))
         for account_id in sorted(accounts):
             events += self._trim_reduce_only(symbol, account_id)
-        book = self._books[symbol]
         for order_id in order_ids:
             if order_id in self._position_sides and book.order(order_id) is None and order_id not in self._triggers[symbol]:
                 del self._position_sides[order_id]
         for account_id in sorted(accounts):
             account = self.ledger.get(account_id)
             if account is not None:
-                self.risk.refresh_holds(account, symbol)
+                self.risk.store_holds(account, symbol)
                 self._touched.add(account_id)
         return events
 
@@ -597,10 +668,15 @@ class Exchange:
         """Make the account's resting reduce-only orders of each (position side, order side) together fit in
         what the position can close: in ascending order id each keeps ``min(leaves, what is left)``; an order
         left with less is amended down (priority kept) or canceled (reason REDUCE_ONLY) at 0. Together,
-        not one by one, so that one taker sweeping several of them can never flip the position."""
+        not one by one, so that one taker sweeping several of them can never flip the position. O(1) when they
+        already fit (the order sums say so), else O(its orders)."""
         book = self._books[symbol]
         account = self.ledger.get(account_id)
         events: list = []
+        if all(sums[4] <= self._closable(account, symbol, position_side, Side.BUY)
+               and sums[5] <= self._closable(account, symbol, position_side, Side.SELL)
+               for position_side, sums in self.risk.order_sums(account_id, symbol).items()):
+            return events
         left: dict[tuple[PositionSide, Side], int] = {}
         for order in self._open_orders(account_id, symbol):
             if not order.reduce_only:
@@ -621,6 +697,7 @@ class Exchange:
                 events.append(OrderCanceled(symbol, order.order_id, account_id, order.side, order.price_ticks,
                                             order.lots, CancelReason.REDUCE_ONLY))
             book.clear_events()
+            self.risk.track_order(symbol, order.order_id, order.position_side, book.order(order.order_id))
         return events
 
     # ==== queries =================================================================================
@@ -651,6 +728,22 @@ class Exchange:
     def mark_price(self, symbol: str) -> int:
         """The mark (ticks), 0 before the first."""
         return self._books[symbol].mark()
+
+    def funding_history(self, symbol: str) -> list[FundingRecord]:
+        """Every settlement of ``symbol`` so far: (boundary time ns, rate ×10⁸, mark ticks), oldest first."""
+        return list(self.funding.symbols[symbol].history)
+
+    def funding_rate_e8(self, symbol: str) -> int:
+        """The rate paid at the last settlement (×10⁸, > 0: longs pay shorts); 0 before the first."""
+        return self.prices.feeds[symbol].funding_rate_e8
+
+    def predicted_funding_rate_e8(self, symbol: str) -> int:
+        """The rate the next settlement would pay from the premium samples of the running interval (×10⁸)."""
+        return self.funding.predicted_rate_e8(symbol)
+
+    def next_funding_time_ns(self) -> int:
+        """The next settlement boundary (every symbol settles at multiples of the venue's interval)."""
+        return self.funding.next_funding_time_ns(self.now_ns)
 
     def wallet(self, account_id: int) -> int:
         """Wallet balance in units (0 for an unknown account)."""
@@ -741,9 +834,39 @@ class Exchange:
 
     def liquidatable(self) -> list[Liquidatable]:
         """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM),
-        ordered by (account, symbol, side); the cross account has symbol ""."""
+        ordered by (account, symbol, side); the cross account has symbol "". Incremental
+        (:class:`~exchange.monitor.RiskMonitor`): O(accounts touched since the last call + liquidatable parts),
+        after a price move plus the index candidates. Equal to :meth:`liquidatable_full`."""
+        return [p for p in self.monitor.liquidatable(self._touched) if p.account_id < FUND_ACCOUNT_BASE]
+
+    def liquidatable_full(self) -> list[Liquidatable]:
+        """:meth:`liquidatable` by the full loop over every holder (the oracle). O(positions)."""
         holders = set().union(*self.ledger.holders.values())
-        return self.risk.liquidatable(self.ledger.accounts[a] for a in holders)
+        return self.risk.liquidatable_full(self.ledger.accounts[a] for a in holders if a < FUND_ACCOUNT_BASE)
+
+    def in_liquidation(self, account_id: int) -> bool:
+        """Whether the account is in liquidation mode (only reduce-only orders; :mod:`exchange.liquidation`)."""
+        return account_id in self.liquidation.in_liquidation
+
+    def insurance_fund_account_id(self, symbol: str) -> int:
+        """The reserved account of ``symbol``'s insurance fund (shared: the same for every symbol)."""
+        return self.ledger.fund_ids[symbol]
+
+    def insurance_balance(self, symbol: str) -> int:
+        """Balance (units) of the insurance fund serving ``symbol``."""
+        return self.liquidation.funds.balance(symbol)
+
+    def insurance_history(self, symbol: str | None = None) -> list[HistoryEntry]:
+        """Every balance change of the funds (of the fund serving ``symbol``), oldest first."""
+        fund_id = None if symbol is None else self.ledger.fund_ids[symbol]
+        return [e for e in self.liquidation.funds.history if fund_id is None or e.fund_account_id == fund_id]
+
+    def adl_quantile(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH) -> int:
+        """ADL lights (1–5; 5 = deleveraged first) of an open position under the profile's ranking; 0 if none."""
+        if self.ledger.get(account_id) is None:
+            return 0
+        return deleveraging.quantile(self.risk, symbol, (account_id, PositionSide(position_side)),
+                                     self.profile.adl_ranking, self.liquidation.config.adl_seed)
 
     # ==== state ===================================================================================
     def canonical_state(self) -> list:
@@ -758,6 +881,8 @@ class Exchange:
             ("position_sides", sorted((oid, int(side)) for oid, side in self._position_sides.items())),
             ("ledger", self.ledger.canonical_state()),
             ("prices", self.prices.canonical_state()),
+            ("funding", self.funding.canonical_state()),
+            ("in_liquidation", sorted(self.liquidation.in_liquidation)),
         ]
 
     def state_hash(self) -> str:

@@ -87,6 +87,8 @@ class CancelReason(IntEnum):
     NO_LIQUIDITY = 7  # a market order found an empty opposite side
     AMEND_TO_ZERO = 8  # reserved: an amend that leaves nothing to rest
     REDUCE_ONLY = 9  # a reduce-only order canceled because its position shrank to nothing on its side
+    LIQUIDATION = 10  # canceled by the liquidation waterfall (the account's orders, SPEC §7 step 1)
+    ADL = 11  # a deleveraged position's orders in that symbol (SPEC §7 step 5)
 
 
 class BalanceReason(IntEnum):
@@ -96,6 +98,23 @@ class BalanceReason(IntEnum):
     WITHDRAW = 2
     TRADE = 3  # a fill: realized PnL, fee, isolated margin moved in or returned
     MARGIN_TRANSFER = 4  # isolated margin added/removed, or moved by a margin-mode switch
+    FUNDING = 5  # a cross position's funding payment (paid < 0, received > 0)
+    LIQUIDATION = 10  # the liquidation waterfall: leftover margin to the fund, fund paying a fill below bankruptcy
+    INSURANCE_TOP_UP = 11  # a negative balance topped up to zero by the insurance fund
+    SOCIALIZED_LOSS = 12  # a winner's pro-rata haircut (loss rule SOCIALIZED)
+
+
+class InsuranceReason(IntEnum):
+    """Why an insurance fund's balance changed (``InsuranceFundChanged.reason``, fund history)."""
+
+    SEED = 1  # FundInsurance command (money put in by the venue; counted as a deposit)
+    LIQUIDATION_FEE = 2  # rate × liquidated notional, capped by the fill's surplus over bankruptcy
+    LEFTOVER = 3  # margin left after a full liquidation
+    TOP_UP = 4  # a negative balance topped up (paid out)
+    PER_FILL = 5  # dYdX: the fund pays a liquidation fill's shortfall below the bankruptcy price
+    SOCIALIZED = 6  # haircuts of winners credited to the fund to cover what it could not pay
+    TRADING = 7  # outside the waterfall: the fund's own fills (unwinding), deficits of isolated positions closed by trades
+    TAKEOVER = 8  # PnL the fund realizes when a takeover or an ADL match closes part of its own position
 
 
 class EventKind(IntEnum):
@@ -165,6 +184,7 @@ class RejectCode(IntEnum):
     POSITION_SIDE_OPEN_POSITION = -4068
     INVALID_CALLBACK_RATE = -4085
     MARKET_QTY_GREATER_THAN_MAX = -4108
+    REDUCE_ONLY_ORDER_PERMISSION = -4087
     INVALID_ACTIVATION_PRICE = -4135
     ISOLATED_LEVERAGE_REDUCTION = -4161
     NOTIONAL_TOO_SMALL = -4164
@@ -218,6 +238,7 @@ REJECT_MESSAGES = {
     RejectCode.POSITION_SIDE_OPEN_POSITION: "Position side cannot be changed if there exists position.",
     RejectCode.INVALID_CALLBACK_RATE: "Callback rate must be within the allowed range.",
     RejectCode.MARKET_QTY_GREATER_THAN_MAX: "Market order quantity greater than max market quantity.",
+    RejectCode.REDUCE_ONLY_ORDER_PERMISSION: "User can only place reduce only order.",
     RejectCode.INVALID_ACTIVATION_PRICE: "Activation price would trigger immediately.",
     RejectCode.ISOLATED_LEVERAGE_REDUCTION: "Leverage reduction is not supported in Isolated Margin Mode with open positions.",
     RejectCode.NOTIONAL_TOO_SMALL: "Order's notional must be no smaller than the minimum (unless you choose reduce only).",

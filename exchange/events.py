@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .enums import BalanceReason, CancelReason, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side
+from .enums import BalanceReason, CancelReason, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side
 
 EVENT_FIELDS = (
     "kind", "order_id", "account_id", "side", "price_ticks", "qty_lots", "leaves_lots", "code",
@@ -178,3 +178,99 @@ class LeverageChanged:
     account_id: int
     symbol: str
     leverage: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSettled:
+    """Funding of ``symbol`` settled at the interval boundary ``time_ns``. ``rate_e8`` is the rate of this
+    settlement (×10⁸; > 0: longs pay shorts), applied to ``|lots| × mark_ticks × K``. ``paid_units`` (Σ payers,
+    each rounded up) − ``received_units`` (Σ receivers, each rounded down) = ``dust_units``, credited to the
+    insurance fund. Followed by one :class:`FundingPaid` per position that paid or received."""
+
+    symbol: str
+    time_ns: int
+    rate_e8: int
+    mark_ticks: int
+    paid_units: int
+    received_units: int
+    dust_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPaid:
+    """One position's funding at a settlement: ``amount_units`` > 0 paid, < 0 received; taken from (added to)
+    its isolated margin when ``margin_mode`` is ISOLATED, else the wallet (then a ``BalanceChanged`` with reason
+    FUNDING follows; an isolated position is followed by its ``PositionChanged``)."""
+
+    symbol: str
+    account_id: int
+    position_side: PositionSide
+    lots: int
+    amount_units: int
+    margin_mode: MarginMode
+
+
+# -- liquidation, insurance fund, auto-deleveraging (SPEC §7; exchange.liquidation) -------------------------
+@dataclass(frozen=True, slots=True)
+class LiquidationStarted:
+    """A margin part reached maintenance: ``symbol`` "" = the cross account, else the isolated position.
+    Money in units, ratio ×10⁸ (:data:`exchange.margin.RATIO_INF` when the balance is ≤ 0)."""
+
+    account_id: int
+    symbol: str
+    position_side: PositionSide
+    margin_ratio_e8: int
+    margin_balance_units: int
+    maintenance_margin_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationFill:
+    """Lots of a liquidated position closed: in the book (``order_id`` = the liquidation order) or taken over
+    by the insurance fund (``order_id`` 0, ``counterparty_id`` = the fund's account). ``fee_units`` = the
+    liquidation fee paid to the fund."""
+
+    symbol: str
+    account_id: int
+    position_side: PositionSide
+    side: Side
+    price_ticks: int
+    qty_lots: int
+    bankruptcy_price_ticks: int
+    fee_units: int
+    order_id: int
+    counterparty_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ADLFill:
+    """One side of an auto-deleveraging match (an event for each side): ``account_id``'s position
+    ``position_side`` traded ``side`` at ``price_ticks`` (no fee) against ``counterparty_id``; ``liquidated``
+    is True for the liquidated side."""
+
+    symbol: str
+    account_id: int
+    position_side: PositionSide
+    side: Side
+    price_ticks: int
+    qty_lots: int
+    counterparty_id: int
+    liquidated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InsuranceFundChanged:
+    """An insurance fund's balance (its reserved account's wallet) moved by ``delta_units`` to ``balance_units``."""
+
+    fund_account_id: int
+    symbol: str
+    delta_units: int
+    balance_units: int
+    reason: InsuranceReason
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationEnded:
+    """The account left liquidation mode: it may place orders that are not reduce-only again."""
+
+    account_id: int

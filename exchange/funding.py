@@ -1,18 +1,32 @@
-"""Funding-rate mathematics (SPEC §8), exact: impact prices, premium index, rate, payments.
+"""Funding-rate mathematics (SPEC §8, §10), exact: impact prices, premium index, rate, caps, payments.
 
-All prices are in ticks, money in units (10⁻⁸), rates ×10⁸. Intermediate values are exact
+All prices are in ticks, money in units (10⁻⁸), rates ×10⁸, times in ns. Intermediate values are exact
 :class:`fractions.Fraction`; each result is rounded once, by the rule its docstring names:
 
 - premium samples and the funding rate are truncated toward zero to whole e8 (a rate, not money);
 - a payer's payment rounds up and a receiver's rounds down, so the venue never pays out more than it
   collects; the dust goes to the insurance fund (SPEC §1).
+
+Rate periods. An instrument's :class:`~exchange.spec.FundingParams` quote the interest, the premium clamp
+and the per-symbol cap/floor for one *rate period* (``FundingParams.interval_ns``, 8 h by default). The
+venue settles every ``profile.funding_interval_ns`` and pays ``1 / profile.funding_rate_divisor`` of the
+rate-period rate each time (the 1-hour venues: the 8-hour rate ÷ 8), so
+``interval_ns == funding_interval_ns × funding_rate_divisor`` (:func:`check_rate_period`).
 """
 from __future__ import annotations
 
 from fractions import Fraction
 from typing import Iterable, Sequence
 
-from .units import E8
+from .profiles import HOUR_NS, FundingCap, VenueProfile
+from .spec import Instrument
+from .units import E8, UNITS_PER_COIN
+
+EIGHT_HOURS_NS = 8 * HOUR_NS
+BITMEX_CAP_SHARE = Fraction(3, 4)  #: BitMEX: |F| ≤ 75% × (IMR − MMR)
+DYDX_CLAMP_FACTOR = 6  #: dYdX: |F| ≤ 600% × (IMF − MMF) per 8 h
+HYPERLIQUID_CAP_PER_HOUR_E8 = 4_000_000  #: Hyperliquid: |F| ≤ 4% per hour
+IMPACT_MARGIN_UNITS = 200 * UNITS_PER_COIN  #: default impact margin: notional = 200 × max leverage
 
 
 def impact_price(levels: Iterable[tuple[int, int, int]], impact_notional_units: int, k_units: int) -> Fraction | None:
@@ -45,18 +59,74 @@ def premium_e8(impact_bid: Fraction | None, impact_ask: Fraction | None, index_t
 
 def average_premium(samples_e8: Sequence[int]) -> Fraction:
     """Time-weighted average ``Σ i·P_i / Σ i`` (i = 1..n, later samples weigh more), exact, ×10⁸."""
-    if not samples_e8:
-        return Fraction(0)
-    weights = len(samples_e8) * (len(samples_e8) + 1) // 2
-    return Fraction(sum(i * p for i, p in enumerate(samples_e8, start=1)), weights)
+    return weighted_average(sum(i * p for i, p in enumerate(samples_e8, start=1)), len(samples_e8))
+
+
+def weighted_average(weighted_sum_e8: int, count: int) -> Fraction:
+    """``Σ i·P_i / Σ i`` from ``Σ i·P_i`` and n (``Σ i = n(n+1)/2``), exact, ×10⁸; 0 without samples."""
+    return Fraction(weighted_sum_e8, count * (count + 1) // 2) if count else Fraction(0)
 
 
 def funding_rate_e8(samples_e8: Sequence[int], interest_e8: int, clamp_e8: int, floor_e8: int, cap_e8: int) -> int:
     """``F = P_avg + clamp(I − P_avg, −clamp, +clamp)``, then ``clamp(F, floor, cap)``; ×10⁸, truncated
     toward zero. With no samples P_avg = 0 (F = the interest rate, clamped)."""
-    p_avg = average_premium(samples_e8)
-    rate = p_avg + _clamp(interest_e8 - p_avg, -clamp_e8, clamp_e8)
-    return _clamp(_truncate(rate), floor_e8, cap_e8)
+    return settlement_rate_e8(average_premium(samples_e8), interest_e8, clamp_e8, floor_e8, cap_e8)
+
+
+def settlement_rate_e8(p_avg_e8: Fraction, interest_e8: int, clamp_e8: int, floor_e8: Fraction | int,
+                       cap_e8: Fraction | int, divisor: int = 1) -> int:
+    """The rate paid at one settlement: ``clamp(P_avg + clamp(I − P_avg, ±clamp), floor, cap) / divisor``,
+    exact until one truncation toward zero (×10⁸). ``floor``/``cap`` bound the rate-period rate (they may be
+    exact fractions, :func:`rate_bounds_e8`); ``divisor`` = ``profile.funding_rate_divisor``. With integer
+    bounds and divisor 1 this equals truncating first and clamping after (the bounds are whole e8)."""
+    rate = p_avg_e8 + _clamp(interest_e8 - p_avg_e8, -clamp_e8, clamp_e8)
+    return _truncate(_clamp(rate, floor_e8, cap_e8) / divisor)
+
+
+def rate_bounds_e8(rule: FundingCap, inst: Instrument) -> tuple[Fraction, Fraction]:
+    """``(floor, cap)`` of the rate-period rate (×10⁸, exact) under the venue's cap rule (SPEC §10).
+
+    IMR / IMF = ``1 / inst.max_leverage``; MMR / MMF = the first risk bracket's rate (the venue's base tier).
+
+    - PER_SYMBOL: the instrument's ``floor_e8`` / ``cap_e8``;
+    - BITMEX: ``±75% × (IMR − MMR)``;
+    - DYDX: ``±600% × (IMF − MMF)`` per 8 h, scaled to the rate period (× period / 8 h);
+    - HYPERLIQUID: ``±4%`` per hour, scaled to the rate period (× period / 1 h; 32% per 8 h, so 4% per hourly
+      settlement after the ÷ 8).
+    """
+    params = inst.funding
+    margin_gap = Fraction(E8, inst.max_leverage) - inst.brackets[0].mmr_e8
+    if rule == FundingCap.PER_SYMBOL:
+        return Fraction(params.floor_e8), Fraction(params.cap_e8)
+    if rule == FundingCap.BITMEX:
+        cap = BITMEX_CAP_SHARE * margin_gap
+    elif rule == FundingCap.DYDX:
+        cap = DYDX_CLAMP_FACTOR * margin_gap * Fraction(params.interval_ns, EIGHT_HOURS_NS)
+    elif rule == FundingCap.HYPERLIQUID:
+        cap = HYPERLIQUID_CAP_PER_HOUR_E8 * Fraction(params.interval_ns, HOUR_NS)
+    else:
+        raise ValueError(f"unknown funding cap rule {rule!r}")
+    return -cap, cap
+
+
+def check_rate_period(inst: Instrument, profile: VenueProfile) -> None:
+    """Raise ValueError unless the instrument's rate period is the venue's settlement interval × divisor."""
+    if inst.funding.interval_ns != profile.funding_interval_ns * profile.funding_rate_divisor:
+        raise ValueError(
+            f"{inst.symbol}: funding rates are quoted per {inst.funding.interval_ns} ns but {profile.name} settles "
+            f"every {profile.funding_interval_ns} ns paying 1/{profile.funding_rate_divisor} of the rate")
+
+
+def impact_notional_units(inst: Instrument) -> int:
+    """Notional the impact bid/ask walk: ``impact_margin_notional_units``, or (0) 200 × max leverage."""
+    return inst.funding.impact_margin_notional_units or IMPACT_MARGIN_UNITS * inst.max_leverage
+
+
+def book_premium_e8(bids, asks, index_ticks: int, impact_notional: int, k_units: int) -> int:
+    """One premium sample from book depth (``(price_ticks, lots, orders)`` levels, best first): the impact
+    bid / ask of ``impact_notional`` units (:func:`impact_price`) against the index (:func:`premium_e8`)."""
+    return premium_e8(impact_price(bids, impact_notional, k_units), impact_price(asks, impact_notional, k_units),
+                      index_ticks)
 
 
 def payment_units(qty_lots: int, mark_ticks: int, k_units: int, rate_e8: int) -> int:

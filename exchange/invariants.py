@@ -4,13 +4,15 @@
 
 1. every book and trigger book is internally consistent, uncrossed, and its event buffer drained;
 2. the ledger's own invariants (:meth:`exchange.accounts.Ledger.check_invariants`);
-3. **money**: ``Σ wallets + Σ isolated margins + insurance fund + fee pool − Σ_symbol K·Σ signed entry cost
-   = Σ deposits − Σ withdrawals``, exactly;
+3. **money**: ``Σ wallets + Σ isolated margins + fee pool − Σ_symbol K·Σ signed entry cost
+   = Σ deposits − Σ withdrawals``, exactly (the insurance funds are reserved accounts: their balances are
+   wallets and their taken-over positions are positions);
 4. **open interest**: per symbol, Σ long lots = Σ short lots;
 5. **orders**: every open order (resting or conditional) belongs to an existing account and has a position
    side valid in that account's mode, and no other order id is tracked; the resting reduce-only orders of
    a position side and order side together are no larger than what the position can close;
-6. **holds**: each stored order-margin hold equals a recomputation from the open orders.
+6. **holds**: the risk stage's order sums equal a recomputation from the books, and each stored
+   order-margin hold equals a recomputation from them.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def check(exchange) -> None:
 
 def _check_money(exchange) -> None:
     ledger = exchange.ledger
-    held = ledger.insurance_fund_units + ledger.fee_pool_units
+    held = ledger.fee_pool_units
     for account in ledger.accounts.values():
         held += account.wallet_units
         for (symbol, _), position in account.positions.items():
@@ -79,6 +81,8 @@ def _check_orders(exchange) -> None:
 
 def _check_holds(exchange) -> None:
     risk = exchange.risk
+    risk.check_order_sums((symbol, state, exchange._position_sides[state[0]]) for symbol in exchange.instruments
+                          for state in exchange.book(symbol).canonical_state()[3:])  # after mark, now, last
     for account in exchange.ledger.accounts.values():
         expected = {}
         for symbol in exchange.instruments:

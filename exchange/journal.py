@@ -1,26 +1,40 @@
 """The command journal: msgpack on disk, replay to an identical exchange.
 
-File format (a msgpack stream): first a header map ``{"format": "exchange-journal", "version": 2,
-"instruments": [...], "options": {...}}``, then one array per command: ``[TAG, field values in declaration
-order]``. Enum fields are stored as their integer values; instruments as maps of their fields (Decimals as
-strings); ``options`` are the venue's :class:`~exchange.risk.RiskOptions`. Replaying a journal through
-either implementation reproduces the same events and state hash. Version 2 added the options, the account
-commands and ``PlaceOrder.position_side``; version 1 journals are refused.
+File format (a msgpack stream): first a header map ``{"format": "exchange-journal", "version": 3,
+"instruments": [...], "options": {...}, "profile": {...}}``, then one array per command: ``[TAG, field values
+in declaration order]``. Enum fields are stored as their integer values; instruments as maps of their fields
+(Decimals as strings); ``options`` are the exchange's :class:`~exchange.risk.RiskOptions`; ``profile`` is
+the :class:`~exchange.profiles.VenueProfile` (its rules decide brackets, funding intervals and caps, ...).
+Replaying a journal through either implementation reproduces the same events and state hash. Version 3
+added the profile (a version 2 journal replays under the default profile); version 2 added the options, the
+account commands and ``PlaceOrder.position_side``; version 1 journals are refused.
 """
 from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
-from typing import BinaryIO, Iterable
+from enum import IntEnum
+from typing import BinaryIO, Iterable, NamedTuple
 
 import msgpack
 
 from .commands import COMMAND_TYPES
+from .profiles import DEFAULT_PROFILE, VenueProfile
 from .risk import RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket
 
 FORMAT = "exchange-journal"
-VERSION = 2
+VERSION = 3
+READABLE_VERSIONS = (2, 3)
+
+
+class Journal(NamedTuple):
+    """What a journal file holds: everything :func:`replay` needs."""
+
+    instruments: list[Instrument]
+    commands: list
+    options: RiskOptions
+    profile: VenueProfile
 
 
 def encode_command(command) -> list:
@@ -59,12 +73,26 @@ def instrument_from_dict(data: dict) -> Instrument:
     return Instrument(**data)
 
 
+def profile_to_dict(profile: VenueProfile) -> dict:
+    data = {f.name: _plain(getattr(profile, f.name)) for f in dataclasses.fields(profile)}
+    data["risk"] = dataclasses.asdict(profile.risk)
+    return data
+
+
+def profile_from_dict(data: dict) -> VenueProfile:
+    values = dict(data, risk=RiskOptions(**data["risk"]))
+    for f in dataclasses.fields(VenueProfile):
+        if isinstance(f.default, IntEnum):
+            values[f.name] = type(f.default)(values[f.name])
+    return VenueProfile(**values)
+
+
 def dump(instruments: Iterable[Instrument], commands: Iterable, stream: BinaryIO,
-         options: RiskOptions | None = None) -> int:
-    """Write a journal; returns the number of commands written."""
+         options: RiskOptions | None = None, profile: VenueProfile = DEFAULT_PROFILE) -> int:
+    """Write a journal; returns the number of commands written. ``options`` default to the profile's."""
     packer = msgpack.Packer(use_bin_type=True)
     header = {"format": FORMAT, "version": VERSION, "instruments": [instrument_to_dict(i) for i in instruments],
-              "options": dataclasses.asdict(options or RiskOptions())}
+              "options": dataclasses.asdict(options or profile.risk), "profile": profile_to_dict(profile)}
     stream.write(packer.pack(header))
     count = 0
     for command in commands:
@@ -75,26 +103,27 @@ def dump(instruments: Iterable[Instrument], commands: Iterable, stream: BinaryIO
 
 def load(stream: BinaryIO) -> tuple[list[Instrument], list]:
     """Read a journal written by :func:`dump`: ``(instruments, commands)``. Raises ValueError if it is not one."""
-    instruments, commands, _ = load_with_options(stream)
-    return instruments, commands
+    contents = read(stream)
+    return contents.instruments, contents.commands
 
 
-def load_with_options(stream: BinaryIO) -> tuple[list[Instrument], list, RiskOptions]:
-    """Read a journal written by :func:`dump`: ``(instruments, commands, options)``."""
+def read(stream: BinaryIO) -> Journal:
+    """Read a journal written by :func:`dump` (version 2 or 3) with its options and profile."""
     unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=False)
     header = next(unpacker, None)
-    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise ValueError(f"not an exchange journal (version {VERSION})")
+    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"not an exchange journal (versions {READABLE_VERSIONS})")
     instruments = [instrument_from_dict(d) for d in header["instruments"]]
-    return instruments, [decode_command(row) for row in unpacker], RiskOptions(**header["options"])
+    profile = profile_from_dict(header["profile"]) if "profile" in header else DEFAULT_PROFILE
+    return Journal(instruments, [decode_command(row) for row in unpacker], RiskOptions(**header["options"]), profile)
 
 
 def replay(instruments: list[Instrument], commands: Iterable, implementation: str | None = None,
-           options: RiskOptions | None = None):
+           options: RiskOptions | None = None, profile: VenueProfile | str = DEFAULT_PROFILE):
     """A fresh :class:`~exchange.engine.Exchange` with every command applied; returns (exchange, events)."""
     from .engine import Exchange
 
-    exchange = Exchange(instruments, implementation=implementation, options=options)
+    exchange = Exchange(instruments, implementation=implementation, options=options, profile=profile)
     events = [event for command in commands for event in exchange.apply(command)]
     return exchange, events
 

@@ -34,8 +34,29 @@ Updating a position or account bumps its version, which lazily invalidates its o
 Cost of a mark tick: O(log n + pending + fired); with nothing near liquidation, a few microseconds.
 
 Caller contract: after changing a position, an isolated margin or a wallet call
-:meth:`LiqIndex.update_position` / :meth:`LiqIndex.update_account`; after
-:meth:`exchange.portfolio.Portfolio.compact` call :meth:`LiqIndex.rebuild`.
+:meth:`LiqIndex.update_position` / :meth:`LiqIndex.update_account` (or :meth:`LiqIndex.rearm` for whole
+accounts); after :meth:`exchange.portfolio.Portfolio.compact` call :meth:`LiqIndex.rebuild`.
+
+Warning level (:class:`WarnIndex`)
+----------------------------------
+The same trigger lists for the *margin-call* predicate ``warned ⇔ margin ratio ≥ w`` (``w`` = the warning
+level ×10⁸, ratio = ``ceil(MM·10⁸ / balance)``, ∞ for balance ≤ 0), which with ``c = w − 1`` is
+``balance ≤ 0 or c·balance < 10⁸·MM``. Per part (isolated position or cross account), around the current
+marks, a box of per-symbol bands inside which the predicate keeps its current value:
+
+- *not warned*: ``F = c·B − 10⁸·MM ≥ 0``. ``F − `` (its per-symbol parts ``g_s``) is bounded below by the
+  concave ``h_s = Σ_legs (c·uPnL − 10⁸·MM_exact − 10⁸)`` (< ``g_s``); the slack ``F`` is split by gross
+  notional, ``b_s = floor(F·w_s/Σw)``, and the band is ``{P : h_s(P) ≥ g_s − b_s}``: inside every band
+  ``F > 0`` (so ``B > 0`` when ``c > 0``): not warned.
+- *warned*: ``U = c·B − 10⁸·MM_exact ≥ F`` (``MM ≥ MM_exact``) is concave per symbol (``u_s``); with
+  ``D = −U > 0`` split as ``b_s = floor((D − 1)·w_s/Σw)``, the band is the half-line of
+  ``{P : u_s(P) ≤ u_s + b_s}`` that holds the mark; inside every band ``U < 0``: warned. (``D ≤ 0``, possible
+  only when the part is warned through ``balance ≤ 0`` at a zero MM, gets the always-firing entry.)
+
+Both are exact integer intervals (ceil / floor of the line roots), conservative, never optimistic; a
+mark outside the band fires the entry and the caller re-evaluates the part. Thresholds are computed in
+Python (no compiled twin yet). Both indexes need MM convex in the notional (marginal tiers, a max of the
+bracket lines); :func:`convex_brackets` says whether a table is.
 """
 from __future__ import annotations
 
@@ -46,7 +67,7 @@ from math import ceil, floor
 import numpy as np
 
 from .enums import MarginMode
-from .margin import liquidation_price_ticks, maintenance_margin
+from .margin import bracket_index, liquidation_price_ticks, maintenance_margin
 from .portfolio import Portfolio
 from .sweep import _clearing
 from .units import E8
@@ -129,6 +150,103 @@ def cross_entries_reference(portfolio: Portfolio, marks, account: int):
         if hi < maxp:
             out.append((s, UP, hi + 1))
     return out, False
+
+
+def convex_brackets(rows) -> bool:
+    """Whether MM of these rows is the maximum of the bracket lines (cum derived marginally, SPEC §2), which
+    every threshold and band above assumes."""
+    cum, prev_cap, prev_mmr = 0, 0, 0
+    for row in rows:
+        cum += prev_cap * (row.mmr_e8 - prev_mmr)
+        if row.cum_x8 != cum:
+            return False
+        prev_cap, prev_mmr = row.cap_units, row.mmr_e8
+    return True
+
+
+def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_units: int, legs_by_sym: dict):
+    """``(entries, warned)`` of one part at the warning level (module docstring): ``base_units`` is the
+    isolated margin or the wallet, ``legs_by_sym`` maps symbol index -> [(qty_lots, entry_cost)] (non-zero
+    sizes); entries are ``(symbol, direction, value)``. O(Σ_s brackets^legs_s)."""
+    t = portfolio.table
+    c = level_e8 - 1
+    g, u, w = {}, {}, {}
+    balance, mm_total = base_units, 0
+    for s, legs in legs_by_sym.items():
+        k, rows, mark = int(t.k_units[s]), t.rows[s], int(marks[s])
+        g[s] = u[s] = w[s] = 0
+        for q, e in legs:
+            notional = abs(q) * mark * k
+            upnl = (mark * q - e) * k
+            mm = maintenance_margin(rows, notional)
+            row = rows[bracket_index(rows, notional)]
+            balance += upnl
+            mm_total += mm
+            g[s] += c * upnl - E8 * mm
+            u[s] += c * upnl - (notional * row.mmr_e8 - row.cum_x8)
+            w[s] += notional
+    warned = balance <= 0 or c * balance < E8 * mm_total
+    total_w = sum(w.values())
+    out = []
+    slack = c * base_units + (sum(u.values()) if warned else sum(g.values()))  # −D, or F ≥ 0
+    for s in sorted(legs_by_sym):
+        legs, k, rows = legs_by_sym[s], int(t.k_units[s]), t.rows[s]
+        maxp, mark = int(t.max_price_ticks[s]), int(marks[s])
+        if warned and slack >= 0:
+            out.append((s, DOWN, int(ALWAYS)))
+            continue
+        if not warned:  # band {P : every line ≥ target}
+            target = g[s] - slack * w[s] // total_w
+            lo, hi, empty = 1, maxp, False
+            for alpha, beta in _warn_lines(legs, k, rows, c, -E8):
+                if alpha > 0:
+                    lo = max(lo, -((beta - target) // alpha))
+                elif alpha < 0:
+                    hi = min(hi, (beta - target) // -alpha)
+                elif beta < target:
+                    empty = True
+            if empty or not lo <= mark <= hi:
+                out.append((s, DOWN, int(ALWAYS)))
+                continue
+            if lo > 1:
+                out.append((s, DOWN, lo - 1))
+            if hi < maxp:
+                out.append((s, UP, hi + 1))
+            continue
+        # warned: the half-line of {P : some line ≤ target} holding the mark
+        target = u[s] + (-slack - 1) * w[s] // total_w
+        below, above, everywhere = None, None, False  # floor of max root (α > 0), ceil of min root (α < 0)
+        for alpha, beta in _warn_lines(legs, k, rows, c, 0):
+            if alpha > 0:
+                root = (target - beta) // alpha
+                below = root if below is None else max(below, root)
+            elif alpha < 0:
+                root = -((beta - target) // alpha)
+                above = root if above is None else min(above, root)
+            elif beta <= target:
+                everywhere = True
+        if everywhere:
+            continue
+        if below is not None and mark <= below:
+            if below < maxp:
+                out.append((s, UP, below + 1))
+        elif above is not None and mark >= above:
+            if above > 1:
+                out.append((s, DOWN, above - 1))
+        else:  # unreachable: the mark satisfies its own target
+            out.append((s, DOWN, int(ALWAYS)))
+    return out, warned
+
+
+def _warn_lines(legs, k, rows, c, per_leg):
+    """Lines ``αP + β`` whose minimum is ``Σ_legs (c·uPnL − 10⁸·MM_exact) + legs·per_leg`` (one per bracket
+    choice of each leg)."""
+    for choice in product(range(len(rows)), repeat=len(legs)):
+        alpha, beta = 0, 0
+        for (q, e), n in zip(legs, choice):
+            alpha += k * (c * q - abs(q) * rows[n].mmr_e8)
+            beta += -c * e * k + rows[n].cum_x8 + per_leg
+        yield alpha, beta
 
 
 # -- trigger list ---------------------------------------------------------------------------------------
@@ -308,27 +426,35 @@ class LiqIndex:
                 tl.merge(self._valid)
 
     # -- updates -----------------------------------------------------------------------------------------
-    def update_positions(self, slots) -> np.ndarray:
-        """Re-arm after a change to ``slots``: every position of their accounts is re-armed (so a block that
-        ``add_position`` relocated is covered) and their cross parts too. Returns the isolated slots among
-        ``slots`` that are liquidatable now."""
+    def rearm(self, accounts, left_slots=()) -> tuple[np.ndarray, np.ndarray]:
+        """Re-arm every position and the cross part of ``accounts`` at the current marks (after any change to
+        their rows); ``left_slots`` are slots they no longer use (a block ``add_position`` relocated), whose
+        entries are dropped. Returns ``(isolated slots, accounts)`` among them liquidatable now.
+        O((their positions + left slots) · log + merges)."""
         self._ensure_size()
         p = self.portfolio
-        slots = np.asarray(slots, np.int64)
-        if not len(slots):
-            return slots
-        accounts = np.unique(p.pos_account[slots])
+        accounts = np.unique(np.asarray(accounts, np.int64))
         accounts = accounts[accounts >= 0]
-        if len(accounts):
-            self.update_accounts(accounts)
-        block = np.concatenate([np.arange(p.acct_begin[a], p.acct_begin[a] + p.acct_count[a]) for a in accounts.tolist()]
-                               + [slots]).astype(np.int64)
-        block = np.unique(block)
+        liq_acc = self.update_accounts(accounts) if len(accounts) else _EMPTY
+        counts = p.acct_count[accounts].astype(np.int64)
+        ends = np.cumsum(counts)
+        own = np.repeat(p.acct_begin[accounts] - ends + counts, counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+        block = np.unique(np.concatenate([own, np.asarray(left_slots, np.int64)]))
         self.pos_ver[block] += 1  # also invalidates entries of slots that are no longer isolated positions
         iso = block[(p.pos_mode[block] == ISO) & (p.pos_account[block] >= 0)]
         entries, liq = self._entries_iso(iso)
         self._insert(entries)
-        return np.intersect1d(iso[liq], slots)
+        return iso[liq], liq_acc
+
+    def update_positions(self, slots) -> np.ndarray:
+        """Re-arm after a change to ``slots``: every position of their accounts is re-armed (so a block that
+        ``add_position`` relocated is covered) and their cross parts too. Returns the isolated slots among
+        ``slots`` that are liquidatable now."""
+        slots = np.asarray(slots, np.int64)
+        if not len(slots):
+            return slots
+        liq, _ = self.rearm(self.portfolio.pos_account[slots], slots)
+        return np.intersect1d(liq, slots)
 
     def update_position(self, slot: int) -> bool:
         """Re-arm one slot; True if it is an isolated position liquidatable now."""
@@ -405,3 +531,42 @@ def _columns(rows):
         return (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
     sym, dr, v, key = zip(*rows)
     return (np.array(sym, np.int64), np.array(dr, np.int8), np.array(v, np.int64), np.array(key, np.int64))
+
+
+class WarnIndex(LiqIndex):
+    """The trigger lists of :class:`LiqIndex` for the margin-call predicate (module docstring, "Warning
+    level"): an entry fires when a part's *warned* state may have changed. Same API; the flags returned by
+    ``rebuild`` / ``rearm`` / ``update_*`` mean "warned now". Python thresholds only."""
+
+    def __init__(self, portfolio: Portfolio, marks_ticks, level_e8: int):
+        if level_e8 < 1:
+            raise ValueError("the warning level must be ≥ 1 (×10⁸)")
+        self.level_e8 = level_e8
+        super().__init__(portfolio, marks_ticks, compiled=False)
+
+    def _entries_iso(self, slots: np.ndarray):
+        p = self.portfolio
+        rows, flags = [], np.zeros(len(slots), bool)
+        for i, j in enumerate(np.asarray(slots, np.int64).tolist()):
+            q = int(p.pos_qty_lots[j])
+            if p.pos_account[j] < 0 or p.pos_mode[j] != ISO or q == 0:
+                continue
+            entries, flags[i] = warn_entries_reference(p, self.marks, self.level_e8, int(p.pos_iso_margin_units[j]),
+                                                       {int(p.pos_symbol[j]): [(q, int(p.pos_entry_cost[j]))]})
+            rows.extend((s, d, v, 2 * j) for s, d, v in entries)
+        return _columns(rows), flags
+
+    def _entries_cross(self, accounts: np.ndarray):
+        p = self.portfolio
+        rows, flags = [], np.zeros(len(accounts), bool)
+        for i, a in enumerate(np.asarray(accounts, np.int64).tolist()):
+            legs_by_sym: dict[int, list] = {}
+            for j in p.slots_of(a):
+                q = int(p.pos_qty_lots[j])
+                if p.pos_mode[j] != ISO and q != 0:
+                    legs_by_sym.setdefault(int(p.pos_symbol[j]), []).append((q, int(p.pos_entry_cost[j])))
+            if legs_by_sym:
+                entries, flags[i] = warn_entries_reference(p, self.marks, self.level_e8,
+                                                           int(p.acct_wallet_units[a]), legs_by_sym)
+                rows.extend((s, d, v, 2 * a + 1) for s, d, v in entries)
+        return _columns(rows), flags

@@ -14,6 +14,17 @@ is derived (SPEC §2): ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1
 in e8 that product is an integer in *units·e8*; we keep it exactly as ``cum_x8`` (= cum × 10⁸) and
 expose ``cum_units`` (the integer part) and ``cum_rem_x8`` (the remainder, 0 for every realistic table).
 
+Bracket styles (SPEC §10, ``profile.brackets``; :class:`~exchange.risk.Risk` picks the rows):
+
+- MARGINAL (binance, bybit, hyperliquid): the rows above; each slice of notional pays its tier's rate.
+- STEPWISE (bitmex): ``derive_brackets(..., stepwise=True)`` keeps every ``cum = 0``, so the whole position
+  pays its step's rate: ``MM = ceil(notional × mmr_step / 10⁸)``, which jumps at each cap (a 100,000 position
+  in tiers 0.4% to 50,000 / 0.5% to 250,000 needs 500, against 450 marginal). MM is then not convex, so the
+  hedge-leg band (:func:`liquidation_band_exact`, the lower envelope of the bracket lines) is conservative: it
+  uses the highest step's line on every piece.
+- OPEN_INTEREST_IMF (dydx): one liquidity tier, the first row (``MM = notional × MMF``, flat); the initial
+  margin fraction grows with the symbol's open interest (:func:`initial_margin_open_interest`).
+
 Rounding rules (each result is rounded exactly once)
 ----------------------------------------------------
 - ``MM(notional) = ceil((notional × mmr_e8 − cum_x8) / 10⁸)``: margin owed rounds up. When cum is a whole
@@ -87,12 +98,13 @@ class BracketRow:
         return Fraction(self.cum_x8, E8)
 
 
-def derive_brackets(brackets: Iterable) -> tuple[BracketRow, ...]:
+def derive_brackets(brackets: Iterable, stepwise: bool = False) -> tuple[BracketRow, ...]:
     """Derive floors and cum amounts from ``RiskBracket``-like rows (``notional_cap_units``, ``mmr_e8``,
     ``max_leverage``) or from plain ``(cap_units, mmr_e8, max_leverage)`` tuples.
 
-    ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}`` (SPEC §2), kept exactly ×10⁸.
-    Raises ``ValueError`` for empty tables, non-increasing caps or decreasing MMR. O(len).
+    ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}`` (SPEC §2), kept exactly ×10⁸; ``stepwise``: every
+    cum is 0 (the whole position at its step's rate). Raises ``ValueError`` for empty tables, non-increasing caps
+    or decreasing MMR. O(len).
     """
     rows: list[BracketRow] = []
     prev_cap, prev_mmr, cum_x8 = 0, 0, 0
@@ -100,7 +112,7 @@ def derive_brackets(brackets: Iterable) -> tuple[BracketRow, ...]:
         cap, mmr, lev = (b.notional_cap_units, b.mmr_e8, b.max_leverage) if hasattr(b, "mmr_e8") else b
         if cap <= prev_cap or not prev_mmr <= mmr < E8 or lev < 1:
             raise ValueError(f"invalid bracket ({cap}, {mmr}, {lev}) after cap {prev_cap}, mmr {prev_mmr}")
-        cum_x8 += prev_cap * (mmr - prev_mmr)
+        cum_x8 += 0 if stepwise else prev_cap * (mmr - prev_mmr)
         rows.append(BracketRow(prev_cap, cap, mmr, lev, cum_x8))
         prev_cap, prev_mmr = cap, mmr
     if not rows:
@@ -134,6 +146,24 @@ def initial_margin(notional_units: int, leverage: int) -> int:
     if leverage < 1:
         raise ValueError("leverage must be ≥ 1")
     return div_ceil(notional_units, leverage)
+
+
+def initial_margin_open_interest(notional_units: int, leverage: int, open_interest_units: int, lower_cap_units: int,
+                                 upper_cap_units: int) -> int:
+    """dYdX v4 open-interest margin fraction (OIMF), exact, rounded up once, capped at the notional (units).
+
+    With base IMF ``1 / leverage`` and ``s = (OI − lower) / (upper − lower)`` (OI = the symbol's open interest
+    notional): ``IMF = min(1, base + max(0, s) × (1 − base))`` and ``IM = ceil(notional × IMF)``. The base IMF
+    applies while ``OI ≤ lower`` or when ``upper == 0`` (scaling disabled); at ``OI ≥ upper`` the IM is the whole
+    notional. (dYdX rounds the base and the increase up separately; one rounding is at most 1 unit lower.)
+    """
+    if upper_cap_units == 0 or open_interest_units <= lower_cap_units:
+        return initial_margin(notional_units, leverage)
+    if open_interest_units >= upper_cap_units:
+        return notional_units
+    scaled = Fraction(open_interest_units - lower_cap_units, upper_cap_units - lower_cap_units)
+    base = Fraction(1, leverage)
+    return min(notional_units, ceil(notional_units * (base + scaled * (1 - base))))
 
 
 def max_leverage(rows: Sequence[BracketRow], notional_units: int) -> int:

@@ -83,17 +83,22 @@ class InstrumentTable:
     ``br_cap_units`` (real caps; padding INT64_MAX), ``br_lookup_cap`` (the last real bracket and the
     padding are INT64_MAX, so ``bracket = Σ_n (notional > br_lookup_cap[s, n])`` is branch-free),
     ``br_mmr_e8``, ``br_cum_units`` (= cum_x8 // 10⁸), ``br_cum_rem_x8`` (= cum_x8 mod 10⁸),
-    ``br_max_leverage``. ``rows[s]`` holds the :class:`~exchange.margin.BracketRow` tuple for Python code.
+    ``br_max_leverage``. ``rows[s]`` holds the :class:`~exchange.margin.BracketRow` tuple for Python code;
+    ``rows`` (one row tuple per instrument) overrides the instruments' own derived brackets (a venue profile
+    may value MM on other rows, :class:`exchange.risk.Risk`).
     """
 
-    def __init__(self, instruments: Sequence):
+    def __init__(self, instruments: Sequence, rows: Sequence | None = None):
         self.instruments = tuple(instruments)
         if not self.instruments:
             raise PortfolioError("at least one instrument is required")
         if len(self.instruments) > np.iinfo(np.int16).max:
             raise PortfolioError("too many symbols for int16 symbol indices")
         self.symbols = tuple(i.symbol for i in self.instruments)
-        self.rows: tuple[tuple[BracketRow, ...], ...] = tuple(derive_brackets(i.brackets) for i in self.instruments)
+        self.rows: tuple[tuple[BracketRow, ...], ...] = (
+            tuple(derive_brackets(i.brackets) for i in self.instruments) if rows is None else tuple(map(tuple, rows)))
+        if len(self.rows) != len(self.instruments):
+            raise PortfolioError("one bracket table per instrument is required")
         n = len(self.instruments)
         nb = max(len(r) for r in self.rows)
         self.n_symbols, self.nb = n, nb
@@ -300,13 +305,16 @@ class Portfolio:
         A["acct_exposure_units"][account] = exposure
         return slot
 
-    def set_position(self, slot: int, qty_lots: int, entry_cost: int, iso_margin_units: int = 0, leverage: int | None = None) -> None:
-        """Overwrite the size, entry cost and isolated margin of an existing slot (bounds checked)."""
+    def set_position(self, slot: int, qty_lots: int, entry_cost: int, iso_margin_units: int = 0, leverage: int | None = None,
+                     mode: int | None = None) -> None:
+        """Overwrite the size, entry cost and isolated margin (and, if given, leverage and margin mode) of an
+        existing slot (bounds checked; nothing changes on :class:`PortfolioError`). O(1)."""
         P, A, t = self._pos, self._acct, self.table
         account = int(P["pos_account"][slot]) if 0 <= slot < self.n_slots else -1
         if account < 0:
             raise PortfolioError(f"slot {slot} holds no position")
-        symbol, mode = int(P["pos_symbol"][slot]), int(P["pos_mode"][slot])
+        symbol = int(P["pos_symbol"][slot])
+        mode = int(P["pos_mode"][slot]) if mode is None else int(mode)
         leverage = int(P["pos_leverage"][slot]) if leverage is None else int(leverage)
         qty_lots, entry_cost, iso_margin_units = int(qty_lots), int(entry_cost), int(iso_margin_units)
         self._check_position(symbol, qty_lots, entry_cost, mode, iso_margin_units, leverage, int(P["pos_side"][slot]))
@@ -319,6 +327,7 @@ class Portfolio:
         P["pos_entry_cost"][slot] = entry_cost
         P["pos_iso_margin_units"][slot] = iso_margin_units
         P["pos_leverage"][slot] = leverage
+        P["pos_mode"][slot] = mode
         A["acct_exposure_units"][account] = exposure
 
     def compact(self) -> np.ndarray:

@@ -9,9 +9,10 @@ The mark depends on the instrument's ``mark.source``:
 
 - MEDIAN: ``median(P1, P2, last)`` recomputed at every index observation, with
   ``P1 = floor(index × (10⁸·interval + rate_e8 × time_to_next_funding) / (10⁸·interval))``
-  (``time_to_next_funding = interval − now mod interval``; ``rate`` = the last funding rate, 0 until funding
-  settles one), ``P2 = index + floor(Σ 2·basis / (2·n))`` (``index`` with no sample) and ``last`` = the last
-  trade price (the index before the first trade);
+  (``interval`` = the venue's settlement interval, ``profile.funding_interval_ns``;
+  ``time_to_next_funding = interval − now mod interval``; ``rate`` = the rate paid at the last settlement,
+  set by :mod:`exchange.funding_state`, 0 until the first), ``P2 = index + floor(Σ 2·basis / (2·n))``
+  (``index`` with no sample) and ``last`` = the last trade price (the index before the first trade);
 - INDEX: the index itself;
 - EXTERNAL: only ``SetMarkPrice`` moves it; index observations are recorded but do not move the mark.
 
@@ -57,10 +58,11 @@ def median_mark_ticks(p1_ticks: int, p2_ticks: int, last_ticks: int) -> int:
 
 
 class Prices:
-    """The price feeds of every instrument."""
+    """The price feeds of every instrument; ``funding_interval_ns`` is the venue's settlement interval."""
 
-    def __init__(self, instruments: dict[str, Instrument]):
+    def __init__(self, instruments: dict[str, Instrument], funding_interval_ns: int):
         self.instruments = instruments
+        self.funding_interval_ns = funding_interval_ns
         self.feeds = {symbol: PriceFeed() for symbol in instruments}
 
     def observe_index(self, symbol: str, index_ticks: int, now_ns: int, bid_ticks: int, ask_ticks: int,
@@ -77,12 +79,24 @@ class Prices:
         if inst.mark.source == MarkSource.EXTERNAL:
             return None
         if inst.mark.source == MarkSource.INDEX:
-            mark = index_ticks
-        else:
-            interval = inst.funding.interval_ns
-            p1 = premium_mark_ticks(index_ticks, feed.funding_rate_e8, interval - now_ns % interval, interval)
-            p2 = basis_mark_ticks(index_ticks, [basis for _, basis in feed.samples])
-            mark = median_mark_ticks(p1, p2, last_ticks or index_ticks)
+            return min(max(index_ticks, inst.min_price_ticks), inst.max_price_ticks)
+        return self._median(symbol, now_ns, last_ticks)
+
+    def refresh_mark(self, symbol: str, now_ns: int, last_ticks: int) -> int | None:
+        """The MEDIAN mark recomputed with a new last trade price (no new observation); None under the other
+        sources or before the first index observation. Liquidation fills move the mark this way (cascades)."""
+        if self.instruments[symbol].mark.source != MarkSource.MEDIAN or not self.feeds[symbol].index_ticks:
+            return None
+        return self._median(symbol, now_ns, last_ticks)
+
+    def _median(self, symbol: str, now_ns: int, last_ticks: int) -> int:
+        """``median(P1, P2, last)`` from the feed's index, rate and samples, clamped to the price range."""
+        inst = self.instruments[symbol]
+        feed = self.feeds[symbol]
+        interval = self.funding_interval_ns
+        p1 = premium_mark_ticks(feed.index_ticks, feed.funding_rate_e8, interval - now_ns % interval, interval)
+        p2 = basis_mark_ticks(feed.index_ticks, [basis for _, basis in feed.samples])
+        mark = median_mark_ticks(p1, p2, last_ticks or feed.index_ticks)
         return min(max(mark, inst.min_price_ticks), inst.max_price_ticks)
 
     def canonical_state(self) -> list:

@@ -28,8 +28,22 @@ position plus the side's adding notional would sit in a bracket whose max levera
 -2019 when it raises the key's hold by Δ > 0 while ``available − Δ < 0``. Orders that only close are never
 refused for margin.
 
+**Bracket styles** (``profile.brackets``, :mod:`exchange.margin`): MARGINAL and STEPWISE only change the MM
+rows. OPEN_INTEREST_IMF (dYdX) values MM on the first bracket alone (one liquidity tier: flat MMF, one max
+leverage) and the IM of *positions* with :func:`exchange.margin.initial_margin_open_interest` at the symbol's
+open interest (Σ long lots × risk price × K; O(holders) per valuation). Order holds stay at ``1 / leverage``:
+a stored hold must not change when other accounts trade (SPEC §9 "holds" invariant), so the scaling reaches
+an order when it fills and becomes position IM in the available balance.
+
 Liquidatable (SPEC §5): an isolated position when ``isolated margin + uPnL ≤ MM``; a cross account when it
 has cross exposure and ``wallet + Σ cross uPnL ≤ Σ cross MM``.
+
+**Order sums** (what makes a hold O(1)): per (account, symbol, position side) the risk stage keeps, for the
+opening resting orders of each side, ``lots`` and ``cost = Σ price_ticks × lots`` (so ``N = cost × K``), and
+the lots of the reduce-only ones. The engine reports every resting order it saw change
+(:meth:`Risk.track_order`, from the book's own answer, so no event semantics are assumed);
+:meth:`Risk.refresh_holds` re-reads one (account, symbol) from the book (for callers that change the book
+directly). :meth:`Risk.check_order_sums` compares them with a recomputation (an invariant).
 """
 from __future__ import annotations
 
@@ -117,13 +131,19 @@ def closes(position_side: PositionSide, side: Side) -> bool:
 def order_hold(k_units: int, leverage: int, position_lots: int, orders: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
     """``(hold, adding_buy, adding_sell)`` in units for one key's opening orders ``(side, price_ticks, lots)``
     (module docstring). O(orders)."""
-    lots = {Side.BUY: 0, Side.SELL: 0}
-    notional = {Side.BUY: 0, Side.SELL: 0}
+    sums = [0, 0, 0, 0]
     for side, price_ticks, qty_lots in orders:
-        lots[side] += qty_lots
-        notional[side] += price_ticks * qty_lots * k_units
-    adding_buy = _adding(notional[Side.BUY], lots[Side.BUY], max(0, -position_lots))
-    adding_sell = _adding(notional[Side.SELL], lots[Side.SELL], max(0, position_lots))
+        i = 0 if side == Side.BUY else 2
+        sums[i] += qty_lots
+        sums[i + 1] += price_ticks * qty_lots
+    return sums_hold(k_units, leverage, position_lots, *sums)
+
+
+def sums_hold(k_units: int, leverage: int, position_lots: int, buy_lots: int, buy_cost: int, sell_lots: int,
+              sell_cost: int) -> tuple[int, int, int]:
+    """:func:`order_hold` from the order sums (lots and Σ price_ticks × lots per side). O(1)."""
+    adding_buy = _adding(buy_cost * k_units, buy_lots, max(0, -position_lots))
+    adding_sell = _adding(sell_cost * k_units, sell_lots, max(0, position_lots))
     hold = max(margin.initial_margin(adding_buy, leverage), margin.initial_margin(adding_sell, leverage))
     return hold, adding_buy, adding_sell
 
@@ -136,16 +156,28 @@ def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
 
 class Risk:
     """The margin view over the ledger. ``mark_of(symbol)`` gives the risk price (ticks);
-    ``orders_of(account_id, symbol)`` the account's resting orders there as :class:`OpenOrder`."""
+    ``orders_of(account_id, symbol)`` the account's resting orders there as :class:`OpenOrder`;
+    ``bracket_style`` a :class:`~exchange.profiles.BracketStyle` (default MARGINAL)."""
 
     def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, options: RiskOptions,
-                 mark_of: Callable[[str], int], orders_of: Callable[[int, str], list[OpenOrder]]):
+                 mark_of: Callable[[str], int], orders_of: Callable[[int, str], list[OpenOrder]],
+                 bracket_style=None):
+        from .profiles import BracketStyle  # profiles imports this module (RiskOptions)
+
+        style = BracketStyle.MARGINAL if bracket_style is None else BracketStyle(bracket_style)
         self.instruments = instruments
         self.ledger = ledger
         self.options = options
         self.mark_of = mark_of
         self.orders_of = orders_of
-        self.brackets = {symbol: margin.derive_brackets(inst.brackets) for symbol, inst in instruments.items()}
+        self._orders: dict[tuple[int, str], _OrderSums] = {}  # (account, symbol) -> its resting orders, summed
+        self._order_home: dict[int, tuple[int, str]] = {}  # resting order id -> (account, symbol)
+        self.open_interest_imf = style == BracketStyle.OPEN_INTEREST_IMF
+        self.brackets = {
+            symbol: margin.derive_brackets(inst.brackets[:1] if self.open_interest_imf else inst.brackets,
+                                           stepwise=style == BracketStyle.STEPWISE)
+            for symbol, inst in instruments.items()
+        }
 
     # -- one position -----------------------------------------------------------------------------
     def notional(self, symbol: str, position: Position) -> int:
@@ -157,8 +189,24 @@ class Risk:
                                      self.instruments[symbol].k_units)
 
     def position_im(self, account: Account, symbol: str, position: Position) -> int:
-        """``ceil(notional / leverage)`` at the (account, symbol) leverage."""
-        return margin.initial_margin(self.notional(symbol, position), self.ledger.settings(account, symbol).leverage)
+        """IM at the (account, symbol) leverage: ``ceil(notional / leverage)``, or open-interest scaled."""
+        leverage = self.ledger.settings(account, symbol).leverage
+        return self.initial_margin(symbol, self.notional(symbol, position), leverage)
+
+    def initial_margin(self, symbol: str, notional_units: int, leverage: int) -> int:
+        """IM of a position of ``notional_units`` in ``symbol`` (module docstring, bracket styles)."""
+        if not self.open_interest_imf:
+            return margin.initial_margin(notional_units, leverage)
+        inst = self.instruments[symbol]
+        return margin.initial_margin_open_interest(
+            notional_units, leverage, self.open_interest_units(symbol), inst.open_interest_lower_cap_units,
+            inst.open_interest_upper_cap_units)
+
+    def open_interest_units(self, symbol: str) -> int:
+        """Σ long lots of ``symbol`` × risk price × K. O(holders)."""
+        long_lots = sum(p.lots for account_id in self.ledger.holders[symbol]
+                        for _, p in self.ledger.accounts[account_id].positions_in(symbol) if p.lots > 0)
+        return margin.notional_units(long_lots, self.mark_of(symbol), self.instruments[symbol].k_units)
 
     def position_mm(self, symbol: str, position: Position) -> int:
         """Bracketed maintenance margin (rounded up) of the position's notional."""
@@ -217,8 +265,29 @@ class Risk:
         parts = [(CROSS, PositionSide.BOTH)] if self.cross_positions(account) else []
         return parts + sorted(key for key in account.positions if self.is_isolated(account, key[0]))
 
-    def liquidatable(self, accounts: Iterable[Account]) -> list[Liquidatable]:
-        """Every part with exposure and margin balance ≤ MM, by (account, symbol, side). O(positions)."""
+    def part_states(self, account: Account) -> list[tuple[str, PositionSide, int, int]]:
+        """``(symbol, side, margin balance, MM)`` of every part with exposure, in :meth:`parts` order, in one
+        pass over the positions (the engine's hot path; :meth:`part_state` is the one-part query). O(positions)."""
+        cross_balance, cross_mm, crossed = account.wallet_units, 0, False
+        isolated = []
+        positions = account.positions
+        for key in sorted(positions):
+            symbol = key[0]
+            position = positions[key]
+            mark, k = self.mark_of(symbol), self.instruments[symbol].k_units
+            upnl = (mark * position.lots - position.entry_cost) * k
+            mm = margin.maintenance_margin(self.brackets[symbol], abs(position.lots) * mark * k)
+            if self.is_isolated(account, symbol):
+                isolated.append((symbol, key[1], position.isolated_margin_units + upnl, mm))
+            else:
+                cross_balance += upnl
+                cross_mm += mm
+                crossed = True
+        return ([(CROSS, PositionSide.BOTH, cross_balance, cross_mm)] if crossed else []) + isolated
+
+    def liquidatable_full(self, accounts: Iterable[Account]) -> list[Liquidatable]:
+        """Every part with exposure and margin balance ≤ MM, by (account, symbol, side): the full loop over
+        ``accounts``, the oracle of the engine's incremental answer. O(positions)."""
         found = []
         for account in sorted(accounts, key=lambda a: a.account_id):
             for symbol, side in self.parts(account):
@@ -228,16 +297,18 @@ class Risk:
                                               margin.margin_ratio_e8(mm, balance, exposed)))
         return found
 
-    def margin_calls(self, account: Account) -> list[MarginCall]:
-        """Update the account's warned parts; a MarginCall for each part that reached the warning level."""
+    def margin_calls(self, account: Account, states: list | None = None) -> list[MarginCall]:
+        """Update the account's warned parts; a MarginCall for each part that reached the warning level.
+        ``states``: its :meth:`part_states` if already computed. O(positions)."""
         if not account.positions:
             account.warned.clear()
             return []
         calls = []
         warned = set()
-        for symbol, side in self.parts(account):
-            ratio = self.margin_ratio_e8(account, symbol, side)
-            if ratio >= self.options.margin_call_e8:
+        level = self.options.margin_call_e8
+        for symbol, side, balance, mm in self.part_states(account) if states is None else states:
+            ratio = margin.margin_ratio_e8(mm, balance, True)
+            if ratio >= level:
                 warned.add((symbol, side))
                 if (symbol, side) not in account.warned:
                     calls.append(MarginCall(account.account_id, symbol, side, ratio))
@@ -287,23 +358,89 @@ class Risk:
     def key_hold(self, account: Account, symbol: str, side: PositionSide, extra: tuple[int, int, int] | None = None,
                  replacing: int = 0, leverage: int = 0) -> tuple[int, int, int]:
         """``order_hold`` of the key's resting opening orders, without order ``replacing`` and with ``extra``
-        = (side, price, lots), at ``leverage`` (default: the account's)."""
-        orders = [(o.side, o.price_ticks, o.lots) for o in self.orders_of(account.account_id, symbol)
-                  if o.position_side == side and not o.reduce_only and o.order_id != replacing]
+        = (side, price, lots), at ``leverage`` (default: the account's). O(1): from the order sums."""
+        bucket = self._orders.get((account.account_id, symbol))
+        sums = bucket.sums.get(side) if bucket is not None else None
+        buy_lots, buy_cost, sell_lots, sell_cost = sums[:4] if sums is not None else (0, 0, 0, 0)
+        replaced = bucket.orders.get(replacing) if replacing and bucket is not None else None
+        changes = []
+        if replaced is not None and replaced[0] == side and not replaced[4]:
+            changes.append((replaced[1], replaced[2], -replaced[3]))
         if extra is not None:
-            orders.append(extra)
+            changes.append(extra)
+        for order_side, price_ticks, lots in changes:
+            if order_side == Side.BUY:
+                buy_lots, buy_cost = buy_lots + lots, buy_cost + price_ticks * lots
+            else:
+                sell_lots, sell_cost = sell_lots + lots, sell_cost + price_ticks * lots
         position = self.ledger.position(account, symbol, side)
-        return order_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).leverage,
-                          position.lots, orders)
+        return sums_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).leverage,
+                         position.lots, buy_lots, buy_cost, sell_lots, sell_cost)
 
-    def refresh_holds(self, account: Account, symbol: str) -> None:
-        """Recompute and store the holds of the account's keys in ``symbol``."""
+    def store_holds(self, account: Account, symbol: str) -> None:
+        """Recompute (from the order sums) and store the holds of the account's keys in ``symbol``. O(1)."""
         for key in account.position_keys(symbol):
             hold = self.key_hold(account, *key)[0]
             if hold:
                 account.holds[key] = hold
             else:
                 account.holds.pop(key, None)
+
+    def refresh_holds(self, account: Account, symbol: str) -> None:
+        """Re-read the account's resting orders in ``symbol`` from the book, then :meth:`store_holds`: for
+        callers that changed the book without reporting each order. O(its orders there)."""
+        bucket = self._orders.pop((account.account_id, symbol), None)
+        for order_id in bucket.orders if bucket is not None else ():
+            del self._order_home[order_id]
+        for order in self.orders_of(account.account_id, symbol):
+            self._remember(order.order_id, account.account_id, symbol, _order_record(
+                order.position_side, order.side, order.price_ticks, order.lots, order.reduce_only))
+        self.store_holds(account, symbol)
+
+    # -- order sums -------------------------------------------------------------------------------
+    def track_order(self, symbol: str, order_id: int, position_side: PositionSide | None, state: tuple | None) -> None:
+        """Bring the order sums in line with one order of ``symbol``: ``state`` is the book's
+        ``order(order_id)`` tuple (``None`` once it no longer rests). O(1)."""
+        home = self._order_home.get(order_id)
+        record = None if state is None else _order_record(position_side, state[2], state[3], state[4], state[7])
+        if home is not None:
+            bucket = self._orders[home]
+            if bucket.orders[order_id] == record:
+                return
+            bucket.add(bucket.orders.pop(order_id), -1)
+            del self._order_home[order_id]
+            if not bucket.orders:
+                del self._orders[home]
+        if record is not None:
+            self._remember(order_id, state[1], symbol, record)
+
+    def order_sums(self, account_id: int, symbol: str) -> dict[PositionSide, list[int]]:
+        """Position side -> ``[buy lots, buy cost, sell lots, sell cost, reduce-only buy lots, reduce-only
+        sell lots]`` of the account's resting orders in ``symbol`` (cost = Σ price_ticks × lots; read-only)."""
+        bucket = self._orders.get((account_id, symbol))
+        return bucket.sums if bucket is not None else {}
+
+    def check_order_sums(self, resting: Iterable[tuple[str, tuple, PositionSide]]) -> None:
+        """Raise AssertionError unless the order records and sums equal a recomputation from ``resting``:
+        every resting order as ``(symbol, book order tuple, position side)``. O(orders)."""
+        expected: dict[tuple[int, str], _OrderSums] = {}
+        for symbol, state, position_side in resting:
+            bucket = expected.setdefault((state[1], symbol), _OrderSums())
+            record = _order_record(position_side, state[2], state[3], state[4], state[7])
+            bucket.orders[state[0]] = record
+            bucket.add(record, 1)
+        for key in expected.keys() | self._orders.keys():
+            got, want = self._orders.get(key, _OrderSums()), expected.get(key, _OrderSums())
+            assert got.orders == want.orders and {side: sums for side, sums in got.sums.items() if any(sums)} == \
+                want.sums, f"account {key[0]} {key[1]}: order records/sums differ from the book"
+
+    def _remember(self, order_id: int, account_id: int, symbol: str, record: tuple) -> None:
+        bucket = self._orders.get((account_id, symbol))
+        if bucket is None:
+            bucket = self._orders[(account_id, symbol)] = _OrderSums()
+        bucket.orders[order_id] = record
+        bucket.add(record, 1)
+        self._order_home[order_id] = (account_id, symbol)
 
     def check_opening(self, account: Account | None, symbol: str, side: PositionSide, order_side: Side,
                       price_ticks: int, qty_lots: int, replacing: int = 0) -> int:
@@ -334,7 +471,8 @@ class Risk:
         held = sum(self.key_hold(account, *key, leverage=leverage)[0] for key in account.position_keys(symbol))
         if self.is_isolated(account, symbol):
             return held
-        return held + sum(margin.initial_margin(self.notional(symbol, p), leverage) for _, p in account.positions_in(symbol))
+        return held + sum(self.initial_margin(symbol, self.notional(symbol, p), leverage)
+                          for _, p in account.positions_in(symbol))
 
     def view(self, account: Account, symbol: str, side: PositionSide) -> PositionView:
         position = self.ledger.position(account, symbol, side)
@@ -356,3 +494,33 @@ class Risk:
             largest = max(largest, adding_buy + (held if position.lots > 0 else 0),
                           adding_sell + (held if position.lots < 0 else 0))
         return largest
+
+
+def _order_record(position_side, side, price_ticks: int, lots: int, reduce_only) -> tuple:
+    """What the order sums keep of one resting order: (position side, side, price ticks, leaves lots,
+    reduce-only)."""
+    return position_side, int(side), price_ticks, lots, bool(reduce_only)
+
+
+class _OrderSums:
+    """One (account, symbol): its resting orders (id -> record) and their sums per position side (the
+    :meth:`Risk.order_sums` layout)."""
+
+    __slots__ = ("orders", "sums")
+
+    def __init__(self):
+        self.orders: dict[int, tuple] = {}
+        self.sums: dict[PositionSide, list[int]] = {}
+
+    def add(self, record: tuple, sign: int) -> None:
+        position_side, side, price_ticks, lots, reduce_only = record
+        sums = self.sums.get(position_side)
+        if sums is None:
+            sums = self.sums[position_side] = [0, 0, 0, 0, 0, 0]
+        buy = side == Side.BUY
+        if reduce_only:
+            sums[4 if buy else 5] += sign * lots
+        else:
+            i = 0 if buy else 2
+            sums[i] += sign * lots
+            sums[i + 1] += sign * price_ticks * lots

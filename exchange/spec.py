@@ -110,6 +110,10 @@ class Instrument:
     mark: MarkParams = field(default_factory=MarkParams)
     min_callback_e8: int = 100_000  # trailing stop callback 0.1% ..
     max_callback_e8: int = 10_000_000  # .. 10%
+    # dYdX-style open-interest scaling of the initial margin (bracket style OPEN_INTEREST_IMF): the IMF grows
+    # from 1 / leverage at this open interest notional (units) to 100% at the upper cap; upper 0 = disabled
+    open_interest_lower_cap_units: int = 0
+    open_interest_upper_cap_units: int = 0
 
     def __post_init__(self):
         if not self.symbol or not self.symbol.isalnum():
@@ -137,6 +141,9 @@ class Instrument:
         if not 0 < self.min_callback_e8 <= self.max_callback_e8 < E8:
             raise SpecError("callback range must satisfy 0 < min ≤ max < 100%")
         _validate_brackets(self.brackets, self.max_leverage)
+        if not 0 <= self.open_interest_lower_cap_units <= self.open_interest_upper_cap_units <= MAX_ABS_VALUE or (
+                self.open_interest_lower_cap_units and not self.open_interest_upper_cap_units):
+            raise SpecError("open interest caps need 0 ≤ lower ≤ upper ≤ 2^62 (upper 0 disables scaling)")
 
     @classmethod
     def linear(
@@ -163,12 +170,14 @@ class Instrument:
         liquidation_fee="0.0125",
         funding: FundingParams | None = None,
         mark: MarkParams | None = None,
+        open_interest_caps=("0", "0"),
     ) -> "Instrument":
         """Define a USDT-margined linear perpetual from human values (converted exactly).
 
         ``min_price`` defaults to one tick; ``max_market_qty`` to ``max_qty``.
 
-        ``brackets`` is a sequence of ``(notional_cap, mmr, max_leverage)``. Raises :class:`SpecError`.
+        ``brackets`` is a sequence of ``(notional_cap, mmr, max_leverage)``; ``open_interest_caps`` the
+        ``(lower, upper)`` open interest notionals of dYdX-style IMF scaling. Raises :class:`SpecError`.
         """
         try:
             tick, lot, mult = (units.to_decimal(v) for v in (tick_size, lot_size, multiplier))
@@ -203,6 +212,8 @@ class Instrument:
                 liquidation_fee_e8=units.to_e8(liquidation_fee),
                 funding=funding or FundingParams(),
                 mark=mark or MarkParams(),
+                open_interest_lower_cap_units=units.to_units(open_interest_caps[0]),
+                open_interest_upper_cap_units=units.to_units(open_interest_caps[1]),
             )
         except UnitsError as exc:
             raise SpecError(f"{symbol}: {exc}") from None

@@ -7,17 +7,25 @@ same integers, same flags. Called only through those modules (users never import
 Arithmetic (all exact; see ``exchange.portfolio`` for the bounds that make int64 safe):
 
 - ``upnl = q × (mark × K) − entry_cost × K`` (int64; each product ≤ 2⁶²).
-- ``MM = ceil((notional × mmr − cum_x8) / 10⁸)``. Levels 0–1 run the C loop of ``clearing_kernel.h``: per
-  symbol and sweep ``R_n = mark·K·mmr_n`` and ``D_n = 10⁸ − 1 − cum_x8_n`` for brackets 0–1, so per position
-  ``MM = (|q|·R_n + D_n) // 10⁸`` (one multiply, one multiply-high), valid where ``cap_n·mmr_n + 10⁸ < 2⁶⁴``
-  (checked per symbol); other positions take the general path: a branch-free bracket search in lots
-  (``|q| ≤ floor(cap / (mark·K))`` ⇔ ``notional ≤ cap``) and ``mark·K·mmr = rhi·10⁸ + rlo`` (128-bit, once
-  per symbol) so ``MM = |q|·rhi − cum_units + (|q|·rlo + 10⁸ − 1 − cum_rem) // 10⁸`` for ``|q| < 2³⁷``, or
-  the notional split ``n = A·10⁸ + B`` beyond.
+- ``MM = ceil((notional × mmr − cum_x8) / 10⁸)``. The sweep runs the C loops of ``clearing_kernel.h``, chosen
+  once per process from the CPU (``kernel_isa()``; ``set_kernel_isa()`` forces one, for tests):
+  - AVX-512 (8 positions per instruction, blocks of 8 accounts): per symbol mk = mark·K, K and a bracket
+    class; per class the tier-0/1 constants (all in registers for ≤ 64 symbols and ≤ 8 classes, else
+    gathers). ``n = |q|·mk``; for ``n ≤ lim = min(cap_1, (2⁶⁴ − 10⁸) // mmr_1)`` ``MM = (n·mmr_t + D_t) // 10⁸``
+    (``D_t = 10⁸ − 1 − cum_x8_t`` mod 2⁶⁴; exact in u64), the quotient seeded in float64 and corrected exactly
+    with the 64-bit remainder; other lanes take the general path below. Per-account cross sums by lane
+    folding (4 positions per account) or in-register prefix sums (any counts); flags from ``balance ≤ MM``.
+  - scalar (any x86-64 / other CPUs): per symbol ``R_n = mark·K·mmr_n`` and ``D_n`` for brackets 0–1, so
+    ``MM = (|q|·R_n + D_n) // 10⁸`` (one multiply, one multiply-high), valid where ``cap_n·mmr_n + 10⁸ < 2⁶⁴``
+    (checked per symbol).
+  The general path (both): a branch-free bracket search in lots (``|q| ≤ floor(cap / (mark·K))`` ⇔
+  ``notional ≤ cap``) and ``mark·K·mmr = rhi·10⁸ + rlo`` (128-bit, once per symbol) so
+  ``MM = |q|·rhi − cum_units + (|q|·rlo + 10⁸ − 1 − cum_rem) // 10⁸`` for ``|q| < 2³⁷``, or the notional split
+  ``n = A·10⁸ + B`` beyond.
 - Only unsigned / provably non-negative values are divided under ``cdivision`` (marked per function);
   signed divisions keep Python floor semantics.
-- Ratios (``ceil(MM × 10⁸ / balance)``, saturating at 2⁶³ − 1) use 128-bit division and are computed only
-  at level 2.
+- Ratios (``ceil(MM × 10⁸ / balance)``, saturating at 2⁶³ − 1) are computed only at level 2, after the level-1
+  pass, from its balances and MM (64-bit division when ``MM·10⁸ < 2⁶³``, else 128-bit).
 
 Sections: tables, position arithmetic, sweep, index thresholds (isolated), index bands (cross).
 """
@@ -78,15 +86,59 @@ cdef extern from "clearing_kernel.h":
         uint64_t r1
         uint64_t d1
     ctypedef int64_t (*clr_slow_fn)(const void* tabs, int64_t symbol, uint64_t aq) noexcept nogil
-    void clr_sweep_flags(int64_t n_acct, const int64_t* begin, const int32_t* count, const int64_t* wallet,
-                         const int16_t* sym, const int8_t* mode, const int64_t* qty, const int64_t* entry,
-                         const int64_t* margin, const clr_hot* hot, const void* tabs, clr_slow_fn slow,
-                         uint8_t* pos_liq, uint8_t* acct_liq, int64_t* counts) noexcept nogil
-    void clr_sweep_values(int64_t n_acct, const int64_t* begin, const int32_t* count, const int64_t* wallet,
-                          const int16_t* sym, const int8_t* mode, const int64_t* qty, const int64_t* entry,
-                          const int64_t* margin, const clr_hot* hot, const void* tabs, clr_slow_fn slow,
-                          uint8_t* pos_liq, uint8_t* acct_liq, int64_t* pos_eq, int64_t* pos_mm, int64_t* acct_eq,
-                          int64_t* acct_mm, int64_t* counts) noexcept nogil
+    ctypedef struct clr_vtab:
+        int perm_sym
+        int perm_cls
+        const int64_t* mk
+        const int64_t* k
+        const int16_t* cls
+        const uint64_t* cap0
+        const uint64_t* lim
+        const uint64_t* mr
+        const uint64_t* d
+    ctypedef struct clr_io:
+        const int64_t* begin
+        const int32_t* count
+        const int64_t* wallet
+        const int16_t* sym
+        const int8_t* mode
+        const int64_t* qty
+        const int64_t* entry
+        const int64_t* margin
+        uint8_t* pos_liq
+        uint8_t* acct_liq
+        int64_t* pos_eq
+        int64_t* pos_mm
+        int64_t* acct_eq
+        int64_t* acct_mm
+        const clr_hot* hot
+        const void* tabs
+        clr_slow_fn slow
+    void clr_sweep(int level, int64_t n_acct, const clr_io* io, const clr_vtab* vt, int64_t* counts) noexcept nogil
+    void clr_ratios(int64_t n_acct, const clr_io* io, int64_t* pos_ratio, int64_t* acct_ratio) noexcept nogil
+    int clr_get_isa() noexcept nogil
+    int clr_set_isa(int isa) noexcept nogil
+    int clr_isa_available(int isa) noexcept nogil
+
+_ISA_NAMES = ("scalar", "avx512")
+
+
+def kernel_isa():
+    """The instruction set the sweep kernel uses in this process ("avx512" or "scalar"; chosen at first use
+    from the CPU, so the extension runs on any x86-64)."""
+    return _ISA_NAMES[clr_get_isa()]
+
+
+def set_kernel_isa(name):
+    """Force ``name`` ("scalar" or "avx512") for the following sweeps (tests, benchmarks); ``ValueError`` if
+    this CPU cannot run it. Returns the previous one. Both give identical results."""
+    cdef int want = _ISA_NAMES.index(name)
+    prev = kernel_isa()
+    if not clr_isa_available(want):
+        raise ValueError(f"{name} is not available on this CPU")
+    clr_set_isa(want)
+    return prev
+
 
 ctypedef clr_hot Hot
 
@@ -122,18 +174,95 @@ cdef Hot* _load_hot(const SymTab* tabs, int64_t n) except NULL:
     return hot
 
 
+@cython.cdivision(True)
+cdef void* _load_vtab(const SymTab* tabs, int64_t n, clr_vtab* vt) except NULL:
+    """Tables of the vector path (clearing_kernel.h): per symbol mk, K and a bracket class; per class the tier-0
+    cap, the fast-path limit of the notional ``min(cap_1, (2^64 − 1e8) // mmr_1)`` and, per tier 0–1, mmr and
+    ``D = 1e8 − 1 − cum_x8`` (mod 2^64). Classes are the distinct tier-0/1 rows when there are ≤ 64 symbols with
+    ≤ 8 of them (then everything lives in registers); otherwise every symbol is its own class (gathers)."""
+    cdef int64_t ns = n if n > 64 else 64
+    cdef int64_t s, c, i, ncls = 0
+    cdef int64_t cls_of[64]
+    cdef int64_t rep[8]
+    cdef bint perm_sym = n <= 64, perm_cls = False
+    if perm_sym:
+        perm_cls = True
+        for s in range(n):
+            c = -1
+            for i in range(ncls):
+                if _same_tiers01(&tabs[s], &tabs[rep[i]]):
+                    c = i
+                    break
+            if c < 0:
+                if ncls == 8:
+                    perm_cls = False
+                    break
+                rep[ncls] = s
+                c = ncls
+                ncls += 1
+            cls_of[s] = c
+    cdef int64_t nc = 8 if perm_cls else ns
+    # layout (qwords): mk[ns] k[ns] cap0[nc] lim[nc] mr[2nc] d[2nc] cls (64 int16 = 16 qwords)
+    cdef int64_t total = 2 * ns + 6 * nc + 16
+    cdef uint64_t* block = <uint64_t*> malloc(sizeof(uint64_t) * total)
+    if block == NULL:
+        raise MemoryError()
+    cdef int64_t* mk = <int64_t*> block
+    cdef int64_t* kk = mk + ns
+    cdef uint64_t* cap0 = block + 2 * ns
+    cdef uint64_t* lim = cap0 + nc
+    cdef uint64_t* mr = lim + nc
+    cdef uint64_t* d = mr + 2 * nc
+    cdef int16_t* cls = <int16_t*> (d + 2 * nc)
+    cdef const SymTab* t
+    cdef uint64_t m1
+    for i in range(total):
+        block[i] = 0
+    for s in range(n):
+        mk[s] = tabs[s].mk
+        kk[s] = tabs[s].k
+    for c in range(nc):
+        if perm_cls:
+            if c >= ncls:
+                continue
+            t = &tabs[rep[c]]
+        else:
+            if c >= n:
+                continue
+            t = &tabs[c]
+        cap0[c] = t.cap[0]
+        m1 = <uint64_t> t.mmr[1]   # ≥ mmr[0] (derive_brackets rejects decreasing MMR)
+        lim[c] = t.cap[1]
+        if m1 > 0 and (<uint64_t> 0 - <uint64_t> E8) // m1 < lim[c]:
+            lim[c] = (<uint64_t> 0 - <uint64_t> E8) // m1
+        for i in range(2):
+            mr[2 * c + i] = <uint64_t> t.mmr[i]
+            d[2 * c + i] = <uint64_t> (E8 - 1) - (<uint64_t> t.cq[i] * E8U + <uint64_t> t.cr[i])  # mod 2^64
+    if perm_cls:
+        for s in range(n):
+            cls[s] = <int16_t> cls_of[s]
+    vt.perm_sym = perm_sym
+    vt.perm_cls = perm_cls
+    vt.mk = mk
+    vt.k = kk
+    vt.cls = cls
+    vt.cap0 = cap0
+    vt.lim = lim
+    vt.mr = mr
+    vt.d = d
+    return block
+
+
+cdef bint _same_tiers01(const SymTab* a, const SymTab* b) noexcept nogil:
+    cdef int i
+    for i in range(2):
+        if a.cap[i] != b.cap[i] or a.mmr[i] != b.mmr[i] or a.cq[i] != b.cq[i] or a.cr[i] != b.cr[i]:
+            return False
+    return True
+
+
 cdef int64_t _slow(const void* tabs, int64_t symbol, uint64_t aq) noexcept nogil:
     return _mm_lots(&(<const SymTab*> tabs)[symbol], aq)
-
-
-@cython.cdivision(True)
-cdef inline int64_t _mm_hot(const Hot* h, const SymTab* tabs, int64_t symbol, uint64_t aq) noexcept nogil:
-    """MM of |q| lots at the sweep's mark (same as the C kernel's fast path, else the general path)."""
-    cdef bint up
-    if aq <= h.qlim:
-        up = aq > h.qcap0
-        return <int64_t> ((aq * (h.r1 if up else h.r0) + (h.d1 if up else h.d0)) // E8U)
-    return _mm_lots(&tabs[symbol], aq)
 
 
 @cython.cdivision(True)
@@ -210,72 +339,7 @@ cdef inline uint64_t _abs(int64_t x) noexcept nogil:
     return <uint64_t> (-x if x < 0 else x)
 
 
-@cython.cdivision(True)
-cdef inline int64_t _ratio_e8(int64_t mm, int64_t balance, bint has_size) noexcept nogil:
-    """ceil(MM × 1e8 / balance), 0 without size, INT64_MAX if balance ≤ 0; saturating (MM ≥ 0, balance > 0)."""
-    if not has_size:
-        return 0
-    if balance <= 0:
-        return I64MAX
-    cdef u128 r = (<u128> mm * E8U + <u128> (balance - 1)) // <u128> balance
-    return I64MAX if r > <u128> I64MAX else <int64_t> r
-
-
 # =========================================================================================== sweep
-@cython.cdivision(True)
-cdef inline void _sweep_loop(
-    int level, int64_t a0, int64_t a1,
-    const int64_t* begin, const int32_t* count, const int64_t* wallet,
-    const int16_t* sym, const int8_t* mode, const int64_t* qty, const int64_t* entry, const int64_t* margin,
-    const SymTab* tabs, const Hot* hot,
-    uint8_t* pos_liq, uint8_t* acct_liq,
-    int64_t* pos_eq, int64_t* pos_mm, int64_t* pos_ratio,
-    int64_t* acct_eq, int64_t* acct_mm, int64_t* acct_ratio,
-    int64_t* counts,
-) noexcept nogil:
-    cdef int64_t a, j, b, e, q, upnl, m, ieq, eq, mm, size, iso, cross, npos = 0, nacct = 0, s
-    cdef uint8_t pf, af
-    cdef const Hot* h
-    cdef uint64_t aq
-    for a in range(a0, a1):
-        b = begin[a]
-        e = b + count[a]
-        eq = wallet[a]
-        mm = 0
-        size = 0
-        for j in range(b, e):
-            s = sym[j]
-            h = &hot[s]
-            q = qty[j]
-            upnl = q * h.mk - entry[j] * h.k
-            aq = _abs(q)
-            m = _mm_hot(h, tabs, s, aq)
-            iso = mode[j] == ISOLATED
-            cross = iso - 1              # all ones for cross, 0 for isolated
-            ieq = margin[j] + upnl
-            pf = <uint8_t> (iso & (q != 0) & (ieq <= m))
-            pos_liq[j] = pf
-            npos += pf
-            eq += upnl & cross
-            mm += m & cross
-            size |= q & cross
-            if level >= 1:
-                pos_eq[j] = ieq if iso else upnl
-                pos_mm[j] = m
-                if level >= 2:
-                    pos_ratio[j] = _ratio_e8(m, ieq, q != 0) if iso else 0
-        af = <uint8_t> ((size != 0) & (eq <= mm))
-        acct_liq[a] = af
-        nacct += af
-        if level >= 1:
-            acct_eq[a] = eq
-            acct_mm[a] = mm
-            if level >= 2:
-                acct_ratio[a] = _ratio_e8(mm, eq, size != 0)
-    counts[0] += npos
-    counts[1] += nacct
-
-
 def sweep(portfolio, marks_ticks, int level, pos_liq, acct_liq, pos_eq=None, pos_mm=None, pos_ratio=None,
           acct_eq=None, acct_mm=None, acct_ratio=None):
     """Full sweep into preallocated outputs (see ``exchange.sweep.sweep``). ``level`` 0: flags; 1: + balances
@@ -325,10 +389,15 @@ def sweep(portfolio, marks_ticks, int level, pos_liq, acct_liq, pos_eq=None, pos
         return 0, 0
     cdef SymTab* tabs = _load_tables(table, marks)
     cdef Hot* hot = NULL
+    cdef void* vblock = NULL
+    cdef clr_vtab vt
+    cdef clr_io io
     try:
         hot = _load_hot(tabs, table.n_symbols)
+        vblock = _load_vtab(tabs, table.n_symbols, &vt)
     except MemoryError:
         free(tabs)
+        free(hot)
         raise
     cdef const int16_t* psym = &sym[0] if sym.shape[0] else NULL
     cdef const int8_t* pmode = &mode[0] if sym.shape[0] else NULL
@@ -336,20 +405,20 @@ def sweep(portfolio, marks_ticks, int level, pos_liq, acct_liq, pos_eq=None, pos
     cdef const int64_t* pent = &entry[0] if sym.shape[0] else NULL
     cdef const int64_t* pmar = &margin[0] if sym.shape[0] else NULL
     cdef uint8_t* ppl = &pl[0] if pl.shape[0] else NULL
+    io.begin = &begin[0]; io.count = &count[0]; io.wallet = &wallet[0]
+    io.sym = psym; io.mode = pmode; io.qty = pqty; io.entry = pent; io.margin = pmar
+    io.pos_liq = ppl; io.acct_liq = &al[0]
+    io.pos_eq = ppe; io.pos_mm = ppm; io.acct_eq = pae; io.acct_mm = pam
+    io.hot = hot; io.tabs = tabs; io.slow = _slow
     try:
         with nogil:
-            if level == 0:
-                clr_sweep_flags(n_acct, &begin[0], &count[0], &wallet[0], psym, pmode, pqty, pent, pmar, hot, tabs, _slow,
-                                ppl, &al[0], counts)
-            elif level == 1:
-                clr_sweep_values(n_acct, &begin[0], &count[0], &wallet[0], psym, pmode, pqty, pent, pmar, hot, tabs, _slow,
-                                 ppl, &al[0], ppe, ppm, pae, pam, counts)
-            else:
-                _sweep_loop(2, 0, n_acct, &begin[0], &count[0], &wallet[0], psym, pmode, pqty, pent, pmar, tabs, hot,
-                            ppl, &al[0], ppe, ppm, ppr, pae, pam, par, counts)
+            clr_sweep(1 if level >= 1 else 0, n_acct, &io, &vt, counts)
+            if level >= 2:
+                clr_ratios(n_acct, &io, ppr, par)
     finally:
         free(tabs)
         free(hot)
+        free(vblock)
     return counts[0], counts[1]
 
 

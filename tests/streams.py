@@ -8,8 +8,8 @@ mark prices are mixed into the order flow."""
 import random
 
 from exchange import (
-    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, MarginMode, OrderType,
-    PlaceOrder, PositionMode, PositionSide, SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice,
+    AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, MarginMode,
+    OrderType, PlaceOrder, PositionMode, PositionSide, SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice,
     SetPositionMode, Side, STPMode, TimeInForce, Withdraw, WorkingType,
 )
 
@@ -96,3 +96,65 @@ def random_commands(seed: int, n: int, symbol: str = SYMBOL):
             now += rng.randint(-1, 10)
             yield AdvanceTime(now)
             now = max(now, 0)
+
+
+LIQ_BALANCES = {1: 30 * USDT, 2: 60 * USDT, 3: 150 * USDT, 4: 400 * USDT, 5: 100_000 * USDT}
+
+
+def liquidation_commands(seed: int, n: int, symbols=(SYMBOL,)):
+    """``n`` commands that keep accounts near liquidation: accounts 1-4 trade with high leverage (10-50x),
+    some isolated, against market maker 5 that quotes around a mark that random-walks with jumps of up to
+    ±8 %; the insurance funds are seeded now and then (so takeovers and ADL both happen), time advances
+    (funds unwind), and deposits, withdrawals and index observations are mixed in. Prices stay inside the
+    band around the mark the stream set last."""
+    rng = random.Random(seed)
+    mark = {symbol: MID for symbol in symbols}
+    now = 0
+    opening = [Deposit(account, amount) for account, amount in LIQ_BALANCES.items()]
+    for symbol in symbols:
+        opening.append(SetMarkPrice(symbol, MID))
+        for account in (1, 2, 3, 4):
+            opening.append(SetLeverage(account, symbol, rng.choice((10, 20, 50))))
+            if rng.random() < 0.4:
+                opening.append(SetMarginMode(account, symbol, MarginMode.ISOLATED))
+    yield from opening[:n]
+    for _ in range(n - len(opening)):
+        symbol = rng.choice(symbols)
+        roll = rng.random()
+        m = mark[symbol]
+        if roll < 0.30:  # the maker quotes both sides
+            side = rng.choice((Side.BUY, Side.SELL))
+            offset = rng.randint(1, max(2, m // 50))
+            price = m - offset if side == Side.BUY else m + offset
+            yield PlaceOrder(5, symbol, side, rng.randint(1, 6), price, tif=TimeInForce.GTC)
+        elif roll < 0.55:  # traders take or rest
+            account = rng.randint(1, 4)
+            side = rng.choice((Side.BUY, Side.SELL))
+            if rng.random() < 0.5:
+                yield PlaceOrder(account, symbol, side, rng.randint(1, 4), 0, OrderType.MARKET,
+                                 reduce_only=rng.random() < 0.1)
+            else:
+                price = m + rng.randint(-m // 40, m // 40)
+                yield PlaceOrder(account, symbol, side, rng.randint(1, 4), price, tif=rng.choice(tuple(TimeInForce)),
+                                 reduce_only=rng.random() < 0.1, expire_ns=now + rng.randint(1, 30))
+        elif roll < 0.60:
+            yield CancelAll(rng.randint(1, 5), symbol)
+        elif roll < 0.80:  # the mark walks, sometimes jumps, and drifts back toward the middle
+            step = rng.randint(-m // 12, m // 12) if rng.random() < 0.2 else rng.randint(-m // 200, m // 200)
+            mark[symbol] = min(max(m + step + (MID - m) // 20, MID // 4), MID * 4)
+            yield SetMarkPrice(symbol, mark[symbol])
+        elif roll < 0.83:
+            yield SetIndexPrice(symbol, m + rng.randint(-m // 100, m // 100))
+        elif roll < 0.86:
+            now += rng.randint(1, 20)
+            yield AdvanceTime(now)
+        elif roll < 0.88:
+            yield FundInsurance(symbol, rng.choice((USDT, 50 * USDT, 500 * USDT)))
+        elif roll < 0.93:
+            yield Deposit(rng.randint(1, 4), rng.choice((10 * USDT, 50 * USDT, 200 * USDT)))
+        elif roll < 0.95:
+            yield Withdraw(rng.randint(1, 4), rng.choice((USDT, 20 * USDT)))
+        elif roll < 0.97:
+            yield AdjustIsolatedMargin(rng.randint(1, 4), symbol, rng.choice((5 * USDT, -5 * USDT)))
+        else:
+            yield SetLeverage(rng.randint(1, 4), symbol, rng.choice((5, 10, 20, 50)))

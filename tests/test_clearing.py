@@ -34,7 +34,7 @@ def fill(ledger, account, buy, price, lots, fee=0, side=BOTH):
 
 
 def conserved(ledger) -> bool:
-    held = ledger.insurance_fund_units + ledger.fee_pool_units + sum(
+    held = ledger.fee_pool_units + sum(
         a.wallet_units + sum(p.isolated_margin_units - K * p.entry_cost for p in a.positions.values())
         for a in ledger.accounts.values())
     return held == ledger.deposits_units - ledger.withdrawals_units

@@ -12,7 +12,7 @@ def test_stable_values():
     assert [int(v) for v in STPMode] == [1, 2, 3, 4]
     assert [int(v) for v in EventKind] == [1, 2, 3, 4, 5, 6]
     assert [int(v) for v in CommandKind] == [1, 2, 3, 4, 5, 6]
-    assert [int(v) for v in CancelReason] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert [int(v) for v in CancelReason] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 
 
 def test_binance_codes_named_by_the_spec():

@@ -6,7 +6,7 @@ import io
 import pytest
 
 from exchange import Exchange, RiskOptions, dump_journal, replay
-from exchange.journal import load_with_options
+from exchange.journal import read
 from tests.checked import CheckedExchange
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import random_commands
@@ -59,9 +59,9 @@ def test_a_journal_with_options_replays_to_the_same_state_hash():
     buffer = io.BytesIO()
     dump_journal(ex.instruments.values(), ex.journal, buffer, options=options)
     buffer.seek(0)
-    instruments, commands, loaded_options = load_with_options(buffer)
+    instruments, commands, loaded_options, profile = read(buffer)
     assert loaded_options == options
-    replayed, replay_events = replay(instruments, commands, options=loaded_options)
+    replayed, replay_events = replay(instruments, commands, options=loaded_options, profile=profile)
     assert replayed.state_hash() == ex.state_hash() and replay_events == events
 
 

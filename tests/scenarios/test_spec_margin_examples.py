@@ -1,10 +1,10 @@
 """SPEC §11 worked examples 1, 2, 3, 6, 7, 8, 9, 13 and the non-liquidation parts of 12 and 14, played
-through the Exchange. Every expected number is derived by hand in the comments (never by the code under
+through the Exchange (the liquidations themselves: ``test_spec_liquidation_examples.py``). Every expected number is derived by hand in the comments (never by the code under
 test). ``CheckedExchange`` checks conservation and every SPEC §9 invariant after each command."""
 import pytest
 
 from exchange import (
-    AdvanceTime, Client, Instrument, Liquidatable, MarginCall, OrderTriggered, PositionSide, Rejected, RejectCode,
+    AdvanceTime, Client, Instrument, LiquidationStarted, MarginCall, OrderTriggered, PositionSide, Rejected, RejectCode,
     SetIndexPrice, SetMarkPrice,
 )
 from exchange.margin import RATIO_INF
@@ -65,12 +65,12 @@ def test_example_1_a_longs_002_btc_at_50000_with_500_usdt_and_is_liquidated_at_2
     # ratio = 2.0080328 / 2.0082 = 1 − 0.0001672 / 2.0082 = 0.99991674136… -> ceil(× 1e8) = 99,991,675
     assert of(events, MarginCall) == [MarginCall(1, "", BOTH, 99_991_675)]
     assert ex.liquidatable() == []
-    # at 25,100.40: balance 2.008 ≤ MM 2.008032 -> liquidatable; ratio ceil(2.008032 / 2.008 × 1e8)
+    # at 25,100.40: balance 2.008 ≤ MM 2.008032 -> liquidated; ratio ceil(2.008032 / 2.008 × 1e8)
     events = mark(ex, BTC, "25100.40")
     assert of(events, MarginCall) == []  # still above the warning level: no second call
-    assert ex.liquidatable() == [Liquidatable(1, "", BOTH, 100_001_594)]
-    assert ex.margin_balance(1) == units("2.008")
-    assert ex.maintenance_margin(1) == units("2.008032")
+    assert of(events, LiquidationStarted) == [LiquidationStarted(1, "", BOTH, 100_001_594, units("2.008"),
+                                                                 units("2.008032"))]
+    assert ex.liquidatable() == []
 
 
 # -- 2. maintenance amount with derived cum --------------------------------------------------------------
@@ -208,18 +208,13 @@ def test_example_12_an_isolated_5x_long_with_2000_cannot_touch_the_rest_of_the_a
     assert ex.position(1, "AAAUSDT").isolated_margin_units == units("2000")
     assert ex.wallet(1) == units("7994.5")  # 10,000 − 2,000 − 5 − 0.5
 
-    mark(ex, "AAAUSDT", "700")  # the price collapses 30%: the isolated part is −1,000 (≤ its MM)
-    assert ex.liquidatable() == [Liquidatable(1, "AAAUSDT", BOTH, RATIO_INF)]
-    assert ex.margin_balance(1, "AAAUSDT") == units("-1000")  # 2,000 − 10 × 300
-    assert ex.wallet(1) == units("7994.5")  # untouched
-    assert ex.margin_balance(1) == units("7994.5")  # cross: wallet + BBB uPnL 0
-    assert ex.available_balance(1) == units("7944.5")  # 7,994.5 − BBB IM 1,000 / 20
-
-    maker.buy("AAAUSDT", "10", "700")
-    z.sell("AAAUSDT", "10", "700")  # closed at the collapse: −3,000 realized, fee 3.5
+    events = mark(ex, "AAAUSDT", "700")  # the price collapses 30%: the isolated part is −1,000 (≤ its MM)
+    # 2,000 − 10 × 300 = −1,000; MM 7,000 × 0.4% = 28: only the isolated part is liquidated
+    assert of(events, LiquidationStarted) == [LiquidationStarted(1, "AAAUSDT", BOTH, RATIO_INF, units("-1000"),
+                                                                 units("28"))]
     assert ex.position(1, "AAAUSDT") is None
-    assert ex.wallet(1) == units("7994.5")  # ≥ 8,000 − fees: the loss stopped at the 2,000
-    assert ex.ledger.insurance_fund_units == units("-1003.5")  # 2,000 − 3,000 − 3.5, absorbed by the fund
+    assert ex.wallet(1) == units("7994.5")  # untouched: ≥ 8,000 − fees
+    assert ex.margin_balance(1) == units("7994.5")  # cross: wallet + BBB uPnL 0
     assert ex.position(1, "BBBUSDT").lots == 1
 
 
@@ -241,13 +236,14 @@ def test_example_13_a_cross_winner_keeps_a_cross_loser_alive_which_alone_would_b
     y.adjust_isolated_margin("AAAUSDT", "9000")  # ... with the same 10,000 of margin
     assert ex.position(2, "AAAUSDT").isolated_margin_units == units("10000")
 
+    mark(ex, "BBBUSDT", "400")  # B gains 20 × 600 = 12,000 (first: marks move one at a time)
     mark(ex, "AAAUSDT", "480")  # A loses 20 × 520 = 10,400
-    mark(ex, "BBBUSDT", "400")  # B gains 20 × 600 = 12,000
     # X: 10,000 − 10,400 + 12,000 = 11,600 > MM = 9,600 × 0.4% + 8,000 × 0.4% = 70.4
     assert ex.margin_balance(1) == units("11600")
     assert ex.maintenance_margin(1) == units("70.4")
-    # Y: 10,000 − 10,400 = −400 ≤ MM 38.4 -> liquidatable; X is not
-    assert ex.liquidatable() == [Liquidatable(2, "AAAUSDT", BOTH, RATIO_INF)]
+    # Y: 10,000 − 10,400 = −400 ≤ MM 38.4 -> liquidated (when A fell); X is not
+    assert ex.position(2, "AAAUSDT") is None
+    assert ex.position(1, "AAAUSDT").lots == 20 and ex.position(1, "BBBUSDT").lots == -20
 
 
 # -- 14. leverage arithmetic (without the liquidation itself) --------------------------------------------
@@ -279,12 +275,7 @@ def test_example_14_minus_20_percent_is_liquidatable_before_the_5000_is_gone_and
     # LP = (5,000 − 25 × 1,000) / (25 × 0.004 − 25) = 803.2128… -> tick 803.21 (balance 80.25 ≤ MM 80.321)
     assert ex.liquidation_price_ticks(1, "AAAUSDT") == 80_321
     assert ex.bankruptcy_price_ticks(1, "AAAUSDT") == 80_000  # 5,000 / 25 = 200 below entry
-    mark(ex, "AAAUSDT", "803.22")  # balance 5,000 − 25 × 196.78 = 80.5 > MM 80.322
-    assert ex.liquidatable() == []
-    mark(ex, "AAAUSDT", "803.21")
-    assert [p.symbol for p in ex.liquidatable()] == ["AAAUSDT"]
-    mark(ex, "AAAUSDT", "700")  # −30%: the market would take 7,500
-    maker.buy("AAAUSDT", "25", "700")
-    a.sell("AAAUSDT", "25", "700")
-    assert ex.wallet(1) == units("5000")  # 10,000 − exactly the 5,000 put at risk
-    assert ex.ledger.insurance_fund_units == -2_500 * USDT  # the rest of the 7,500
+    assert of(mark(ex, "AAAUSDT", "803.22"), LiquidationStarted) == []  # balance 80.5 > MM 80.322
+    # 5,000 − 25 × 196.79 = 80.25 ≤ MM 20,080.25 × 0.4% = 80.321
+    assert [e.symbol for e in of(mark(ex, "AAAUSDT", "803.21"), LiquidationStarted)] == ["AAAUSDT"]
+    assert ex.position(1, "AAAUSDT") is None

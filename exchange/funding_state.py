@@ -1,0 +1,178 @@
+"""The exchange's funding stage (SPEC §8): premium samples on a fixed cadence, settlement at interval
+boundaries, history. The arithmetic is :mod:`exchange.funding`'s; this module keeps the state and moves money.
+
+Clock (simulation time, aligned to multiples from time 0):
+
+- symbol ``s`` takes a premium sample at every multiple of its ``funding.sample_interval_ns``;
+- every symbol settles at every multiple of ``profile.funding_interval_ns``.
+
+A boundary belongs to the ``AdvanceTime`` that reaches it (``now_ns ≥ t``): the sample at ``t`` and the
+settlement at ``t`` happen before any command stamped ``t``. :meth:`Funding.steps` lists the sample times and
+settlement boundaries an ``AdvanceTime`` crosses, in time order; at one instant the samples come first, so the
+sample at a boundary counts toward that boundary's rate. A symbol whose index was never set takes no sample
+(there is no premium without an index); a settlement after an interval without samples uses ``P_avg = 0``,
+i.e. the interest rate, clamped.
+
+Settlement of ``symbol`` at ``t`` with rate ``F`` (:func:`exchange.funding.settlement_rate_e8` over the
+interval's samples, the venue's cap rule and divisor) and ``mark`` = the symbol's risk price at ``t``:
+every open position pays ``payment_units(lots, mark, K, F)`` (> 0 pays, < 0 receives; the payer's
+amount rounded up, the receiver's down). Cross positions settle in the wallet, isolated ones in their isolated
+margin. ``Σ payments ≥ 0`` is the rounding dust; it goes to the symbol's insurance fund (its reserved ledger
+account, :mod:`exchange.insurance`), so ``Σ wallets + Σ isolated margins`` does not change (SPEC §9). A fund
+holding a taken-over position pays and receives funding like any other account. Payments are charged in full
+even when they exceed what the payer holds: a wallet or isolated margin may go negative, and the
+liquidation stage (which runs after the command) deals with it; money stays conserved either way.
+The settled rate becomes the symbol's last funding rate (the mark's P1 input, :mod:`exchange.prices`).
+
+Invariants: every sampler holds only samples taken after the symbol's last settlement; history times are
+strictly increasing multiples of the interval.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import groupby
+from typing import Iterator
+
+from . import funding
+from .accounts import Ledger
+from .enums import BalanceReason, MarginMode
+from .events import BalanceChanged, FundingPaid, FundingSettled, PositionChanged
+from .prices import Prices
+from .profiles import VenueProfile
+from .spec import Instrument
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRecord:
+    """One settlement: boundary time (ns), the rate paid (×10⁸, per settlement) and the mark (ticks)."""
+
+    time_ns: int
+    rate_e8: int
+    mark_ticks: int
+
+
+@dataclass(slots=True)
+class Sampler:
+    """Premium samples of the running interval, kept as ``count`` and ``Σ i·P_i`` (exact, ×10⁸)."""
+
+    count: int = 0
+    weighted_sum_e8: int = 0
+
+    def add(self, premium_e8: int) -> None:
+        """Append the next sample (weight ``count + 1``). O(1)."""
+        self.count += 1
+        self.weighted_sum_e8 += self.count * premium_e8
+
+    def average_e8(self) -> Fraction:
+        return funding.weighted_average(self.weighted_sum_e8, self.count)
+
+
+@dataclass(slots=True)
+class SymbolFunding:
+    sampler: Sampler = field(default_factory=Sampler)
+    history: list[FundingRecord] = field(default_factory=list)
+
+    def as_state(self) -> tuple:
+        history = [(r.time_ns, r.rate_e8, r.mark_ticks) for r in self.history]
+        return self.sampler.count, self.sampler.weighted_sum_e8, history
+
+
+class Funding:
+    """Funding of every instrument under ``profile``. Raises ValueError when an instrument's rate period is
+    not the venue's interval × divisor (:func:`exchange.funding.check_rate_period`)."""
+
+    def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, prices: Prices, profile: VenueProfile):
+        for inst in instruments.values():
+            funding.check_rate_period(inst, profile)
+        self.instruments = instruments
+        self.ledger = ledger
+        self.prices = prices
+        self.interval_ns = profile.funding_interval_ns
+        self.divisor = profile.funding_rate_divisor
+        self.bounds = {s: funding.rate_bounds_e8(profile.funding_cap, inst) for s, inst in instruments.items()}
+        self.impact_units = {symbol: funding.impact_notional_units(inst) for symbol, inst in instruments.items()}
+        self.symbols = {symbol: SymbolFunding() for symbol in instruments}
+
+    # -- clock ------------------------------------------------------------------------------------
+    def steps(self, after_ns: int, until_ns: int) -> Iterator[tuple[int, list[str], bool]]:
+        """``(t, symbols sampling at t, settles at t)`` for every sample time or settlement boundary ``t`` in
+        ``(after_ns, until_ns]``, ascending; symbols in name order. Lazy: O(1) memory, O(log symbols) per step."""
+        streams = [((t, "") for t in _multiples(self.interval_ns, after_ns, until_ns))]
+        streams += [((t, symbol) for t in _multiples(inst.funding.sample_interval_ns, after_ns, until_ns))
+                    for symbol, inst in self.instruments.items()]
+        for t, group in groupby(heapq.merge(*streams), key=lambda step: step[0]):
+            keys = [key for _, key in group]
+            yield t, [key for key in keys if key], "" in keys
+
+    def next_funding_time_ns(self, now_ns: int) -> int:
+        """The first settlement boundary after ``now_ns``."""
+        return (now_ns // self.interval_ns + 1) * self.interval_ns
+
+    # -- sampling ---------------------------------------------------------------------------------
+    def premium_e8(self, symbol: str, bids, asks) -> int | None:
+        """The premium sample of ``symbol`` from book depth (levels best first), or None without an index."""
+        index_ticks = self.prices.feeds[symbol].index_ticks
+        if not index_ticks:
+            return None
+        return funding.book_premium_e8(bids, asks, index_ticks, self.impact_units[symbol],
+                                       self.instruments[symbol].k_units)
+
+    def sample(self, symbol: str, premium_e8: int) -> None:
+        self.symbols[symbol].sampler.add(premium_e8)
+
+    def predicted_rate_e8(self, symbol: str) -> int:
+        """The rate the next settlement would pay from the samples taken so far (×10⁸)."""
+        params = self.instruments[symbol].funding
+        floor_e8, cap_e8 = self.bounds[symbol]
+        return funding.settlement_rate_e8(self.symbols[symbol].sampler.average_e8(), params.interest_e8,
+                                          params.clamp_e8, floor_e8, cap_e8, self.divisor)
+
+    # -- settlement -------------------------------------------------------------------------------
+    def settle(self, symbol: str, time_ns: int, mark_ticks: int) -> tuple[list, set[int]]:
+        """Settle ``symbol`` at boundary ``time_ns`` on ``mark_ticks`` (module docstring): move the money, record
+        the history, reset the sampler, set the last funding rate. Returns the events and the accounts that
+        paid or received. O(positions of the symbol)."""
+        state = self.symbols[symbol]
+        rate_e8 = self.predicted_rate_e8(symbol)
+        k_units = self.instruments[symbol].k_units
+        paid = received = 0
+        payments: list = []
+        touched: set[int] = set()
+        for account_id in sorted(self.ledger.holders[symbol]):
+            account = self.ledger.accounts[account_id]
+            mode = self.ledger.settings(account, symbol).margin_mode
+            for side, position in account.positions_in(symbol):
+                amount = funding.payment_units(position.lots, mark_ticks, k_units, rate_e8)
+                if not amount:
+                    continue
+                touched.add(account_id)
+                if amount > 0:
+                    paid += amount
+                else:
+                    received -= amount
+                payments.append(FundingPaid(symbol, account_id, side, position.lots, amount, mode))
+                if mode == MarginMode.ISOLATED:
+                    position.isolated_margin_units -= amount
+                    payments.append(PositionChanged(symbol, account_id, side, position.lots, position.entry_cost,
+                                                    position.isolated_margin_units, 0))
+                else:
+                    account.wallet_units -= amount
+                    payments.append(BalanceChanged(account_id, -amount, account.wallet_units, BalanceReason.FUNDING))
+        if paid > received:
+            self.ledger.fund_account(symbol).wallet_units += paid - received
+        state.history.append(FundingRecord(time_ns, rate_e8, mark_ticks))
+        state.sampler = Sampler()
+        self.prices.feeds[symbol].funding_rate_e8 = rate_e8
+        settled = FundingSettled(symbol, time_ns, rate_e8, mark_ticks, paid, received, paid - received)
+        return [settled] + payments, touched
+
+    # -- state ------------------------------------------------------------------------------------
+    def canonical_state(self) -> list:
+        return [(symbol, self.symbols[symbol].as_state()) for symbol in sorted(self.symbols)]
+
+
+def _multiples(step_ns: int, after_ns: int, until_ns: int) -> range:
+    """Multiples of ``step_ns`` in ``(after_ns, until_ns]``."""
+    return range((after_ns // step_ns + 1) * step_ns, until_ns + 1, step_ns)

@@ -1,0 +1,263 @@
+"""The risk monitor: the engine's exact, incremental knowledge of which margin parts are liquidatable, and of
+which holders a mark move may have pushed across the margin-call level (ARCHITECTURE "Risk engine at scale").
+
+What it keeps
+-------------
+- A struct-of-arrays mirror of the ledger (:class:`~exchange.portfolio.Portfolio`: per account its wallet,
+  per position key its size, entry cost, isolated margin, margin mode and leverage; the instrument tables
+  carry the risk stage's bracket rows). Portfolio account ``i`` is ledger account ``ids[i]``; its slots hold
+  the keys ``keys[i]`` in order (a closed position keeps its slot, flat).
+- Two trigger indexes over the mirror (:mod:`exchange.liqindex`): :class:`~exchange.liqindex.LiqIndex`
+  (liquidation thresholds and safe bands; the compiled kernel when it is active) and
+  :class:`~exchange.liqindex.WarnIndex` (bands of the margin-call level).
+- ``parts``: account id -> its liquidatable parts (the answer of :meth:`RiskMonitor.liquidatable`, exact).
+
+The rule it relies on (the engine's sync rule)
+----------------------------------------------
+Every code path that changes an account (wallet, positions, isolated margins, modes, leverage) adds its id
+to the engine's ``touched`` set before the command ends. Then, with the risk prices of the symbols (mark, or
+last trade price until a mark exists) as the only other input, an account that is not touched is unchanged.
+
+How it stays exact
+------------------
+- A touched account is re-evaluated exactly (:meth:`exchange.risk.Risk.part_states`, Python integers) when
+  asked (:meth:`sync`, :meth:`liquidatable`, :meth:`margin_stage`) and becomes *dirty*: its mirror rows and
+  index entries are rewritten lazily, in one batch, just before the indexes are next consulted (the next
+  risk-price move), at the prices it was evaluated at (the indexes' marks are those prices until then).
+  Rewriting them after every command would cost more than the command (numpy and kernel call overhead),
+  and nothing reads them in between.
+- A risk-price move of a symbol pops the entries it fires: liquidation candidates (plus the parts already
+  liquidatable and exposed to it, which may have recovered without firing) are re-checked exactly by the
+  index (:meth:`~exchange.liqindex.LiqIndex.rearm`) and re-armed; warning candidates are the holders whose
+  margin-call state may have changed. On a *mark* move they join ``touched`` (the margin-call stage
+  re-evaluates them, exactly as "every holder of a symbol whose mark moved" did, minus the holders whose
+  state provably did not change); on a last-price move (no mark yet) the margin-call stage does not run
+  for holders, so they are remembered as *stale* and join ``touched`` at the next mark move of a symbol
+  they hold.
+- Without the indexes a price move re-checks every holder of the symbol (exact, the old way). That is the
+  mode below :data:`INDEX_FROM_ACCOUNTS` ledger accounts (index upkeep — numpy and kernel calls, Python
+  warning bands — costs more than re-checking a few holders), and for brackets whose MM is not convex (a
+  stepwise profile). At the threshold the mirror is written and both indexes are built at the current
+  prices, once. An account whose values break the mirror's 2⁶² bounds is kept out of it (flat rows) and
+  re-checked on every move of a symbol it holds.
+
+Costs: a command costs O(positions of the accounts it touched); a price move costs O(log n + entries fired
++ liquidatable parts exposed to it) plus the batched rewrite of the accounts touched since the last one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .accounts import Account, Ledger
+from .enums import MarginMode, PositionSide
+from .liqindex import LiqIndex, WarnIndex, convex_brackets
+from .margin import margin_ratio_e8
+from .portfolio import InstrumentTable, Portfolio, PortfolioError
+from .risk import CROSS, Liquidatable, Risk
+from .spec import Instrument
+
+INDEX_FROM_ACCOUNTS = 256  #: ledger accounts from which the indexes are kept (module docstring)
+
+
+class RiskMonitor:
+    """See the module docstring. ``compiled``: the LiqIndex implementation (None = the active one)."""
+
+    def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, risk: Risk, compiled: bool | None = None):
+        self.ledger = ledger
+        self.risk = risk
+        self.symbols = list(instruments)
+        self._symbol_index = {symbol: i for i, symbol in enumerate(self.symbols)}
+        rows = [risk.brackets[s] for s in self.symbols]
+        self.portfolio = Portfolio(InstrumentTable([instruments[s] for s in self.symbols], rows))
+        self.convex = all(convex_brackets(r) for r in rows)
+        self.indexed = False  # the indexes are kept (module docstring); set once, by _start_indexes
+        marks = np.ones(len(self.symbols), np.int64)
+        self.liq_index = LiqIndex(self.portfolio, marks, compiled=compiled)
+        self.warn_index = WarnIndex(self.portfolio, marks, risk.options.margin_call_e8)
+        self.prices = [0] * len(self.symbols)  # risk price each symbol was last followed at (0: none yet)
+        self.ids: list[int] = []  # portfolio account -> ledger account id
+        self.keys: list[list[tuple[str, PositionSide]]] = []  # portfolio account -> its slots' position keys
+        self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
+        self._row: dict[int, int] = {}  # ledger account id -> portfolio account
+        self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
+        self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
+        self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
+        self._unindexed: set[int] = set()  # accounts outside the mirror's bounds
+
+    # -- the engine's calls ---------------------------------------------------------------------------------
+    def mark_moved(self, symbol: str) -> None:
+        """The mark of ``symbol`` was set (even to its old value): its holders are due a margin-call check."""
+        self._marked.add(symbol)
+
+    def follow_prices(self, touched: set[int]) -> None:
+        """Rewrite the dirty accounts (except ``touched``, re-evaluated anyway), then follow every risk-price
+        move since the last call (module docstring); warning candidates of mark moves are added to
+        ``touched``. O(symbols) when no price moved."""
+        if not self.indexed and self.convex and len(self.ledger.accounts) >= INDEX_FROM_ACCOUNTS:
+            self._start_indexes()
+        for i, symbol in enumerate(self.symbols):
+            price = self.risk.mark_of(symbol)
+            marked = symbol in self._marked
+            if price == self.prices[i] and not marked:
+                continue
+            holders = self.ledger.holders[symbol]
+            warn: set[int] = set()
+            if price != self.prices[i]:
+                self.prices[i] = price
+                warn = self._price_moved(i, price, holders, touched)
+            if marked:
+                touched |= warn | (self._stale & holders)
+            else:
+                self._stale |= warn
+        self._marked.clear()
+
+    def sync(self, touched: set[int]) -> None:
+        """:meth:`follow_prices`, then re-evaluate every touched account's liquidatable parts.
+        O(positions of the touched accounts)."""
+        self.follow_prices(touched)
+        for account_id in touched:
+            account = self.ledger.accounts.get(account_id)
+            if account is not None:
+                self._record(account, self.risk.part_states(account))
+
+    def margin_stage(self, touched: set[int]) -> list:
+        """:meth:`follow_prices`, then the margin-call stage: each touched account, in id order, gets its
+        MarginCall events and its liquidatable parts from one evaluation. Returns the events."""
+        self.follow_prices(touched)
+        events: list = []
+        for account_id in sorted(touched):
+            account = self.ledger.accounts[account_id]
+            states = self.risk.part_states(account)
+            events += self.risk.margin_calls(account, states)
+            self._record(account, states)
+        self._stale -= touched
+        return events
+
+    def liquidatable(self, touched: set[int]) -> list[Liquidatable]:
+        """:meth:`sync`, then every liquidatable part by (account, symbol, side) with its margin ratio
+        (computed now). O(touched + liquidatable parts)."""
+        self.sync(touched)
+        found = []
+        for account_id in sorted(self.parts):
+            account = self.ledger.accounts[account_id]
+            for symbol, side in self.parts[account_id]:
+                balance, mm, exposed = self.risk.part_state(account, symbol, side)
+                found.append(Liquidatable(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
+        return found
+
+    def flush(self) -> None:
+        """Rewrite every dirty account now (tests and benchmarks: the mirror then equals the ledger)."""
+        self._rewrite(self._dirty)
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _start_indexes(self) -> None:
+        """Write every account into the mirror and build both indexes at the prices last followed (which
+        every account not stale was evaluated at). O(positions · log)."""
+        self.indexed = True
+        self._dirty = set()
+        for account_id in self.ledger.accounts:
+            self._write(account_id)
+        for index in (self.liq_index, self.warn_index):
+            index.marks[:] = [max(price, 1) for price in self.prices]
+            index.rebuild()
+
+    def _record(self, account: Account, states) -> None:
+        """Store the exact liquidatable parts of an account from its part states; it becomes dirty."""
+        parts = [(symbol, side) for symbol, side, balance, mm in states if balance <= mm]
+        if parts:
+            self.parts[account.account_id] = parts
+        else:
+            self.parts.pop(account.account_id, None)
+        self._dirty.add(account.account_id)
+
+    def _price_moved(self, i: int, price: int, holders: set[int], touched: set[int]) -> set[int]:
+        """Follow one symbol's new risk price: re-check the liquidation candidates, return the warning
+        candidates (ledger ids)."""
+        if not self.indexed:
+            liq = warn = set(holders)
+        else:
+            self._rewrite(self._dirty - touched)
+            liq = self._owners(*self.liq_index.on_mark(i, price))
+            warn = self._owners(*self.warn_index.on_mark(i, price))
+            liq |= self._unindexed & holders
+            warn |= self._unindexed & holders
+        liq = (liq | {a for a in self.parts if a in holders}) - touched  # touched ones are re-evaluated anyway
+        exact = [a for a in liq if not self.indexed or a in self._unindexed]
+        for account_id in exact:
+            self._record(self.ledger.accounts[account_id], self.risk.part_states(self.ledger.accounts[account_id]))
+            self._dirty.discard(account_id)  # their rows did not change
+        rechecked = [self._row[a] for a in liq if a not in self._unindexed and self.indexed]
+        if rechecked:
+            self._store_flags(rechecked, *self.liq_index.rearm(rechecked))
+        return warn
+
+    def _owners(self, slots: np.ndarray, accounts: np.ndarray) -> set[int]:
+        """Ledger ids of the portfolio accounts and of the slots' owners."""
+        owners = self.portfolio.pos_account[slots].tolist() + accounts.tolist()
+        return {self.ids[a] for a in owners if a >= 0}
+
+    def _store_flags(self, rows: list[int], liq_slots: np.ndarray, liq_accounts: np.ndarray) -> None:
+        """Set ``parts`` of the re-checked portfolio accounts ``rows`` from the index's exact flags."""
+        p = self.portfolio
+        found: dict[int, list] = {a: [] for a in rows}
+        for a in liq_accounts.tolist():
+            found[a].append((CROSS, PositionSide.BOTH))
+        for j in sorted(liq_slots.tolist()):
+            a = int(p.pos_account[j])
+            found[a].append(self.keys[a][j - int(p.acct_begin[a])])
+        for a, parts in found.items():
+            account_id = self.ids[a]
+            if parts:
+                self.parts[account_id] = sorted(parts)  # the cross part ("") first, as in Risk.parts
+            else:
+                self.parts.pop(account_id, None)
+
+    def _rewrite(self, account_ids) -> None:
+        """Rewrite the mirror rows of ``account_ids`` from the ledger and re-arm both indexes for them
+        (one batch). O(their positions) plus the index updates."""
+        if not account_ids:
+            return
+        rows, left = [], []
+        for account_id in sorted(account_ids):
+            row, moved = self._write(account_id)
+            rows.append(row)
+            left += moved
+        self._dirty -= set(account_ids)
+        if self.indexed:
+            self.liq_index.rearm(rows, left)
+            self.warn_index.rearm(rows, left)
+
+    def _write(self, account_id: int) -> tuple[int, list[int]]:
+        """Write one account's rows (all flat first, so no intermediate state breaks a bound); returns its
+        portfolio account and the slots a relocation left. Outside the bounds it stays flat, unindexed."""
+        p, account = self.portfolio, self.ledger.accounts[account_id]
+        a = self._row.get(account_id)
+        if a is None:
+            a = self._row[account_id] = p.add_account(0, capacity=max(1, len(account.positions)))
+            self.ids.append(account_id)
+            self.keys.append([])
+        keys = self.keys[a]
+        begin, cap = int(p.acct_begin[a]), int(p.acct_cap[a])
+        for j in p.slots_of(a):
+            p.set_position(j, 0, 0, 0)
+        p.set_wallet(a, 0)
+        for key in account.positions:
+            if key not in keys:
+                p.add_position(a, self._symbol_index[key[0]], side=key[1])
+                keys.append(key)
+        left = list(range(begin, begin + cap)) if int(p.acct_begin[a]) != begin else []
+        try:
+            p.set_wallet(a, account.wallet_units)
+            for j, (symbol, side) in zip(p.slots_of(a), keys):
+                position = account.positions.get((symbol, side))
+                if position is not None:
+                    settings = self.ledger.settings(account, symbol)
+                    p.set_position(j, position.lots, position.entry_cost, position.isolated_margin_units,
+                                   settings.leverage, settings.margin_mode)
+            self._unindexed.discard(account_id)
+        except PortfolioError:
+            for j in p.slots_of(a):
+                p.set_position(j, 0, 0, 0)
+            p.set_wallet(a, 0)
+            self._unindexed.add(account_id)
+        return a, left
