@@ -98,15 +98,17 @@ def _demo(n: int, seed: int, journal_path: str | None) -> int:
     print(f"\nstate hash {exchange.state_hash()}")
     if journal_path:
         with open(journal_path, "wb") as stream:
-            journal.dump([instrument], exchange.journal, stream)
+            journal.dump([instrument], exchange.journal, stream, exchange.options, exchange.profile)
         print(f"journal written to {journal_path}")
     return 0 if same else 1
 
 
 def _replay(path: str) -> int:
     with open(path, "rb") as stream:
-        instruments, commands = journal.load(stream)
-    exchange, events = journal.replay(instruments, commands)
+        contents = journal.read(stream)
+    exchange, events = journal.replay(contents.instruments, contents.commands, options=contents.options,
+                                      profile=contents.profile)
+    commands = contents.commands
     print(f"replayed {len(commands):,} commands -> {len(events):,} events; state hash {exchange.state_hash()}")
     return 0
 

@@ -1,13 +1,11 @@
 """The command journal: msgpack on disk, replay to an identical exchange.
 
-File format (a msgpack stream): first a header map ``{"format": "exchange-journal", "version": 3,
+File format (a msgpack stream): first a header map ``{"format": "exchange-journal", "version": 1,
 "instruments": [...], "options": {...}, "profile": {...}}``, then one array per command: ``[TAG, field values
 in declaration order]``. Enum fields are stored as their integer values; instruments as maps of their fields
 (Decimals as strings); ``options`` are the exchange's :class:`~exchange.risk.RiskOptions`; ``profile`` is
 the :class:`~exchange.profiles.VenueProfile` (its rules decide brackets, funding intervals and caps, ...).
-Replaying a journal through either implementation reproduces the same events and state hash. Version 3
-added the profile (a version 2 journal replays under the default profile); version 2 added the options, the
-account commands and ``PlaceOrder.position_side``; version 1 journals are refused.
+Replaying a journal through either implementation reproduces the same events and state hash.
 """
 from __future__ import annotations
 
@@ -24,8 +22,7 @@ from .risk import RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket
 
 FORMAT = "exchange-journal"
-VERSION = 3
-READABLE_VERSIONS = (2, 3)
+VERSION = 1
 
 
 class Journal(NamedTuple):
@@ -108,14 +105,14 @@ def load(stream: BinaryIO) -> tuple[list[Instrument], list]:
 
 
 def read(stream: BinaryIO) -> Journal:
-    """Read a journal written by :func:`dump` (version 2 or 3) with its options and profile."""
+    """Read a journal written by :func:`dump`, with its options and profile. Raises ValueError otherwise."""
     unpacker = msgpack.Unpacker(stream, raw=False, strict_map_key=False)
     header = next(unpacker, None)
-    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
-        raise ValueError(f"not an exchange journal (versions {READABLE_VERSIONS})")
+    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise ValueError(f"not an exchange journal (version {VERSION})")
     instruments = [instrument_from_dict(d) for d in header["instruments"]]
-    profile = profile_from_dict(header["profile"]) if "profile" in header else DEFAULT_PROFILE
-    return Journal(instruments, [decode_command(row) for row in unpacker], RiskOptions(**header["options"]), profile)
+    commands = [decode_command(row) for row in unpacker]
+    return Journal(instruments, commands, RiskOptions(**header["options"]), profile_from_dict(header["profile"]))
 
 
 def replay(instruments: list[Instrument], commands: Iterable, implementation: str | None = None,

@@ -301,3 +301,54 @@ def test_active_sweep_batch_api():
     assert np.array_equal(r.pos_liq, ref.pos_liq) and np.array_equal(r.acct_liq, ref.acct_liq)
     slots, accounts = r.liquidatable()
     assert list(slots) == list(np.flatnonzero(ref.pos_liq)) and list(accounts) == list(np.flatnonzero(ref.acct_liq))
+
+
+def four_per_account_portfolio(rng, n_accounts=2000):
+    """A compact portfolio with exactly 4 positions per account over the 4 test symbols (the layout the
+    compiled kernel's fastest path streams), then wallets and isolated margins moved to sit exactly at the
+    maintenance margin, one unit above or one below, so every flag is decided at its edge."""
+    insts = instruments()
+    t = Portfolio(insts).table
+    n = n_accounts * 4
+    acc = np.repeat(np.arange(n_accounts), 4)
+    sym = np.tile(np.arange(4), n_accounts)
+    maxp = t.max_price_ticks[sym] // 20
+    lots = np.maximum(1, (rng.random(n) * 10**12 // (maxp * t.k_units[sym])).astype(np.int64))
+    qty = np.where(rng.random(n) < 0.5, lots, -lots)
+    entry = qty * np.maximum(1, (maxp * rng.uniform(0.5, 1.5, n)).astype(np.int64))
+    iso = rng.random(n) < 0.4
+    mode = np.where(iso, int(ISO), int(CROSS))
+    wallet = (rng.random(n_accounts) * 10**13).astype(np.int64)
+    p = Portfolio.from_arrays(insts, wallet, acc, sym, qty, entry, mode=mode,
+                              iso_margin_units=np.where(iso, 10**12, 0))
+    marks = np.array([int(m) // 20 for m in t.max_price_ticks], np.int64)
+    ref = S.sweep_reference(p, marks, S.VALUES)
+    nudge = rng.integers(-1, 2, max(n, n_accounts))  # −1, 0, +1: below, at, above the maintenance margin
+    for slot in range(n):
+        if iso[slot]:
+            shift = int(ref.pos_mm[slot] - ref.pos_equity[slot] + nudge[slot])
+            p.set_position(slot, int(qty[slot]), int(entry[slot]), int(p.pos_iso_margin_units[slot]) + shift)
+    for a in range(n_accounts):
+        p.set_wallet(a, int(wallet[a] + ref.acct_mm[a] - ref.acct_equity[a] + nudge[a]))
+    assert p.is_compact
+    return p, marks
+
+
+@needs_clearing
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_four_positions_per_account_at_the_maintenance_edge(seed):
+    from exchange import _clearing
+
+    rng = np.random.default_rng(7000 + seed)
+    p, marks = four_per_account_portfolio(rng)
+    ref = S.sweep_reference(p, marks, S.RATIOS)
+    assert 0 < ref.n_liq_positions and 0 < ref.n_liq_accounts < p.n_accounts  # the edges are really mixed
+    for isa in sorted({_clearing.kernel_isa(), "scalar"}):
+        previous = _clearing.set_kernel_isa(isa)
+        try:
+            for level in (S.FLAGS, S.VALUES, S.RATIOS):
+                got = S.sweep_compiled(p, marks, level)
+                assert np.array_equal(got.pos_liq, ref.pos_liq) and np.array_equal(got.acct_liq, ref.acct_liq), isa
+            assert_same(ref, S.sweep_compiled(p, marks, S.RATIOS), f"compiled/{isa}")
+        finally:
+            _clearing.set_kernel_isa(previous)
