@@ -1,7 +1,9 @@
 """The ``exchange-sim`` command.
 
 - ``exchange-sim demo``: replays the standard seeded order flow through the exchange and prints fills,
-  book depth and throughput (the exchange path and the batch path of the active implementation).
+  book depth and throughput (the exchange path and the batch path of the active implementation); then
+  runs a small crash (:func:`exchange.scenarios.crash`) and prints its liquidations, insurance-fund
+  changes and auto-deleveraging.
 - ``exchange-sim replay JOURNAL``: replays a journal and prints its state hash.
 - ``exchange-sim info``: which implementation is active.
 """
@@ -16,11 +18,16 @@ from . import IMPLEMENTATION, journal
 from .commands import Deposit, commands_from_rows
 from .engine import Exchange, matching_engine_class
 from .enums import EventKind
-from .events import Fill, OrderCanceled, Rejected
+from .events import (
+    ADLFill, Fill, InsuranceFundChanged, LiquidationFill, LiquidationStarted, MarkPriceChanged, OrderCanceled, Rejected,
+)
+from .scenarios import CRASH_SYMBOL, crash
+from .units import from_units
 from .workload import standard_workload
 
 
 DEMO_DEPOSIT_UNITS = 10**7 * 10**8  # 10,000,000 USDT per account
+CRASH_LINES = 16  # liquidations printed in full
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,11 +103,50 @@ def _demo(n: int, seed: int, journal_path: str | None) -> int:
     same = batch_volume == volume_lots and batch.canonical_state() == book.canonical_state()
     print(f"  batch path agrees with the exchange path (volume {volume_lots:,} lots, same book): {same}")
     print(f"\nstate hash {exchange.state_hash()}")
+    _crash_demo()
     if journal_path:
         with open(journal_path, "wb") as stream:
             journal.dump([instrument], exchange.journal, stream, exchange.options, exchange.profile)
         print(f"journal written to {journal_path}")
     return 0 if same else 1
+
+
+def _crash_demo() -> None:
+    """Part 2: a 30% crash with liquidations, insurance-fund takeovers and auto-deleveraging."""
+    exchange, events = crash()
+    inst = exchange.instruments[CRASH_SYMBOL]
+    price, money = inst.ticks_to_price, from_units
+    print(f"\n== crash: {CRASH_SYMBOL} mark 100.00 -> 70.00 in 30 steps; leveraged longs, a thin bid ladder, "
+          f"a small insurance fund ==")
+    counts = Counter(type(event).__name__ for event in events)
+    print("  " + ", ".join(f"{name} {counts[name]}" for name in
+                           ("LiquidationStarted", "LiquidationFill", "InsuranceFundChanged", "ADLFill", "MarginCall")))
+    mark, shown = 0, 0
+    for event in events:
+        if isinstance(event, MarkPriceChanged):
+            mark = event.mark_ticks
+        elif isinstance(event, LiquidationStarted):
+            shown += 1
+            if shown > CRASH_LINES:
+                break
+            print(f"  mark {price(mark):>6}  liquidate acct {event.account_id:>3} "
+                  f"{'isolated' if event.symbol else 'cross':8} balance {money(event.margin_balance_units):>10} "
+                  f"<= MM {money(event.maintenance_margin_units)}")
+        elif isinstance(event, LiquidationFill):
+            via = "book" if event.order_id else "insurance fund takeover"
+            print(f"      {event.side.name:4} {inst.lots_to_qty(event.qty_lots)} @ {price(event.price_ticks)} "
+                  f"(bankruptcy {price(event.bankruptcy_price_ticks)}) via {via}")
+        elif isinstance(event, ADLFill) and event.liquidated:
+            print(f"      ADL: {inst.lots_to_qty(event.qty_lots)} closed @ {price(event.price_ticks)} against the "
+                  f"short of acct {event.counterparty_id}")
+        elif isinstance(event, InsuranceFundChanged):
+            print(f"      insurance fund {money(event.delta_units):+} ({event.reason.name}) -> "
+                  f"{money(event.balance_units)}")
+    if shown > CRASH_LINES:
+        print(f"  ... ({counts['LiquidationStarted'] - CRASH_LINES} more liquidations)")
+    exchange.check_invariants()
+    print(f"  money conserved exactly and open interest balanced (SPEC §9); fund balance "
+          f"{money(exchange.insurance_balance(CRASH_SYMBOL))} USDT")
 
 
 def _replay(path: str) -> int:

@@ -12,6 +12,9 @@ def test_demo_runs_and_the_batch_path_agrees(capsys, tmp_path):
     assert f"implementation: {IMPLEMENTATION}" in out
     assert "batch path agrees with the exchange path" in out and out.rstrip().endswith(str(journal))
     assert re.search(r"Fill\s+[\d,]+", out)
+    crash = re.search(r"LiquidationStarted (\d+), LiquidationFill (\d+), InsuranceFundChanged (\d+), ADLFill (\d+)", out)
+    assert crash and all(int(n) > 0 for n in crash.groups())  # the crash liquidates, uses the fund and ADL
+    assert "money conserved exactly" in out
     demo_hash = re.search(r"state hash ([0-9a-f]{64})", out).group(1)
 
     assert main(["replay", str(journal)]) == 0
