@@ -21,7 +21,18 @@ Stage order for every command (ARCHITECTURE "Data flow"):
   reduce-only / close-position order closes at most what is open then; -2022 if nothing).
 - *margin calls*: a MarginCall event for each margin part of a touched account whose ratio reached the
   warning level (touched: any account whose orders, balances or positions changed, and every holder of a
-  symbol whose mark moved).
+  symbol whose mark moved — found through the risk monitor's warning-level index: the holders whose state
+  may have changed; the others provably keep theirs).
+
+**Sync rule** (the risk monitor, :mod:`exchange.monitor`, relies on it for exact liquidation knowledge):
+every code path that changes an account — wallet, positions, isolated margins, margin or position mode,
+leverage — must add the account id to ``self._touched`` before the command ends, and must not remove
+it (``apply`` clears the set after the margin-call stage). A mark is set only through :meth:`_move_mark`.
+A path that changes a book's resting orders without :meth:`_drain` must call ``risk.refresh_holds`` (or
+``risk.track_order``) for them. Then: after the handler the monitor follows the price moves (adding the
+holders they may have pushed to ``_touched``); :meth:`liquidatable` and the margin-call stage re-evaluate
+the touched accounts; the SoA mirror and the indexes are rewritten in a batch before the next price move.
+``docs/margin.md`` "How the Exchange uses the index".
 - *time*: AdvanceTime visits each funding premium-sample time and settlement boundary it crosses, in time order
   (:mod:`exchange.funding_state`, ``docs/funding.md``): GTD expiries, samples, then settlement of every symbol.
 
@@ -162,7 +173,7 @@ class Exchange:
         if book is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
         try:
-            order_type = OrderType(cmd.order_type)
+            order_type = _enum(OrderType, cmd.order_type)
         except ValueError:
             return [_rejected(RejectCode.INVALID_ORDER_TYPE, cmd)]
         if cmd.close_position and order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
@@ -170,7 +181,7 @@ class Exchange:
         account = self.ledger.get(cmd.account_id)
         if not self._side_matches_mode(account, cmd.position_side):
             return [_rejected(RejectCode.POSITION_SIDE_MISMATCH, cmd)]
-        position_side = PositionSide(cmd.position_side)
+        position_side = _enum(PositionSide, cmd.position_side)
         reduce_only = bool(cmd.reduce_only) or closes(position_side, cmd.side)
         if order_type.is_conditional:
             return self._place_conditional(cmd, order_type, account, position_side, reduce_only)
@@ -179,7 +190,7 @@ class Exchange:
         code = RejectCode.OK
         if _well_formed(inst, cmd.side, cmd.tif, cmd.stp, cmd.price_ticks, cmd.qty_lots, market):
             price_ticks = self._market_margin_price(cmd.symbol, cmd.side) if market else cmd.price_ticks
-            code = self._check_order(account, cmd.symbol, position_side, Side(cmd.side), price_ticks, cmd.qty_lots,
+            code = self._check_order(account, cmd.symbol, position_side, _enum(Side, cmd.side), price_ticks, cmd.qty_lots,
                                      reduce_only)
         order_id = self.next_order_id
         code = code or book.place(order_id, cmd.account_id, cmd.side, order_type, cmd.tif, cmd.price_ticks,
@@ -623,7 +634,7 @@ class Exchange:
             accounts.add(row[2])
             order_ids.add(row[1])
             if kind == EventKind.FILL:
-                fill = Fill(symbol, row[4], row[5], row[1], row[2], Side(row[3]), row[6], row[8], row[9], row[10],
+                fill = Fill(symbol, row[4], row[5], row[1], row[2], _enum(Side, row[3]), row[6], row[8], row[9], row[10],
                             0 if on_taker_fill else row[12], row[11])
                 accounts.add(fill.maker_account_id)
                 order_ids.add(fill.maker_order_id)
@@ -635,12 +646,12 @@ class Exchange:
                 events += self._clear(symbol, fill.maker_order_id, fill.maker_account_id, fill.taker_side == Side.SELL,
                                       fill.price_ticks, fill.qty_lots, fill.maker_fee_units)
             elif kind == EventKind.CANCELED:
-                events.append(OrderCanceled(symbol, row[1], row[2], Side(row[3]), row[4], row[5], CancelReason(row[7])))
+                events.append(OrderCanceled(symbol, row[1], row[2], _enum(Side, row[3]), row[4], row[5], _enum(CancelReason, row[7])))
             elif kind == EventKind.ACCEPTED:
                 if not skip_accepted:
-                    events.append(OrderAccepted(symbol, row[1], row[2], Side(row[3]), order_type, row[4], row[5]))
+                    events.append(OrderAccepted(symbol, row[1], row[2], _enum(Side, row[3]), order_type, row[4], row[5]))
             elif kind == EventKind.AMENDED:
-                events.append(OrderAmended(symbol, row[1], row[2], Side(row[3]), row[4], row[6], bool(row[7])))
+                events.append(OrderAmended(symbol, row[1], row[2], _enum(Side, row[3]), row[4], row[6], bool(row[7])))
             else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
                 raise AssertionError(f"unexpected matching row {row}")
         book = self._books[symbol]
@@ -673,8 +684,8 @@ class Exchange:
         book = self._books[symbol]
         account = self.ledger.get(account_id)
         events: list = []
-        if all(sums[4] <= self._closable(account, symbol, position_side, Side.BUY)
-               and sums[5] <= self._closable(account, symbol, position_side, Side.SELL)
+        if all((not sums[4] or sums[4] <= self._closable(account, symbol, position_side, Side.BUY))
+               and (not sums[5] or sums[5] <= self._closable(account, symbol, position_side, Side.SELL))
                for position_side, sums in self.risk.order_sums(account_id, symbol).items()):
             return events
         left: dict[tuple[PositionSide, Side], int] = {}
@@ -900,11 +911,24 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_STP_MODES, _TIME_IN_FORCES = tuple(STPMode), tuple(TimeInForce)
+_MEMBERS = {cls: {int(member): member for member in cls} for cls in (CancelReason, OrderType, PositionSide, Side)}
+
+
+def _enum(cls, value):
+    """``cls(value)`` for the hot paths: a dict hit for a valid int, ``cls(value)`` itself otherwise (same
+    result, same ValueError)."""
+    try:
+        return _MEMBERS[cls][value]
+    except (KeyError, TypeError):
+        return cls(value)
+
+
 def _well_formed(inst: Instrument, side, tif, stp, price_ticks, qty_lots, market: bool) -> bool:
     """Whether an order passes the field filters the book checks first (side, TIF, STP, quantity, price
     range); account checks only run on well-formed orders so the book's codes keep their precedence."""
     return (
-        side in (Side.BUY, Side.SELL) and stp in tuple(STPMode) and (market or tif in tuple(TimeInForce))
+        side in (Side.BUY, Side.SELL) and stp in _STP_MODES and (market or tif in _TIME_IN_FORCES)
         and not check_qty(inst, qty_lots, market) and (market or not check_price_range(inst, price_ticks))
     )
 

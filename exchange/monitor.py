@@ -49,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from .accounts import Account, Ledger
-from .enums import MarginMode, PositionSide
+from .enums import PositionSide
 from .liqindex import LiqIndex, WarnIndex, convex_brackets
 from .margin import margin_ratio_e8
 from .portfolio import InstrumentTable, Portfolio, PortfolioError
@@ -71,6 +71,7 @@ class RiskMonitor:
         self.portfolio = Portfolio(InstrumentTable([instruments[s] for s in self.symbols], rows))
         self.convex = all(convex_brackets(r) for r in rows)
         self.indexed = False  # the indexes are kept (module docstring); set once, by _start_indexes
+        self.index_from_accounts = INDEX_FROM_ACCOUNTS
         marks = np.ones(len(self.symbols), np.int64)
         self.liq_index = LiqIndex(self.portfolio, marks, compiled=compiled)
         self.warn_index = WarnIndex(self.portfolio, marks, risk.options.margin_call_e8)
@@ -82,20 +83,24 @@ class RiskMonitor:
         self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
         self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
         self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
+        self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
         self._unindexed: set[int] = set()  # accounts outside the mirror's bounds
 
     # -- the engine's calls ---------------------------------------------------------------------------------
     def mark_moved(self, symbol: str) -> None:
-        """The mark of ``symbol`` was set (even to its old value): its holders are due a margin-call check."""
+        """The mark of ``symbol`` was set (even to its old value): its holders are due a margin-call check.
+        (The engine sets marks only here, so a marked symbol's risk price moves only through this call.)"""
         self._marked.add(symbol)
+        self._unmarked.discard(symbol)
 
     def follow_prices(self, touched: set[int]) -> None:
         """Rewrite the dirty accounts (except ``touched``, re-evaluated anyway), then follow every risk-price
         move since the last call (module docstring); warning candidates of mark moves are added to
-        ``touched``. O(symbols) when no price moved."""
-        if not self.indexed and self.convex and len(self.ledger.accounts) >= INDEX_FROM_ACCOUNTS:
+        ``touched``. O(symbols without a mark yet) when no price moved."""
+        if not self.indexed and self.convex and len(self.ledger.accounts) >= self.index_from_accounts:
             self._start_indexes()
-        for i, symbol in enumerate(self.symbols):
+        for symbol in sorted(self._marked | self._unmarked, key=self._symbol_index.__getitem__):
+            i = self._symbol_index[symbol]
             price = self.risk.mark_of(symbol)
             marked = symbol in self._marked
             if price == self.prices[i] and not marked:

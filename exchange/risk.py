@@ -56,7 +56,6 @@ from .accounts import Account, Ledger, Position
 from .enums import MarginMode, PositionSide, RejectCode, Side
 from .events import MarginCall
 from .spec import Instrument
-from .units import div_ceil
 
 CROSS = ""  #: the ``symbol`` naming an account's cross margin part (as opposed to an isolated position)
 
@@ -141,17 +140,16 @@ def order_hold(k_units: int, leverage: int, position_lots: int, orders: Iterable
 
 def sums_hold(k_units: int, leverage: int, position_lots: int, buy_lots: int, buy_cost: int, sell_lots: int,
               sell_cost: int) -> tuple[int, int, int]:
-    """:func:`order_hold` from the order sums (lots and Σ price_ticks × lots per side). O(1)."""
-    adding_buy = _adding(buy_cost * k_units, buy_lots, max(0, -position_lots))
-    adding_sell = _adding(sell_cost * k_units, sell_lots, max(0, position_lots))
-    hold = max(margin.initial_margin(adding_buy, leverage), margin.initial_margin(adding_sell, leverage))
-    return hold, adding_buy, adding_sell
+    """:func:`order_hold` from the order sums (lots and Σ price_ticks × lots per side). O(1).
+    (``max(ceil(a/L), ceil(b/L)) = ceil(max(a, b)/L)``; ``leverage`` ≥ 1.)"""
+    adding_buy = _adding(buy_cost * k_units, buy_lots, -position_lots if position_lots < 0 else 0)
+    adding_sell = _adding(sell_cost * k_units, sell_lots, position_lots if position_lots > 0 else 0)
+    return -(-max(adding_buy, adding_sell) // leverage), adding_buy, adding_sell
 
 
 def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
-    if lots <= closable_lots:
-        return 0
-    return div_ceil(notional_units * (lots - closable_lots), lots)
+    """``ceil(N × (lots − closable) / lots)``, 0 when the side only closes."""
+    return -(notional_units * (closable_lots - lots) // lots) if lots > closable_lots else 0
 
 
 class Risk:
@@ -237,9 +235,12 @@ class Risk:
             return 0
         if count_gains is None:
             count_gains = self.options.count_unrealized_gains
-        pnl = [self.upnl(s, p) for s, p in self.cross_positions(account)]
-        counted = sum(pnl) if count_gains else sum(min(0, u) for u in pnl)
-        return account.wallet_units - self.cross_im(account) - sum(account.holds.values()) + counted
+        available = account.wallet_units - sum(account.holds.values())
+        for (symbol, _), position in account.positions.items():  # one pass over the cross positions
+            if not self.is_isolated(account, symbol):
+                upnl = self.upnl(symbol, position)
+                available += (upnl if count_gains else min(0, upnl)) - self.position_im(account, symbol, position)
+        return available
 
     def withdrawable(self, account: Account) -> int:
         """The available balance without unrealized gains, whatever the option."""
@@ -373,9 +374,9 @@ class Risk:
                 buy_lots, buy_cost = buy_lots + lots, buy_cost + price_ticks * lots
             else:
                 sell_lots, sell_cost = sell_lots + lots, sell_cost + price_ticks * lots
-        position = self.ledger.position(account, symbol, side)
+        position = account.positions.get((symbol, side))
         return sums_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).leverage,
-                         position.lots, buy_lots, buy_cost, sell_lots, sell_cost)
+                         position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
 
     def store_holds(self, account: Account, symbol: str) -> None:
         """Recompute (from the order sums) and store the holds of the account's keys in ``symbol``. O(1)."""

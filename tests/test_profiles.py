@@ -133,3 +133,14 @@ def test_open_interest_scales_the_initial_margin_fraction():
         ims[profile].append(ex.initial_margin(1, BTC))
     assert ims["binance"] == [units("10000")] * 3
     assert ims["dydx"] == [units("10000"), units("55000"), units("100000")]
+
+
+def test_open_interest_imf_formula_edges():
+    from exchange.margin import initial_margin_open_interest as im
+
+    # notional 1,000 at leverage 3 (base IMF 1/3); caps 100 .. 400
+    assert im(1000, 3, 10**6, 0, 0) == 334  # upper 0: scaling disabled, ceil(1,000 / 3)
+    assert im(1000, 3, 100, 100, 400) == 334  # at the lower cap: base
+    assert im(1000, 3, 400, 100, 400) == 1000  # at the upper cap: the whole notional
+    # OI 200: s = 1/3, IMF = 1/3 + 1/3 × 2/3 = 5/9 -> ceil(5,000 / 9) = 556
+    assert im(1000, 3, 200, 100, 400) == 556

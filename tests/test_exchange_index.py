@@ -1,0 +1,200 @@
+"""The Exchange's incremental risk knowledge (exchange.monitor) against its oracles, on both implementations.
+
+- ``Exchange.liquidatable()`` (mirror + indexes) equals ``Exchange.liquidatable_full()`` (the full loop) after
+  every command;
+- an Exchange whose monitor keeps the indexes produces the same events and state hashes as one that
+  re-checks every holder on every mark move (the behaviour the margin-call stage is specified by);
+- the mirror equals the ledger: the full sweep over it flags exactly the oracle's parts;
+- the warning-level bands are conservative: a mark that fires no entry leaves a part's margin-call state
+  unchanged.
+"""
+import dataclasses
+import math
+import random
+
+import numpy as np
+import pytest
+
+from exchange import (
+    AdjustIsolatedMargin, Deposit, Exchange, MarginMode, OrderType, PlaceOrder, PositionMode, PositionSide,
+    SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, Withdraw,
+)
+from exchange.accounts import FUND_ACCOUNT_BASE
+from exchange.events import MarkPriceChanged
+from exchange.liqindex import WarnIndex
+from exchange.portfolio import Portfolio
+from exchange.sweep import sweep_reference
+from tests.conftest import make_instrument
+from tests.streams import random_commands
+
+USDT = 10**8
+
+
+def pair(profile="binance", instruments=None):
+    """(indexed, holders): the same venue with the indexes kept from the first account, and never."""
+    instruments = instruments or [make_instrument()]
+    indexed, holders = Exchange(instruments, profile=profile), Exchange(instruments, profile=profile)
+    indexed.monitor.index_from_accounts = 0
+    holders.monitor.index_from_accounts = math.inf
+    return indexed, holders
+
+
+def apply_both(indexed, holders, command) -> list:
+    """Apply to both; same events; each one's incremental answer equals its full loop. Returns the events."""
+    events = indexed.apply(command)
+    assert events == holders.apply(command), command
+    assert indexed.liquidatable() == indexed.liquidatable_full(), command
+    assert holders.liquidatable() == holders.liquidatable_full(), command
+    return events
+
+
+def assert_mirror_is_the_ledger(ex):
+    """The full sweep over the flushed mirror at the followed prices flags exactly the oracle's parts."""
+    monitor = ex.monitor
+    monitor.flush()
+    p = monitor.portfolio
+    marks = np.array([max(price, 1) for price in monitor.prices], np.int64)
+    pos, acc = sweep_reference(p, marks, level=0).liquidatable()
+    flagged = {(monitor.ids[a], "", PositionSide.BOTH) for a in acc.tolist()}
+    for j in pos.tolist():
+        a = int(p.pos_account[j])
+        flagged.add((monitor.ids[a], *monitor.keys[a][j - int(p.acct_begin[a])]))
+    flagged = {f for f in flagged if f[0] < FUND_ACCOUNT_BASE and f[0] not in monitor._unindexed}
+    expected = {(x.account_id, x.symbol, x.position_side) for x in ex.liquidatable_full()
+                if x.account_id not in monitor._unindexed}
+    assert flagged == expected
+
+
+@pytest.mark.parametrize("profile", ["binance", "bitmex", "dydx"])
+@pytest.mark.parametrize("seed", range(6))
+def test_seeded_streams_index_equals_the_full_loop_and_the_old_behaviour(seed, profile):
+    indexed, holders = pair(profile)
+    for i, command in enumerate(random_commands(seed, 1_500)):
+        apply_both(indexed, holders, command)
+        if i % 250 == 0:
+            assert indexed.state_hash() == holders.state_hash()
+    assert indexed.state_hash() == holders.state_hash()
+    assert indexed.monitor.indexed == (profile != "bitmex")  # stepwise MM is not convex: no index
+    assert_mirror_is_the_ledger(indexed)
+
+
+def crowd(seed: int, n_accounts: int):
+    """Commands: a maker and ``n_accounts`` small accounts in two symbols, cross and isolated, one-way and
+    hedge, at 20x–100x, so that marks a few percent away liquidate many of them."""
+    rng = random.Random(seed)
+    symbols = ("TESTUSDT", "XYZUSDT")
+    maker = n_accounts + 1
+    out = [Deposit(maker, 10**9 * USDT)]
+    out += [SetMarkPrice(s, 10_000) for s in symbols]
+    for a in range(1, n_accounts + 1):
+        out.append(Deposit(a, rng.randint(20, 400) * USDT))
+        hedge = rng.random() < 0.2
+        if hedge:
+            out.append(SetPositionMode(a, PositionMode.HEDGE))
+        for s in rng.sample(symbols, rng.randint(1, 2)):
+            if rng.random() < 0.35:
+                out.append(SetMarginMode(a, s, MarginMode.ISOLATED))
+            out.append(SetLeverage(a, s, rng.choice((20, 50, 75, 100))))
+            legs = [PositionSide.LONG, PositionSide.SHORT] if hedge else [PositionSide.BOTH]
+            for leg in rng.sample(legs, rng.randint(1, len(legs))):
+                side = (Side.BUY if leg == PositionSide.LONG else Side.SELL) if hedge else rng.choice((Side.BUY, Side.SELL))
+                qty = rng.randint(1, 3)
+                maker_side = Side.SELL if side == Side.BUY else Side.BUY
+                out.append(PlaceOrder(maker, s, maker_side, qty, 10_000, OrderType.LIMIT, TimeInForce.GTC))
+                out.append(PlaceOrder(a, s, side, qty, 10_000, OrderType.LIMIT, TimeInForce.IOC, position_side=leg))
+    return out, symbols, maker
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_random_mark_paths_with_many_accounts_near_liquidation(seed):
+    rng = random.Random(100 + seed)
+    n = 300
+    setup, symbols, maker = crowd(seed, n)
+    indexed, holders = pair(instruments=[make_instrument(), dataclasses.replace(make_instrument(), symbol="XYZUSDT")])
+    for command in setup:
+        apply_both(indexed, holders, command)
+    assert len(indexed.ledger.holders["TESTUSDT"]) > n // 3
+    marks = {s: 10_000 for s in symbols}
+    liquidated = 0
+    for step in range(300):
+        roll = rng.random()
+        if roll < 0.8:
+            s = rng.choice(symbols)
+            marks[s] = min(max(marks[s] + rng.randint(-120, 120), 9_000), 11_000)  # ±1.2% steps, ±10% range
+            command = SetMarkPrice(s, marks[s])
+        elif roll < 0.9:
+            command = Deposit(rng.randint(1, n), rng.randint(1, 50) * USDT)
+        elif roll < 0.95:
+            command = Withdraw(rng.randint(1, n), rng.randint(1, 50) * USDT)
+        else:
+            command = AdjustIsolatedMargin(rng.randint(1, n), rng.choice(symbols), rng.choice((-5, 5)) * USDT)
+        liquidated += sum(type(e).__name__ == "LiquidationStarted" for e in apply_both(indexed, holders, command))
+        if step % 60 == 0:
+            assert_mirror_is_the_ledger(indexed)
+    assert indexed.state_hash() == holders.state_hash()
+    assert_mirror_is_the_ledger(indexed)
+    assert liquidated > 10  # the path did push accounts over
+
+
+def test_a_mark_tick_with_nobody_near_liquidation_rechecks_nobody():
+    """Far from every threshold, a tick pops no entry: no account is re-evaluated or margin-called."""
+    ex = Exchange([make_instrument()])
+    maker = 1_000
+    ex.apply(Deposit(maker, 10**9 * USDT))
+    ex.apply(SetMarkPrice("TESTUSDT", 10_000))
+    for a in range(1, 301):
+        ex.apply(Deposit(a, 100_000 * USDT))
+        ex.apply(PlaceOrder(maker, "TESTUSDT", Side.SELL, 1, 10_000, OrderType.LIMIT, TimeInForce.GTC))
+        ex.apply(PlaceOrder(a, "TESTUSDT", Side.BUY, 1, 10_000, OrderType.LIMIT, TimeInForce.IOC))
+    ex.apply(SetMarkPrice("TESTUSDT", 10_001))  # first move after the build: the batch rewrite happens here
+    assert ex.monitor.indexed
+    evaluated = []
+    part_states = ex.risk.part_states
+    ex.risk.part_states = lambda account: evaluated.append(account.account_id) or part_states(account)
+    assert ex.apply(SetMarkPrice("TESTUSDT", 10_050)) == [MarkPriceChanged("TESTUSDT", 10_050)]
+    assert evaluated == []
+    assert ex.liquidatable() == ex.liquidatable_full() == []
+
+
+# -- the warning-level bands -----------------------------------------------------------------------------
+def warned_flags(portfolio, marks, level_e8):
+    r = sweep_reference(portfolio, marks, level=2)
+    iso = (portfolio.pos_mode == MarginMode.ISOLATED) & (portfolio.pos_qty_lots != 0)
+    cross_size = np.zeros(portfolio.n_accounts, bool)
+    for a in range(portfolio.n_accounts):
+        cross_size[a] = any(portfolio.pos_qty_lots[j] != 0 and portfolio.pos_mode[j] != MarginMode.ISOLATED
+                            for j in portfolio.slots_of(a))
+    return iso & (r.pos_ratio_e8 >= level_e8), cross_size & (r.acct_ratio_e8 >= level_e8)
+
+
+@pytest.mark.parametrize("level_e8", [80_000_000, 100_000_000, 30_000_000, 150_000_000, 1])
+def test_a_mark_that_fires_no_warning_entry_leaves_the_warned_state_unchanged(level_e8):
+    rng = random.Random(level_e8)
+    instruments = [make_instrument(), dataclasses.replace(make_instrument(), symbol="XYZUSDT")]
+    p = Portfolio(instruments)
+    for _ in range(120):
+        a = p.add_account(rng.randint(0, 1_500) * USDT)
+        for s in rng.sample((0, 1), rng.randint(1, 2)):
+            iso = rng.random() < 0.4
+            hedge = not iso and rng.random() < 0.3
+            for side, sign in ([(PositionSide.LONG, 1), (PositionSide.SHORT, -1)] if hedge
+                               else [(PositionSide.BOTH, rng.choice((1, -1)))]):
+                q = sign * rng.randint(1, 40)
+                entry = q * rng.randint(9_000, 11_000)
+                margin = rng.randint(0, 500) * USDT if iso else 0
+                p.add_position(a, s, q, entry, mode=MarginMode.ISOLATED if iso else MarginMode.CROSS, iso_margin_units=margin,
+                               leverage=1, side=side)
+    marks0 = np.array([10_000, 10_000], np.int64)
+    before = warned_flags(p, marks0, level_e8)
+    for s in (0, 1):
+        for price in sorted({rng.randint(8_000, 12_000) for _ in range(25)} | {9_999, 10_001}):
+            index = WarnIndex(p, marks0, level_e8)
+            fired_slots, fired_accounts = index.on_mark(s, price)
+            marks = marks0.copy()
+            marks[s] = price
+            after = warned_flags(p, marks, level_e8)
+            quiet_slots = np.setdiff1d(np.arange(p.n_slots), fired_slots)
+            quiet_accounts = np.setdiff1d(np.arange(p.n_accounts), fired_accounts)
+            assert (after[0][quiet_slots] == before[0][quiet_slots]).all()
+            assert (after[1][quiet_accounts] == before[1][quiet_accounts]).all()
+    assert (before[0].any() or before[1].any()) and not before[1].all()  # both states occur
