@@ -50,7 +50,10 @@ def ranked(risk, symbol: str, long: bool, ranking: ADLRanking, seed: int, exclud
         users.sort(key=lambda key: order[key[0]])
     else:
         scores = {key: _score(risk, symbol, key, ranking) for key in users}
-        users.sort(key=lambda key: (-scores[key], key))
+        # exact integer sort keys: two distinct fractions with denominators below 2^m differ by at least
+        # 2^-2m, so floor(score × 2^(2m+2)) orders them exactly, and equal scores get equal keys
+        shift = 2 * max((score.denominator.bit_length() for score in scores.values()), default=0) + 2
+        users.sort(key=lambda key: (-((scores[key].numerator << shift) // scores[key].denominator), key))
     return users + [key for key in funds if key != exclude]
 
 
