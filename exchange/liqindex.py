@@ -142,13 +142,7 @@ def cross_entries_reference(portfolio: Portfolio, marks, account: int):
                 hi = min(hi, floor(Fraction(beta - c8, -alpha)))
             elif beta < c8:
                 empty = True
-        if empty or not lo <= p0 <= hi:
-            out.append((s, DOWN, int(ALWAYS)))
-            continue
-        if lo > 1:
-            out.append((s, DOWN, lo - 1))
-        if hi < maxp:
-            out.append((s, UP, hi + 1))
+        _band_entries(out, s, lo, hi, p0, maxp, empty)
     return out, False
 
 
@@ -205,13 +199,7 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
                     hi = min(hi, (beta - target) // -alpha)
                 elif beta < target:
                     empty = True
-            if empty or not lo <= mark <= hi:
-                out.append((s, DOWN, int(ALWAYS)))
-                continue
-            if lo > 1:
-                out.append((s, DOWN, lo - 1))
-            if hi < maxp:
-                out.append((s, UP, hi + 1))
+            _band_entries(out, s, lo, hi, mark, maxp, empty)
             continue
         # warned: the half-line of {P : some line ≤ target} holding the mark
         target = u[s] + (-slack - 1) * w[s] // total_w
@@ -570,3 +558,15 @@ class WarnIndex(LiqIndex):
                                                            int(p.acct_wallet_units[a]), legs_by_sym)
                 rows.extend((s, d, v, 2 * a + 1) for s, d, v in entries)
         return _columns(rows), flags
+
+
+def _band_entries(out: list, s: int, lo: int, hi: int, mark: int, maxp: int, empty: bool) -> None:
+    """Append the entries of the safe band [lo, hi] of symbol ``s``: DOWN at ``lo − 1`` and UP at ``hi + 1``
+    where the band has an inner edge; a band that is empty or excludes the mark fires on any move."""
+    if empty or not lo <= mark <= hi:
+        out.append((s, DOWN, int(ALWAYS)))
+        return
+    if lo > 1:
+        out.append((s, DOWN, lo - 1))
+    if hi < maxp:
+        out.append((s, UP, hi + 1))
