@@ -3,6 +3,8 @@
 Stage order for every command (ARCHITECTURE "Data flow"):
 
     validate -> risk check -> match -> clear fills -> reduce-only trim, holds -> triggers -> margin calls
+    -> liquidation sweep (:mod:`exchange.liquidation`; on AdvanceTime funding samples and settlements
+       (:mod:`exchange.funding_state`) and the insurance funds' unwinding come first)
 
 - *validate*: field filters, account state, position side (-4061), reduce-only (-2022), pre-trade margin
   (-2027, -2019; :mod:`exchange.risk`). Account checks run after the order's field filters (side, TIF, STP,
