@@ -150,7 +150,7 @@ class MatchingEngine:
         unknown = set(commands["kind"].tolist()) - {int(kind) for kind in CommandKind}
         if unknown:
             raise ValueError(f"unknown command kind(s) {sorted(unknown)}")
-        results = np.array([self._run_row(*row) for row in commands.tolist()], dtype=np.int64)
+        results = np.array([apply_row(self, row) for row in commands.tolist()], dtype=np.int64)
         return results, self.take_events()
 
     # ==== event buffer ==========================================================================
@@ -391,19 +391,21 @@ class MatchingEngine:
         self._events.append((int(kind), order_id, account_id, int(side), price_ticks, qty_lots, leaves_lots,
                              int(code), maker_order_id, maker_account_id, maker_leaves_lots, maker_fee_units, taker_fee_units))
 
-    def _run_row(self, kind, order_id, account_id, side, order_type, tif, price_ticks, qty_lots, stp, reduce_only,
-                 expire_ns, time_ns) -> int:
-        """Dispatch one COMMAND_DTYPE row (fields in ``COMMAND_FIELDS`` order) to its per-command method."""
-        if kind == CommandKind.PLACE:
-            return self.place(order_id, account_id, side, order_type, tif, price_ticks, qty_lots, stp, reduce_only,
-                              expire_ns)
-        if kind == CommandKind.CANCEL:
-            return self.cancel(order_id, account_id)
-        if kind == CommandKind.AMEND:
-            return self.amend(order_id, account_id, price_ticks, qty_lots)
-        if kind == CommandKind.CANCEL_ALL:
-            return self.cancel_all(account_id)
-        if kind == CommandKind.SET_MARK:
-            self.set_mark(price_ticks)
-            return 0
-        return self.set_time(time_ns)
+
+def apply_row(engine, row: tuple) -> int:
+    """Run one COMMAND_DTYPE row (a tuple in ``COMMAND_FIELDS`` order) through ``engine``'s per-command API
+    (either implementation); returns what that method returns (0 for SET_MARK)."""
+    kind, order_id, account_id, side, order_type, tif, price_ticks, qty_lots, stp, reduce_only, expire_ns, time_ns = row
+    if kind == CommandKind.PLACE:
+        return engine.place(order_id, account_id, side, order_type, tif, price_ticks, qty_lots, stp, reduce_only,
+                            expire_ns)
+    if kind == CommandKind.CANCEL:
+        return engine.cancel(order_id, account_id)
+    if kind == CommandKind.AMEND:
+        return engine.amend(order_id, account_id, price_ticks, qty_lots)
+    if kind == CommandKind.CANCEL_ALL:
+        return engine.cancel_all(account_id)
+    if kind == CommandKind.SET_MARK:
+        engine.set_mark(price_ticks)
+        return 0
+    return engine.set_time(time_ns)

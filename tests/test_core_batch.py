@@ -13,7 +13,8 @@ from exchange.commands import COMMAND_DTYPE
 from exchange.enums import CommandKind, EventKind, OrderType, Side, STPMode, TimeInForce
 from exchange.events import EVENT_DTYPE
 from exchange.workload import standard_workload
-from test_differential_matching import apply_row, random_commands, tiny_instrument
+from exchange.matching import apply_row
+from test_differential_matching import random_commands, tiny_instrument
 
 if COMPILED:
     from exchange._core import MatchingEngine as CompiledEngine

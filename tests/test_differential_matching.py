@@ -20,7 +20,7 @@ import pytest
 from conftest import COMPILED, needs_compiled
 from exchange.commands import COMMAND_DTYPE, COMMAND_FIELDS
 from exchange.enums import CommandKind, OrderType, Side, STPMode, TimeInForce
-from exchange.matching import MatchingEngine as ReferenceEngine
+from exchange.matching import MatchingEngine as ReferenceEngine, apply_row
 from exchange.spec import Instrument
 
 if COMPILED:
@@ -137,23 +137,6 @@ def random_commands(seed: int, n: int = N_COMMANDS, n_accounts: int = 3) -> np.n
             now += rng.choice([0, 1, 5, 20])
             row["time_ns"] = now
     return rows
-
-
-def apply_row(engine, row: tuple) -> int:
-    """Run one COMMAND_DTYPE row (as a tuple in COMMAND_FIELDS order) through the per-command API."""
-    kind, order_id, account_id, side, order_type, tif, price, qty, stp, reduce_only, expire_ns, time_ns = row
-    if kind == CommandKind.PLACE:
-        return engine.place(order_id, account_id, side, order_type, tif, price, qty, stp, reduce_only, expire_ns)
-    if kind == CommandKind.CANCEL:
-        return engine.cancel(order_id, account_id)
-    if kind == CommandKind.AMEND:
-        return engine.amend(order_id, account_id, price, qty)
-    if kind == CommandKind.CANCEL_ALL:
-        return engine.cancel_all(account_id)
-    if kind == CommandKind.SET_MARK:
-        engine.set_mark(price)
-        return 0
-    return engine.set_time(time_ns)
 
 
 def _queries(engine) -> tuple:
