@@ -409,7 +409,9 @@ class Liquidator:
         price = bp if self.profile.adl_price == ADLPrice.BANKRUPTCY else self.risk.mark_of(symbol)
         seed = self.config.adl_seed + len(self.ex.journal)
         events: list = []
-        for counter_id, counter_side in deleveraging.ranked(self.risk, symbol, not long, self.profile.adl_ranking, seed):
+        changing = self.ex._touched | {account.account_id}
+        for counter_id, counter_side in deleveraging.queue(self.risk, self.ex.monitor, symbol, not long,
+                                                           self.profile.adl_ranking, seed, changing):
             if not qty:
                 break
             counter = self.ledger.accounts[counter_id]

@@ -77,6 +77,7 @@ class RiskMonitor:
         self.warn_index = WarnIndex(self.portfolio, marks, risk.options.margin_call_e8)
         self.prices = [0] * len(self.symbols)  # risk price each symbol was last followed at (0: none yet)
         self.ids: list[int] = []  # portfolio account -> ledger account id
+        self._ids = np.zeros(0, dtype=np.int64)  # ``ids`` as an array (rebuilt when it grows)
         self.keys: list[list[tuple[str, PositionSide]]] = []  # portfolio account -> its slots' position keys
         self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
         self._row: dict[int, int] = {}  # ledger account id -> portfolio account
@@ -149,6 +150,22 @@ class RiskMonitor:
                 balance, mm, exposed = self.risk.part_state(account, symbol, side)
                 found.append(Liquidatable(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
         return found
+
+    def mirror(self, changing: set[int]) -> tuple[Portfolio, np.ndarray, np.ndarray, set[int]] | None:
+        """The mirror for a reader in the middle of a command (ADL ranking): rewrite the dirty accounts not in
+        ``changing`` (the accounts this command changes) now, and return ``(portfolio, ids, exact, inexact)``:
+        ``ids`` the ledger id of each portfolio account (int64); ``exact`` True where its rows equal the ledger;
+        ``inexact`` the ledger ids whose rows may not (``changing`` and the accounts outside the bounds).
+        None while the mirror is not kept. O(changing + accounts)."""
+        if not self.indexed:
+            return None
+        self._rewrite(self._dirty - changing)
+        if len(self._ids) != len(self.ids):
+            self._ids = np.array(self.ids, dtype=np.int64)
+        inexact = changing | self._unindexed
+        exact = np.ones(self.portfolio.n_accounts, dtype=bool)
+        exact[[self._row[a] for a in inexact if a in self._row]] = False
+        return self.portfolio, self._ids, exact, inexact
 
     def flush(self) -> None:
         """Rewrite every dirty account now (tests and benchmarks: the mirror then equals the ledger)."""

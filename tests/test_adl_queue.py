@@ -1,0 +1,178 @@
+"""The lazy ADL order over the risk monitor's mirror (``deleveraging.queue``) against the exact oracle
+(``deleveraging.ranked``, every candidate scored with Fractions), and the soundness of the float score
+bounds it filters with (``exchange.adlbounds``)."""
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from exchange import (
+    ADLFill, Deposit, Exchange, FundInsurance, MarginMode, PlaceOrder, PositionMode, PositionSide, SetLeverage,
+    SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, adl, adlbounds, deleveraging, margin,
+)
+from exchange.insurance import FundLimits
+from exchange.liquidation import LiquidationConfig
+from exchange.portfolio import InstrumentTable, Portfolio
+from tests.conftest import make_instrument
+
+USDT = 10**8
+SYMBOL = "TESTUSDT"
+QUEUED_PROFILES = ["binance", "bybit", "hyperliquid", "dydx"]  # bitmex ranks with ranked() (no mirror)
+
+
+def crowd(profile: str, n_traders: int, seed: int, indexed: bool = True) -> Exchange:
+    """``n_traders`` accounts (one-way and hedge, isolated and cross, 2–50x) that traded with each other at
+    prices walking between 90 and 110, so both sides of the symbol have many ADL candidates with spread-out
+    scores; every fifth trader is the twin of the one before (same wallet, settings and trades: equal scores,
+    ties broken by account id). A small insurance fund, so a crash ends in ADL."""
+    rng = random.Random(seed)
+    ex = Exchange([make_instrument()], profile=profile,
+                  liquidation=LiquidationConfig(fund=FundLimits(max_position_lots=5)))
+    ex.monitor.index_from_accounts = 0 if indexed else math.inf
+    ex.apply(SetMarkPrice(SYMBOL, 10_000))
+    ex.apply(FundInsurance(SYMBOL, 5 * USDT))
+    plans = []
+    for trader in range(1, n_traders + 1):
+        plan = plans[-1] if trader % 5 == 0 else (
+            rng.randint(50, 2_000), rng.random() < 0.3, rng.random() < 0.4, rng.randint(2, 50))
+        plans.append(plan)
+        wallet, hedge, isolated, leverage = plan
+        ex.apply(Deposit(trader, wallet * USDT))
+        if hedge:
+            ex.apply(SetPositionMode(trader, PositionMode.HEDGE))
+        if isolated:
+            ex.apply(SetMarginMode(trader, SYMBOL, MarginMode.ISOLATED))
+        ex.apply(SetLeverage(trader, SYMBOL, leverage))
+    price = 10_000
+    for trader in range(1, n_traders + 1, 2):
+        for buyer, seller in ((trader, trader + 1), (trader + 1, trader)) if trader < n_traders else ():
+            price = min(max(price + rng.randint(-150, 150), 9_000), 11_000)
+            qty = rng.randint(1, 30)
+            ex.apply(SetMarkPrice(SYMBOL, price))
+            ex.apply(PlaceOrder(seller, SYMBOL, Side.SELL, qty, price, position_side=_side(ex, seller, Side.SELL)))
+            ex.apply(PlaceOrder(buyer, SYMBOL, Side.BUY, qty, price, tif=TimeInForce.IOC,
+                                position_side=_side(ex, buyer, Side.BUY)))
+    return ex
+
+
+def _side(ex: Exchange, account_id: int, side: Side) -> PositionSide:
+    hedge = ex.ledger.accounts[account_id].position_mode == PositionMode.HEDGE
+    return (PositionSide.LONG if side == Side.BUY else PositionSide.SHORT) if hedge else PositionSide.BOTH
+
+
+def marks_down_and_up() -> list[int]:
+    return [10_000 - 250 * i for i in range(1, 17)] + [6_000 + 400 * i for i in range(1, 21)]
+
+
+@pytest.mark.parametrize("profile", QUEUED_PROFILES)
+def test_queue_gives_the_oracles_order_on_every_adl_event(profile, monkeypatch):
+    ex = crowd(profile, 400, seed=3)
+    assert ex.monitor.indexed
+    calls = []
+    queue = deleveraging.queue
+
+    def checked(risk, monitor, symbol, long, ranking, seed, changing):
+        expected = deleveraging.ranked(risk, symbol, long, ranking, seed)
+        got = list(queue(risk, monitor, symbol, long, ranking, seed, changing))
+        assert got == expected
+        calls.append(len(expected))
+        return iter(got)
+
+    monkeypatch.setattr(deleveraging, "queue", checked)
+    for mark in marks_down_and_up():
+        ex.apply(SetMarkPrice(SYMBOL, mark))
+        ex.check_invariants()
+    assert len(calls) > 20 and max(calls) > 4 * deleveraging.FIRST_PREFIX  # the filter path ran, several rounds
+
+
+@pytest.mark.parametrize("profile", QUEUED_PROFILES)
+def test_the_lazy_queue_deleverages_exactly_like_the_full_ranking(profile):
+    """Taken lazily (the ADL step stops once covered) the queue gives the same events and state."""
+    fast, full = crowd(profile, 300, seed=11), crowd(profile, 300, seed=11, indexed=False)
+    adl_fills = 0
+    for mark in marks_down_and_up():
+        events = fast.apply(SetMarkPrice(SYMBOL, mark))
+        assert events == full.apply(SetMarkPrice(SYMBOL, mark))
+        adl_fills += sum(isinstance(e, ADLFill) for e in events)
+    assert fast.state_hash() == full.state_hash() and adl_fills > 20
+
+
+# -- soundness of the bounds ---------------------------------------------------------------------------------
+INSTRUMENT = make_instrument(max_price="1000", max_qty="10000000")  # K = 10⁶, max price 100,000 ticks
+LOTS = st.integers(1, 10_000_000)
+
+
+@st.composite
+def portfolios(draw):
+    """Accounts (wallets from −2⁵⁰ to 2⁵⁰ units, including tiny ones) with 1–3 positions in one symbol at
+    extreme sizes and prices, cross or isolated (margins from 0), and a mark in the instrument's range."""
+    table = InstrumentTable([INSTRUMENT])
+    p = Portfolio(table)
+    max_price = INSTRUMENT.max_price_ticks
+    for _ in range(draw(st.integers(1, 6))):
+        a = p.add_account(draw(st.one_of(st.integers(-2**50, 2**50), st.integers(-10, 10))))
+        for side in draw(st.sampled_from([[PositionSide.BOTH], [PositionSide.LONG, PositionSide.SHORT]])):
+            lots = draw(st.integers(1, 2**62 // (max_price * INSTRUMENT.k_units * 8)))
+            lots = -lots if side == PositionSide.SHORT or (side == PositionSide.BOTH and draw(st.booleans())) else lots
+            entry = lots * draw(st.integers(1, max_price))
+            isolated = draw(st.booleans())
+            p.add_position(a, 0, lots, entry, side=side, mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS,
+                           iso_margin_units=draw(st.integers(0, 2**50)) if isolated else 0)
+    return p, draw(st.one_of(st.integers(1, max_price), st.just(max_price)))
+
+
+def exact_scores(p: Portfolio, slots, mark: int, ranking: str) -> list:
+    """The oracle: adl.binance_score / adl.bybit_score from exact integer inputs, slot by slot."""
+    rows, k = p.table.rows[0], INSTRUMENT.k_units
+    cross = {}
+    for j in range(p.n_slots):
+        a = int(p.pos_account[j])
+        if a >= 0 and p.pos_qty_lots[j] and p.pos_mode[j] == MarginMode.CROSS:
+            upnl = margin.unrealized_pnl(int(p.pos_qty_lots[j]), int(p.pos_entry_cost[j]), mark, k)
+            cross[a] = cross.get(a, int(p.acct_wallet_units[a])) + upnl
+    scores = []
+    for j in slots:
+        a, q, c = int(p.pos_account[j]), int(p.pos_qty_lots[j]), int(p.pos_entry_cost[j])
+        isolated = p.pos_mode[j] == MarginMode.ISOLATED
+        upnl = margin.unrealized_pnl(q, c, mark, k)
+        notional = margin.notional_units(q, mark, k)
+        if ranking == "binance":
+            wallet = int(p.pos_iso_margin_units[j]) if isolated else int(p.acct_wallet_units[a])
+            scores.append(adl.binance_score(upnl, wallet, margin.maintenance_margin(rows, notional)))
+        else:
+            balance = int(p.pos_iso_margin_units[j]) + upnl if isolated else cross[a]
+            scores.append(adl.bybit_score(upnl, abs(c) * k, notional, balance))
+    return scores
+
+
+@settings(max_examples=300, deadline=None)
+@given(portfolios(), st.sampled_from(["binance", "bybit"]))
+def test_every_exact_score_lies_within_its_bounds_and_zeros_are_flagged_only_when_exact(case, ranking):
+    p, mark = case
+    slots = np.flatnonzero(p.pos_qty_lots != 0)  # the queue bounds open positions only
+    lo, hi = getattr(adlbounds, ranking)(p, slots, 0, np.array([mark], np.int64))
+    for j, score in enumerate(exact_scores(p, slots.tolist(), mark, ranking)):
+        assert lo[j] <= score <= hi[j], (j, float(score), lo[j], hi[j])
+        if lo[j] == 0 == hi[j]:
+            assert score == 0
+
+
+def test_bounds_are_tight_enough_to_filter():
+    """On ordinary positions the interval is a hair wide (relative width below 1e-7)."""
+    p = Portfolio(InstrumentTable([INSTRUMENT]))
+    for i in range(1, 50):
+        a = p.add_account(1_000 * USDT * i)
+        p.add_position(a, 0, -i * 10, -i * 10 * 10_000)  # shorts at 100.00
+    lo, hi = adlbounds.binance(p, np.flatnonzero(p.pos_qty_lots != 0), 0, np.array([9_000], np.int64))
+    assert len(lo) == 49 and (lo > 0).all() and ((hi - lo) / lo < 1e-7).all()
+
+
+def test_profiles_without_a_mirror_ranking_use_the_oracle():
+    ex = crowd("bitmex", 40, seed=1)
+    assert not ex.monitor.indexed  # stepwise brackets: no mirror
+    for long in (True, False):
+        expected = deleveraging.ranked(ex.risk, SYMBOL, long, ex.profile.adl_ranking, 0)
+        assert list(deleveraging.queue(ex.risk, ex.monitor, SYMBOL, long, ex.profile.adl_ranking, 0, set())) == expected
+
