@@ -49,7 +49,7 @@ def _maintenance(p: Portfolio, slots: np.ndarray, symbol: int, mark: int) -> tup
     """``(lo, hi)`` of the bracketed maintenance margin of ``slots`` (all in ``symbol``) at ``mark`` (units)."""
     t = p.table
     notional = np.abs(p.pos_qty_lots[slots]) * (mark * int(t.k_units[symbol]))  # exact, ≤ 2^62
-    bracket = (notional[:, None] > t.br_lookup_cap[symbol][None, :]).sum(axis=1)
+    bracket = np.searchsorted(t.br_lookup_cap[symbol], notional)  # Σ (notional > cap): caps ascending
     mmr = t.br_mmr_e8[symbol][bracket].astype(np.float64)
     cum = t.br_cum_units[symbol][bracket].astype(np.float64) + t.br_cum_rem_x8[symbol][bracket] / 1e8
     value = notional.astype(np.float64) * mmr / 1e8 - cum

@@ -101,6 +101,7 @@ from math import ceil, floor
 
 from . import deleveraging, margin
 from .accounts import Account, Position
+from .adlqueue import ADLQueue
 from .clearing import clear_fill
 from .commands import AdvanceTime
 from .enums import (
@@ -138,6 +139,7 @@ class Liquidator:
         self.funds = InsuranceFunds(exchange.ledger, config.fund, exchange.risk.upnl,
                                     lambda: (len(exchange.journal) - 1, exchange.now_ns))
         self.in_liquidation: set[int] = set()
+        self.adl_queue = ADLQueue(exchange.risk, exchange.monitor)
 
     # ==== the stage ===============================================================================
     def stage(self, command) -> list:
@@ -409,9 +411,8 @@ class Liquidator:
         price = bp if self.profile.adl_price == ADLPrice.BANKRUPTCY else self.risk.mark_of(symbol)
         seed = self.config.adl_seed + len(self.ex.journal)
         events: list = []
-        changing = self.ex._touched | {account.account_id}
-        for counter_id, counter_side in deleveraging.queue(self.risk, self.ex.monitor, symbol, not long,
-                                                           self.profile.adl_ranking, seed, changing):
+        queue = self.adl_queue.order(symbol, not long, self.profile.adl_ranking, seed, self.ex._touched, account.account_id)
+        for counter_id, counter_side in queue:
             if not qty:
                 break
             counter = self.ledger.accounts[counter_id]

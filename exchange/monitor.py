@@ -78,6 +78,8 @@ class RiskMonitor:
         self.prices = [0] * len(self.symbols)  # risk price each symbol was last followed at (0: none yet)
         self.ids: list[int] = []  # portfolio account -> ledger account id
         self._ids = np.zeros(0, dtype=np.int64)  # ``ids`` as an array (rebuilt when it grows)
+        self.version = 0  # changes whenever mirror rows are written (readers cache on it)
+        self._written: dict[int, tuple] = {}  # account id -> the signature its rows were written from
         self.keys: list[list[tuple[str, PositionSide]]] = []  # portfolio account -> its slots' position keys
         self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
         self._row: dict[int, int] = {}  # ledger account id -> portfolio account
@@ -151,21 +153,32 @@ class RiskMonitor:
                 found.append(Liquidatable(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
         return found
 
-    def mirror(self, changing: set[int]) -> tuple[Portfolio, np.ndarray, np.ndarray, set[int]] | None:
+    def mirror(self, changing: set[int]) -> tuple[Portfolio, np.ndarray, int] | None:
         """The mirror for a reader in the middle of a command (ADL ranking): rewrite the dirty accounts not in
-        ``changing`` (the accounts this command changes) now, and return ``(portfolio, ids, exact, inexact)``:
-        ``ids`` the ledger id of each portfolio account (int64); ``exact`` True where its rows equal the ledger;
-        ``inexact`` the ledger ids whose rows may not (``changing`` and the accounts outside the bounds).
-        None while the mirror is not kept. O(changing + accounts)."""
+        ``changing`` (the accounts the command changes) now, and return ``(portfolio, ids, version)``: ``ids``
+        the ledger id of each portfolio account (int64), ``version`` a number that changes whenever rows are
+        written. Rows of accounts in ``changing`` may differ from the ledger (:meth:`stale` says which).
+        None while the mirror is not kept."""
         if not self.indexed:
             return None
         self._rewrite(self._dirty - changing)
         if len(self._ids) != len(self.ids):
             self._ids = np.array(self.ids, dtype=np.int64)
-        inexact = changing | self._unindexed
-        exact = np.ones(self.portfolio.n_accounts, dtype=bool)
-        exact[[self._row[a] for a in inexact if a in self._row]] = False
-        return self.portfolio, self._ids, exact, inexact
+        return self.portfolio, self._ids, self.version
+
+    def stale(self, account_ids) -> set[int]:
+        """Those of ``account_ids`` whose mirror rows differ from the ledger (compared field by field;
+        accounts outside the mirror count as stale). O(their positions)."""
+        return {account_id for account_id in account_ids if not self._matches(account_id)}
+
+    @property
+    def unindexed(self) -> set[int]:
+        """Accounts kept out of the mirror (their values break its bounds; their rows are flat)."""
+        return self._unindexed
+
+    def row_of(self, account_id: int) -> int | None:
+        """The account's portfolio account, if it has one."""
+        return self._row.get(account_id)
 
     def flush(self) -> None:
         """Rewrite every dirty account now (tests and benchmarks: the mirror then equals the ledger)."""
@@ -177,6 +190,7 @@ class RiskMonitor:
         every account not stale was evaluated at). O(positions · log)."""
         self.indexed = True
         self._dirty = set()
+        self.version += 1
         for account_id in self.ledger.accounts:
             self._write(account_id)
         for index in (self.liq_index, self.warn_index):
@@ -239,6 +253,7 @@ class RiskMonitor:
         (one batch). O(their positions) plus the index updates."""
         if not account_ids:
             return
+        self.version += 1
         rows, left = [], []
         for account_id in sorted(account_ids):
             row, moved = self._write(account_id)
@@ -253,6 +268,7 @@ class RiskMonitor:
         """Write one account's rows (all flat first, so no intermediate state breaks a bound); returns its
         portfolio account and the slots a relocation left. Outside the bounds it stays flat, unindexed."""
         p, account = self.portfolio, self.ledger.accounts[account_id]
+        self._written[account_id] = self._signature(account_id)
         a = self._row.get(account_id)
         if a is None:
             a = self._row[account_id] = p.add_account(0, capacity=max(1, len(account.positions)))
@@ -283,3 +299,16 @@ class RiskMonitor:
             p.set_wallet(a, 0)
             self._unindexed.add(account_id)
         return a, left
+
+    def _matches(self, account_id: int) -> bool:
+        """Whether the account's mirror rows equal its ledger state: its :meth:`_signature` is the one its
+        rows were written from."""
+        return account_id not in self._unindexed and self._written.get(account_id) == self._signature(account_id)
+
+    def _signature(self, account_id: int) -> tuple:
+        """What the mirror rows of an account hold: wallet; size, entry cost, isolated margin and settings of
+        every position."""
+        account = self.ledger.accounts[account_id]
+        return account.wallet_units, tuple(
+            (key, p.lots, p.entry_cost, p.isolated_margin_units, self.ledger.settings(account, key[0]))
+            for key, p in account.positions.items())

@@ -1,4 +1,4 @@
-"""The lazy ADL order over the risk monitor's mirror (``deleveraging.queue``) against the exact oracle
+"""The lazy ADL order over the risk monitor's mirror (``exchange.adlqueue``) against the exact oracle
 (``deleveraging.ranked``, every candidate scored with Fractions), and the soundness of the float score
 bounds it filters with (``exchange.adlbounds``)."""
 import math
@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from exchange import (
     ADLFill, Deposit, Exchange, FundInsurance, MarginMode, PlaceOrder, PositionMode, PositionSide, SetLeverage,
-    SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, adl, adlbounds, deleveraging, margin,
+    SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, adl, adlbounds, adlqueue, deleveraging,
+    margin,
 )
 from exchange.insurance import FundLimits
 from exchange.liquidation import LiquidationConfig
@@ -71,20 +72,20 @@ def test_queue_gives_the_oracles_order_on_every_adl_event(profile, monkeypatch):
     ex = crowd(profile, 400, seed=3)
     assert ex.monitor.indexed
     calls = []
-    queue = deleveraging.queue
+    order = ex.liquidation.adl_queue.order
 
-    def checked(risk, monitor, symbol, long, ranking, seed, changing):
-        expected = deleveraging.ranked(risk, symbol, long, ranking, seed)
-        got = list(queue(risk, monitor, symbol, long, ranking, seed, changing))
+    def checked(symbol, long, ranking, seed, changing, liquidated):
+        expected = deleveraging.ranked(ex.risk, symbol, long, ranking, seed)
+        got = list(order(symbol, long, ranking, seed, changing, liquidated))
         assert got == expected
         calls.append(len(expected))
         return iter(got)
 
-    monkeypatch.setattr(deleveraging, "queue", checked)
+    monkeypatch.setattr(ex.liquidation.adl_queue, "order", checked)
     for mark in marks_down_and_up():
         ex.apply(SetMarkPrice(SYMBOL, mark))
         ex.check_invariants()
-    assert len(calls) > 20 and max(calls) > 4 * deleveraging.FIRST_PREFIX  # the filter path ran, several rounds
+    assert len(calls) > 20 and max(calls) > 4 * adlqueue.FIRST_PREFIX  # the filter path ran, several rounds
 
 
 @pytest.mark.parametrize("profile", QUEUED_PROFILES)
@@ -174,5 +175,5 @@ def test_profiles_without_a_mirror_ranking_use_the_oracle():
     assert not ex.monitor.indexed  # stepwise brackets: no mirror
     for long in (True, False):
         expected = deleveraging.ranked(ex.risk, SYMBOL, long, ex.profile.adl_ranking, 0)
-        assert list(deleveraging.queue(ex.risk, ex.monitor, SYMBOL, long, ex.profile.adl_ranking, 0, set())) == expected
+        assert list(ex.liquidation.adl_queue.order(SYMBOL, long, ex.profile.adl_ranking, 0, set(), 1)) == expected
 

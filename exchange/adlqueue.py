@@ -1,0 +1,182 @@
+"""The ADL order of :func:`exchange.deleveraging.ranked`, lazily and fast, over the risk monitor's mirror.
+
+An ADL step usually needs only the first few candidates of the opposite side, and a crash has tens of
+thousands of ADL steps, so scoring every candidate exactly each time (O(n) Fractions) makes a crash O(n²).
+:meth:`ADLQueue.order` gives the same order as :func:`~exchange.deleveraging.ranked` (exactly, ties
+included) by *filter and refine*:
+
+- every candidate of the side in the mirror gets float bounds ``lo ≤ score ≤ hi`` in one vectorised pass
+  (:mod:`exchange.adlbounds`);
+- for a prefix of ``m``, let ``L`` be the m-th largest lower bound: a candidate whose upper bound is below
+  ``L`` is beaten by m candidates, so the first m of the exactly sorted others are the true first m. Only
+  those (the candidates with ``hi ≥ L``) are scored exactly; candidates known to score exactly 0 are put in
+  key order by numpy, unscored. ``m`` starts at :data:`FIRST_PREFIX` and grows ×4 while the caller takes more;
+- accounts whose mirror rows differ from the ledger (changed by the command so far:
+  :meth:`~exchange.monitor.RiskMonitor.stale`), and the liquidated account, are scored exactly from the
+  ledger at the start, and their rows are left out of the filter.
+
+The order is a snapshot taken when the queue starts: the caller changes only the positions it has taken
+(scored before they were yielded) and the liquidated account (scored at the start).
+
+The candidates and their bounds are kept per (symbol, side, ranking) while the mirror's version and the risk
+prices stay the same, which they usually do through a command's liquidation sweep; the first ADL step of a
+tick costs O(n) numpy, the others O(m + stale accounts + candidates with ``hi ≥ L``).
+
+dYdX's seeded order needs no scores: the mirror's candidates and the stale ones, in id order, rotated.
+Without the mirror (small exchanges, stepwise brackets), for the bitmex ranking (its bankruptcy prices are
+not in the mirror) and for prices outside the mirror's bounds, the order is :func:`ranked` itself.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Iterator
+
+import numpy as np
+
+from . import adlbounds
+from .accounts import FUND_ACCOUNT_BASE
+from .deleveraging import Key, ranked, score, side_positions
+from .enums import PositionSide
+from .profiles import ADLRanking
+
+FIRST_PREFIX = 16  #: candidates ranked exactly at first (then ×4 while the caller takes more)
+TOP = 256  #: highest lower bounds kept sorted per side
+ZERO = Fraction(0)
+BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: adlbounds.binance, ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: adlbounds.bybit,
+          ADLRanking.PNL_LEVERAGE_INDEX: adlbounds.bybit}
+
+
+@dataclass
+class _Candidates:
+    """The mirror's user positions on one side of a symbol, with their score bounds (one ranking)."""
+
+    rows: np.ndarray  # portfolio account of each candidate
+    accounts: np.ndarray  # its ledger id
+    sides: np.ndarray  # its PositionSide
+    lo: np.ndarray
+    hi: np.ndarray
+    zero: np.ndarray  # True where the score is exactly 0
+    top: np.ndarray  # indices of the highest lower bounds, descending (grown on demand)
+    zero_order: np.ndarray | None = None  # indices of the zero candidates in key order (made on demand)
+    exact: dict[int, Fraction] = field(default_factory=dict)  # exact scores found so far, by index
+
+    def key(self, j: int) -> Key:
+        return int(self.accounts[j]), PositionSide(int(self.sides[j]))
+
+    def highest(self, k: int) -> np.ndarray:
+        """Indices of the ``k`` highest lower bounds, descending (ties by index)."""
+        if k > len(self.top):
+            n, k = len(self.lo), max(2 * k, TOP)
+            part = np.argpartition(-self.lo, k - 1)[:k] if k < n else np.arange(n)
+            self.top = part[np.lexsort((part, -self.lo[part]))]
+        return self.top[:k]
+
+    def zeros_by_key(self) -> np.ndarray:
+        if self.zero_order is None:
+            z = np.flatnonzero(self.zero)
+            self.zero_order = z[np.lexsort((self.sides[z], self.accounts[z]))]
+        return self.zero_order
+
+
+class ADLQueue:
+    """ADL orders over one exchange's risk monitor (module docstring)."""
+
+    def __init__(self, risk, monitor):
+        self.risk = risk
+        self.monitor = monitor
+        self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
+        self._cache_for: tuple | None = None  # (mirror version, risk prices) the cache holds
+
+    def order(self, symbol: str, long: bool, ranking: ADLRanking, seed: int, changing: set[int],
+              liquidated: int) -> Iterator[Key]:
+        """The positions of ``symbol`` on the ``long`` side in ADL order, lazily. ``changing``: the accounts
+        the command has changed so far; ``liquidated``: the account being liquidated."""
+        risk, monitor = self.risk, self.monitor
+        marks = tuple(risk.mark_of(s) for s in monitor.symbols)
+        view = None if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE else monitor.mirror(changing)
+        if view is None or not all(0 <= m <= cap for m, cap in zip(marks, monitor.portfolio.table.max_price_ticks.tolist())):
+            yield from ranked(risk, symbol, long, ranking, seed)
+            return
+        portfolio, ids, version = view
+        if self._cache_for != (version, marks):
+            self._cache, self._cache_for = {}, (version, marks)
+        candidates = self._cache.get((symbol, long, ranking))
+        if candidates is None:
+            candidates = self._cache[symbol, long, ranking] = self._candidates(portfolio, ids, symbol, long, ranking, marks)
+        ledger = risk.ledger
+        holders = ledger.holders[symbol]
+        changed_holders = holders.intersection(changing | monitor.unindexed)
+        stale = monitor.stale(changed_holders) | ({liquidated} & holders)  # scored from the ledger
+        users = side_positions(ledger, symbol, long, stale)[0]
+        skipped = (changing | {liquidated}) - (changed_holders - stale)  # rows that may not be the ledger's
+        skip = np.zeros(portfolio.n_accounts, dtype=bool)
+        skip[[row for row in map(monitor.row_of, skipped) if row is not None]] = True
+        if ranking == ADLRanking.SEEDED_OFFSET:
+            yield from _seeded(candidates, skip, users, seed)
+        else:
+            exact = {key: score(risk, symbol, key, ranking) for key in users}
+            yield from _by_score(candidates, skip, len(skipped), exact, lambda key: score(risk, symbol, key, ranking))
+        yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
+
+    def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
+        i = self.monitor.symbols.index(symbol)
+        owners = p.pos_account
+        side = (p.pos_qty_lots > 0) if long else (p.pos_qty_lots < 0)
+        slots = np.flatnonzero((p.pos_symbol == i) & side & (ids[owners] < FUND_ACCOUNT_BASE))
+        rows = owners[slots]
+        if ranking == ADLRanking.SEEDED_OFFSET:
+            lo = hi = np.zeros(len(slots))
+        else:
+            lo, hi = BOUNDS[ranking](p, slots, i, np.array(marks, dtype=np.int64))
+        return _Candidates(rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0), np.zeros(0, np.int64))
+
+
+def _by_score(c: _Candidates, skip: np.ndarray, skipped: int, exact: dict[Key, Fraction], score) -> Iterator[Key]:
+    """Highest exact score first, ties by key, over the candidates not in ``skip``ped rows (at most
+    ``skipped`` of them) and ``exact`` (scored already); ``score(key)`` scores one candidate (module
+    docstring: the prefix argument)."""
+    n, m, taken = len(c.lo), FIRST_PREFIX, 0
+    scores = dict(exact)
+    while True:
+        top = c.highest(m + skipped)
+        top = top[~skip[c.rows[top]]]
+        complete = len(top) < m or m >= n
+        bound = -np.inf if complete else c.lo[top[m - 1]]
+        inside = np.flatnonzero(c.hi >= bound)
+        inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
+        keys = list(exact)
+        for j in inside.tolist():
+            key = c.key(j)
+            if j not in c.exact:  # valid while the row is not skipped: it is the ledger's state, as when scored
+                c.exact[j] = score(key)
+            scores[key] = c.exact[j]
+            keys.append(key)
+        keys.sort(key=lambda key: (-scores[key], key))
+        zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)
+        known_zero = (c.key(j) for j in zeros[~skip[c.rows[zeros]]].tolist())
+        order = itertools.chain((k for k in keys if scores[k] > 0),
+                                heapq.merge((k for k in keys if scores[k] == 0), known_zero),
+                                (k for k in keys if scores[k] < 0))
+        for key in itertools.islice(order, taken, None if complete else m):
+            yield key
+            taken += 1
+        if complete:
+            return
+        m *= 4
+
+
+def _seeded(c: _Candidates, skip: np.ndarray, users: list[Key], seed: int) -> Iterator[Key]:
+    """dYdX's order: ascending account id from a seeded start (:func:`exchange.adl.seeded_order`)."""
+    keep = ~skip[c.rows]
+    accounts = np.concatenate([c.accounts[keep], np.array([a for a, _ in users], dtype=np.int64)])
+    sides = np.concatenate([c.sides[keep], np.array([s for _, s in users], dtype=np.int8)])
+    order = np.argsort(accounts, kind="stable")
+    if len(order):
+        start = random.Random(seed).randrange(len(order))
+        order = np.concatenate([order[start:], order[:start]])
+    for j in order.tolist():
+        yield int(accounts[j]), PositionSide(int(sides[j]))
