@@ -89,7 +89,8 @@ class ADLQueue:
         self.risk = risk
         self.monitor = monitor
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
-        self._cache_for: tuple | None = None  # (mirror version, risk prices) the cache holds
+        self._scores: dict[tuple, tuple[tuple, Fraction | None]] = {}  # (symbol, ranking, key) -> (signature, score)
+        self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
 
     def order(self, symbol: str, long: bool, ranking: ADLRanking, seed: int, changing: set[int],
               liquidated: int) -> Iterator[Key]:
@@ -103,24 +104,48 @@ class ADLQueue:
             return
         portfolio, ids, version = view
         if self._cache_for != (version, marks):
-            self._cache, self._cache_for = {}, (version, marks)
+            self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
         candidates = self._cache.get((symbol, long, ranking))
         if candidates is None:
             candidates = self._cache[symbol, long, ranking] = self._candidates(portfolio, ids, symbol, long, ranking, marks)
-        ledger = risk.ledger
-        holders = ledger.holders[symbol]
-        changed_holders = holders.intersection(changing | monitor.unindexed)
-        stale = monitor.stale(changed_holders) | ({liquidated} & holders)  # scored from the ledger
-        users = side_positions(ledger, symbol, long, stale)[0]
-        skipped = (changing | {liquidated}) - (changed_holders - stale)  # rows that may not be the ledger's
-        skip = np.zeros(portfolio.n_accounts, dtype=bool)
-        skip[[row for row in map(monitor.row_of, skipped) if row is not None]] = True
+        stale, skip = self._stale(portfolio.n_accounts, candidates, symbol, long, ranking, changing, liquidated)
         if ranking == ADLRanking.SEEDED_OFFSET:
-            yield from _seeded(candidates, skip, users, seed)
+            yield from _seeded(candidates, skip, list(stale), seed)
         else:
-            exact = {key: score(risk, symbol, key, ranking) for key in users}
-            yield from _by_score(candidates, skip, len(skipped), exact, lambda key: score(risk, symbol, key, ranking))
+            yield from _by_score(candidates, skip, stale, lambda key: score(risk, symbol, key, ranking))
+        ledger = risk.ledger
         yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
+
+    def _stale(self, n_accounts: int, c: _Candidates, symbol: str, long: bool, ranking: ADLRanking,
+               changing: set[int], liquidated: int) -> tuple[dict[Key, Fraction | None], np.ndarray]:
+        """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (None
+        for the seeded order), and the portfolio accounts to leave out of the filter. An account the command
+        changed whose rows still match the ledger (:meth:`~exchange.monitor.RiskMonitor.signature`) keeps its
+        rows; the liquidated account never does. Scores are kept per signature while the prices stay."""
+        monitor, ledger = self.monitor, self.risk.ledger
+        suspect = changing | monitor.unindexed | {liquidated}
+        fresh: set[int] = set()
+        stale: dict[Key, Fraction | None] = {}
+        for account_id in ledger.holders[symbol].intersection(suspect):
+            if account_id >= FUND_ACCOUNT_BASE:  # funds come last, from the ledger
+                continue
+            keys = [(account_id, side) for side, p in ledger.accounts[account_id].positions_in(symbol)
+                    if (p.lots > 0) == long]
+            if not keys:
+                continue
+            signature = monitor.signature(account_id)
+            if account_id != liquidated and monitor.written(account_id) == signature:
+                fresh.add(account_id)
+                continue
+            for key in keys:
+                known = self._scores.get((symbol, ranking, key))
+                if known is None or known[0] != signature:
+                    exact = None if ranking == ADLRanking.SEEDED_OFFSET else score(self.risk, symbol, key, ranking)
+                    known = self._scores[symbol, ranking, key] = signature, exact
+                stale[key] = known[1]
+        skip = np.zeros(n_accounts, dtype=bool)
+        skip[[row for row in map(monitor.row_of, suspect - fresh) if row is not None]] = True
+        return stale, skip
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         i = self.monitor.symbols.index(symbol)
@@ -135,27 +160,24 @@ class ADLQueue:
         return _Candidates(rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0), np.zeros(0, np.int64))
 
 
-def _by_score(c: _Candidates, skip: np.ndarray, skipped: int, exact: dict[Key, Fraction], score) -> Iterator[Key]:
-    """Highest exact score first, ties by key, over the candidates not in ``skip``ped rows (at most
-    ``skipped`` of them) and ``exact`` (scored already); ``score(key)`` scores one candidate (module
-    docstring: the prefix argument)."""
+def _by_score(c: _Candidates, skip: np.ndarray, stale: dict[Key, Fraction], score) -> Iterator[Key]:
+    """Highest exact score first, ties by key, over the candidates outside ``skip``ped rows and ``stale``
+    (scored already); ``score(key)`` scores one candidate (module docstring: the prefix argument; a stale
+    position scoring below the bound is beaten by m candidates, so it waits for a longer prefix)."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
-    scores = dict(exact)
     while True:
-        top = c.highest(m + skipped)
+        top = c.highest(m + int(skip.sum()) if m < n else n)
         top = top[~skip[c.rows[top]]]
         complete = len(top) < m or m >= n
         bound = -np.inf if complete else c.lo[top[m - 1]]
         inside = np.flatnonzero(c.hi >= bound)
         inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
-        keys = list(exact)
+        scores = {key: s for key, s in stale.items() if complete or s >= bound}
         for j in inside.tolist():
-            key = c.key(j)
             if j not in c.exact:  # valid while the row is not skipped: it is the ledger's state, as when scored
-                c.exact[j] = score(key)
-            scores[key] = c.exact[j]
-            keys.append(key)
-        keys.sort(key=lambda key: (-scores[key], key))
+                c.exact[j] = score(c.key(j))
+            scores[c.key(j)] = c.exact[j]
+        keys = sorted(scores, key=lambda key: (-scores[key], key))
         zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)
         known_zero = (c.key(j) for j in zeros[~skip[c.rows[zeros]]].tolist())
         order = itertools.chain((k for k in keys if scores[k] > 0),

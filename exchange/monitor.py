@@ -166,10 +166,18 @@ class RiskMonitor:
             self._ids = np.array(self.ids, dtype=np.int64)
         return self.portfolio, self._ids, self.version
 
-    def stale(self, account_ids) -> set[int]:
-        """Those of ``account_ids`` whose mirror rows differ from the ledger (compared field by field;
-        accounts outside the mirror count as stale). O(their positions)."""
-        return {account_id for account_id in account_ids if not self._matches(account_id)}
+    def signature(self, account_id: int) -> tuple:
+        """What the mirror rows of an account hold, from the ledger: wallet; size, entry cost, isolated
+        margin and settings of every position. O(its positions)."""
+        account = self.ledger.accounts[account_id]
+        return account.wallet_units, tuple(
+            (key, p.lots, p.entry_cost, p.isolated_margin_units, self.ledger.settings(account, key[0]))
+            for key, p in account.positions.items())
+
+    def written(self, account_id: int) -> tuple | None:
+        """The :meth:`signature` the account's rows were last written from (None: no rows, or outside the
+        mirror's bounds); rows equal the ledger exactly when it is the current signature."""
+        return None if account_id in self._unindexed else self._written.get(account_id)
 
     @property
     def unindexed(self) -> set[int]:
@@ -268,7 +276,7 @@ class RiskMonitor:
         """Write one account's rows (all flat first, so no intermediate state breaks a bound); returns its
         portfolio account and the slots a relocation left. Outside the bounds it stays flat, unindexed."""
         p, account = self.portfolio, self.ledger.accounts[account_id]
-        self._written[account_id] = self._signature(account_id)
+        self._written[account_id] = self.signature(account_id)
         a = self._row.get(account_id)
         if a is None:
             a = self._row[account_id] = p.add_account(0, capacity=max(1, len(account.positions)))
@@ -299,16 +307,3 @@ class RiskMonitor:
             p.set_wallet(a, 0)
             self._unindexed.add(account_id)
         return a, left
-
-    def _matches(self, account_id: int) -> bool:
-        """Whether the account's mirror rows equal its ledger state: its :meth:`_signature` is the one its
-        rows were written from."""
-        return account_id not in self._unindexed and self._written.get(account_id) == self._signature(account_id)
-
-    def _signature(self, account_id: int) -> tuple:
-        """What the mirror rows of an account hold: wallet; size, entry cost, isolated margin and settings of
-        every position."""
-        account = self.ledger.accounts[account_id]
-        return account.wallet_units, tuple(
-            (key, p.lots, p.entry_cost, p.isolated_margin_units, self.ledger.settings(account, key[0]))
-            for key, p in account.positions.items())

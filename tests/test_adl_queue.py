@@ -1,6 +1,7 @@
 """The lazy ADL order over the risk monitor's mirror (``exchange.adlqueue``) against the exact oracle
 (``deleveraging.ranked``, every candidate scored with Fractions), and the soundness of the float score
 bounds it filters with (``exchange.adlbounds``)."""
+import dataclasses
 import math
 import random
 
@@ -19,21 +20,22 @@ from exchange.portfolio import InstrumentTable, Portfolio
 from tests.conftest import make_instrument
 
 USDT = 10**8
-SYMBOL = "TESTUSDT"
+SYMBOL, OTHER = "TESTUSDT", "XYZUSDT"
 QUEUED_PROFILES = ["binance", "bybit", "hyperliquid", "dydx"]  # bitmex ranks with ranked() (no mirror)
 
 
-def crowd(profile: str, n_traders: int, seed: int, indexed: bool = True) -> Exchange:
+def crowd(profile: str, n_traders: int, seed: int, indexed: bool = True, symbols=(SYMBOL,)) -> Exchange:
     """``n_traders`` accounts (one-way and hedge, isolated and cross, 2–50x) that traded with each other at
-    prices walking between 90 and 110, so both sides of the symbol have many ADL candidates with spread-out
+    prices walking between 90 and 110 in every symbol, so both sides have many ADL candidates with spread-out
     scores; every fifth trader is the twin of the one before (same wallet, settings and trades: equal scores,
     ties broken by account id). A small insurance fund, so a crash ends in ADL."""
     rng = random.Random(seed)
-    ex = Exchange([make_instrument()], profile=profile,
+    ex = Exchange([make_instrument(), dataclasses.replace(make_instrument(), symbol=OTHER)][:len(symbols)], profile=profile,
                   liquidation=LiquidationConfig(fund=FundLimits(max_position_lots=5)))
     ex.monitor.index_from_accounts = 0 if indexed else math.inf
-    ex.apply(SetMarkPrice(SYMBOL, 10_000))
-    ex.apply(FundInsurance(SYMBOL, 5 * USDT))
+    for symbol in symbols:
+        ex.apply(SetMarkPrice(symbol, 10_000))
+        ex.apply(FundInsurance(symbol, 5 * USDT))
     plans = []
     for trader in range(1, n_traders + 1):
         plan = plans[-1] if trader % 5 == 0 else (
@@ -43,18 +45,20 @@ def crowd(profile: str, n_traders: int, seed: int, indexed: bool = True) -> Exch
         ex.apply(Deposit(trader, wallet * USDT))
         if hedge:
             ex.apply(SetPositionMode(trader, PositionMode.HEDGE))
-        if isolated:
-            ex.apply(SetMarginMode(trader, SYMBOL, MarginMode.ISOLATED))
-        ex.apply(SetLeverage(trader, SYMBOL, leverage))
+        for symbol in symbols:
+            if isolated and symbol == SYMBOL:
+                ex.apply(SetMarginMode(trader, symbol, MarginMode.ISOLATED))
+            ex.apply(SetLeverage(trader, symbol, leverage))
     price = 10_000
     for trader in range(1, n_traders + 1, 2):
         for buyer, seller in ((trader, trader + 1), (trader + 1, trader)) if trader < n_traders else ():
-            price = min(max(price + rng.randint(-150, 150), 9_000), 11_000)
-            qty = rng.randint(1, 30)
-            ex.apply(SetMarkPrice(SYMBOL, price))
-            ex.apply(PlaceOrder(seller, SYMBOL, Side.SELL, qty, price, position_side=_side(ex, seller, Side.SELL)))
-            ex.apply(PlaceOrder(buyer, SYMBOL, Side.BUY, qty, price, tif=TimeInForce.IOC,
-                                position_side=_side(ex, buyer, Side.BUY)))
+            for symbol in symbols:
+                price = min(max(price + rng.randint(-150, 150), 9_000), 11_000)
+                qty = rng.randint(1, 30)
+                ex.apply(SetMarkPrice(symbol, price))
+                ex.apply(PlaceOrder(seller, symbol, Side.SELL, qty, price, position_side=_side(ex, seller, Side.SELL)))
+                ex.apply(PlaceOrder(buyer, symbol, Side.BUY, qty, price, tif=TimeInForce.IOC,
+                                    position_side=_side(ex, buyer, Side.BUY)))
     return ex
 
 
@@ -67,9 +71,10 @@ def marks_down_and_up() -> list[int]:
     return [10_000 - 250 * i for i in range(1, 17)] + [6_000 + 400 * i for i in range(1, 21)]
 
 
+@pytest.mark.parametrize("symbols", [(SYMBOL,), (SYMBOL, OTHER)], ids=["one-symbol", "two-symbols"])
 @pytest.mark.parametrize("profile", QUEUED_PROFILES)
-def test_queue_gives_the_oracles_order_on_every_adl_event(profile, monkeypatch):
-    ex = crowd(profile, 400, seed=3)
+def test_queue_gives_the_oracles_order_on_every_adl_event(profile, symbols, monkeypatch):
+    ex = crowd(profile, 400, seed=3, symbols=symbols)
     assert ex.monitor.indexed
     calls = []
     order = ex.liquidation.adl_queue.order
@@ -83,8 +88,9 @@ def test_queue_gives_the_oracles_order_on_every_adl_event(profile, monkeypatch):
 
     monkeypatch.setattr(ex.liquidation.adl_queue, "order", checked)
     for mark in marks_down_and_up():
-        ex.apply(SetMarkPrice(SYMBOL, mark))
-        ex.check_invariants()
+        for symbol in symbols:
+            ex.apply(SetMarkPrice(symbol, mark))
+            ex.check_invariants()
     assert len(calls) > 20 and max(calls) > 4 * adlqueue.FIRST_PREFIX  # the filter path ran, several rounds
 
 
