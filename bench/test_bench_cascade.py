@@ -11,17 +11,23 @@ the fund cannot). The state is built directly in the ledger (set-up, outside the
 against SPEC §9 before the run.
 
 Timed: 1,000 ``SetMarkPrice`` commands per symbol moving both marks linearly from 100.00 to 70.00 (the crash),
-each followed by the liquidation sweep. Reported: liquidations (``LiquidationStarted``) per second, time per
-mark tick, and the ratio to the pure-Python reference run in the same process on ``REFERENCE_ACCOUNTS``
-accounts (per account·tick: the sweep's cost is a full scan of the holders by ``Exchange.liquidatable()``,
-O(accounts) per tick until the incremental index replaces it).
+each followed by the liquidation sweep; a *mark tick* is one step of both marks (two commands). Reported:
+liquidations (``LiquidationStarted``) per second, time per mark tick (mean over the crash, and the median
+tick), and the ratio of the pure-Python reference's time to the compiled one's on the same accounts, run in
+the same process. Checked after each run: SPEC §9, nobody liquidatable, and both implementations end in the
+same state hash.
 
-Run: ``python bench/test_bench_cascade.py [n_accounts]`` (markdown table for docs/liquidation.md), or
-``python -m pytest bench/test_bench_cascade.py`` (a 2,000-account smoke run that checks the result).
+Run: ``python bench/test_bench_cascade.py [n_accounts]`` (default 100,000: the markdown table for the README
+and docs/liquidation.md; about 3 minutes per implementation), or with pytest-benchmark
+``CASCADE_ACCOUNTS=100000 python -m pytest bench/test_bench_cascade.py --benchmark-only`` (one round per
+implementation; the default there is 10,000 accounts). ``python -m pytest bench/test_bench_cascade.py``
+without ``--benchmark-only`` also runs a 2,000-account smoke test.
 """
 from __future__ import annotations
 
+import os
 import random
+import statistics
 import sys
 import time
 
@@ -32,7 +38,7 @@ from exchange.accounts import Position
 from exchange.enums import MarginMode, PositionSide
 from exchange.spec import Instrument
 
-N_ACCOUNTS, REFERENCE_ACCOUNTS, TICKS, SEED = 100_000, 5_000, 1_000, 7
+N_ACCOUNTS, TICKS, SEED = 100_000, 1_000, 7
 SYMBOLS = ("S1USDT", "S2USDT")
 USDT = 10**8
 
@@ -86,25 +92,32 @@ def build(n_accounts: int, implementation: str, seed: int = SEED) -> Exchange:
     return ex
 
 
-def crash(ex: Exchange, ticks: int = TICKS) -> tuple[float, int]:
-    """Timed: the 30 % crash; returns (seconds, liquidations)."""
+def crash(ex: Exchange, ticks: int = TICKS) -> dict:
+    """Timed: the 30 % crash (every tick timed on its own); returns the run's numbers."""
     marks = [10_000 - (3_000 * i) // ticks for i in range(1, ticks + 1)]
-    started = 0
-    t0 = time.perf_counter()
+    started, per_tick = 0, []
+    clock = time.perf_counter
     for mark in marks:
+        t0 = clock()
         for symbol in SYMBOLS:
             started += sum(isinstance(e, LiquidationStarted) for e in ex.apply(SetMarkPrice(symbol, mark)))
-    return time.perf_counter() - t0, started
+        per_tick.append(clock() - t0)
+    seconds = sum(per_tick)
+    return {"ticks": ticks, "seconds": seconds, "liquidations": started, "liq_per_s": started / seconds,
+            "ms_per_tick": 1000 * seconds / ticks, "median_ms_per_tick": 1000 * statistics.median(per_tick)}
 
 
 def measure(n_accounts: int, implementation: str, ticks: int = TICKS) -> dict:
+    """Build (not timed), crash (timed), check; the numbers and the end state hash."""
     ex = build(n_accounts, implementation)
-    seconds, liquidations = crash(ex, ticks)
+    result = crash(ex, ticks)
+    check(ex)
+    return {"implementation": implementation, "accounts": n_accounts, "state_hash": ex.state_hash(), **result}
+
+
+def check(ex: Exchange) -> None:
     ex.check_invariants()
     assert not ex.liquidatable()
-    return {"implementation": implementation, "accounts": n_accounts, "ticks": ticks, "seconds": seconds,
-            "liquidations": liquidations, "liq_per_s": liquidations / seconds,
-            "ms_per_tick": 1000 * seconds / ticks, "us_per_account_tick": 1e6 * seconds / (ticks * n_accounts)}
 
 
 def test_cascade_smoke_liquidates_and_conserves():
@@ -114,25 +127,42 @@ def test_cascade_smoke_liquidates_and_conserves():
 
 @pytest.mark.skipif(_impl.core is None, reason="compiled core not active")
 def test_compiled_and_reference_agree_on_the_crash():
-    runs = []
-    for implementation in ("python", "cython"):
-        ex = build(500, implementation)
-        crash(ex, 50)
-        runs.append(ex.state_hash())
-    assert runs[0] == runs[1]
+    assert measure(500, "python", 50)["state_hash"] == measure(500, "cython", 50)["state_hash"]
+
+
+@pytest.mark.parametrize("implementation", ["python", "cython"])
+def test_cascade(benchmark, implementation):
+    """pytest-benchmark form: one round (the crash is 2,000 commands long) per implementation."""
+    if implementation == "cython" and _impl.core is None:
+        pytest.skip("compiled core not active")
+    n = int(os.environ.get("CASCADE_ACCOUNTS", "10000"))
+    holder = {}
+
+    def setup():
+        holder["ex"] = build(n, implementation)
+        return (holder["ex"],), {}
+
+    result = benchmark.pedantic(crash, setup=setup, rounds=1, iterations=1)
+    check(holder["ex"])
+    benchmark.extra_info.update(accounts=n, **{k: v for k, v in result.items() if k != "seconds"})
+
+
+def table(runs: list[dict]) -> str:
+    """Markdown rows of the runs, and the reference ÷ compiled ratio at equal scale."""
+    lines = ["| implementation | accounts | mark ticks | liquidations | liquidations/s | ms per tick (mean) | "
+             "ms per tick (median) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {r['implementation']} | {r['accounts']:,} | {r['ticks']:,} | {r['liquidations']:,} | "
+                     f"{r['liq_per_s']:,.0f} | {r['ms_per_tick']:,.1f} | {r['median_ms_per_tick']:,.1f} |")
+    by = {r["implementation"]: r for r in runs}
+    if {"python", "cython"} <= set(by):
+        lines.append(f"\nreference ÷ compiled time at {by['cython']['accounts']:,} accounts: "
+                     f"{by['python']['seconds'] / by['cython']['seconds']:.2f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else N_ACCOUNTS
-    scale = min(n, REFERENCE_ACCOUNTS)  # the reference runs here; the ratio compares equal scales (cost is superlinear)
-    runs = [measure(n, _impl.IMPLEMENTATION)]
-    if scale != n:
-        runs.append(measure(scale, _impl.IMPLEMENTATION))
-    runs.append(measure(scale, "python"))
-    print("| run | accounts | ticks | liquidations | liquidations/s | ms per tick | µs per account·tick |")
-    print("|---|---|---|---|---|---|---|")
-    for r in runs:
-        print(f"| {r['implementation']} | {r['accounts']:,} | {r['ticks']:,} | {r['liquidations']:,} | "
-              f"{r['liq_per_s']:,.0f} | {r['ms_per_tick']:,.1f} | {r['us_per_account_tick']:.2f} |")
-    print(f"ratio at {scale:,} accounts (reference ÷ {runs[-2]['implementation']} time): "
-          f"{runs[-1]['seconds'] / runs[-2]['seconds']:.2f}")
+    runs = [measure(n, implementation) for implementation in (["cython"] if _impl.core else []) + ["python"]]
+    assert len({r["state_hash"] for r in runs}) == 1, "the implementations disagree"
+    print(table(runs))

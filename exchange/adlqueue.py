@@ -11,16 +11,21 @@ included) by *filter and refine*:
   ``L`` is beaten by m candidates, so the first m of the exactly sorted others are the true first m. Only
   those (the candidates with ``hi ≥ L``) are scored exactly; candidates known to score exactly 0 are put in
   key order by numpy, unscored. ``m`` starts at :data:`FIRST_PREFIX` and grows ×4 while the caller takes more;
-- accounts whose mirror rows differ from the ledger (changed by the command so far:
-  :meth:`~exchange.monitor.RiskMonitor.stale`), and the liquidated account, are scored exactly from the
-  ledger at the start, and their rows are left out of the filter.
+- the mirror is the ledger except for the accounts the command has changed so far (the engine's sync rule).
+  Among those, an account whose rows still match its ledger state (its
+  :meth:`~exchange.monitor.RiskMonitor.signature` is the one its rows were written from: accounts the
+  command only re-checks) keeps its rows; the others, and the liquidated account, have their rows left out
+  of the filter and their positions of the side scored exactly from the ledger at the start (kept per
+  signature while the prices stay). A stale position scoring below ``L`` is beaten by m candidates, so it
+  waits for a longer prefix.
 
 The order is a snapshot taken when the queue starts: the caller changes only the positions it has taken
 (scored before they were yielded) and the liquidated account (scored at the start).
 
-The candidates and their bounds are kept per (symbol, side, ranking) while the mirror's version and the risk
-prices stay the same, which they usually do through a command's liquidation sweep; the first ADL step of a
-tick costs O(n) numpy, the others O(m + stale accounts + candidates with ``hi ≥ L``).
+The candidates, their bounds, their highest lower bounds and their exact scores are kept per (symbol, side,
+ranking) while the mirror's version and the risk prices stay the same, which they usually do through a
+command's liquidation sweep: the first ADL step of a tick costs O(n) numpy, the others O(m + accounts the
+command changed + candidates with ``hi ≥ L``).
 
 dYdX's seeded order needs no scores: the mirror's candidates and the stale ones, in id order, rotated.
 Without the mirror (small exchanges, stepwise brackets), for the bitmex ranking (its bankruptcy prices are
@@ -162,8 +167,7 @@ class ADLQueue:
 
 def _by_score(c: _Candidates, skip: np.ndarray, stale: dict[Key, Fraction], score) -> Iterator[Key]:
     """Highest exact score first, ties by key, over the candidates outside ``skip``ped rows and ``stale``
-    (scored already); ``score(key)`` scores one candidate (module docstring: the prefix argument; a stale
-    position scoring below the bound is beaten by m candidates, so it waits for a longer prefix)."""
+    (scored already); ``score(key)`` scores one candidate (module docstring: the prefix argument)."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
     while True:
         top = c.highest(m + int(skip.sum()) if m < n else n)

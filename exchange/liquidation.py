@@ -151,6 +151,7 @@ class Liquidator:
         events += self._release()
         events += self.funds.sync(InsuranceReason.TRADING)
         self.ex._touched.difference_update(self.funds.ids())
+        self.ex.monitor.forget(self.funds.ids())
         return events
 
     def sweep(self) -> list:

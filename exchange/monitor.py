@@ -29,10 +29,10 @@ How it stays exact
 - A risk-price move of a symbol pops the entries it fires: liquidation candidates (plus the parts already
   liquidatable and exposed to it, which may have recovered without firing) are re-checked exactly by the
   index (:meth:`~exchange.liqindex.LiqIndex.rearm`) and re-armed; warning candidates are the holders whose
-  margin-call state may have changed. On a *mark* move they join ``touched`` (the margin-call stage
+  margin-call state may have changed. On a *mark* move they become *due* (the margin-call stage
   re-evaluates them, exactly as "every holder of a symbol whose mark moved" did, minus the holders whose
   state provably did not change); on a last-price move (no mark yet) the margin-call stage does not run
-  for holders, so they are remembered as *stale* and join ``touched`` at the next mark move of a symbol
+  for holders, so they are remembered as *stale* and become due at the next mark move of a symbol
   they hold.
 - Without the indexes a price move re-checks every holder of the symbol (exact, the old way). That is the
   mode below :data:`INDEX_FROM_ACCOUNTS` ledger accounts (index upkeep — numpy and kernel calls, Python
@@ -85,6 +85,7 @@ class RiskMonitor:
         self._row: dict[int, int] = {}  # ledger account id -> portfolio account
         self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
         self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
+        self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
         self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
         self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
         self._unindexed: set[int] = set()  # accounts outside the mirror's bounds
@@ -98,8 +99,10 @@ class RiskMonitor:
 
     def follow_prices(self, touched: set[int]) -> None:
         """Rewrite the dirty accounts (except ``touched``, re-evaluated anyway), then follow every risk-price
-        move since the last call (module docstring); warning candidates of mark moves are added to
-        ``touched``. O(symbols without a mark yet) when no price moved."""
+        move since the last call (module docstring); warning candidates of mark moves become *due*: the
+        command's re-evaluations (:meth:`sync`, :meth:`margin_stage`) cover ``touched`` and them. (They are
+        kept apart from ``touched``, which then names exactly the accounts the command changed.)
+        O(symbols without a mark yet) when no price moved."""
         if not self.indexed and self.convex and len(self.ledger.accounts) >= self.index_from_accounts:
             self._start_indexes()
         for symbol in sorted(self._marked | self._unmarked, key=self._symbol_index.__getitem__):
@@ -112,26 +115,28 @@ class RiskMonitor:
             warn: set[int] = set()
             if price != self.prices[i]:
                 self.prices[i] = price
-                warn = self._price_moved(i, price, holders, touched)
+                warn = self._price_moved(i, price, holders, touched | self._due)
             if marked:
-                touched |= warn | (self._stale & holders)
+                self._due |= warn | (self._stale & holders)
             else:
                 self._stale |= warn
         self._marked.clear()
 
     def sync(self, touched: set[int]) -> None:
-        """:meth:`follow_prices`, then re-evaluate every touched account's liquidatable parts.
-        O(positions of the touched accounts)."""
+        """:meth:`follow_prices`, then re-evaluate the liquidatable parts of every touched or due account.
+        O(positions of those accounts)."""
         self.follow_prices(touched)
-        for account_id in touched:
+        for account_id in touched | self._due:
             account = self.ledger.accounts.get(account_id)
             if account is not None:
                 self._record(account, self.risk.part_states(account))
 
     def margin_stage(self, touched: set[int]) -> list:
-        """:meth:`follow_prices`, then the margin-call stage: each touched account, in id order, gets its
-        MarginCall events and its liquidatable parts from one evaluation. Returns the events."""
+        """:meth:`follow_prices`, then the margin-call stage: each touched or due account, in id order, gets
+        its MarginCall events and its liquidatable parts from one evaluation; the command ends (nothing is due
+        any more). Returns the events."""
         self.follow_prices(touched)
+        touched = touched | self._due
         events: list = []
         for account_id in sorted(touched):
             account = self.ledger.accounts[account_id]
@@ -139,6 +144,7 @@ class RiskMonitor:
             events += self.risk.margin_calls(account, states)
             self._record(account, states)
         self._stale -= touched
+        self._due.clear()
         return events
 
     def liquidatable(self, touched: set[int]) -> list[Liquidatable]:
@@ -178,6 +184,10 @@ class RiskMonitor:
         """The :meth:`signature` the account's rows were last written from (None: no rows, or outside the
         mirror's bounds); rows equal the ledger exactly when it is the current signature."""
         return None if account_id in self._unindexed else self._written.get(account_id)
+
+    def forget(self, account_ids) -> None:
+        """Drop ``account_ids`` from the due re-evaluations of this command (the insurance funds)."""
+        self._due.difference_update(account_ids)
 
     @property
     def unindexed(self) -> set[int]:
