@@ -128,7 +128,7 @@ class ADLQueue:
         changed whose rows still match the ledger (:meth:`~exchange.monitor.RiskMonitor.signature`) keeps its
         rows; the liquidated account never does. Scores are kept per signature while the prices stay."""
         monitor, ledger = self.monitor, self.risk.ledger
-        suspect = changing | monitor.unindexed | {liquidated}
+        suspect = changing | monitor.stale_due() | monitor.unindexed | {liquidated}
         fresh: set[int] = set()
         stale: dict[Key, Fraction | None] = {}
         for account_id in ledger.holders[symbol].intersection(suspect):

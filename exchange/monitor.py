@@ -86,6 +86,8 @@ class RiskMonitor:
         self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
         self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
         self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
+        self._due_compared: set[int] = set()  # due accounts :meth:`stale_due` compared with the ledger
+        self._due_stale: set[int] = set()  # those whose rows did not match
         self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
         self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
         self._unindexed: set[int] = set()  # accounts outside the mirror's bounds
@@ -144,7 +146,7 @@ class RiskMonitor:
             events += self.risk.margin_calls(account, states)
             self._record(account, states)
         self._stale -= touched
-        self._due.clear()
+        self._due, self._due_compared, self._due_stale = set(), set(), set()
         return events
 
     def liquidatable(self, touched: set[int]) -> list[Liquidatable]:
@@ -160,14 +162,14 @@ class RiskMonitor:
         return found
 
     def mirror(self, changing: set[int]) -> tuple[Portfolio, np.ndarray, int] | None:
-        """The mirror for a reader in the middle of a command (ADL ranking): rewrite the dirty accounts not in
-        ``changing`` (the accounts the command changes) now, and return ``(portfolio, ids, version)``: ``ids``
-        the ledger id of each portfolio account (int64), ``version`` a number that changes whenever rows are
-        written. Rows of accounts in ``changing`` may differ from the ledger (:meth:`stale` says which).
-        None while the mirror is not kept."""
+        """The mirror for a reader in the middle of a command (ADL ranking): rewrite the dirty accounts that are
+        neither ``changing`` (the accounts the command changed) nor due, and return ``(portfolio, ids,
+        version)``: ``ids`` the ledger id of each portfolio account (int64), ``version`` a number that changes
+        whenever rows are written. Rows equal the ledger except, possibly, for ``changing``, :meth:`stale_due`
+        and :attr:`unindexed` (:meth:`signature` and :meth:`written` tell). None while the mirror is not kept."""
         if not self.indexed:
             return None
-        self._rewrite(self._dirty - changing)
+        self._rewrite(self._dirty - changing - self._due)
         if len(self._ids) != len(self.ids):
             self._ids = np.array(self.ids, dtype=np.int64)
         return self.portfolio, self._ids, self.version
@@ -188,6 +190,15 @@ class RiskMonitor:
     def forget(self, account_ids) -> None:
         """Drop ``account_ids`` from the due re-evaluations of this command (the insurance funds)."""
         self._due.difference_update(account_ids)
+
+    def stale_due(self) -> set[int]:
+        """The due accounts whose rows do not match the ledger. A due account not also touched is unchanged
+        by the command, and its rows are not rewritten while it is due, so each is compared once per command."""
+        new = self._due - self._due_compared
+        if new:
+            self._due_compared |= new
+            self._due_stale |= {a for a in new if self.written(a) != self.signature(a)}
+        return self._due_stale
 
     @property
     def unindexed(self) -> set[int]:

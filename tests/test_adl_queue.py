@@ -18,6 +18,7 @@ from exchange.insurance import FundLimits
 from exchange.liquidation import LiquidationConfig
 from exchange.portfolio import InstrumentTable, Portfolio
 from tests.conftest import make_instrument
+from tests.streams import liquidation_commands
 
 USDT = 10**8
 SYMBOL, OTHER = "TESTUSDT", "XYZUSDT"
@@ -183,3 +184,17 @@ def test_profiles_without_a_mirror_ranking_use_the_oracle():
         expected = deleveraging.ranked(ex.risk, SYMBOL, long, ex.profile.adl_ranking, 0)
         assert list(ex.liquidation.adl_queue.order(SYMBOL, long, ex.profile.adl_ranking, 0, set(), 1)) == expected
 
+
+
+@pytest.mark.parametrize("profile", QUEUED_PROFILES)
+def test_random_liquidation_streams_are_the_same_with_and_without_the_mirror(profile):
+    """Orders, marks, funding, takeovers and ADL mixed (tests.streams.liquidation_commands): the exchange
+    ranking over the mirror gives the same events and state as the one ranking with the oracle."""
+    instruments = [make_instrument(), dataclasses.replace(make_instrument(), symbol=OTHER)]
+    runs = []
+    for index_from in (0, math.inf):
+        ex = Exchange(instruments, profile=profile, liquidation=LiquidationConfig(fund=FundLimits(max_position_lots=2)))
+        ex.monitor.index_from_accounts = index_from
+        runs.append([ex.apply(c) for c in liquidation_commands(3, 3_000, (SYMBOL, OTHER))] + [ex.state_hash()])
+    assert runs[0] == runs[1]
+    assert sum(isinstance(e, ADLFill) for events in runs[0][:-1] for e in events) > 10
