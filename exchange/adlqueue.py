@@ -176,7 +176,8 @@ def _by_score(c: _Candidates, skip: np.ndarray, stale: dict[Key, Fraction], scor
         bound = -np.inf if complete else c.lo[top[m - 1]]
         inside = np.flatnonzero(c.hi >= bound)
         inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
-        scores = {key: s for key, s in stale.items() if complete or s >= bound}
+        floor = None if complete else Fraction(float(bound))  # exact, converted once
+        scores = {key: s for key, s in stale.items() if floor is None or s >= floor}
         for j in inside.tolist():
             if j not in c.exact:  # valid while the row is not skipped: it is the ledger's state, as when scored
                 c.exact[j] = score(c.key(j))
