@@ -162,10 +162,13 @@ class Exchange:
         if _is_int(account_id) and account_id >= FUND_ACCOUNT_BASE:
             return [_rejected(RejectCode.MALFORMED, command)]
         events = handler(command)
-        self.monitor.follow_prices(self._touched)  # sync: mark moves add the holders they may have pushed
+        self.monitor.follow_prices(self._touched)  # sync: mark moves make the holders they may have pushed due
+        stage: list | None = None
         if not (len(events) == 1 and isinstance(events[0], Rejected)):
-            events += self.liquidation.stage(command)
-        events += self.monitor.margin_stage(self._touched)
+            stage = self.liquidation.stage(command)
+            events += stage
+        # a stage without events changed nothing: the margin-call stage reuses the sweep's evaluations
+        events += self.monitor.margin_stage(self._touched, unchanged_since_sync=stage == [])
         self._touched.clear()
         return events
 

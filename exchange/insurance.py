@@ -73,13 +73,15 @@ class InsuranceFunds:
         self.clock = clock
         self.history: list[HistoryEntry] = []
         self._recorded: dict[int, int] = {}  # fund account id -> balance at the last history entry
+        self._ids = tuple(sorted(set(ledger.fund_ids.values())))
 
     # -- queries ----------------------------------------------------------------------------------
     def account_id(self, symbol: str) -> int:
         return self.ledger.fund_ids[symbol]
 
-    def ids(self) -> list[int]:
-        return sorted(set(self.ledger.fund_ids.values()))
+    def ids(self) -> tuple[int, ...]:
+        """The funds' account ids, ascending (fixed by the ledger)."""
+        return self._ids
 
     def is_fund(self, account_id: int) -> bool:
         return account_id >= FUND_ACCOUNT_BASE

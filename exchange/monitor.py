@@ -87,6 +87,7 @@ class RiskMonitor:
         self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
         self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
         self._due_compared: set[int] = set()  # due accounts :meth:`stale_due` compared with the ledger
+        self._evaluated: dict[int, list] = {}  # account id -> part states :meth:`sync` found in this command
         self._due_stale: set[int] = set()  # those whose rows did not match
         self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
         self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
@@ -131,22 +132,28 @@ class RiskMonitor:
         for account_id in touched | self._due:
             account = self.ledger.accounts.get(account_id)
             if account is not None:
-                self._record(account, self.risk.part_states(account))
+                states = self._evaluated[account_id] = self.risk.part_states(account)
+                self._record(account, states)
 
-    def margin_stage(self, touched: set[int]) -> list:
+    def margin_stage(self, touched: set[int], unchanged_since_sync: bool = False) -> list:
         """:meth:`follow_prices`, then the margin-call stage: each touched or due account, in id order, gets
-        its MarginCall events and its liquidatable parts from one evaluation; the command ends (nothing is due
-        any more). Returns the events."""
+        its MarginCall events and its liquidatable parts from one evaluation (the one :meth:`sync` made in
+        this command when the caller says nothing changed since); the command ends (nothing is due any
+        more). Returns the events."""
         self.follow_prices(touched)
         touched = touched | self._due
+        evaluated = self._evaluated if unchanged_since_sync else {}
         events: list = []
         for account_id in sorted(touched):
             account = self.ledger.accounts[account_id]
-            states = self.risk.part_states(account)
+            states = evaluated.get(account_id)
+            if states is None:
+                states = self.risk.part_states(account)
             events += self.risk.margin_calls(account, states)
             self._record(account, states)
         self._stale -= touched
         self._due, self._due_compared, self._due_stale = set(), set(), set()
+        self._evaluated = {}
         return events
 
     def liquidatable(self, touched: set[int]) -> list[Liquidatable]:
