@@ -50,7 +50,6 @@ from .profiles import ADLRanking
 
 FIRST_PREFIX = 16  #: candidates ranked exactly at first (then ×4 while the caller takes more)
 TOP = 256  #: highest lower bounds kept sorted per side
-ZERO = Fraction(0)
 BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: adlbounds.binance, ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: adlbounds.bybit,
           ADLRanking.PNL_LEVERAGE_INDEX: adlbounds.bybit}
 
@@ -74,9 +73,9 @@ class _Candidates:
 
     def highest(self, k: int) -> np.ndarray:
         """Indices of the ``k`` highest lower bounds, descending (ties by index)."""
-        if k > len(self.top):
-            n, k = len(self.lo), max(2 * k, TOP)
-            part = np.argpartition(-self.lo, k - 1)[:k] if k < n else np.arange(n)
+        if k > len(self.top) and len(self.top) < len(self.lo):  # (a full list holds every candidate)
+            n, keep = len(self.lo), max(2 * k, TOP)
+            part = np.argpartition(-self.lo, keep - 1)[:keep] if keep < n else np.arange(n)
             self.top = part[np.lexsort((part, -self.lo[part]))]
         return self.top[:k]
 
