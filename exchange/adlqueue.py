@@ -103,7 +103,8 @@ class ADLQueue:
         risk, monitor = self.risk, self.monitor
         marks = tuple(risk.mark_of(s) for s in monitor.symbols)
         view = None if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE else monitor.mirror(changing)
-        if view is None or not all(0 <= m <= cap for m, cap in zip(marks, monitor.portfolio.table.max_price_ticks.tolist())):
+        caps = monitor.portfolio.table.max_price_ticks.tolist()
+        if view is None or not all(0 <= m <= cap for m, cap in zip(marks, caps)):
             yield from ranked(risk, symbol, long, ranking, seed)
             return
         portfolio, ids, version = view
@@ -111,7 +112,8 @@ class ADLQueue:
             self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
         candidates = self._cache.get((symbol, long, ranking))
         if candidates is None:
-            candidates = self._cache[symbol, long, ranking] = self._candidates(portfolio, ids, symbol, long, ranking, marks)
+            candidates = self._candidates(portfolio, ids, symbol, long, ranking, marks)
+            self._cache[symbol, long, ranking] = candidates
         stale, skip = self._stale(portfolio.n_accounts, candidates, symbol, long, ranking, changing, liquidated)
         if ranking == ADLRanking.SEEDED_OFFSET:
             yield from _seeded(candidates, skip, list(stale), seed)

@@ -33,7 +33,8 @@ it (``apply`` clears the set after the margin-call stage). A mark is set only th
 A path that changes a book's resting orders without :meth:`_drain` must call ``risk.refresh_holds`` (or
 ``risk.track_order``) for them. Then: after the handler the monitor follows the price moves (the holders
 they may have pushed become *due*); :meth:`liquidatable` and the margin-call stage re-evaluate the touched
-and due accounts (``_touched`` itself names only accounts the command changed: the ADL queue relies on it); the SoA mirror and the indexes are rewritten in a batch before the next price move.
+and due accounts (``_touched`` itself names only accounts the command changed: the ADL queue relies on it);
+the SoA mirror and the indexes are rewritten in a batch before the next price move.
 ``docs/margin.md`` "How the Exchange uses the index".
 - *time*: AdvanceTime visits each funding premium-sample time and settlement boundary it crosses, in time order
   (:mod:`exchange.funding_state`, ``docs/funding.md``): GTD expiries, samples, then settlement of every symbol.
