@@ -1,44 +1,135 @@
-"""Build script: compiles ext/ into the extension module ``exchange._core``.
+"""Build script: compiles every ext/NAME.pyx into the extension module ``exchange.NAME``
+(``exchange._core`` and ``exchange._clearing``).
 
 Set ``EXCHANGE_PUREPYTHON=1`` to skip the build; the package then runs its pure-Python reference.
-A build that is wanted but fails is an error (no silent fallback).
+A build that is wanted but cannot happen is an error, never a silent pure-Python package:
+no ext/*.pyx found (or one of the required modules missing), Cython missing, or a compiler error.
+
+The .pyx sources and headers ship in the sdist (MANIFEST.in); the generated ext/*.c files do not:
+a wheel is always built from the .pyx with the Cython pinned in pyproject.toml's [build-system].
+Cython runs in ``build_ext`` only, so ``sdist``/``egg_info`` need neither Cython nor a compiler.
+``EXCHANGE_EXT=NAME,...`` limits a development build to some modules.
 """
 import os
+import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext as _build_ext
+from setuptools.errors import SetupError
 
-PURE_PYTHON = os.environ.get("EXCHANGE_PUREPYTHON", "") not in ("", "0")
+HERE = Path(__file__).resolve().parent
+REQUIRED = ("_core", "_clearing")  # the modules the package cannot run without (exchange/_impl.py)
+COMPILE_ARGS = ["-O3", "-Wno-unused-function", "-Wno-unreachable-code"]
+CYTHON_DIRECTIVES = {
+    "boundscheck": False,
+    "wraparound": False,
+    "initializedcheck": False,
+    "cdivision": False,  # Python floor-division semantics for signed integers
+    "embedsignature": True,
+}
+PURE_HINT = "Set EXCHANGE_PUREPYTHON=1 to install the pure-Python reference without the compiled core."
+
+
+class ExtensionBuildError(SetupError):
+    """The compiled core was wanted but cannot be built (setuptools prints it as ``error: ...``)."""
+
+
+def pure_python(environ=os.environ) -> bool:
+    return environ.get("EXCHANGE_PUREPYTHON", "") not in ("", "0")
+
+
+def discover_extensions(root=HERE, only=None):
+    """One Extension per ``root/ext/NAME.pyx``, named ``exchange.NAME``.
+
+    Raises ExtensionBuildError if ext/ holds no .pyx, if a required module is missing, or if ``only``
+    (EXCHANGE_EXT) names a module that has no .pyx. Source paths are relative to ``root`` (setuptools
+    wants relative paths; the build runs with ``root`` as its working directory).
+    """
+    root = Path(root).resolve()
+    ext_dir = root / "ext"
+    pyx = sorted(ext_dir.glob("*.pyx"))
+    if not pyx:
+        raise ExtensionBuildError(
+            f"no Cython sources (*.pyx) found in {ext_dir}: cannot build the compiled core "
+            f"(exchange.{', exchange.'.join(REQUIRED)}). An sdist must ship ext/*.pyx and ext/*.h "
+            f"(see MANIFEST.in). {PURE_HINT}"
+        )
+    found = {path.stem for path in pyx}
+    missing = [name for name in REQUIRED if name not in found]
+    if missing:
+        raise ExtensionBuildError(
+            f"missing Cython sources in {ext_dir}: {', '.join(f'{n}.pyx' for n in missing)}. {PURE_HINT}"
+        )
+    only = set(only or ())
+    unknown = sorted(only - found)
+    if unknown:
+        raise ExtensionBuildError(
+            f"EXCHANGE_EXT names {', '.join(unknown)}, which has no .pyx in {ext_dir} (have: {', '.join(sorted(found))})"
+        )
+    headers = [path.relative_to(root).as_posix() for path in sorted(ext_dir.glob("*.h"))]
+    headers += [path.relative_to(root).as_posix() for path in sorted(ext_dir.glob("*.pxd"))]
+    modules = []
+    for path in pyx:
+        if only and path.stem not in only:
+            continue
+        source = path.relative_to(root).as_posix()
+        ext = Extension(
+            f"exchange.{path.stem}",
+            sources=[source],
+            include_dirs=["ext"],
+            depends=headers,  # rebuild when a header changes; also puts them in the sdist
+            extra_compile_args=list(COMPILE_ARGS),
+        )
+        # setuptools rewrites .pyx sources to a (possibly stale or absent) .c when it cannot import
+        # Cython at this point; keep the .pyx: build_ext below cythonizes it or fails loudly.
+        ext.sources = [source]
+        modules.append(ext)
+    return modules
+
+
+def cythonize_in_place(extensions):
+    """Cythonize ``extensions`` (replacing each one's .pyx sources by the generated .c), or fail loudly."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError as exc:
+        raise ExtensionBuildError(
+            f"Cython is required to build the compiled core (exchange._core, exchange._clearing) "
+            f"but cannot be imported ({exc}). Build with `pip install .` / `python -m build`, which install "
+            f"the Cython listed in pyproject.toml, or `pip install 'cython>=3.0'` first. {PURE_HINT}"
+        ) from exc
+    if not any(source.endswith(".pyx") for ext in extensions for source in ext.sources):
+        return
+    generated = {
+        ext.name: ext
+        for ext in cythonize(extensions, language_level=3, compiler_directives=CYTHON_DIRECTIVES)
+    }
+    for ext in extensions:
+        ext.sources = generated[ext.name].sources
+
+
+class build_ext(_build_ext):
+    """Cythonizes at build time (not when setup.py is merely read, e.g. for ``sdist``) and refuses to
+    produce a package without its extensions."""
+
+    def run(self):
+        if not pure_python():
+            if not self.extensions:
+                raise ExtensionBuildError(f"no extension modules to build. {PURE_HINT}")
+            cythonize_in_place(self.extensions)
+        super().run()
 
 
 def extensions():
-    if PURE_PYTHON:
+    if pure_python():
         return []
-    from Cython.Build import cythonize
-    from setuptools import Extension
-
-    # every ext/NAME.pyx becomes exchange.NAME; EXCHANGE_EXT=NAME,... limits a development build
-    only = {name for name in os.environ.get("EXCHANGE_EXT", "").split(",") if name}
-    modules = [
-        Extension(
-            f"exchange.{path.stem}",
-            sources=[str(path)],
-            extra_compile_args=["-O3", "-Wno-unused-function", "-Wno-unreachable-code"],
-        )
-        for path in sorted(Path("ext").glob("*.pyx"))
-        if not only or path.stem in only
-    ]
-    return cythonize(
-        modules,
-        language_level=3,
-        compiler_directives={
-            "boundscheck": False,
-            "wraparound": False,
-            "initializedcheck": False,
-            "cdivision": False,  # Python floor-division semantics for signed integers
-            "embedsignature": True,
-        },
-    )
+    only = [name for name in os.environ.get("EXCHANGE_EXT", "").split(",") if name]
+    return discover_extensions(HERE, only)
 
 
-setup(ext_modules=extensions())
+if __name__ == "__main__":  # also true when run by the PEP 517 backend (setuptools.build_meta)
+    try:
+        ext_modules = extensions()
+    except ExtensionBuildError as exc:
+        sys.exit(f"error: {exc}")
+    setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})

@@ -8,13 +8,13 @@ accounts liquidate at very different points of the crash). A market maker (accou
 of every position and quotes a ladder of bids and asks (10 lots every 0.10 down to 60.00) so liquidation
 orders find some liquidity; each fund is seeded with 1,000,000 USDT (takeovers, then ADL when the book and
 the fund cannot). The state is built directly in the ledger (set-up, outside the timed region) and checked
-against SPEC §9 before the run.
+against rules §9 before the run.
 
 Timed: 1,000 ``SetMarkPrice`` commands per symbol moving both marks linearly from 100.00 to 70.00 (the crash),
 each followed by the liquidation sweep; a *mark tick* is one step of both marks (two commands). Reported:
 liquidations (``LiquidationStarted``) per second, time per mark tick (mean over the crash, and the median
 tick), and the ratio of the pure-Python reference's time to the compiled one's on the same accounts, run in
-the same process. Checked after each run: SPEC §9, nobody liquidatable, and both implementations end in the
+the same process. Checked after each run: rules §9, nobody liquidatable, and both implementations end in the
 same state hash.
 
 Run: ``python bench/test_bench_cascade.py [n_accounts]`` (default 100,000: the markdown table for the README

@@ -1,8 +1,8 @@
 """The ledger: accounts, wallet balances, positions, isolated margins, per-(account, symbol) settings and the
-order-margin holds the risk stage stores (SPEC §4, §9).
+order-margin holds the risk stage stores (rules §4, §9).
 
 Money is in integer units of the settlement asset (10⁻⁸), quantities in signed lots (long > 0), entry cost
-in ticks × lots (``entry_cost = Σ price_ticks × signed lots``, SPEC §5). One settlement asset per venue.
+in ticks × lots (``entry_cost = Σ price_ticks × signed lots``, rules §5). One settlement asset per venue.
 
 A position is keyed by ``(symbol, position_side)``: ``BOTH`` in one-way mode, ``LONG`` / ``SHORT`` in hedge
 mode. Only non-empty positions are stored; a closed position disappears (its isolated margin has been
@@ -158,6 +158,44 @@ class Ledger:
             ("venue", self.deposits_units, self.withdrawals_units, self.fee_pool_units),
             *(self.accounts[account_id].as_state() for account_id in sorted(self.accounts)),
         ]
+
+    def snapshot_state(self) -> list:
+        """``[deposits, withdrawals, fee pool, accounts]``, each account as ``[id, wallet, position mode,
+        settings [[symbol, margin mode, leverage]], positions [[symbol, side, lots, entry cost, isolated
+        margin]], holds [[symbol, side, units]], warned [[symbol, side]]]``; accounts by id, the rest sorted
+        (no iteration order of these maps changes a result). The insurance funds' reserved accounts are
+        ordinary accounts here. ``holders`` is derived (:meth:`restore_state` rebuilds it)."""
+        return [self.deposits_units, self.withdrawals_units, self.fee_pool_units,
+                [list(self.accounts[account_id].as_state()) for account_id in sorted(self.accounts)]]
+
+    def restore_state(self, state) -> None:
+        """Load a :meth:`snapshot_state` into this (empty) ledger; rebuilds ``holders``. Raises ValueError
+        for an unknown symbol, an invalid enum value or a repeated account."""
+        deposits, withdrawals, fee_pool, accounts = state
+        if self.accounts:
+            raise ValueError("restore_state needs an empty ledger")
+        self.deposits_units, self.withdrawals_units, self.fee_pool_units = int(deposits), int(withdrawals), int(fee_pool)
+        for account_id, wallet, mode, settings, positions, holds, warned in accounts:
+            if account_id in self.accounts:
+                raise ValueError(f"account {account_id} appears twice")
+            account = self.open(int(account_id))
+            account.wallet_units = int(wallet)
+            account.position_mode = PositionMode(mode)
+            for symbol, margin_mode, leverage in settings:
+                self._symbol(symbol)
+                self.set_settings(account, symbol, MarginMode(margin_mode), int(leverage))
+            for symbol, side, lots, entry_cost, isolated in positions:
+                if not lots:
+                    raise ValueError(f"account {account_id}: empty position stored")
+                self.store(account, self._symbol(symbol), PositionSide(side), Position(int(lots), int(entry_cost), int(isolated)))
+            account.holds = {(self._symbol(symbol), PositionSide(side)): int(units) for symbol, side, units in holds}
+            account.warned = {(self._symbol(symbol, part=True), PositionSide(side)) for symbol, side in warned}
+
+    def _symbol(self, symbol, part: bool = False) -> str:
+        """``symbol`` if it is one of the ledger's (or, for a margin ``part``, "": the cross part)."""
+        if symbol not in self.default_leverage and not (part and symbol == ""):
+            raise ValueError(f"unknown symbol {symbol!r}")
+        return symbol
 
     def check_invariants(self) -> None:
         """Raise AssertionError naming the first broken ledger invariant (module docstring). O(positions)."""

@@ -1,4 +1,4 @@
-"""Auto-deleveraging ranking (SPEC §7 step 5, §10 "ADL ranking"), exact.
+"""Auto-deleveraging ranking (rules §7 step 5, §10 "ADL ranking"), exact.
 
 Scores are :class:`fractions.Fraction` so that ties are real ties, broken by account id (lower first).
 Inputs are plain integers: money in units, prices in ticks, quantities in lots.
@@ -32,7 +32,7 @@ def binance_score(upnl_units: int, wallet_units: int, mm_units: int) -> Fraction
 
 
 def bitmex_score(side: int, entry_price: Fraction, mark_ticks: int, bankruptcy_price: Fraction) -> Fraction:
-    """``pnl% × effective leverage`` (÷ when at a loss); ``side`` +1 long, −1 short. SPEC example 10."""
+    """``pnl% × effective leverage`` (÷ when at a loss); ``side`` +1 long, −1 short. rules example 10."""
     pnl_pct = side * (mark_ticks - entry_price) / entry_price
     distance = abs(mark_ticks - bankruptcy_price)
     if distance == 0:

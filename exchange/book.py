@@ -180,6 +180,10 @@ class Book:
         """Ids of the orders with ``0 < expire_ns <= now_ns``, in ascending (expire_ns, order_id)."""
         return [order_id for _, order_id in self._expiries.irange(maximum=(now_ns, float("inf")))]
 
+    def next_expiry_ns(self) -> int:
+        """The earliest ``expire_ns`` in the expiry index, 0 when it is empty. O(1)."""
+        return self._expiries[0][0] if self._expiries else 0
+
     # -- invariants ------------------------------------------------------------------------------
     def check_invariants(self) -> None:
         """Raise ``AssertionError`` naming the first broken invariant (see the module docstring). O(n)."""

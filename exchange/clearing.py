@@ -1,4 +1,4 @@
-"""Clearing: one side of a fill -> the account's position, realized PnL, fee and isolated margin (SPEC §4, §5).
+"""Clearing: one side of a fill -> the account's position, realized PnL, fee and isolated margin (rules §4, §5).
 
 A fill of ``q`` lots at ``p`` ticks changes the position key the order names (``BOTH`` one-way, ``LONG`` /
 ``SHORT`` hedge) by ``d = ±q`` (buy +). With ``K`` = money units per tick·lot:

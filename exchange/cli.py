@@ -1,11 +1,29 @@
 """The ``exchange-sim`` command.
 
-- ``exchange-sim demo``: replays the standard seeded order flow through the exchange and prints fills,
-  book depth and throughput (the exchange path and the batch path of the active implementation); then
-  runs a small crash (:func:`exchange.scenarios.crash`) and prints its liquidations, insurance-fund
-  changes and auto-deleveraging.
-- ``exchange-sim replay JOURNAL``: replays a journal and prints its state hash.
+- ``exchange-sim demo [--commands N] [--seed S] [--journal FILE [--fsync POLICY]]``: replays the standard
+  seeded order flow through the exchange and prints fills, book depth and throughput (the exchange path and
+  the batch path of the active implementation); then runs a small crash (:func:`exchange.scenarios.crash`)
+  and prints its liquidations, insurance-fund changes and auto-deleveraging. With ``--journal`` every
+  command is written to a durable journal *before* it is applied (``docs/journal.md``); ``--fsync`` is
+  ``always``, ``never``, ``every:N``, ``every:Tms`` or ``every:N,Tms`` (default ``every:100ms``: a crash of
+  the process loses nothing, a power loss at most the last 100 ms). The file must not exist (or be empty).
+- ``exchange-sim replay JOURNAL [--snapshot PATH]``: recovers the exchange from a journal
+  (:func:`exchange.recovery.recover`; from the newest usable snapshot if ``PATH`` is a snapshot file or a
+  directory of them) and prints how many commands were replayed, the torn tail ignored (the incomplete
+  last record a crash leaves) and the state hash.
 - ``exchange-sim info``: which implementation is active.
+
+Exit codes (every error is one line on stderr, ``exchange-sim: error: ...``):
+
+==  ===========================================================================================
+0   success (a journal with a torn tail included: the tail is reported and ignored)
+1   a check failed (the demo's batch path disagrees with the exchange path)
+2   usage error: unknown command or option, a bad value (``--commands 0``, a negative seed, a bad
+    ``--fsync`` policy)
+3   invalid journal or snapshot: corrupt (a checksum mismatch, a bad record), empty, not a journal,
+    an unsupported version, or a snapshot that does not fit the journal
+4   file problem: missing, a directory, unreadable, or an existing journal ``demo`` refuses to overwrite
+==  ===========================================================================================
 """
 from __future__ import annotations
 
@@ -14,13 +32,15 @@ import sys
 import time
 from collections import Counter
 
-from . import IMPLEMENTATION, journal
+from . import IMPLEMENTATION
 from .commands import Deposit, commands_from_rows
 from .engine import Exchange, matching_engine_class
 from .enums import EventKind
 from .events import (
     ADLFill, Fill, InsuranceFundChanged, LiquidationFill, LiquidationStarted, MarkPriceChanged, OrderCanceled, Rejected,
 )
+from .journal import JournalError, JournalFileError, parse_fsync
+from .recovery import recover
 from .scenarios import CRASH_SYMBOL, crash
 from .units import from_units
 from .workload import standard_workload
@@ -28,34 +48,119 @@ from .workload import standard_workload
 
 DEMO_DEPOSIT_UNITS = 10**7 * 10**8  # 10,000,000 USDT per account
 CRASH_LINES = 16  # liquidations printed in full
+DEMO_FSYNC = "every:100ms"
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INVALID, EXIT_FILE = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    """A bad command line (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (``exchange-sim: error: ...``) and returns exit code 2."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _fsync(text: str):
+    try:
+        return parse_fsync(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="exchange-sim", description="Perpetual-futures exchange simulator")
+    parser = _Parser(prog="exchange-sim", description="Perpetual-futures exchange simulator",
+                     epilog="exit codes: 0 ok, 1 a check failed, 2 usage error, 3 invalid journal or snapshot, "
+                            "4 file missing / unreadable / exists")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="replay the standard seeded order flow and report")
-    demo.add_argument("--commands", type=int, default=200_000, help="number of commands (default 200,000)")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--journal", help="also write the command journal to this file")
-    rep = sub.add_parser("replay", help="replay a journal file and print its state hash")
-    rep.add_argument("path")
+    demo.add_argument("--commands", type=_positive_int, default=200_000, help="number of commands (default 200,000)")
+    demo.add_argument("--seed", type=_seed, default=42, help="seed of the order flow (>= 0, default 42)")
+    demo.add_argument("--journal", metavar="FILE", help="journal every command durably to this (new) file")
+    demo.add_argument("--fsync", type=_fsync, default=DEMO_FSYNC, metavar="POLICY",
+                      help=f"journal fsync policy: always, never, every:N, every:Tms, every:N,Tms "
+                           f"(default {DEMO_FSYNC})")
+    rep = sub.add_parser("replay", help="recover the exchange from a journal and print its state hash")
+    rep.add_argument("path", metavar="JOURNAL")
+    rep.add_argument("--snapshot", metavar="PATH",
+                     help="start from this snapshot file, or the newest usable one in this directory")
     sub.add_parser("info", help="print the active implementation")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return _demo(args.commands, args.seed, args.journal)
-    if args.command == "replay":
-        return _replay(args.path)
-    print(f"implementation: {IMPLEMENTATION}")
-    return 0
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "demo":
+            return _demo(args.commands, args.seed, args.journal, args.fsync)
+        if args.command == "replay":
+            return _replay(args.path, args.snapshot)
+        print(f"implementation: {IMPLEMENTATION}")
+        return EXIT_OK
+    except UsageError as exc:
+        return _error(str(exc), EXIT_USAGE)
+    except JournalFileError as exc:
+        return _error(str(exc), EXIT_FILE)
+    except JournalError as exc:
+        return _error(str(exc), EXIT_INVALID)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}", EXIT_FILE)
+    except _snapshot_error() as exc:
+        return _error(f"snapshot: {exc}", EXIT_INVALID)
 
 
-def _demo(n: int, seed: int, journal_path: str | None) -> int:
+def _error(message: str, code: int) -> int:
+    sys.stdout.flush()
+    print(f"exchange-sim: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+def _snapshot_error():
+    try:
+        from .snapshot import SnapshotError
+    except ImportError:
+        return ()
+    return SnapshotError
+
+
+def _demo(n: int, seed: int, journal_path: str | None, fsync=DEMO_FSYNC) -> int:
     instrument, rows = standard_workload(n, seed)
     commands = commands_from_rows(rows, instrument.symbol)
     print(f"exchange-sim demo: {n:,} seeded commands (seed {seed}) on {instrument.symbol}, "
           f"implementation: {IMPLEMENTATION}")
 
-    exchange = Exchange([instrument])
+    exchange = Exchange([instrument], journal=journal_path, fsync=fsync)  # journal: None or a new file
+    try:
+        same = _demo_run(exchange, instrument, rows, commands, n, journal_path and f"journal fsync {fsync}")
+    finally:
+        exchange.close()
+    _crash_demo()
+    if journal_path:
+        print(f"\njournal: {exchange.sequence:,} commands (fsync {fsync}) written to {journal_path}")
+    return EXIT_OK if same else EXIT_CHECK_FAILED
+
+
+def _demo_run(exchange: Exchange, instrument, rows, commands: list, n: int, journaled: str | None) -> bool:
     accounts = sorted(set(rows["account_id"].tolist()))
     for account_id in accounts:  # fund every trader generously: this flow is about matching, not margin
         exchange.apply(Deposit(account_id, DEMO_DEPOSIT_UNITS))
@@ -98,17 +203,13 @@ def _demo(n: int, seed: int, journal_path: str | None) -> int:
     batch_seconds = time.perf_counter() - started
     batch_volume = int(batch_events["qty_lots"][batch_events["kind"] == EventKind.FILL].sum())
     print("\nthroughput:")
-    print(f"  Exchange.apply (events as records): {n / exchange_seconds:>14,.0f} commands/s")
+    label = f"Exchange.apply (events as records{', ' + journaled if journaled else ''}):"
+    print(f"  {label:36} {n / exchange_seconds:>14,.0f} commands/s")
     print(f"  MatchingEngine.run_batch ({IMPLEMENTATION}):  {n / batch_seconds:>14,.0f} commands/s")
     same = batch_volume == volume_lots and batch.canonical_state() == book.canonical_state()
     print(f"  batch path agrees with the exchange path (volume {volume_lots:,} lots, same book): {same}")
     print(f"\nstate hash {exchange.state_hash()}")
-    _crash_demo()
-    if journal_path:
-        with open(journal_path, "wb") as stream:
-            journal.dump([instrument], exchange.journal, stream, exchange.options, exchange.profile)
-        print(f"journal written to {journal_path}")
-    return 0 if same else 1
+    return same
 
 
 def _crash_demo() -> None:
@@ -145,18 +246,15 @@ def _crash_demo() -> None:
     if shown > CRASH_LINES:
         print(f"  ... ({counts['LiquidationStarted'] - CRASH_LINES} more liquidations)")
     exchange.check_invariants()
-    print(f"  money conserved exactly and open interest balanced (SPEC §9); fund balance "
+    print(f"  money conserved exactly and open interest balanced (rules §9); fund balance "
           f"{money(exchange.insurance_balance(CRASH_SYMBOL))} USDT")
 
 
-def _replay(path: str) -> int:
-    with open(path, "rb") as stream:
-        contents = journal.read(stream)
-    exchange, events = journal.replay(contents.instruments, contents.commands, options=contents.options,
-                                      profile=contents.profile)
-    commands = contents.commands
-    print(f"replayed {len(commands):,} commands -> {len(events):,} events; state hash {exchange.state_hash()}")
-    return 0
+def _replay(path: str, snapshot: str | None = None) -> int:
+    _, report = recover(path, snapshot)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,9 +1,16 @@
 """A trader's view of the exchange: human values in (str / Decimal / int), commands out.
 
-Prices and quantities are converted exactly with the instrument's grid; a value off the grid is
-rejected with -4014 (price) or -4023 (quantity) and never becomes a command, so nothing changes.
-Money amounts are in the settlement asset ("500" = 500 USDT) and must be a whole number of units (10⁻⁸);
-otherwise they are rejected with -1102 without a command.
+Every argument is converted exactly before a command exists. A value that cannot become one is answered with
+a ``Rejected`` event (nothing is sent, nothing changes) whose message names the argument:
+
+- a price off the tick grid: -4014; a quantity off the lot grid: -4023;
+- an unknown symbol: -1121;
+- anything else that is not a valid value (an unknown enum name, a float, a number out of range, a money
+  amount finer than 10⁻⁸ of the settlement asset, a wrong type): -1102.
+
+So a ``Client`` method never raises for a bad value; it always returns the events of the command, or the one
+``Rejected`` event. Money amounts are in the settlement asset ("500" = 500 USDT). Only the constructor
+raises (:class:`~exchange.units.InputError` for an account id that is not a valid one).
 """
 from __future__ import annotations
 
@@ -16,13 +23,26 @@ from .enums import (
     reject_message,
 )
 from .events import Rejected
-from .units import UnitsError, to_e8, to_units
+from .units import InputError, OffGridError, UnitsError, to_e8, to_units
+from .validate import ACCOUNT
+
+
+class _Refused(Exception):
+    """A human value that cannot become a command: carries the reject code and the detail."""
+
+    def __init__(self, code: RejectCode, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
 
 
 class Client:
     """Places and manages orders of one account. ``client.buy("BTCUSDT", "0.01", "50000")``."""
 
     def __init__(self, exchange, account_id: int):
+        problem = ACCOUNT.problem(account_id)
+        if problem is not None:
+            raise InputError(f"account_id: {problem[1]}")
         self.exchange = exchange
         self.account_id = account_id
 
@@ -40,83 +60,123 @@ class Client:
     ) -> list:
         """Place any order type. Enum arguments accept names ("IOC") or members; ``callback_rate`` is a
         fraction ("0.01" = 1%). Returns the events of the command."""
-        inst = self.exchange.instruments.get(symbol)
-        if inst is None:
-            return [Rejected(RejectCode.INVALID_SYMBOL, reject_message(RejectCode.INVALID_SYMBOL), symbol, self.account_id)]
-        if order_type is None:
-            order_type = OrderType.MARKET if price is None else OrderType.LIMIT
-        try:
-            qty_lots = inst.qty_to_lots(qty or 0)
-        except UnitsError:
-            return [self._rejected(RejectCode.QTY_NOT_INCREASED_BY_STEP_SIZE, symbol)]
-        try:
-            price_ticks, stop_ticks, activation_ticks = (
-                0 if value is None else inst.price_to_ticks(value) for value in (price, stop_price, activation_price)
+        def build():
+            inst = self._instrument(symbol)
+            kind = (OrderType.MARKET if price is None else OrderType.LIMIT) if order_type is None else order_type
+            return PlaceOrder(
+                self.account_id, symbol, _enum(Side, side, "side"), _lots(inst, qty or 0, "qty"),
+                _ticks(inst, price, "price"), _enum(OrderType, kind, "order_type"), _enum(TimeInForce, tif, "tif"),
+                _enum(STPMode, stp, "stp"), _flag(reduce_only, "reduce_only"),
+                _flag(close_position, "close_position"), _ticks(inst, stop_price, "stop_price"),
+                _enum(WorkingType, working_type, "working_type"),
+                0 if callback_rate is None else _convert(to_e8, callback_rate, "callback_rate"),
+                _ticks(inst, activation_price, "activation_price"), expire_ns,
+                _enum(PositionSide, position_side, "position_side"),
             )
-            callback_e8 = 0 if callback_rate is None else to_e8(callback_rate)
-        except UnitsError:
-            return [self._rejected(RejectCode.PRICE_NOT_INCREASED_BY_TICK_SIZE, symbol)]
-        return self.exchange.apply(PlaceOrder(
-            self.account_id, symbol, _enum(Side, side), qty_lots, price_ticks, _enum(OrderType, order_type),
-            _enum(TimeInForce, tif), _enum(STPMode, stp), reduce_only, close_position, stop_ticks,
-            _enum(WorkingType, working_type), callback_e8, activation_ticks, expire_ns,
-            _enum(PositionSide, position_side),
-        ))
+        return self._send(symbol, build)
 
     def cancel(self, symbol: str, order_id: int) -> list:
-        return self.exchange.apply(CancelOrder(self.account_id, symbol, order_id))
+        return self._send(symbol, lambda: CancelOrder(self.account_id, symbol, order_id))
 
     def cancel_all(self, symbol: str) -> list:
-        return self.exchange.apply(CancelAll(self.account_id, symbol))
+        return self._send(symbol, lambda: CancelAll(self.account_id, symbol))
 
     def amend(self, symbol: str, order_id: int, price, qty) -> list:
         """Set a resting order's price and remaining quantity."""
-        inst = self.exchange.instruments[symbol]
-        try:
-            qty_lots = inst.qty_to_lots(qty)
-        except UnitsError:
-            return [self._rejected(RejectCode.QTY_NOT_INCREASED_BY_STEP_SIZE, symbol)]
-        try:
-            price_ticks = inst.price_to_ticks(price)
-        except UnitsError:
-            return [self._rejected(RejectCode.PRICE_NOT_INCREASED_BY_TICK_SIZE, symbol)]
-        return self.exchange.apply(AmendOrder(self.account_id, symbol, order_id, price_ticks, qty_lots))
+        def build():
+            inst = self._instrument(symbol)
+            return AmendOrder(self.account_id, symbol, order_id, _ticks(inst, price, "price", required=True),
+                              _lots(inst, qty, "qty"))
+        return self._send(symbol, build)
 
     def deposit(self, amount) -> list:
         """Deposit ``amount`` of the settlement asset."""
-        return self._money(amount, lambda units: Deposit(self.account_id, units))
+        return self._send("", lambda: Deposit(self.account_id, _money(amount, "amount")))
 
     def withdraw(self, amount) -> list:
-        return self._money(amount, lambda units: Withdraw(self.account_id, units))
+        return self._send("", lambda: Withdraw(self.account_id, _money(amount, "amount")))
 
     def set_leverage(self, symbol: str, leverage: int) -> list:
-        return self.exchange.apply(SetLeverage(self.account_id, symbol, leverage))
+        return self._send(symbol, lambda: SetLeverage(self.account_id, symbol, leverage))
 
     def set_margin_mode(self, symbol: str, margin_mode, isolated_margin=0) -> list:
         """``margin_mode`` "CROSS" / "ISOLATED"; ``isolated_margin`` moved in when an open position switches
         to isolated (venues with ``allow_mode_switch_with_position``)."""
-        return self._money(isolated_margin, lambda units: SetMarginMode(
-            self.account_id, symbol, _enum(MarginMode, margin_mode), units))
+        return self._send(symbol, lambda: SetMarginMode(
+            self.account_id, symbol, _enum(MarginMode, margin_mode, "margin_mode"),
+            _money(isolated_margin, "isolated_margin")))
 
     def set_position_mode(self, position_mode) -> list:
-        return self.exchange.apply(SetPositionMode(self.account_id, _enum(PositionMode, position_mode)))
+        return self._send("", lambda: SetPositionMode(
+            self.account_id, _enum(PositionMode, position_mode, "position_mode")))
 
     def adjust_isolated_margin(self, symbol: str, amount, position_side="BOTH") -> list:
         """Add (``amount`` > 0) or remove (< 0) isolated margin."""
-        return self._money(amount, lambda units: AdjustIsolatedMargin(
-            self.account_id, symbol, units, _enum(PositionSide, position_side)))
+        return self._send(symbol, lambda: AdjustIsolatedMargin(
+            self.account_id, symbol, _money(amount, "amount"), _enum(PositionSide, position_side, "position_side")))
 
-    def _money(self, amount, make_command) -> list:
+    # -- internals ---------------------------------------------------------------------------------
+    def _send(self, symbol, build) -> list:
+        """Build the command (every conversion may refuse) and apply it; a refusal is one Rejected event."""
         try:
-            units = to_units(amount)
-        except UnitsError:
-            return [self._rejected(RejectCode.MALFORMED, "")]
-        return self.exchange.apply(make_command(units))
+            command = build()
+        except _Refused as refused:
+            shown = symbol if isinstance(symbol, str) else ""
+            return [Rejected(refused.code, f"{reject_message(refused.code)} ({refused.detail})", shown, self.account_id)]
+        return self.exchange.apply(command)
 
-    def _rejected(self, code: RejectCode, symbol: str) -> Rejected:
-        return Rejected(code, reject_message(code), symbol, self.account_id)
+    def _instrument(self, symbol):
+        inst = self.exchange.instruments.get(symbol) if isinstance(symbol, str) else None
+        if inst is None:
+            raise _Refused(RejectCode.INVALID_SYMBOL, f"symbol: {symbol!r} is not listed")
+        return inst
 
 
-def _enum(enum_type, value):
-    """Accept an enum member, its int value, or its name."""
-    return enum_type[value.upper()] if isinstance(value, str) else enum_type(value)
+def _convert(convert, value, name: str, code: RejectCode = RejectCode.MALFORMED) -> int:
+    try:
+        return convert(value)
+    except UnitsError as exc:
+        raise _Refused(code, f"{name}: {exc}") from None
+
+
+def _ticks(inst, price, name: str, required: bool = False) -> int:
+    """A price -> ticks (0 when omitted): -4014 off the tick grid, -1102 not a number."""
+    if price is None and not required:
+        return 0
+    try:
+        return inst.price_to_ticks(price)
+    except UnitsError as exc:
+        code = RejectCode.PRICE_NOT_INCREASED_BY_TICK_SIZE if isinstance(exc, OffGridError) else RejectCode.MALFORMED
+        raise _Refused(code, f"{name}: {exc}") from None
+
+
+def _lots(inst, qty, name: str) -> int:
+    """A quantity -> lots: -4023 off the lot grid, -1102 not a number."""
+    try:
+        return inst.qty_to_lots(qty)
+    except UnitsError as exc:
+        code = RejectCode.QTY_NOT_INCREASED_BY_STEP_SIZE if isinstance(exc, OffGridError) else RejectCode.MALFORMED
+        raise _Refused(code, f"{name}: {exc}") from None
+
+
+def _money(amount, name: str) -> int:
+    return _convert(to_units, amount, name)
+
+
+def _flag(value, name: str) -> bool:
+    if value is True or value is False:
+        return value
+    raise _Refused(RejectCode.MALFORMED, f"{name}: expected True or False, got {value!r}")
+
+
+def _enum(enum_type, value, name: str):
+    """An enum member from a member, its int value, or its name (any case)."""
+    try:
+        if isinstance(value, str):
+            return enum_type[value.strip().upper()]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return enum_type(value)
+    except (KeyError, ValueError):
+        pass
+    names = ", ".join(member.name for member in enum_type)
+    raise _Refused(RejectCode.MALFORMED, f"{name}: {value!r} is not one of {names}")

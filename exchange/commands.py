@@ -52,7 +52,7 @@ class CancelOrder:
 class AmendOrder:
     """Change a resting limit order's price and/or remaining quantity (``qty_lots`` = new leaves).
 
-    A price change or a quantity increase loses queue priority; a pure decrease keeps it (SPEC §3)."""
+    A price change or a quantity increase loses queue priority; a pure decrease keeps it (rules §3)."""
 
     TAG = 3
     account_id: int

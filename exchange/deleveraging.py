@@ -1,4 +1,4 @@
-"""Auto-deleveraging over the exchange's positions (SPEC §7 step 5, §10): who is deleveraged first.
+"""Auto-deleveraging over the exchange's positions (rules §7 step 5, §10): who is deleveraged first.
 
 :func:`ranked` lists the positions of one side of a symbol in the order ADL takes them, by the profile's
 ranking (scores from :mod:`exchange.adl`, exact Fractions, ties by account id):

@@ -57,7 +57,7 @@ import hashlib
 
 import msgpack
 
-from . import _impl, deleveraging
+from . import _impl, deleveraging, validate
 from .accounts import FUND_ACCOUNT_BASE, Ledger
 from .clearing import clear_fill
 from .commands import (
@@ -99,6 +99,10 @@ def matching_engine_class(implementation: str | None = None):
     raise ValueError(f"unknown implementation {implementation!r}")
 
 
+class ExchangeHalted(RuntimeError):
+    """The exchange refuses commands: an internal error stopped it (the message says which command)."""
+
+
 class Exchange:
     """A venue with one order book per instrument, a ledger of accounts, and price feeds.
 
@@ -110,7 +114,7 @@ class Exchange:
 
     def __init__(self, instruments: list[Instrument], implementation: str | None = None,
                  options: RiskOptions | None = None, profile: VenueProfile | str = "binance",
-                 liquidation: LiquidationConfig | None = None):
+                 liquidation: LiquidationConfig | None = None, journal=None, fsync="always"):
         if not instruments:
             raise ValueError("an exchange needs at least one instrument")
         self.implementation = implementation or _impl.IMPLEMENTATION
@@ -131,7 +135,10 @@ class Exchange:
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
-        self.journal: list = []
+        self.journal: list = []  # the commands this object applied, in order (in memory)
+        self.sequence = 0  # well-formed commands journaled since the run began (a snapshot keeps it)
+        self.halted: str | None = None  # why the exchange refuses commands (:meth:`_halt`), None while it runs
+        self._journal_writer = None
         self.now_ns = 0
         self.next_order_id = 1
         self.liquidation = Liquidator(self, liquidation or LiquidationConfig())
@@ -151,18 +158,62 @@ class Exchange:
             SetIndexPrice: self._set_index,
             FundInsurance: self._fund_insurance,
         }
+        if journal is not None:  # last: the header records the whole configuration
+            from .journal import JournalWriter
+
+            self._journal_writer = journal if isinstance(journal, JournalWriter) else \
+                JournalWriter.create(journal, self, fsync)
+
+    def close(self) -> None:
+        """Flush and close the durable journal (if any). The exchange stays queryable."""
+        if self._journal_writer is not None:
+            self._journal_writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ==== commands ================================================================================
     def apply(self, command) -> list:
-        """Apply one command; return its events. Raises TypeError for an object that is not a command."""
-        handler = self._handlers.get(type(command))
-        if handler is None:
-            raise TypeError(f"not a command: {command!r}")
+        """Apply one command; return its events.
+
+        The validation boundary (:mod:`exchange.validate`) comes first: a malformed command is answered with
+        one ``Rejected`` event naming the field and is neither journaled nor applied. A well-formed command is
+        journaled (written to the durable journal first, when there is one), then applied. Raises TypeError
+        for an object that is not a command, :class:`~exchange.journal.JournalError` when the journal cannot
+        be written (the command is then not applied), and :class:`ExchangeHalted` once an internal error has
+        stopped the exchange (see :meth:`_halt`)."""
+        if self.halted is not None:
+            raise ExchangeHalted(self.halted)
+        problem = validate.check(command)  # TypeError for a non-command
+        if problem is not None:
+            code, message = problem
+            return [Rejected(RejectCode(code), message, *validate.safe_identity(command))]
+        if self._journal_writer is not None:
+            self._journal_writer.append(command)
         self.journal.append(command)
-        account_id = getattr(command, "account_id", 0)
-        if _is_int(account_id) and account_id >= FUND_ACCOUNT_BASE:
-            return [_rejected(RejectCode.MALFORMED, command)]
-        events = handler(command)
+        self.sequence += 1
+        try:
+            return self._run(command)
+        except BaseException as exc:
+            self._halt(command, exc)
+            if isinstance(exc, Exception):
+                raise ExchangeHalted(self.halted) from exc
+            raise  # KeyboardInterrupt and the like pass through; the exchange is halted all the same
+
+    def _halt(self, command, exc: BaseException) -> None:
+        """Stop the exchange after an internal error. Validation guarantees that a well-formed command cannot
+        raise, so this is a bug; the command may be half-applied, and rather than roll back we refuse every
+        later command (:class:`ExchangeHalted`) and keep the state for inspection. The journal holds the
+        command (it was written before it ran): :func:`exchange.recovery.recover` rebuilds the state before it."""
+        self.halted = f"halted by an internal error in command #{self.sequence} ({type(command).__name__}): " \
+                      f"{type(exc).__name__}: {exc}"
+
+    def _run(self, command) -> list:
+        """The stages of one well-formed, journaled command."""
+        events = self._handlers[type(command)](command)
         self.monitor.follow_prices(self._touched)  # sync: mark moves make the holders they may have pushed due
         stage: list | None = None
         if not (len(events) == 1 and isinstance(events[0], Rejected)):
@@ -319,28 +370,58 @@ class Exchange:
         return isinstance(ticks, int) and 1 <= ticks <= self.instruments[symbol].max_price_ticks
 
     def _advance_time(self, cmd: AdvanceTime) -> list:
-        """Visit every premium sample time and funding boundary crossed, in time order
-        (:meth:`~exchange.funding_state.Funding.steps`): the books expire GTD orders up to it, the due symbols
-        take a sample from their book, and at a boundary every symbol settles funding (with conditional GTD
-        orders expired first); then ``now_ns`` itself. A symbol's sample is recomputed only when its book
-        changed during the command, so a long jump costs O(1) per unchanged sample."""
-        if not isinstance(cmd.now_ns, int) or cmd.now_ns < self.now_ns:
+        """Visit every premium sample time and funding boundary crossed, in time order: at each the books
+        expire GTD orders up to it, the due symbols take a sample from their book, and at a boundary every
+        symbol settles funding (with conditional GTD orders expired first); then ``now_ns`` itself.
+
+        Cost: O(boundaries and GTD expiries crossed), not O(length of the jump). Between two *busy* steps
+        (a settlement boundary, or the first step at or after the next GTD expiry) nothing changes a book, so
+        the sample times in between all take the same premium and are added at once
+        (:meth:`~exchange.funding_state.Funding.sample_repeated`) — the same samples, in the same order, as
+        visiting them one by one (``docs/funding.md``). ``now_ns`` is at most 2⁶² (:mod:`exchange.validate`)."""
+        if cmd.now_ns < self.now_ns:
             return [_rejected(RejectCode.MALFORMED, cmd)]
-        events: list = [TimeAdvanced(cmd.now_ns)]
+        until = cmd.now_ns
+        events: list = [TimeAdvanced(until)]
         premiums: dict[str, int | None] = {}  # symbol -> its sample while its book stays as it is
-        for time_ns, sampled, settles in self.funding.steps(self.now_ns, cmd.now_ns):
-            events += self._move_clock(time_ns, premiums, settles)
-            for symbol in sampled:
-                if symbol not in premiums:
-                    book = self._books[symbol]
-                    premiums[symbol] = self.funding.premium_e8(symbol, *book.depth(book.order_count()))
-                if premiums[symbol] is not None:
-                    self.funding.sample(symbol, premiums[symbol])
+        t = self.now_ns
+        while True:
+            busy = self._next_busy_step(t)
+            for symbol, count in self.funding.samples_between(t, min(busy, until + 1)):
+                premium = self._premium(symbol, premiums)
+                if premium is not None:
+                    self.funding.sample_repeated(symbol, premium, count)
+            if busy > until:
+                break
+            settles = busy % self.funding.interval_ns == 0
+            events += self._move_clock(busy, premiums, settles)
+            for symbol in self.funding.sampling_at(busy):
+                premium = self._premium(symbol, premiums)
+                if premium is not None:
+                    self.funding.sample(symbol, premium)
             for symbol in self.instruments if settles else ():
-                settled, touched = self.funding.settle(symbol, time_ns, self.risk_price(symbol))
+                settled, touched = self.funding.settle(symbol, busy, self.risk_price(symbol))
                 events += settled
                 self._touched |= touched
-        return events + self._move_clock(cmd.now_ns, premiums, True)
+            t = busy
+        return events + self._move_clock(until, premiums, True)
+
+    def _next_busy_step(self, after_ns: int) -> int:
+        """The first step time after ``after_ns`` at which a book or the ledger may change: the next
+        settlement boundary, or, when a resting GTD order expires before it, the first sample time (or
+        boundary) at or after that expiry. O(symbols)."""
+        settle = self.funding.next_funding_time_ns(after_ns)
+        expiry = min((e for e in (book.next_expiry_ns() for book in self._books.values()) if e), default=0)
+        if not expiry or expiry >= settle:
+            return settle
+        return min(settle, self.funding.first_sample_at_or_after(expiry))
+
+    def _premium(self, symbol: str, premiums: dict) -> int | None:
+        """The premium sample of ``symbol``'s book as it is now (cached until the book changes)."""
+        if symbol not in premiums:
+            book = self._books[symbol]
+            premiums[symbol] = self.funding.premium_e8(symbol, *book.depth(book.order_count()))
+        return premiums[symbol]
 
     def _move_clock(self, now_ns: int, premiums: dict, expire_conditional: bool) -> list:
         """Set the time; expire GTD resting orders (forgetting the sample of a book that changed) and, when
@@ -406,7 +487,7 @@ class Exchange:
         return [PositionModeChanged(cmd.account_id, account.position_mode)]
 
     def _set_margin_mode(self, cmd: SetMarginMode) -> list:
-        """SPEC §4 switching; see :meth:`_check_margin_mode` for the rules and codes."""
+        """rules §4 switching; see :meth:`_check_margin_mode` for the rules and codes."""
         if cmd.symbol not in self.instruments:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
         code = self._check_margin_mode(cmd)
@@ -839,7 +920,7 @@ class Exchange:
 
     def liquidation_price_ticks(self, account_id: int, symbol: str,
                                 position_side: PositionSide = PositionSide.BOTH) -> int | None:
-        """The tick at which the position's margin part becomes liquidatable (SPEC §5), None if none."""
+        """The tick at which the position's margin part becomes liquidatable (rules §5), None if none."""
         account = self.ledger.get(account_id)
         return None if account is None else self.risk.liquidation_price_ticks(account, symbol, position_side)
 
@@ -906,8 +987,45 @@ class Exchange:
         """SHA-256 of the msgpack encoding of :meth:`canonical_state`; equal for both implementations."""
         return hashlib.sha256(msgpack.packb(self.canonical_state(), use_bin_type=True)).hexdigest()
 
+    def snapshot(self, path) -> None:
+        """Write the complete state and configuration to ``path``, atomically, checksummed
+        (:mod:`exchange.snapshot`, ``docs/snapshot.md``). Raises :class:`~exchange.snapshot.SnapshotError`."""
+        from . import snapshot
+
+        snapshot.write(self, path)
+
+    def snapshot_bytes(self) -> bytes:
+        """The bytes :meth:`snapshot` writes (the same for both implementations for the same state)."""
+        from . import snapshot
+
+        return snapshot.encode(self)
+
+    @classmethod
+    def restore(cls, path, implementation: str | None = None) -> Exchange:
+        """A new exchange from a snapshot file, on ``implementation`` (default: the active one); it continues
+        exactly as the exchange the snapshot was taken of (empty in-memory journal, same ``sequence``).
+        Raises :class:`~exchange.snapshot.SnapshotError` for a missing, unreadable, truncated, corrupt or
+        wrong-version file."""
+        from . import snapshot
+
+        return snapshot.read(path, implementation)
+
+    @classmethod
+    def restore_bytes(cls, data: bytes, implementation: str | None = None) -> Exchange:
+        """:meth:`restore` from :meth:`snapshot_bytes`."""
+        from . import snapshot
+
+        return snapshot.decode(data, implementation)
+
+    def __reduce__(self):
+        """Pickle (and deepcopy) through the snapshot bytes, with the in-memory journal; the copy has no
+        durable journal writer."""
+        from . import snapshot
+
+        return snapshot.unpickle, (snapshot.encode(self), self.implementation, self.journal)
+
     def check_invariants(self) -> None:
-        """Raise AssertionError if any SPEC §9 invariant is broken (:func:`exchange.invariants.check`)."""
+        """Raise AssertionError if any rules §9 invariant is broken (:func:`exchange.invariants.check`)."""
         from .invariants import check
 
         check(self)

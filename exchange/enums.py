@@ -87,8 +87,8 @@ class CancelReason(IntEnum):
     NO_LIQUIDITY = 7  # a market order found an empty opposite side
     AMEND_TO_ZERO = 8  # reserved: an amend that leaves nothing to rest
     REDUCE_ONLY = 9  # a reduce-only order canceled because its position shrank to nothing on its side
-    LIQUIDATION = 10  # canceled by the liquidation waterfall (the account's orders, SPEC §7 step 1)
-    ADL = 11  # a deleveraged position's orders in that symbol (SPEC §7 step 5)
+    LIQUIDATION = 10  # canceled by the liquidation waterfall (the account's orders, rules §7 step 1)
+    ADL = 11  # a deleveraged position's orders in that symbol (rules §7 step 5)
 
 
 class BalanceReason(IntEnum):

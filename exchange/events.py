@@ -210,7 +210,7 @@ class FundingPaid:
     margin_mode: MarginMode
 
 
-# -- liquidation, insurance fund, auto-deleveraging (SPEC §7; exchange.liquidation) -------------------------
+# -- liquidation, insurance fund, auto-deleveraging (rules §7; exchange.liquidation) -------------------------
 @dataclass(frozen=True, slots=True)
 class LiquidationStarted:
     """A margin part reached maintenance: ``symbol`` "" = the cross account, else the isolated position.

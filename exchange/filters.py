@@ -1,4 +1,4 @@
-"""Order filters of SPEC §3 shared by the matching engine and the trigger layer.
+"""Order filters of rules §3 shared by the matching engine and the trigger layer.
 
 Each returns a :class:`~exchange.enums.RejectCode` (0 = passes). Integers only.
 """

@@ -1,11 +1,11 @@
-"""Funding-rate mathematics (SPEC §8, §10), exact: impact prices, premium index, rate, caps, payments.
+"""Funding-rate mathematics (rules §8, §10), exact: impact prices, premium index, rate, caps, payments.
 
 All prices are in ticks, money in units (10⁻⁸), rates ×10⁸, times in ns. Intermediate values are exact
 :class:`fractions.Fraction`; each result is rounded once, by the rule its docstring names:
 
 - premium samples and the funding rate are truncated toward zero to whole e8 (a rate, not money);
 - a payer's payment rounds up and a receiver's rounds down, so the venue never pays out more than it
-  collects; the dust goes to the insurance fund (SPEC §1).
+  collects; the dust goes to the insurance fund (rules §1).
 
 Rate periods. An instrument's :class:`~exchange.spec.FundingParams` quote the interest, the premium clamp
 and the per-symbol cap/floor for one *rate period* (``FundingParams.interval_ns``, 8 h by default). The
@@ -84,7 +84,7 @@ def settlement_rate_e8(p_avg_e8: Fraction, interest_e8: int, clamp_e8: int, floo
 
 
 def rate_bounds_e8(rule: FundingCap, inst: Instrument) -> tuple[Fraction, Fraction]:
-    """``(floor, cap)`` of the rate-period rate (×10⁸, exact) under the venue's cap rule (SPEC §10).
+    """``(floor, cap)`` of the rate-period rate (×10⁸, exact) under the venue's cap rule (rules §10).
 
     IMR / IMF = ``1 / inst.max_leverage``; MMR / MMF = the first risk bracket's rate (the venue's base tier).
 

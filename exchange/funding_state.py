@@ -1,4 +1,4 @@
-"""The exchange's funding stage (SPEC §8): premium samples on a fixed cadence, settlement at interval
+"""The exchange's funding stage (rules §8): premium samples on a fixed cadence, settlement at interval
 boundaries, history. The arithmetic is :mod:`exchange.funding`'s; this module keeps the state and moves money.
 
 Clock (simulation time, aligned to multiples from time 0):
@@ -18,7 +18,7 @@ interval's samples, the venue's cap rule and divisor) and ``mark`` = the symbol'
 every open position pays ``payment_units(lots, mark, K, F)`` (> 0 pays, < 0 receives; the payer's
 amount rounded up, the receiver's down). Cross positions settle in the wallet, isolated ones in their isolated
 margin. ``Σ payments ≥ 0`` is the rounding dust; it goes to the symbol's insurance fund (its reserved ledger
-account, :mod:`exchange.insurance`), so ``Σ wallets + Σ isolated margins`` does not change (SPEC §9). A fund
+account, :mod:`exchange.insurance`), so ``Σ wallets + Σ isolated margins`` does not change (rules §9). A fund
 holding a taken-over position pays and receives funding like any other account. Payments are charged in full
 even when they exceed what the payer holds: a wallet or isolated margin may go negative, and the
 liquidation stage (which runs after the command) deals with it; money stays conserved either way.
@@ -65,6 +65,11 @@ class Sampler:
         self.count += 1
         self.weighted_sum_e8 += self.count * premium_e8
 
+    def add_repeated(self, premium_e8: int, count: int) -> None:
+        """Append ``count`` equal samples (weights ``n + 1 .. n + count``). O(1)."""
+        self.weighted_sum_e8 += premium_e8 * (count * self.count + count * (count + 1) // 2)
+        self.count += count
+
     def average_e8(self) -> Fraction:
         return funding.weighted_average(self.weighted_sum_e8, self.count)
 
@@ -106,6 +111,26 @@ class Funding:
             keys = [key for _, key in group]
             yield t, [key for key in keys if key], "" in keys
 
+    def samples_between(self, after_ns: int, before_ns: int) -> list[tuple[str, int]]:
+        """``(symbol, number of its sample times t with after_ns < t < before_ns)`` for the symbols that have
+        any, in name order. O(symbols)."""
+        counts = []
+        for symbol, inst in self.instruments.items():
+            step = inst.funding.sample_interval_ns
+            count = (before_ns - 1) // step - after_ns // step
+            if count > 0:
+                counts.append((symbol, count))
+        return counts
+
+    def sampling_at(self, time_ns: int) -> list[str]:
+        """The symbols that take a sample at ``time_ns``, in name order."""
+        return [s for s, inst in self.instruments.items() if time_ns % inst.funding.sample_interval_ns == 0]
+
+    def first_sample_at_or_after(self, time_ns: int) -> int:
+        """The first sample time of any symbol at or after ``time_ns``."""
+        return min(-(-time_ns // inst.funding.sample_interval_ns) * inst.funding.sample_interval_ns
+                   for inst in self.instruments.values())
+
     def next_funding_time_ns(self, now_ns: int) -> int:
         """The first settlement boundary after ``now_ns``."""
         return (now_ns // self.interval_ns + 1) * self.interval_ns
@@ -121,6 +146,10 @@ class Funding:
 
     def sample(self, symbol: str, premium_e8: int) -> None:
         self.symbols[symbol].sampler.add(premium_e8)
+
+    def sample_repeated(self, symbol: str, premium_e8: int, count: int) -> None:
+        """``count`` equal samples at once (the book did not change between their times). O(1)."""
+        self.symbols[symbol].sampler.add_repeated(premium_e8, count)
 
     def predicted_rate_e8(self, symbol: str) -> int:
         """The rate the next settlement would pay from the samples taken so far (×10⁸)."""
@@ -171,6 +200,19 @@ class Funding:
     # -- state ------------------------------------------------------------------------------------
     def canonical_state(self) -> list:
         return [(symbol, self.symbols[symbol].as_state()) for symbol in sorted(self.symbols)]
+
+    def snapshot_state(self) -> list:
+        """Every symbol's sampler and history: ``[symbol, sample count, Σ i·P_i, [[time, rate, mark], ...]]``;
+        :meth:`restore_state` inverts it."""
+        return [[symbol, *self.symbols[symbol].as_state()] for symbol in sorted(self.symbols)]
+
+    def restore_state(self, state) -> None:
+        """Load a :meth:`snapshot_state` (one entry per symbol). Raises ValueError for an unknown or missing symbol."""
+        if sorted(symbol for symbol, *_ in state) != sorted(self.symbols):
+            raise ValueError("funding state does not match the instruments")
+        for symbol, count, weighted_sum_e8, history in state:
+            self.symbols[symbol] = SymbolFunding(Sampler(int(count), int(weighted_sum_e8)),
+                                                 [FundingRecord(int(t), int(rate), int(mark)) for t, rate, mark in history])
 
 
 def _multiples(step_ns: int, after_ns: int, until_ns: int) -> range:

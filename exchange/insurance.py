@@ -1,11 +1,11 @@
-"""Insurance funds (SPEC §7 steps 3, 4, 6; §10 "backstop"): balances, takeover limits, unwinding, history.
+"""Insurance funds (rules §7 steps 3, 4, 6; §10 "backstop"): balances, takeover limits, unwinding, history.
 
 A fund is a reserved ledger account (:data:`exchange.accounts.FUND_ACCOUNT_BASE`; one per symbol, or one
 shared by every symbol when the profile's ``insurance_scope`` is SHARED). Its **balance** is that account's
 wallet (units); a position it takes over is an ordinary position of that account, so the fund is the
 counterparty and open interest stays balanced. Money only enters a fund from the ledger (liquidation fees,
 leftover margin, haircuts, realized PnL of its positions) or from :class:`~exchange.commands.FundInsurance`
-(counted as a deposit), so SPEC §9 conservation needs no extra term.
+(counted as a deposit), so rules §9 conservation needs no extra term.
 
 **History**: every balance change is recorded once, as an :class:`HistoryEntry` and an
 :class:`~exchange.events.InsuranceFundChanged` event, by :meth:`InsuranceFunds.sync`: the waterfall calls it
@@ -52,7 +52,8 @@ class FundLimits:
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One balance change of a fund: ``seq`` = index of the command in the journal, money in units."""
+    """One balance change of a fund: ``seq`` = index of the command in the run (``Exchange.sequence`` − 1 while
+    it is applied: its journal index, kept across snapshots), money in units."""
 
     seq: int
     now_ns: int
@@ -136,6 +137,23 @@ class InsuranceFunds:
                 self.history.append(HistoryEntry(*self.clock(), fund_id, delta, balance, reason))
                 events.append(InsuranceFundChanged(fund_id, self.symbol_of(fund_id), delta, balance, reason))
         return events
+
+    # -- snapshots --------------------------------------------------------------------------------------
+    def snapshot_state(self) -> list:
+        """``[history, recorded]``: every history entry ``[seq, now, fund id, delta, balance, reason]`` oldest
+        first, and ``[[fund id, balance at its last entry], ...]`` by id (what :meth:`sync` compares with)."""
+        history = [[e.seq, e.now_ns, e.fund_account_id, e.delta_units, e.balance_units, int(e.reason)]
+                   for e in self.history]
+        return [history, [[fund_id, self._recorded[fund_id]] for fund_id in sorted(self._recorded)]]
+
+    def restore_state(self, state) -> None:
+        """Load a :meth:`snapshot_state`. Raises ValueError for an unknown reason or fund account."""
+        history, recorded = state
+        self.history = [HistoryEntry(int(seq), int(now), int(fund_id), int(delta), int(balance), InsuranceReason(reason))
+                        for seq, now, fund_id, delta, balance, reason in history]
+        self._recorded = {int(fund_id): int(balance) for fund_id, balance in recorded}
+        if not set(self._recorded) <= set(self._ids):
+            raise ValueError("insurance state names an account that is not a fund")
 
     def unwind_order(self, inst: Instrument, lots: int, mark_ticks: int) -> tuple[bool, int, int]:
         """``(buy, limit_ticks, qty_lots)`` of the IOC that unwinds a fund position of ``lots`` (≠ 0)."""

@@ -1,4 +1,4 @@
-"""SPEC §9 invariants of a whole exchange, cheap enough to check after every command in tests.
+"""rules §9 invariants of a whole exchange, cheap enough to check after every command in tests.
 
 :func:`check` raises ``AssertionError`` naming the first broken rule:
 

@@ -147,7 +147,7 @@ def cross_entries_reference(portfolio: Portfolio, marks, account: int):
 
 
 def convex_brackets(rows) -> bool:
-    """Whether MM of these rows is the maximum of the bracket lines (cum derived marginally, SPEC §2), which
+    """Whether MM of these rows is the maximum of the bracket lines (cum derived marginally, rules §2), which
     every threshold and band above assumes."""
     cum, prev_cap, prev_mmr = 0, 0, 0
     for row in rows:

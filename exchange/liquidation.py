@@ -1,7 +1,7 @@
-"""The liquidation waterfall (SPEC §7, §10): the engine's *liquidation sweep* stage.
+"""The liquidation waterfall (rules §7, §10): the engine's *liquidation sweep* stage.
 
 Money in units (10⁻⁸), prices in ticks, quantities in lots, rates ×10⁸. Every step is exact integer
-arithmetic; every rounding goes against the liquidated account (SPEC §1).
+arithmetic; every rounding goes against the liquidated account (rules §1).
 
 When it runs
 ------------
@@ -10,7 +10,7 @@ position: fills, marks, index prices, funding on AdvanceTime, deposits, withdraw
 AdvanceTime the insurance funds first unwind (:mod:`exchange.insurance`). Then :meth:`Liquidator.sweep`:
 
 1. ask ``exchange.liquidatable()`` (the one risk query, so an incremental index can replace it) for the
-   liquidatable parts — isolated positions and cross accounts (margin balance ≤ MM, SPEC §5);
+   liquidatable parts — isolated positions and cross accounts (margin balance ≤ MM, rules §5);
 2. process them in the total order (margin ratio desc, account id, symbol, position side), re-checking each
    one first (an earlier liquidation may have changed it);
 3. repeat until a scan finds nothing.
@@ -52,7 +52,7 @@ closing at the mark realizes exactly the uPnL; MM of the kept size), only the ex
 Otherwise the whole position. The sweep re-checks after every step, so a reduction that fills worse than
 the mark is followed by more steps.
 
-Profiles (SPEC §10)
+Profiles (rules §10)
 -------------------
 ================ ===================================================================================
 binance          IOC limited at BP after bracket reduction; takeover within limits; ADL.
@@ -90,8 +90,9 @@ happens to makers' positions); a step without book fills moves lots to the fund 
 opposite user positions (the second component falls, the first does not rise — only cancellations touch
 the books). Conditional orders fired by liquidation fills or mark moves can add resting lots, but each fires
 at most once. Haircuts move no lots. So the sweep ends after finitely many steps. It reads no clock and no
-unseeded randomness (dYdX's ADL order is seeded by ``adl_seed`` and the journal position), and processes
-parts in a total order, so the same journal gives the same events.
+unseeded randomness (dYdX's ADL order is seeded by ``adl_seed`` plus ``Exchange.sequence``, the command's
+position in the run, which snapshots keep), and processes parts in a total order, so the same journal gives
+the same events.
 """
 from __future__ import annotations
 
@@ -137,9 +138,24 @@ class Liquidator:
         self.ledger = exchange.ledger
         self.risk = exchange.risk
         self.funds = InsuranceFunds(exchange.ledger, config.fund, exchange.risk.upnl,
-                                    lambda: (len(exchange.journal) - 1, exchange.now_ns))
+                                    lambda: (exchange.sequence - 1, exchange.now_ns))
         self.in_liquidation: set[int] = set()
         self.adl_queue = ADLQueue(exchange.risk, exchange.monitor)
+
+    # ==== snapshots ===============================================================================
+    def snapshot_state(self) -> list:
+        """``[accounts in liquidation mode (ascending), the insurance funds' state]``
+        (:meth:`~exchange.insurance.InsuranceFunds.snapshot_state`); the ADL queue's caches are derived."""
+        return [sorted(self.in_liquidation), self.funds.snapshot_state()]
+
+    def restore_state(self, state) -> None:
+        """Load a :meth:`snapshot_state`. Raises ValueError for an account in liquidation mode the ledger
+        does not have."""
+        in_liquidation, funds = state
+        self.in_liquidation = {int(account_id) for account_id in in_liquidation}
+        if not self.in_liquidation <= self.ledger.accounts.keys():
+            raise ValueError("an account in liquidation mode is not in the ledger")
+        self.funds.restore_state(funds)
 
     # ==== the stage ===============================================================================
     def stage(self, command) -> list:
@@ -383,7 +399,7 @@ class Liquidator:
         return [BalanceChanged(account.account_id, -units, account.wallet_units, reason)]
 
     def _refresh_mark(self, symbol: str) -> list:
-        """Median mark with the new last price (cascades: SPEC §7 via §6)."""
+        """Median mark with the new last price (cascades: rules §7 via §6)."""
         book = self.ex.book(symbol)
         mark = self.ex.prices.refresh_mark(symbol, self.ex.now_ns, book.last_price())
         if mark is None or mark == book.mark():
@@ -410,7 +426,7 @@ class Liquidator:
 
     def _deleverage(self, account: Account, symbol: str, side: PositionSide, long: bool, qty: int, bp: int) -> list:
         price = bp if self.profile.adl_price == ADLPrice.BANKRUPTCY else self.risk.mark_of(symbol)
-        seed = self.config.adl_seed + len(self.ex.journal)
+        seed = self.config.adl_seed + self.ex.sequence  # the command's position in the run (kept by snapshots)
         events: list = []
         queue = self.adl_queue.order(symbol, not long, self.profile.adl_ranking, seed, self.ex._touched, account.account_id)
         for counter_id, counter_side in queue:

@@ -1,6 +1,6 @@
 """Margin mathematics: brackets with derived cum, IM/MM, uPnL, margin ratio, liquidation and bankruptcy prices.
 
-Pure functions on Python ints (exact for any size); no floats anywhere. SPEC §1, §2, §5.
+Pure functions on Python ints (exact for any size); no floats anywhere. rules §1, §2, §5.
 
 Units: prices in ticks, quantities in signed lots, money in units (10⁻⁸), rates ×10⁸ (``_e8``);
 ``k_units`` = money units per tick·lot (:attr:`exchange.spec.Instrument.k_units`), so
@@ -10,11 +10,11 @@ Brackets and cum
 ----------------
 Bracket n (0-based here) covers notionals in ``(floor_n, cap_n]`` with ``floor_0 = 0`` and
 ``floor_n = cap_{n-1}``; a notional above the last cap stays in the last bracket. The maintenance amount
-is derived (SPEC §2): ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}``, ``cum_0 = 0``. With the rate
+is derived (rules §2): ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}``, ``cum_0 = 0``. With the rate
 in e8 that product is an integer in *units·e8*; we keep it exactly as ``cum_x8`` (= cum × 10⁸) and
 expose ``cum_units`` (the integer part) and ``cum_rem_x8`` (the remainder, 0 for every realistic table).
 
-Bracket styles (SPEC §10, ``profile.brackets``; :class:`~exchange.risk.Risk` picks the rows):
+Bracket styles (rules §10, ``profile.brackets``; :class:`~exchange.risk.Risk` picks the rows):
 
 - MARGINAL (binance, bybit, hyperliquid): the rows above; each slice of notional pays its tier's rate.
 - STEPWISE (bitmex): ``derive_brackets(..., stepwise=True)`` keeps every ``cum = 0``, so the whole position
@@ -29,29 +29,29 @@ Rounding rules (each result is rounded exactly once)
 ----------------------------------------------------
 - ``MM(notional) = ceil((notional × mmr_e8 − cum_x8) / 10⁸)``: margin owed rounds up. When cum is a whole
   number of units (``cum_rem_x8 == 0``) this is exactly ``ceil(notional × mmr / 10⁸) − cum_units``, the
-  SPEC's formula. Because the tiers are marginal (max of the tangent lines), MM is continuous, convex and
+  rulebook's formula. Because the tiers are marginal (max of the tangent lines), MM is continuous, convex and
   non-decreasing in the notional.
 - ``IM(notional, leverage) = ceil(notional / leverage)``.
 - Margin ratio (e8) = ``ceil(MM × 10⁸ / balance)`` for balance > 0; :data:`RATIO_INF` when the size is
   non-zero and balance ≤ 0; 0 for zero size. Saturates at :data:`RATIO_INF` (= 2⁶³ − 1).
-- Liquidatable ⇔ non-zero size and ``margin balance ≤ MM`` (ratio ≥ 100 %, SPEC §5). SPEC §7 words the
+- Liquidatable ⇔ non-zero size and ``margin balance ≤ MM`` (ratio ≥ 100 %, rules §5). rules §7 words the
   trigger as "balance < MM"; the two differ only when balance == MM exactly, where we follow §5.
 
 Liquidation price
 -----------------
 The balance of the part that holds the position, as a function of the mark P of its symbol, is
-``B(P) = WB' + Σ_legs (P × q − entry_cost) × K`` with ``WB' = WB − TMM1 + UPNL1`` (SPEC §5: WB = isolated
+``B(P) = WB' + Σ_legs (P × q − entry_cost) × K`` with ``WB' = WB − TMM1 + UPNL1`` (rules §5: WB = isolated
 margin, or the wallet for cross with TMM1/UPNL1 of the other cross positions at their marks); legs are the
 one-way position, or the LONG and SHORT legs of one symbol in hedge mode. Three versions are offered:
 
-- :func:`liquidation_price_exact` — the SPEC's real-valued root of ``B(P) = MM(P)`` as a ``Fraction`` of
+- :func:`liquidation_price_exact` — the rulebook's real-valued root of ``B(P) = MM(P)`` as a ``Fraction`` of
   ticks (bracket re-iterated until consistent), ``None`` when there is none (LP ≤ 0, or never).
 - :func:`liquidation_price_ticks` — the *liquidation tick*: the integer mark at which the exact integer
   rule (ceil-rounded MM, ``balance ≤ MM``) first flags the position when the price moves against it
   (long: the largest liquidating tick; short: the smallest). This is what the sweep sees; it is the
-  exact root rounded toward the liquidation side (SPEC §11 ex. 1: 25,100.4016… → 25,100.40).
+  exact root rounded toward the liquidation side (rules §11 ex. 1: 25,100.4016… → 25,100.40).
 - :func:`liquidation_price_display_ticks` — rounded to the tick toward the position's safe side
-  (long up, short down), for display only (SPEC §1).
+  (long up, short down), for display only (rules §1).
 
 For one leg the balance minus MM is strictly monotone (slope ``|q|·K·(1 − mmr)``), so there is one root.
 With hedge legs it is concave and the safe region is an interval: :func:`liquidation_band_exact` returns
@@ -102,7 +102,7 @@ def derive_brackets(brackets: Iterable, stepwise: bool = False) -> tuple[Bracket
     """Derive floors and cum amounts from ``RiskBracket``-like rows (``notional_cap_units``, ``mmr_e8``,
     ``max_leverage``) or from plain ``(cap_units, mmr_e8, max_leverage)`` tuples.
 
-    ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}`` (SPEC §2), kept exactly ×10⁸; ``stepwise``: every
+    ``cum_n = floor_n × (mmr_n − mmr_{n−1}) + cum_{n−1}`` (rules §2), kept exactly ×10⁸; ``stepwise``: every
     cum is 0 (the whole position at its step's rate). Raises ``ValueError`` for empty tables, non-increasing caps
     or decreasing MMR. O(len).
     """
@@ -130,7 +130,7 @@ def bracket_index(rows: Sequence[BracketRow], notional_units: int) -> int:
 
 
 def maintenance_margin(rows: Sequence[BracketRow], notional_units: int) -> int:
-    """``MM = ceil((notional × mmr − cum_x8) / 10⁸)`` units of the notional's bracket (round up, SPEC §5)."""
+    """``MM = ceil((notional × mmr − cum_x8) / 10⁸)`` units of the notional's bracket (round up, rules §5)."""
     row = rows[bracket_index(rows, notional_units)]
     return div_ceil(notional_units * row.mmr_e8 - row.cum_x8, E8)
 
@@ -178,12 +178,12 @@ def notional_units(qty_lots: int, mark_ticks: int, k_units: int) -> int:
 
 
 def unrealized_pnl(qty_lots: int, entry_cost: int, mark_ticks: int, k_units: int) -> int:
-    """``(mark × signed_lots − signed_entry_cost) × K`` units, exactly (SPEC §5)."""
+    """``(mark × signed_lots − signed_entry_cost) × K`` units, exactly (rules §5)."""
     return (mark_ticks * qty_lots - entry_cost) * k_units
 
 
 def is_liquidatable(balance_units: int, mm_units: int, has_size: bool) -> bool:
-    """SPEC §5: liquidation at margin ratio ≥ 100 % ⇔ non-zero size and ``balance ≤ MM``."""
+    """rules §5: liquidation at margin ratio ≥ 100 % ⇔ non-zero size and ``balance ≤ MM``."""
     return bool(has_size) and balance_units <= mm_units
 
 
@@ -268,12 +268,12 @@ def liquidation_band_exact(balance_units: int, legs, k_units: int, rows) -> tupl
 
 
 def liquidation_price_exact(balance_units: int, legs, k_units: int, rows, mark_ticks: int | None = None) -> Fraction | None:
-    """SPEC §5 liquidation price as an exact ``Fraction`` of ticks, or ``None`` (LP ≤ 0 / never).
+    """rules §5 liquidation price as an exact ``Fraction`` of ticks, or ``None`` (LP ≤ 0 / never).
 
     ``balance_units`` = WB − TMM1 + UPNL1 (isolated: the isolated margin). ``legs`` = [(qty_lots, entry_cost)]:
     one leg for one-way mode; LONG and SHORT legs of the symbol for hedge mode (then the end on the side
     where the net position loses is returned; a flat hedge returns the upper end).
-    One leg: the SPEC's formula in integers,
+    One leg: the rulebook's formula in integers,
     ``P = (10⁸·e·K − cum_x8 − 10⁸·WB') / (K·(10⁸·q − |q|·mmr))``, started in the bracket of the notional at
     ``mark_ticks`` (or at the entry price) and re-iterated with the bracket of the notional at P until
     consistent.

@@ -3,7 +3,7 @@
 The compiled ``exchange._core.MatchingEngine`` implements the same contract and must produce the same
 results and event rows; this module favours obviousness over speed.
 
-Units: prices in ticks, quantities in lots, money in units, rates ×10⁸, time in ns (SPEC §1).
+Units: prices in ticks, quantities in lots, money in units, rates ×10⁸, time in ns (rules §1).
 Rounding: the price band is ``floor(mark × up / 1e8)`` for buys and ``ceil(mark × down / 1e8)`` for sells;
 fees are ``ceil(notional × rate / 1e8)`` toward +∞ for either sign (a rebate rounds toward zero).
 
@@ -138,6 +138,10 @@ class MatchingEngine:
             self._cancel_resting(order_id, CancelReason.GTD_EXPIRED)
         return len(expired)
 
+    def next_expiry_ns(self) -> int:
+        """The earliest ``expire_ns`` of a resting GTD order, 0 when none rests. O(1)."""
+        return self._book.next_expiry_ns()
+
     def run_batch(self, commands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run rows of ``COMMAND_DTYPE`` in order, exactly as the per-command methods would.
 
@@ -214,6 +218,49 @@ class MatchingEngine:
         for side in (Side.BUY, Side.SELL):
             state.extend(order.as_tuple() for order in self._book.orders_in_priority(side))
         return state
+
+    # ==== snapshots (exchange/snapshot.py, docs/snapshot.md) ====================================
+    def snapshot_state(self) -> tuple:
+        """``(mark, now, last, orders)``: everything that decides the engine's future results (the event
+        buffer aside); ``orders`` are the resting order tuples (:meth:`order` layout) in matching priority,
+        bids best to worst then asks best to worst, oldest first within a level. Equal across
+        implementations for equal histories; :meth:`restore_state` inverts it."""
+        orders = [order.as_tuple() for side in (Side.BUY, Side.SELL) for order in self._book.orders_in_priority(side)]
+        return self._mark_ticks, self._now_ns, self._last_price_ticks, orders
+
+    def restore_state(self, mark_ticks: int, now_ns: int, last_ticks: int, orders) -> None:
+        """Load a :meth:`snapshot_state` into this engine, which must hold no order: set the mark, the time
+        and the last price as they are (no expiry), then :meth:`restore_order` each order in turn (so the
+        given order is the FIFO order within each level). Raises ValueError for a book that is not empty, a
+        negative price or time, or an order :meth:`restore_order` refuses (the engine is then partly loaded:
+        discard it)."""
+        mark_ticks, now_ns, last_ticks = int(mark_ticks), int(now_ns), int(last_ticks)
+        if len(self._book):
+            raise ValueError("restore_state needs an empty book")
+        if mark_ticks < 0 or now_ns < 0 or last_ticks < 0:
+            raise ValueError("mark, time and last price must be >= 0")
+        self._mark_ticks, self._now_ns, self._last_price_ticks = mark_ticks, now_ns, last_ticks
+        for order in orders:
+            self.restore_order(*order)
+
+    def restore_order(self, order_id: int, account_id: int, side: int, price_ticks: int, leaves_lots: int, tif: int,
+                      stp: int, reduce_only: int, expire_ns: int) -> None:
+        """Insert a resting order exactly as given at the back of its level: no matching, no filters, no
+        event. For restoring snapshots only. Raises ValueError unless the order could rest here: a new id > 0,
+        account >= 0, side BUY / SELL, TIF GTC / GTD / GTX, a valid STP mode, reduce_only 0 / 1, leaves > 0,
+        a price within the instrument's range that does not cross the opposite side, and ``expire_ns`` after
+        the engine's time for GTD (0 otherwise). O(log L)."""
+        values = tuple(map(int, (order_id, account_id, side, price_ticks, leaves_lots, tif, stp, reduce_only,
+                                 expire_ns)))
+        problem = _restore_problem(self._instrument, self._now_ns, values, values[0] in self._book,
+                                   self._would_take(values[2], values[3]) if values[2] in (Side.BUY, Side.SELL) else False)
+        if problem:
+            raise ValueError(f"cannot restore order {values[0]}: {problem}")
+        self._book.add(Order(*values))
+
+    def __reduce__(self):
+        """Pickle through :meth:`snapshot_state` (plus the event rows not yet taken)."""
+        return _rebuild_engine, (self._instrument, self.snapshot_state(), list(self._events))
 
     def check_invariants(self) -> None:
         """Raise ``AssertionError`` naming the first broken invariant (module docstring). O(n)."""
@@ -409,3 +456,43 @@ def apply_row(engine, row: tuple) -> int:
         engine.set_mark(price_ticks)
         return 0
     return engine.set_time(time_ns)
+
+
+def _restore_problem(instrument: Instrument, now_ns: int, order: tuple, duplicate: bool, crosses: bool) -> str:
+    """Why ``order`` (a :meth:`MatchingEngine.order` tuple of ints) cannot be restored into a book at time
+    ``now_ns`` ("" if it can); ``duplicate``: its id rests already; ``crosses``: its price reaches the opposite
+    best. Shared by both implementations' ``restore_order`` (same checks, same messages)."""
+    order_id, account_id, side, price_ticks, leaves_lots, tif, stp, reduce_only, expire_ns = order
+    if not all(-(2**63) <= value < 2**63 for value in order):
+        return "a field is outside int64"
+    if order_id <= 0 or duplicate:
+        return "order id must be > 0 and not resting already"
+    if account_id < 0:
+        return "account id must be >= 0"
+    if side not in (Side.BUY, Side.SELL):
+        return f"invalid side {side}"
+    if tif not in _RESTING_TIFS:
+        return f"TIF {tif} cannot rest"
+    if not STPMode.NONE <= stp <= STPMode.EXPIRE_BOTH:
+        return f"invalid STP mode {stp}"
+    if reduce_only not in (0, 1):
+        return "reduce_only must be 0 or 1"
+    if leaves_lots <= 0:
+        return "leaves must be > 0"
+    if not instrument.min_price_ticks <= price_ticks <= instrument.max_price_ticks:
+        return f"price {price_ticks} outside the instrument's range"
+    if tif == TimeInForce.GTD and expire_ns <= now_ns:
+        return f"GTD expiry {expire_ns} is not after the engine's time {now_ns}"
+    if tif != TimeInForce.GTD and expire_ns != 0:
+        return "expire_ns must be 0 unless GTD"
+    if crosses:
+        return "it would cross the opposite side"
+    return ""
+
+
+def _rebuild_engine(instrument: Instrument, state: tuple, events: list) -> MatchingEngine:
+    """Unpickle a :class:`MatchingEngine` (its ``__reduce__``)."""
+    engine = MatchingEngine(instrument)
+    engine.restore_state(*state)
+    engine._events = [tuple(row) for row in events]
+    return engine

@@ -220,6 +220,30 @@ class RiskMonitor:
         """Rewrite every dirty account now (tests and benchmarks: the mirror then equals the ledger)."""
         self._rewrite(self._dirty)
 
+    # -- snapshots ------------------------------------------------------------------------------------------
+    def snapshot_state(self) -> list:
+        """``[stale accounts (ascending)]``: the one piece of the monitor that is not derived from the ledger and
+        the prices between commands (the holders a last-price move may have pushed across the margin-call
+        level, re-evaluated at the next mark move of a symbol they hold). The mirror, the indexes and
+        ``parts`` are rebuilt by :meth:`restore_state`; nothing is due between commands."""
+        return [sorted(self._stale)]
+
+    def restore_state(self, state, marked: set[str]) -> None:
+        """Load a :meth:`snapshot_state` into a new monitor over a restored ledger and books, as the end of a
+        command leaves it: the current risk prices followed (``marked``: the symbols with a mark), every
+        account's liquidatable parts evaluated exactly, the stale holders restored. The mirror and the
+        indexes are written at the next price move (or built, from :data:`INDEX_FROM_ACCOUNTS` accounts).
+        O(positions). Raises ValueError for a stale account the ledger does not have."""
+        (stale,) = state
+        self._stale = {int(account_id) for account_id in stale}
+        if not self._stale <= self.ledger.accounts.keys():
+            raise ValueError("a stale account is not in the ledger")
+        self.prices = [self.risk.mark_of(symbol) for symbol in self.symbols]
+        self._unmarked = {symbol for symbol in self.symbols if symbol not in marked}
+        self._marked = set()
+        for account in self.ledger.accounts.values():
+            self._record(account, self.risk.part_states(account))
+
     # -- internals ------------------------------------------------------------------------------------------
     def _start_indexes(self) -> None:
         """Write every account into the mirror and build both indexes at the prices last followed (which

@@ -1,4 +1,4 @@
-"""Index and mark prices per symbol (SPEC §6). Prices in ticks, time in ns, rates ×10⁸.
+"""Index and mark prices per symbol (rules §6). Prices in ticks, time in ns, rates ×10⁸.
 
 The index is an input (``SetIndexPrice``). Each index observation also takes one *basis sample*
 ``mid − index`` from the book (only when both sides are quoted; kept as ``2 × (mid − index) = bid + ask −
@@ -101,3 +101,16 @@ class Prices:
 
     def canonical_state(self) -> list:
         return [(symbol, self.feeds[symbol].as_state()) for symbol in sorted(self.feeds)]
+
+    def snapshot_state(self) -> list:
+        """Every feed, by symbol: ``[symbol, index, last funding rate, [[time, 2 × basis], ...]]`` (samples
+        oldest first): :meth:`restore_state` inverts it."""
+        return [[symbol, *self.feeds[symbol].as_state()] for symbol in sorted(self.feeds)]
+
+    def restore_state(self, state) -> None:
+        """Load a :meth:`snapshot_state` (one entry per symbol). Raises ValueError for an unknown or missing symbol."""
+        if sorted(symbol for symbol, *_ in state) != sorted(self.feeds):
+            raise ValueError("price feeds do not match the instruments")
+        for symbol, index_ticks, funding_rate_e8, samples in state:
+            self.feeds[symbol] = PriceFeed(int(index_ticks), int(funding_rate_e8),
+                                           deque((int(t), int(basis)) for t, basis in samples))

@@ -1,4 +1,4 @@
-"""Venue profiles: the *configurable* rules of SPEC §10 as named, frozen configurations.
+"""Venue profiles: the *configurable* rules of rules §10 as named, frozen configurations.
 
 A profile says *which* rule applies; the modules that apply them (margin brackets, liquidation, ADL,
 funding) branch on these enums. ``PROFILES[name]`` holds the five built-in venues; ``binance`` is the

@@ -1,5 +1,5 @@
 """Risk: order-margin holds, available balance, pre-trade checks, and the margin view of accounts
-(SPEC §4, §5). The margin arithmetic itself (IM, MM with brackets, ratios, liquidation and bankruptcy
+(rules §4, §5). The margin arithmetic itself (IM, MM with brackets, ratios, liquidation and bankruptcy
 prices) is :mod:`exchange.margin`'s; this module decides what it is applied to.
 
 Prices: every valuation uses the symbol's *risk price* — the mark, or the last trade price until a mark is
@@ -32,10 +32,10 @@ refused for margin.
 rows. OPEN_INTEREST_IMF (dYdX) values MM on the first bracket alone (one liquidity tier: flat MMF, one max
 leverage) and the IM of *positions* with :func:`exchange.margin.initial_margin_open_interest` at the symbol's
 open interest (Σ long lots × risk price × K; O(holders) per valuation). Order holds stay at ``1 / leverage``:
-a stored hold must not change when other accounts trade (SPEC §9 "holds" invariant), so the scaling reaches
+a stored hold must not change when other accounts trade (rules §9 "holds" invariant), so the scaling reaches
 an order when it fills and becomes position IM in the available balance.
 
-Liquidatable (SPEC §5): an isolated position when ``isolated margin + uPnL ≤ MM``; a cross account when it
+Liquidatable (rules §5): an isolated position when ``isolated margin + uPnL ≤ MM``; a cross account when it
 has cross exposure and ``wallet + Σ cross uPnL ≤ Σ cross MM``.
 
 **Order sums** (what makes a hold O(1)): per (account, symbol, position side) the risk stage keeps, for the
@@ -62,9 +62,9 @@ CROSS = ""  #: the ``symbol`` naming an account's cross margin part (as opposed 
 
 @dataclass(frozen=True, slots=True)
 class RiskOptions:
-    """Venue rules of the risk stage (all *configurable* in the SPEC's sense).
+    """Venue rules of the risk stage (all *configurable* in the rulebook's sense).
 
-    ``allow_mode_switch_with_position``: SetMarginMode may switch a symbol with an open position (SPEC §4).
+    ``allow_mode_switch_with_position``: SetMarginMode may switch a symbol with an open position (rules §4).
     ``count_unrealized_gains``: unrealized cross gains count toward the available balance.
     ``margin_call_e8``: margin ratio (×10⁸) at which a MarginCall event is emitted (default 80%).
     ``default_leverage``: leverage of an unconfigured (account, symbol), capped by the instrument's max.
@@ -318,7 +318,7 @@ class Risk:
 
     # -- prices of a position ---------------------------------------------------------------------
     def _legs_and_balance(self, account: Account, symbol: str, side: PositionSide, bankruptcy: bool):
-        """Legs whose price moves and the balance backing them (SPEC §5: WB − TMM1 + UPNL1, or WB + UPNL1 for
+        """Legs whose price moves and the balance backing them (rules §5: WB − TMM1 + UPNL1, or WB + UPNL1 for
         the bankruptcy price)."""
         if self.is_isolated(account, symbol):
             position = self.ledger.position(account, symbol, side)

@@ -1,4 +1,4 @@
-"""Instrument definitions: frozen, validated at construction, integers inside (SPEC §1, §2).
+"""Instrument definitions: frozen, validated at construction, integers inside (rules §1, §2).
 
 Build one with :meth:`Instrument.linear`, which takes human values (str / Decimal / int) and converts
 them exactly through :mod:`exchange.units`; the dataclass itself holds only integers:
@@ -19,12 +19,12 @@ from . import units
 from .units import E8, MAX_ABS_VALUE, NS_PER_SECOND, UnitsError
 
 
-class SpecError(ValueError):
+class SpecError(units.InputError):
     """An instrument or profile parameter is invalid."""
 
 
 class MarkSource(IntEnum):
-    MEDIAN = 1  # median(P1, P2, last trade), SPEC §6
+    MEDIAN = 1  # median(P1, P2, last trade), rules §6
     INDEX = 2
     EXTERNAL = 3
 
@@ -40,7 +40,7 @@ class RiskBracket:
 
 @dataclass(frozen=True, slots=True)
 class FundingParams:
-    """Funding rules (SPEC §8). Rates ×10⁸ per interval; times in ns."""
+    """Funding rules (rules §8). Rates ×10⁸ per interval; times in ns."""
 
     interval_ns: int = 8 * 3600 * NS_PER_SECOND
     sample_interval_ns: int = 5 * NS_PER_SECOND
@@ -61,7 +61,7 @@ class FundingParams:
 
 @dataclass(frozen=True, slots=True)
 class MarkParams:
-    """Mark price rules (SPEC §6)."""
+    """Mark price rules (rules §6)."""
 
     source: MarkSource = MarkSource.MEDIAN
     basis_window_ns: int = 60 * NS_PER_SECOND

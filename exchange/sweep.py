@@ -9,7 +9,7 @@ Three implementations of one computation, which must agree integer for integer:
 
 :func:`sweep` runs the active one (compiled unless ``EXCHANGE_PUREPYTHON=1``).
 
-Definitions (SPEC §4, §5), per slot ``j`` of a position and per account ``a``:
+Definitions (rules §4, §5), per slot ``j`` of a position and per account ``a``:
 
 ==================  ==========================================================================
 ``pos_equity``      isolated: isolated margin + uPnL (its margin balance); cross: its uPnL
@@ -24,7 +24,7 @@ Definitions (SPEC §4, §5), per slot ``j`` of a position and per account ``a``:
 
 Margin ratio (e8) = ``ceil(MM × 10⁸ / balance)`` if balance > 0; ``2⁶³ − 1`` if the size is non-zero and
 balance ≤ 0; 0 with no size; saturating at ``2⁶³ − 1``. "Liquidatable" is ``balance ≤ MM`` (ratio ≥ 100 %,
-SPEC §5); SPEC §7's "balance < MM" differs only at exact equality.
+rules §5); rules §7's "balance < MM" differs only at exact equality.
 
 Levels: 0 = flags only (the hot path, what the liquidation trigger needs), 1 = + balances and MM,
 2 = + ratios (a division per row). Non-position slots (holes, slack) get zeros.

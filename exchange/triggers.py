@@ -1,4 +1,4 @@
-"""Conditional orders waiting for their trigger price (SPEC §3), shared by both implementations.
+"""Conditional orders waiting for their trigger price (rules §3), shared by both implementations.
 
 STOP / STOP_MARKET / TAKE_PROFIT / TAKE_PROFIT_MARKET / TRAILING_STOP_MARKET orders do not rest in the
 book. Each watches one price (``working_type``: the mark or the last trade price). When it fires it is
@@ -77,6 +77,22 @@ class ConditionalOrder:
             self.expire_ns, int(self.activated), self.extreme_ticks,
         )
 
+    @classmethod
+    def from_state(cls, state) -> ConditionalOrder:
+        """Inverse of :meth:`as_state` (plus an optional trailing ``fired_at_ticks``), with the field types
+        the engine gives (enums, bools). Raises ValueError for a wrong length or an invalid enum value."""
+        state = [int(value) for value in state]
+        if len(state) not in (17, 18):
+            raise ValueError(f"a conditional order state has 17 or 18 fields, got {len(state)}")
+        (order_id, account_id, side, order_type, qty_lots, price_ticks, tif, stp, reduce_only, close_position,
+         stop_ticks, working_type, callback_e8, activation_ticks, expire_ns, activated, extreme_ticks) = state[:17]
+        order_type = OrderType(order_type)
+        if not order_type.is_conditional:
+            raise ValueError(f"order {order_id} is not a conditional order type")
+        return cls(order_id, account_id, Side(side), order_type, qty_lots, price_ticks, tif, stp, bool(reduce_only),
+                   bool(close_position), stop_ticks, WorkingType(working_type), callback_e8, activation_ticks,
+                   expire_ns, bool(activated), extreme_ticks, state[17] if len(state) == 18 else 0)
+
 
 class TriggerBook:
     """The waiting conditional orders of one symbol."""
@@ -124,6 +140,21 @@ class TriggerBook:
 
     def canonical_state(self) -> list[tuple]:
         return [self._orders[oid].as_state() for oid in sorted(self._orders)]
+
+    def snapshot_state(self) -> list[tuple]:
+        """Every waiting order with all its state (trailing activation and extreme included), in the book's
+        iteration order (ascending id: orders are added in id order): :meth:`restore_state` inverts it."""
+        return [(*order.as_state(), order.fired_at_ticks) for order in self._orders.values()]
+
+    def restore_state(self, orders) -> None:
+        """Load a :meth:`snapshot_state` into this (empty) trigger book. Raises ValueError otherwise."""
+        if self._orders:
+            raise ValueError("restore_state needs an empty trigger book")
+        for state in orders:
+            order = ConditionalOrder.from_state(state)
+            if order.order_id <= 0 or order.order_id in self._orders:
+                raise ValueError(f"conditional order id {order.order_id} is invalid or repeated")
+            self._orders[order.order_id] = order
 
     def check_invariants(self) -> None:
         for oid, order in self._orders.items():

@@ -1,6 +1,6 @@
 """Exact conversions at the boundary: decimal prices, quantities, money and rates to integers.
 
-The engine's state holds integers only (SPEC §1):
+The engine's state holds integers only (rules §1):
 
 ====================  ===============================  ===========
 quantity              integer representation           suffix
@@ -20,6 +20,7 @@ are the single rounding rules used everywhere; they are exact for any size of Py
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 E8 = 100_000_000
 UNITS_PER_COIN = E8  # money scale: 1 unit = 10⁻⁸ of the settlement asset
@@ -29,10 +30,20 @@ INT64_MAX = 2**63 - 1
 #: every price, quantity and notional that passes validation is at most this, so products of two fit
 #: comfortably in 128 bits and the compiled core can never overflow silently.
 MAX_ABS_VALUE = 2**62
+_MAX_EXPONENT = 60  # |decimal exponent| beyond which a value cannot be on a usable grid within 2^62 steps
 
 
-class UnitsError(ValueError):
+class InputError(ValueError):
+    """A human value refused at the boundary (the base of :class:`UnitsError` and
+    :class:`~exchange.spec.SpecError`): the message says which value and why; nothing changed."""
+
+
+class UnitsError(InputError):
     """A boundary value is not representable exactly on its grid, or is out of bounds."""
+
+
+class OffGridError(UnitsError):
+    """A value that is a number but not a whole multiple of its grid step (a price off the tick grid, ...)."""
 
 
 def to_decimal(value) -> Decimal:
@@ -58,10 +69,14 @@ def to_grid(value, step) -> int:
     amount, step = to_decimal(value), to_decimal(step)
     if step <= 0:
         raise UnitsError(f"grid step must be positive, got {step}")
-    count, remainder = divmod(amount, step)
-    if remainder != 0:
-        raise UnitsError(f"{amount} is not a multiple of {step}")
-    count = int(count)
+    if amount and amount.adjusted() > _MAX_EXPONENT:  # far beyond any grid's bound: do not expand it
+        raise UnitsError(f"{amount} is out of bounds (|value / step| > 2^62)")
+    if amount and amount.adjusted() < -_MAX_EXPONENT:
+        raise OffGridError(f"{amount} is not a multiple of {step}")
+    count = Fraction(amount) / Fraction(step)  # exact, whatever the decimal context's precision
+    if count.denominator != 1:
+        raise OffGridError(f"{amount} is not a multiple of {step}")
+    count = count.numerator
     if abs(count) > MAX_ABS_VALUE:
         raise UnitsError(f"{amount} is out of bounds (|value / step| > 2^62)")
     return count

@@ -460,6 +460,10 @@ cdef class MatchingEngine:
     def now(self):
         return self.now_ns
 
+    def next_expiry_ns(self):
+        """The earliest ``expire_ns`` of a resting GTD order, 0 when none rests. O(1)."""
+        return self.orders[self.heap[0]].expire_ns if self.heap_n else 0
+
     def order(self, order_id):
         """``(order_id, account_id, side, price_ticks, leaves_lots, tif, stp, reduce_only, expire_ns)`` of a
         resting order, or ``None``."""
@@ -506,6 +510,63 @@ cdef class MatchingEngine:
                     state.append(self._order_tuple(s))
                     s = self.orders[s].next
         return state
+
+    # ==== snapshots (exchange/snapshot.py, docs/snapshot.md) ========================================
+    def snapshot_state(self):
+        """``(mark, now, last, orders)``: the resting order tuples in matching priority (bids best to worst,
+        then asks best to worst, oldest first within a level). Same as the reference engine's."""
+        state = self.canonical_state()
+        return self.mark_ticks, self.now_ns, self.last_ticks, state[3:]
+
+    def restore_state(self, mark_ticks, now_ns, last_ticks, orders):
+        """Load a :meth:`snapshot_state` into this engine, which must hold no order (the reference engine's
+        contract: mark, time and last price as they are, then :meth:`restore_order` each order in turn)."""
+        self._check_idle()
+        mark_ticks, now_ns, last_ticks = int(mark_ticks), int(now_ns), int(last_ticks)
+        if self.n_orders:
+            raise ValueError("restore_state needs an empty book")
+        if not (0 <= mark_ticks < 2**63 and 0 <= now_ns < 2**63 and 0 <= last_ticks < 2**63):
+            raise ValueError("mark, time and last price must be >= 0")
+        self._set_mark(mark_ticks)
+        self.now_ns = now_ns
+        self.last_ticks = last_ticks
+        for order in orders:
+            self.restore_order(*order)
+
+    def restore_order(self, order_id, account_id, side, price_ticks, leaves_lots, tif, stp, reduce_only,
+                      expire_ns):
+        """Insert a resting order exactly as given at the back of its level: no matching, no filters, no
+        event (snapshots only). Raises ValueError unless it could rest here (the reference engine's checks
+        and messages, :func:`exchange.matching._restore_problem`)."""
+        from exchange.matching import _restore_problem
+
+        self._check_idle()
+        values = tuple(int(v) for v in (order_id, account_id, side, price_ticks, leaves_lots, tif, stp,
+                                        reduce_only, expire_ns))
+        fits = all(-(2**63) <= v < 2**63 for v in values)
+        duplicate = fits and _hm_get(&self.ids, values[0]) != NIL
+        crosses = fits and values[2] in (BUY, SELL) and self._would_take(values[2], values[3])
+        problem = _restore_problem(self._instrument, self.now_ns, values, duplicate, crosses)
+        if problem:
+            raise ValueError(f"cannot restore order {values[0]}: {problem}")
+        self._add_order(values[0], values[1], values[2], values[3], values[4], values[5], values[6], values[7],
+                        values[8])
+
+    def __reduce__(self):
+        """Pickle through :meth:`snapshot_state` (plus the event rows not yet taken)."""
+        return _rebuild_engine, (self._instrument, self.snapshot_state(), self.events())
+
+    def _load_events(self, rows):
+        """Append ``EVENT_DTYPE`` rows to the event buffer (unpickling)."""
+        self._check_idle()
+        arr = np.ascontiguousarray(rows, dtype=EVENT_DTYPE)
+        cdef Py_ssize_t n = arr.shape[0]
+        if n == 0:
+            return
+        cdef const int64_t[:, ::1] view = arr.view(np.int64).reshape(n, 13)
+        self._reserve_events(self.ev_n + n)
+        memcpy(&self.ev[self.ev_n], &view[0, 0], n * sizeof(Event))
+        self.ev_n += n
 
     def check_invariants(self):
         """Raise ``AssertionError`` naming the first broken invariant. O(n)."""
@@ -1376,3 +1437,11 @@ cdef void* _take_spare_events(size_t need, size_t* mapped) noexcept:
     _spare_events = NULL
     _spare_events_bytes = 0
     return ptr
+
+
+def _rebuild_engine(instrument, state, events):
+    """Unpickle a :class:`MatchingEngine` (its ``__reduce__``)."""
+    engine = MatchingEngine(instrument)
+    engine.restore_state(*state)
+    engine._load_events(events)
+    return engine

@@ -1,4 +1,4 @@
-"""Test helpers for the account tests: an Exchange that checks SPEC §9 after every command, and units.
+"""Test helpers for the account tests: an Exchange that checks rules §9 after every command, and units.
 
 Expected values in the tests are derived by hand in the comments next to them, never by the code under
 test; these helpers only convert human numbers (exactly, through the instrument's grid)."""

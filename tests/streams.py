@@ -158,3 +158,459 @@ def liquidation_commands(seed: int, n: int, symbols=(SYMBOL,)):
             yield AdjustIsolatedMargin(rng.randint(1, 4), symbol, rng.choice((5 * USDT, -5 * USDT)))
         else:
             yield SetLeverage(rng.randint(1, 4), symbol, rng.choice((5, 10, 20, 50)))
+
+
+# -- the boundary fuzzer's stream (tests/test_fuzz_boundary.py, scripts/fuzz.py) ----------------------------
+import dataclasses  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from exchange import Instrument  # noqa: E402
+
+FUZZ_BALANCES = {1: 30 * USDT, 2: 60 * USDT, 3: 150 * USDT, 4: 400 * USDT, 5: 100_000 * USDT, 6: 1_000 * USDT}
+FUZZ_TRADERS = (1, 2, 3, 4, 6)  # 1-4 one-way, high leverage, some isolated; 6 trades in hedge mode
+FUZZ_MAKER = 5
+FUZZ_HEDGE = 6
+FUZZ_STRANGER = 7  # never funded
+HOUR_NS = 3600 * 10**9
+TIME_LIMIT_NS = 2**62  # the largest simulation time the boundary accepts
+RESERVED_ACCOUNT = 2**62  # the insurance funds' ids start here
+
+#: what the harness expects of a case (``fuzz_cases``)
+VALID = "valid"  # a well-formed command (the exchange may still refuse it by its rules)
+FIELD = "field"  # malformed: exactly one Rejected whose message names the field
+REFUSED = "refused"  # well-formed but certainly refused: unknown symbol or order id, another account's order, time backwards
+ODD = "odd"  # a value that may or may not be legal where it is: only the common checks
+
+NOT_INTS = (1.5, 2.0, -0.5, float("nan"), float("inf"), float("-inf"), True, False, "3", "1", "", Decimal("1"),
+            Decimal("NaN"), None, b"1", [1])
+OUTSIDE_INT64 = (2**63, 2**64, -2**63 - 1, 10**30, -10**30)
+NOT_BOOLS = (2, -1, 1.5, 1.0, float("nan"), "True", "1", "", None, Decimal("1"), 2**63, 2**64, [True])
+NOT_SYMBOLS = (None, 1, 1.5, True, b"TESTUSDT", ["TESTUSDT"], Decimal("1"))
+UNKNOWN_SYMBOLS = ("NOPEUSDT", "", "testusdt", "TESTUSDT ", "TESTUSDT\x00")
+ENUM_FIELDS = {"side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": STPMode, "working_type": WorkingType,
+               "position_side": PositionSide, "position_mode": PositionMode, "margin_mode": MarginMode}
+BOOL_FIELDS = ("reduce_only", "close_position")
+#: int fields bounded by 2⁶² (prices, quantities, money, rates, times): values in (2⁶², 2⁶³) are out of range
+BOUNDED_FIELDS = ("qty_lots", "price_ticks", "stop_ticks", "callback_e8", "activation_ticks", "expire_ns", "mark_ticks",
+                  "index_ticks", "amount_units", "isolated_margin_units", "delta_units", "leverage", "now_ns")
+BIG_IN_INT64 = (2**63 - 1, 2**62 + 1)
+
+
+def fuzz_instruments(symbols=(SYMBOL,)) -> list:
+    """The fuzzer's instruments: ``tests.conftest.make_instrument`` under each name (tick 0.01, lot 1,
+    K = 10⁶ units per tick·lot, max qty 100,000 lots, max price 100,000)."""
+    return [Instrument.linear(symbol, tick_size="0.01", lot_size="1", min_qty="1", max_qty="100000",
+                              max_price="100000", min_notional="0", maker_fee="0.0002", taker_fee="0.0005")
+            for symbol in symbols]
+
+
+def fuzz_commands(seed: int, n: int, symbols=(SYMBOL,), orders=None, bad_share: float = 0.2):
+    """``n`` commands for the boundary fuzzer: :func:`fuzz_cases` without the expectations."""
+    for command, _, _ in fuzz_cases(seed, n, symbols, orders, bad_share):
+        yield command
+
+
+def fuzz_cases(seed: int, n: int, symbols=(SYMBOL,), orders=None, bad_share: float = 0.2):
+    """``n`` cases ``(command, field, expect)`` of a seeded stream that keeps accounts near liquidation and
+    mixes in every command kind, with about ``bad_share`` of them malformed.
+
+    The valid flow (``expect`` VALID, ``field`` None): accounts 1-4 (30 to 400 USDT, 10-50x, some isolated)
+    and 6 (hedge mode) trade market, limit (every TIF and STP mode, some reduce-only) and conditional orders
+    (stop, take-profit, trailing, close-position) against maker 5, who quotes around a mark that random-walks
+    with jumps of up to ±8 %; cancels, amends and cancel-alls of their own orders; index prices; time moves
+    by nanoseconds to minutes and now and then past a funding boundary (whole hours, so funding settles under
+    every profile); the insurance funds are seeded now and then (takeovers and ADL both happen); deposits,
+    withdrawals, leverage, margin-mode and position-mode changes and isolated margin moves. Enum fields are
+    sometimes plain ints and bool fields sometimes 0/1 (both legal).
+
+    A malformed case takes the next valid command and replaces one field: with a wrong type (float, nan,
+    inf, bool, str, Decimal, None, bytes, list), a value outside int64 (2⁶³, 2⁶⁴, −2⁶³−1, 10³⁰) or outside
+    the field's bounds (2⁶³−1 and 2⁶²+1 for prices, quantities, money, rates and times; time past 2⁶²; a
+    reserved account id ≥ 2⁶²; an enum out of range) -> ``expect`` FIELD, ``field`` its name; with an unknown
+    symbol, an unknown order id, another account's order or a time before now -> REFUSED; or with a value
+    that may be legal where it lands (0, −1, 10⁹, an unfunded account) -> ODD. A few are the regressions the
+    boundary was written for (side 1.5, a STOP_MARKET with tif None, a conditional qty nan, callback 2⁶⁴,
+    order id 2⁶³ or "3", qty 1.5, time 10³⁰).
+
+    ``orders``: optional list (or deque) the caller appends ``(order_id, account_id)`` to for every
+    ``OrderAccepted`` (see :func:`track_orders`); with it cancels and amends name real orders of their own
+    account, and "another account's order" is certain (REFUSED). Without it ids are guessed from the number
+    of orders placed (and "another account's order" is ODD). The stream depends on nothing else."""
+    rng = random.Random(seed)
+    flow = _FuzzFlow(rng, tuple(symbols), orders)
+    opening = flow.opening()
+    for command in opening[:n]:
+        yield command, None, VALID
+    regressions = 0
+    for _ in range(n - len(opening)):
+        command = flow.next()
+        roll = rng.random()
+        if roll >= bad_share:
+            yield command, None, VALID
+        elif roll < bad_share * 0.03:
+            yield flow.regression(regressions)
+            regressions += 1
+        elif roll < bad_share * 0.15:
+            yield flow.refused(command)
+        else:
+            yield _mutate(rng, command)
+
+
+def track_orders(orders, events) -> None:
+    """Append ``(order_id, account_id)`` of every ``OrderAccepted`` in ``events`` to ``orders``."""
+    for event in events:
+        if type(event).__name__ == "OrderAccepted":
+            orders.append((event.order_id, event.account_id))
+
+
+def _mutate(rng: random.Random, command):
+    """``(command with one field replaced by a bad value, field, expect)``."""
+    name = rng.choice([f.name for f in dataclasses.fields(command)])
+    roll = rng.random()
+    if name == "symbol":
+        if roll < 0.6:
+            return dataclasses.replace(command, symbol=rng.choice(NOT_SYMBOLS)), name, FIELD
+        return dataclasses.replace(command, symbol=rng.choice(UNKNOWN_SYMBOLS)), name, REFUSED
+    if name in BOOL_FIELDS:
+        return dataclasses.replace(command, **{name: rng.choice(NOT_BOOLS)}), name, FIELD
+    if roll < 0.45:
+        value, expect = rng.choice(NOT_INTS), FIELD
+    elif roll < 0.65:
+        value, expect = rng.choice(OUTSIDE_INT64), FIELD
+    elif name in ENUM_FIELDS:
+        members = [int(m) for m in ENUM_FIELDS[name]]
+        value, expect = rng.choice((0, -1, max(members) + 1, 99, 2**62, 2**63 - 1)), FIELD
+    elif name == "account_id":
+        if roll < 0.85:
+            value, expect = rng.choice((RESERVED_ACCOUNT, RESERVED_ACCOUNT + 1, 2**63 - 1, -1)), FIELD
+        else:
+            value, expect = rng.choice((0, FUZZ_STRANGER)), ODD
+    elif name == "order_id":
+        value, expect = rng.choice((0, -1, 2**62, 2**63 - 1, 10**12)), REFUSED
+    elif name in BOUNDED_FIELDS and roll < 0.8:
+        value, expect = rng.choice(BIG_IN_INT64), FIELD
+    else:
+        value, expect = rng.choice((0, -1, 10**9, -(10**9))), ODD
+    return dataclasses.replace(command, **{name: value}), name, expect
+
+
+class _FuzzFlow:
+    """The valid part of :func:`fuzz_cases` (one command per :meth:`next`) and its refused / regression cases."""
+
+    def __init__(self, rng: random.Random, symbols: tuple, orders):
+        self.rng = rng
+        self.symbols = symbols
+        self.orders = orders
+        self.mark = {symbol: MID for symbol in symbols}
+        self.now = 0
+        self.placed = 0  # PlaceOrder commands so far: an upper bound of the ids issued
+        self.hedge = True  # what the stream believes of account 6
+
+    def opening(self) -> list:
+        rng = self.rng
+        commands = [Deposit(account, amount) for account, amount in FUZZ_BALANCES.items()]
+        commands.append(SetPositionMode(FUZZ_HEDGE, PositionMode.HEDGE))
+        for symbol in self.symbols:
+            commands += [SetMarkPrice(symbol, MID), SetIndexPrice(symbol, MID), FundInsurance(symbol, 20 * USDT)]
+            for account in FUZZ_TRADERS:
+                commands.append(SetLeverage(account, symbol, rng.choice((10, 20, 50))))
+                if rng.random() < 0.4:
+                    commands.append(SetMarginMode(account, symbol, MarginMode.ISOLATED))
+        return commands
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _enum(self, member):
+        """An enum value, as a plain int one time in ten (both are legal)."""
+        return int(member) if self.rng.random() < 0.1 else member
+
+    def _flag(self, value: bool):
+        return int(value) if self.rng.random() < 0.1 else value
+
+    def _position_side(self, account: int, side: Side, closing: bool = False):
+        if account != FUZZ_HEDGE or not self.hedge:
+            return self._enum(PositionSide.BOTH)
+        opens_long = side == Side.BUY
+        return self._enum(PositionSide.SHORT if opens_long == closing else PositionSide.LONG)
+
+    def _own_order(self, account: int) -> int:
+        rng = self.rng
+        if self.orders is not None:
+            recent = [oid for oid, owner in list(self.orders)[-64:] if owner == account]
+            if recent and rng.random() < 0.9:
+                return rng.choice(recent)
+        return rng.randint(max(1, self.placed - 40), self.placed + 1)
+
+    def _others_order(self, account: int):
+        """An order id of another account (certain with ``orders``), or a guess and False."""
+        if self.orders is not None:
+            recent = [oid for oid, owner in list(self.orders)[-64:] if owner != account]
+            if recent:
+                return self.rng.choice(recent), True
+        return self.rng.randint(max(1, self.placed - 40), self.placed + 1), False
+
+    def _price(self, symbol: str, spread: int) -> int:
+        m = self.mark[symbol]
+        return max(1, m + self.rng.randint(-max(1, m // spread), max(1, m // spread)))
+
+    # -- the valid flow ----------------------------------------------------------------------------
+    def next(self):
+        rng = self.rng
+        symbol = rng.choice(self.symbols)
+        m = self.mark[symbol]
+        roll = rng.random()
+        account = rng.choice(FUZZ_TRADERS)
+        side = rng.choice((Side.BUY, Side.SELL))
+        if roll < 0.24:  # the maker quotes both sides
+            self.placed += 1
+            offset = rng.randint(1, max(2, m // 50))
+            price = m - offset if side == Side.BUY else m + offset
+            tif = TimeInForce.GTX if rng.random() < 0.1 else TimeInForce.GTC
+            return PlaceOrder(FUZZ_MAKER, symbol, self._enum(side), rng.randint(1, 6), price, tif=self._enum(tif))
+        if roll < 0.44:  # traders take or rest
+            self.placed += 1
+            reduce_only = rng.random() < 0.1
+            closing = reduce_only or rng.random() < 0.2
+            position_side = self._position_side(account, side, closing)
+            if position_side in (PositionSide.LONG, PositionSide.SHORT):
+                reduce_only = False  # hedge mode: the leg decides
+            stp = self._enum(rng.choice(tuple(STPMode)))
+            if rng.random() < 0.45:
+                return PlaceOrder(account, symbol, self._enum(side), rng.randint(1, 4), 0, self._enum(OrderType.MARKET),
+                                  stp=stp, reduce_only=self._flag(reduce_only), position_side=position_side)
+            tif = rng.choice(tuple(TimeInForce))
+            return PlaceOrder(account, symbol, self._enum(side), rng.randint(1, 4), self._price(symbol, 40),
+                              self._enum(OrderType.LIMIT), self._enum(tif), stp, reduce_only=self._flag(reduce_only),
+                              expire_ns=self.now + rng.randint(1, 30 * 10**9) if tif == TimeInForce.GTD else 0,
+                              position_side=position_side)
+        if roll < 0.50:  # conditional orders
+            self.placed += 1
+            return self._conditional(symbol, account, side)
+        if roll < 0.54:
+            owner = FUZZ_MAKER if rng.random() < 0.3 else account
+            return CancelOrder(owner, symbol, self._own_order(owner))
+        if roll < 0.57:
+            owner = FUZZ_MAKER if rng.random() < 0.3 else account
+            return AmendOrder(owner, symbol, self._own_order(owner), self._price(symbol, 60), rng.randint(1, 6))
+        if roll < 0.59:
+            return CancelAll(rng.choice((*FUZZ_TRADERS, FUZZ_MAKER)), symbol)
+        if roll < 0.76:  # the mark walks, sometimes jumps, and drifts back toward the middle
+            step = rng.randint(-m // 12, m // 12) if rng.random() < 0.2 else rng.randint(-m // 200, m // 200)
+            self.mark[symbol] = min(max(m + step + (MID - m) // 20, MID // 4), MID * 4)
+            return SetMarkPrice(symbol, self.mark[symbol])
+        if roll < 0.79:
+            return SetIndexPrice(symbol, max(1, m + rng.randint(-m // 100, m // 100)))
+        if roll < 0.83:
+            return AdvanceTime(self._later())
+        if roll < 0.845:
+            return FundInsurance(symbol, rng.choice((USDT, 20 * USDT, 200 * USDT)))
+        if roll < 0.885:
+            return Deposit(rng.choice(FUZZ_TRADERS), rng.choice((10 * USDT, 50 * USDT, 200 * USDT)))
+        if roll < 0.90:
+            return Withdraw(rng.choice(FUZZ_TRADERS), rng.choice((USDT, 20 * USDT)))
+        if roll < 0.92:
+            position_side = self._position_side(account, side)
+            return AdjustIsolatedMargin(account, symbol, rng.choice((5 * USDT, -5 * USDT, USDT)), position_side)
+        if roll < 0.96:
+            return SetLeverage(account, symbol, rng.choice((2, 5, 10, 20, 50, 100)))
+        if roll < 0.99:
+            mode = rng.choice(tuple(MarginMode))
+            return SetMarginMode(account, symbol, self._enum(mode), rng.choice((0, 0, 5 * USDT)))
+        mode = rng.choice(tuple(PositionMode))
+        self.hedge = mode == PositionMode.HEDGE
+        return SetPositionMode(FUZZ_HEDGE, self._enum(mode))
+
+    def _later(self) -> int:
+        """The next time: nanoseconds to minutes ahead, or past the next whole hour (a funding boundary of
+        every profile: 1 h or 8 h)."""
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.5:
+            self.now += rng.randint(1, 10**6)
+        elif roll < 0.85:
+            self.now += rng.randint(10**9, 120 * 10**9)
+        else:
+            self.now = (self.now // HOUR_NS + 1) * HOUR_NS + rng.randint(0, 10**9)
+        return self.now
+
+    def _conditional(self, symbol: str, account: int, side: Side) -> PlaceOrder:
+        rng = self.rng
+        m = self.mark[symbol]
+        kind = rng.choice((OrderType.STOP, OrderType.STOP_MARKET, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_MARKET,
+                           OrderType.TRAILING_STOP_MARKET))
+        gap = rng.randint(1, max(2, m // 30))
+        rising = (side == Side.BUY) == (kind in (OrderType.STOP, OrderType.STOP_MARKET))
+        if rng.random() < 0.1:
+            rising = not rising  # would trigger immediately: -2021
+        stop = m + gap if rising else max(1, m - gap)
+        as_limit = kind in (OrderType.STOP, OrderType.TAKE_PROFIT)
+        trailing = kind == OrderType.TRAILING_STOP_MARKET
+        close = kind in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET) and rng.random() < 0.3
+        reduce_only = not close and rng.random() < 0.3
+        position_side = self._position_side(account, side, close or reduce_only)
+        if position_side in (PositionSide.LONG, PositionSide.SHORT):
+            reduce_only = False
+        tif = rng.choice((TimeInForce.GTC, TimeInForce.IOC, TimeInForce.GTD)) if as_limit else TimeInForce.GTC
+        activation = 0
+        if trailing and rng.random() < 0.5:
+            activation = max(1, m - gap) if side == Side.SELL else m + gap  # not yet passed
+        return PlaceOrder(
+            account, symbol, self._enum(side), 0 if close else rng.randint(1, 4),
+            stop + rng.randint(-3, 3) if as_limit else 0, self._enum(kind), self._enum(tif),
+            self._enum(rng.choice(tuple(STPMode))), reduce_only=self._flag(reduce_only),
+            close_position=self._flag(close), stop_ticks=0 if trailing else stop,
+            working_type=self._enum(rng.choice(tuple(WorkingType))),
+            callback_e8=rng.choice((10_000, 100_000, 500_000)) if trailing else 0,
+            activation_ticks=activation, expire_ns=self.now + rng.randint(1, 10**10) if tif == TimeInForce.GTD else 0,
+            position_side=position_side,
+        )
+
+    # -- certainly refused, and the regressions -----------------------------------------------------
+    def refused(self, command):
+        """``(a well-formed command the exchange must refuse, field, REFUSED or ODD)``."""
+        rng = self.rng
+        symbol = rng.choice(self.symbols)
+        account = rng.choice((*FUZZ_TRADERS, FUZZ_MAKER))
+        roll = rng.random()
+        if roll < 0.3:
+            order_id, certain = self._others_order(account)
+            if rng.random() < 0.5:
+                return CancelOrder(account, symbol, order_id), "order_id", REFUSED if certain else ODD
+            return (AmendOrder(account, symbol, order_id, self._price(symbol, 60), rng.randint(1, 6)), "order_id",
+                    REFUSED if certain else ODD)
+        if roll < 0.5:
+            order_id = rng.choice((self.placed + rng.randint(2, 10**6), 2**62, 2**63 - 1))
+            if rng.random() < 0.5:
+                return CancelOrder(account, symbol, order_id), "order_id", REFUSED
+            return AmendOrder(account, symbol, order_id, self._price(symbol, 60), 1), "order_id", REFUSED
+        if roll < 0.75:
+            return AdvanceTime(rng.choice((-1, self.now - rng.randint(1, 10**9), -2**63))), "now_ns", REFUSED
+        if hasattr(command, "symbol"):
+            return dataclasses.replace(command, symbol=rng.choice(UNKNOWN_SYMBOLS)), "symbol", REFUSED
+        return CancelAll(account, rng.choice(UNKNOWN_SYMBOLS)), "symbol", REFUSED
+
+    def regression(self, index: int):
+        """The ``index``-th (cycling) of the commands the boundary was written for: ``(command, field, FIELD)``."""
+        symbol = self.symbols[index % len(self.symbols)]
+        m = self.mark[symbol]
+        stop = PlaceOrder(1, symbol, Side.SELL, 1, 0, OrderType.STOP_MARKET, stop_ticks=max(1, m - 50))
+        trailing = PlaceOrder(1, symbol, Side.SELL, 1, 0, OrderType.TRAILING_STOP_MARKET, callback_e8=100_000)
+        cases = [
+            (PlaceOrder(1, symbol, 1.5, 1, m), "side"),
+            (dataclasses.replace(stop, tif=None), "tif"),
+            (dataclasses.replace(stop, qty_lots=float("nan")), "qty_lots"),
+            (dataclasses.replace(trailing, callback_e8=2**64), "callback_e8"),
+            (dataclasses.replace(trailing, activation_ticks=2**64), "activation_ticks"),
+            (dataclasses.replace(trailing, tif=2**64), "tif"),
+            (dataclasses.replace(stop, expire_ns=2**64), "expire_ns"),
+            (CancelOrder(1, symbol, 2**63), "order_id"),
+            (CancelOrder(2, symbol, str(max(1, self.placed - 3))), "order_id"),
+            (PlaceOrder(4, symbol, Side.BUY, 1.5, m), "qty_lots"),
+            (AdvanceTime(TIME_LIMIT_NS + 1), "now_ns"),
+            (AdvanceTime(10**30), "now_ns"),
+        ]
+        command, field = cases[index % len(cases)]
+        return command, field, FIELD
+
+
+class FuzzFailure(AssertionError):
+    """A check of :class:`FuzzRun` failed; the message names the seed, the command index and the command."""
+
+
+class FuzzRun:
+    """:func:`fuzz_cases` through one exchange per implementation side by side (``implementations``, all on
+    the same commands), checking after every command: no exception; identical events and state hashes
+    across the implementations; a result that is only Rejected events leaves the hash unchanged; a FIELD
+    case gives exactly one Rejected whose message names the field, a REFUSED case only Rejected events; the
+    rules §9 invariants (:meth:`Exchange.check_invariants`) after each of the first ``dense`` commands and
+    then after every ``every``-th (and the last). ``counts`` tallies cases, reject codes and the liquidation
+    events; :meth:`run` raises :class:`FuzzFailure` at the first failed check."""
+
+    COUNTED = ("LiquidationStarted", "LiquidationFill", "ADLFill", "FundingSettled", "OrderTriggered", "Fill")
+
+    def __init__(self, seed: int, n: int, profile: str = "binance", symbols=(SYMBOL,),
+                 implementations=("python", "cython"), dense: int = 2_000, every: int = 10,
+                 fund_limits=None, bad_share: float = 0.2):
+        from collections import Counter, deque
+
+        from exchange import Exchange, FundLimits, LiquidationConfig
+
+        self.seed, self.n, self.profile, self.symbols = seed, n, profile, tuple(symbols)
+        self.implementations = tuple(implementations)
+        self.dense, self.every, self.bad_share = dense, every, bad_share
+        self.fund_limits = fund_limits or FundLimits()
+        config = LiquidationConfig(fund=self.fund_limits)
+        self.exchanges = [Exchange(fuzz_instruments(self.symbols), implementation=impl, profile=profile,
+                                   liquidation=config) for impl in self.implementations]
+        self.orders = deque(maxlen=256)
+        self.counts = Counter()
+        self.rejects = Counter()
+
+    def describe(self) -> str:
+        limits = "" if self.fund_limits.max_position_lots is None else f" fund ≤ {self.fund_limits.max_position_lots} lots"
+        return f"seed {self.seed} profile {self.profile} symbols {','.join(self.symbols)}{limits}"
+
+    def fail(self, index: int, command, field, expect, what: str):
+        raise FuzzFailure(f"{self.describe()}: command #{index} {command!r} ({expect}"
+                          f"{'' if field is None else ' ' + field}): {what}")
+
+    def run(self, progress=None) -> "FuzzRun":
+        """Apply every case; ``progress(index)`` is called every 10,000 commands."""
+        from exchange import Rejected
+
+        exchanges, implementations = self.exchanges, self.implementations
+        hashes = [ex.state_hash() for ex in exchanges]
+        counts, rejects, counted = self.counts, self.rejects, self.COUNTED
+        index = -1
+        for index, (command, field, expect) in enumerate(fuzz_cases(self.seed, self.n, self.symbols, self.orders,
+                                                                    self.bad_share)):
+            if progress is not None and index % 10_000 == 0:
+                progress(index)
+            counts[expect] += 1
+            results = []
+            for impl, ex in zip(implementations, exchanges):
+                try:
+                    results.append(ex.apply(command))
+                except Exception as exc:  # noqa: BLE001 - any exception is a finding
+                    self.fail(index, command, field, expect, f"{impl} raised {type(exc).__name__}: {exc}")
+            events = results[0]
+            for impl, other in zip(implementations[1:], results[1:]):
+                if other != events:
+                    self.fail(index, command, field, expect,
+                              f"events differ:\n  {implementations[0]}: {events}\n  {impl}: {other}")
+            before = hashes
+            hashes = []
+            for impl, ex in zip(implementations, exchanges):
+                try:
+                    hashes.append(ex.state_hash())
+                except Exception as exc:  # noqa: BLE001
+                    self.fail(index, command, field, expect, f"{impl} state_hash() raised {type(exc).__name__}: {exc}")
+            if len(set(hashes)) != 1:
+                self.fail(index, command, field, expect, f"state hashes differ: {dict(zip(implementations, hashes))}; "
+                                                         f"events {events}")
+            only_rejected = bool(events) and all(type(e) is Rejected for e in events)
+            if only_rejected and hashes[0] != before[0]:
+                self.fail(index, command, field, expect, f"rejected ({events}) but the state hash changed")
+            if expect == FIELD:
+                if not (len(events) == 1 and type(events[0]) is Rejected and field in events[0].message):
+                    self.fail(index, command, field, expect, f"expected one Rejected naming {field!r}, got {events}")
+            elif expect == REFUSED and not only_rejected:
+                self.fail(index, command, field, expect, f"expected a rejection, got {events}")
+            for event in events:
+                name = type(event).__name__
+                if name == "Rejected":
+                    rejects[int(event.code)] += 1
+                elif name in counted:
+                    counts[name] += 1
+                    if name == "LiquidationFill" and event.order_id == 0:
+                        counts["takeover"] += 1
+                elif name == "OrderAccepted":
+                    self.orders.append((event.order_id, event.account_id))
+            if index < self.dense or index % self.every == 0 or index == self.n - 1:
+                for impl, ex in zip(implementations, exchanges):
+                    try:
+                        ex.check_invariants()
+                    except Exception as exc:  # noqa: BLE001
+                        self.fail(index, command, field, expect, f"{impl} invariants: {type(exc).__name__}: {exc}")
+                counts["invariant checks"] += 1
+        counts["commands"] = index + 1
+        return self

@@ -1,4 +1,4 @@
-"""Account commands through the Exchange (SPEC §4): deposits, withdrawals, position mode, margin mode
+"""Account commands through the Exchange (rules §4): deposits, withdrawals, position mode, margin mode
 (with and without ``allow_mode_switch_with_position``), leverage, isolated margin, and each reject code.
 
 Instrument: tick 0.01, lot 1, K = 10⁶, no fees; one lot at 100.00 is 100 USDT. Account 1 trades, account 9
@@ -153,8 +153,9 @@ def test_a_hedge_symbol_with_both_legs_open_cannot_switch_even_with_the_option()
 # -- leverage --------------------------------------------------------------------------------------------
 def test_leverage_bounds_and_isolated_reduction():
     ex, trader, maker = venue()
-    for bad in (0, 126, True):
+    for bad in (0, 126):
         assert code(ex.apply(SetLeverage(1, SYM, bad))) == RejectCode.INVALID_LEVERAGE
+    assert code(ex.apply(SetLeverage(1, SYM, True))) == RejectCode.MALFORMED  # a bool is not an integer here
     assert trader.set_leverage(SYM, 125) == [LeverageChanged(1, SYM, 125)]
     trader.set_margin_mode(SYM, "ISOLATED")
     long_position(ex, trader, maker, 10)

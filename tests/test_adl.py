@@ -1,4 +1,4 @@
-"""ADL ranking (SPEC §7, §10, §11 example 10), hand-derived."""
+"""ADL ranking (rules §7, §10, §11 example 10), hand-derived."""
 from fractions import Fraction
 
 import pytest

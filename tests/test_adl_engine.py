@@ -1,4 +1,4 @@
-"""Profile differences of the waterfall (SPEC §10) and ADL in the engine: each test shows what distinguishes
+"""Profile differences of the waterfall (rules §10) and ADL in the engine: each test shows what distinguishes
 one venue. Expected values derived by hand. Coin: tick 0.01, lot 1, K = 10⁶ (1 lot at 100.00 = 100 USDT);
 default brackets (0.4 % up to 50,000; 0.5 % − cum 50 up to 250,000)."""
 from exchange import (

@@ -1,4 +1,4 @@
-"""Clearing (SPEC §5): fills -> positions, entry cost, realized PnL with the one rounding rule, fees and
+"""Clearing (rules §5): fills -> positions, entry cost, realized PnL with the one rounding rule, fees and
 rebates, isolated margin in and out. Instrument: tick 0.01, lot 1, K = 10⁶ units per tick·lot (one lot at
 100.00 = 10,000 ticks is 10¹⁰ units = 100 USDT). Expected values are derived by hand."""
 import pytest

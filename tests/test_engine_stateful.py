@@ -1,5 +1,5 @@
 """A hypothesis state machine over the whole engine: deposits, withdrawals, orders, marks, index prices,
-time, leverage and margin modes, fund seeding. After every step: every SPEC §9 invariant holds, nothing is
+time, leverage and margin modes, fund seeding. After every step: every rules §9 invariant holds, nothing is
 left liquidatable (the sweep ran to the end), and a rejected command changed nothing."""
 import hypothesis.strategies as st
 from hypothesis import settings

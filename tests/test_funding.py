@@ -1,4 +1,4 @@
-"""Funding mathematics (SPEC §8, §11 examples 4 and 5), with hand-derived values."""
+"""Funding mathematics (rules §8, §11 examples 4 and 5), with hand-derived values."""
 from fractions import Fraction
 
 import pytest
@@ -10,7 +10,7 @@ I, CLAMP, CAP = 10_000, 50_000, 300_000  # 0.01%, 0.05%, 0.3% (×1e8)
 
 @pytest.mark.parametrize(
     "p_avg_e8, expected_e8",
-    [(20_000, 10_000), (100_000, 50_000), (-80_000, -30_000), (5_000, 10_000)],  # SPEC example 4
+    [(20_000, 10_000), (100_000, 50_000), (-80_000, -30_000), (5_000, 10_000)],  # rules example 4
 )
 def test_example_4_funding_clamp(p_avg_e8, expected_e8):
     assert funding_rate_e8([p_avg_e8], I, CLAMP, -CAP, CAP) == expected_e8

@@ -1,7 +1,7 @@
-"""Funding inside the Exchange (SPEC §8, §11 examples 4 and 5): premium samples from the live book, the
+"""Funding inside the Exchange (rules §8, §11 examples 4 and 5): premium samples from the live book, the
 weighted average, settlement at interval boundaries, isolated vs cross, rounding dust, history, replay.
 
-Every expected number is derived by hand in the comments. ``CheckedExchange`` checks SPEC §9 conservation and
+Every expected number is derived by hand in the comments. ``CheckedExchange`` checks rules §9 conservation and
 every invariant after each command. BTCUSDT: tick 0.01, lot 0.001, so K = 0.01 × 0.001 × 10⁸ = 1,000 units
 per tick·lot; the coin instruments: tick 0.01, lot 1, K = 10⁶."""
 import io
@@ -56,7 +56,7 @@ def long_short(ex, long, short, symbol, qty, price):
     long.buy(symbol, qty, price)
 
 
-# -- SPEC example 5 -----------------------------------------------------------------------------------------
+# -- rules example 5 -----------------------------------------------------------------------------------------
 def test_example_5_long_2_btc_at_mark_30000_pays_6_and_the_short_receives_6():
     ex, (a, b, *_) = venue(btc())
     mark(ex, BTC, "30000")
@@ -92,7 +92,7 @@ def test_negative_rate_shorts_pay_longs():
     assert (ex.wallet(1) - before[0], ex.wallet(2) - before[1]) == (units("6"), -units("6"))
 
 
-# -- SPEC example 4 through the book ---------------------------------------------------------------------------
+# -- rules example 4 through the book ---------------------------------------------------------------------------
 def quote_coin(ex, bidder, asker, bids, asks):
     """Rest ``(qty, price)`` bids and asks of the coin."""
     for qty, price in bids:

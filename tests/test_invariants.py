@@ -1,4 +1,4 @@
-"""SPEC §9 after every command of seeded random runs (deposits, leverage / mode changes, index and mark
+"""rules §9 after every command of seeded random runs (deposits, leverage / mode changes, index and mark
 prices mixed into the order flow), the checker catching each kind of corruption, and journal replay with
 venue options."""
 import io

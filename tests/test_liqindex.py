@@ -89,7 +89,7 @@ def test_compiled_entries_equal_reference(seed, extreme):
 
 
 def test_isolated_entry_is_the_liquidation_tick():
-    # SPEC §11 example 9 as an index entry: long 1 BTC at 10,000, margin 500, MMR 0 → fires at mark ≤ 9,500
+    # rules §11 example 9 as an index entry: long 1 BTC at 10,000, margin 500, MMR 0 → fires at mark ≤ 9,500
     p = Portfolio([btc(brackets=[("1000000000", "0", 125)])])
     a = p.add_account(0)
     j = p.add_position(a, 0, 1000, 1_000_000_000, mode=ISO, iso_margin_units=500 * USDT)
@@ -106,7 +106,7 @@ def test_isolated_entry_is_the_liquidation_tick():
 
 
 def test_cross_band_is_conservative_and_covers_the_mark():
-    """SPEC §11 example 13's account: its bands contain the marks, and inside them it is never liquidatable."""
+    """rules §11 example 13's account: its bands contain the marks, and inside them it is never liquidatable."""
     p = Portfolio([btc("AUSDT"), btc("BUSDT")])
     acct = p.add_account(10_000 * USDT)
     p.add_position(acct, 0, 1000, 1000 * 10_000_000)

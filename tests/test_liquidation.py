@@ -1,5 +1,5 @@
 """The liquidation waterfall (exchange.liquidation): order cancellation, partial liquidation by bracket
-reduction, the liquidation order and its fee, liquidation mode (-2023 / -4087), and SPEC §9 after every
+reduction, the liquidation order and its fee, liquidation mode (-2023 / -4087), and rules §9 after every
 command of long seeded runs through every profile (1,000,000 commands in all), with determinism across
 implementations. Expected values are derived by hand in the comments.
 
@@ -105,7 +105,7 @@ def coin_b() -> Instrument:
     return Instrument.linear("BBBUSDT", lot_size="1", min_qty="1", maker_fee="0", taker_fee="0", min_notional="0")
 
 
-# -- long seeded runs: SPEC §9 after every command -------------------------------------------------------
+# -- long seeded runs: rules §9 after every command -------------------------------------------------------
 SOCIALIZED_SHARED = dataclasses.replace(PROFILES["binance"], name="binance-socialized",
                                         loss_rule=LossRule.SOCIALIZED, insurance_scope=InsuranceScope.SHARED)
 RUN_PROFILES = [*PROFILES.values(), SOCIALIZED_SHARED]
@@ -115,7 +115,7 @@ COMMANDS_PER_RUN = 8_400  # 6 profiles × 2 limits × 10 seeds × 8,400 = 1,008,
 
 
 class Invariant(Exchange):
-    """An Exchange that checks every SPEC §9 invariant after each command."""
+    """An Exchange that checks every rules §9 invariant after each command."""
 
     def apply(self, command) -> list:
         events = super().apply(command)

@@ -1,6 +1,6 @@
-"""Margin mathematics (exchange.margin): SPEC §2/§5 and the worked examples of §11.
+"""Margin mathematics (exchange.margin): rules §2/§5 and the worked examples of §11.
 
-Expected values are derived by hand from the SPEC (arithmetic shown in comments), never by the code.
+Expected values are derived by hand from the rulebook (arithmetic shown in comments), never by the code.
 Units: K = tick 0.01 × lot 0.001 × 10⁸ = 1,000 units per tick·lot; 1 USDT = 10⁸ units.
 """
 from fractions import Fraction
@@ -37,7 +37,7 @@ EX3 = [("1000", "0.02", 50), ("2000", "0.025", 40), ("3000", "0.03", 33), ("4000
 MULTI = [("1000", "0.01", 50), ("5000", "0.02", 20), ("20000", "0.05", 10), ("100000", "0.1", 5), ("10000000", "0.2", 2)]
 
 
-# -- SPEC §11 example 2: cum of brackets ---------------------------------------------------------------
+# -- rules §11 example 2: cum of brackets ---------------------------------------------------------------
 def test_example2_cum_and_mm():
     rows = M.derive_brackets(inst(brackets=EX2).brackets)
     # cum2 = 50,000 × (0.5% − 0.4%) = 50; cum3 = 250,000 × (1% − 0.5%) + 50 = 1,300
@@ -54,7 +54,7 @@ def test_example2_cum_and_mm():
     assert M.max_leverage(rows, usdt(264_000)) == 50
 
 
-# -- SPEC §11 example 3: marginal tiers ------------------------------------------------------------------
+# -- rules §11 example 3: marginal tiers ------------------------------------------------------------------
 def test_example3_tiered_mm():
     rows = M.derive_brackets(inst(brackets=EX3).brackets)
     # 1,000×2% + 1,000×2.5% + 1,000×3% + 500×3.5% = 20 + 25 + 30 + 17.5 = 92.5
@@ -93,7 +93,7 @@ def test_upnl_and_ratio():
     assert M.is_liquidatable(5, 5, True) and not M.is_liquidatable(6, 5, True) and not M.is_liquidatable(0, 5, False)
 
 
-# -- SPEC §11 example 1: liquidation price to the cent ---------------------------------------------------
+# -- rules §11 example 1: liquidation price to the cent ---------------------------------------------------
 def test_example1_liquidation_price():
     rows = M.derive_brackets([(10**18, 400_000, 125)])  # MMR 0.4 %, cum 0
     wb, legs = usdt(500), [(20, 100_000_000)]  # long 0.02 at 50,000
@@ -117,7 +117,7 @@ def test_example1_through_the_sweep():
     assert sweep_reference(p, [2_510_041]).acct_liq[a] == 0
 
 
-# -- SPEC §11 example 9: isolated margin added ----------------------------------------------------------
+# -- rules §11 example 9: isolated margin added ----------------------------------------------------------
 def test_example9_isolated_margin_moves_lp():
     rows = M.derive_brackets([(10**18, 0, 125)])  # MMR 0, no fees
     # long 1 BTC (1,000 lots) at 10,000 (1,000,000 ticks) at 20x → IM = 10,000 / 20 = 500
@@ -136,7 +136,7 @@ def test_example9_isolated_margin_moves_lp():
     assert M.bankruptcy_price_exact(usdt(2000), legs2, K) == 900_000
 
 
-# -- SPEC §11 example 14: leverage arithmetic ---------------------------------------------------------
+# -- rules §11 example 14: leverage arithmetic ---------------------------------------------------------
 def test_example14_leverage_arithmetic():
     rows = M.derive_brackets(inst().brackets)  # default BTC tiers: 0.4 % below 50k
     # 5,000 at 5x → 25,000 notional: 0.5 BTC (500 lots) at 50,000 (5,000,000 ticks)
@@ -245,7 +245,7 @@ def test_cross_lp_is_where_the_sweep_flips(pos1, pos2, wallet_usdt, mark1, mark2
     p.add_position(a, 0, q1, q1 * p1)
     p.add_position(a, 1, q2, q2 * p2)
     rows = p.table.rows
-    # SPEC §5: WB − TMM1 + UPNL1 with the other cross position at its mark
+    # rules §5: WB − TMM1 + UPNL1 with the other cross position at its mark
     upnl1 = M.unrealized_pnl(q2, q2 * p2, mark2, K)
     tmm1 = M.maintenance_margin(rows[1], M.notional_units(q2, mark2, K))
     bal = wallet - tmm1 + upnl1

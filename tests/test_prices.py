@@ -1,4 +1,4 @@
-"""Index and mark prices (SPEC §6): the three mark sources, P1/P2 rounding, the basis window, and a mark
+"""Index and mark prices (rules §6): the three mark sources, P1/P2 rounding, the basis window, and a mark
 change feeding triggers and margin like SetMarkPrice does. Prices in ticks of 0.01."""
 from exchange import (
     AdvanceTime, Client, Deposit, IndexPriceChanged, MarkParams, MarkPriceChanged, MarkSource, OrderTriggered,

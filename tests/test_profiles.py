@@ -1,4 +1,4 @@
-"""What distinguishes the venue profiles' funding and brackets (SPEC §10), through the Exchange; every
+"""What distinguishes the venue profiles' funding and brackets (rules §10), through the Exchange; every
 expected number is derived by hand in the comments. BTCUSDT: tick 0.01, lot 0.001 (K = 1,000 units per
 tick·lot); COINUSDT: tick 0.01, lot 1 (K = 10⁶)."""
 import pytest
@@ -12,7 +12,7 @@ from tests.checked import CheckedExchange, units
 
 BTC, COIN = "BTCUSDT", "COINUSDT"
 HOUR = 3600 * NS_PER_SECOND
-EX2 = (("50000", "0.004", 125), ("250000", "0.005", 100), ("1000000", "0.01", 50))  # SPEC example 2
+EX2 = (("50000", "0.004", 125), ("250000", "0.005", 100), ("1000000", "0.01", 50))  # rules example 2
 
 
 def venue(instrument, profile):
@@ -89,7 +89,7 @@ def test_bitmex_cap_applies_to_negative_rates_too():
     # 100,000 notional: marginal 100,000 × 0.5% − cum 50 = 450; stepwise 100,000 × 0.5% = 500;
     # dydx (one liquidity tier, the first bracket): 100,000 × 0.4% = 400
     ("2", "450", "500", "400"),
-    # 500,000: marginal 500,000 × 1% − 1,300 = 3,700 (SPEC example 2); stepwise 5,000; flat 2,000
+    # 500,000: marginal 500,000 × 1% − 1,300 = 3,700 (rules example 2); stepwise 5,000; flat 2,000
     ("10", "3700", "5000", "2000"),
 ])
 def test_maintenance_margin_by_bracket_style(btc_qty, marginal, stepwise, flat):

@@ -1,4 +1,4 @@
-"""Pre-trade risk (SPEC §3, §5): order holds, available balance, -2019, -2027, reduce-only -2022, the
+"""Pre-trade risk (rules §3, §5): order holds, available balance, -2019, -2027, reduce-only -2022, the
 reduce-only trim, close-position stops, and holds released on fill / cancel / amend.
 
 Instrument: tick 0.01, lot 1, K = 10⁶, no fees; one lot at 100.00 is 100 USDT; default leverage 20.

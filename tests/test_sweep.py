@@ -1,4 +1,4 @@
-"""Full sweep (exchange.sweep) and storage (exchange.portfolio): SPEC §4/§5 cases, bounds, and the
+"""Full sweep (exchange.sweep) and storage (exchange.portfolio): rules §4/§5 cases, bounds, and the
 differential reference ⇔ numpy ⇔ compiled on random portfolios including values at the int64 bounds."""
 import numpy as np
 import pytest
@@ -97,7 +97,7 @@ def assert_same(a, b, label):
     assert (a.n_liq_positions, a.n_liq_accounts) == (b.n_liq_positions, b.n_liq_accounts)
 
 
-# -- SPEC cases --------------------------------------------------------------------------------------
+# -- rulebook cases --------------------------------------------------------------------------------------
 def test_example13_cross_offset():
     """10,000 wallet, cross long A and short B; A loses 12,000, B gains 15,000 → nobody is liquidated,
     although A alone, isolated with the same 10,000 margin, would be."""
@@ -158,7 +158,7 @@ def test_equality_is_liquidatable_and_zero_size_is_not():
     p = Portfolio([btc(brackets=[("1000000000", "0", 125)])])  # MMR 0
     a = p.add_account(0)
     j = p.add_position(a, 0, 1000, 1_000_000_000, mode=ISO, iso_margin_units=500 * USDT)
-    r = S.sweep_reference(p, [950_000], S.RATIOS)  # balance 500 − 500 = 0 = MM → liquidatable (SPEC §5)
+    r = S.sweep_reference(p, [950_000], S.RATIOS)  # balance 500 − 500 = 0 = MM → liquidatable (rules §5)
     assert r.pos_equity[j] == 0 and r.pos_liq[j] == 1 and r.pos_ratio_e8[j] == M.RATIO_INF
     assert S.sweep_reference(p, [950_001]).pos_liq[j] == 0
     b = p.add_account(-5)  # negative wallet, no position: not liquidatable

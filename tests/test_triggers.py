@@ -1,4 +1,4 @@
-"""Trigger conditions (SPEC §3, §11 example 8), at the level of single conditional orders."""
+"""Trigger conditions (rules §3, §11 example 8), at the level of single conditional orders."""
 import pytest
 
 from exchange.enums import OrderType, Side, WorkingType

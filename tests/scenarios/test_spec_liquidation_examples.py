@@ -1,7 +1,7 @@
-"""SPEC §11 examples 10 (in the engine), 11, 12 and 14 with their liquidations, and the seeds' promises:
+"""rules §11 examples 10 (in the engine), 11, 12 and 14 with their liquidations, and the seeds' promises:
 an isolated loss is capped at its margin plus fees; a cross account is liquidated as a whole when its total
 equity falls below its total MM; cascades through the median mark. Every expected number is derived by hand
-in the comments; ``CheckedExchange`` checks SPEC §9 after every command.
+in the comments; ``CheckedExchange`` checks rules §9 after every command.
 
 Coins: tick 0.01, lot 1, K = 10⁶ units per tick·lot (1 lot at 1,000.00 = 1,000 USDT)."""
 from exchange import (

@@ -1,6 +1,6 @@
-"""SPEC §11 worked examples 1, 2, 3, 6, 7, 8, 9, 13 and the non-liquidation parts of 12 and 14, played
+"""rules §11 worked examples 1, 2, 3, 6, 7, 8, 9, 13 and the non-liquidation parts of 12 and 14, played
 through the Exchange (the liquidations themselves: ``test_spec_liquidation_examples.py``). Every expected number is derived by hand in the comments (never by the code under
-test). ``CheckedExchange`` checks conservation and every SPEC §9 invariant after each command."""
+test). ``CheckedExchange`` checks conservation and every rules §9 invariant after each command."""
 import pytest
 
 from exchange import (

@@ -1,0 +1,174 @@
+"""Crash recovery: rebuild an exchange from its durable journal, optionally starting from a snapshot.
+
+:func:`recover` reads the journal (:func:`exchange.journal.read_file`: a torn tail, the expected result of a
+crash, is ignored and reported; corruption raises :class:`~exchange.journal.JournalCorrupt`), then
+
+- with snapshots: restores the newest usable one (:meth:`Exchange.restore <exchange.engine.Exchange.restore>`)
+  and applies the journal's commands from its ``sequence`` on. *Usable*: it restores (its checksum
+  verifies), its configuration (instruments, options, profile, liquidation config) equals the journal
+  header's, and its sequence is at most the journal's command count. *Newest*: the highest sequence.
+- without: replays the whole journal into a fresh exchange built from the header.
+
+Either way the result equals an uninterrupted run of the journal's commands (the engine is deterministic),
+and ``exchange.sequence`` equals the journal's command count. With ``resume=True`` the exchange keeps
+journaling into the same file (:meth:`JournalWriter.resume <exchange.journal.JournalWriter.resume>`
+truncates the torn tail first). ``docs/journal.md`` describes the file format and the guarantees.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterable
+
+from .journal import JournalError, JournalFile, JournalFileError, JournalWriter, exchange_config, read_file
+
+
+class RecoveryError(JournalError):
+    """A snapshot named on its own cannot be used, or the recovered state is inconsistent."""
+
+
+class SnapshotMissing(RecoveryError, JournalFileError):
+    """A snapshot named on its own does not exist or cannot be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryReport:
+    """What :func:`recover` did. ``skipped``: ``(path, reason)`` of every snapshot not used."""
+
+    journal_path: str
+    journal_commands: int
+    commands_replayed: int
+    valid_length: int
+    torn_tail_bytes: int
+    torn_tail_offset: int | None
+    final_sequence: int
+    state_hash: str
+    snapshot_path: str | None = None
+    snapshot_sequence: int | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    resumed: bool = False
+
+    def lines(self) -> list[str]:
+        """A human summary, one fact per line."""
+        start = (f"from snapshot {self.snapshot_path} (sequence {self.snapshot_sequence:,})"
+                 if self.snapshot_path else "from the start of the journal (no snapshot)")
+        tail = (f" (torn tail of {self.torn_tail_bytes:,} bytes at offset {self.torn_tail_offset:,} ignored)"
+                if self.torn_tail_bytes else "")
+        out = [f"replayed {self.commands_replayed:,} commands {start}{tail}"]
+        out += [f"skipped snapshot {path}: {reason}" for path, reason in self.skipped]
+        out.append(f"sequence {self.final_sequence:,}; state hash {self.state_hash}")
+        return out
+
+
+def recover(journal_path, snapshot_path=None, implementation: str | None = None, *, resume: bool = False,
+            fsync="always"):
+    """Rebuild the exchange journaled at ``journal_path``: ``(exchange, RecoveryReport)``.
+
+    ``snapshot_path``: None (replay the whole journal); one snapshot file (it must be usable, else
+    :class:`RecoveryError` / :class:`SnapshotMissing`); or a directory or a list of paths to choose from
+    (the newest usable one; the others are reported in ``report.skipped`` and, if none is usable, the whole
+    journal is replayed). ``resume``: the returned exchange keeps journaling into ``journal_path`` with the
+    ``fsync`` policy (close it with ``exchange.close()``). Raises :class:`~exchange.journal.JournalError`
+    subclasses for a missing, unreadable or corrupt journal."""
+    from .engine import Exchange
+
+    contents = read_file(journal_path)
+    report = contents.report
+    count = report.commands
+    exchange, used, used_sequence, skipped = None, None, None, []
+    if snapshot_path is not None:
+        candidates, strict = _candidates(snapshot_path)
+        exchange, used, used_sequence, skipped = _choose_snapshot(candidates, contents, implementation)
+        if strict and exchange is None:
+            path, reason, missing = skipped[0]
+            raise (SnapshotMissing if missing else RecoveryError)(f"snapshot {path}: {reason}")
+    start = used_sequence or 0
+    if exchange is None:
+        exchange = Exchange(contents.instruments, implementation=implementation, options=contents.options,
+                            profile=contents.profile, liquidation=contents.liquidation)
+    for command in contents.commands[start:]:
+        exchange.apply(command)
+    if exchange.sequence != count:
+        raise RecoveryError(f"{report.path}: recovered sequence {exchange.sequence} != {count} journaled "
+                            f"commands (a journaled command was refused on replay)")
+    if resume:
+        exchange._journal_writer = JournalWriter.resume(report.path, exchange, fsync, report.valid_length,
+                                                        commands=count)
+    result = RecoveryReport(
+        journal_path=report.path, journal_commands=count, commands_replayed=count - start,
+        valid_length=report.valid_length, torn_tail_bytes=report.torn_tail_bytes,
+        torn_tail_offset=report.torn_tail_offset, final_sequence=exchange.sequence,
+        state_hash=exchange.state_hash(), snapshot_path=used, snapshot_sequence=used_sequence,
+        skipped=tuple((path, reason) for path, reason, _ in skipped), resumed=resume,
+    )
+    return exchange, result
+
+
+def _candidates(snapshot_path) -> tuple[list[str], bool]:
+    """The snapshot files to consider, and whether the one named must be used (a single file)."""
+    if isinstance(snapshot_path, (str, bytes, os.PathLike)):
+        name = os.fsdecode(snapshot_path)
+        if not os.path.isdir(name):
+            return [name], True
+        try:
+            entries = sorted(os.listdir(name))
+        except OSError as exc:
+            raise SnapshotMissing(f"snapshot directory {name}: cannot list: {exc.strerror or exc}") from None
+        return [p for p in (os.path.join(name, e) for e in entries) if os.path.isfile(p)], False
+    return [os.fsdecode(p) for p in snapshot_path], False
+
+
+def _snapshot_errors() -> tuple:
+    try:
+        from .snapshot import SnapshotError
+    except ImportError:  # the snapshot module is not there: only OS and journal errors can occur
+        return (OSError, JournalError)
+    return (SnapshotError, OSError, JournalError)
+
+
+def _choose_snapshot(candidates: Iterable[str], contents: JournalFile, implementation: str | None):
+    """Restore each candidate; keep the usable one with the highest sequence.
+    Returns ``(exchange or None, path, sequence, [(path, reason, missing)])`` for the others."""
+    from .engine import Exchange
+
+    errors = _snapshot_errors()
+    count = contents.report.commands
+    config = contents.config()
+    best, best_path, best_sequence, skipped = None, None, None, []
+    for path in candidates:
+        if not os.path.exists(path):
+            skipped.append((path, "no such file", True))
+            continue
+        if not hasattr(Exchange, "restore"):
+            skipped.append((path, "this build cannot restore snapshots", False))
+            continue
+        try:
+            restored = Exchange.restore(path, implementation=implementation)
+        except IsADirectoryError:
+            skipped.append((path, "is a directory", True))
+            continue
+        except errors as exc:
+            missing = isinstance(exc, OSError)
+            skipped.append((path, _one_line(exc, missing), missing))
+            continue
+        sequence = restored.sequence
+        if exchange_config(restored) != config:
+            reason = "its configuration (instruments, options, profile, liquidation) differs from the journal's"
+        elif sequence > count:
+            reason = f"its sequence {sequence:,} is ahead of the journal ({count:,} commands)"
+        elif best is not None and sequence <= best_sequence:
+            reason = f"older (sequence {sequence:,}) than {best_path} (sequence {best_sequence:,})"
+        else:
+            if best is not None:
+                skipped.append((best_path, f"older (sequence {best_sequence:,}) than {path} "
+                                           f"(sequence {sequence:,})", False))
+            best, best_path, best_sequence = restored, path, sequence
+            continue
+        skipped.append((path, reason, False))
+    return best, best_path, best_sequence, skipped
+
+
+def _one_line(exc: BaseException, os_error: bool) -> str:
+    if os_error and isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,210 @@
+"""Packaging: the sdist ships everything a compiled build needs (and no generated C), its metadata carries
+the PEP 639 licence, and setup.py refuses to produce a package without its compiled core.
+
+Fast (no compiler, no network): the sdist is built without isolation from a copy of the source tree.
+The full check, a wheel compiled from the sdist and installed into a fresh venv, is scripts/check_sdist.sh
+(run by .ci/run).
+"""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SDIST_PREFIX = "exchange-0.1.0/"
+
+# build artefacts and caches of the working tree; ext/*.c is deliberately copied (it must not ship)
+_IGNORE = shutil.ignore_patterns(
+    ".git", "__pycache__", "*.pyc", "*.so", "build", "dist", "*.egg-info", ".hypothesis", ".benchmarks",
+    ".pytest_cache", ".venv", "wheelhouse",
+)
+
+
+def _tooling_missing():
+    """Why the sdist cannot be built here (None if it can): needs `build` and setuptools>=77 (PEP 639)."""
+    # distribution metadata, not ``import build``: a build/ directory in the working tree imports as a
+    # namespace package
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("build")
+        setuptools_version = version("setuptools")
+    except PackageNotFoundError as exc:
+        return f"{exc.name} is not installed"
+    if int(setuptools_version.split(".")[0]) < 77:
+        return f"setuptools {setuptools_version} < 77 cannot read PEP 639 licence metadata"
+    return None
+
+
+def _require_tooling():
+    reason = _tooling_missing()
+    if reason is None:
+        return
+    message = f"{reason}; install the test extra: pip install -e '.[test]'"
+    if os.environ.get("CI"):
+        pytest.fail(message)  # CI installs the test extra: missing tooling there is a real failure
+    pytest.skip(message)
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("EXCHANGE_PUREPYTHON", "EXCHANGE_EXT")}
+    env.update(extra)
+    return env
+
+
+def _load_setup_module():
+    """setup.py as a module: its ``setup()`` call is guarded by ``__name__ == "__main__"``."""
+    spec = importlib.util.spec_from_file_location("exchange_setup_under_test", ROOT / "setup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory):
+    """(names in the tarball, PKG-INFO text) of an sdist built from a copy of the working tree."""
+    _require_tooling()
+    base = tmp_path_factory.mktemp("sdist")
+    tree = base / "src"
+    shutil.copytree(ROOT, tree, ignore=_IGNORE)
+    # generated files lying in the tree must be left out even when present
+    (tree / "ext" / "_stale_generated.c").write_text("/* generated */\n")
+    (tree / "exchange" / "_stale.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
+    out = base / "dist"
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--skip-dependency-check",
+         "--outdir", str(out), str(tree)],
+        cwd=base, capture_output=True, text=True, timeout=120, env=_clean_env(),  # cwd: not the repo's build/
+    )
+    assert proc.returncode == 0, f"sdist build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    tarballs = list(out.glob("exchange-*.tar.gz"))
+    assert len(tarballs) == 1, tarballs
+    with tarfile.open(tarballs[0]) as tar:
+        names = {name.removeprefix(SDIST_PREFIX) for name in tar.getnames()}
+        pkg_info = tar.extractfile(SDIST_PREFIX + "PKG-INFO").read().decode()
+    return names, pkg_info
+
+
+def _repo_files(pattern):
+    return sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob(pattern) if "__pycache__" not in p.parts)
+
+
+def test_sdist_ships_extension_sources(sdist):
+    names, _ = sdist
+    headers = _repo_files("ext/*.h")
+    assert headers, "no ext/*.h in the repository?"
+    wanted = ["ext/_core.pyx", "ext/_clearing.pyx", *headers, *_repo_files("ext/*.pxd"), *_repo_files("ext/*.pyx")]
+    missing = [name for name in wanted if name not in names]
+    assert not missing, f"sdist lacks extension sources: {missing}"
+
+
+def test_sdist_ships_tests_docs_and_licence(sdist):
+    names, _ = sdist
+    wanted = ["LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in", "exchange/__init__.py",
+              "tests/conftest.py", "tests/test_packaging.py"]
+    wanted += _repo_files("tests/**/*.py") + _repo_files("docs/*")
+    assert any(name.startswith("tests/scenarios/") for name in wanted)
+    assert any(name.startswith("docs/") for name in wanted)
+    missing = [name for name in wanted if name not in names]
+    assert not missing, f"sdist lacks: {missing}"
+
+
+def test_sdist_ships_no_generated_files(sdist):
+    names, _ = sdist
+    generated = sorted(n for n in names if n.endswith((".c", ".cpp", ".so", ".pyd", ".o", ".pyc", ".html")))
+    assert not generated, f"generated files in the sdist: {generated}"
+
+
+def test_sdist_licence_metadata(sdist):
+    _, pkg_info = sdist
+    headers = pkg_info.split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: MIT" in headers
+    assert "License-File: LICENSE" in headers
+    assert not any(line.startswith("License: ") for line in headers), "legacy License: field alongside PEP 639"
+
+
+def test_licence_file():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License")
+    assert "Copyright (c) 2026 the exchange authors" in text
+
+
+# ---- setup.py: a build that should compile and cannot fails loudly ---------------------------------------
+
+
+def test_discovery_finds_the_compiled_core():
+    setup_module = _load_setup_module()
+    modules = setup_module.discover_extensions(ROOT)
+    assert {ext.name for ext in modules} >= {"exchange._core", "exchange._clearing"}
+    for ext in modules:
+        assert ext.sources == [f"ext/{ext.name.split('.')[1]}.pyx"]  # the .pyx, never a stale .c
+        assert set(_repo_files("ext/*.h")) <= set(ext.depends)
+
+
+def test_discovery_fails_without_pyx(tmp_path):
+    setup_module = _load_setup_module()
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "core_int.h").write_text("/* header only */\n")
+    (tmp_path / "ext" / "_core.c").write_text("/* a stale generated file must not be used instead */\n")
+    with pytest.raises(setup_module.ExtensionBuildError, match=r"no Cython sources \(\*\.pyx\) found"):
+        setup_module.discover_extensions(tmp_path)
+    with pytest.raises(setup_module.ExtensionBuildError, match="no Cython sources"):
+        setup_module.discover_extensions(tmp_path / "does-not-exist")
+
+
+def test_discovery_fails_when_a_required_module_is_missing(tmp_path):
+    setup_module = _load_setup_module()
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "_core.pyx").write_text("")
+    with pytest.raises(setup_module.ExtensionBuildError, match=r"_clearing\.pyx"):
+        setup_module.discover_extensions(tmp_path)
+
+
+def test_exchange_ext_naming_an_unknown_module_fails():
+    setup_module = _load_setup_module()
+    assert [e.name for e in setup_module.discover_extensions(ROOT, ["_core"])] == ["exchange._core"]
+    with pytest.raises(setup_module.ExtensionBuildError, match="EXCHANGE_EXT names _nope"):
+        setup_module.discover_extensions(ROOT, ["_nope"])
+
+
+def test_missing_cython_fails_loudly(monkeypatch):
+    setup_module = _load_setup_module()
+    modules = setup_module.discover_extensions(ROOT)
+    monkeypatch.setitem(sys.modules, "Cython", None)  # import Cython / Cython.Build now raises ImportError
+    monkeypatch.setitem(sys.modules, "Cython.Build", None)
+    with pytest.raises(setup_module.ExtensionBuildError, match="Cython is required"):
+        setup_module.cythonize_in_place(modules)
+
+
+def test_pure_python_install_skips_the_build(monkeypatch):
+    setup_module = _load_setup_module()
+    monkeypatch.delenv("EXCHANGE_EXT", raising=False)
+    monkeypatch.setenv("EXCHANGE_PUREPYTHON", "1")
+    assert setup_module.extensions() == []
+    monkeypatch.setenv("EXCHANGE_PUREPYTHON", "0")
+    assert setup_module.extensions()
+
+
+def test_setup_py_exits_non_zero_without_pyx(tmp_path):
+    """The real entry point, as pip/build run it: no .pyx and EXCHANGE_PUREPYTHON unset is an error."""
+    tree = tmp_path / "src"
+    tree.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, tree / name)
+    shutil.copytree(ROOT / "exchange", tree / "exchange", ignore=_IGNORE)
+    (tree / "ext").mkdir()
+    for header in (ROOT / "ext").glob("*.h"):
+        shutil.copy2(header, tree / "ext" / header.name)
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "build_ext", "--inplace"],
+        cwd=tree, capture_output=True, text=True, timeout=60, env=_clean_env(),
+    )
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "no Cython sources (*.pyx) found" in proc.stderr, proc.stderr
+    assert "EXCHANGE_PUREPYTHON=1" in proc.stderr
+    assert not list((tree / "exchange").glob("*.so"))
