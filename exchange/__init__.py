@@ -8,7 +8,7 @@ from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
     SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
-from .engine import Exchange, matching_engine_class
+from .engine import Exchange, ExchangeHalted, matching_engine_class
 from .enums import (
     BalanceReason, CancelReason, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side,
     STPMode, TimeInForce, WorkingType,
@@ -24,10 +24,10 @@ from .journal import dump as dump_journal, load as load_journal, replay
 from .liquidation import LiquidationConfig
 from .risk import Liquidatable, PositionView, RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket, SpecError
-from .units import UnitsError
+from .units import InputError, UnitsError
 
 __all__ = [
-    "IMPLEMENTATION", "Exchange", "Client", "matching_engine_class",
+    "IMPLEMENTATION", "Exchange", "ExchangeHalted", "Client", "matching_engine_class", "InputError",
     "PlaceOrder", "CancelOrder", "AmendOrder", "CancelAll", "SetMarkPrice", "AdvanceTime",
     "Deposit", "Withdraw", "SetPositionMode", "SetMarginMode", "SetLeverage", "AdjustIsolatedMargin", "SetIndexPrice",
     "Side", "OrderType", "TimeInForce", "STPMode", "WorkingType", "CancelReason", "RejectCode",

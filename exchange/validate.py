@@ -157,15 +157,46 @@ RULES: dict[type, tuple] = {
 def check(command) -> tuple[int, str] | None:
     """``None`` when every field of ``command`` passes, else ``(reject code, message naming the field)``.
     Raises TypeError for an object that is not a command."""
-    rules = RULES.get(type(command))
-    if rules is None:
+    fast = _FAST.get(type(command))
+    if fast is None:
         raise TypeError(f"not a command: {_show(command)}")
-    for name, rule in rules:
+    if fast(command):
+        return None
+    for name, rule in RULES[type(command)]:
         problem = rule.problem(getattr(command, name))
         if problem is not None:
             code, detail = problem
             return code, f"{type(command).__name__}.{name}: {detail}."
     return None
+
+
+def _compile(cls, rules) -> object:
+    """One boolean expression per command type that accepts exactly what the rules accept for exact ``int``
+    and ``IntEnum`` values (the common case; ~1 µs for a PlaceOrder). Anything it does not accept goes through
+    the rules one by one, which decide and say why."""
+    names: dict = {"_INTS": _INT_TYPES}
+    terms = []
+    for i, (field, rule) in enumerate(rules):
+        v = f"c.{field}"
+        if isinstance(rule, _Int):
+            term = f"type({v}) in _INTS and {rule.lo} <= {v} <= {rule.hi}" + (f" and {v} != 0" if rule.nonzero else "")
+        elif isinstance(rule, _Enum):
+            names[f"_E{i}"] = rule.values
+            term = f"type({v}) in _INTS and {v} in _E{i}"
+        elif isinstance(rule, _Account):
+            term = f"type({v}) in _INTS and 0 <= {v} < {RESERVED_ACCOUNT_BASE}"
+        elif isinstance(rule, _Symbol):
+            term = f"type({v}) is str and len({v}) <= {MAX_SYMBOL_LENGTH}"
+        else:  # _Flag
+            term = f"({v} is True or {v} is False or (type({v}) is int and ({v} == 0 or {v} == 1)))"
+        terms.append(f"({term})")
+    exec(f"def fast_{cls.__name__}(c):\n    return " + " and ".join(terms), names)  # noqa: S102 - our own text
+    return names[f"fast_{cls.__name__}"]
+
+
+_INT_TYPES = frozenset({int, Side, OrderType, TimeInForce, STPMode, WorkingType, PositionSide, PositionMode,
+                        MarginMode})
+_FAST = {cls: _compile(cls, rules) for cls, rules in RULES.items()}
 
 
 def safe_identity(command) -> tuple[str, int, int]:

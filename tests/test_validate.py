@@ -294,3 +294,29 @@ def test_client_constructor_and_instruments_raise_input_error():
     for bad in (dict(max_price="1e30"), dict(tick_size="abc"), dict(taker_fee=0.1)):
         with pytest.raises(InputError):
             Instrument.linear("BTCUSDT", **{**dict(tick_size="0.1", lot_size="0.001", min_qty="0.001"), **bad})
+
+
+# -- the compiled fast path accepts exactly what the rules accept ------------------------------------------------
+def test_fast_path_agrees_with_the_rules():
+    import dataclasses
+
+    from hypothesis import given, settings, strategies as st
+
+    from exchange import validate
+
+    values = st.one_of(
+        st.integers(min_value=-(2**65), max_value=2**65), st.sampled_from([0, 1, 2, 2**62 - 1, 2**62, 2**62 + 1,
+                                                                            2**63 - 1, 2**63, -(2**62)]),
+        st.sampled_from(list(Side) + list(TimeInForce) + list(OrderType)), st.booleans(), st.none(),
+        st.floats(allow_nan=True), st.text(max_size=70), st.just(Decimal(1)), st.just(SYM),
+    )
+
+    @settings(max_examples=3_000, deadline=None)
+    @given(st.sampled_from(sorted(validate.RULES, key=lambda c: c.__name__)), st.data())
+    def check_one(cls, data):
+        fields = {f.name: data.draw(values) for f in dataclasses.fields(cls)}
+        command = cls(**fields)
+        slow = all(rule.problem(getattr(command, name)) is None for name, rule in validate.RULES[cls])
+        assert validate._FAST[cls](command) == slow, command
+
+    check_one()
