@@ -1,7 +1,7 @@
 """Commands: the only inputs of the engine (frozen records), and the batch command array layout.
 
 Every field is an integer in the unit its suffix names (or a symbol string). Time, marks and deposits
-are commands too, so a journal of commands reproduces every event (ARCHITECTURE "Data flow").
+are commands too, so a journal of commands reproduces every event.
 Each record has a stable ``TAG`` used by the msgpack journal; never reuse a tag.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The risk monitor: the engine's exact, incremental knowledge of which margin parts are liquidatable, and of
-which holders a mark move may have pushed across the margin-call level (ARCHITECTURE "Risk engine at scale").
+which holders a mark move may have pushed across the margin-call level.
 
 What it keeps
 -------------

@@ -4,8 +4,10 @@ AdvanceTime, top-ups, shared scope, history, and the socialized-loss rule. Hand-
 (liquidated at 94: balance 0 ≤ MM 3.76; bankruptcy price 94.00)."""
 import dataclasses
 
+import pytest
+
 from exchange import (
-    ADLFill, AdvanceTime, Client, FundInsurance, FundLimits, InsuranceReason, LiquidationConfig, LiquidationFill,
+    ADLFill, AdvanceTime, Client, Deposit, FundInsurance, InputError, FundLimits, InsuranceReason, LiquidationConfig, LiquidationFill,
     Rejected, RejectCode, SetMarkPrice,
 )
 from exchange.profiles import PROFILES, InsuranceScope, LossRule
@@ -28,7 +30,9 @@ def test_seeding_is_a_deposit_into_the_funds_reserved_account_with_history():
 def test_no_user_command_may_name_a_funds_account():
     ex = CheckedExchange([coin()])
     fund = ex.insurance_fund_account_id(COIN)
-    assert rejected(Client(ex, fund).deposit("1")).code == RejectCode.MALFORMED
+    assert rejected(ex.apply(Deposit(fund, 10**8))).code == RejectCode.MALFORMED
+    with pytest.raises(InputError, match="reserved"):
+        Client(ex, fund)
 
 
 def test_a_takeover_stops_at_the_max_position_and_adl_takes_the_rest():
