@@ -19,10 +19,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SDIST_PREFIX = "exchange-0.1.0/"
 
 # build artefacts and caches of the working tree; ext/*.c is deliberately copied (it must not ship)
-_IGNORE = shutil.ignore_patterns(
-    ".git", "__pycache__", "*.pyc", "*.so", "build", "dist", "*.egg-info", ".hypothesis", ".benchmarks",
-    ".pytest_cache", ".venv", "wheelhouse",
+_IGNORE_ANYWHERE = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", "*.so", "*.egg-info", ".hypothesis", ".benchmarks", ".pytest_cache",
 )
+_IGNORE_AT_ROOT = {".git", "build", "dist", "wheelhouse", ".venv"}
+
+
+def _IGNORE(directory, names):
+    ignored = set(_IGNORE_ANYWHERE(directory, names))
+    if Path(directory).resolve() == ROOT:
+        ignored |= _IGNORE_AT_ROOT & set(names)
+    return ignored
 
 
 def _tooling_missing():
