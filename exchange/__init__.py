@@ -20,7 +20,7 @@ from .events import (
 )
 from .funding_state import FundingRecord
 from .insurance import FundLimits, HistoryEntry
-from .journal import dump as dump_journal, load as load_journal, replay
+from .journal import FsyncEvery, JournalCorrupt, JournalError, dump as dump_journal, load as load_journal, replay, replay_file
 from .liquidation import LiquidationConfig
 from .risk import Liquidatable, PositionView, RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket, SpecError
@@ -40,5 +40,13 @@ __all__ = [
     "FundInsurance", "ADLFill", "InsuranceFundChanged", "LiquidationEnded", "LiquidationFill", "LiquidationStarted",
     "FundLimits", "HistoryEntry", "LiquidationConfig", "InsuranceReason",
     "FundingSettled", "FundingPaid", "FundingRecord",
-    "dump_journal", "load_journal", "replay",
+    "dump_journal", "load_journal", "replay", "replay_file", "recover", "JournalError", "JournalCorrupt", "FsyncEvery",
 ]
+
+
+def recover(journal_path, snapshot_path=None, implementation=None, **options):
+    """Rebuild an exchange from its durable journal (and the newest usable snapshot): ``(exchange, report)``.
+    See :func:`exchange.recovery.recover`."""
+    from .recovery import recover as _recover
+
+    return _recover(journal_path, snapshot_path, implementation, **options)

@@ -146,10 +146,9 @@ def _snapshot_error():
 def _demo(n: int, seed: int, journal_path: str | None, fsync=DEMO_FSYNC) -> int:
     instrument, rows = standard_workload(n, seed)
     commands = commands_from_rows(rows, instrument.symbol)
+    exchange = Exchange([instrument], journal=journal_path, fsync=fsync)  # journal: None or a new file
     print(f"exchange-sim demo: {n:,} seeded commands (seed {seed}) on {instrument.symbol}, "
           f"implementation: {IMPLEMENTATION}")
-
-    exchange = Exchange([instrument], journal=journal_path, fsync=fsync)  # journal: None or a new file
     try:
         same = _demo_run(exchange, instrument, rows, commands, n, journal_path and f"journal fsync {fsync}")
     finally:

@@ -1,6 +1,6 @@
 """The exchange: one sequencer that applies commands in order and returns events (LMAX pattern).
 
-Stage order for every command (ARCHITECTURE "Data flow"):
+Stage order for every command:
 
     validate -> risk check -> match -> clear fills -> reduce-only trim, holds -> triggers -> margin calls
     -> liquidation sweep (:mod:`exchange.liquidation`; on AdvanceTime funding samples and settlements
@@ -110,6 +110,8 @@ class Exchange:
     rule set (:mod:`exchange.profiles`, a name or a :class:`~exchange.profiles.VenueProfile`; default
     ``"binance"``); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`); ``liquidation``
     sets the waterfall's numbers and the insurance funds' limits (:class:`~exchange.liquidation.LiquidationConfig`).
+    ``journal`` (a path) makes the journal durable: every well-formed command is appended to that file before
+    it is applied, with the ``fsync`` policy (``docs/journal.md``); :meth:`close` closes it.
     """
 
     def __init__(self, instruments: list[Instrument], implementation: str | None = None,

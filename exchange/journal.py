@@ -8,6 +8,7 @@ The byte format, the fsync policies and what survives a crash are specified in `
     magic   8 bytes   89 45 58 4A 52 4E 4C 0A  ("\\x89EXJRNL\\n")
     frame 0           the header: a msgpack map (format, version, instruments, options, profile, liquidation)
     frame i (i >= 1)  command i: a msgpack array [TAG, *fields]  (encode_command)
+    frame N + 1       the end record [0, N], written by JournalWriter.close(): the journal is *closed*
 
     frame   = length (u32 LE) | crc32(length bytes) (u32 LE) | crc32(payload, i) (u32 LE) | payload
               (zlib.crc32, i.e. CRC-32/ISO-HDLC; the payload's CRC starts from the frame number i, so a
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import operator
 import os
 import struct
 import time
@@ -57,6 +59,7 @@ except ImportError:  # pragma: no cover - not POSIX
 FORMAT = "exchange-journal"
 VERSION = 2
 MAGIC = b"\x89EXJRNL\n"
+END_TAG = 0  # the end record [0, commands] that close() writes; command tags start at 1
 FRAME = struct.Struct("<III")  # payload length, crc32(length bytes), crc32(payload, frame number)
 MAX_HEADER_BYTES = 64 << 20
 MAX_RECORD_BYTES = 1 << 20
@@ -139,6 +142,15 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {
 }
 
 
+def _tuple_getter(names: tuple[str, ...]):
+    """``command -> tuple of its field values`` (attrgetter returns a bare value for a single name)."""
+    getter = operator.attrgetter(*names)
+    return getter if len(names) > 1 else lambda command: (getter(command),)
+
+
+_GETTERS = {cls: _tuple_getter(names) for cls, names in _FIELD_NAMES.items()}
+
+
 def encode_command(command) -> list:
     """A command record -> ``[TAG, *fields]`` of plain ints / bools / strs."""
     names = _FIELD_NAMES.get(type(command)) or tuple(f.name for f in dataclasses.fields(command))
@@ -156,7 +168,7 @@ def decode_command(row: list):
     names = _FIELD_NAMES[cls]
     if len(values) != len(names):
         raise ValueError(f"{cls.__name__} expects {len(names)} fields, got {len(values)}")
-    return cls(**dict(zip(names, values)))
+    return cls(*values)
 
 
 def check_record(command) -> str | None:
@@ -231,6 +243,11 @@ def frame(payload: bytes, number: int) -> bytes:
     return FRAME.pack(length, zlib.crc32(length_bytes), zlib.crc32(payload, number & 0xFFFFFFFF)) + payload
 
 
+def end_frame(commands: int) -> bytes:
+    """The end record ``[0, commands]`` (frame ``commands + 1``) that a cleanly closed journal ends with."""
+    return frame(_packer.pack([END_TAG, commands]), commands + 1)
+
+
 def header_bytes(instruments, options, profile, liquidation) -> bytes:
     """The magic and the header frame: the first bytes of every journal."""
     payload = msgpack.packb(header_dict(instruments, options, profile, liquidation), use_bin_type=True)
@@ -238,9 +255,11 @@ def header_bytes(instruments, options, profile, liquidation) -> bytes:
 
 
 def command_frame(command, number: int) -> bytes:
-    """Frame ``number`` (1-based) holding ``command``. Raises JournalError if it cannot be encoded."""
+    """Frame ``number`` (1-based) holding ``command`` (the payload is :func:`encode_command`'s array; msgpack
+    writes an IntEnum as its int). Raises JournalError if it cannot be encoded."""
     try:
-        payload = _packer.pack(encode_command(command))
+        getter = _GETTERS.get(type(command))
+        payload = _packer.pack([command.TAG, *getter(command)] if getter else encode_command(command))
     except (TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise JournalError(f"cannot journal {command!r}: {exc}") from None
     if len(payload) > MAX_RECORD_BYTES:
@@ -251,9 +270,10 @@ def command_frame(command, number: int) -> bytes:
 # ==== reading =====================================================================================
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReadReport:
-    """What reading found. ``valid_length``: bytes up to the end of the last intact record (where a resumed
-    writer appends); ``torn_tail_bytes`` / ``torn_tail_offset``: the incomplete frame or trailing zeros
-    after it (0 / None if none)."""
+    """What reading found. ``valid_length``: bytes up to the end of the last intact command record (where a
+    resumed writer appends); ``closed``: the end record of :meth:`JournalWriter.close` follows it (a journal
+    whose writer crashed, or is still running, has none); ``torn_tail_bytes`` / ``torn_tail_offset``: the
+    incomplete last frame or trailing zeros ignored (0 / None if none)."""
 
     path: str
     commands: int
@@ -262,6 +282,7 @@ class ReadReport:
     header_length: int
     torn_tail_bytes: int = 0
     torn_tail_offset: int | None = None
+    closed: bool = False
 
     @property
     def torn_tail(self) -> bool:
@@ -271,24 +292,39 @@ class ReadReport:
         if self.torn_tail:
             return (f"recovered {self.commands:,} commands; torn tail of {self.torn_tail_bytes:,} bytes at offset "
                     f"{self.torn_tail_offset:,} ignored")
-        return f"read {self.commands:,} commands"
+        return f"read {self.commands:,} commands" + ("" if self.closed else " (the journal was not closed)")
 
 
-class JournalFile(NamedTuple):
-    """What a journal holds: everything :func:`replay` needs, and the :class:`ReadReport` of reading it."""
+class Journal(NamedTuple):
+    """The version-1 result of :func:`read`: unpacks as ``(instruments, commands, options, profile)``."""
 
     instruments: list[Instrument]
     commands: list
     options: RiskOptions
     profile: VenueProfile
-    liquidation: LiquidationConfig = LiquidationConfig()
-    report: ReadReport | None = None
+
+
+class JournalFile(Journal):
+    """What a journal holds: everything :func:`replay` needs (``instruments``, ``commands``, ``options``,
+    ``profile``, ``liquidation``) and the :class:`ReadReport` of reading it (``report``). It still unpacks
+    as the version-1 4-tuple ``(instruments, commands, options, profile)``."""
+
+    def __new__(cls, instruments, commands, options, profile, liquidation: LiquidationConfig | None = None,
+                report: ReadReport | None = None):
+        self = super().__new__(cls, instruments, commands, options, profile)
+        self.liquidation = liquidation or LiquidationConfig()
+        self.report = report
+        return self
+
+    def __repr__(self) -> str:
+        return (f"JournalFile({len(self.instruments)} instruments, {len(self.commands)} commands, "
+                f"profile {self.profile.name!r}, report={self.report!r})")
 
     def config(self) -> tuple:
+        """``(instruments, options, profile, liquidation)``: what an exchange built from it is configured with."""
         return (list(self.instruments), self.options, self.profile, self.liquidation)
 
 
-Journal = JournalFile  # the version-1 name
 
 
 def read_file(path) -> JournalFile:
@@ -319,13 +355,15 @@ def parse(data: bytes, name: str = "<journal>") -> JournalFile:
     instruments, options, profile, liquidation, pos = _parse_header(data, name)
     commands: list = []
     number = 1
-    torn_bytes, torn_offset = 0, None
+    torn_bytes, torn_offset, closed_at = 0, None, None
     crc32, unpack_from, unpackb = zlib.crc32, FRAME.unpack_from, msgpack.unpackb
     while pos < size:
         rest = size - pos
         if rest < FRAME.size or not any(data[pos:pos + FRAME.size]) and not data[pos:].strip(b"\0"):
             torn_bytes, torn_offset = rest, pos  # an incomplete frame header, or trailing zeros
             break
+        if closed_at is not None:
+            _corrupt(name, pos, number, "data after the end record", commands)
         length, length_crc, payload_crc = unpack_from(data, pos)
         if crc32(data[pos:pos + 4]) != length_crc:
             _corrupt(name, pos, number, "bad frame header (length checksum mismatch)", commands)
@@ -339,7 +377,13 @@ def parse(data: bytes, name: str = "<journal>") -> JournalFile:
         if crc32(payload, number & 0xFFFFFFFF) != payload_crc:
             _corrupt(name, pos, number, "checksum mismatch", commands)
         try:
-            command = decode_command(unpackb(payload, raw=False, use_list=True))
+            row = unpackb(payload, raw=False, use_list=True)
+            if isinstance(row, list) and row and type(row[0]) is int and row[0] == END_TAG:
+                if row != [END_TAG, len(commands)]:
+                    raise ValueError(f"end record {row!r} does not match {len(commands)} commands")
+                closed_at, pos = pos, end
+                continue
+            command = decode_command(row)
             problem = check_record(command)
         except _DECODE_ERRORS as exc:
             _corrupt(name, pos, number, f"undecodable record ({_one_line(exc)})", commands)
@@ -347,7 +391,9 @@ def parse(data: bytes, name: str = "<journal>") -> JournalFile:
             _corrupt(name, pos, number, f"malformed command ({problem})", commands)
         commands.append(command)
         pos, number = end, number + 1
-    report = ReadReport(name, len(commands), size - torn_bytes, size, _header_end(data), torn_bytes, torn_offset)
+    valid_length = closed_at if closed_at is not None else size - torn_bytes
+    report = ReadReport(name, len(commands), valid_length, size, _header_end(data), torn_bytes, torn_offset,
+                        closed_at is not None)
     return JournalFile(instruments, commands, options, profile, liquidation, report)
 
 
@@ -467,23 +513,30 @@ class JournalWriter:
         finally:
             if os.path.exists(tmp):
                 _quiet(os.unlink, tmp)
-        _lock(fd, name)
+        try:
+            _lock(fd, name)
+        except JournalError:
+            os.close(fd)
+            raise
         return cls(fd, name, policy, 0, len(data))
 
     @classmethod
     def resume(cls, path, exchange, fsync="always", valid_length: int | None = None, *,
                commands: int | None = None) -> "JournalWriter":
-        """Keep appending to the journal at ``path`` after ``exchange`` was recovered from it: the torn tail
-        beyond ``valid_length`` (if any) is truncated first. Without ``valid_length`` and ``commands`` (the
-        :class:`ReadReport`'s) the file is read again and its header checked against ``exchange``'s
-        configuration. Raises :class:`JournalError` if ``exchange.sequence`` differs from the journal's
-        command count."""
+        """Keep appending to the journal at ``path`` after ``exchange`` was recovered from it: what lies
+        beyond ``valid_length`` (the end record of a closed journal, a torn tail) is truncated first. Without
+        ``valid_length`` and ``commands`` (the :class:`ReadReport`'s) the file is read again and its header
+        checked against ``exchange``'s configuration. Raises :class:`JournalError` if ``exchange.sequence``
+        differs from the journal's command count."""
         policy = parse_fsync(fsync)
         name = os.fspath(path)
         if valid_length is None or commands is None:
             contents = read_file(name)
             if contents.config() != exchange_config(exchange):
                 raise JournalError(f"{name}: the journal's configuration differs from the exchange's")
+            if valid_length is not None and valid_length != contents.report.valid_length:
+                raise JournalError(f"{name}: valid length {valid_length} given, the file's is "
+                                   f"{contents.report.valid_length}")
             valid_length, commands = contents.report.valid_length, contents.report.commands
         applied = getattr(exchange, "sequence", None)
         if applied is not None and applied != commands:
@@ -499,7 +552,7 @@ class JournalWriter:
             size = os.fstat(fd).st_size
             if size < valid_length:
                 raise JournalError(f"{name}: file is {size} bytes, shorter than its {valid_length} valid bytes")
-            if size > valid_length:  # the torn tail: appending after it would make it corruption
+            if size > valid_length:  # the end record or a torn tail: appending after it would be corruption
                 os.ftruncate(fd, valid_length)
                 _datasync(fd)
         except OSError as exc:
@@ -548,12 +601,18 @@ class JournalWriter:
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
-        """Sync (unless the policy is ``"never"``) and close; idempotent."""
+        """Write the end record (reading then reports the journal *closed*; :meth:`resume` removes it), sync
+        (unless the policy is ``"never"``) and close; idempotent."""
         if self._fd is None:
             return
         try:
-            if self.policy != "never":
-                self.sync()
+            if not self._failed:
+                try:
+                    _write_all(self._fd, end_frame(self.commands))
+                except OSError as exc:
+                    self._fail(exc, truncate=True)
+                if self.policy != "never":
+                    self.sync()
         finally:
             fd, self._fd = self._fd, None
             os.close(fd)  # also releases the lock
@@ -639,7 +698,6 @@ def _lock(fd: int, name: str) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        os.close(fd)
         raise JournalFileError(f"{name}: journal is being written by another process") from None
 
 
@@ -660,14 +718,15 @@ def dump(instruments: Iterable[Instrument], commands: Iterable, stream: BinaryIO
     count = 0
     for count, command in enumerate(commands, 1):
         stream.write(command_frame(command, count))
+    stream.write(end_frame(count))
     return count
 
 
 def read(stream: BinaryIO) -> JournalFile:
     """Read a journal from a binary stream (instruments, commands, options, profile, liquidation config and
     the :class:`ReadReport`). Raises :class:`JournalCorrupt` / :class:`NotAJournal` (``ValueError``\\ s)."""
-    return parse(stream.read(), getattr(stream, "name", "<journal>") if isinstance(getattr(stream, "name", None), str)
-                 else "<journal>")
+    name = getattr(stream, "name", None)
+    return parse(stream.read(), name if isinstance(name, str) else "<journal>")
 
 
 def load(stream: BinaryIO) -> tuple[list[Instrument], list]:

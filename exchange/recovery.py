@@ -10,7 +10,10 @@ crash, is ignored and reported; corruption raises :class:`~exchange.journal.Jour
 - without: replays the whole journal into a fresh exchange built from the header.
 
 Either way the result equals an uninterrupted run of the journal's commands (the engine is deterministic),
-and ``exchange.sequence`` equals the journal's command count. With ``resume=True`` the exchange keeps
+and ``exchange.sequence`` equals the journal's command count. One exception: a journaled command that raised an
+internal error (which halts the exchange, :class:`~exchange.engine.ExchangeHalted`) raises again on replay; the
+recovered exchange is then the state *before* it, the report names it (``faulted_sequence``, ``fault``), and a
+resumed journal is cut before its record. With ``resume=True`` the exchange keeps
 journaling into the same file (:meth:`JournalWriter.resume <exchange.journal.JournalWriter.resume>`
 truncates the torn tail first). ``docs/journal.md`` describes the file format and the guarantees.
 """
@@ -20,7 +23,10 @@ import dataclasses
 import os
 from typing import Iterable
 
-from .journal import JournalError, JournalFile, JournalFileError, JournalWriter, exchange_config, read_file
+from .engine import ExchangeHalted
+from .journal import (
+    JournalError, JournalFile, JournalFileError, JournalWriter, command_frame, exchange_config, read_file,
+)
 
 
 class RecoveryError(JournalError):
@@ -47,6 +53,9 @@ class RecoveryReport:
     snapshot_sequence: int | None = None
     skipped: tuple[tuple[str, str], ...] = ()
     resumed: bool = False
+    journal_closed: bool = False
+    faulted_sequence: int | None = None  # a journaled command that raised an internal error (then halted)
+    fault: str | None = None
 
     def lines(self) -> list[str]:
         """A human summary, one fact per line."""
@@ -55,7 +64,11 @@ class RecoveryReport:
         tail = (f" (torn tail of {self.torn_tail_bytes:,} bytes at offset {self.torn_tail_offset:,} ignored)"
                 if self.torn_tail_bytes else "")
         out = [f"replayed {self.commands_replayed:,} commands {start}{tail}"]
+        if not self.journal_closed:
+            out.append("the journal was not closed (its writer crashed or is still running)")
         out += [f"skipped snapshot {path}: {reason}" for path, reason in self.skipped]
+        if self.faulted_sequence is not None:
+            out.append(f"command #{self.faulted_sequence:,} halted the exchange and is not applied: {self.fault}")
         out.append(f"sequence {self.final_sequence:,}; state hash {self.state_hash}")
         return out
 
@@ -83,23 +96,42 @@ def recover(journal_path, snapshot_path=None, implementation: str | None = None,
             path, reason, missing = skipped[0]
             raise (SnapshotMissing if missing else RecoveryError)(f"snapshot {path}: {reason}")
     start = used_sequence or 0
-    if exchange is None:
-        exchange = Exchange(contents.instruments, implementation=implementation, options=contents.options,
-                            profile=contents.profile, liquidation=contents.liquidation)
-    for command in contents.commands[start:]:
-        exchange.apply(command)
+
+    def starting_point():
+        if used is not None:
+            return Exchange.restore(used, implementation=implementation)
+        return Exchange(contents.instruments, implementation=implementation, options=contents.options,
+                        profile=contents.profile, liquidation=contents.liquidation)
+
+    exchange = exchange or starting_point()
+    valid_length, fault, applied = report.valid_length, None, start
+    try:
+        for command in contents.commands[start:]:
+            exchange.apply(command)
+            applied += 1
+    except ExchangeHalted as exc:
+        # The command faulted in the original run too (the engine is deterministic) and halted it there; its
+        # changes may be half-applied, so rebuild the state before it and cut the journal before its record.
+        fault = (applied + 1, str(exc))
+        exchange = starting_point()
+        for command in contents.commands[start:applied]:
+            exchange.apply(command)
+        count = applied
+        valid_length = report.header_length + sum(
+            len(command_frame(command, number)) for number, command in enumerate(contents.commands[:applied], 1))
     if exchange.sequence != count:
         raise RecoveryError(f"{report.path}: recovered sequence {exchange.sequence} != {count} journaled "
                             f"commands (a journaled command was refused on replay)")
     if resume:
-        exchange._journal_writer = JournalWriter.resume(report.path, exchange, fsync, report.valid_length,
+        exchange._journal_writer = JournalWriter.resume(report.path, exchange, fsync, valid_length,
                                                         commands=count)
     result = RecoveryReport(
         journal_path=report.path, journal_commands=count, commands_replayed=count - start,
         valid_length=report.valid_length, torn_tail_bytes=report.torn_tail_bytes,
         torn_tail_offset=report.torn_tail_offset, final_sequence=exchange.sequence,
         state_hash=exchange.state_hash(), snapshot_path=used, snapshot_sequence=used_sequence,
-        skipped=tuple((path, reason) for path, reason, _ in skipped), resumed=resume,
+        skipped=tuple((path, reason) for path, reason, _ in skipped), resumed=resume, journal_closed=report.closed,
+        faulted_sequence=fault[0] if fault else None, fault=fault[1] if fault else None,
     )
     return exchange, result
 

@@ -190,10 +190,30 @@ UNKNOWN_SYMBOLS = ("NOPEUSDT", "", "testusdt", "TESTUSDT ", "TESTUSDT\x00")
 ENUM_FIELDS = {"side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": STPMode, "working_type": WorkingType,
                "position_side": PositionSide, "position_mode": PositionMode, "margin_mode": MarginMode}
 BOOL_FIELDS = ("reduce_only", "close_position")
-#: int fields bounded by 2⁶² (prices, quantities, money, rates, times): values in (2⁶², 2⁶³) are out of range
-BOUNDED_FIELDS = ("qty_lots", "price_ticks", "stop_ticks", "callback_e8", "activation_ticks", "expire_ns", "mark_ticks",
-                  "index_ticks", "amount_units", "isolated_margin_units", "delta_units", "leverage", "now_ns")
-BIG_IN_INT64 = (2**63 - 1, 2**62 + 1)
+#: the documented bounds of the int fields (docs/rules.md, exchange/validate.py), written out here on their own:
+#: ``(lowest, highest, zero allowed)``; a value outside is malformed. Enums are in range or malformed too.
+_P = 2**62
+FIELD_BOUNDS = {
+    "account_id": (0, _P - 1, True), "order_id": (0, 2**63 - 1, True),
+    "price_ticks": (0, _P, True), "stop_ticks": (0, _P, True), "activation_ticks": (0, _P, True),
+    "mark_ticks": (0, _P, True), "index_ticks": (0, _P, True), "qty_lots": (-_P, _P, True),
+    "amount_units": (1, _P, False), "isolated_margin_units": (0, _P, True), "delta_units": (-_P, _P, False),
+    "callback_e8": (0, _P, True), "expire_ns": (0, _P, True), "now_ns": (0, _P, True),
+    "leverage": (-2**63, 2**63 - 1, True),
+}
+EDGES = (-1, 0, 1, 10**9, -(10**9), _P, _P + 1, -_P - 1, 2**63 - 1, -2**63)
+
+
+def _expect(name: str, value, otherwise: str) -> str:
+    """FIELD if the int ``value`` is outside the documented bounds of ``name``, else ``otherwise``."""
+    if name in ENUM_FIELDS:
+        return otherwise if value in {int(m) for m in ENUM_FIELDS[name]} else FIELD
+    lo, hi, zero = FIELD_BOUNDS[name]
+    return otherwise if lo <= value <= hi and (zero or value != 0) else FIELD
+
+
+class _IntSubclass(int):
+    """An int subclass (legal wherever an int is): must behave as the plain int."""
 
 
 def fuzz_instruments(symbols=(SYMBOL,)) -> list:
@@ -246,6 +266,8 @@ def fuzz_cases(seed: int, n: int, symbols=(SYMBOL,), orders=None, bad_share: flo
         command = flow.next()
         roll = rng.random()
         if roll >= bad_share:
+            if type(command) is AdvanceTime:
+                flow.applied_now = command.now_ns  # a valid time never goes backwards: it is applied
             yield command, None, VALID
         elif roll < bad_share * 0.03:
             yield flow.regression(regressions)
@@ -273,24 +295,24 @@ def _mutate(rng: random.Random, command):
         return dataclasses.replace(command, symbol=rng.choice(UNKNOWN_SYMBOLS)), name, REFUSED
     if name in BOOL_FIELDS:
         return dataclasses.replace(command, **{name: rng.choice(NOT_BOOLS)}), name, FIELD
+    if roll < 0.04:  # the same value as an int subclass
+        return dataclasses.replace(command, **{name: _IntSubclass(getattr(command, name))}), name, ODD
     if roll < 0.45:
         value, expect = rng.choice(NOT_INTS), FIELD
     elif roll < 0.65:
         value, expect = rng.choice(OUTSIDE_INT64), FIELD
-    elif name in ENUM_FIELDS:
-        members = [int(m) for m in ENUM_FIELDS[name]]
-        value, expect = rng.choice((0, -1, max(members) + 1, 99, 2**62, 2**63 - 1)), FIELD
-    elif name == "account_id":
-        if roll < 0.85:
-            value, expect = rng.choice((RESERVED_ACCOUNT, RESERVED_ACCOUNT + 1, 2**63 - 1, -1)), FIELD
+    else:  # in int64: malformed or not by the field's bounds
+        if name in ENUM_FIELDS:
+            value = rng.choice((0, -1, max(ENUM_FIELDS[name]) + 1, 99, *EDGES))
+        elif name == "account_id":
+            value = rng.choice((RESERVED_ACCOUNT, RESERVED_ACCOUNT + 1, FUZZ_STRANGER, *EDGES))
+        elif name == "leverage":
+            value = rng.choice((126, *EDGES))
         else:
-            value, expect = rng.choice((0, FUZZ_STRANGER)), ODD
-    elif name == "order_id":
-        value, expect = rng.choice((0, -1, 2**62, 2**63 - 1, 10**12)), REFUSED
-    elif name in BOUNDED_FIELDS and roll < 0.8:
-        value, expect = rng.choice(BIG_IN_INT64), FIELD
-    else:
-        value, expect = rng.choice((0, -1, 10**9, -(10**9))), ODD
+            value = rng.choice(EDGES)
+        # certainly refused when well-formed: a leverage outside 1..125, an order id never issued
+        refused = (name == "leverage" and not 1 <= value <= 125) or (name == "order_id" and value not in (1,))
+        expect = _expect(name, value, REFUSED if refused else ODD)
     return dataclasses.replace(command, **{name: value}), name, expect
 
 
@@ -302,7 +324,8 @@ class _FuzzFlow:
         self.symbols = symbols
         self.orders = orders
         self.mark = {symbol: MID for symbol in symbols}
-        self.now = 0
+        self.now = 0  # the time of the last AdvanceTime made (it may have been mutated)
+        self.applied_now = 0  # the time of the last AdvanceTime yielded valid: the exchange's time is at least this
         self.placed = 0  # PlaceOrder commands so far: an upper bound of the ids issued
         self.hedge = True  # what the stream believes of account 6
 
@@ -478,12 +501,14 @@ class _FuzzFlow:
             return (AmendOrder(account, symbol, order_id, self._price(symbol, 60), rng.randint(1, 6)), "order_id",
                     REFUSED if certain else ODD)
         if roll < 0.5:
-            order_id = rng.choice((self.placed + rng.randint(2, 10**6), 2**62, 2**63 - 1))
+            order_id = rng.choice((self.placed + rng.randint(2, 10**6), 0, 2**62, 2**63 - 1))
             if rng.random() < 0.5:
                 return CancelOrder(account, symbol, order_id), "order_id", REFUSED
             return AmendOrder(account, symbol, order_id, self._price(symbol, 60), 1), "order_id", REFUSED
         if roll < 0.75:
-            return AdvanceTime(rng.choice((-1, self.now - rng.randint(1, 10**9), -2**63))), "now_ns", REFUSED
+            earlier = self.applied_now - rng.randint(1, 10**9) if self.applied_now else -1
+            now_ns = rng.choice((-1, max(-1, earlier), 0 if self.applied_now else -1))
+            return AdvanceTime(now_ns), "now_ns", _expect("now_ns", now_ns, REFUSED)
         if hasattr(command, "symbol"):
             return dataclasses.replace(command, symbol=rng.choice(UNKNOWN_SYMBOLS)), "symbol", REFUSED
         return CancelAll(account, rng.choice(UNKNOWN_SYMBOLS)), "symbol", REFUSED
@@ -522,8 +547,10 @@ class FuzzRun:
     across the implementations; a result that is only Rejected events leaves the hash unchanged; a FIELD
     case gives exactly one Rejected whose message names the field, a REFUSED case only Rejected events; the
     rules §9 invariants (:meth:`Exchange.check_invariants`) after each of the first ``dense`` commands and
-    then after every ``every``-th (and the last). ``counts`` tallies cases, reject codes and the liquidation
-    events; :meth:`run` raises :class:`FuzzFailure` at the first failed check."""
+    then after every ``every``-th (and the last); a FIELD case is not journaled, any other case is. ``counts``
+    tallies cases and the liquidation events, ``rejects`` the reject codes; :meth:`run` raises
+    :class:`FuzzFailure` at the first failed check. :meth:`check_replay` then replays the journal (through
+    its msgpack form) into a fresh exchange and compares the state hash."""
 
     COUNTED = ("LiquidationStarted", "LiquidationFill", "ADLFill", "FundingSettled", "OrderTriggered", "Fill")
 
@@ -538,7 +565,7 @@ class FuzzRun:
         self.implementations = tuple(implementations)
         self.dense, self.every, self.bad_share = dense, every, bad_share
         self.fund_limits = fund_limits or FundLimits()
-        config = LiquidationConfig(fund=self.fund_limits)
+        self.config = config = LiquidationConfig(fund=self.fund_limits)
         self.exchanges = [Exchange(fuzz_instruments(self.symbols), implementation=impl, profile=profile,
                                    liquidation=config) for impl in self.implementations]
         self.orders = deque(maxlen=256)
@@ -566,6 +593,7 @@ class FuzzRun:
             if progress is not None and index % 10_000 == 0:
                 progress(index)
             counts[expect] += 1
+            journaled = len(exchanges[0].journal)
             results = []
             for impl, ex in zip(implementations, exchanges):
                 try:
@@ -587,6 +615,9 @@ class FuzzRun:
             if len(set(hashes)) != 1:
                 self.fail(index, command, field, expect, f"state hashes differ: {dict(zip(implementations, hashes))}; "
                                                          f"events {events}")
+            for impl, ex in zip(implementations, exchanges):
+                if len(ex.journal) != journaled + (expect != FIELD):
+                    self.fail(index, command, field, expect, f"{impl} journal grew by {len(ex.journal) - journaled}")
             only_rejected = bool(events) and all(type(e) is Rejected for e in events)
             if only_rejected and hashes[0] != before[0]:
                 self.fail(index, command, field, expect, f"rejected ({events}) but the state hash changed")
@@ -614,3 +645,19 @@ class FuzzRun:
                 counts["invariant checks"] += 1
         counts["commands"] = index + 1
         return self
+
+    def check_replay(self) -> None:
+        """The journal of every exchange, written and read back (msgpack), replays to the same state hash."""
+        import io
+
+        from exchange import dump_journal, load_journal, replay
+
+        for impl, ex in zip(self.implementations, self.exchanges):
+            buffer = io.BytesIO()
+            dump_journal(ex.instruments.values(), ex.journal, buffer, profile=ex.profile, liquidation=self.config)
+            buffer.seek(0)
+            instruments, commands = load_journal(buffer)
+            replayed, _ = replay(instruments, commands, impl, profile=ex.profile, liquidation=self.config)
+            if replayed.state_hash() != ex.state_hash():
+                raise FuzzFailure(f"{self.describe()}: the {impl} journal ({len(commands)} commands) replays to "
+                                  f"another state")

@@ -7,6 +7,7 @@ import pytest
 
 from exchange import Exchange, RiskOptions, dump_journal, replay
 from exchange.journal import read
+from exchange.validate import check
 from tests.checked import CheckedExchange
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import random_commands
@@ -55,7 +56,8 @@ def test_the_checker_catches_each_kind_of_corruption(corrupt, message):
 def test_a_journal_with_options_replays_to_the_same_state_hash():
     options = OPTIONS[1]
     ex = Exchange([make_instrument()], options=options)
-    events = [e for command in random_commands(seed=11, n=1000) for e in ex.apply(command)]
+    # malformed commands (the stream has a few) are answered but never journaled: compare the others' events
+    events = [e for command in random_commands(seed=11, n=1000) for e in ex.apply(command) if check(command) is None]
     buffer = io.BytesIO()
     dump_journal(ex.instruments.values(), ex.journal, buffer, options=options)
     buffer.seek(0)

@@ -320,3 +320,35 @@ def test_fast_path_agrees_with_the_rules():
         assert validate._FAST[cls](command) == slow, command
 
     check_one()
+
+
+def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(tmp_path, monkeypatch):
+    from exchange.journal import read_file
+    from exchange.recovery import recover
+
+    original = Exchange._deposit
+
+    def faulty(self, cmd):  # a deterministic bug: every run that applies this deposit half-applies it and raises
+        if cmd.amount_units == 777:
+            self.now_ns += 1
+            raise RuntimeError("bug")
+        return original(self, cmd)
+
+    monkeypatch.setattr(Exchange, "_deposit", faulty)
+    path = tmp_path / "run.journal"
+    commands = list(random_commands(seed=5, n=300))
+    ex = Exchange([make_instrument()], journal=path)
+    for command in commands:
+        ex.apply(command)
+    healthy = (ex.state_hash(), ex.sequence)
+    with pytest.raises(ExchangeHalted):
+        ex.apply(Deposit(1, 777))
+    ex.close()
+
+    recovered, report = recover(path, resume=True)
+    assert report.faulted_sequence == healthy[1] + 1 and "RuntimeError: bug" in report.fault
+    assert (recovered.state_hash(), recovered.sequence) == healthy
+    recovered.apply(Deposit(1, USDT))  # the resumed journal continues after the last good command
+    recovered.close()
+    contents = read_file(path)
+    assert contents.commands[-1] == Deposit(1, USDT) and len(contents.commands) == healthy[1] + 1
