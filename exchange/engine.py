@@ -53,7 +53,9 @@ Commands naming a reserved account (the insurance funds', ids ≥ 2⁶²) are re
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 
 import msgpack
 
@@ -82,7 +84,7 @@ from .profiles import PROFILES, InsuranceScope, VenueProfile
 from .risk import CROSS, Liquidatable, OpenOrder, Risk, RiskOptions, closes
 from .spec import Instrument
 from .triggers import ConditionalOrder, TriggerBook, validate_conditional
-from .units import E8, MAX_ABS_VALUE, mul_div_ceil, mul_div_floor
+from .units import E8, MAX_ABS_VALUE, InputError, mul_div_ceil, mul_div_floor
 
 
 def matching_engine_class(implementation: str | None = None):
@@ -97,6 +99,23 @@ def matching_engine_class(implementation: str | None = None):
             raise RuntimeError("the compiled core is not active (EXCHANGE_PUREPYTHON=1 or not built)")
         return _impl.core.MatchingEngine
     raise ValueError(f"unknown implementation {implementation!r}")
+
+
+def _known_symbol(query):
+    """Queries naming a symbol: an unlisted one raises :class:`~exchange.units.InputError` (not KeyError). The
+    parameter's own default (the cross account ``""``, or None for "all") stays allowed."""
+    parameters = list(inspect.signature(query).parameters.values())
+    position = next(i for i, p in enumerate(parameters) if p.name == "symbol") - 1  # after self
+    default = parameters[position + 1].default
+
+    @functools.wraps(query)
+    def checked(self, *args, **kwargs):
+        symbol = args[position] if len(args) > position else kwargs.get("symbol", default)
+        if symbol not in self.instruments and (symbol != default or default is inspect.Parameter.empty):
+            raise InputError(f"{query.__name__}: unknown symbol {symbol!r} (listed: {', '.join(self.instruments)})")
+        return query(self, *args, **kwargs)
+
+    return checked
 
 
 class ExchangeHalted(RuntimeError):
@@ -801,14 +820,17 @@ class Exchange:
         return events
 
     # ==== queries =================================================================================
+    @_known_symbol
     def book(self, symbol: str):
         """The matching engine of ``symbol`` (for read-only queries: depth, best_bid, order, ...)."""
         return self._books[symbol]
 
+    @_known_symbol
     def open_orders(self, account_id: int, symbol: str) -> list[int]:
         """Open order ids (resting and conditional) of an account in a symbol, ascending."""
         return sorted(self._books[symbol].orders_of(account_id) + self._triggers[symbol].orders_of(account_id))
 
+    @_known_symbol
     def conditional_order(self, symbol: str, order_id: int) -> ConditionalOrder | None:
         return self._triggers[symbol].get(order_id)
 
@@ -821,22 +843,27 @@ class Exchange:
         book = self._books[symbol]
         return book.mark() or book.last_price()
 
+    @_known_symbol
     def index_price(self, symbol: str) -> int:
         """The last index observation (ticks), 0 before the first."""
         return self.prices.feeds[symbol].index_ticks
 
+    @_known_symbol
     def mark_price(self, symbol: str) -> int:
         """The mark (ticks), 0 before the first."""
         return self._books[symbol].mark()
 
+    @_known_symbol
     def funding_history(self, symbol: str) -> list[FundingRecord]:
         """Every settlement of ``symbol`` so far: (boundary time ns, rate ×10⁸, mark ticks), oldest first."""
         return list(self.funding.symbols[symbol].history)
 
+    @_known_symbol
     def funding_rate_e8(self, symbol: str) -> int:
         """The rate paid at the last settlement (×10⁸, > 0: longs pay shorts); 0 before the first."""
         return self.prices.feeds[symbol].funding_rate_e8
 
+    @_known_symbol
     def predicted_funding_rate_e8(self, symbol: str) -> int:
         """The rate the next settlement would pay from the premium samples of the running interval (×10⁸)."""
         return self.funding.predicted_rate_e8(symbol)
@@ -859,6 +886,7 @@ class Exchange:
         account = self.ledger.get(account_id)
         return sum(account.holds.values()) if account is not None else 0
 
+    @_known_symbol
     def position(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH):
         """A :class:`~exchange.risk.PositionView` of an open position, or None."""
         account = self.ledger.get(account_id)
@@ -873,9 +901,11 @@ class Exchange:
             return []
         return [self.risk.view(account, symbol, side) for symbol, side in sorted(account.positions)]
 
+    @_known_symbol
     def margin_mode(self, account_id: int, symbol: str) -> MarginMode:
         return self.ledger.settings(self.ledger.get(account_id), symbol).margin_mode
 
+    @_known_symbol
     def leverage(self, account_id: int, symbol: str) -> int:
         return self.ledger.settings(self.ledger.get(account_id), symbol).leverage
 
@@ -883,6 +913,7 @@ class Exchange:
         account = self.ledger.get(account_id)
         return account.position_mode if account is not None else PositionMode.ONE_WAY
 
+    @_known_symbol
     def initial_margin(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
         """IM of one position, or (``symbol`` omitted) Σ IM of the cross positions (units, rounded up)."""
         account = self.ledger.get(account_id)
@@ -893,6 +924,7 @@ class Exchange:
         position = self.ledger.position(account, symbol, position_side)
         return self.risk.position_im(account, symbol, position) if position.lots else 0
 
+    @_known_symbol
     def maintenance_margin(self, account_id: int, symbol: str = CROSS,
                            position_side: PositionSide = PositionSide.BOTH) -> int:
         """Bracketed MM of one position, or (``symbol`` omitted) Σ MM of the cross positions (units)."""
@@ -904,12 +936,14 @@ class Exchange:
         position = self.ledger.position(account, symbol, position_side)
         return self.risk.position_mm(symbol, position) if position.lots else 0
 
+    @_known_symbol
     def margin_balance(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
         """Margin balance of the part holding the position (isolated: margin + uPnL; cross: wallet + Σ cross
         uPnL); ``symbol`` omitted: the cross account."""
         account = self.ledger.get(account_id)
         return 0 if account is None else self.risk.part_state(account, self._part(account, symbol), position_side)[0]
 
+    @_known_symbol
     def margin_ratio_e8(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
         """MM ÷ margin balance ×10⁸ (rounded up) of the part holding the position; ``symbol`` omitted: the
         cross account. 0 without exposure; :data:`exchange.margin.RATIO_INF` when the balance is ≤ 0."""
@@ -920,12 +954,14 @@ class Exchange:
         """The margin part holding ``symbol``'s positions: the symbol if isolated, else the cross account."""
         return symbol if symbol != CROSS and self.risk.is_isolated(account, symbol) else CROSS
 
+    @_known_symbol
     def liquidation_price_ticks(self, account_id: int, symbol: str,
                                 position_side: PositionSide = PositionSide.BOTH) -> int | None:
         """The tick at which the position's margin part becomes liquidatable (rules §5), None if none."""
         account = self.ledger.get(account_id)
         return None if account is None else self.risk.liquidation_price_ticks(account, symbol, position_side)
 
+    @_known_symbol
     def bankruptcy_price_ticks(self, account_id: int, symbol: str,
                                position_side: PositionSide = PositionSide.BOTH) -> int | None:
         """The price at which the position's margin part has balance 0, rounded against it; None if none."""
@@ -948,19 +984,23 @@ class Exchange:
         """Whether the account is in liquidation mode (only reduce-only orders; :mod:`exchange.liquidation`)."""
         return account_id in self.liquidation.in_liquidation
 
+    @_known_symbol
     def insurance_fund_account_id(self, symbol: str) -> int:
         """The reserved account of ``symbol``'s insurance fund (shared: the same for every symbol)."""
         return self.ledger.fund_ids[symbol]
 
+    @_known_symbol
     def insurance_balance(self, symbol: str) -> int:
         """Balance (units) of the insurance fund serving ``symbol``."""
         return self.liquidation.funds.balance(symbol)
 
+    @_known_symbol
     def insurance_history(self, symbol: str | None = None) -> list[HistoryEntry]:
         """Every balance change of the funds (of the fund serving ``symbol``), oldest first."""
         fund_id = None if symbol is None else self.ledger.fund_ids[symbol]
         return [e for e in self.liquidation.funds.history if fund_id is None or e.fund_account_id == fund_id]
 
+    @_known_symbol
     def adl_quantile(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH) -> int:
         """ADL lights (1–5; 5 = deleveraged first) of an open position under the profile's ranking; 0 if none."""
         if self.ledger.get(account_id) is None:

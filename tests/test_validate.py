@@ -352,3 +352,13 @@ def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(t
     recovered.close()
     contents = read_file(path)
     assert contents.commands[-1] == Deposit(1, USDT) and len(contents.commands) == healthy[1] + 1
+
+
+def test_queries_name_an_unknown_symbol_with_input_error():
+    ex = venue(None)
+    for query, args in [(ex.book, ("NOPE",)), (ex.position, (1, "NOPE")), (ex.margin_mode, (1, "NOPE")),
+                        (ex.funding_history, ("NOPE",)), (ex.margin_ratio_e8, (1, "NOPE")),
+                        (ex.insurance_balance, ("NOPE",)), (ex.open_orders, (1, 7))]:
+        with pytest.raises(InputError, match="unknown symbol"):
+            query(*args)
+    assert ex.margin_ratio_e8(1) == 0 and ex.insurance_history() == []  # the defaults (cross account, all) stay
