@@ -174,7 +174,8 @@ class Ledger:
         deposits, withdrawals, fee_pool, accounts = state
         if self.accounts:
             raise ValueError("restore_state needs an empty ledger")
-        self.deposits_units, self.withdrawals_units, self.fee_pool_units = int(deposits), int(withdrawals), int(fee_pool)
+        self.deposits_units, self.withdrawals_units = int(deposits), int(withdrawals)
+        self.fee_pool_units = int(fee_pool)
         for account_id, wallet, mode, settings, positions, holds, warned in accounts:
             if account_id in self.accounts:
                 raise ValueError(f"account {account_id} appears twice")
@@ -187,7 +188,8 @@ class Ledger:
             for symbol, side, lots, entry_cost, isolated in positions:
                 if not lots:
                     raise ValueError(f"account {account_id}: empty position stored")
-                self.store(account, self._symbol(symbol), PositionSide(side), Position(int(lots), int(entry_cost), int(isolated)))
+                self.store(account, self._symbol(symbol), PositionSide(side),
+                           Position(int(lots), int(entry_cost), int(isolated)))
             account.holds = {(self._symbol(symbol), PositionSide(side)): int(units) for symbol, side, units in holds}
             account.warned = {(self._symbol(symbol, part=True), PositionSide(side)) for symbol, side in warned}
 

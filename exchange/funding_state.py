@@ -211,8 +211,8 @@ class Funding:
         if sorted(symbol for symbol, *_ in state) != sorted(self.symbols):
             raise ValueError("funding state does not match the instruments")
         for symbol, count, weighted_sum_e8, history in state:
-            self.symbols[symbol] = SymbolFunding(Sampler(int(count), int(weighted_sum_e8)),
-                                                 [FundingRecord(int(t), int(rate), int(mark)) for t, rate, mark in history])
+            records = [FundingRecord(int(t), int(rate), int(mark)) for t, rate, mark in history]
+            self.symbols[symbol] = SymbolFunding(Sampler(int(count), int(weighted_sum_e8)), records)
 
 
 def _multiples(step_ns: int, after_ns: int, until_ns: int) -> range:

@@ -149,8 +149,10 @@ class InsuranceFunds:
     def restore_state(self, state) -> None:
         """Load a :meth:`snapshot_state`. Raises ValueError for an unknown reason or fund account."""
         history, recorded = state
-        self.history = [HistoryEntry(int(seq), int(now), int(fund_id), int(delta), int(balance), InsuranceReason(reason))
-                        for seq, now, fund_id, delta, balance, reason in history]
+        self.history = [
+            HistoryEntry(int(seq), int(now), int(fund_id), int(delta), int(balance), InsuranceReason(reason))
+            for seq, now, fund_id, delta, balance, reason in history
+        ]
         self._recorded = {int(fund_id): int(balance) for fund_id, balance in recorded}
         if not set(self._recorded) <= set(self._ids):
             raise ValueError("insurance state names an account that is not a fund")

@@ -252,8 +252,8 @@ class MatchingEngine:
         the engine's time for GTD (0 otherwise). O(log L)."""
         values = tuple(map(int, (order_id, account_id, side, price_ticks, leaves_lots, tif, stp, reduce_only,
                                  expire_ns)))
-        problem = _restore_problem(self._instrument, self._now_ns, values, values[0] in self._book,
-                                   self._would_take(values[2], values[3]) if values[2] in (Side.BUY, Side.SELL) else False)
+        crosses = values[2] in (Side.BUY, Side.SELL) and self._would_take(values[2], values[3])
+        problem = _restore_problem(self._instrument, self._now_ns, values, values[0] in self._book, crosses)
         if problem:
             raise ValueError(f"cannot restore order {values[0]}: {problem}")
         self._book.add(Order(*values))

@@ -7,7 +7,7 @@ exchange that, given the same later commands, produces the same events and state
 snapshot was taken of (snapshot + journal tail = the uninterrupted run). Either implementation writes the
 same bytes for the same state, and a snapshot written by either restores on either.
 
-File layout (all integers big-endian)::
+File layout (integers little-endian, as in the journal)::
 
     offset  size  field
     0       8     magic  b"\\x89EXSNAP\\n"
@@ -48,7 +48,7 @@ from .risk import RiskOptions
 
 MAGIC = b"\x89EXSNAP\n"
 FORMAT_VERSION = 1
-_HEADER = struct.Struct(">8sIQ")  # magic, format version, body length
+_HEADER = struct.Struct("<8sIQ")  # magic, format version, body length
 _DIGEST_SIZE = hashlib.sha256().digest_size  # 32
 _BODY_KEYS = ("config", "clock", "books", "triggers", "position_sides", "ledger", "prices", "funding",
               "liquidation", "monitor")
@@ -106,13 +106,22 @@ def config_of(exchange) -> dict:
 def from_state(body: dict, implementation: str | None = None):
     """A new :class:`~exchange.engine.Exchange` (``implementation``: "python", "cython" or None = the active
     one) holding the state of a snapshot body. Raises SnapshotError for a body that is not a consistent
-    exchange."""
+    exchange (and, like ``Exchange``, ValueError / RuntimeError for an unknown or inactive implementation)."""
+    _check_implementation(implementation)
     try:
         return _build(body, implementation)
     except SnapshotError:
         raise
     except Exception as exc:  # any malformed content: wrong shapes, types, values, broken invariants
         raise SnapshotError(f"invalid snapshot content: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_implementation(implementation: str | None) -> None:
+    """Misuse, not a bad file: an unknown implementation (ValueError), or "cython" without the compiled core
+    (RuntimeError), raised as ``Exchange`` raises them, before any file is read."""
+    from .engine import matching_engine_class
+
+    matching_engine_class(implementation)
 
 
 def _build(body: dict, implementation: str | None):
@@ -200,6 +209,7 @@ def decode_body(data: bytes) -> dict:
 
 def decode(data: bytes, implementation: str | None = None):
     """A new exchange from snapshot bytes (:func:`encode`). Raises SnapshotError."""
+    _check_implementation(implementation)
     return from_state(decode_body(data), implementation)
 
 
@@ -232,6 +242,7 @@ def write(exchange, path) -> None:
 
 def read(path, implementation: str | None = None):
     """A new exchange from the snapshot file at ``path``. Raises SnapshotError."""
+    _check_implementation(implementation)
     try:
         with open(path, "rb") as stream:
             data = stream.read()
