@@ -30,8 +30,6 @@ from tests.streams import liquidation_commands, random_commands
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "crash_worker.py")
 STREAMS = {"liquidation": liquidation_commands, "random": random_commands}
-HAS_SNAPSHOT = hasattr(Exchange, "snapshot") and hasattr(Exchange, "restore")
-needs_snapshot = pytest.mark.skipif(not HAS_SNAPSHOT, reason="Exchange.snapshot / Exchange.restore not available")
 
 
 class Worker:
@@ -170,7 +168,6 @@ def test_kill_9_during_the_demo_leaves_a_journal_that_replays(tmp_path, capsys):
     assert out.strip().endswith(reference.state_hash())
 
 
-@needs_snapshot
 def test_kill_9_with_snapshots_recovers_from_the_newest_complete_one(tmp_path):
     rng = random.Random(31)
     journal, snapshots = tmp_path / "journal", tmp_path / "snapshots"
@@ -205,7 +202,6 @@ def test_kill_9_with_snapshots_recovers_from_the_newest_complete_one(tmp_path):
     assert again_report.state_hash == expected[again_report.final_sequence]
 
 
-@needs_snapshot
 def test_snapshot_choice_skips_bad_ones_and_says_why(tmp_path):
     commands = list(liquidation_commands(seed=41, n=900))
     journal, snapshots = tmp_path / "journal", tmp_path / "snapshots"
