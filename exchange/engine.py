@@ -400,8 +400,9 @@ class Exchange:
         the sample times in between all take the same premium and are added at once
         (:meth:`~exchange.funding_state.Funding.sample_repeated`) — the same samples, in the same order, as
         visiting them one by one (``docs/funding.md``). ``now_ns`` is at most 2⁶² (:mod:`exchange.validate`)."""
-        if cmd.now_ns < self.now_ns:
-            return [_rejected(RejectCode.MALFORMED, cmd)]
+        if not 0 <= cmd.now_ns - self.now_ns <= validate.MAX_TIME_STEP_NS:
+            return [Rejected(RejectCode.MALFORMED, f"AdvanceTime.now_ns: {cmd.now_ns} is not within 366 days after the "
+                                                   f"current time {self.now_ns} (MAX_TIME_STEP_NS).")]
         until = cmd.now_ns
         events: list = [TimeAdvanced(until)]
         premiums: dict[str, int | None] = {}  # symbol -> its sample while its book stays as it is
@@ -459,16 +460,13 @@ class Exchange:
 
     # -- money -------------------------------------------------------------------------------------
     def _deposit(self, cmd: Deposit) -> list:
-        if not (_is_int(cmd.account_id) and cmd.account_id >= 0 and _is_int(cmd.amount_units)
-                and 0 < cmd.amount_units <= MAX_ABS_VALUE - self.ledger.money_in_units()):
-            return [_rejected(RejectCode.MALFORMED, cmd)]  # also: the venue holds at most 2^62 units in all
+        if cmd.amount_units > MAX_ABS_VALUE - self.ledger.money_in_units():
+            return [_money_cap_rejected(cmd)]
         account = self.ledger.open(cmd.account_id)
         self.ledger.deposits_units += cmd.amount_units
         return [self._credit(account, cmd.amount_units, BalanceReason.DEPOSIT)]
 
     def _withdraw(self, cmd: Withdraw) -> list:
-        if not (_is_int(cmd.amount_units) and 0 < cmd.amount_units <= MAX_ABS_VALUE):
-            return [_rejected(RejectCode.MALFORMED, cmd)]
         account = self.ledger.get(cmd.account_id)
         if account is None or cmd.amount_units > self.risk.withdrawable(account):
             return [_rejected(RejectCode.BALANCE_NOT_SUFFICIENT, cmd)]
@@ -479,8 +477,8 @@ class Exchange:
         """Seed an insurance fund (a deposit into its reserved account; the stage records the history)."""
         if cmd.symbol not in self.instruments:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        if not (_is_int(cmd.amount_units) and 0 < cmd.amount_units <= MAX_ABS_VALUE - self.ledger.money_in_units()):
-            return [_rejected(RejectCode.MALFORMED, cmd)]
+        if cmd.amount_units > MAX_ABS_VALUE - self.ledger.money_in_units():
+            return [_money_cap_rejected(cmd)]
         self.ledger.deposits_units += cmd.amount_units
         self.liquidation.funds.move(cmd.symbol, cmd.amount_units)
         return self.liquidation.funds.sync(InsuranceReason.SEED)
@@ -492,8 +490,6 @@ class Exchange:
 
     # -- account settings --------------------------------------------------------------------------
     def _set_position_mode(self, cmd: SetPositionMode) -> list:
-        if cmd.position_mode not in tuple(PositionMode) or not _is_int(cmd.account_id) or cmd.account_id < 0:
-            return [_rejected(RejectCode.MALFORMED, cmd)]
         account = self.ledger.get(cmd.account_id)
         mode = account.position_mode if account is not None else PositionMode.ONE_WAY
         if cmd.position_mode == mode:
@@ -533,9 +529,6 @@ class Exchange:
         moves ``isolated_margin_units`` out of the wallet: -4051 if it is below the position's IM or would
         leave it liquidatable (margin + uPnL ≤ MM), -4050 if the cross side cannot spare it (available
         balance after the move < 0). Isolated -> cross returns the isolated margin to the wallet."""
-        if cmd.margin_mode not in tuple(MarginMode) or not _is_int(cmd.isolated_margin_units) or not (
-                0 <= cmd.isolated_margin_units <= MAX_ABS_VALUE) or not _is_int(cmd.account_id) or cmd.account_id < 0:
-            return RejectCode.MALFORMED
         account = self.ledger.get(cmd.account_id)
         if cmd.margin_mode == self.ledger.settings(account, cmd.symbol).margin_mode:
             return RejectCode.NO_NEED_TO_CHANGE_MARGIN_TYPE
@@ -567,9 +560,7 @@ class Exchange:
         inst = self.instruments.get(cmd.symbol)
         if inst is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        if not _is_int(cmd.account_id) or cmd.account_id < 0:
-            return [_rejected(RejectCode.MALFORMED, cmd)]
-        if not _is_int(cmd.leverage) or not 1 <= cmd.leverage <= inst.max_leverage:
+        if not 1 <= cmd.leverage <= inst.max_leverage:
             return [_rejected(RejectCode.INVALID_LEVERAGE, cmd)]
         account = self.ledger.get(cmd.account_id)
         settings = self.ledger.settings(account, cmd.symbol)
@@ -595,8 +586,6 @@ class Exchange:
         stay ≥ the position's IM, else -4051) margin of an open isolated position (-4049 cross, -4054 none)."""
         if cmd.symbol not in self.instruments:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        if not _is_int(cmd.delta_units) or cmd.delta_units == 0 or abs(cmd.delta_units) > MAX_ABS_VALUE:
-            return [_rejected(RejectCode.MALFORMED, cmd)]
         account = self.ledger.get(cmd.account_id)
         if not self._side_matches_mode(account, cmd.position_side):
             return [_rejected(RejectCode.POSITION_SIDE_MISMATCH, cmd)]
@@ -1073,10 +1062,6 @@ class Exchange:
         check(self)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 _STP_MODES, _TIME_IN_FORCES = tuple(STPMode), tuple(TimeInForce)
 _MEMBERS = {cls: {int(member): member for member in cls} for cls in (CancelReason, OrderType, PositionSide, Side)}
 
@@ -1097,6 +1082,13 @@ def _well_formed(inst: Instrument, side, tif, stp, price_ticks, qty_lots, market
         side in (Side.BUY, Side.SELL) and stp in _STP_MODES and (market or tif in _TIME_IN_FORCES)
         and not check_qty(inst, qty_lots, market) and (market or not check_price_range(inst, price_ticks))
     )
+
+
+def _money_cap_rejected(cmd) -> Rejected:
+    """A deposit that would take the money the venue holds past 2⁶² units (its bound, rules §1)."""
+    return Rejected(RejectCode.MALFORMED, f"{type(cmd).__name__}.amount_units: {cmd.amount_units} would take the "
+                                          f"venue's money past 2**62 units.", getattr(cmd, "symbol", ""),
+                    getattr(cmd, "account_id", 0))
 
 
 def _rejected(code: int, cmd) -> Rejected:

@@ -80,8 +80,11 @@ class SymbolFunding:
     history: list[FundingRecord] = field(default_factory=list)
 
     def as_state(self) -> tuple:
+        """``(count, Σ i·P_i, history)``. The sum is unbounded (premiums far from the index, many samples), so
+        outside msgpack's integer range it is written as its decimal string (``int()`` reads either back)."""
         history = [(r.time_ns, r.rate_e8, r.mark_ticks) for r in self.history]
-        return self.sampler.count, self.sampler.weighted_sum_e8, history
+        total = self.sampler.weighted_sum_e8
+        return self.sampler.count, total if -2**63 <= total < 2**64 else str(total), history
 
 
 class Funding:

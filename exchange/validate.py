@@ -11,7 +11,7 @@ filters, account state) is checked later by the command's own stage, with the ve
 field kind         accepted                                               refused with
 =================  =====================================================  ========================
 account id         ``0 <= id < 2**62`` (ids from 2**62 on are reserved)   -1102
-symbol             ``str`` of at most 64 characters                       -1102 (unknown: -1121)
+symbol             ASCII ``str`` of at most 64 characters                 -1102 (unknown: -1121)
 order id           ``0 <= id <= 2**63 - 1``                               -1102
 price (ticks)      ``0 <= p <= 2**62`` (the instrument's range: -4013..)  -1102
 quantity (lots)    ``-2**62 <= q <= 2**62`` (the instrument's: -4003..)   -1102
@@ -26,8 +26,11 @@ time in force      a ``TimeInForce`` value                                -1115
 other enums        a value of the field's enum                            -1102
 =================  =====================================================  ========================
 
-Everywhere an integer is expected, ``bool``, ``float`` (NaN included), ``str``, ``Decimal``, ``None`` and
-numpy scalars are refused: convert numpy integers with ``int()``. Fields are checked in declaration order and
+Everywhere an integer is expected only an exact ``int`` or a member of the package's enums is accepted:
+``bool``, ``float`` (NaN included), ``str``, ``Decimal``, ``None``, numpy scalars and other int subclasses are
+refused (convert with ``int()``). ``AdvanceTime`` may also jump at most :data:`MAX_TIME_STEP_NS` (366 days)
+past the current time (checked by its stage, -1102 naming ``now_ns``): the cost of one command stays bounded
+(at most 8,784 hourly funding settlements). Fields are checked in declaration order and
 the first failure is reported. Cost: O(fields) per command, no allocation on success.
 """
 from __future__ import annotations
@@ -43,6 +46,7 @@ from .enums import (
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 LIMIT = 2**62  #: bound of prices, quantities, money and rates (their products fit in 128 bits)
 MAX_TIME_NS = 2**62  #: the latest simulation time (AdvanceTime and GTD expiries)
+MAX_TIME_STEP_NS = 366 * 86_400 * 10**9  #: the longest jump of one AdvanceTime (its stage checks it)
 RESERVED_ACCOUNT_BASE = 2**62  #: insurance-fund accounts (exchange.accounts.FUND_ACCOUNT_BASE)
 MAX_SYMBOL_LENGTH = 64
 
@@ -98,6 +102,8 @@ class _Symbol:
             return RejectCode.MALFORMED, f"expected a symbol (str), got {_show(value)}"
         if len(value) > MAX_SYMBOL_LENGTH:
             return RejectCode.MALFORMED, f"longer than {MAX_SYMBOL_LENGTH} characters"
+        if not value.isascii():
+            return RejectCode.MALFORMED, f"{_show(value)} is not ASCII"
         return None
 
 
@@ -186,7 +192,7 @@ def _compile(cls, rules) -> object:
         elif isinstance(rule, _Account):
             term = f"type({v}) in _INTS and 0 <= {v} < {RESERVED_ACCOUNT_BASE}"
         elif isinstance(rule, _Symbol):
-            term = f"type({v}) is str and len({v}) <= {MAX_SYMBOL_LENGTH}"
+            term = f"type({v}) is str and len({v}) <= {MAX_SYMBOL_LENGTH} and {v}.isascii()"
         else:  # _Flag
             term = f"({v} is True or {v} is False or (type({v}) is int and ({v} == 0 or {v} == 1)))"
         terms.append(f"({term})")
@@ -213,12 +219,17 @@ def safe_identity(command) -> tuple[str, int, int]:
 
 
 def _is_int(value) -> bool:
-    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+    """An exact ``int`` or a member of one of the package's enums; int subclasses of other kinds are refused
+    (they may override comparisons and lie about their range)."""
+    return type(value) in _INT_TYPES
 
 
 def _show(value) -> str:
     """A short description of a refused value: its repr (cut at 40 characters) and type."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__ must not break the answer
+        text = "<unprintable>"
     if len(text) > 40:
         text = text[:37] + "..."
-    return f"{text} ({type(value).__name__})"
+    return f"{text} ({type(value).__name__!s:.40})"

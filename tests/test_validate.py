@@ -228,13 +228,17 @@ def test_a_long_jump_costs_its_boundaries_not_its_length():
     assert ex.funding.symbols[SYM].sampler.count == 5_759  # samples at 5 s .. 8 h - 5 s
 
 
-def test_time_is_bounded_and_the_bound_is_reachable():
+def test_time_and_each_jump_are_bounded():
+    year_ns = 366 * 86_400 * 10**9  # MAX_TIME_STEP_NS
     ex = venue(None)
     refused(ex, AdvanceTime(2**62 + 1), "now_ns")
     refused(ex, PlaceOrder(1, SYM, Side.BUY, 1, 9_980, tif=TimeInForce.GTD, expire_ns=2**62 + 1), "expire_ns")
-    events = ex.apply(AdvanceTime(2**62))  # about 160,000 settlements: seconds, not minutes
-    assert ex.now_ns == 2**62 and len(ex.funding_history(SYM)) == 2**62 // (8 * 3_600 * 10**9)
-    assert events[0].now_ns == 2**62
+    for too_far in (year_ns + 1, 2**62):
+        (event,) = ex.apply(AdvanceTime(too_far))  # well-formed, but more than 366 days at once: its stage refuses
+        assert event.code == RejectCode.MALFORMED and event.message.startswith("AdvanceTime.now_ns:")
+    events = ex.apply(AdvanceTime(year_ns))  # the longest jump: 1,098 settlements of 8 h
+    assert ex.now_ns == year_ns and len(ex.funding_history(SYM)) == year_ns // (8 * 3_600 * 10**9) == 1_098
+    assert events[0].now_ns == year_ns
     ex.check_invariants()
 
 
