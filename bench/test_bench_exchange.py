@@ -26,6 +26,7 @@ import time
 import pytest
 
 from exchange import IMPLEMENTATION, Deposit, Exchange, MarginMode, OrderType, PlaceOrder, SetMarginMode, SetMarkPrice
+from exchange._impl import core
 from exchange.cli import DEMO_DEPOSIT_UNITS
 from exchange.commands import commands_from_rows
 from exchange.enums import Side, TimeInForce
@@ -46,8 +47,8 @@ def demo_flow(n: int = N_FLOW):
     return instrument, deposits, commands_from_rows(rows, instrument.symbol)
 
 
-def funded_exchange(instrument, deposits) -> Exchange:
-    ex = Exchange([instrument])
+def funded_exchange(instrument, deposits, implementation: str | None = None) -> Exchange:
+    ex = Exchange([instrument], implementation=implementation)
     for command in deposits:
         ex.apply(command)
     return ex
@@ -133,14 +134,22 @@ def test_mark_tick_by_the_full_python_loop(benchmark, holders):
 def main() -> int:
     print(f"implementation: {IMPLEMENTATION}")
     instrument, deposits, commands = demo_flow()
-    times = []
-    for _ in range(3):
-        ex = funded_exchange(instrument, deposits)
-        started = time.perf_counter()
-        run_flow(ex, commands)
-        times.append(time.perf_counter() - started)
-    print(f"(a) Exchange.apply, demo flow, {len(commands):,} commands: median {statistics.median(times):.2f} s = "
-          f"{len(commands) / statistics.median(times):,.0f} commands/s (best {len(commands) / min(times):,.0f})")
+    rates, hashes = {}, set()
+    for implementation in ("python", "cython") if core is not None else ("python",):
+        wall, cpu = [], []
+        for _ in range(3):
+            ex = funded_exchange(instrument, deposits, implementation)
+            started, started_cpu = time.perf_counter(), time.process_time()
+            run_flow(ex, commands)
+            wall.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - started_cpu)
+        rates[implementation] = len(commands) / statistics.median(cpu)
+        hashes.add(ex.state_hash())
+        print(f"(a) Exchange.apply [{implementation}], demo flow, {len(commands):,} commands: median "
+              f"{len(commands) / statistics.median(wall):,.0f} commands/s wall, {rates[implementation]:,.0f} CPU")
+    assert len(hashes) == 1, "the implementations end in different states"
+    if len(rates) == 2:
+        print(f"(a) compiled ÷ reference (CPU): {rates['cython'] / rates['python']:.2f}; same state hash")
     started = time.perf_counter()
     ex = holders_exchange()
     print(f"(b) set-up of {N_HOLDERS:,} holders: {time.perf_counter() - started:.1f} s")
