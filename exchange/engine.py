@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import warnings
 
 import msgpack
 
@@ -130,12 +131,15 @@ class Exchange:
     ``"binance"``); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`); ``liquidation``
     sets the waterfall's numbers and the insurance funds' limits (:class:`~exchange.liquidation.LiquidationConfig`).
     ``journal`` (a path) makes the journal durable: every well-formed command is appended to that file before
-    it is applied, with the ``fsync`` policy (``docs/journal.md``); :meth:`close` closes it.
+    it is applied, with the ``fsync`` policy (``docs/journal.md``); :meth:`close` closes it. With
+    ``snapshot_every=N`` a snapshot is written to ``<journal>.snapshots/`` after every N journaled commands (the
+    newest ``keep_snapshots`` kept), where :func:`exchange.recover` finds them.
     """
 
     def __init__(self, instruments: list[Instrument], implementation: str | None = None,
                  options: RiskOptions | None = None, profile: VenueProfile | str = "binance",
-                 liquidation: LiquidationConfig | None = None, journal=None, fsync="always"):
+                 liquidation: LiquidationConfig | None = None, journal=None, fsync="always",
+                 snapshot_every: int = 0, keep_snapshots: int = 3):
         if not instruments:
             raise ValueError("an exchange needs at least one instrument")
         self.implementation = implementation or _impl.IMPLEMENTATION
@@ -179,6 +183,11 @@ class Exchange:
             SetIndexPrice: self._set_index,
             FundInsurance: self._fund_insurance,
         }
+        if type(snapshot_every) is not int or snapshot_every < 0 or type(keep_snapshots) is not int or keep_snapshots < 1:
+            raise ValueError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")
+        if snapshot_every and journal is None:
+            raise ValueError("snapshot_every needs a journal: the snapshots are written beside it")
+        self.snapshot_every, self.keep_snapshots = snapshot_every, keep_snapshots
         if journal is not None:  # last: the header records the whole configuration
             from .journal import JournalWriter
 
@@ -217,12 +226,26 @@ class Exchange:
         self.journal.append(command)
         self.sequence += 1
         try:
-            return self._run(command)
+            events = self._run(command)
         except BaseException as exc:
             self._halt(command, exc)
             if isinstance(exc, Exception):
                 raise ExchangeHalted(self.halted) from exc
             raise  # KeyboardInterrupt and the like pass through; the exchange is halted all the same
+        if self.snapshot_every and self.sequence % self.snapshot_every == 0:
+            self._periodic_snapshot()
+        return events
+
+    def _periodic_snapshot(self) -> None:
+        """Every ``snapshot_every`` journaled commands: a snapshot beside the journal, the newest
+        ``keep_snapshots`` kept (:func:`exchange.snapshot.write_periodic`). A failure (disk full, ...) is a
+        RuntimeWarning, not an error: the command was applied and journaled, and recovery only gets longer."""
+        from .snapshot import SnapshotError, directory_for, write_periodic
+
+        try:
+            write_periodic(self, directory_for(self._journal_writer.path), self.keep_snapshots)
+        except (OSError, SnapshotError) as exc:
+            warnings.warn(f"periodic snapshot at sequence {self.sequence} failed: {exc}", RuntimeWarning, stacklevel=3)
 
     def _halt(self, command, exc: BaseException) -> None:
         """Stop the exchange after an internal error. Validation guarantees that a well-formed command cannot

@@ -24,6 +24,7 @@ import os
 from typing import Iterable
 
 from .engine import ExchangeHalted
+from .snapshot import directory_for
 from .journal import (
     JournalError, JournalFile, JournalFileError, JournalWriter, command_frame, exchange_config, read_file,
 )
@@ -74,21 +75,24 @@ class RecoveryReport:
 
 
 def recover(journal_path, snapshot_path=None, implementation: str | None = None, *, resume: bool = False,
-            fsync="always"):
+            fsync="always", snapshot_every: int = 0, keep_snapshots: int = 3):
     """Rebuild the exchange journaled at ``journal_path``: ``(exchange, RecoveryReport)``.
 
-    ``snapshot_path``: None (replay the whole journal); one snapshot file (it must be usable, else
+    ``snapshot_path``: None (the periodic snapshots in ``<journal>.snapshots/`` when that directory exists,
+    else replay the whole journal); one snapshot file (it must be usable, else
     :class:`RecoveryError` / :class:`SnapshotMissing`); or a directory or a list of paths to choose from
     (the newest usable one; the others are reported in ``report.skipped`` and, if none is usable, the whole
     journal is replayed). ``resume``: the returned exchange keeps journaling into ``journal_path`` with the
-    ``fsync`` policy (close it with ``exchange.close()``). Raises :class:`~exchange.journal.JournalError`
-    subclasses for a missing, unreadable or corrupt journal."""
+    ``fsync`` policy and, with ``snapshot_every``, periodic snapshots (close it with ``exchange.close()``).
+    Raises :class:`~exchange.journal.JournalError` subclasses for a missing, unreadable or corrupt journal."""
     from .engine import Exchange
 
     contents = read_file(journal_path)
     report = contents.report
     count = report.commands
     exchange, used, used_sequence, skipped = None, None, None, []
+    if snapshot_path is None and os.path.isdir(directory_for(journal_path)):
+        snapshot_path = directory_for(journal_path)  # the periodic snapshots (Exchange(snapshot_every=N))
     if snapshot_path is not None:
         candidates, strict = _candidates(snapshot_path)
         exchange, used, used_sequence, skipped = _choose_snapshot(candidates, contents, implementation)
@@ -125,6 +129,7 @@ def recover(journal_path, snapshot_path=None, implementation: str | None = None,
     if resume:
         exchange._journal_writer = JournalWriter.resume(report.path, exchange, fsync, valid_length,
                                                         commands=count)
+        exchange.snapshot_every, exchange.keep_snapshots = snapshot_every, keep_snapshots
     result = RecoveryReport(
         journal_path=report.path, journal_commands=count, commands_replayed=count - start,
         valid_length=report.valid_length, torn_tail_bytes=report.torn_tail_bytes,

@@ -251,6 +251,23 @@ def read(path, implementation: str | None = None):
     return decode(data, implementation)
 
 
+def directory_for(journal_path) -> str:
+    """Where the automatic snapshots of a journaled exchange go: ``<journal>.snapshots/`` beside the journal."""
+    return os.fspath(journal_path) + ".snapshots"
+
+
+def write_periodic(exchange, directory: str, keep: int) -> str:
+    """Write ``<directory>/<sequence, 20 digits>.snapshot`` and delete all but the newest ``keep`` snapshots
+    there (names sort by sequence). Returns the path written."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{exchange.sequence:020d}.snapshot")
+    write(exchange, path)
+    names = sorted(name for name in os.listdir(directory) if name.endswith(".snapshot") and name[:20].isdigit())
+    for name in names[:-keep] if keep > 0 else ():
+        os.remove(os.path.join(directory, name))
+    return path
+
+
 def _fsync_directory(directory: str) -> None:
     """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
     try:

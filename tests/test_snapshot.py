@@ -512,3 +512,34 @@ def test_restore_order_refuses_what_cannot_rest(implementation):
     engine.check_invariants()
     with pytest.raises(ValueError, match="empty book"):
         engine.restore_state(0, 0, 0, [])
+
+
+# -- periodic snapshots beside a durable journal ------------------------------------------------------------------
+def test_periodic_snapshots_beside_the_journal_shorten_recovery(tmp_path):
+    from exchange.recovery import recover
+
+    path = tmp_path / "run.journal"
+    ex = Exchange([make_instrument()], journal=path, snapshot_every=100, keep_snapshots=2)
+    for command in liquidation_commands(3, 1_050):
+        ex.apply(command)
+    ex.close()
+    last = ex.sequence - ex.sequence % 100
+    directory = str(path) + ".snapshots"
+    assert sorted(os.listdir(directory)) == [f"{last - 100:020d}.snapshot", f"{last:020d}.snapshot"]
+
+    recovered, report = recover(path)  # finds them on its own
+    assert (report.snapshot_sequence, report.commands_replayed) == (last, ex.sequence - last)
+    assert recovered.state_hash() == ex.state_hash()
+
+    newest = os.path.join(directory, f"{last:020d}.snapshot")
+    data = bytearray(open(newest, "rb").read())
+    data[len(data) // 2] ^= 0x10
+    open(newest, "wb").write(bytes(data))
+    recovered, report = recover(path)  # a damaged snapshot is skipped: the older one serves
+    assert report.snapshot_sequence == last - 100 and report.skipped[0][0] == newest
+    assert recovered.state_hash() == ex.state_hash()
+
+
+def test_periodic_snapshots_need_a_journal():
+    with pytest.raises(ValueError, match="needs a journal"):
+        Exchange([make_instrument()], snapshot_every=10)
