@@ -140,8 +140,18 @@ class Exchange:
                  options: RiskOptions | None = None, profile: VenueProfile | str = "binance",
                  liquidation: LiquidationConfig | None = None, journal=None, fsync="always",
                  snapshot_every: int = 0, keep_snapshots: int = 3):
-        if not instruments:
-            raise ValueError("an exchange needs at least one instrument")
+        instruments = list(instruments) if not isinstance(instruments, (str, bytes, Instrument)) and hasattr(
+            instruments, "__iter__") else None
+        if not instruments or not all(isinstance(i, Instrument) for i in instruments):
+            raise InputError("an exchange needs a non-empty list of Instrument (exchange.Instrument.linear(...))")
+        if isinstance(profile, str) and profile not in PROFILES:
+            raise InputError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+        if not isinstance(profile, (str, VenueProfile)):
+            raise InputError(f"profile must be a name or a VenueProfile, got {type(profile).__name__}")
+        if options is not None and not isinstance(options, RiskOptions):
+            raise InputError(f"options must be a RiskOptions, got {type(options).__name__}")
+        if liquidation is not None and not isinstance(liquidation, LiquidationConfig):
+            raise InputError(f"liquidation must be a LiquidationConfig, got {type(liquidation).__name__}")
         self.implementation = implementation or _impl.IMPLEMENTATION
         self.profile = PROFILES[profile] if isinstance(profile, str) else profile
         self.options = options or self.profile.risk
@@ -184,9 +194,9 @@ class Exchange:
             FundInsurance: self._fund_insurance,
         }
         if type(snapshot_every) is not int or snapshot_every < 0 or type(keep_snapshots) is not int or keep_snapshots < 1:
-            raise ValueError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")
+            raise InputError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")
         if snapshot_every and journal is None:
-            raise ValueError("snapshot_every needs a journal: the snapshots are written beside it")
+            raise InputError("snapshot_every needs a journal: the snapshots are written beside it")
         self.snapshot_every, self.keep_snapshots = snapshot_every, keep_snapshots
         if journal is not None:  # last: the header records the whole configuration
             from .journal import JournalWriter

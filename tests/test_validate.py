@@ -366,3 +366,19 @@ def test_queries_name_an_unknown_symbol_with_input_error():
         with pytest.raises(InputError, match="unknown symbol"):
             query(*args)
     assert ex.margin_ratio_e8(1) == 0 and ex.insurance_history() == []  # the defaults (cross account, all) stay
+
+
+@pytest.mark.parametrize("arguments, match", [
+    (dict(instruments=[]), "non-empty list of Instrument"),
+    (dict(instruments=["BTCUSDT"]), "non-empty list of Instrument"),
+    (dict(profile="nope"), "unknown profile 'nope'"),
+    (dict(profile=3), "profile must be"),
+    (dict(options={}), "options must be a RiskOptions"),
+    (dict(liquidation=1), "liquidation must be a LiquidationConfig"),
+    (dict(snapshot_every=-1), "snapshot_every"),
+])
+def test_the_exchange_constructor_refuses_bad_configuration_with_input_error(arguments, match):
+    arguments = {"instruments": [make_instrument()], **arguments}
+    with pytest.raises(InputError, match=match):
+        Exchange(**arguments)
+    assert Exchange({"x": make_instrument()}.values()).instruments  # any iterable of instruments will do
