@@ -830,7 +830,8 @@ class Exchange:
             if keep == order.lots:
                 continue
             if keep:
-                book.amend(order.order_id, account_id, order.price_ticks, keep)
+                code = book.shrink(order.order_id, keep)  # no filters: the band may have moved past its price
+                assert code == 0, f"shrink of resting order {order.order_id} to {keep} refused: {code}"
                 events.append(OrderAmended(symbol, order.order_id, account_id, order.side, order.price_ticks, keep, True))
             else:
                 book.cancel(order.order_id, account_id)

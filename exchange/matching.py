@@ -118,6 +118,19 @@ class MatchingEngine:
         self._execute(order, is_market=False)
         return 0
 
+    def shrink(self, order_id: int, leaves_lots: int) -> int:
+        """Reduce a resting order's leaves to ``leaves_lots`` (``0 < leaves_lots <`` its leaves) in place, queue
+        priority kept, with no filters: the engine's own reduce-only trim, not a trader's amend (a band or
+        min-notional filter must not keep a reduce-only order larger than its position). Emits AMENDED
+        (priority kept). Returns 0, or -2013 when the order does not rest or this is not a decrease. O(1)."""
+        order = self._book.get(int(order_id))
+        if order is None or not 0 < leaves_lots < order.leaves_lots:
+            return int(RejectCode.NO_SUCH_ORDER)
+        self._book.reduce(order.order_id, order.leaves_lots - leaves_lots)
+        self._emit(EventKind.AMENDED, order.order_id, order.account_id, order.side, order.price_ticks, 0,
+                   leaves_lots=leaves_lots, code=1)
+        return 0
+
     def cancel_all(self, account_id: int) -> int:
         """Cancel every resting order of the account in ascending order_id; returns how many. O(k log k)."""
         order_ids = self._book.order_ids_of(int(account_id))

@@ -348,6 +348,21 @@ cdef class MatchingEngine:
         self._check_idle()
         return self._amend(order_id, account_id, price_ticks, qty_lots)
 
+    def shrink(self, int64_t order_id, int64_t leaves_lots):
+        """Reduce a resting order's leaves to ``leaves_lots`` (``0 < leaves_lots <`` its leaves) in place, queue
+        priority kept, with no filters: the engine's own reduce-only trim, not a trader's amend (a band or
+        min-notional filter must not keep a reduce-only order larger than its position). Emits AMENDED
+        (priority kept). Returns 0, or -2013 when the order does not rest or this is not a decrease."""
+        self._check_idle()
+        cdef int32_t s = _hm_get(&self.ids, order_id)
+        if s == NIL or not 0 < leaves_lots < self.orders[s].leaves:
+            return E_NO_SUCH_ORDER
+        cdef Order* o = &self.orders[s]
+        self.levels[o.level].total -= o.leaves - leaves_lots
+        o.leaves = leaves_lots
+        self._emit(EV_AMENDED, order_id, o.account_id, o.side, o.price, 0, leaves_lots, 1, 0, 0, 0, 0, 0)
+        return 0
+
     def cancel_all(self, int64_t account_id):
         """Cancel every resting order of the account in ascending order_id; returns how many."""
         self._check_idle()

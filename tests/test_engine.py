@@ -6,7 +6,7 @@ from exchange import (
     MarginCall, OrderAccepted, OrderCanceled, OrderTriggered, OrderType, PlaceOrder, PositionChanged, Rejected,
     RejectCode, SetMarkPrice, Side, STPMode, TimeAdvanced, TimeInForce, WorkingType,
 )
-from tests.conftest import make_instrument
+from tests.conftest import COMPILED, make_instrument
 
 SYM = "TESTUSDT"
 BUY, SELL = Side.BUY, Side.SELL
@@ -206,3 +206,26 @@ def test_exchange_needs_unique_instruments():
         Exchange([])
     with pytest.raises(ValueError):
         Exchange([make_instrument(), make_instrument()])
+
+
+@pytest.mark.parametrize("implementation", ["python"] + (["cython"] if COMPILED else []))
+def test_reduce_only_trim_is_not_subject_to_the_price_band(implementation):
+    """Found by the boundary fuzzer: with the mark far below a resting reduce-only BUY, the trim after the
+    position shrank went through the trader's amend, whose band filter (-4016) refused it silently; the order
+    stayed larger than the position. The trim is the venue's own change: no filters apply."""
+    from exchange import Deposit, PlaceOrder, SetMarkPrice, Side, OrderType, OrderAmended
+    from tests.checked import CheckedExchange
+
+    ex = CheckedExchange([make_instrument()], implementation=implementation)
+    for account in (1, 2, 3):
+        ex.apply(Deposit(account, 10**15))
+    ex.apply(SetMarkPrice("TESTUSDT", 10_000))
+    ex.apply(PlaceOrder(2, "TESTUSDT", Side.BUY, 4, 10_000))
+    ex.apply(PlaceOrder(1, "TESTUSDT", Side.SELL, 4, 10_000))              # account 1 short 4
+    ex.apply(PlaceOrder(1, "TESTUSDT", Side.BUY, 3, 9_800, reduce_only=True))  # order 3: closes 3 of the 4
+    ex.apply(PlaceOrder(1, "TESTUSDT", Side.BUY, 3, 9_900))                # order 4: plain bid
+    ex.apply(SetMarkPrice("TESTUSDT", 1))  # the band now ends at floor(1 × 1.5) = 1 tick for buys
+    events = ex.apply(PlaceOrder(3, "TESTUSDT", Side.SELL, 3, 0, OrderType.MARKET))  # fills order 4: short 1
+    assert ex.position(1, "TESTUSDT").lots == -1
+    assert OrderAmended("TESTUSDT", 3, 1, Side.BUY, 9_800, 1, True) in events
+    assert ex.book("TESTUSDT").order(3)[4] == 1  # leaves 1: fits the position
