@@ -448,18 +448,23 @@ class Exchange:
                     self.funding.sample_repeated(symbol, premium, count)
             if busy > until:
                 break
-            settles = busy % self.funding.interval_ns == 0
-            events += self._move_clock(busy, premiums, settles)
-            for symbol in self.funding.sampling_at(busy):
-                premium = self._premium(symbol, premiums)
-                if premium is not None:
-                    self.funding.sample(symbol, premium)
-            for symbol in self.instruments if settles else ():
-                settled, touched = self.funding.settle(symbol, busy, self.risk_price(symbol))
-                events += settled
-                self._touched |= touched
+            events += self._step(busy, self.funding.sampling_at(busy), busy % self.funding.interval_ns == 0, premiums)
             t = busy
         return events + self._move_clock(until, premiums, True)
+
+    def _step(self, time_ns: int, sampled: list[str], settles: bool, premiums: dict) -> list:
+        """One step of the clock: move to ``time_ns`` (expiring GTD orders), take the samples due, and settle
+        every symbol at a funding boundary."""
+        events = self._move_clock(time_ns, premiums, settles)
+        for symbol in sampled:
+            premium = self._premium(symbol, premiums)
+            if premium is not None:
+                self.funding.sample(symbol, premium)
+        for symbol in self.instruments if settles else ():
+            settled, touched = self.funding.settle(symbol, time_ns, self.risk_price(symbol))
+            events += settled
+            self._touched |= touched
+        return events
 
     def _next_busy_step(self, after_ns: int) -> int:
         """The first step time after ``after_ns`` at which a book or the ledger may change: the next

@@ -168,15 +168,7 @@ class SteppingExchange(Exchange):
 
         events, premiums = [TimeAdvanced(cmd.now_ns)], {}
         for time_ns, sampled, settles in self.funding.steps(self.now_ns, cmd.now_ns):
-            events += self._move_clock(time_ns, premiums, settles)
-            for symbol in sampled:
-                premium = self._premium(symbol, premiums)
-                if premium is not None:
-                    self.funding.sample(symbol, premium)
-            for symbol in self.instruments if settles else ():
-                settled, touched = self.funding.settle(symbol, time_ns, self.risk_price(symbol))
-                events += settled
-                self._touched |= touched
+            events += self._step(time_ns, sampled, settles, premiums)
         return events + self._move_clock(cmd.now_ns, premiums, True)
 
 
