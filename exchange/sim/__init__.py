@@ -1,8 +1,10 @@
-"""Research front: price paths for scenario runs (docs/paths.md).
+"""Research front: price paths for scenario runs (docs/paths.md) and recording runs to Parquet (docs/recording.md).
 
 - :mod:`exchange.sim.paths`: the :class:`PricePath` model, its iterators and the float / decimal → tick rules.
 - :mod:`exchange.sim.synthetic`: seeded generators (GBM with Merton jumps, crash and recovery, regime switching).
 - :mod:`exchange.sim.historical`: loaders for Binance public-data files (data.binance.vision).
+- :mod:`exchange.sim.record`: a run's events, metrics, prices and final accounts as Parquet beside its journal
+  (imported on its own: ``from exchange.sim.record import RunRecorder``; it loads pyarrow).
 """
 from .paths import (
     Bar, FundingEvent, PricePath, PricePoint, SymbolSeries, decimal_to_e8, decimal_to_ticks, prices_to_ticks,
