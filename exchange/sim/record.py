@@ -34,7 +34,6 @@ import enum
 import hashlib
 import inspect
 import json
-import os
 import types
 import typing
 from pathlib import Path
