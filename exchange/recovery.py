@@ -172,7 +172,14 @@ def _choose_snapshot(candidates: Iterable[str], contents: JournalFile, implement
     count = contents.report.commands
     config = contents.config()
     best, best_path, best_sequence, skipped = None, None, None, []
+    candidates = list(candidates)
+    named = {path: _periodic_sequence(path) for path in candidates}
+    if candidates and None not in named.values():  # periodic names carry the sequence: newest first, stop early
+        candidates.sort(key=named.get, reverse=True)
     for path in candidates:
+        if best is not None and named.get(path) is not None and named[path] <= best_sequence:
+            skipped.append((path, f"older (sequence {named[path]:,}) than {best_path} (not read)", False))
+            continue
         if not os.path.exists(path):
             skipped.append((path, "no such file", True))
             continue
@@ -203,6 +210,13 @@ def _choose_snapshot(candidates: Iterable[str], contents: JournalFile, implement
             continue
         skipped.append((path, reason, False))
     return best, best_path, best_sequence, skipped
+
+
+def _periodic_sequence(path: str) -> int | None:
+    """The sequence in a periodic snapshot's name (``<20 digits>.snapshot``, :func:`exchange.snapshot.write_periodic`),
+    None for any other name."""
+    name = os.path.basename(path)
+    return int(name[:20]) if len(name) == 29 and name.endswith(".snapshot") and name[:20].isdigit() else None
 
 
 def _one_line(exc: BaseException, os_error: bool) -> str:

@@ -527,8 +527,11 @@ def test_periodic_snapshots_beside_the_journal_shorten_recovery(tmp_path):
     directory = str(path) + ".snapshots"
     assert sorted(os.listdir(directory)) == [f"{last - 100:020d}.snapshot", f"{last:020d}.snapshot"]
 
-    recovered, report = recover(path)  # finds them on its own
+    recovered, report = recover(path)  # finds them on its own; the older one is not even read
     assert (report.snapshot_sequence, report.commands_replayed) == (last, ex.sequence - last)
+    assert report.skipped == ((os.path.join(directory, f"{last - 100:020d}.snapshot"),
+                               f"older (sequence {last - 100:,}) than {os.path.join(directory, f'{last:020d}.snapshot')} "
+                               f"(not read)"),)
     assert recovered.state_hash() == ex.state_hash()
 
     newest = os.path.join(directory, f"{last:020d}.snapshot")
