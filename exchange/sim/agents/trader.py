@@ -88,19 +88,15 @@ class IsolatedPolicy(MarginPolicy):
 
 
 @dataclass
-class CrossPolicy(MarginPolicy):
+class CrossPolicy(IsolatedPolicy):
     """All capital pooled: every position cross. Positions are sized like :class:`IsolatedPolicy`'s
     (``share_per_position_e8`` of the capital as the budget) so the two are comparable; only the margin
     that backs them differs (the whole wallet, shared with the other positions)."""
 
-    share_per_position_e8: int = 25_000_000
     name = "cross"
 
     def entry_mode(self, symbol):
         return MarginMode.CROSS
-
-    def budget_units(self, capital_units, symbol):
-        return capital_units * self.share_per_position_e8 // E8
 
 
 @dataclass
