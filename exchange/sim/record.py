@@ -221,6 +221,7 @@ class RunRecorder:
         self.metrics = _Table(self.directory / METRICS_FILE, _metrics_schema(self.symbols), flush_rows)
         self.prices = _Table(self.directory / PRICES_FILE, _PRICES_SCHEMA, flush_rows)
         self.accounts_rows: int | None = None
+        self.extra_tables: dict[str, int] = {}  # file name -> rows (write_table)
         self.liquidations: dict[int, int] = {}  # account id -> LiquidationStarted events so far
         self.commands = 0
         self.closed = False
@@ -270,7 +271,7 @@ class RunRecorder:
             for account_id in ids:
                 positions = ex.positions(account_id)
                 with_position += any(p.lots for p in positions)
-                equity += _equity(ex, account_id, positions)
+                equity += equity_units(ex, account_id, positions)
                 wallet += ex.wallet(account_id)
                 count = self.liquidations.get(account_id, 0)
                 liquidated += count > 0
@@ -296,7 +297,7 @@ class RunRecorder:
             positions = ex.positions(account_id)
             cohort = "|".join(membership[account_id]) if account_id in membership else None
             head = [account_id, cohort, account_id >= FUND_ACCOUNT_BASE, exists, ex.wallet(account_id),
-                    ex.margin_balance(account_id), _equity(ex, account_id, positions),
+                    ex.margin_balance(account_id), equity_units(ex, account_id, positions),
                     ex.available_balance(account_id) if exists else 0,
                     ex.in_liquidation(account_id), self.liquidations.get(account_id, 0)]
             if not positions:
@@ -312,10 +313,21 @@ class RunRecorder:
         self.accounts_rows = table.rows
         return table.rows
 
+    def write_table(self, name: str, table: pa.Table) -> int:
+        """Write a caller's table as ``<name>.parquet`` with the same fixed writer options (so it is
+        deterministic too) and list it in the manifest. Returns its row count."""
+        self._open()
+        file = f"{name}.parquet"
+        if not name.isidentifier() or file in (EVENTS_FILE, METRICS_FILE, PRICES_FILE, ACCOUNTS_FILE):
+            raise ValueError(f"table name {name!r}: expected an identifier other than the recorder's own tables")
+        pq.write_table(table, self.directory / file, **WRITER_OPTIONS)
+        self.extra_tables[file] = table.num_rows
+        return table.num_rows
+
     # -- close -----------------------------------------------------------------------------------------
-    def close(self) -> dict:
-        """Finish the Parquet files and write ``manifest.json`` (returned). The exchange stays open: its owner
-        closes it (which closes the journal)."""
+    def close(self, extra: dict | None = None) -> dict:
+        """Finish the Parquet files and write ``manifest.json`` (returned), with ``extra`` (JSON-serialisable)
+        under the key ``"extra"``. The exchange stays open: its owner closes it (which closes the journal)."""
         if self.closed:
             return json.loads((self.directory / MANIFEST_FILE).read_text())
         for table in (self.events, self.metrics, self.prices):
@@ -326,6 +338,8 @@ class RunRecorder:
             files[table.path.name] = _file_entry(table.path, table.rows)
         if self.accounts_rows is not None:
             files[ACCOUNTS_FILE] = _file_entry(self.directory / ACCOUNTS_FILE, self.accounts_rows)
+        for file, rows in self.extra_tables.items():
+            files[file] = _file_entry(self.directory / file, rows)
         journal = None
         writer = getattr(ex, "_journal_writer", None)
         if writer is not None:
@@ -348,6 +362,8 @@ class RunRecorder:
             "events_enum_columns": self.event_schema.enum_columns,
             "pyarrow": pa.__version__,
         }
+        if extra is not None:
+            manifest["extra"] = extra
         (self.directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         self.closed = True
         return manifest
@@ -404,7 +420,7 @@ def _check_cohorts(cohorts) -> dict[str, list[int]]:
     return checked
 
 
-def _equity(ex, account_id: int, positions) -> int:
+def equity_units(ex, account_id: int, positions) -> int:
     """Cross margin balance (wallet + Σ cross uPnL) + the margin balance (margin + uPnL) of every isolated
     position (units)."""
     total = ex.margin_balance(account_id)

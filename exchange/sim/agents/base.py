@@ -59,7 +59,7 @@ def _named_accounts(event) -> set:
 
 
 def run_agents(exchange, path: PricePath, agents: Sequence, seed: int, on_step: Callable | None = None,
-               view: MarketView | None = None) -> dict:
+               view: MarketView | None = None, on_apply: Callable | None = None) -> dict:
     """Drive ``agents`` over ``path`` on ``exchange``; deterministic for a given seed. Returns counts.
 
     1. Each agent gets ``agent.rng = agent_rng(seed, i)``; then, in agent order, ``start(view)``'s commands
@@ -71,6 +71,8 @@ def run_agents(exchange, path: PricePath, agents: Sequence, seed: int, on_step: 
        its commands applied in order, ``notify`` with all their events. :class:`FundingEvent` items are counted
        and not applied (the exchange computes its own funding).
     3. ``on_step(view, events)`` (optional) after each step with every event of the step.
+    4. ``on_apply(step, command, events)`` (optional) after every command applied (``step`` is -1 for the
+       agents' ``start`` commands, then 0, 1, ...): a recorder's hook.
 
     Returns ``{"steps", "commands", "rejected", "event_types": Counter, "agents": [{"name", "commands",
     "rejected": Counter(code)}], "funding_events"}``.
@@ -88,6 +90,8 @@ def run_agents(exchange, path: PricePath, agents: Sequence, seed: int, on_step: 
 
     def apply(command, issuer: int | None, sink: list) -> list:
         events = exchange.apply(command)
+        if on_apply is not None:
+            on_apply(counts["steps"] if started else -1, command, events)
         counts["commands"] += 1
         sink.extend(events)
         for event in events:
@@ -121,9 +125,11 @@ def run_agents(exchange, path: PricePath, agents: Sequence, seed: int, on_step: 
 
     for i, agent in enumerate(agents):
         agent.rng = agent_rng(seed, i)
+    started = False
     start_events: list = []
     for i, agent in enumerate(agents):
         run_agent(i, agent.start(view), start_events)
+    started = True
 
     def do_step(points: list) -> None:
         step_events: list = []

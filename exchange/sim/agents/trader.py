@@ -233,8 +233,9 @@ class LeveragedTrader(BaseAgent):
       most ``max_reentries`` times. A position closed by its own stop or take-profit is not re-entered.
 
     Bookkeeping for tests and studies: ``entries``, ``liquidations``, ``committed_isolated_units`` (Σ over
-    isolated entries of budget + entry-fee bound, plus isolated top-ups: the most the wallet can lose to
-    isolated positions), ``reserve_used_units``, ``reentries``, ``skipped``.
+    isolated entries of the IM bound + entry-fee bound, plus isolated top-ups: the most the wallet can lose to
+    isolated positions), ``allocated_units`` (the same bounds over every entry, cross ones included, plus every
+    top-up: the margin the trader meant to put at risk), ``reserve_used_units``, ``reentries``, ``skipped``.
     """
 
     def __init__(self, account: int, intentions: Iterable[Intention], policy: MarginPolicy, *,
@@ -257,6 +258,7 @@ class LeveragedTrader(BaseAgent):
         self.reentries = 0
         self.skipped: list[Intention] = []
         self.committed_isolated_units = 0
+        self.allocated_units = 0
         self.reserve_used_units = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -371,6 +373,7 @@ class LeveragedTrader(BaseAgent):
                             amount = min(self.topup_units, self.reserve_units - self.reserve_used_units)
                             commands.append(Deposit(self.account, amount))
                             self.reserve_used_units += amount
+                            self.allocated_units += amount
                             state.topups += 1
                             cross_topup_done = True
                 commands += self.policy.manage(self, view, state, position)
@@ -405,9 +408,11 @@ class LeveragedTrader(BaseAgent):
             commands.append(SetMarginMode(self.account, it.symbol, mode))
         if view.leverage(self.account, it.symbol) != it.leverage:
             commands.append(SetLeverage(self.account, it.symbol, it.leverage))
+        notional = limit * lots * inst.k_units
+        bound = -(-notional // it.leverage) + -(-notional * inst.taker_fee_e8 // E8)
+        self.allocated_units += bound
         if mode == MarginMode.ISOLATED:
-            notional = limit * lots * inst.k_units
-            self.committed_isolated_units += -(-notional // it.leverage) + -(-notional * inst.taker_fee_e8 // E8)
+            self.committed_isolated_units += bound
         commands.append(PlaceOrder(self.account, it.symbol, side_of(it.direction), lots, limit, tif=TimeInForce.IOC))
         return commands
 
@@ -462,6 +467,7 @@ class LeveragedTrader(BaseAgent):
         if amount > 0:
             commands.append(AdjustIsolatedMargin(self.account, symbol, amount))
             self.committed_isolated_units += amount
+            self.allocated_units += amount
         return commands
 
     def switch_commands(self, view: MarketView, state: _PositionState, position, switch) -> list:
