@@ -42,7 +42,7 @@ from .events import (
 from .journal import JournalError, JournalFileError, parse_fsync
 from .recovery import recover
 from .scenarios import CRASH_SYMBOL, crash
-from .units import from_units
+from .units import InputError, from_units
 from .workload import standard_workload
 
 
@@ -105,15 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--snapshot", metavar="PATH",
                      help="start from this snapshot file, or the newest usable one in this directory")
     sub.add_parser("info", help="print the active implementation")
+    _research_parsers(sub)
     try:
         args = parser.parse_args(argv)
+        if args.command in ("study", "report", "sweep", "scenario"):
+            return _research(args)
         if args.command == "demo":
             return _demo(args.commands, args.seed, args.journal, args.fsync)
         if args.command == "replay":
             return _replay(args.path, args.snapshot)
         print(f"implementation: {IMPLEMENTATION}")
         return EXIT_OK
-    except UsageError as exc:
+    except (UsageError, InputError) as exc:
         return _error(str(exc), EXIT_USAGE)
     except JournalFileError as exc:
         return _error(str(exc), EXIT_FILE)
@@ -124,6 +127,41 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"{where}{exc.strerror or exc}", EXIT_FILE)
     except _snapshot_error() as exc:
         return _error(f"snapshot: {exc}", EXIT_INVALID)
+
+
+def _research_parsers(sub) -> None:
+    study = sub.add_parser("study", help="run a study (margin-modes): every world and seed, summaries, report")
+    study.add_argument("name", metavar="STUDY", help="the study: margin-modes")
+    study.add_argument("--scenario", metavar="FILE", help="scenario TOML (default: the embedded margin-modes)")
+    study.add_argument("--seeds", type=_positive_int, help="number of seeds (default: the scenario's)")
+    study.add_argument("--out", metavar="DIR", help="output directory (default runs/<STUDY>)")
+    study.add_argument("--workers", type=_positive_int, help="worker processes (default: the CPUs, at most 4)")
+    study.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario key (repeatable)")
+    study.add_argument("--no-report", action="store_true", help="skip report.html")
+    rep = sub.add_parser("report", help="rebuild a study's summaries and report.html from its Parquet files")
+    rep.add_argument("out", metavar="OUT")
+    sweep = sub.add_parser("sweep", help="run a grid of scenario parameters and seeds on Dask")
+    sweep.add_argument("grid", metavar="GRID.toml")
+    sweep.add_argument("--out", metavar="DIR", help="output directory (default runs/sweep-<GRID>)")
+    sweep.add_argument("--cluster", default="local", metavar="local|tcp://HOST:PORT",
+                       help="a local Dask cluster (default) or a running scheduler's address")
+    sweep.add_argument("--workers", type=_positive_int, help="local cluster workers (default: the CPUs, at most 4)")
+    scen = sub.add_parser("scenario", help="print the default scenario, or check a scenario file")
+    scen.add_argument("path", nargs="?", metavar="FILE")
+    scen.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario key (repeatable)")
+
+
+def _research(args) -> int:
+    from .sim import console
+
+    if args.command == "study":
+        return console.study(args.name, scenario_path=args.scenario, out=args.out, seeds=args.seeds,
+                             workers=args.workers, overrides=console.parse_set(args.set), report=not args.no_report)
+    if args.command == "report":
+        return console.report(args.out)
+    if args.command == "sweep":
+        return console.sweep(args.grid, out=args.out, cluster=args.cluster, workers=args.workers)
+    return console.scenario(args.path, console.parse_set(args.set))
 
 
 def _error(message: str, code: int) -> int:

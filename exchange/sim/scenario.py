@@ -424,7 +424,8 @@ def _resolve(raw: dict) -> dict:
 
 def load_scenario(source=None, overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Read a scenario: ``source`` is a path to a TOML file, TOML text (``str`` containing a newline), or
-    ``None`` for the embedded default (``margin-modes``). ``overrides`` are dotted keys applied after."""
+    ``None`` for the embedded default (``margin-modes``). ``overrides`` are dotted keys applied after.
+    Invalid content raises :class:`InputError` naming the key; a missing or unreadable file ``OSError``."""
     base_dir = None
     if source is None:
         text = resources.files("exchange.sim").joinpath("scenarios", "margin-modes.toml").read_text("utf-8")
@@ -433,13 +434,9 @@ def load_scenario(source=None, overrides: Mapping[str, Any] | None = None) -> Sc
     else:
         path = Path(source)
         try:
-            text = path.read_text("utf-8")
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such scenario file") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory, not a scenario file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot read ({exc})") from None
+            text = path.read_text("utf-8")  # a missing or unreadable file raises OSError
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
         base_dir = path.parent
     try:
         raw = tomllib.loads(text)
