@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 from .profiles import HOUR_NS, FundingCap, VenueProfile
 from .spec import Instrument
-from .units import E8, UNITS_PER_COIN
+from .units import E8, UNITS_PER_COIN, InputError
 
 EIGHT_HOURS_NS = 8 * HOUR_NS
 BITMEX_CAP_SHARE = Fraction(3, 4)  #: BitMEX: |F| ≤ 75% × (IMR − MMR)
@@ -110,9 +110,10 @@ def rate_bounds_e8(rule: FundingCap, inst: Instrument) -> tuple[Fraction, Fracti
 
 
 def check_rate_period(inst: Instrument, profile: VenueProfile) -> None:
-    """Raise ValueError unless the instrument's rate period is the venue's settlement interval × divisor."""
+    """Raise :class:`~exchange.units.InputError` (a ValueError) unless the instrument's rate period is the
+    venue's settlement interval × divisor: a configuration error the Exchange constructor reports."""
     if inst.funding.interval_ns != profile.funding_interval_ns * profile.funding_rate_divisor:
-        raise ValueError(
+        raise InputError(
             f"{inst.symbol}: funding rates are quoted per {inst.funding.interval_ns} ns but {profile.name} settles "
             f"every {profile.funding_interval_ns} ns paying 1/{profile.funding_rate_divisor} of the rate")
 

@@ -10,6 +10,7 @@ from exchange import (
     SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, Withdraw,
 )
 from exchange.engine import ExchangeHalted
+from exchange.spec import FundingParams
 from exchange.units import InputError
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import liquidation_commands, random_commands
@@ -368,6 +369,8 @@ def test_queries_name_an_unknown_symbol_with_input_error():
     (dict(options={}), "options must be a RiskOptions"),
     (dict(liquidation=1), "liquidation must be a LiquidationConfig"),
     (dict(snapshot_every=-1), "snapshot_every"),
+    (dict(instruments=[Instrument.linear("BTCUSDT", funding=FundingParams(interval_ns=3600 * 10**9))]),
+     "funding rates are quoted per 3600000000000 ns but binance settles every 28800000000000 ns"),
 ])
 def test_the_exchange_constructor_refuses_bad_configuration_with_input_error(arguments, match):
     arguments = {"instruments": [make_instrument()], **arguments}
