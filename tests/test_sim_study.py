@@ -2,11 +2,15 @@
 against an independent computation from the Parquet files, the replay audit, and the command line."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pytest
+
+import exchange
 
 from exchange import replay_file
 from exchange.invariants import check as check_invariants
@@ -110,8 +114,11 @@ def test_summaries_rebuild_from_the_parquet_files(default_study, tmp_path):
 
 
 def _cli(*args, cwd):
+    """``exchange-sim`` in a subprocess working in ``cwd``, importing this checkout's package."""
+    root = str(Path(exchange.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     return subprocess.run([sys.executable, "-m", "exchange.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def test_command_line_study_and_errors(tmp_path):
