@@ -61,11 +61,14 @@ bybit            bracket reduction as FOK at BP; otherwise (or when the FOK fail
                  ``entry × (1 − 1/leverage)`` for a long, ``entry × (1 + 1/leverage)`` for a short.
 bitmex           the whole position as a limit at BP by the engine (IOC); the fund absorbs the rest with no
                  position limit while its equity is above the floor; ADL.
-dydx             IOC at the *fillable price* ``mark ∓ mark × spread × MMR × rating`` (rating = clamp(balance
-                 / MM, 0, 1)), which may be worse than BP: the fund pays each fill's shortfall below BP
-                 (insurance per fill) and takes the fee from each fill above it; no takeover; ADL in
-                 seeded order. BP(Δ) = ``mark ∓ balance × MM_position / (MM_part × |lots| × K)`` (the part's
-                 equity shared by MM; the zero-balance price for one position).
+dydx             the venue's rules (:mod:`exchange.dydx`, rules §7 "The dydx waterfall"). A sweep is one
+                 *block*: each part is liquidated at most once, one position (seeded choice) sized by the
+                 block limits, with an IOC at the *fillable price* ``(PNNV − ABR × SMMR × PMMR) / PS``. Each
+                 fill is settled against its own bankruptcy quote: the fund takes the capped fee or pays the
+                 shortfall, the part keeps the rest (no leftover). The order is sent only for the lots that
+                 pass the venue's fill checks (fund ≥ 0, block limits), walked through the resting orders
+                 beforehand. No takeover; ADL (seeded order, the whole position at its BP) only when the
+                 part's equity is negative and its order filled nothing; otherwise the rest waits.
 hyperliquid      a part whose equity is below ``backstop_equity_e8`` × MM (2/3) is taken over whole by the
                  backstop vault (the fund) at BP; otherwise market orders (limited only by the price band),
                  positions above ``slice_min_notional_units`` in slices of ``liquidation_slice_e8`` (20%,
@@ -83,14 +86,15 @@ nothing; after a partial liquidation only once it is safe again (a deposit, a pr
 
 Termination and determinism
 ---------------------------
-Every step closes at least one lot of the liquidated position (book fills, then takeover, then ADL, which
-always covers). Consider the pair (resting lots in all books, Σ |lots| of user positions), compared
-lexicographically: a step whose order fills consumes resting lots (the first component falls, whatever
-happens to makers' positions); a step without book fills moves lots to the fund or closes them against
-opposite user positions (the second component falls, the first does not rise — only cancellations touch
-the books). Conditional orders fired by liquidation fills or mark moves can add resting lots, but each fires
-at most once. Haircuts move no lots. So the sweep ends after finitely many steps. It reads no clock and no
-unseeded randomness (dYdX's ADL order is seeded by ``adl_seed`` plus ``Exchange.sequence``, the command's
+Under dydx each part is liquidated at most once per sweep, so the sweep ends. Otherwise every step closes
+at least one lot of the liquidated position (book fills, then takeover, then ADL, which always covers).
+Consider the pair (resting lots in all books, Σ |lots| of user positions), compared lexicographically: a
+step whose order fills consumes resting lots (the first component falls, whatever happens to makers'
+positions); a step without book fills moves lots to the fund or closes them against opposite user positions
+(the second component falls, the first does not rise — only cancellations touch the books). Conditional
+orders fired by liquidation fills or mark moves can add resting lots, but each fires at most once. Haircuts
+move no lots. So the sweep ends after finitely many steps. It reads no clock and no unseeded randomness
+(dYdX's ADL order and position choice are seeded by ``adl_seed`` plus ``Exchange.sequence``, the command's
 position in the run, which snapshots keep), and processes parts in a total order, so the same journal gives
 the same events.
 """

@@ -13,9 +13,10 @@ import dataclasses
 import pytest
 
 from exchange import (
-    ADLFill, AdvanceTime, Client, Exchange, FundInsurance, InputError, Instrument, LiquidationFill, OrderAccepted,
-    SetMarkPrice,
+    ADLFill, AdvanceTime, Client, Exchange, FundInsurance, InputError, Instrument, InsuranceReason, LiquidationFill,
+    OrderAccepted, SetMarkPrice,
 )
+from exchange import dydx
 from exchange.profiles import DYDX_MODULE_DEFAULTS, PPM, PROFILES, DydxLiquidations, VenueProfile
 from tests.checked import CheckedExchange, of, units
 from tests.conftest import COMPILED
@@ -130,6 +131,42 @@ def test_the_fillable_price_of_one_of_two_cross_positions_uses_the_parts_totals(
     (order,) = liquidation_orders(mark(ex, "3000", ETH))
     expected = {BTC: 4_960_000, ETH: 297_600}
     assert order.price_ticks == expected[order.symbol] and lots(ex, order.symbol) == 0
+
+
+# ==== the bankruptcy quote of a delta ========================================================================
+# In the venue's own units: quote quantums (10⁻⁶ USD) and base quantums (BTC 10⁻⁸: 500 quantums each at 50,000;
+# ETH 10⁻⁹: 3 quantums each at 3,000), so k = 1 and a "tick" is a quantum per base quantum. MM = ⌈10 % × N⌉.
+def mm10(notional: int) -> int:
+    return -(-notional // 10)
+
+
+BANKRUPTCY = [  # TestGetBankruptcyPriceInQuoteQuantums: (name, Q $, [(size, price)] liquidated first, delta, BP)
+    ("fully closing one long slightly below maintenance", -4_501, [(10_000_000, 500)], -10_000_000, 4_501_000_000),
+    ("fully closing one short slightly below maintenance", 5_499, [(-10_000_000, 500)], 10_000_000, -5_499_000_000),
+    ("fully closing one long at the bankruptcy price", -5_000, [(10_000_000, 500)], -10_000_000, 5_000_000_000),
+    ("partially closing one long at the bankruptcy price", -5_000, [(10_000_000, 500)], -5_000_000, 2_500_000_000),
+    ("partially closing one short at the bankruptcy price", 5_000, [(-10_000_000, 500)], 5_000_000, -2_500_000_000),
+    ("fully closing one long below the bankruptcy price", -5_100, [(10_000_000, 500)], -10_000_000, 5_100_000_000),
+    ("fully closing one short below the bankruptcy price", 4_900, [(-10_000_000, 500)], 10_000_000, -4_900_000_000),
+    ("one long of multiple long positions", -490, [(100_000_000, 3), (400_000, 500)], -100_000_000, 294_000_000),
+    ("one short of multiple short positions", 510, [(-100_000_000, 3), (-400_000, 500)], 100_000_000, -306_000_000),
+    ("one short with a long and a short position", 110, [(-100_000_000, 3), (400_000, 500)], 100_000_000, -306_000_000),
+    ("rounds up partially closing one long", -13, [(100_000_000, 500)], -21_347, 2_776),  # from 2,775.11
+    ("rounds up partially closing one short", 13, [(-100_000_000, 500)], 21_347, -2_775),  # from −2,775.11
+    ("a long that cannot be liquidated at a loss", 1, [(100_000_000, 500)], -100_000_000, -1_000_000),
+]
+
+
+@pytest.mark.parametrize("quote, positions, delta, expected", [case[1:] for case in BANKRUPTCY],
+                         ids=[case[0] for case in BANKRUPTCY])
+def test_the_bankruptcy_quote_of_a_delta_is_the_venues(quote, positions, delta, expected):
+    """liquidations_test.go TestGetBankruptcyPriceInQuoteQuantums: −DNNV − ⌊TNC × |DMMR| / TMMR⌋, e.g. 0.1 ETH
+    of a part with TNC 10 and TMMR 50: 300 − 10 × 30 / 50 = 294."""
+    (size, price), *others = positions
+    tnc = quote * 10**6 + sum(s * p for s, p in positions)
+    tmmr = sum(mm10(abs(s) * p) for s, p in positions)
+    part = dydx.PartRisk(tnc, tmmr, sum(abs(s) * p for s, p in positions), size, mm10(abs(size) * price), price, 1)
+    assert dydx.bankruptcy_quote(part, abs(delta), mm10((abs(size) - abs(delta)) * price)) == expected
 
 
 # ==== rule 2: the insurance-fund delta of each fill ==========================================================
@@ -355,6 +392,22 @@ def test_the_profile_carries_the_public_networks_liquidations_config_and_validat
         dataclasses.replace(PROFILES["binance"], dydx=None)
 
 
+def test_configs_stored_before_the_dydx_liquidations_config_still_load():
+    """Journal headers and snapshots written before this config: a profile map without ``dydx`` gets the
+    defaults; a liquidation map's old ``dydx_spread_e8`` (now the profile's SMMR) is ignored."""
+    from exchange import LiquidationConfig
+    from exchange.journal import liquidation_from_dict, liquidation_to_dict, profile_from_dict, profile_to_dict
+
+    data = profile_to_dict(PROFILES["dydx"])
+    assert profile_from_dict(data) == PROFILES["dydx"]
+    del data["dydx"]
+    assert profile_from_dict(data) == PROFILES["dydx"]
+    custom = profile(VENUE_TESTS, max_insurance_lost_units=7)
+    assert profile_from_dict(profile_to_dict(custom)) == custom
+    old = dict(liquidation_to_dict(LiquidationConfig(adl_seed=3)), dydx_spread_e8=150_000_000)
+    assert liquidation_from_dict(old) == LiquidationConfig(adl_seed=3)
+
+
 # ==== both implementations ====================================================================================
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 @pytest.mark.parametrize("config", [PROFILES["dydx"].dydx, VENUE_TESTS], ids=["genesis", "module-default"])
@@ -362,7 +415,7 @@ def test_both_implementations_agree_through_dydx_liquidations(config):
     from tests.conftest import make_instrument
     from tests.streams import liquidation_commands
 
-    commands = list(liquidation_commands(31, 3_000, ("TESTUSDT", "XYZUSDT")))
+    commands = list(liquidation_commands(77, 3_000, ("TESTUSDT", "XYZUSDT")))
     runs = []
     for implementation in ("python", "cython"):
         ex = Exchange([make_instrument(), dataclasses.replace(make_instrument(), symbol="XYZUSDT")],
@@ -370,3 +423,6 @@ def test_both_implementations_agree_through_dydx_liquidations(config):
         runs.append(([ex.apply(c) for c in commands], ex.state_hash(), ex.insurance_history()))
     assert any(isinstance(e, LiquidationFill) for events in runs[0][0] for e in events)
     assert runs[0] == runs[1]
+    # the fund pays a fill's shortfall only while its balance covers it (IsValidInsuranceFundDelta)
+    paid = [e for e in runs[0][2] if e.reason == InsuranceReason.PER_FILL]
+    assert paid and all(e.balance_units >= 0 for e in paid)
