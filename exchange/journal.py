@@ -46,8 +46,8 @@ import msgpack
 from . import validate
 from .commands import COMMAND_TYPES
 from .insurance import FundLimits
-from .liquidation import LiquidationConfig
-from .profiles import DEFAULT_PROFILE, VenueProfile
+from .liquidation import LEGACY_LIQUIDATION_KEYS, LiquidationConfig
+from .profiles import DEFAULT_PROFILE, DydxLiquidations, VenueProfile
 from .risk import RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket
 
@@ -201,11 +201,14 @@ def instrument_from_dict(data: dict) -> Instrument:
 def profile_to_dict(profile: VenueProfile) -> dict:
     data = {f.name: _plain(getattr(profile, f.name)) for f in dataclasses.fields(profile)}
     data["risk"] = dataclasses.asdict(profile.risk)
+    data["dydx"] = dataclasses.asdict(profile.dydx)
     return data
 
 
 def profile_from_dict(data: dict) -> VenueProfile:
     values = dict(data, risk=RiskOptions(**data["risk"]))
+    if "dydx" in values:  # headers written before the dYdX liquidations config have the defaults
+        values["dydx"] = DydxLiquidations(**values["dydx"])
     for f in dataclasses.fields(VenueProfile):
         if isinstance(f.default, IntEnum):
             values[f.name] = type(f.default)(values[f.name])
@@ -217,6 +220,7 @@ def liquidation_to_dict(config: LiquidationConfig) -> dict:
 
 
 def liquidation_from_dict(data: dict) -> LiquidationConfig:
+    data = {key: value for key, value in data.items() if key not in LEGACY_LIQUIDATION_KEYS}
     return LiquidationConfig(**dict(data, fund=FundLimits(**data["fund"])))
 
 

@@ -61,11 +61,14 @@ bybit            bracket reduction as FOK at BP; otherwise (or when the FOK fail
                  ``entry × (1 − 1/leverage)`` for a long, ``entry × (1 + 1/leverage)`` for a short.
 bitmex           the whole position as a limit at BP by the engine (IOC); the fund absorbs the rest with no
                  position limit while its equity is above the floor; ADL.
-dydx             IOC at the *fillable price* ``mark ∓ mark × spread × MMR × rating`` (rating = clamp(balance
-                 / MM, 0, 1)), which may be worse than BP: the fund pays each fill's shortfall below BP
-                 (insurance per fill) and takes the fee from each fill above it; no takeover; ADL in
-                 seeded order. BP(Δ) = ``mark ∓ balance × MM_position / (MM_part × |lots| × K)`` (the part's
-                 equity shared by MM; the zero-balance price for one position).
+dydx             the venue's rules (:mod:`exchange.dydx`, rules §7 "The dydx waterfall"). A sweep is one
+                 *block*: each part is liquidated at most once, one position (seeded choice) sized by the
+                 block limits, with an IOC at the *fillable price* ``(PNNV − ABR × SMMR × PMMR) / PS``. Each
+                 fill is settled against its own bankruptcy quote: the fund takes the capped fee or pays the
+                 shortfall, the part keeps the rest (no leftover). The order is sent only for the lots that
+                 pass the venue's fill checks (fund ≥ 0, block limits), walked through the resting orders
+                 beforehand. No takeover; ADL (seeded order, the whole position at its BP) only when the
+                 part's equity is negative and its order filled nothing; otherwise the rest waits.
 hyperliquid      a part whose equity is below ``backstop_equity_e8`` × MM (2/3) is taken over whole by the
                  backstop vault (the fund) at BP; otherwise market orders (limited only by the price band),
                  positions above ``slice_min_notional_units`` in slices of ``liquidation_slice_e8`` (20%,
@@ -83,14 +86,15 @@ nothing; after a partial liquidation only once it is safe again (a deposit, a pr
 
 Termination and determinism
 ---------------------------
-Every step closes at least one lot of the liquidated position (book fills, then takeover, then ADL, which
-always covers). Consider the pair (resting lots in all books, Σ |lots| of user positions), compared
-lexicographically: a step whose order fills consumes resting lots (the first component falls, whatever
-happens to makers' positions); a step without book fills moves lots to the fund or closes them against
-opposite user positions (the second component falls, the first does not rise — only cancellations touch
-the books). Conditional orders fired by liquidation fills or mark moves can add resting lots, but each fires
-at most once. Haircuts move no lots. So the sweep ends after finitely many steps. It reads no clock and no
-unseeded randomness (dYdX's ADL order is seeded by ``adl_seed`` plus ``Exchange.sequence``, the command's
+Under dydx each part is liquidated at most once per sweep, so the sweep ends. Otherwise every step closes
+at least one lot of the liquidated position (book fills, then takeover, then ADL, which always covers).
+Consider the pair (resting lots in all books, Σ |lots| of user positions), compared lexicographically: a
+step whose order fills consumes resting lots (the first component falls, whatever happens to makers'
+positions); a step without book fills moves lots to the fund or closes them against opposite user positions
+(the second component falls, the first does not rise — only cancellations touch the books). Conditional
+orders fired by liquidation fills or mark moves can add resting lots, but each fires at most once. Haircuts
+move no lots. So the sweep ends after finitely many steps. It reads no clock and no unseeded randomness
+(dYdX's ADL order and position choice are seeded by ``adl_seed`` plus ``Exchange.sequence``, the command's
 position in the run, which snapshots keep), and processes parts in a total order, so the same journal gives
 the same events.
 """
@@ -100,7 +104,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil, floor
 
-from . import deleveraging, margin
+from . import adl, deleveraging, dydx, margin
 from .accounts import Account, Position
 from .adlqueue import ADLQueue
 from .clearing import clear_fill
@@ -118,13 +122,16 @@ from .units import E8, div_ceil, mul_div_ceil, mul_div_floor
 @dataclass(frozen=True, slots=True)
 class LiquidationConfig:
     """Numbers of the waterfall that are not in the profile. ``fund``: the insurance funds' limits;
-    ``dydx_spread_e8``: dYdX's spread-to-maintenance ratio (1.5); ``slice_min_notional_units``: hyperliquid
-    liquidates positions above this notional in slices (100,000 USDT); ``adl_seed``: seed of dYdX's ADL order."""
+    ``slice_min_notional_units``: hyperliquid liquidates positions above this notional in slices (100,000 USDT);
+    ``adl_seed``: seed of dYdX's ADL order and liquidated-position choice. (dYdX's liquidation numbers are the
+    profile's :class:`~exchange.profiles.DydxLiquidations`.)"""
 
     fund: FundLimits = field(default_factory=FundLimits)
-    dydx_spread_e8: int = 150_000_000
     slice_min_notional_units: int = 100_000 * E8
     adl_seed: int = 0
+
+
+LEGACY_LIQUIDATION_KEYS = ("dydx_spread_e8",)  # stored configs may hold it: now the profile's DydxLiquidations
 
 
 class Liquidator:
@@ -140,6 +147,7 @@ class Liquidator:
         self.funds = InsuranceFunds(exchange.ledger, config.fund, exchange.risk.upnl,
                                     lambda: (exchange.sequence - 1, exchange.now_ns))
         self.in_liquidation: set[int] = set()
+        self.dydx = self.profile.liquidation_order == LiquidationOrder.IOC_AT_FILLABLE_PRICE  # rules 1-4 of exchange.dydx
         self.adl_queue = ADLQueue(exchange.risk, exchange.monitor)
 
     # ==== snapshots ===============================================================================
@@ -171,10 +179,15 @@ class Liquidator:
         return events
 
     def sweep(self) -> list:
-        """Liquidate until nothing is liquidatable (module docstring: order, termination)."""
+        """Liquidate until nothing is liquidatable (module docstring: order, termination). dYdX: one sweep is
+        one block, in which each part is liquidated at most once."""
         events: list = []
+        block: set[tuple] = set()  # dYdX: the parts liquidated in this block
         while True:
             found = self.ex.liquidatable()
+            if self.dydx:
+                found = [p for p in found if (p.account_id, p.symbol, p.position_side) not in block]
+                block.update((p.account_id, p.symbol, p.position_side) for p in found)
             if not found:
                 return events
             for part in sorted(found, key=lambda p: (-p.margin_ratio_e8, p.account_id, p.symbol, p.position_side)):
@@ -203,10 +216,14 @@ class Liquidator:
             events += self.cancel_orders(account.account_id, symbol, CancelReason.LIQUIDATION)
         wallet_before = account.wallet_units
         keys = [(s, side) for s, side in sorted(account.positions) if s in symbols and (part == CROSS or side == part_side)]
+        if self.dydx and keys:  # one position per block, from a seeded offset (GetPerpetualPositionToLiquidate)
+            keys = [keys[adl.seeded_order(range(len(keys)), self._seed())[0]]]
         symbol = keys[0][0] if keys else part
         for symbol, side in keys:
             while (symbol, side) in account.positions and self._liquidatable(account, part, part_side)[0]:
                 events += self._step(account, part, symbol, side)
+                if self.dydx:
+                    break
         if not self._liquidatable(account, part, part_side)[3]:  # liquidated to nothing
             events += self._settle(account, part, symbol, wallet_before)
         return events
@@ -214,6 +231,8 @@ class Liquidator:
     def _settle(self, account: Account, part: str, symbol: str, wallet_before: int) -> list:
         """Leftover margin to the fund, a negative remainder topped up, then the loss rule."""
         left = account.wallet_units - wallet_before if part != CROSS else account.wallet_units
+        if self.dydx:
+            left = min(left, 0)  # the part keeps what is left; only a deficit is topped up
         events: list = []
         if left:
             self.funds.move(symbol, left)
@@ -235,6 +254,7 @@ class Liquidator:
         order = self.profile.liquidation_order
         qty = self._step_qty(account, part, symbol, side, position)
         events: list = []
+        filled = 0
         book_order = None  # (order type, tif, limit) of the order sent to the book, if any
         if self._vault_takes_over(account, part, side):
             qty = abs(position.lots)
@@ -249,12 +269,17 @@ class Liquidator:
         if book_order is not None:
             inst = self.ex.instruments[symbol]
             qty = min(qty, inst.max_market_qty_lots if book_order[0] == OrderType.MARKET else inst.max_qty_lots)
-            filled, placed = self._book(account, symbol, side, long, book_order, qty, bp)
+            if self.dydx:  # only what fills before a fill would fail the venue's checks
+                qty = self._dydx_fillable_lots(account, part, symbol, side, long, book_order[2], qty)
+            filled, placed = self._book(account, symbol, side, long, book_order, qty, bp) if qty else (0, [])
             events += placed
             if book_order[1] == TimeInForce.FOK and not filled:
                 qty = abs(position.lots)  # bybit: the reduction failed, the whole position goes to the fund
             else:
                 qty -= filled
+        if self.dydx:  # the rest waits for the next block; only a bankrupt part whose order filled nothing is deleveraged
+            bankrupt = self.risk.part_state(account, part, side)[0] < 0
+            qty = self._open_lots(account, symbol, side) if bankrupt and not filled else 0
         qty = min(qty, self._open_lots(account, symbol, side))
         if qty:
             before = self._open_lots(account, symbol, side)
@@ -278,6 +303,9 @@ class Liquidator:
             return lots
         if order in (LiquidationOrder.IOC_AT_BANKRUPTCY, LiquidationOrder.FOK_TIER_THEN_TAKEOVER):
             return lots - self._kept_lots(account, part, symbol, side, position)
+        if order == LiquidationOrder.IOC_AT_FILLABLE_PRICE:
+            lot_value = self.risk.mark_of(symbol) * self.ex.instruments[symbol].k_units
+            return dydx.liquidation_lots(lots, lot_value, self.profile.dydx)
         return lots
 
     def _kept_lots(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
@@ -314,25 +342,64 @@ class Liquidator:
             leverage = self.ledger.settings(account, symbol).leverage
             exact = Fraction(abs(position.entry_cost) * (leverage - 1 if long else leverage + 1),
                              abs(position.lots) * leverage)
-        elif rule == BankruptcyRule.DYDX_DELTA:
-            balance, mm, _ = self.risk.part_state(account, part, side)
-            share = Fraction(balance * self.risk.position_mm(symbol, position), mm) if mm else Fraction(balance)
-            k = self.ex.instruments[symbol].k_units
-            exact = self.risk.mark_of(symbol) - (1 if long else -1) * share / (abs(position.lots) * k)
+        elif rule == BankruptcyRule.DYDX_DELTA:  # the whole position's quote, rounded as the venue (for the part)
+            risk = self._dydx_part(account, part, symbol, side)
+            quote = dydx.bankruptcy_quote(risk, abs(position.lots), 0)
+            exact = Fraction(quote, position.lots * risk.k)
+            return self._clamp(symbol, ceil(exact) if long else floor(exact))
         else:
             ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
             exact = Fraction(ticks) if ticks is not None else Fraction(0 if long else 2**63)
         return self._clamp(symbol, floor(exact) if long else ceil(exact))
 
     def _fillable_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
-        """dYdX fillable price ``mark ∓ mark × spread × MMR × clamp(balance / MM, 0, 1)``, against the account."""
-        balance, mm, _ = self.risk.part_state(account, part, side)
-        rating = min(max(Fraction(balance, mm), Fraction(0)), Fraction(1)) if mm else Fraction(0)
-        rows = self.risk.brackets[symbol]
-        mmr = rows[margin.bracket_index(rows, self.risk.notional(symbol, position))].mmr_e8
-        mark = self.risk.mark_of(symbol)
-        distance = Fraction(mark * self.config.dydx_spread_e8 * mmr, E8 * E8) * rating
-        return self._clamp(symbol, floor(mark - distance) if position.lots > 0 else ceil(mark + distance))
+        """dYdX fillable price (:mod:`exchange.dydx`), rounded as the venue, clamped to the price range."""
+        return self._clamp(symbol, dydx.fillable_price_ticks(self._dydx_part(account, part, symbol, side),
+                                                             self.profile.dydx))
+
+    # -- dYdX --------------------------------------------------------------------------------------
+    def _dydx_part(self, account: Account, part: str, symbol: str, side: PositionSide) -> dydx.PartRisk:
+        """The position and its part as :mod:`exchange.dydx`'s formulas see them."""
+        position = account.positions[(symbol, side)]
+        tnc, tmmr, _ = self.risk.part_state(account, part, side)
+        held = self.risk.cross_positions(account) if part == CROSS else [(symbol, position)]
+        return dydx.PartRisk(tnc, tmmr, sum(self.risk.notional(s, p) for s, p in held), position.lots,
+                             self.risk.position_mm(symbol, position), self.risk.mark_of(symbol),
+                             self.ex.instruments[symbol].k_units)
+
+    def _mm_of(self, symbol: str):
+        """MM of a position of n lots of ``symbol`` at the mark (as :meth:`Risk.position_mm`)."""
+        rows, lot_value = self.risk.brackets[symbol], self.risk.mark_of(symbol) * self.ex.instruments[symbol].k_units
+        return lambda lots: margin.maintenance_margin(rows, lots * lot_value)
+
+    def _dydx_fillable_lots(self, account: Account, part: str, symbol: str, side: PositionSide, long: bool,
+                            limit: int, qty: int) -> int:
+        """How many of ``qty`` lots the book fills for the liquidation order at ``limit`` (band-clamped) before a
+        fill would fail the venue's checks (fund below zero, block limits): the resting orders it meets are
+        walked in priority order with the part's state carried from fill to fill."""
+        book = self.ex.book(symbol)
+        limit = self._band_limit(symbol, long, limit)
+        best = book.best_bid() if long else book.best_ask()
+        if not best or (best < limit if long else best > limit):
+            return 0
+        makers = self._makers(book, long, limit)
+        return dydx.fillable_lots(self._dydx_part(account, part, symbol, side), makers, qty, self.funds.balance(symbol),
+                                  self._mm_of(symbol), self.profile.dydx)
+
+    @staticmethod
+    def _makers(book, long: bool, limit: int):
+        """``(price, lots)`` of the resting orders an order selling (``long``) or buying at ``limit`` meets, in
+        priority order (the book's canonical state lists the bids, then the asks, best first)."""
+        wanted = Side.BUY if long else Side.SELL
+        for entry in book.canonical_state()[3:]:
+            order_side, price, lots = entry[2], entry[3], entry[4]
+            if order_side != wanted:
+                if long:
+                    return  # the asks follow the bids
+                continue
+            if price < limit if long else price > limit:
+                return
+            yield price, lots
 
     def _clamp(self, symbol: str, ticks: int) -> int:
         inst = self.ex.instruments[symbol]
@@ -344,12 +411,8 @@ class Liquidator:
         """Send the liquidation order; ``(lots filled, events)``. A LIMIT is clamped into the price band."""
         order_type, tif, limit = book_order
         book = self.ex.book(symbol)
-        inst = self.ex.instruments[symbol]
-        if order_type == OrderType.LIMIT and book.mark():
-            if long:
-                limit = max(limit, mul_div_ceil(book.mark(), inst.band_down_e8, E8))
-            else:
-                limit = min(limit, mul_div_floor(book.mark(), inst.band_up_e8, E8))
+        if order_type == OrderType.LIMIT:
+            limit = self._band_limit(symbol, long, limit)
         order_id = self.ex.next_order_id
         before = abs(account.positions[(symbol, side)].lots)
         code = book.place(order_id, account.account_id, Side.SELL if long else Side.BUY, order_type, tif, limit, qty,
@@ -367,13 +430,30 @@ class Liquidator:
         events += self.funds.sync(InsuranceReason.TOP_UP)  # an isolated deficit covered when the position closed
         return before - (abs(after.lots) if after is not None else 0), events
 
+    def _band_limit(self, symbol: str, long: bool, limit: int) -> int:
+        """A liquidation LIMIT's price clamped into the price band around the mark (when there is one)."""
+        mark = self.ex.book(symbol).mark()
+        if not mark:
+            return limit
+        inst = self.ex.instruments[symbol]
+        if long:
+            return max(limit, mul_div_ceil(mark, inst.band_down_e8, E8))
+        return min(limit, mul_div_floor(mark, inst.band_up_e8, E8))
+
     def _fill_fee(self, account: Account, symbol: str, side: PositionSide, long: bool, fill, bp: int) -> list:
-        """Before a liquidation fill is cleared: the fee (capped by the surplus over BP) to the fund, or (dYdX)
-        the fund paying the shortfall below BP. Both move money between the part and the fund."""
+        """Before a liquidation fill is cleared: the fee (capped by the surplus over BP) to the fund, or (an
+        INSURANCE_PER_FILL backstop) the fund paying the shortfall below BP; dYdX: the fill's insurance-fund delta
+        (:mod:`exchange.dydx`). Each moves money between the part and the fund."""
         k = self.ex.instruments[symbol].k_units
         surplus = (1 if long else -1) * (fill.price_ticks - bp) * fill.qty_lots * k
         fee = 0
-        if surplus >= 0:
+        if self.dydx:  # the fill against its own bankruptcy quote (exchange.dydx)
+            part = symbol if self.risk.is_isolated(account, symbol) else CROSS
+            moved = dydx.fill(self._dydx_part(account, part, symbol, side), fill.price_ticks, fill.qty_lots,
+                              self._mm_of(symbol), self.profile.dydx)[0]
+            fee = max(moved, 0)
+            reason = InsuranceReason.LIQUIDATION_FEE if moved > 0 else InsuranceReason.PER_FILL
+        elif surplus >= 0:
             fee = min(mul_div_ceil(fill.price_ticks * fill.qty_lots * k, self.ex.instruments[symbol].liquidation_fee_e8,
                                    E8), surplus)
             moved, reason = fee, InsuranceReason.LIQUIDATION_FEE
@@ -426,9 +506,9 @@ class Liquidator:
 
     def _deleverage(self, account: Account, symbol: str, side: PositionSide, long: bool, qty: int, bp: int) -> list:
         price = bp if self.profile.adl_price == ADLPrice.BANKRUPTCY else self.risk.mark_of(symbol)
-        seed = self.config.adl_seed + self.ex.sequence  # the command's position in the run (kept by snapshots)
         events: list = []
-        queue = self.adl_queue.order(symbol, not long, self.profile.adl_ranking, seed, self.ex._touched, account.account_id)
+        queue = self.adl_queue.order(symbol, not long, self.profile.adl_ranking, self._seed(), self.ex._touched,
+                                     account.account_id)
         for counter_id, counter_side in queue:
             if not qty:
                 break
@@ -441,6 +521,10 @@ class Liquidator:
             events += self._transfer(symbol, account, side, long, counter, counter_side, price, q)
             qty -= q
         return events + self.funds.sync(InsuranceReason.TAKEOVER)
+
+    def _seed(self) -> int:
+        """dYdX's pseudo-random seed: the config's plus the command's position in the run (kept by snapshots)."""
+        return self.config.adl_seed + self.ex.sequence
 
     def _transfer(self, symbol: str, account: Account, side: PositionSide, long: bool, counter: Account,
                   counter_side: PositionSide, price: int, qty: int) -> list:

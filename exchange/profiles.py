@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .risk import RiskOptions
-from .units import E8, NS_PER_SECOND
+from .units import E8, NS_PER_SECOND, InputError
 
 HOUR_NS = 3600 * NS_PER_SECOND
+PPM = 1_000_000
 
 
 class BracketStyle(IntEnum):
@@ -25,7 +26,7 @@ class LiquidationOrder(IntEnum):
     IOC_AT_BANKRUPTCY = 1  # binance: tier reduction first, IOC limited at the bankruptcy price
     FOK_TIER_THEN_TAKEOVER = 2  # bybit: FOK tier reduction, then insurance takeover at the bankruptcy price
     LIMIT_AT_BANKRUPTCY = 3  # bitmex: the engine's limit order at the bankruptcy price
-    IOC_AT_FILLABLE_PRICE = 4  # dydx: oracle ± spread × MMF × rating
+    IOC_AT_FILLABLE_PRICE = 4  # dydx: IOC at the fillable price, sized by block limits (exchange.dydx)
     MARKET_SLICES = 5  # hyperliquid: market orders, large positions in 20% slices
 
 
@@ -73,6 +74,39 @@ class InsuranceScope(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class DydxLiquidations:
+    """dYdX v4's liquidations config (x/clob ``LiquidationsConfig``), read by the IOC_AT_FILLABLE_PRICE order
+    (:mod:`exchange.dydx`). Rates in ppm, as the venue has them; money in units (10⁻⁸; the venue's quote
+    quantums are 10⁻⁶ USDC, so 1 quantum = 100 units). The defaults are the public network's genesis
+    (v4-chain ``testing/genesis.sh``); :data:`DYDX_MODULE_DEFAULTS` is the module's own default
+    (``LiquidationsConfig_Default``). Validated as the venue's ``Validate()`` does (InputError)."""
+
+    max_liquidation_fee_ppm: int = 15_000  # fee cap on a fill's quote (1.5 %)
+    bankruptcy_adjustment_ppm: int = PPM  # BA ≥ 1: scales the rating 1 − TNC / TMMR
+    spread_to_maintenance_margin_ratio_ppm: int = 1_500_000  # SMMR: widest spread = SMMR × the position's MM
+    min_position_notional_liquidated_units: int = 1_000 * E8  # a block may always take this much of a position
+    max_position_portion_liquidated_ppm: int = 100_000  # ... or this share of it, whichever is larger
+    max_notional_liquidated_units: int = 100_000 * E8  # per margin part and block
+    max_insurance_lost_units: int = 1_000_000 * E8  # fund payouts per margin part and block (max_quantums_insurance_lost)
+
+    def __post_init__(self):
+        values = [getattr(self, name) for name in self.__slots__]
+        if not all(type(v) is int for v in values):
+            raise InputError("DydxLiquidations fields must be ints")
+        if not (0 < self.max_liquidation_fee_ppm <= PPM and self.bankruptcy_adjustment_ppm >= PPM
+                and self.spread_to_maintenance_margin_ratio_ppm > 0 and 0 < self.max_position_portion_liquidated_ppm <= PPM
+                and self.max_notional_liquidated_units > 0 and self.max_insurance_lost_units > 0
+                and self.min_position_notional_liquidated_units >= 0):
+            raise InputError("invalid DydxLiquidations: fee in (0, 1e6] ppm, bankruptcy adjustment ≥ 1e6 ppm, spread "
+                             "ratio > 0, portion in (0, 1e6] ppm, notional and insurance limits > 0, min notional ≥ 0")
+
+
+QUANTUM_UNITS = 100  # one dYdX quote quantum (10⁻⁶ USDC) in money units (10⁻⁸)
+DYDX_MODULE_DEFAULTS = DydxLiquidations(5_000, PPM, 100_000, 1_000 * QUANTUM_UNITS, PPM, 10**14 * QUANTUM_UNITS,
+                                        10**14 * QUANTUM_UNITS)
+
+
+@dataclass(frozen=True, slots=True)
 class VenueProfile:
     name: str
     brackets: BracketStyle = BracketStyle.MARGINAL
@@ -89,8 +123,11 @@ class VenueProfile:
     liquidation_slice_e8: int = E8  # share of a position one liquidation order may close (hyperliquid 20%)
     backstop_equity_e8: int = 0  # hyperliquid: vault takes over when equity < this × MM (2/3)
     risk: RiskOptions = field(default_factory=RiskOptions)
+    dydx: DydxLiquidations = field(default_factory=DydxLiquidations)  # read by IOC_AT_FILLABLE_PRICE only
 
     def __post_init__(self):
+        if not isinstance(self.dydx, DydxLiquidations):
+            raise InputError("VenueProfile.dydx must be a DydxLiquidations")
         if self.funding_interval_ns <= 0 or self.funding_rate_divisor < 1:
             raise ValueError("funding interval must be positive and the divisor ≥ 1")
         if not 0 < self.liquidation_slice_e8 <= E8 or self.backstop_equity_e8 < 0:

@@ -41,9 +41,7 @@ import msgpack
 
 from . import _impl
 from .enums import PositionSide
-from .insurance import FundLimits
-from .journal import instrument_from_dict, instrument_to_dict, profile_from_dict, profile_to_dict
-from .liquidation import LiquidationConfig
+from .journal import instrument_from_dict, instrument_to_dict, liquidation_from_dict, profile_from_dict, profile_to_dict
 from .risk import RiskOptions
 
 MAGIC = b"\x89EXSNAP\n"
@@ -131,12 +129,10 @@ def _build(body: dict, implementation: str | None):
     if not isinstance(body, dict) or tuple(body) != _BODY_KEYS:
         raise SnapshotError("invalid snapshot content: unexpected body layout")
     config = body["config"]
-    liquidation = dict(config["liquidation"])
-    liquidation["fund"] = FundLimits(**liquidation["fund"])
     exchange = Exchange([instrument_from_dict(d) for d in config["instruments"]],
                         implementation=implementation or _impl.IMPLEMENTATION,
                         options=RiskOptions(**config["options"]), profile=profile_from_dict(config["profile"]),
-                        liquidation=LiquidationConfig(**liquidation))
+                        liquidation=liquidation_from_dict(config["liquidation"]))
     symbols = list(exchange.instruments)
     now_ns, next_order_id, sequence = (int(value) for value in body["clock"])
     if now_ns < 0 or next_order_id < 1 or sequence < 0:

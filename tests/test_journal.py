@@ -1,6 +1,7 @@
 """The journal: round trip and replay determinism, the durable file (framing, checksums, torn tail versus
 corruption, fsync policies, writer failures, resume), and the regressions of the in-memory journal (no file
 after a kill, truncated files replayed silently, undetected bit flips, the liquidation config dropped)."""
+import dataclasses
 import io
 import os
 import random
@@ -18,6 +19,7 @@ from exchange.journal import (
     FRAME, MAGIC, FsyncEvery, JournalCorrupt, JournalError, JournalFileError, JournalWriter, NotAJournal,
     decode_command, encode_command, frame, header_bytes, parse, parse_fsync, read, read_file, replay_file,
 )
+from exchange.profiles import PROFILES
 from exchange.recovery import recover
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import liquidation_commands, random_commands
@@ -140,9 +142,11 @@ def test_the_exchange_journals_every_well_formed_command_before_applying_it(tmp_
 def test_the_liquidation_config_profile_and_options_survive_the_round_trip(tmp_path):
     """Regression: the version-1 header had no liquidation config, so replay silently used the default."""
     config = LiquidationConfig(fund=FundLimits(min_equity_units=10**8, max_position_lots=3, unwind_e8=2_000_000),
-                               dydx_spread_e8=120_000_000, slice_min_notional_units=5 * 10**12, adl_seed=17)
+                               slice_min_notional_units=5 * 10**12, adl_seed=17)
     options = RiskOptions(allow_mode_switch_with_position=True, margin_call_e8=60_000_000, default_leverage=10)
-    ex = journaled(tmp_path / "j", liquidation_commands(seed=4, n=1200), profile="dydx", options=options,
+    dydx = dataclasses.replace(PROFILES["dydx"].dydx, spread_to_maintenance_margin_ratio_ppm=1_200_000)
+    profile = dataclasses.replace(PROFILES["dydx"], dydx=dydx)
+    ex = journaled(tmp_path / "j", liquidation_commands(seed=4, n=1200), profile=profile, options=options,
                    liquidation=config)
     contents = read_file(tmp_path / "j")
     assert (contents.liquidation, contents.options, contents.profile) == (config, options, ex.profile)
