@@ -207,8 +207,10 @@ def profile_to_dict(profile: VenueProfile) -> dict:
 def profile_from_dict(data: dict) -> VenueProfile:
     values = dict(data, risk=RiskOptions(**data["risk"]))
     for f in dataclasses.fields(VenueProfile):
-        if isinstance(f.default, IntEnum):
+        if isinstance(f.default, IntEnum) and f.name in values:
             values[f.name] = type(f.default)(values[f.name])
+    if values.get("mark_source") is not None:
+        values["mark_source"] = MarkSource(values["mark_source"])
     return VenueProfile(**values)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .risk import RiskOptions
+from .spec import MarkSource
 from .units import E8, NS_PER_SECOND
 
 HOUR_NS = 3600 * NS_PER_SECOND
@@ -62,6 +63,11 @@ class FundingCap(IntEnum):
     HYPERLIQUID = 4  # 4% per hour
 
 
+class FundingAccrual(IntEnum):
+    RATE = 1  # per lot: mark × K × the settlement rate truncated to whole e8
+    INDEX = 2  # dydx: the per-lot funding-index delta truncated toward zero (rate × price × time / 8 h)
+
+
 class LossRule(IntEnum):
     ADL = 1
     SOCIALIZED = 2  # pro-rata haircut of winners
@@ -89,6 +95,8 @@ class VenueProfile:
     liquidation_slice_e8: int = E8  # share of a position one liquidation order may close (hyperliquid 20%)
     backstop_equity_e8: int = 0  # hyperliquid: vault takes over when equity < this × MM (2/3)
     risk: RiskOptions = field(default_factory=RiskOptions)
+    mark_source: MarkSource | None = None  # every instrument's mark source (None: each instrument's own)
+    funding_accrual: FundingAccrual = FundingAccrual.RATE
 
     def __post_init__(self):
         if self.funding_interval_ns <= 0 or self.funding_rate_divisor < 1:
@@ -112,7 +120,7 @@ PROFILES = {
         "dydx", brackets=BracketStyle.OPEN_INTEREST_IMF, liquidation_order=LiquidationOrder.IOC_AT_FILLABLE_PRICE,
         bankruptcy=BankruptcyRule.DYDX_DELTA, backstop=Backstop.INSURANCE_PER_FILL,
         adl_ranking=ADLRanking.SEEDED_OFFSET, funding_interval_ns=HOUR_NS, funding_rate_divisor=8,
-        funding_cap=FundingCap.DYDX,
+        funding_cap=FundingCap.DYDX, funding_accrual=FundingAccrual.INDEX,
     ),
     "hyperliquid": VenueProfile(
         "hyperliquid", liquidation_order=LiquidationOrder.MARKET_SLICES, backstop=Backstop.BACKSTOP_VAULT,
