@@ -1046,15 +1046,16 @@ class Exchange:
                                      self.profile.adl_ranking, self.liquidation.config.adl_seed)
 
     @_known_symbol
-    def adl_score(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
+    def adl_score(self, account_id: int, symbol: str,
+                  position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
         """The exact score that ranks an open user position for ADL under the profile's ranking (higher is
         deleveraged first; :mod:`exchange.adl`). None without a position, for an insurance fund (ranked after
         every user) and under the dydx profile's seeded order, which has no score."""
-        account = self.ledger.get(account_id)
-        if (account is None or account_id >= FUND_ACCOUNT_BASE or self.profile.adl_ranking == ADLRanking.SEEDED_OFFSET
-                or not self.ledger.position(account, symbol, PositionSide(position_side)).lots):
+        account, side, ranking = self.ledger.get(account_id), PositionSide(position_side), self.profile.adl_ranking
+        if (account is None or account_id >= FUND_ACCOUNT_BASE or ranking == ADLRanking.SEEDED_OFFSET
+                or not self.ledger.position(account, symbol, side).lots):
             return None
-        return deleveraging.score(self.risk, symbol, (account_id, PositionSide(position_side)), self.profile.adl_ranking)
+        return deleveraging.score(self.risk, symbol, (account_id, side), ranking)
 
     # ==== state ===================================================================================
     def canonical_state(self) -> list:

@@ -95,7 +95,12 @@ def settlement_rate_e8(p_avg_e8: Fraction, interest_e8: Fraction | int, clamp_e8
     zero (×10⁸). ``floor``/``cap`` bound the rate-period rate (they may be exact fractions,
     :func:`rate_bounds_e8`); ``divisor`` = ``profile.funding_rate_divisor``. With integer bounds and divisor 1
     this equals truncating first and clamping after (the bounds are whole e8)."""
-    return _truncate(period_rate_e8(p_avg_e8, interest_e8, clamp_e8, floor_e8, cap_e8) / divisor)
+    return per_settlement_e8(period_rate_e8(p_avg_e8, interest_e8, clamp_e8, floor_e8, cap_e8), divisor)
+
+
+def per_settlement_e8(period_rate: Fraction, divisor: int) -> int:
+    """The rate paid at one settlement from the rate-period rate: ``trunc(F / divisor)`` (toward zero, ×10⁸)."""
+    return _truncate(period_rate / divisor)
 
 
 def interest_rate_e8(params: FundingParams) -> Fraction:
@@ -177,7 +182,7 @@ def index_delta_e8(accrual: FundingAccrual, period_rate: Fraction, divisor: int,
       e8, then the per-lot delta truncated toward zero (the settlement covers ``1 / divisor`` of the period)."""
     if accrual == FundingAccrual.INDEX:
         return _truncate(Fraction(_truncate(period_rate) * mark_ticks * k_units, divisor))
-    return mark_ticks * k_units * _truncate(period_rate / divisor)
+    return mark_ticks * k_units * per_settlement_e8(period_rate, divisor)
 
 
 def index_payment_units(qty_lots: int, delta_e8: int) -> int:

@@ -17,9 +17,10 @@ Settlement of ``symbol`` at ``t`` with rate ``F`` (:func:`exchange.funding.settl
 interval's samples, the venue's cap rule and divisor) and ``mark`` = the symbol's risk price at ``t``:
 the funding index moves by the per-lot ``delta`` (:func:`exchange.funding.index_delta_e8`, ``mark × K × F``
 under the RATE accrual) and every open position pays ``index_payment_units(lots, delta)`` (> 0 pays, < 0
-receives; the payer's amount rounded up, the receiver's down). Cross positions settle in the wallet, isolated ones in their isolated
-margin. ``Σ payments ≥ 0`` is the rounding dust; it goes to the symbol's insurance fund (its reserved ledger
-account, :mod:`exchange.insurance`), so ``Σ wallets + Σ isolated margins`` does not change (rules §9). A fund
+receives; the payer's amount rounded up, the receiver's down). Cross positions settle in the wallet,
+isolated ones in their isolated margin. ``Σ payments ≥ 0`` is the rounding dust; it goes to the symbol's
+insurance fund (its reserved ledger account, :mod:`exchange.insurance`), so ``Σ wallets + Σ isolated
+margins`` does not change (rules §9). A fund
 holding a taken-over position pays and receives funding like any other account. Payments are charged in full
 even when they exceed what the payer holds: a wallet or isolated margin may go negative, and the
 liquidation stage (which runs after the command) deals with it; money stays conserved either way.
@@ -202,7 +203,7 @@ class Funding:
 
     def predicted_rate_e8(self, symbol: str) -> int:
         """The rate the next settlement would pay from the samples taken so far (×10⁸)."""
-        return int(self.period_rate_e8(symbol) / self.divisor)  # int() of a Fraction truncates toward zero
+        return funding.per_settlement_e8(self.period_rate_e8(symbol), self.divisor)
 
     def state(self, symbol: str, bids, asks, now_ns: int) -> FundingState:
         """Every part of ``symbol``'s rate now, from its book depth (levels best first). O(depth walked)."""

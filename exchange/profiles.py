@@ -103,6 +103,10 @@ class VenueProfile:
             raise ValueError("funding interval must be positive and the divisor ≥ 1")
         if not 0 < self.liquidation_slice_e8 <= E8 or self.backstop_equity_e8 < 0:
             raise ValueError("liquidation slice must be in (0, 100%] and the backstop level ≥ 0")
+        if self.mark_source is not None and self.mark_source not in tuple(MarkSource):
+            raise ValueError(f"mark_source must be a MarkSource or None, got {self.mark_source!r}")
+        if self.funding_accrual not in tuple(FundingAccrual):
+            raise ValueError(f"funding_accrual must be a FundingAccrual, got {self.funding_accrual!r}")
 
 
 PROFILES = {

@@ -66,6 +66,9 @@ class FundingParams:
             raise SpecError("the premium sample interval cannot exceed the funding interval")
         if self.clamp_e8 < 0 or (self.floor_e8 is not None and self.cap_e8 is not None and self.floor_e8 > self.cap_e8):
             raise SpecError("funding clamp must be ≥ 0 and floor ≤ cap")
+        optional = (self.cap_e8, self.floor_e8, self.interest_quote_e8, self.interest_base_e8)
+        if any(value is not None and type(value) is not int for value in optional):
+            raise SpecError("funding cap, floor and interest indices must be ints (×10⁸) or None")
         if (self.interest_quote_e8 is None) != (self.interest_base_e8 is None):
             raise SpecError("give both interest indices (quote and base) or neither")
         if any(rate is not None and not -E8 <= rate <= E8 for rate in (self.interest_quote_e8, self.interest_base_e8)):

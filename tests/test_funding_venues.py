@@ -149,11 +149,15 @@ def test_bitmex_funding_from_the_lending_rates_and_the_amount_on_the_mark_value(
     assert (ex.wallet(1), ex.wallet(2)) == (wallets[0] - units("0.05"), wallets[1] + units("0.05"))
 
 
-def test_interest_indices_are_validated():
+def test_new_inputs_are_validated():
     for bad in (dict(interest_quote_e8=60_000), dict(interest_base_e8=1), dict(interest_quote_e8=2 * 10**8,
-                                                                               interest_base_e8=0)):
+                                                                               interest_base_e8=0),
+                dict(cap_e8=0.003), dict(floor_e8="-300000"), dict(cap_e8=100, floor_e8=200)):
         with pytest.raises(InputError):
             FundingParams(**bad)
+    for bad in (dict(mark_source=9), dict(funding_accrual=3)):
+        with pytest.raises(ValueError, match="must be a"):
+            dataclasses.replace(PROFILES["bitmex"], **bad)
 
 
 # -- Hyperliquid: the hourly payment of the 8-hour rate, the 4%-per-hour cap ---------------------------------------------
