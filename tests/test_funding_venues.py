@@ -209,6 +209,9 @@ def test_dydx_settles_through_the_funding_index_truncated_toward_zero():
     125,025; the RATE accrual would have paid trunc(−10,001 / 8) = −1,250 e8 per hour: 10⁶ × 10,001 × 1,250 / 10⁸
     = 125,012.5 (the short 125,013, the long 125,012)."""
     ex, (a, b, *_) = venue(eth(-10_001), profile="dydx")
+    state = ex.funding_state("ETHUSDT")
+    # v4-documentation funding.mdx: 8-hour cap 600% × (IMF − MMF) = 6 × (5% − 3%) = 12%, paid hourly (÷ 8)
+    assert (state.floor_e8, state.cap_e8, state.rate_divisor) == (-12_000_000, 12_000_000, 8)
     ex.apply(SetMarkPrice("ETHUSDT", 10_001))
     b.sell("ETHUSDT", "100", "1.0001")
     a.buy("ETHUSDT", "100", "1.0001")
