@@ -18,7 +18,7 @@ from .events import (
     LiquidationFill, LiquidationStarted, MarginCall, MarginModeChanged, MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected,
     TimeAdvanced,
 )
-from .funding_state import FundingRecord
+from .funding_state import FundingRecord, FundingState
 from .insurance import FundLimits, HistoryEntry
 from .journal import FsyncEvery, JournalCorrupt, JournalError, dump as dump_journal, load as load_journal, replay, replay_file
 from .liquidation import LiquidationConfig
@@ -39,7 +39,7 @@ __all__ = [
     "Instrument", "RiskBracket", "FundingParams", "MarkParams", "MarkSource", "SpecError", "UnitsError",
     "FundInsurance", "ADLFill", "InsuranceFundChanged", "LiquidationEnded", "LiquidationFill", "LiquidationStarted",
     "FundLimits", "HistoryEntry", "LiquidationConfig", "InsuranceReason",
-    "FundingSettled", "FundingPaid", "FundingRecord",
+    "FundingSettled", "FundingPaid", "FundingRecord", "FundingState",
     "dump_journal", "load_journal", "replay", "replay_file", "recover", "JournalError", "JournalCorrupt", "FsyncEvery",
 ]
 

@@ -57,6 +57,7 @@ import functools
 import hashlib
 import inspect
 import warnings
+from fractions import Fraction
 
 import msgpack
 
@@ -78,10 +79,10 @@ from .events import (
 from .filters import check_price_range, check_qty
 from .insurance import HistoryEntry
 from .liquidation import LiquidationConfig, Liquidator
-from .funding_state import Funding, FundingRecord
+from .funding_state import Funding, FundingRecord, FundingState
 from .monitor import RiskMonitor
 from .prices import Prices
-from .profiles import PROFILES, InsuranceScope, VenueProfile
+from .profiles import PROFILES, ADLRanking, InsuranceScope, VenueProfile
 from .risk import CROSS, Liquidatable, OpenOrder, Risk, RiskOptions, closes
 from .spec import Instrument
 from .triggers import ConditionalOrder, TriggerBook, validate_conditional
@@ -164,7 +165,7 @@ class Exchange:
         self._position_sides: dict[int, PositionSide] = {}  # open order id (resting or conditional) -> side
         self.ledger = Ledger({s: min(self.options.default_leverage, i.max_leverage) for s, i in self.instruments.items()},
                              shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
-        self.prices = Prices(self.instruments, self.profile.funding_interval_ns)
+        self.prices = Prices(self.instruments, self.profile.funding_interval_ns, self.profile.mark_source)
         self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders,
                          self.profile.brackets)
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
@@ -896,6 +897,14 @@ class Exchange:
         """The rate the next settlement would pay from the premium samples of the running interval (×10⁸)."""
         return self.funding.predicted_rate_e8(symbol)
 
+    @_known_symbol
+    def funding_state(self, symbol: str) -> FundingState:
+        """Every part of ``symbol``'s funding rate now (:class:`~exchange.funding_state.FundingState`): index,
+        impact bid / ask and the premium the book gives now, the premium average so far in the interval, the
+        interest, clamp, floor / cap, the rate that would settle now, the last rate and the funding index."""
+        book = self._books[symbol]
+        return self.funding.state(symbol, *book.depth(book.order_count()), self.now_ns)
+
     def next_funding_time_ns(self) -> int:
         """The next settlement boundary (every symbol settles at multiples of the venue's interval)."""
         return self.funding.next_funding_time_ns(self.now_ns)
@@ -1035,6 +1044,18 @@ class Exchange:
             return 0
         return deleveraging.quantile(self.risk, symbol, (account_id, PositionSide(position_side)),
                                      self.profile.adl_ranking, self.liquidation.config.adl_seed)
+
+    @_known_symbol
+    def adl_score(self, account_id: int, symbol: str,
+                  position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
+        """The exact score that ranks an open user position for ADL under the profile's ranking (higher is
+        deleveraged first; :mod:`exchange.adl`). None without a position, for an insurance fund (ranked after
+        every user) and under the dydx profile's seeded order, which has no score."""
+        account, side, ranking = self.ledger.get(account_id), PositionSide(position_side), self.profile.adl_ranking
+        if (account is None or account_id >= FUND_ACCOUNT_BASE or ranking == ADLRanking.SEEDED_OFFSET
+                or not self.ledger.position(account, symbol, side).lots):
+            return None
+        return deleveraging.score(self.risk, symbol, (account_id, side), ranking)
 
     # ==== state ===================================================================================
     def canonical_state(self) -> list:

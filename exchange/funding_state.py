@@ -15,17 +15,22 @@ i.e. the interest rate, clamped.
 
 Settlement of ``symbol`` at ``t`` with rate ``F`` (:func:`exchange.funding.settlement_rate_e8` over the
 interval's samples, the venue's cap rule and divisor) and ``mark`` = the symbol's risk price at ``t``:
-every open position pays ``payment_units(lots, mark, K, F)`` (> 0 pays, < 0 receives; the payer's
-amount rounded up, the receiver's down). Cross positions settle in the wallet, isolated ones in their isolated
-margin. ``Σ payments ≥ 0`` is the rounding dust; it goes to the symbol's insurance fund (its reserved ledger
-account, :mod:`exchange.insurance`), so ``Σ wallets + Σ isolated margins`` does not change (rules §9). A fund
+the funding index moves by the per-lot ``delta`` (:func:`exchange.funding.index_delta_e8`, ``mark × K × F``
+under the RATE accrual) and every open position pays ``index_payment_units(lots, delta)`` (> 0 pays, < 0
+receives; the payer's amount rounded up, the receiver's down). Cross positions settle in the wallet,
+isolated ones in their isolated margin. ``Σ payments ≥ 0`` is the rounding dust; it goes to the symbol's
+insurance fund (its reserved ledger account, :mod:`exchange.insurance`), so ``Σ wallets + Σ isolated
+margins`` does not change (rules §9). A fund
 holding a taken-over position pays and receives funding like any other account. Payments are charged in full
 even when they exceed what the payer holds: a wallet or isolated margin may go negative, and the
 liquidation stage (which runs after the command) deals with it; money stays conserved either way.
 The settled rate becomes the symbol's last funding rate (the mark's P1 input, :mod:`exchange.prices`).
 
+:meth:`Funding.state` answers ``Exchange.funding_state``: every part of the running interval's rate
+(:class:`FundingState`).
+
 Invariants: every sampler holds only samples taken after the symbol's last settlement; history times are
-strictly increasing multiples of the interval.
+strictly increasing multiples of the interval; the funding index is the sum of the settled deltas.
 """
 from __future__ import annotations
 
@@ -74,17 +79,52 @@ class Sampler:
         return funding.weighted_average(self.weighted_sum_e8, self.count)
 
 
+@dataclass(frozen=True, slots=True)
+class FundingState:
+    """The parts of a symbol's funding rate now (``Exchange.funding_state``). Rates ×10⁸ of one rate period
+    (8 h by default) unless named per settlement; exact values are Fractions; prices in ticks, money in units.
+
+    ``premium_e8`` is the sample the book gives now (None without an index); ``impact_bid_ticks`` /
+    ``impact_ask_ticks`` the average fill prices of the impact notional (None: that side cannot absorb it);
+    ``premium_average_e8`` the weighted average ``Σ i·P_i / Σ i`` of the ``samples`` taken since the last
+    settlement; ``interest_e8`` the interest rate I; ``clamp_e8`` the dampener; ``floor_e8`` / ``cap_e8`` the
+    bounds of the profile's cap rule; ``period_rate_e8`` = ``clamp(P_avg + clamp(I − P_avg, ±clamp), floor,
+    cap)``; ``predicted_rate_e8`` what a settlement now would pay (``period_rate ÷ divisor``, truncated);
+    ``last_rate_e8`` the rate paid at the last settlement; ``funding_index_e8`` the cumulative funding one long
+    lot has paid (units × 10⁸)."""
+
+    symbol: str
+    index_ticks: int
+    impact_notional_units: int
+    impact_bid_ticks: Fraction | None
+    impact_ask_ticks: Fraction | None
+    premium_e8: int | None
+    samples: int
+    premium_average_e8: Fraction
+    interest_e8: Fraction
+    clamp_e8: int
+    floor_e8: Fraction
+    cap_e8: Fraction
+    period_rate_e8: Fraction
+    rate_divisor: int
+    predicted_rate_e8: int
+    last_rate_e8: int
+    funding_index_e8: int
+    next_funding_time_ns: int
+
+
 @dataclass(slots=True)
 class SymbolFunding:
     sampler: Sampler = field(default_factory=Sampler)
     history: list[FundingRecord] = field(default_factory=list)
+    index_e8: int = 0  # the funding index: Σ per-lot deltas settled (units × 10⁸)
 
     def as_state(self) -> tuple:
-        """``(count, Σ i·P_i, history)``. The sum is unbounded (premiums far from the index, many samples), so
-        outside msgpack's integer range it is written as its decimal string (``int()`` reads either back)."""
+        """``(count, Σ i·P_i, history, funding index)``. The sum and the index are unbounded (premiums far from the
+        index, many settlements), so outside msgpack's integer range they are written as decimal strings
+        (``int()`` reads either back)."""
         history = [(r.time_ns, r.rate_e8, r.mark_ticks) for r in self.history]
-        total = self.sampler.weighted_sum_e8
-        return self.sampler.count, total if -2**63 <= total < 2**64 else str(total), history
+        return self.sampler.count, _packable(self.sampler.weighted_sum_e8), history, _packable(self.index_e8)
 
 
 class Funding:
@@ -99,6 +139,7 @@ class Funding:
         self.prices = prices
         self.interval_ns = profile.funding_interval_ns
         self.divisor = profile.funding_rate_divisor
+        self.accrual = profile.funding_accrual
         self.bounds = {s: funding.rate_bounds_e8(profile.funding_cap, inst) for s, inst in instruments.items()}
         self.impact_units = {symbol: funding.impact_notional_units(inst) for symbol, inst in instruments.items()}
         self.symbols = {symbol: SymbolFunding() for symbol in instruments}
@@ -154,12 +195,28 @@ class Funding:
         """``count`` equal samples at once (the book did not change between their times). O(1)."""
         self.symbols[symbol].sampler.add_repeated(premium_e8, count)
 
+    def period_rate_e8(self, symbol: str) -> Fraction:
+        """The capped rate-period rate from the samples taken so far (×10⁸, exact)."""
+        params = self.instruments[symbol].funding
+        return funding.period_rate_e8(self.symbols[symbol].sampler.average_e8(), funding.interest_rate_e8(params),
+                                      params.clamp_e8, *self.bounds[symbol])
+
     def predicted_rate_e8(self, symbol: str) -> int:
         """The rate the next settlement would pay from the samples taken so far (×10⁸)."""
-        params = self.instruments[symbol].funding
+        return funding.per_settlement_e8(self.period_rate_e8(symbol), self.divisor)
+
+    def state(self, symbol: str, bids, asks, now_ns: int) -> FundingState:
+        """Every part of ``symbol``'s rate now, from its book depth (levels best first). O(depth walked)."""
+        inst, feed, sampler = self.instruments[symbol], self.prices.feeds[symbol], self.symbols[symbol].sampler
+        impact = self.impact_units[symbol]
+        bid, ask = (funding.impact_price(levels, impact, inst.k_units) for levels in (bids, asks))
         floor_e8, cap_e8 = self.bounds[symbol]
-        return funding.settlement_rate_e8(self.symbols[symbol].sampler.average_e8(), params.interest_e8,
-                                          params.clamp_e8, floor_e8, cap_e8, self.divisor)
+        return FundingState(
+            symbol, feed.index_ticks, impact, bid, ask,
+            funding.premium_e8(bid, ask, feed.index_ticks) if feed.index_ticks else None,
+            sampler.count, sampler.average_e8(), funding.interest_rate_e8(inst.funding), inst.funding.clamp_e8,
+            floor_e8, cap_e8, self.period_rate_e8(symbol), self.divisor, self.predicted_rate_e8(symbol),
+            feed.funding_rate_e8, self.symbols[symbol].index_e8, self.next_funding_time_ns(now_ns))
 
     # -- settlement -------------------------------------------------------------------------------
     def settle(self, symbol: str, time_ns: int, mark_ticks: int) -> tuple[list, set[int]]:
@@ -168,7 +225,9 @@ class Funding:
         paid or received. O(positions of the symbol)."""
         state = self.symbols[symbol]
         rate_e8 = self.predicted_rate_e8(symbol)
-        k_units = self.instruments[symbol].k_units
+        delta_e8 = funding.index_delta_e8(self.accrual, self.period_rate_e8(symbol), self.divisor, mark_ticks,
+                                          self.instruments[symbol].k_units)
+        state.index_e8 += delta_e8
         paid = received = 0
         payments: list = []
         touched: set[int] = set()
@@ -176,7 +235,7 @@ class Funding:
             account = self.ledger.accounts[account_id]
             mode = self.ledger.settings(account, symbol).margin_mode
             for side, position in account.positions_in(symbol):
-                amount = funding.payment_units(position.lots, mark_ticks, k_units, rate_e8)
+                amount = funding.index_payment_units(position.lots, delta_e8)
                 if not amount:
                     continue
                 touched.add(account_id)
@@ -210,12 +269,19 @@ class Funding:
         return [[symbol, *self.symbols[symbol].as_state()] for symbol in sorted(self.symbols)]
 
     def restore_state(self, state) -> None:
-        """Load a :meth:`snapshot_state` (one entry per symbol). Raises ValueError for an unknown or missing symbol."""
+        """Load a :meth:`snapshot_state` (one entry per symbol; an entry without the funding index, from an
+        older snapshot, restores it as 0). Raises ValueError for an unknown or missing symbol."""
         if sorted(symbol for symbol, *_ in state) != sorted(self.symbols):
             raise ValueError("funding state does not match the instruments")
-        for symbol, count, weighted_sum_e8, history in state:
+        for symbol, count, weighted_sum_e8, history, *index in state:
             records = [FundingRecord(int(t), int(rate), int(mark)) for t, rate, mark in history]
-            self.symbols[symbol] = SymbolFunding(Sampler(int(count), int(weighted_sum_e8)), records)
+            self.symbols[symbol] = SymbolFunding(Sampler(int(count), int(weighted_sum_e8)), records,
+                                                 int(index[0]) if index else 0)
+
+
+def _packable(value: int) -> int | str:
+    """``value``, or its decimal string outside msgpack's integer range."""
+    return value if -2**63 <= value < 2**64 else str(value)
 
 
 def _multiples(step_ns: int, after_ns: int, until_ns: int) -> range:

@@ -210,8 +210,10 @@ def profile_from_dict(data: dict) -> VenueProfile:
     if "dydx" in values:  # headers written before the dYdX liquidations config have the defaults
         values["dydx"] = DydxLiquidations(**values["dydx"])
     for f in dataclasses.fields(VenueProfile):
-        if isinstance(f.default, IntEnum):
+        if isinstance(f.default, IntEnum) and f.name in values:
             values[f.name] = type(f.default)(values[f.name])
+    if values.get("mark_source") is not None:
+        values["mark_source"] = MarkSource(values["mark_source"])
     return VenueProfile(**values)
 
 

@@ -69,6 +69,7 @@ from typing import Iterable, Sequence
 from .units import E8, div_ceil
 
 RATIO_INF = 2**63 - 1  #: margin ratio (e8) reported for a non-zero size with balance ≤ 0 (and the saturation value)
+PPM = 10**6  #: dYdX's rate grid (parts per million): its open-interest IMF increase is floored to it
 
 
 # -- brackets ----------------------------------------------------------------------------------------------
@@ -149,21 +150,25 @@ def initial_margin(notional_units: int, leverage: int) -> int:
 
 
 def initial_margin_open_interest(notional_units: int, leverage: int, open_interest_units: int, lower_cap_units: int,
-                                 upper_cap_units: int) -> int:
-    """dYdX v4 open-interest margin fraction (OIMF), exact, rounded up once, capped at the notional (units).
+                                 upper_cap_units: int, tier_max_leverage: int | None = None) -> int:
+    """dYdX v4 open-interest margin fraction (OIMF), rounded up once, capped at the notional (units).
 
-    With base IMF ``1 / leverage`` and ``s = (OI − lower) / (upper − lower)`` (OI = the symbol's open interest
-    notional): ``IMF = min(1, base + max(0, s) × (1 − base))`` and ``IM = ceil(notional × IMF)``. The base IMF
-    applies while ``OI ≤ lower`` or when ``upper == 0`` (scaling disabled); at ``OI ≥ upper`` the IM is the whole
-    notional. (dYdX rounds the base and the increase up separately; one rounding is at most 1 unit lower.)
+    dYdX ``GetAdjustedInitialMarginPpm`` / ``GetInitialMarginQuoteQuantums``: the liquidity tier's base IMF
+    ``1 / tier_max_leverage`` (default: ``leverage``) grows with ``s = (OI − lower) / (upper − lower)`` (OI = the
+    symbol's open interest notional): ``IMF_tier = base + (1 − base) × s``, the increase floored to whole ppm as
+    dYdX rounds it; the account's own ``1 / leverage`` applies when it is larger (dYdX's custom IMF):
+    ``IM = ceil(notional × max(IMF_tier, 1 / leverage))``. The base applies while ``OI ≤ lower`` or when
+    ``upper == 0`` (scaling disabled); at ``OI ≥ upper`` the IM is the whole notional.
     """
+    tier_leverage = tier_max_leverage or leverage
     if upper_cap_units == 0 or open_interest_units <= lower_cap_units:
-        return initial_margin(notional_units, leverage)
+        return initial_margin(notional_units, min(leverage, tier_leverage))
     if open_interest_units >= upper_cap_units:
         return notional_units
-    scaled = Fraction(open_interest_units - lower_cap_units, upper_cap_units - lower_cap_units)
-    base = Fraction(1, leverage)
-    return min(notional_units, ceil(notional_units * (base + scaled * (1 - base))))
+    base = Fraction(PPM, tier_leverage)
+    increase = (PPM - base) * (open_interest_units - lower_cap_units) // (upper_cap_units - lower_cap_units)
+    imf_ppm = max(base + increase, Fraction(PPM, leverage))
+    return min(notional_units, ceil(notional_units * imf_ppm / PPM))
 
 
 def max_leverage(rows: Sequence[BracketRow], notional_units: int) -> int:

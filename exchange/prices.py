@@ -14,7 +14,12 @@ The mark depends on the instrument's ``mark.source``:
   set by :mod:`exchange.funding_state`, 0 until the first), ``P2 = index + floor(Σ 2·basis / (2·n))``
   (``index`` with no sample) and ``last`` = the last trade price (the index before the first trade);
 - INDEX: the index itself;
+- FAIR_PRICE (BitMEX's fair price marking): ``index × (1 + funding basis)``, the funding basis being the last
+  funding rate × time to the next funding / interval: exactly P1 above, recomputed at every index observation;
 - EXTERNAL: only ``SetMarkPrice`` moves it; index observations are recorded but do not move the mark.
+
+The source is the instrument's ``mark.source``, or the profile's ``mark_source`` when that is set (it then
+applies to every instrument).
 
 ``SetMarkPrice`` is accepted under every source (an external feed, or an override that stands until the next
 index observation under MEDIAN / INDEX). Marks are clamped to the instrument's price range.
@@ -58,46 +63,55 @@ def median_mark_ticks(p1_ticks: int, p2_ticks: int, last_ticks: int) -> int:
 
 
 class Prices:
-    """The price feeds of every instrument; ``funding_interval_ns`` is the venue's settlement interval."""
+    """The price feeds of every instrument; ``funding_interval_ns`` is the venue's settlement interval;
+    ``mark_source`` (the profile's), when not None, replaces every instrument's own mark source."""
 
-    def __init__(self, instruments: dict[str, Instrument], funding_interval_ns: int):
+    def __init__(self, instruments: dict[str, Instrument], funding_interval_ns: int,
+                 mark_source: MarkSource | None = None):
         self.instruments = instruments
         self.funding_interval_ns = funding_interval_ns
+        self.sources = {symbol: MarkSource(mark_source or inst.mark.source) for symbol, inst in instruments.items()}
         self.feeds = {symbol: PriceFeed() for symbol in instruments}
 
     def observe_index(self, symbol: str, index_ticks: int, now_ns: int, bid_ticks: int, ask_ticks: int,
                       last_ticks: int) -> int | None:
         """Record an index observation (and a basis sample when both sides are quoted); return the new mark
-        under the MEDIAN / INDEX sources, None under EXTERNAL. O(expired samples)."""
+        under the MEDIAN / INDEX / FAIR_PRICE sources, None under EXTERNAL. O(expired samples)."""
         inst = self.instruments[symbol]
         feed = self.feeds[symbol]
+        source = self.sources[symbol]
         feed.index_ticks = index_ticks
         if bid_ticks and ask_ticks:
             feed.samples.append((now_ns, bid_ticks + ask_ticks - 2 * index_ticks))
         while feed.samples and feed.samples[0][0] <= now_ns - inst.mark.basis_window_ns:
             feed.samples.popleft()
-        if inst.mark.source == MarkSource.EXTERNAL:
+        if source == MarkSource.EXTERNAL:
             return None
-        if inst.mark.source == MarkSource.INDEX:
-            return min(max(index_ticks, inst.min_price_ticks), inst.max_price_ticks)
+        if source == MarkSource.INDEX:
+            return _in_range(inst, index_ticks)
+        if source == MarkSource.FAIR_PRICE:
+            return _in_range(inst, self._p1(symbol, now_ns))
         return self._median(symbol, now_ns, last_ticks)
 
     def refresh_mark(self, symbol: str, now_ns: int, last_ticks: int) -> int | None:
         """The MEDIAN mark recomputed with a new last trade price (no new observation); None under the other
         sources or before the first index observation. Liquidation fills move the mark this way (cascades)."""
-        if self.instruments[symbol].mark.source != MarkSource.MEDIAN or not self.feeds[symbol].index_ticks:
+        if self.sources[symbol] != MarkSource.MEDIAN or not self.feeds[symbol].index_ticks:
             return None
         return self._median(symbol, now_ns, last_ticks)
 
-    def _median(self, symbol: str, now_ns: int, last_ticks: int) -> int:
-        """``median(P1, P2, last)`` from the feed's index, rate and samples, clamped to the price range."""
-        inst = self.instruments[symbol]
+    def _p1(self, symbol: str, now_ns: int) -> int:
+        """P1 (= BitMEX's fair price) from the feed's index and last funding rate at ``now_ns``."""
         feed = self.feeds[symbol]
         interval = self.funding_interval_ns
-        p1 = premium_mark_ticks(feed.index_ticks, feed.funding_rate_e8, interval - now_ns % interval, interval)
+        return premium_mark_ticks(feed.index_ticks, feed.funding_rate_e8, interval - now_ns % interval, interval)
+
+    def _median(self, symbol: str, now_ns: int, last_ticks: int) -> int:
+        """``median(P1, P2, last)`` from the feed's index, rate and samples, clamped to the price range."""
+        feed = self.feeds[symbol]
         p2 = basis_mark_ticks(feed.index_ticks, [basis for _, basis in feed.samples])
-        mark = median_mark_ticks(p1, p2, last_ticks or feed.index_ticks)
-        return min(max(mark, inst.min_price_ticks), inst.max_price_ticks)
+        return _in_range(self.instruments[symbol], median_mark_ticks(self._p1(symbol, now_ns), p2,
+                                                                     last_ticks or feed.index_ticks))
 
     def canonical_state(self) -> list:
         return [(symbol, self.feeds[symbol].as_state()) for symbol in sorted(self.feeds)]
@@ -114,3 +128,8 @@ class Prices:
         for symbol, index_ticks, funding_rate_e8, samples in state:
             self.feeds[symbol] = PriceFeed(int(index_ticks), int(funding_rate_e8),
                                            deque((int(t), int(basis)) for t, basis in samples))
+
+
+def _in_range(inst: Instrument, ticks: int) -> int:
+    """``ticks`` clamped to the instrument's price range."""
+    return min(max(ticks, inst.min_price_ticks), inst.max_price_ticks)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .risk import RiskOptions
+from .spec import MarkSource
 from .units import E8, NS_PER_SECOND, InputError
 
 HOUR_NS = 3600 * NS_PER_SECOND
@@ -61,6 +62,11 @@ class FundingCap(IntEnum):
     BITMEX = 2  # 75% × (IMR − MMR)
     DYDX = 3  # 600% × (IMF − MMF) per 8 h
     HYPERLIQUID = 4  # 4% per hour
+
+
+class FundingAccrual(IntEnum):
+    RATE = 1  # per lot: mark × K × the settlement rate truncated to whole e8
+    INDEX = 2  # dydx: the per-lot funding-index delta truncated toward zero (rate × price × time / 8 h)
 
 
 class LossRule(IntEnum):
@@ -124,6 +130,8 @@ class VenueProfile:
     backstop_equity_e8: int = 0  # hyperliquid: vault takes over when equity < this × MM (2/3)
     risk: RiskOptions = field(default_factory=RiskOptions)
     dydx: DydxLiquidations = field(default_factory=DydxLiquidations)  # read by IOC_AT_FILLABLE_PRICE only
+    mark_source: MarkSource | None = None  # every instrument's mark source (None: each instrument's own)
+    funding_accrual: FundingAccrual = FundingAccrual.RATE
 
     def __post_init__(self):
         if not isinstance(self.dydx, DydxLiquidations):
@@ -132,6 +140,10 @@ class VenueProfile:
             raise ValueError("funding interval must be positive and the divisor ≥ 1")
         if not 0 < self.liquidation_slice_e8 <= E8 or self.backstop_equity_e8 < 0:
             raise ValueError("liquidation slice must be in (0, 100%] and the backstop level ≥ 0")
+        if self.mark_source is not None and self.mark_source not in tuple(MarkSource):
+            raise ValueError(f"mark_source must be a MarkSource or None, got {self.mark_source!r}")
+        if self.funding_accrual not in tuple(FundingAccrual):
+            raise ValueError(f"funding_accrual must be a FundingAccrual, got {self.funding_accrual!r}")
 
 
 PROFILES = {
@@ -149,7 +161,7 @@ PROFILES = {
         "dydx", brackets=BracketStyle.OPEN_INTEREST_IMF, liquidation_order=LiquidationOrder.IOC_AT_FILLABLE_PRICE,
         bankruptcy=BankruptcyRule.DYDX_DELTA, backstop=Backstop.INSURANCE_PER_FILL,
         adl_ranking=ADLRanking.SEEDED_OFFSET, funding_interval_ns=HOUR_NS, funding_rate_divisor=8,
-        funding_cap=FundingCap.DYDX,
+        funding_cap=FundingCap.DYDX, funding_accrual=FundingAccrual.INDEX,
     ),
     "hyperliquid": VenueProfile(
         "hyperliquid", liquidation_order=LiquidationOrder.MARKET_SLICES, backstop=Backstop.BACKSTOP_VAULT,

@@ -198,7 +198,7 @@ class Risk:
         inst = self.instruments[symbol]
         return margin.initial_margin_open_interest(
             notional_units, leverage, self.open_interest_units(symbol), inst.open_interest_lower_cap_units,
-            inst.open_interest_upper_cap_units)
+            inst.open_interest_upper_cap_units, inst.max_leverage)
 
     def open_interest_units(self, symbol: str) -> int:
         """Σ long lots of ``symbol`` × risk price × K. O(holders)."""

@@ -27,6 +27,7 @@ class MarkSource(IntEnum):
     MEDIAN = 1  # median(P1, P2, last trade), rules §6
     INDEX = 2
     EXTERNAL = 3
+    FAIR_PRICE = 4  # BitMEX fair price: index × (1 + last funding rate × time to funding / interval) (= P1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +41,38 @@ class RiskBracket:
 
 @dataclass(frozen=True, slots=True)
 class FundingParams:
-    """Funding rules (rules §8). Rates ×10⁸ per interval; times in ns."""
+    """Funding rules (rules §8). Rates ×10⁸ per interval; times in ns.
+
+    ``cap_e8`` / ``floor_e8`` bound the rate under the per-symbol cap rule (binance, bybit); None ("not given")
+    derives them from the brackets: ``±75% × the first bracket's MMR`` (Binance's rule; ±0.3% with the default
+    brackets, the previous explicit default). ``interest_quote_e8`` / ``interest_base_e8`` (both or neither)
+    are the daily borrowing rates of the quote and base currency (Bybit's and BitMEX's interest indices); given,
+    they replace ``interest_e8`` with ``(quote − base) × interval / 1 day`` (``docs/funding.md``)."""
 
     interval_ns: int = 8 * 3600 * NS_PER_SECOND
     sample_interval_ns: int = 5 * NS_PER_SECOND
     interest_e8: int = 10_000  # 0.01% per interval
     clamp_e8: int = 50_000  # ±0.05%
-    cap_e8: int = 300_000  # +0.3%
-    floor_e8: int = -300_000  # −0.3%
+    cap_e8: int | None = None  # None: derived (binance: +75% × first-bracket MMR)
+    floor_e8: int | None = None  # None: derived (binance: −75% × first-bracket MMR)
     impact_margin_notional_units: int = 0  # 0 = 200 × max_leverage of the settlement asset
+    interest_quote_e8: int | None = None  # daily borrowing rate of the quote currency (Bybit / BitMEX index)
+    interest_base_e8: int | None = None  # daily borrowing rate of the base currency
 
     def __post_init__(self):
         if self.interval_ns <= 0 or self.sample_interval_ns <= 0:
             raise SpecError("funding intervals must be positive")
         if self.sample_interval_ns > self.interval_ns:
             raise SpecError("the premium sample interval cannot exceed the funding interval")
-        if self.clamp_e8 < 0 or self.floor_e8 > self.cap_e8:
+        if self.clamp_e8 < 0 or (self.floor_e8 is not None and self.cap_e8 is not None and self.floor_e8 > self.cap_e8):
             raise SpecError("funding clamp must be ≥ 0 and floor ≤ cap")
+        optional = (self.cap_e8, self.floor_e8, self.interest_quote_e8, self.interest_base_e8)
+        if any(value is not None and type(value) is not int for value in optional):
+            raise SpecError("funding cap, floor and interest indices must be ints (×10⁸) or None")
+        if (self.interest_quote_e8 is None) != (self.interest_base_e8 is None):
+            raise SpecError("give both interest indices (quote and base) or neither")
+        if any(rate is not None and not -E8 <= rate <= E8 for rate in (self.interest_quote_e8, self.interest_base_e8)):
+            raise SpecError("interest indices are daily rates within ±100%")
 
 
 @dataclass(frozen=True, slots=True)

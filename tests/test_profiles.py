@@ -47,11 +47,13 @@ def test_rates_must_be_quoted_for_the_venue_interval_times_the_divisor():
 
 # -- cap rules -------------------------------------------------------------------------------------------------
 def capped_coin() -> Instrument:
-    """Max leverage 20 (IMR = IMF = 5%), one bracket at MMR 3%; per-symbol cap ±0.3% (the default);
-    impact notional 1,500 USDT; the mark only moves by SetMarkPrice."""
+    """Max leverage 20 (IMR = IMF = 5%), one bracket at MMR 3%; per-symbol cap ±0.3% given explicitly (the
+    engine's default before "not given" derived it: ±75% × 3% = ±2.25%, tests/test_funding_venues.py); impact notional
+    1,500 USDT; the mark only moves by SetMarkPrice."""
     return Instrument.linear(COIN, lot_size="1", min_qty="1", min_notional="0", maker_fee="0", taker_fee="0",
                              max_leverage=20, brackets=(("100000000", "0.03", 20),),
-                             funding=FundingParams(impact_margin_notional_units=units("1500")),
+                             funding=FundingParams(cap_e8=300_000, floor_e8=-300_000,
+                                                   impact_margin_notional_units=units("1500")),
                              mark=MarkParams(MarkSource.EXTERNAL))
 
 
@@ -113,8 +115,9 @@ def test_stepwise_mm_jumps_at_a_cap_marginal_is_continuous():
 
 
 def test_open_interest_scales_the_initial_margin_fraction():
-    # base IMF = 1 / leverage 10 = 10%; scaling from 100,000 to 300,000 of open interest notional
-    inst = Instrument.linear(BTC, brackets=EX2, maker_fee="0", taker_fee="0",
+    # base IMF = 1 / leverage 10 = 10% (the instrument's max leverage, dYdX's liquidity-tier IMF, and the accounts'
+    # leverage); scaling from 100,000 to 300,000 of open interest notional
+    inst = Instrument.linear(BTC, brackets=EX2, maker_fee="0", taker_fee="0", max_leverage=10,
                              open_interest_caps=("100000", "300000"))
     ims = {}
     for profile in ("binance", "dydx"):
