@@ -54,11 +54,22 @@ def rank(scores: dict[int, Fraction]) -> list[int]:
 
 
 def quantile_lights(position: int, count: int) -> int:
-    """ADL indicator of the candidate at 0-based ``position`` in a ranking of ``count``: 5 lights for the
-    top fifth (first to be deleveraged) down to 1 for the bottom fifth."""
+    """Binance's ADL indicator of the candidate at 0-based ``position`` (from the top) in a ranking of
+    ``count`` user positions: its quantile is ``rank / count`` with ``rank = count − position`` (1 for the
+    lowest score, ``count`` for the highest), shown in fifths, ``lights = ⌈5 × rank / count⌉`` =
+    ``5 − ⌊5 × position / count⌋``: 5 lights for the top fifth (first to be deleveraged) down to 1."""
     if not 0 <= position < count:
         raise ValueError("position out of range")
     return 5 - (position * 5) // count
+
+
+def quantity_lights(lots_at_or_above: int, total_lots: int) -> int:
+    """BitMEX's ADL indicator: the share of the side's quantity ranked at or above the candidate (its own
+    included), rounded up to a 20 % step, ``p = ⌈5 × lots_at_or_above / total_lots⌉`` (1..5 = 20 %..100 %),
+    shows ``6 − p`` lights: 5 for the top 20 % of the quantity."""
+    if not 0 < lots_at_or_above <= total_lots:
+        raise ValueError("need 0 < lots at or above ≤ total lots")
+    return 6 - -(-5 * lots_at_or_above // total_lots)
 
 
 def seeded_order(account_ids: Sequence[int], seed: int) -> list[int]:

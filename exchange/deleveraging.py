@@ -28,7 +28,7 @@ from fractions import Fraction
 from . import adl
 from .accounts import FUND_ACCOUNT_BASE
 from .enums import PositionSide
-from .profiles import ADLRanking
+from .profiles import ADLIndicator, ADLRanking
 from .risk import CROSS
 
 Key = tuple[int, PositionSide]  # (account id, position side) of a position in the symbol
@@ -61,14 +61,21 @@ def ranked(risk, symbol: str, long: bool, ranking: ADLRanking, seed: int) -> lis
     return users + funds
 
 
-def quantile(risk, symbol: str, key: Key, ranking: ADLRanking, seed: int) -> int:
-    """ADL lights (1–5) of an open user position among the user positions on its side; 0 if none."""
+def quantile(risk, symbol: str, key: Key, ranking: ADLRanking, seed: int,
+             indicator: ADLIndicator = ADLIndicator.USER_COUNT) -> int:
+    """ADL lights (1–5) of an open user position among the user positions on its side, by the profile's
+    indicator rule (USER_COUNT: its rank among them, :func:`exchange.adl.quantile_lights`; QUANTITY: the
+    share of their lots ranked at or above it, :func:`exchange.adl.quantity_lights`); 0 if none."""
     account = risk.ledger.get(key[0])
     position = risk.ledger.position(account, symbol, key[1])
     if not position.lots or key[0] >= FUND_ACCOUNT_BASE:
         return 0
     users = [k for k in ranked(risk, symbol, position.lots > 0, ranking, seed) if k[0] < FUND_ACCOUNT_BASE]
-    return adl.quantile_lights(users.index(key), len(users))
+    at = users.index(key)
+    if indicator == ADLIndicator.QUANTITY:
+        lots = [abs(risk.ledger.position(risk.ledger.accounts[a], symbol, side).lots) for a, side in users]
+        return adl.quantity_lights(sum(lots[:at + 1]), sum(lots))
+    return adl.quantile_lights(at, len(users))
 
 
 def score(risk, symbol: str, key: Key, ranking: ADLRanking) -> Fraction:

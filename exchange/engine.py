@@ -76,7 +76,7 @@ from .events import (
     BalanceChanged, Fill, IndexPriceChanged, LeverageChanged, MarginModeChanged, MarkPriceChanged, OrderAccepted,
     OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected, TimeAdvanced,
 )
-from .filters import check_price_range, check_qty
+from .filters import check_price_precision, check_price_range, check_qty
 from .insurance import HistoryEntry
 from .liquidation import LiquidationConfig, Liquidator
 from .funding_state import Funding, FundingRecord, FundingState
@@ -129,7 +129,9 @@ class Exchange:
 
     ``apply(command)`` is the only way to change state; queries never change it. ``profile`` is the venue's
     rule set (:mod:`exchange.profiles`, a name or a :class:`~exchange.profiles.VenueProfile`; default
-    ``"binance"``); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`); ``liquidation``
+    ``"binance"``; under a profile with ``mmr_from_leverage`` (hyperliquid) every bracket's MMR is derived from
+    its max leverage, :meth:`Instrument.with_mmr_from_leverage`, and ``self.instruments`` holds the derived
+    instruments); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`); ``liquidation``
     sets the waterfall's numbers and the insurance funds' limits (:class:`~exchange.liquidation.LiquidationConfig`).
     ``journal`` (a path) makes the journal durable: every well-formed command is appended to that file before
     it is applied, with the ``fsync`` policy (``docs/journal.md``); :meth:`close` closes it. With
@@ -155,6 +157,8 @@ class Exchange:
             raise InputError(f"liquidation must be a LiquidationConfig, got {type(liquidation).__name__}")
         self.implementation = implementation or _impl.IMPLEMENTATION
         self.profile = PROFILES[profile] if isinstance(profile, str) else profile
+        if self.profile.mmr_from_leverage:  # hyperliquid: each bracket's MMR is half the IMR at its max leverage
+            instruments = [inst.with_mmr_from_leverage() for inst in instruments]
         self.options = options or self.profile.risk
         engine_class = matching_engine_class(self.implementation)
         self.instruments = {inst.symbol: inst for inst in sorted(instruments, key=lambda i: i.symbol)}
@@ -302,11 +306,11 @@ class Exchange:
         code = RejectCode.OK
         if _well_formed(inst, cmd.side, cmd.tif, cmd.stp, cmd.price_ticks, cmd.qty_lots, market):
             price_ticks = self._market_margin_price(cmd.symbol, cmd.side) if market else cmd.price_ticks
-            code = self._check_order(account, cmd.symbol, position_side, _enum(Side, cmd.side), price_ticks, cmd.qty_lots,
-                                     reduce_only)
+            code = self._price_precision(inst, cmd.price_ticks) or self._check_order(
+                account, cmd.symbol, position_side, _enum(Side, cmd.side), price_ticks, cmd.qty_lots, reduce_only)
         order_id = self.next_order_id
         code = code or book.place(order_id, cmd.account_id, cmd.side, order_type, cmd.tif, cmd.price_ticks,
-                                  cmd.qty_lots, cmd.stp, int(reduce_only), cmd.expire_ns)
+                                  cmd.qty_lots, self._stp(cmd.stp), int(reduce_only), cmd.expire_ns)
         if code:
             book.clear_events()
             return [_rejected(code, cmd)]
@@ -315,11 +319,28 @@ class Exchange:
         events = self._drain(cmd.symbol, order_type)
         return events + self._fire_triggers(cmd.symbol, events)
 
+    def _price_precision(self, inst: Instrument, *prices_ticks: int) -> int:
+        """-1111 when a price breaks the profile's precision rule (hyperliquid: 5 significant figures, 6 −
+        szDecimals decimals; whole numbers always pass; :func:`~exchange.filters.check_price_precision`). A
+        price field filter: it runs after the book's own field filters and before the account checks."""
+        for ticks in prices_ticks:
+            code = check_price_precision(inst, ticks, self.profile.price_sig_figs, self.profile.price_decimals)
+            if code:
+                return code
+        return RejectCode.OK
+
+    def _stp(self, stp: int) -> int:
+        """The STP mode an order enters the book (or the trigger layer) with: the profile's override (dydx,
+        hyperliquid: always expire the resting order) or the order's own. Passed into the order, so both
+        matching implementations see the same mode."""
+        return self.profile.stp_override or stp
+
     def _place_conditional(self, cmd: PlaceOrder, order_type: OrderType, account, position_side: PositionSide,
                            reduce_only: bool) -> list:
         book = self._books[cmd.symbol]
         inst = self.instruments[cmd.symbol]
         code = validate_conditional(cmd, inst, book.mark(), book.last_price(), self.now_ns)
+        code = code or self._price_precision(inst, cmd.price_ticks, cmd.stop_ticks, cmd.activation_ticks)
         if not code and account is None:
             code = RejectCode.MARGIN_INSUFFICIENT  # no account, no balance
         code = code or self.liquidation.order_code(account, reduce_only, placing=True)
@@ -332,7 +353,7 @@ class Exchange:
         self._position_sides[order_id] = position_side
         self._triggers[cmd.symbol].add(ConditionalOrder(
             order_id, cmd.account_id, Side(cmd.side), order_type, cmd.qty_lots, cmd.price_ticks, int(cmd.tif),
-            int(cmd.stp), reduce_only, bool(cmd.close_position), cmd.stop_ticks,
+            int(self._stp(cmd.stp)), reduce_only, bool(cmd.close_position), cmd.stop_ticks,
             WorkingType(cmd.working_type), cmd.callback_e8, cmd.activation_ticks,
             cmd.expire_ns if order_type in (OrderType.STOP, OrderType.TAKE_PROFIT) and cmd.tif == TimeInForce.GTD else 0,
         ))
@@ -370,8 +391,9 @@ class Exchange:
         return events + self._fire_triggers(cmd.symbol, events)
 
     def _check_amend(self, cmd: AmendOrder) -> int:
-        """Account checks of an amend (after the book's field filters would pass): a reduce-only order may not
-        grow past what it can close (-2022); an opening order's new hold must fit (-2027, -2019)."""
+        """Checks of an amend after the book's field filters would pass: the profile's price precision (-1111),
+        then the account: a reduce-only order may not grow past what it can close (-2022); an opening order's new
+        hold must fit (-2027, -2019)."""
         resting = self._books[cmd.symbol].order(cmd.order_id)
         inst = self.instruments[cmd.symbol]
         if resting is None or resting[1] != cmd.account_id or not _well_formed(
@@ -379,7 +401,7 @@ class Exchange:
             return RejectCode.OK  # the book decides
         account = self.ledger.get(cmd.account_id)
         side = Side(resting[2])
-        return self._check_order(account, cmd.symbol, self._position_sides[cmd.order_id], side, cmd.price_ticks,
+        return self._price_precision(inst, cmd.price_ticks) or self._check_order(account, cmd.symbol, self._position_sides[cmd.order_id], side, cmd.price_ticks,
                                  cmd.qty_lots, bool(resting[7]), replacing=cmd.order_id)
 
     def _cancel_all(self, cmd: CancelAll) -> list:
@@ -1039,11 +1061,13 @@ class Exchange:
 
     @_known_symbol
     def adl_quantile(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH) -> int:
-        """ADL lights (1–5; 5 = deleveraged first) of an open position under the profile's ranking; 0 if none."""
+        """ADL lights (1–5; 5 = deleveraged first) of an open position under the profile's ranking and indicator
+        rule (binance: rank / user count in fifths; bitmex: 20 % steps of the side's quantity); 0 if none."""
         if self.ledger.get(account_id) is None:
             return 0
         return deleveraging.quantile(self.risk, symbol, (account_id, PositionSide(position_side)),
-                                     self.profile.adl_ranking, self.liquidation.config.adl_seed)
+                                     self.profile.adl_ranking, self.liquidation.config.adl_seed,
+                                     self.profile.adl_indicator)
 
     @_known_symbol
     def adl_score(self, account_id: int, symbol: str,
@@ -1072,6 +1096,7 @@ class Exchange:
             ("prices", self.prices.canonical_state()),
             ("funding", self.funding.canonical_state()),
             ("in_liquidation", sorted(self.liquidation.in_liquidation)),
+            ("liquidation_cooldowns", self.liquidation.cooldowns()),
         ]
 
     def state_hash(self) -> str:

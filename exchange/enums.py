@@ -143,6 +143,7 @@ class RejectCode(IntEnum):
     """Reject codes; Binance USDⓈ-M codes where Binance has one, with the message in :data:`REJECT_MESSAGES`."""
 
     OK = 0
+    BAD_PRECISION = -1111
     MALFORMED = -1102
     INVALID_TIF = -1115
     INVALID_ORDER_TYPE = -1116
@@ -197,6 +198,9 @@ class RejectCode(IntEnum):
 
 REJECT_MESSAGES = {
     RejectCode.OK: "OK.",
+    RejectCode.BAD_PRECISION: "Precision is over the maximum defined for this asset: a price that is not a whole "
+                              "number has too many significant figures or decimals (hyperliquid: at most 5 "
+                              "significant figures and 6 − szDecimals decimals).",
     RejectCode.MALFORMED: "A mandatory parameter was not sent, was empty/null, or malformed.",
     RejectCode.INVALID_TIF: "Invalid timeInForce.",
     RejectCode.INVALID_ORDER_TYPE: "Invalid orderType.",

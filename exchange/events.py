@@ -183,7 +183,8 @@ class LeverageChanged:
 @dataclass(frozen=True, slots=True)
 class FundingSettled:
     """Funding of ``symbol`` settled at the interval boundary ``time_ns``. ``rate_e8`` is the rate of this
-    settlement (×10⁸; > 0: longs pay shorts), applied to ``|lots| × mark_ticks × K``. ``paid_units`` (Σ payers,
+    settlement (×10⁸; > 0: longs pay shorts), applied to ``|lots| × mark_ticks × K``; ``mark_ticks`` is the
+    price the payments used: the mark, or the oracle (index) price on hyperliquid (rules §8). ``paid_units`` (Σ payers,
     each rounded up) − ``received_units`` (Σ receivers, each rounded down) = ``dust_units``, credited to the
     insurance fund. Followed by one :class:`FundingPaid` per position that paid or received."""
 

@@ -37,3 +37,22 @@ def check_notional(inst: Instrument, price_ticks: int, qty_lots: int) -> int:
     if price_ticks and inst.notional_units(price_ticks, qty_lots) < inst.min_notional_units:
         return RejectCode.NOTIONAL_TOO_SMALL
     return RejectCode.OK
+
+
+def size_decimals(inst: Instrument) -> int:
+    """Hyperliquid's ``szDecimals``: the decimals of the lot size (lot 0.001 → 3, lot 1 or 10 → 0)."""
+    return max(0, -inst.lot_size.normalize().as_tuple().exponent)
+
+
+def check_price_precision(inst: Instrument, price_ticks: int, sig_figs: int, decimals: int) -> int:
+    """-1111 when a price that is not a whole number has more than ``sig_figs`` significant figures or more
+    than ``decimals − szDecimals`` decimals (Hyperliquid perps: 5 and 6; a limit of 0 is off). Whole-number
+    prices and a zero price (a market order) always pass. Exact (Decimal digits of ticks × tick size)."""
+    if not price_ticks or not (sig_figs or decimals):
+        return RejectCode.OK
+    _, digits, exponent = inst.ticks_to_price(price_ticks).normalize().as_tuple()
+    if exponent >= 0:
+        return RejectCode.OK
+    if (sig_figs and len(digits) > sig_figs) or (decimals and -exponent > decimals - size_decimals(inst)):
+        return RejectCode.BAD_PRECISION
+    return RejectCode.OK

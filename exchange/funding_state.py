@@ -14,7 +14,8 @@ sample at a boundary counts toward that boundary's rate. A symbol whose index wa
 i.e. the interest rate, clamped.
 
 Settlement of ``symbol`` at ``t`` with rate ``F`` (:func:`exchange.funding.settlement_rate_e8` over the
-interval's samples, the venue's cap rule and divisor) and ``mark`` = the symbol's risk price at ``t``:
+interval's samples, the venue's cap rule and divisor) and ``mark`` = the symbol's risk price at ``t`` — or,
+under ``profile.funding_price == INDEX`` (hyperliquid), its oracle (index) price once one is set:
 the funding index moves by the per-lot ``delta`` (:func:`exchange.funding.index_delta_e8`, ``mark × K × F``
 under the RATE accrual) and every open position pays ``index_payment_units(lots, delta)`` (> 0 pays, < 0
 receives; the payer's amount rounded up, the receiver's down). Cross positions settle in the wallet,
@@ -45,13 +46,14 @@ from .accounts import Ledger
 from .enums import BalanceReason, MarginMode
 from .events import BalanceChanged, FundingPaid, FundingSettled, PositionChanged
 from .prices import Prices
-from .profiles import VenueProfile
+from .profiles import FundingPrice, VenueProfile
 from .spec import Instrument
 
 
 @dataclass(frozen=True, slots=True)
 class FundingRecord:
-    """One settlement: boundary time (ns), the rate paid (×10⁸, per settlement) and the mark (ticks)."""
+    """One settlement: boundary time (ns), the rate paid (×10⁸, per settlement) and the price the payments used
+    (ticks: the mark, or the oracle price under ``FundingPrice.INDEX``)."""
 
     time_ns: int
     rate_e8: int
@@ -140,6 +142,7 @@ class Funding:
         self.interval_ns = profile.funding_interval_ns
         self.divisor = profile.funding_rate_divisor
         self.accrual = profile.funding_accrual
+        self.on_index = profile.funding_price == FundingPrice.INDEX
         self.bounds = {s: funding.rate_bounds_e8(profile.funding_cap, inst) for s, inst in instruments.items()}
         self.impact_units = {symbol: funding.impact_notional_units(inst) for symbol, inst in instruments.items()}
         self.symbols = {symbol: SymbolFunding() for symbol in instruments}
@@ -219,10 +222,19 @@ class Funding:
             feed.funding_rate_e8, self.symbols[symbol].index_e8, self.next_funding_time_ns(now_ns))
 
     # -- settlement -------------------------------------------------------------------------------
+    def settlement_price(self, symbol: str, mark_ticks: int) -> int:
+        """The price positions are valued at: the mark, or the index under ``FundingPrice.INDEX`` (the mark
+        while no index was ever set)."""
+        if not self.on_index:
+            return mark_ticks
+        return self.prices.feeds[symbol].index_ticks or mark_ticks
+
     def settle(self, symbol: str, time_ns: int, mark_ticks: int) -> tuple[list, set[int]]:
-        """Settle ``symbol`` at boundary ``time_ns`` on ``mark_ticks`` (module docstring): move the money, record
+        """Settle ``symbol`` at boundary ``time_ns`` with the mark ``mark_ticks`` (module docstring; the payments
+        use :meth:`settlement_price`, which the history and ``FundingSettled`` record): move the money, record
         the history, reset the sampler, set the last funding rate. Returns the events and the accounts that
         paid or received. O(positions of the symbol)."""
+        mark_ticks = self.settlement_price(symbol, mark_ticks)
         state = self.symbols[symbol]
         rate_e8 = self.predicted_rate_e8(symbol)
         delta_e8 = funding.index_delta_e8(self.accrual, self.period_rate_e8(symbol), self.divisor, mark_ticks,

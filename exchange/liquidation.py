@@ -72,7 +72,8 @@ dydx             the venue's rules (:mod:`exchange.dydx`, rules §7 "The dydx wa
 hyperliquid      a part whose equity is below ``backstop_equity_e8`` × MM (2/3) is taken over whole by the
                  backstop vault (the fund) at BP; otherwise market orders (limited only by the price band),
                  positions above ``slice_min_notional_units`` in slices of ``liquidation_slice_e8`` (20%,
-                 rounded up); ADL at the mark.
+                 rounded up); a slice starts a cooldown of ``liquidation_cooldown_ns`` (30 s) for the account,
+                 during which its liquidation orders are for whole positions; ADL at the mark.
 ================ ===================================================================================
 
 Liquidation mode (-2023 / -4087)
@@ -148,22 +149,30 @@ class Liquidator:
                                     lambda: (exchange.sequence - 1, exchange.now_ns))
         self.in_liquidation: set[int] = set()
         self.dydx = self.profile.liquidation_order == LiquidationOrder.IOC_AT_FILLABLE_PRICE  # rules 1-4 of exchange.dydx
+        self.cooldown_until: dict[int, int] = {}  # account -> end (ns) of its cooldown after a sliced liquidation
         self.adl_queue = ADLQueue(exchange.risk, exchange.monitor)
 
     # ==== snapshots ===============================================================================
+    def cooldowns(self) -> list[list[int]]:
+        """``[[account, end ns], ...]`` of the cooldowns still running (ascending account): part of the state."""
+        now = self.ex.now_ns
+        return [[account_id, until] for account_id, until in sorted(self.cooldown_until.items()) if until > now]
+
     def snapshot_state(self) -> list:
-        """``[accounts in liquidation mode (ascending), the insurance funds' state]``
-        (:meth:`~exchange.insurance.InsuranceFunds.snapshot_state`); the ADL queue's caches are derived."""
-        return [sorted(self.in_liquidation), self.funds.snapshot_state()]
+        """``[accounts in liquidation mode (ascending), the insurance funds' state, running cooldowns]``
+        (:meth:`~exchange.insurance.InsuranceFunds.snapshot_state`, :meth:`cooldowns`); the ADL queue's
+        caches are derived."""
+        return [sorted(self.in_liquidation), self.funds.snapshot_state(), self.cooldowns()]
 
     def restore_state(self, state) -> None:
-        """Load a :meth:`snapshot_state`. Raises ValueError for an account in liquidation mode the ledger
-        does not have."""
-        in_liquidation, funds = state
+        """Load a :meth:`snapshot_state` (one written before cooldowns existed has none). Raises ValueError
+        for an account in liquidation mode the ledger does not have."""
+        in_liquidation, funds, *rest = state
         self.in_liquidation = {int(account_id) for account_id in in_liquidation}
         if not self.in_liquidation <= self.ledger.accounts.keys():
             raise ValueError("an account in liquidation mode is not in the ledger")
         self.funds.restore_state(funds)
+        self.cooldown_until = {int(account_id): int(until) for account_id, until in (rest[0] if rest else [])}
 
     # ==== the stage ===============================================================================
     def stage(self, command) -> list:
@@ -266,6 +275,8 @@ class Liquidator:
             book_order = OrderType.LIMIT, TimeInForce.IOC, self._fillable_ticks(account, part, symbol, side, position)
         elif order == LiquidationOrder.MARKET_SLICES:
             book_order = OrderType.MARKET, TimeInForce.IOC, 0
+            if qty < abs(position.lots):  # a slice: the account's next liquidation orders are whole positions
+                self._start_cooldown(account.account_id)
         if book_order is not None:
             inst = self.ex.instruments[symbol]
             qty = min(qty, inst.max_market_qty_lots if book_order[0] == OrderType.MARKET else inst.max_qty_lots)
@@ -298,7 +309,8 @@ class Liquidator:
         lots = abs(position.lots)
         order = self.profile.liquidation_order
         if order == LiquidationOrder.MARKET_SLICES:
-            if self.risk.notional(symbol, position) > self.config.slice_min_notional_units:
+            cooling = self.cooldown_until.get(account.account_id, 0) > self.ex.now_ns
+            if not cooling and self.risk.notional(symbol, position) > self.config.slice_min_notional_units:
                 return min(lots, div_ceil(lots * self.profile.liquidation_slice_e8, E8))
             return lots
         if order in (LiquidationOrder.IOC_AT_BANKRUPTCY, LiquidationOrder.FOK_TIER_THEN_TAKEOVER):
@@ -307,6 +319,14 @@ class Liquidator:
             lot_value = self.risk.mark_of(symbol) * self.ex.instruments[symbol].k_units
             return dydx.liquidation_lots(lots, lot_value, self.profile.dydx)
         return lots
+
+    def _start_cooldown(self, account_id: int) -> None:
+        """Hyperliquid: after a sliced liquidation the account's liquidation orders are for whole positions
+        until ``now + liquidation_cooldown_ns`` (expired cooldowns are dropped here)."""
+        now = self.ex.now_ns
+        self.cooldown_until = {a: until for a, until in self.cooldown_until.items() if until > now}
+        if self.profile.liquidation_cooldown_ns:
+            self.cooldown_until[account_id] = now + self.profile.liquidation_cooldown_ns
 
     def _kept_lots(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
         """Bracket reduction: the most lots the position can keep in a lower bracket so that the part is

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from .enums import STPMode
 from .risk import RiskOptions
 from .spec import MarkSource
 from .units import E8, NS_PER_SECOND, InputError
@@ -79,6 +80,20 @@ class InsuranceScope(IntEnum):
     SHARED = 2
 
 
+class FundingPrice(IntEnum):
+    """The price a funding payment values a position at (``|lots| × price × K × rate``)."""
+
+    MARK = 1  # the risk price (mark): binance, bybit, bitmex, dydx
+    INDEX = 2  # the oracle (index) price, the mark until an index is set: hyperliquid
+
+
+class ADLIndicator(IntEnum):
+    """How :meth:`Exchange.adl_quantile` turns a position's place in the ADL queue into 1-5 lights."""
+
+    USER_COUNT = 1  # rank / number of user positions on the side, in fifths: binance (and the others)
+    QUANTITY = 2  # share of the side's quantity ranked at or above it, in 20 % steps: bitmex
+
+
 @dataclass(frozen=True, slots=True)
 class DydxLiquidations:
     """dYdX v4's liquidations config (x/clob ``LiquidationsConfig``), read by the IOC_AT_FILLABLE_PRICE order
@@ -132,6 +147,13 @@ class VenueProfile:
     dydx: DydxLiquidations = field(default_factory=DydxLiquidations)  # read by IOC_AT_FILLABLE_PRICE only
     mark_source: MarkSource | None = None  # every instrument's mark source (None: each instrument's own)
     funding_accrual: FundingAccrual = FundingAccrual.RATE
+    stp_override: int = 0  # 0: each order's own STP mode; else the STPMode of every order (dydx, hyperliquid)
+    funding_price: FundingPrice = FundingPrice.MARK
+    liquidation_cooldown_ns: int = 0  # hyperliquid 30 s: after a sliced liquidation, whole positions (rules §7)
+    mmr_from_leverage: bool = False  # hyperliquid: each bracket's MMR is 1 / (2 × its max leverage) (rules §2)
+    price_sig_figs: int = 0  # hyperliquid 5: a price that is not a whole number has at most this many
+    price_decimals: int = 0  # ... significant figures and at most price_decimals − szDecimals decimals (0: off)
+    adl_indicator: ADLIndicator = ADLIndicator.USER_COUNT
 
     def __post_init__(self):
         if not isinstance(self.dydx, DydxLiquidations):
@@ -144,6 +166,10 @@ class VenueProfile:
             raise ValueError(f"mark_source must be a MarkSource or None, got {self.mark_source!r}")
         if self.funding_accrual not in tuple(FundingAccrual):
             raise ValueError(f"funding_accrual must be a FundingAccrual, got {self.funding_accrual!r}")
+        if self.stp_override not in (0, *STPMode):
+            raise ValueError(f"stp_override must be 0 or an STPMode, got {self.stp_override!r}")
+        if self.liquidation_cooldown_ns < 0 or self.price_sig_figs < 0 or self.price_decimals < 0:
+            raise ValueError("the liquidation cooldown and the price precision limits must be ≥ 0")
 
 
 PROFILES = {
@@ -155,19 +181,20 @@ PROFILES = {
     "bitmex": VenueProfile(
         "bitmex", brackets=BracketStyle.STEPWISE, liquidation_order=LiquidationOrder.LIMIT_AT_BANKRUPTCY,
         backstop=Backstop.INSURANCE_FUND, adl_ranking=ADLRanking.PNL_X_EFFECTIVE_LEVERAGE,
-        funding_cap=FundingCap.BITMEX,
+        funding_cap=FundingCap.BITMEX, adl_indicator=ADLIndicator.QUANTITY,
     ),
     "dydx": VenueProfile(
         "dydx", brackets=BracketStyle.OPEN_INTEREST_IMF, liquidation_order=LiquidationOrder.IOC_AT_FILLABLE_PRICE,
         bankruptcy=BankruptcyRule.DYDX_DELTA, backstop=Backstop.INSURANCE_PER_FILL,
         adl_ranking=ADLRanking.SEEDED_OFFSET, funding_interval_ns=HOUR_NS, funding_rate_divisor=8,
-        funding_cap=FundingCap.DYDX, funding_accrual=FundingAccrual.INDEX,
+        funding_cap=FundingCap.DYDX, funding_accrual=FundingAccrual.INDEX, stp_override=STPMode.EXPIRE_MAKER,
     ),
     "hyperliquid": VenueProfile(
         "hyperliquid", liquidation_order=LiquidationOrder.MARKET_SLICES, backstop=Backstop.BACKSTOP_VAULT,
         adl_ranking=ADLRanking.PNL_LEVERAGE_INDEX, adl_price=ADLPrice.MARK, funding_interval_ns=HOUR_NS,
         funding_rate_divisor=8, funding_cap=FundingCap.HYPERLIQUID, liquidation_slice_e8=20_000_000,
-        backstop_equity_e8=E8 * 2 // 3,
+        backstop_equity_e8=E8 * 2 // 3, stp_override=STPMode.EXPIRE_MAKER, funding_price=FundingPrice.INDEX,
+        liquidation_cooldown_ns=30 * NS_PER_SECOND, mmr_from_leverage=True, price_sig_figs=5, price_decimals=6,
     ),
 }
 DEFAULT_PROFILE = PROFILES["binance"]

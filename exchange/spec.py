@@ -11,9 +11,11 @@ Raises :class:`SpecError` (a ``ValueError``) for anything inconsistent.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum
+from math import isqrt
 
 from . import units
 from .units import E8, MAX_ABS_VALUE, NS_PER_SECOND, UnitsError
@@ -172,9 +174,9 @@ class Instrument:
         lot_size="0.001",
         multiplier="1",
         min_price=None,
-        max_price="1000000",
+        max_price=None,
         min_qty="0.001",
-        max_qty="1000",
+        max_qty=None,
         max_market_qty=None,
         min_notional="5",
         band_up="1.15",
@@ -190,7 +192,11 @@ class Instrument:
     ) -> "Instrument":
         """Define a USDT-margined linear perpetual from human values (converted exactly).
 
-        ``min_price`` defaults to one tick; ``max_market_qty`` to ``max_qty``.
+        ``min_price`` defaults to one tick; ``max_market_qty`` to ``max_qty``. ``max_price`` and ``max_qty``
+        default to the largest bounds the 2⁶² rule allows (``max_price_ticks × max_qty_lots × K ≤ 2⁶²``, rules
+        §1): given one, the other is ``⌊2⁶² / (K × it)⌋`` in grid steps; given neither, the budget is split
+        evenly, ``max_price_ticks = ⌊√(2⁶² / K)⌋`` and ``max_qty_lots = ⌊2⁶² / (K × max_price_ticks)⌋`` (BTCUSDT
+        with tick 0.01, lot 0.001: max price 679,093.95, max quantity 67,909.396). Pass both to choose them.
 
         ``brackets`` is a sequence of ``(notional_cap, mmr, max_leverage)``; ``open_interest_caps`` the
         ``(lower, upper)`` open interest notionals of dYdX-style IMF scaling. Raises :class:`SpecError`.
@@ -202,6 +208,9 @@ class Instrument:
             k = tick * lot * mult * E8
             if k != k.to_integral_value():
                 raise SpecError(f"K = tick × lot × multiplier × 1e8 = {k} is not an integer")
+            max_price_ticks, max_qty_lots = default_bounds(
+                int(k), None if max_price is None else units.to_ticks(max_price, tick),
+                None if max_qty is None else units.to_lots(max_qty, lot))
             return cls(
                 symbol=symbol,
                 base=base or (symbol[: -len(quote)] if symbol.endswith(quote) else symbol),
@@ -212,10 +221,10 @@ class Instrument:
                 multiplier=mult,
                 k_units=int(k),
                 min_price_ticks=units.to_ticks(min_price, tick) if min_price is not None else 1,
-                max_price_ticks=units.to_ticks(max_price, tick),
+                max_price_ticks=max_price_ticks,
                 min_qty_lots=units.to_lots(min_qty, lot),
-                max_qty_lots=units.to_lots(max_qty, lot),
-                max_market_qty_lots=units.to_lots(max_market_qty if max_market_qty is not None else max_qty, lot),
+                max_qty_lots=max_qty_lots,
+                max_market_qty_lots=units.to_lots(max_market_qty, lot) if max_market_qty is not None else max_qty_lots,
                 min_notional_units=units.to_units(min_notional),
                 band_up_e8=units.to_e8(band_up),
                 band_down_e8=units.to_e8(band_down),
@@ -233,6 +242,29 @@ class Instrument:
             )
         except UnitsError as exc:
             raise SpecError(f"{symbol}: {exc}") from None
+
+    @classmethod
+    def hyperliquid(cls, symbol: str = "BTCUSDC", *, margin_tiers=(("150000000", 40), ("1000000000", 20)),
+                    quote: str = "USDC", **params) -> "Instrument":
+        """A linear perpetual described as Hyperliquid describes one: ``margin_tiers`` are ``(notional cap,
+        max leverage)`` rows (default: BTC's mainnet tiers, 40x up to 150M, then 20x; the last cap only has to
+        exceed the one before, a larger notional stays in the last row) and each row's MMR is derived, half the
+        initial margin rate at its max leverage (:meth:`with_mmr_from_leverage`). ``max_leverage`` defaults to
+        the first tier's; every other parameter is :meth:`linear`'s. Raises :class:`SpecError`."""
+        try:
+            brackets = [(cap, "0", int(leverage)) for cap, leverage in margin_tiers]
+        except (TypeError, ValueError):
+            raise SpecError(f"{symbol}: margin_tiers must be (notional cap, max leverage) pairs") from None
+        params.setdefault("max_leverage", brackets[0][2] if brackets else 1)
+        return cls.linear(symbol, quote=quote, brackets=brackets, **params).with_mmr_from_leverage()
+
+    def with_mmr_from_leverage(self) -> "Instrument":
+        """This instrument with every bracket's MMR replaced by half the initial margin rate at the bracket's
+        max leverage, ``⌈10⁸ / (2 × max leverage)⌉`` e8 (Hyperliquid's rule; rounded up to a whole e8, so 3x
+        gives 16.666667 %). The cum follows from the new rates as always (rules §2)."""
+        rows = tuple(RiskBracket(b.notional_cap_units, mmr_from_leverage_e8(b.max_leverage), b.max_leverage)
+                     for b in self.brackets)
+        return dataclasses.replace(self, brackets=rows)
 
     # -- conversions at the boundary -------------------------------------------------------------
     def price_to_ticks(self, price) -> int:
@@ -252,6 +284,31 @@ class Instrument:
     def notional_units(self, price_ticks: int, qty_lots: int) -> int:
         """``price × qty`` in money units (exact)."""
         return price_ticks * qty_lots * self.k_units
+
+
+def default_bounds(k_units: int, max_price_ticks: int | None, max_qty_lots: int | None) -> tuple[int, int]:
+    """``(max_price_ticks, max_qty_lots)`` with the missing ones derived from the 2⁶² rule
+    (``max_price_ticks × max_qty_lots × K ≤ 2⁶²``; :meth:`Instrument.linear`). Raises :class:`SpecError`
+    when a given bound leaves no room for the other (or K alone exceeds 2⁶²)."""
+    budget = MAX_ABS_VALUE // k_units  # the largest max_price_ticks × max_qty_lots
+    if not budget:
+        raise SpecError("K = tick × lot × multiplier × 1e8 alone exceeds 2^62 units")
+    if max_price_ticks is None and max_qty_lots is None:
+        max_price_ticks = isqrt(budget)
+    if max_qty_lots is None:
+        max_qty_lots = budget // max(max_price_ticks, 1)  # a max price < 1 tick is refused by validation
+        if not max_qty_lots:
+            raise SpecError("max_price × K alone exceeds 2^62 units: lower max_price (or give max_qty)")
+    elif max_price_ticks is None:
+        max_price_ticks = budget // max(max_qty_lots, 1)
+        if not max_price_ticks:
+            raise SpecError("max_qty × K alone exceeds 2^62 units: lower max_qty (or give max_price)")
+    return max_price_ticks, max_qty_lots
+
+
+def mmr_from_leverage_e8(max_leverage: int) -> int:
+    """Half the initial margin rate at ``max_leverage``, rounded up to a whole e8: ``⌈10⁸ / (2 × L)⌉``."""
+    return -(-E8 // (2 * max_leverage))
 
 
 def _validate_brackets(brackets: tuple[RiskBracket, ...], max_leverage: int) -> None:

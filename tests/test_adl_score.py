@@ -42,8 +42,9 @@ def test_bitmex_score_is_pnl_percentage_times_effective_leverage():
     assert ex.adl_score(1, BTC) == Fraction(1, 10) * Fraction(55_000, 15_000) == Fraction(11, 30)
     assert ex.adl_score(2, BTC) == Fraction(3_000, 52_000) * Fraction(55_000, 5_600)
     assert ex.adl_score(3, BTC) == Fraction(-1, 10) / Fraction(55_000, 95_000) == Fraction(-19, 110)
-    # the ranking the quantile shows uses the same scores: B (0.5666) before A (0.3666)
-    assert (ex.adl_quantile(2, BTC), ex.adl_quantile(1, BTC)) == (5, 3)
+    # the ranking the lights show uses the same scores: B (0.5666) before A (0.3666); BitMEX's lights are 20 %
+    # steps of the queue's quantity (1 lot each of 2): B at 50 % → ⌈2.5⌉ = 3 → 6 − 3 = 3 lights, A at 100 % → 1
+    assert (ex.adl_quantile(2, BTC), ex.adl_quantile(1, BTC)) == (3, 1)
 
 
 def test_binance_score_is_pnl_percent_times_margin_ratio():

@@ -138,9 +138,10 @@ def test_example_10_bitmex_adl_takes_the_52000_long_at_20x_first():
     b.buy("BTCUSDT", "1", "52000")  # B: entry 52,000 at 20x: margin 2,600 -> BP 49,400
     assert ex.bankruptcy_price_ticks(1, "BTCUSDT") == 4_500_000 and ex.bankruptcy_price_ticks(2, "BTCUSDT") == 4_940_000
     mark(ex, "BTCUSDT", "55000")
-    # A: 10 % × 55,000 / 10,000 = 0.55; B: 3,000 / 52,000 × 55,000 / 5,600 = 0.5666 -> B first: 5 lights,
-    # A second of two: 5 − (1 × 5) // 2 = 3 lights
-    assert (ex.adl_quantile(2, "BTCUSDT"), ex.adl_quantile(1, "BTCUSDT")) == (5, 3)
+    # A: 10 % × 55,000 / 10,000 = 0.55; B: 3,000 / 52,000 × 55,000 / 5,600 = 0.5666 -> B first. BitMEX shows
+    # 20 % steps of the side's quantity (bitmex.com/app/autoDeleveragingExamples): B holds 1 of 2 BTC ranked
+    # at or above it -> 50 %, rounded up to 60 % -> 3 lights; A: 2 of 2 -> 100 % -> 1 light
+    assert (ex.adl_quantile(2, "BTCUSDT"), ex.adl_quantile(1, "BTCUSDT")) == (3, 1)
     # C (cross short 1 at 50,000 with 6,000): balance 6,000 − (P − 50,000) = 0 at 56,000, its BP
     events = mark(ex, "BTCUSDT", "56000")
     assert [e.account_id for e in of(events, LiquidationStarted)] == [3]
