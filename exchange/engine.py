@@ -53,10 +53,12 @@ Commands naming a reserved account (the insurance funds', ids ≥ 2⁶²) are re
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
 import warnings
+from fractions import Fraction
 
 import msgpack
 
@@ -166,7 +168,7 @@ class Exchange:
                              shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
         self.prices = Prices(self.instruments, self.profile.funding_interval_ns)
         self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders,
-                         self.profile.brackets)
+                         self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance)
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
@@ -565,7 +567,7 @@ class Exchange:
         """-1102 malformed; -4046 no change; -4047 open orders; -4048 open position (always with both hedge
         legs open; otherwise unless ``allow_mode_switch_with_position``). Cross -> isolated with a position
         moves ``isolated_margin_units`` out of the wallet: -4051 if it is below the position's IM or would
-        leave it liquidatable (margin + uPnL ≤ MM), -4050 if the cross side cannot spare it (available
+        leave it liquidatable (margin + uPnL ≤ MM, by the profile's rule), -4050 if the cross side cannot spare it (available
         balance after the move < 0). Isolated -> cross returns the isolated margin to the wallet."""
         account = self.ledger.get(cmd.account_id)
         if cmd.margin_mode == self.ledger.settings(account, cmd.symbol).margin_mode:
@@ -583,8 +585,8 @@ class Exchange:
         (_, position), = open_positions
         amount = cmd.isolated_margin_units
         upnl = self.risk.upnl(cmd.symbol, position)
-        if amount < self.risk.position_im(account, cmd.symbol, position) or (
-                amount + upnl <= self.risk.position_mm(cmd.symbol, position)):
+        if amount < self.risk.position_im(account, cmd.symbol, position) or self.risk.is_liquidatable(
+                amount + upnl, self.risk.isolated_mm(cmd.symbol, position), True):
             return RejectCode.ISOLATED_BALANCE_INSUFFICIENT
         counted = upnl if self.options.count_unrealized_gains else min(0, upnl)
         if self.risk.available(account) + self.risk.position_im(account, cmd.symbol, position) - counted < amount:
@@ -920,14 +922,20 @@ class Exchange:
         account = self.ledger.get(account_id)
         if account is None or (symbol, position_side) not in account.positions:
             return None
-        return self.risk.view(account, symbol, PositionSide(position_side))
+        return self._view(account, symbol, PositionSide(position_side))
 
     def positions(self, account_id: int) -> list:
         """Views of every open position of the account, by (symbol, position side)."""
         account = self.ledger.get(account_id)
         if account is None:
             return []
-        return [self.risk.view(account, symbol, side) for symbol, side in sorted(account.positions)]
+        return [self._view(account, symbol, side) for symbol, side in sorted(account.positions)]
+
+    def _view(self, account, symbol: str, side: PositionSide):
+        """The risk stage's view with the profile's bankruptcy price (:meth:`bankruptcy_price_ticks`)."""
+        view = self.risk.view(account, symbol, side)
+        return dataclasses.replace(view, bankruptcy_price_ticks=self.liquidation.bankruptcy_price_ticks(
+            account, self._part(account, symbol), symbol, side))
 
     @_known_symbol
     def margin_mode(self, account_id: int, symbol: str) -> MarginMode:
@@ -955,14 +963,15 @@ class Exchange:
     @_known_symbol
     def maintenance_margin(self, account_id: int, symbol: str = CROSS,
                            position_side: PositionSide = PositionSide.BOTH) -> int:
-        """Bracketed MM of one position, or (``symbol`` omitted) Σ MM of the cross positions (units)."""
+        """Bracketed MM of one position (an isolated one on its entry value under bybit and bitmex, rules §10),
+        or (``symbol`` omitted) Σ MM of the cross positions (units)."""
         account = self.ledger.get(account_id)
         if account is None:
             return 0
         if symbol == CROSS:
             return self.risk.cross_mm(account)
         position = self.ledger.position(account, symbol, position_side)
-        return self.risk.position_mm(symbol, position) if position.lots else 0
+        return self.risk.part_mm(account, symbol, position) if position.lots else 0
 
     @_known_symbol
     def margin_balance(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
@@ -985,16 +994,44 @@ class Exchange:
     @_known_symbol
     def liquidation_price_ticks(self, account_id: int, symbol: str,
                                 position_side: PositionSide = PositionSide.BOTH) -> int | None:
-        """The tick at which the position's margin part becomes liquidatable (rules §5), None if none."""
+        """The first tick at which the position's margin part is liquidatable by the profile's rule (rules §5,
+        §10: its comparison, and bybit's and bitmex's isolated MM on the entry value), None if none: for a long
+        the highest such tick, for a short the lowest. It is what the liquidation stage acts on."""
         account = self.ledger.get(account_id)
         return None if account is None else self.risk.liquidation_price_ticks(account, symbol, position_side)
 
     @_known_symbol
+    def liquidation_price_exact(self, account_id: int, symbol: str,
+                                position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
+        """The exact liquidation price, a ``Fraction`` of ticks (multiply by the tick size for the price): the
+        real root of "margin balance = MM" (the MM before rounding; bybit and bitmex isolated: the venues'
+        ``entry ∓ (margin − MM_entry) / size``); None if there is none (LP ≤ 0, or never). The liquidation tick
+        (:meth:`liquidation_price_ticks`) is this rounded toward liquidation, where the integer rule flags it."""
+        account = self.ledger.get(account_id)
+        return None if account is None else self.risk.liquidation_price_exact(account, symbol, position_side)
+
+    @_known_symbol
     def bankruptcy_price_ticks(self, account_id: int, symbol: str,
                                position_side: PositionSide = PositionSide.BOTH) -> int | None:
-        """The price at which the position's margin part has balance 0, rounded against it; None if none."""
+        """The profile's bankruptcy price of an open position (rules §10) — the price its liquidation order
+        is limited at before clamping into the price range — rounded against the account: the zero-balance
+        price (binance, bitmex, hyperliquid, bybit cross), ``entry × (1 ∓ 1/leverage)`` (bybit isolated) or
+        dYdX's ``mark ∓ balance × MM_position / (MM × |lots| × K)``; None if there is none."""
         account = self.ledger.get(account_id)
-        return None if account is None else self.risk.bankruptcy_price_ticks(account, symbol, position_side)
+        if account is None or (symbol, position_side) not in account.positions:
+            return None
+        side = PositionSide(position_side)
+        return self.liquidation.bankruptcy_price_ticks(account, self._part(account, symbol), symbol, side)
+
+    @_known_symbol
+    def bankruptcy_price_exact(self, account_id: int, symbol: str,
+                               position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
+        """:meth:`bankruptcy_price_ticks` before rounding: a ``Fraction`` of ticks, or None."""
+        account = self.ledger.get(account_id)
+        if account is None or (symbol, position_side) not in account.positions:
+            return None
+        side = PositionSide(position_side)
+        return self.liquidation.bankruptcy_price_exact(account, self._part(account, symbol), symbol, side)
 
     def liquidatable(self) -> list[Liquidatable]:
         """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM),

@@ -205,9 +205,11 @@ def profile_to_dict(profile: VenueProfile) -> dict:
 
 
 def profile_from_dict(data: dict) -> VenueProfile:
+    """Inverse of :func:`profile_to_dict`. A field the header lacks (written before the field existed) keeps
+    the dataclass default, which is the behaviour such a journal was recorded with."""
     values = dict(data, risk=RiskOptions(**data["risk"]))
     for f in dataclasses.fields(VenueProfile):
-        if isinstance(f.default, IntEnum):
+        if isinstance(f.default, IntEnum) and f.name in values:
             values[f.name] = type(f.default)(values[f.name])
     return VenueProfile(**values)
 

@@ -189,7 +189,7 @@ class Liquidator:
     # ==== one part ================================================================================
     def _liquidatable(self, account: Account, part: str, side: PositionSide) -> tuple[bool, int, int, bool]:
         balance, mm, exposed = self.risk.part_state(account, part, side)
-        return margin.is_liquidatable(balance, mm, exposed), balance, mm, exposed
+        return self.risk.is_liquidatable(balance, mm, exposed), balance, mm, exposed
 
     def _liquidate(self, account: Account, part: str, part_side: PositionSide) -> list:
         liquidatable, balance, mm, exposed = self._liquidatable(account, part, part_side)
@@ -282,18 +282,22 @@ class Liquidator:
 
     def _kept_lots(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
         """Bracket reduction: the most lots the position can keep in a lower bracket so that the part is
-        compliant (balance > MM) with the rest closed at the mark; 0 when no lower bracket does."""
+        compliant (not liquidatable by the profile's rule) with the rest closed at the mark; 0 when no lower
+        bracket does. The kept lots keep their share of the entry cost (an isolated MM on the entry value)."""
         rows = self.risk.brackets[symbol]
         lot_value = self.risk.mark_of(symbol) * self.ex.instruments[symbol].k_units
         current = margin.bracket_index(rows, abs(position.lots) * lot_value)
         balance, mm, _ = self.risk.part_state(account, part, side)
-        others_mm = mm - self.risk.position_mm(symbol, position)
+        others_mm = mm - self.risk.part_mm(account, symbol, position)
         sign = 1 if position.lots > 0 else -1
         for row in reversed(rows[:current]):
             keep = min(row.cap_units // lot_value, abs(position.lots) - 1)
             if keep <= 0:
                 return 0
-            if balance > others_mm + self.risk.position_mm(symbol, Position(sign * keep)):
+            kept_cost = position.entry_cost - div_ceil(position.entry_cost * (abs(position.lots) - keep),
+                                                       abs(position.lots))  # as clearing removes it
+            if not self.risk.is_liquidatable(
+                    balance, others_mm + self.risk.part_mm(account, symbol, Position(sign * keep, kept_cost)), True):
                 return keep
         return 0
 
@@ -306,20 +310,46 @@ class Liquidator:
         return balance * E8 < self.profile.backstop_equity_e8 * mm
 
     # -- prices ------------------------------------------------------------------------------------
-    def _bankruptcy_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
-        """BP of the position per the profile's rule, rounded against the account, clamped to the price range."""
+    def bankruptcy_price_exact(self, account: Account, part: str, symbol: str, side: PositionSide) -> Fraction | None:
+        """BP of an open position per the profile's rule (rules §10), exact; None when there is none (≤ 0, or a
+        net size of 0 under the zero-balance rule)."""
+        exact = self._rule_bankruptcy(account, part, symbol, side)
+        if exact is None:
+            return self.risk.bankruptcy_price_exact(account, symbol, side)
+        return exact if exact > 0 else None
+
+    def bankruptcy_price_ticks(self, account: Account, part: str, symbol: str, side: PositionSide) -> int | None:
+        """:meth:`bankruptcy_price_exact` rounded against the account (a long's down, a short's up; the
+        zero-balance rule rounds by the part's net size in the symbol, rules §5); None when there is none."""
+        exact = self._rule_bankruptcy(account, part, symbol, side)
+        if exact is None:
+            return self.risk.bankruptcy_price_ticks(account, symbol, side)
+        if exact <= 0:
+            return None
+        return floor(exact) if account.positions[(symbol, side)].lots > 0 else ceil(exact)
+
+    def _rule_bankruptcy(self, account: Account, part: str, symbol: str, side: PositionSide) -> Fraction | None:
+        """The exact BP of a profile-specific rule (bybit isolated, dYdX), possibly ≤ 0; None under the
+        zero-balance rule (:meth:`exchange.risk.Risk.bankruptcy_price_exact`)."""
+        position = account.positions[(symbol, side)]
         long = position.lots > 0
         rule = self.profile.bankruptcy
         if rule == BankruptcyRule.ENTRY_IMR and part != CROSS:
             leverage = self.ledger.settings(account, symbol).leverage
-            exact = Fraction(abs(position.entry_cost) * (leverage - 1 if long else leverage + 1),
-                             abs(position.lots) * leverage)
-        elif rule == BankruptcyRule.DYDX_DELTA:
+            return Fraction(abs(position.entry_cost) * (leverage - 1 if long else leverage + 1),
+                            abs(position.lots) * leverage)
+        if rule == BankruptcyRule.DYDX_DELTA:
             balance, mm, _ = self.risk.part_state(account, part, side)
             share = Fraction(balance * self.risk.position_mm(symbol, position), mm) if mm else Fraction(balance)
             k = self.ex.instruments[symbol].k_units
-            exact = self.risk.mark_of(symbol) - (1 if long else -1) * share / (abs(position.lots) * k)
-        else:
+            return self.risk.mark_of(symbol) - (1 if long else -1) * share / (abs(position.lots) * k)
+        return None
+
+    def _bankruptcy_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
+        """BP of the position per the profile's rule, rounded against the account, clamped to the price range."""
+        long = position.lots > 0
+        exact = self._rule_bankruptcy(account, part, symbol, side)
+        if exact is None:
             ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
             exact = Fraction(ticks) if ticks is not None else Fraction(0 if long else 2**63)
         return self._clamp(symbol, floor(exact) if long else ceil(exact))

@@ -1,7 +1,8 @@
 """Venue profiles: the *configurable* rules of rules §10 as named, frozen configurations.
 
 A profile says *which* rule applies; the modules that apply them (margin brackets, liquidation, ADL,
-funding) branch on these enums. ``PROFILES[name]`` holds the five built-in venues; ``binance`` is the
+funding) branch on these enums (``LiquidationTrigger`` and ``IsolatedMaintenance`` live in
+:mod:`exchange.margin`, which applies them, and are re-exported here). ``PROFILES[name]`` holds the five built-in venues; ``binance`` is the
 default. Numbers are integers in the units their suffix names.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from .margin import IsolatedMaintenance, LiquidationTrigger
 from .risk import RiskOptions
 from .units import E8, NS_PER_SECOND
 
@@ -89,36 +91,43 @@ class VenueProfile:
     liquidation_slice_e8: int = E8  # share of a position one liquidation order may close (hyperliquid 20%)
     backstop_equity_e8: int = 0  # hyperliquid: vault takes over when equity < this × MM (2/3)
     risk: RiskOptions = field(default_factory=RiskOptions)
+    # when a part is liquidatable: balance ≤ MM (binance, bybit, bitmex), < MM (hyperliquid), < MM and MM > 0 (dydx)
+    liquidation_trigger: LiquidationTrigger = LiquidationTrigger.AT_MAINTENANCE
+    # what an isolated position's MM is charged on: the notional at the mark, or the entry value (bybit, bitmex)
+    isolated_maintenance: IsolatedMaintenance = IsolatedMaintenance.MARK
 
     def __post_init__(self):
         if self.funding_interval_ns <= 0 or self.funding_rate_divisor < 1:
             raise ValueError("funding interval must be positive and the divisor ≥ 1")
         if not 0 < self.liquidation_slice_e8 <= E8 or self.backstop_equity_e8 < 0:
             raise ValueError("liquidation slice must be in (0, 100%] and the backstop level ≥ 0")
+        if self.liquidation_trigger not in tuple(LiquidationTrigger) or \
+                self.isolated_maintenance not in tuple(IsolatedMaintenance):
+            raise ValueError("liquidation_trigger and isolated_maintenance must be values of their enums")
 
 
 PROFILES = {
     "binance": VenueProfile("binance"),
     "bybit": VenueProfile(
         "bybit", liquidation_order=LiquidationOrder.FOK_TIER_THEN_TAKEOVER, bankruptcy=BankruptcyRule.ENTRY_IMR,
-        adl_ranking=ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE,
+        adl_ranking=ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE, isolated_maintenance=IsolatedMaintenance.ENTRY,
     ),
     "bitmex": VenueProfile(
         "bitmex", brackets=BracketStyle.STEPWISE, liquidation_order=LiquidationOrder.LIMIT_AT_BANKRUPTCY,
         backstop=Backstop.INSURANCE_FUND, adl_ranking=ADLRanking.PNL_X_EFFECTIVE_LEVERAGE,
-        funding_cap=FundingCap.BITMEX,
+        funding_cap=FundingCap.BITMEX, isolated_maintenance=IsolatedMaintenance.ENTRY,
     ),
     "dydx": VenueProfile(
         "dydx", brackets=BracketStyle.OPEN_INTEREST_IMF, liquidation_order=LiquidationOrder.IOC_AT_FILLABLE_PRICE,
         bankruptcy=BankruptcyRule.DYDX_DELTA, backstop=Backstop.INSURANCE_PER_FILL,
         adl_ranking=ADLRanking.SEEDED_OFFSET, funding_interval_ns=HOUR_NS, funding_rate_divisor=8,
-        funding_cap=FundingCap.DYDX,
+        funding_cap=FundingCap.DYDX, liquidation_trigger=LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE,
     ),
     "hyperliquid": VenueProfile(
         "hyperliquid", liquidation_order=LiquidationOrder.MARKET_SLICES, backstop=Backstop.BACKSTOP_VAULT,
         adl_ranking=ADLRanking.PNL_LEVERAGE_INDEX, adl_price=ADLPrice.MARK, funding_interval_ns=HOUR_NS,
         funding_rate_divisor=8, funding_cap=FundingCap.HYPERLIQUID, liquidation_slice_e8=20_000_000,
-        backstop_equity_e8=E8 * 2 // 3,
+        backstop_equity_e8=E8 * 2 // 3, liquidation_trigger=LiquidationTrigger.BELOW_MAINTENANCE,
     ),
 }
 DEFAULT_PROFILE = PROFILES["binance"]
