@@ -67,15 +67,16 @@ from .accounts import FUND_ACCOUNT_BASE, Ledger
 from .clearing import clear_fill
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
-    SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
 from .enums import (
     BalanceReason, CancelReason, EventKind, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide,
     RejectCode, Side, STPMode, TimeInForce, WorkingType, reject_message,
 )
 from .events import (
-    BalanceChanged, Fill, IndexPriceChanged, LeverageChanged, MarginModeChanged, MarkPriceChanged, OrderAccepted,
-    OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected, TimeAdvanced,
+    BalanceChanged, Fill, IndexPriceChanged, InitialMarginRateChanged, LeverageChanged, MarginModeChanged,
+    MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged,
+    PositionModeChanged, Rejected, TimeAdvanced,
 )
 from .filters import check_price_range, check_qty
 from .insurance import HistoryEntry
@@ -191,6 +192,7 @@ class Exchange:
             SetPositionMode: self._set_position_mode,
             SetMarginMode: self._set_margin_mode,
             SetLeverage: self._set_leverage,
+            SetInitialMarginRate: self._set_initial_margin_rate,
             AdjustIsolatedMargin: self._adjust_isolated_margin,
             SetIndexPrice: self._set_index,
             FundInsurance: self._fund_insurance,
@@ -551,7 +553,7 @@ class Exchange:
         if code:
             return [_rejected(code, cmd)]
         account = self.ledger.open(cmd.account_id)
-        leverage = self.ledger.settings(account, cmd.symbol).leverage
+        settings = self.ledger.settings(account, cmd.symbol)
         events: list = []
         for side, position in account.positions_in(cmd.symbol):
             moved = cmd.isolated_margin_units if cmd.margin_mode == MarginMode.ISOLATED else -position.isolated_margin_units
@@ -559,7 +561,7 @@ class Exchange:
             events.append(self._credit(account, -moved, BalanceReason.MARGIN_TRANSFER))
             events.append(PositionChanged(cmd.symbol, account.account_id, side, position.lots, position.entry_cost,
                                           position.isolated_margin_units, 0))
-        self.ledger.set_settings(account, cmd.symbol, cmd.margin_mode, leverage)
+        self.ledger.set_settings(account, cmd.symbol, cmd.margin_mode, settings.leverage, settings.imr_e8)
         self._touched.add(account.account_id)
         return [MarginModeChanged(cmd.account_id, cmd.symbol, MarginMode(cmd.margin_mode))] + events
 
@@ -594,32 +596,52 @@ class Exchange:
         return RejectCode.OK
 
     def _set_leverage(self, cmd: SetLeverage) -> list:
-        """-4028 outside 1..max leverage; -4161 lowering an isolated position's leverage; -2027 when the
-        position plus its adding orders exceed the bracket allowed at the new leverage; -2028 when the new
-        cross IM and holds of the symbol would leave the available balance negative."""
+        """-4028 outside 1..max leverage; then :meth:`_change_leverage`."""
         inst = self.instruments.get(cmd.symbol)
         if inst is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
         if not 1 <= cmd.leverage <= inst.max_leverage:
             return [_rejected(RejectCode.INVALID_LEVERAGE, cmd)]
+        code = self._change_leverage(cmd, cmd.leverage, 0)
+        return [_rejected(code, cmd)] if code else [LeverageChanged(cmd.account_id, cmd.symbol, cmd.leverage)]
+
+    def _set_initial_margin_rate(self, cmd: SetInitialMarginRate) -> list:
+        """-4028 unless ``10⁸ / max leverage ≤ imr_e8 ≤ 10⁸`` (leverage 1..max); then :meth:`_change_leverage`. A
+        rate that is an integer leverage is stored as that leverage (the same state as ``SetLeverage``)."""
+        inst = self.instruments.get(cmd.symbol)
+        if inst is None:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if not 0 < cmd.imr_e8 <= E8 or cmd.imr_e8 * inst.max_leverage < E8:
+            return [_rejected(RejectCode.INVALID_LEVERAGE, cmd)]
+        leverage, rest = divmod(E8, cmd.imr_e8)
+        code = self._change_leverage(cmd, leverage, cmd.imr_e8 if rest else 0)
+        return [_rejected(code, cmd)] if code else [
+            InitialMarginRateChanged(cmd.account_id, cmd.symbol, cmd.imr_e8, leverage)]
+
+    def _change_leverage(self, cmd, leverage: int, imr_e8: int) -> int:
+        """Set the (account, symbol) leverage (``imr_e8`` > 0: the exact rate, ``leverage`` its integer part)
+        unless: -4161 lowering an isolated position's leverage; -2027 when the position plus its adding orders
+        exceed the bracket allowed at the new leverage; -2028 when the new cross IM and holds of the symbol
+        would leave the available balance negative. Returns the reject code, or 0 once stored."""
         account = self.ledger.get(cmd.account_id)
         settings = self.ledger.settings(account, cmd.symbol)
+        exact = dataclasses.replace(settings, leverage=leverage, imr_e8=imr_e8).exact_leverage
         if account is not None:
-            lowering = cmd.leverage < settings.leverage
+            lowering = exact < settings.exact_leverage
             if lowering and settings.margin_mode == MarginMode.ISOLATED and account.positions_in(cmd.symbol):
-                return [_rejected(RejectCode.ISOLATED_LEVERAGE_REDUCTION, cmd)]
+                return RejectCode.ISOLATED_LEVERAGE_REDUCTION
             exposure = self.risk.max_exposure(account, cmd.symbol)
-            if exposure and self.risk.bracket_max_leverage(cmd.symbol, exposure) < cmd.leverage:
-                return [_rejected(RejectCode.MAX_POSITION_AT_LEVERAGE, cmd)]
-            raised = self.risk.symbol_requirement(account, cmd.symbol, cmd.leverage) - \
-                self.risk.symbol_requirement(account, cmd.symbol, settings.leverage)
+            if exposure and self.risk.bracket_max_leverage(cmd.symbol, exposure) < exact:
+                return RejectCode.MAX_POSITION_AT_LEVERAGE
+            raised = self.risk.symbol_requirement(account, cmd.symbol, exact) - \
+                self.risk.symbol_requirement(account, cmd.symbol, settings.exact_leverage)
             if raised > 0 and self.risk.available(account) - raised < 0:
-                return [_rejected(RejectCode.LEVERAGE_INSUFFICIENT_MARGIN, cmd)]
+                return RejectCode.LEVERAGE_INSUFFICIENT_MARGIN
         account = self.ledger.open(cmd.account_id)
-        self.ledger.set_settings(account, cmd.symbol, settings.margin_mode, cmd.leverage)
+        self.ledger.set_settings(account, cmd.symbol, settings.margin_mode, leverage, imr_e8)
         self.risk.refresh_holds(account, cmd.symbol)
         self._touched.add(account.account_id)
-        return [LeverageChanged(cmd.account_id, cmd.symbol, cmd.leverage)]
+        return RejectCode.OK
 
     def _adjust_isolated_margin(self, cmd: AdjustIsolatedMargin) -> list:
         """Add (≤ available balance, else -4050) or remove (the isolated margin plus unrealized losses must
@@ -943,7 +965,14 @@ class Exchange:
 
     @_known_symbol
     def leverage(self, account_id: int, symbol: str) -> int:
+        """The (account, symbol) leverage; after ``SetInitialMarginRate`` its integer part (⌊10⁸ / imr_e8⌋)."""
         return self.ledger.settings(self.ledger.get(account_id), symbol).leverage
+
+    @_known_symbol
+    def initial_margin_rate(self, account_id: int, symbol: str) -> Fraction:
+        """The (account, symbol) initial margin rate IM / notional, exactly: ``1 / leverage``, or ``imr_e8 / 10⁸``
+        as set by ``SetInitialMarginRate``."""
+        return 1 / Fraction(self.ledger.settings(self.ledger.get(account_id), symbol).exact_leverage)
 
     def position_mode(self, account_id: int) -> PositionMode:
         account = self.ledger.get(account_id)
@@ -1034,10 +1063,11 @@ class Exchange:
         return self.liquidation.bankruptcy_price_exact(account, self._part(account, symbol), symbol, side)
 
     def liquidatable(self) -> list[Liquidatable]:
-        """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM),
-        ordered by (account, symbol, side); the cross account has symbol "". Incremental
-        (:class:`~exchange.monitor.RiskMonitor`): O(accounts touched since the last call + liquidatable parts),
-        after a price move plus the index candidates. Equal to :meth:`liquidatable_full`."""
+        """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM, by the
+        profile's comparison and isolated MM, rules §5, §10), ordered by (account, symbol, side); the cross
+        account has symbol "". Incremental (:class:`~exchange.monitor.RiskMonitor`): O(accounts touched since
+        the last call + liquidatable parts), after a price move plus the index candidates. Equal to
+        :meth:`liquidatable_full`."""
         return [p for p in self.monitor.liquidatable(self._touched) if p.account_id < FUND_ACCOUNT_BASE]
 
     def liquidatable_full(self) -> list[Liquidatable]:

@@ -7,7 +7,9 @@ Every entry belongs to one symbol and fires either DOWN (when ``mark ≤ value``
 - **Isolated position** (key ``slot·2``): its exact *liquidation tick* T. Its balance − MM is monotone in
   the mark (see :func:`exchange.margin.liquidation_price_ticks`), so "mark ≤ T" (long, DOWN) or "mark ≥ T"
   (short, UP) is *exactly* the liquidation rule; clamped to ``[1, max_price]`` and absent when no valid
-  mark liquidates it.
+  mark liquidates it. The rule is the table's (the profile's, :class:`~exchange.portfolio.InstrumentTable`):
+  its trigger, and with ``iso_entry`` the constant MM of the entry value (the tick is then closed-form,
+  :func:`exchange.margin.entry_liquidation_price_ticks`).
 - **Cross account** (key ``account·2 + 1``): a *safe band* per symbol. With the current marks the account's
   slack is ``H = wallet + Σ_s g_s`` where ``g_s = Σ_{cross legs of s} (uPnL − MM)`` (integer, ceil MM);
   liquidatable ⇔ ``H ≤ 0``. The slack minus one is split ``b_s = floor((H − 1)·w_s / Σw)`` by gross notional
@@ -17,7 +19,9 @@ Every entry belongs to one symbol and fires either DOWN (when ``mark ≤ value``
   mark stays in its band then ``H(P) > Σ(g_s − b_s) − Σ... ≥ 1 > 0``: the account **cannot** be
   liquidatable. The entries are DOWN at ``lo − 1`` and UP at ``hi + 1`` (omitted at the price limits).
   A liquidatable account (or one whose band would not contain the mark) gets a DOWN entry at
-  ``2⁶³ − 1``, which fires on every mark of its symbols.
+  ``2⁶³ − 1``, which fires on every mark of its symbols. ``H ≥ 1`` rules out every trigger (the strict ones
+  need ``H < 0``), so the bands hold for all of them; an account with ``H ≤ 0`` gets the always-firing entry
+  and its flag by the trigger.
 
 So after ``process_mark(s, P)`` every position/account that is liquidatable and has exposure to s has
 been reported (and everything liquidatable was reported when it became so). The bands are conservative

@@ -335,7 +335,7 @@ class Liquidator:
         long = position.lots > 0
         rule = self.profile.bankruptcy
         if rule == BankruptcyRule.ENTRY_IMR and part != CROSS:
-            leverage = self.ledger.settings(account, symbol).leverage
+            leverage = self.ledger.settings(account, symbol).exact_leverage
             return Fraction(abs(position.entry_cost) * (leverage - 1 if long else leverage + 1),
                             abs(position.lots) * leverage)
         if rule == BankruptcyRule.DYDX_DELTA:

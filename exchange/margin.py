@@ -31,7 +31,7 @@ Rounding rules (each result is rounded exactly once)
   number of units (``cum_rem_x8 == 0``) this is exactly ``ceil(notional × mmr / 10⁸) − cum_units``, the
   rulebook's formula. Because the tiers are marginal (max of the tangent lines), MM is continuous, convex and
   non-decreasing in the notional.
-- ``IM(notional, leverage) = ceil(notional / leverage)``.
+- ``IM(notional, leverage) = ceil(notional / leverage)`` (leverage exact: an int, or ``10⁸ / imr_e8``).
 - Margin ratio (e8) = ``ceil(MM × 10⁸ / balance)`` for balance > 0; :data:`RATIO_INF` when the size is
   non-zero and balance ≤ 0; 0 for zero size. Saturates at :data:`RATIO_INF` (= 2⁶³ − 1).
 - Liquidatable ⇔ non-zero size and ``margin balance ≤ MM`` (ratio ≥ 100 %, rules §5) under the default
@@ -175,11 +175,12 @@ def maintenance_margin_exact(rows: Sequence[BracketRow], notional) -> Fraction:
     return Fraction(notional * row.mmr_e8 - row.cum_x8, E8)
 
 
-def initial_margin(notional_units: int, leverage: int) -> int:
-    """``IM = ceil(notional / leverage)`` units. Raises ``ValueError`` for leverage < 1."""
+def initial_margin(notional_units: int, leverage) -> int:
+    """``IM = ceil(notional / leverage)`` units; ``leverage`` an int or an exact rational (a ``Fraction``: an
+    initial margin rate set at the venue's precision, ``10⁸ / imr_e8``). Raises ``ValueError`` for leverage < 1."""
     if leverage < 1:
         raise ValueError("leverage must be ≥ 1")
-    return div_ceil(notional_units, leverage)
+    return div_ceil(notional_units * leverage.denominator, leverage.numerator)
 
 
 def initial_margin_open_interest(notional_units: int, leverage: int, open_interest_units: int, lower_cap_units: int,

@@ -149,7 +149,7 @@ def sums_hold(k_units: int, leverage: int, position_lots: int, buy_lots: int, bu
     (``max(ceil(a/L), ceil(b/L)) = ceil(max(a, b)/L)``; ``leverage`` ≥ 1.)"""
     adding_buy = _adding(buy_cost * k_units, buy_lots, -position_lots if position_lots < 0 else 0)
     adding_sell = _adding(sell_cost * k_units, sell_lots, position_lots if position_lots > 0 else 0)
-    return -(-max(adding_buy, adding_sell) // leverage), adding_buy, adding_sell
+    return margin.initial_margin(max(adding_buy, adding_sell), leverage), adding_buy, adding_sell
 
 
 def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
@@ -197,7 +197,7 @@ class Risk:
 
     def position_im(self, account: Account, symbol: str, position: Position) -> int:
         """IM at the (account, symbol) leverage: ``ceil(notional / leverage)``, or open-interest scaled."""
-        leverage = self.ledger.settings(account, symbol).leverage
+        leverage = self.ledger.settings(account, symbol).exact_leverage
         return self.initial_margin(symbol, self.notional(symbol, position), leverage)
 
     def initial_margin(self, symbol: str, notional_units: int, leverage: int) -> int:
@@ -431,7 +431,7 @@ class Risk:
             else:
                 sell_lots, sell_cost = sell_lots + lots, sell_cost + price_ticks * lots
         position = account.positions.get((symbol, side))
-        return sums_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).leverage,
+        return sums_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).exact_leverage,
                          position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
 
     def store_holds(self, account: Account, symbol: str) -> None:
@@ -511,7 +511,7 @@ class Risk:
         same_side = position.lots > 0 if order_side == Side.BUY else position.lots < 0
         exposure = (self.notional(symbol, position) if same_side else 0) + (
             adding_buy if order_side == Side.BUY else adding_sell)
-        if self.bracket_max_leverage(symbol, exposure) < self.ledger.settings(account, symbol).leverage:
+        if self.bracket_max_leverage(symbol, exposure) < self.ledger.settings(account, symbol).exact_leverage:
             return RejectCode.MAX_POSITION_AT_LEVERAGE
         raised = hold - account.holds.get((symbol, side), 0)
         if raised > 0 and self.available(account) - raised < 0:

@@ -14,7 +14,9 @@ Arithmetic (all exact; see ``exchange.portfolio`` for the bounds that make int64
     gathers). ``n = |q|·mk``; for ``n ≤ lim = min(cap_1, (2⁶⁴ − 10⁸) // mmr_1)`` ``MM = (n·mmr_t + D_t) // 10⁸``
     (``D_t = 10⁸ − 1 − cum_x8_t`` mod 2⁶⁴; exact in u64), the quotient seeded in float64 and corrected exactly
     with the 64-bit remainder; other lanes take the general path below. Per-account cross sums by lane
-    folding (4 positions per account) or in-register prefix sums (any counts); flags from ``balance ≤ MM``.
+    folding (4 positions per account) or in-register prefix sums (any counts); flags from ``balance ≤ MM``
+    (the table's trigger: ``balance + strict ≤ MM and MM ≥ min_mm``; with ``iso_entry`` an isolated lane's
+    notional is its entry value ``|entry_cost|·K``).
   - scalar (any x86-64 / other CPUs): per symbol ``R_n = mark·K·mmr_n`` and ``D_n`` for brackets 0–1, so
     ``MM = (|q|·R_n + D_n) // 10⁸`` (one multiply, one multiply-high), valid where ``cap_n·mmr_n + 10⁸ < 2⁶⁴``
     (checked per symbol).

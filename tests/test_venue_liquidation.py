@@ -17,7 +17,7 @@ from exchange import (
 )
 from exchange.margin import IsolatedMaintenance, LiquidationTrigger
 from exchange.profiles import PROFILES
-from tests.checked import CheckedExchange, USDT, of, units
+from tests.checked import CheckedExchange, of, units
 from tests.conftest import COMPILED
 
 BTC, COIN, OTHER = "BTCUSDT", "AAAUSDT", "BBBUSDT"
