@@ -6,7 +6,7 @@ from ._impl import IMPLEMENTATION
 from .client import Client
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
-    SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
 from .engine import Exchange, ExchangeHalted, matching_engine_class
 from .enums import (
@@ -14,7 +14,7 @@ from .enums import (
     STPMode, TimeInForce, WorkingType,
 )
 from .events import (
-    ADLFill, BalanceChanged, Fill, FundingPaid, FundingSettled, IndexPriceChanged, InsuranceFundChanged, LeverageChanged, LiquidationEnded,
+    ADLFill, BalanceChanged, Fill, FundingPaid, FundingSettled, IndexPriceChanged, InitialMarginRateChanged, InsuranceFundChanged, LeverageChanged, LiquidationEnded,
     LiquidationFill, LiquidationStarted, MarginCall, MarginModeChanged, MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected,
     TimeAdvanced,
 )
@@ -29,12 +29,12 @@ from .units import InputError, UnitsError
 __all__ = [
     "IMPLEMENTATION", "Exchange", "ExchangeHalted", "Client", "matching_engine_class", "InputError",
     "PlaceOrder", "CancelOrder", "AmendOrder", "CancelAll", "SetMarkPrice", "AdvanceTime",
-    "Deposit", "Withdraw", "SetPositionMode", "SetMarginMode", "SetLeverage", "AdjustIsolatedMargin", "SetIndexPrice",
+    "Deposit", "Withdraw", "SetPositionMode", "SetMarginMode", "SetLeverage", "SetInitialMarginRate", "AdjustIsolatedMargin", "SetIndexPrice",
     "Side", "OrderType", "TimeInForce", "STPMode", "WorkingType", "CancelReason", "RejectCode",
     "MarginMode", "PositionMode", "PositionSide", "BalanceReason",
     "OrderAccepted", "Rejected", "Fill", "OrderCanceled", "OrderAmended", "OrderTriggered",
     "MarkPriceChanged", "TimeAdvanced", "IndexPriceChanged", "BalanceChanged", "PositionChanged", "MarginCall",
-    "PositionModeChanged", "MarginModeChanged", "LeverageChanged",
+    "PositionModeChanged", "MarginModeChanged", "LeverageChanged", "InitialMarginRateChanged",
     "RiskOptions", "PositionView", "Liquidatable",
     "Instrument", "RiskBracket", "FundingParams", "MarkParams", "MarkSource", "SpecError", "UnitsError",
     "FundInsurance", "ADLFill", "InsuranceFundChanged", "LiquidationEnded", "LiquidationFill", "LiquidationStarted",

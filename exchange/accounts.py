@@ -26,8 +26,10 @@ to ``FUND_ACCOUNT_BASE``). :mod:`exchange.insurance` decides what the funds do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from .enums import MarginMode, PositionMode, PositionSide
+from .units import E8
 
 FUND_ACCOUNT_BASE = 2**62  #: the first reserved (insurance fund) account id; user ids are below it
 DEFAULT_LEVERAGE = 20  #: leverage of a symbol the account never configured (capped by the instrument's max)
@@ -44,8 +46,26 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class SymbolSettings:
+    """Margin mode and leverage of one (account, symbol). ``imr_e8`` is the initial margin rate ×10⁸ set by
+    ``SetInitialMarginRate`` (bybit's and bitmex's risk limits, not always an integer leverage: 1.5 % is
+    66.67×), 0 when the leverage was set as an integer; ``leverage`` is then ⌊10⁸ / imr_e8⌋ (display)."""
+
     margin_mode: MarginMode
     leverage: int
+    imr_e8: int = 0
+
+    @property
+    def exact_leverage(self) -> int | Fraction:
+        """The leverage the margin arithmetic uses: ``leverage``, or exactly ``10⁸ / imr_e8`` (an int when it
+        is one, so a rate of 5 % is the same as leverage 20 everywhere)."""
+        if not self.imr_e8:
+            return self.leverage
+        exact = Fraction(E8, self.imr_e8)
+        return exact.numerator if exact.denominator == 1 else exact
+
+    def state(self) -> tuple:
+        """``(leverage,)``, or ``(leverage, imr_e8)`` when a rate was set (snapshot and state hash rows)."""
+        return (self.leverage, self.imr_e8) if self.imr_e8 else (self.leverage,)
 
 
 class Account:
@@ -75,7 +95,7 @@ class Account:
     def as_state(self) -> tuple:
         return (
             self.account_id, self.wallet_units, int(self.position_mode),
-            sorted((symbol, int(s.margin_mode), s.leverage) for symbol, s in self.settings.items()),
+            sorted((symbol, int(s.margin_mode), *s.state()) for symbol, s in self.settings.items()),
             sorted((symbol, int(side), p.lots, p.entry_cost, p.isolated_margin_units)
                    for (symbol, side), p in self.positions.items()),
             sorted((symbol, int(side), units) for (symbol, side), units in self.holds.items()),
@@ -130,8 +150,13 @@ class Ledger:
         stored = account.settings.get(symbol) if account is not None else None
         return stored or self._defaults[symbol]
 
-    def set_settings(self, account: Account, symbol: str, margin_mode: MarginMode, leverage: int) -> None:
-        account.settings[symbol] = SymbolSettings(MarginMode(margin_mode), leverage)
+    def set_settings(self, account: Account, symbol: str, margin_mode: MarginMode, leverage: int,
+                     imr_e8: int = 0) -> None:
+        """Store the settings; ``imr_e8`` > 0: the leverage was set as an initial margin rate (``leverage``
+        is then its integer part)."""
+        if imr_e8 and not imr_e8 * leverage <= E8 < imr_e8 * (leverage + 1):
+            raise ValueError("leverage must be the integer part of 10⁸ / imr_e8")
+        account.settings[symbol] = SymbolSettings(MarginMode(margin_mode), leverage, imr_e8)
 
     # -- positions --------------------------------------------------------------------------------
     @staticmethod
@@ -161,8 +186,9 @@ class Ledger:
 
     def snapshot_state(self) -> list:
         """``[deposits, withdrawals, fee pool, accounts]``, each account as ``[id, wallet, position mode,
-        settings [[symbol, margin mode, leverage]], positions [[symbol, side, lots, entry cost, isolated
-        margin]], holds [[symbol, side, units]], warned [[symbol, side]]]``; accounts by id, the rest sorted
+        settings [[symbol, margin mode, leverage (, initial margin rate e8 when one was set)]], positions
+        [[symbol, side, lots, entry cost, isolated margin]], holds [[symbol, side, units]], warned [[symbol,
+        side]]]``; accounts by id, the rest sorted
         (no iteration order of these maps changes a result). The insurance funds' reserved accounts are
         ordinary accounts here. ``holders`` is derived (:meth:`restore_state` rebuilds it)."""
         return [self.deposits_units, self.withdrawals_units, self.fee_pool_units,
@@ -182,9 +208,11 @@ class Ledger:
             account = self.open(int(account_id))
             account.wallet_units = int(wallet)
             account.position_mode = PositionMode(mode)
-            for symbol, margin_mode, leverage in settings:
+            for symbol, margin_mode, leverage, *imr in settings:
                 self._symbol(symbol)
-                self.set_settings(account, symbol, MarginMode(margin_mode), int(leverage))
+                if len(imr) > 1:
+                    raise ValueError(f"account {account_id}: a settings row has too many fields")
+                self.set_settings(account, symbol, MarginMode(margin_mode), int(leverage), int(imr[0]) if imr else 0)
             for symbol, side, lots, entry_cost, isolated in positions:
                 if not lots:
                     raise ValueError(f"account {account_id}: empty position stored")

@@ -65,7 +65,7 @@ def clear_fill(ledger: Ledger, inst: Instrument, account: Account, position_side
         position.lots += signed
         position.entry_cost += price_ticks * signed
         if isolated:
-            margin = initial_margin(price_ticks * opening * k, settings.leverage)
+            margin = initial_margin(price_ticks * opening * k, settings.exact_leverage)
             account.wallet_units -= margin
             position.isolated_margin_units += margin
         if opening == qty_lots:  # no closing part paid the fee: it comes from the wallet (isolated: moved

@@ -15,7 +15,8 @@ raises (:class:`~exchange.units.InputError` for an account id that is not a vali
 from __future__ import annotations
 
 from .commands import (
-    AdjustIsolatedMargin, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, SetLeverage, SetMarginMode,
+    AdjustIsolatedMargin, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, SetInitialMarginRate, SetLeverage,
+    SetMarginMode,
     SetPositionMode, Withdraw,
 )
 from .enums import (
@@ -98,6 +99,11 @@ class Client:
 
     def set_leverage(self, symbol: str, leverage: int) -> list:
         return self._send(symbol, lambda: SetLeverage(self.account_id, symbol, leverage))
+
+    def set_initial_margin_rate(self, symbol: str, rate) -> list:
+        """The leverage as an initial margin rate, a fraction (``"0.015"`` = 1.5 % = 66.67×), exact to 10⁻⁸."""
+        return self._send(symbol, lambda: SetInitialMarginRate(self.account_id, symbol,
+                                                               _convert(to_e8, rate, "rate")))
 
     def set_margin_mode(self, symbol: str, margin_mode, isolated_margin=0) -> list:
         """``margin_mode`` "CROSS" / "ISOLATED"; ``isolated_margin`` moved in when an open position switches

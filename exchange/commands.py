@@ -139,6 +139,19 @@ class SetLeverage:
 
 
 @dataclass(frozen=True, slots=True)
+class SetInitialMarginRate:
+    """The leverage of one (account, symbol) as an initial margin rate ×10⁸ (``imr_e8``: 1,500,000 = 1.5 % =
+    66.67×), as bybit and bitmex set their risk limits: ``10⁸ / max_leverage ≤ imr_e8 ≤ 10⁸`` (-4028 otherwise);
+    then as :class:`SetLeverage` (-4161, -2027, -2028). A rate that is an integer leverage (5 % = 20×) is stored
+    as that leverage. (Tag 21 leaves room for other new commands.)"""
+
+    TAG = 21
+    account_id: int
+    symbol: str
+    imr_e8: int
+
+
+@dataclass(frozen=True, slots=True)
 class AdjustIsolatedMargin:
     """Add (``delta_units`` > 0) or remove (< 0) margin of an open isolated position."""
 
@@ -170,7 +183,7 @@ class FundInsurance:
 
 COMMAND_TYPES = {cls.TAG: cls for cls in (
     PlaceOrder, CancelOrder, AmendOrder, CancelAll, SetMarkPrice, AdvanceTime, Deposit, Withdraw, SetPositionMode,
-    SetMarginMode, SetLeverage, AdjustIsolatedMargin, SetIndexPrice, FundInsurance,
+    SetMarginMode, SetLeverage, AdjustIsolatedMargin, SetIndexPrice, FundInsurance, SetInitialMarginRate,
 )}
 
 #: One row per command for the compiled batch path (``MatchingEngine.run_batch``); all int64.

@@ -53,6 +53,7 @@ Commands naming a reserved account (the insurance funds', ids ≥ 2⁶²) are re
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -66,15 +67,16 @@ from .accounts import FUND_ACCOUNT_BASE, Ledger
 from .clearing import clear_fill
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
-    SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
 from .enums import (
     BalanceReason, CancelReason, EventKind, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide,
     RejectCode, Side, STPMode, TimeInForce, WorkingType, reject_message,
 )
 from .events import (
-    BalanceChanged, Fill, IndexPriceChanged, LeverageChanged, MarginModeChanged, MarkPriceChanged, OrderAccepted,
-    OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected, TimeAdvanced,
+    BalanceChanged, Fill, IndexPriceChanged, InitialMarginRateChanged, LeverageChanged, MarginModeChanged,
+    MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged,
+    PositionModeChanged, Rejected, TimeAdvanced,
 )
 from .filters import check_price_precision, check_price_range, check_qty
 from .insurance import HistoryEntry
@@ -171,7 +173,7 @@ class Exchange:
                              shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
         self.prices = Prices(self.instruments, self.profile.funding_interval_ns, self.profile.mark_source)
         self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders,
-                         self.profile.brackets)
+                         self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance)
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
@@ -194,6 +196,7 @@ class Exchange:
             SetPositionMode: self._set_position_mode,
             SetMarginMode: self._set_margin_mode,
             SetLeverage: self._set_leverage,
+            SetInitialMarginRate: self._set_initial_margin_rate,
             AdjustIsolatedMargin: self._adjust_isolated_margin,
             SetIndexPrice: self._set_index,
             FundInsurance: self._fund_insurance,
@@ -572,7 +575,7 @@ class Exchange:
         if code:
             return [_rejected(code, cmd)]
         account = self.ledger.open(cmd.account_id)
-        leverage = self.ledger.settings(account, cmd.symbol).leverage
+        settings = self.ledger.settings(account, cmd.symbol)
         events: list = []
         for side, position in account.positions_in(cmd.symbol):
             moved = cmd.isolated_margin_units if cmd.margin_mode == MarginMode.ISOLATED else -position.isolated_margin_units
@@ -580,7 +583,7 @@ class Exchange:
             events.append(self._credit(account, -moved, BalanceReason.MARGIN_TRANSFER))
             events.append(PositionChanged(cmd.symbol, account.account_id, side, position.lots, position.entry_cost,
                                           position.isolated_margin_units, 0))
-        self.ledger.set_settings(account, cmd.symbol, cmd.margin_mode, leverage)
+        self.ledger.set_settings(account, cmd.symbol, cmd.margin_mode, settings.leverage, settings.imr_e8)
         self._touched.add(account.account_id)
         return [MarginModeChanged(cmd.account_id, cmd.symbol, MarginMode(cmd.margin_mode))] + events
 
@@ -588,7 +591,7 @@ class Exchange:
         """-1102 malformed; -4046 no change; -4047 open orders; -4048 open position (always with both hedge
         legs open; otherwise unless ``allow_mode_switch_with_position``). Cross -> isolated with a position
         moves ``isolated_margin_units`` out of the wallet: -4051 if it is below the position's IM or would
-        leave it liquidatable (margin + uPnL ≤ MM), -4050 if the cross side cannot spare it (available
+        leave it liquidatable (margin + uPnL ≤ MM, by the profile's rule), -4050 if the cross side cannot spare it (available
         balance after the move < 0). Isolated -> cross returns the isolated margin to the wallet."""
         account = self.ledger.get(cmd.account_id)
         if cmd.margin_mode == self.ledger.settings(account, cmd.symbol).margin_mode:
@@ -606,8 +609,8 @@ class Exchange:
         (_, position), = open_positions
         amount = cmd.isolated_margin_units
         upnl = self.risk.upnl(cmd.symbol, position)
-        if amount < self.risk.position_im(account, cmd.symbol, position) or (
-                amount + upnl <= self.risk.position_mm(cmd.symbol, position)):
+        if amount < self.risk.position_im(account, cmd.symbol, position) or self.risk.is_liquidatable(
+                amount + upnl, self.risk.isolated_mm(cmd.symbol, position), True):
             return RejectCode.ISOLATED_BALANCE_INSUFFICIENT
         counted = upnl if self.options.count_unrealized_gains else min(0, upnl)
         if self.risk.available(account) + self.risk.position_im(account, cmd.symbol, position) - counted < amount:
@@ -615,32 +618,52 @@ class Exchange:
         return RejectCode.OK
 
     def _set_leverage(self, cmd: SetLeverage) -> list:
-        """-4028 outside 1..max leverage; -4161 lowering an isolated position's leverage; -2027 when the
-        position plus its adding orders exceed the bracket allowed at the new leverage; -2028 when the new
-        cross IM and holds of the symbol would leave the available balance negative."""
+        """-4028 outside 1..max leverage; then :meth:`_change_leverage`."""
         inst = self.instruments.get(cmd.symbol)
         if inst is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
         if not 1 <= cmd.leverage <= inst.max_leverage:
             return [_rejected(RejectCode.INVALID_LEVERAGE, cmd)]
+        code = self._change_leverage(cmd, cmd.leverage, 0)
+        return [_rejected(code, cmd)] if code else [LeverageChanged(cmd.account_id, cmd.symbol, cmd.leverage)]
+
+    def _set_initial_margin_rate(self, cmd: SetInitialMarginRate) -> list:
+        """-4028 unless ``10⁸ / max leverage ≤ imr_e8 ≤ 10⁸`` (leverage 1..max); then :meth:`_change_leverage`. A
+        rate that is an integer leverage is stored as that leverage (the same state as ``SetLeverage``)."""
+        inst = self.instruments.get(cmd.symbol)
+        if inst is None:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if not 0 < cmd.imr_e8 <= E8 or cmd.imr_e8 * inst.max_leverage < E8:
+            return [_rejected(RejectCode.INVALID_LEVERAGE, cmd)]
+        leverage, rest = divmod(E8, cmd.imr_e8)
+        code = self._change_leverage(cmd, leverage, cmd.imr_e8 if rest else 0)
+        return [_rejected(code, cmd)] if code else [
+            InitialMarginRateChanged(cmd.account_id, cmd.symbol, cmd.imr_e8, leverage)]
+
+    def _change_leverage(self, cmd, leverage: int, imr_e8: int) -> int:
+        """Set the (account, symbol) leverage (``imr_e8`` > 0: the exact rate, ``leverage`` its integer part)
+        unless: -4161 lowering an isolated position's leverage; -2027 when the position plus its adding orders
+        exceed the bracket allowed at the new leverage; -2028 when the new cross IM and holds of the symbol
+        would leave the available balance negative. Returns the reject code, or 0 once stored."""
         account = self.ledger.get(cmd.account_id)
         settings = self.ledger.settings(account, cmd.symbol)
+        exact = dataclasses.replace(settings, leverage=leverage, imr_e8=imr_e8).exact_leverage
         if account is not None:
-            lowering = cmd.leverage < settings.leverage
+            lowering = exact < settings.exact_leverage
             if lowering and settings.margin_mode == MarginMode.ISOLATED and account.positions_in(cmd.symbol):
-                return [_rejected(RejectCode.ISOLATED_LEVERAGE_REDUCTION, cmd)]
+                return RejectCode.ISOLATED_LEVERAGE_REDUCTION
             exposure = self.risk.max_exposure(account, cmd.symbol)
-            if exposure and self.risk.bracket_max_leverage(cmd.symbol, exposure) < cmd.leverage:
-                return [_rejected(RejectCode.MAX_POSITION_AT_LEVERAGE, cmd)]
-            raised = self.risk.symbol_requirement(account, cmd.symbol, cmd.leverage) - \
-                self.risk.symbol_requirement(account, cmd.symbol, settings.leverage)
+            if exposure and self.risk.bracket_max_leverage(cmd.symbol, exposure) < exact:
+                return RejectCode.MAX_POSITION_AT_LEVERAGE
+            raised = self.risk.symbol_requirement(account, cmd.symbol, exact) - \
+                self.risk.symbol_requirement(account, cmd.symbol, settings.exact_leverage)
             if raised > 0 and self.risk.available(account) - raised < 0:
-                return [_rejected(RejectCode.LEVERAGE_INSUFFICIENT_MARGIN, cmd)]
+                return RejectCode.LEVERAGE_INSUFFICIENT_MARGIN
         account = self.ledger.open(cmd.account_id)
-        self.ledger.set_settings(account, cmd.symbol, settings.margin_mode, cmd.leverage)
+        self.ledger.set_settings(account, cmd.symbol, settings.margin_mode, leverage, imr_e8)
         self.risk.refresh_holds(account, cmd.symbol)
         self._touched.add(account.account_id)
-        return [LeverageChanged(cmd.account_id, cmd.symbol, cmd.leverage)]
+        return RejectCode.OK
 
     def _adjust_isolated_margin(self, cmd: AdjustIsolatedMargin) -> list:
         """Add (≤ available balance, else -4050) or remove (the isolated margin plus unrealized losses must
@@ -951,14 +974,20 @@ class Exchange:
         account = self.ledger.get(account_id)
         if account is None or (symbol, position_side) not in account.positions:
             return None
-        return self.risk.view(account, symbol, PositionSide(position_side))
+        return self._view(account, symbol, PositionSide(position_side))
 
     def positions(self, account_id: int) -> list:
         """Views of every open position of the account, by (symbol, position side)."""
         account = self.ledger.get(account_id)
         if account is None:
             return []
-        return [self.risk.view(account, symbol, side) for symbol, side in sorted(account.positions)]
+        return [self._view(account, symbol, side) for symbol, side in sorted(account.positions)]
+
+    def _view(self, account, symbol: str, side: PositionSide):
+        """The risk stage's view with the profile's bankruptcy price (:meth:`bankruptcy_price_ticks`)."""
+        view = self.risk.view(account, symbol, side)
+        return dataclasses.replace(view, bankruptcy_price_ticks=self.liquidation.bankruptcy_price_ticks(
+            account, self._part(account, symbol), symbol, side))
 
     @_known_symbol
     def margin_mode(self, account_id: int, symbol: str) -> MarginMode:
@@ -966,7 +995,14 @@ class Exchange:
 
     @_known_symbol
     def leverage(self, account_id: int, symbol: str) -> int:
+        """The (account, symbol) leverage; after ``SetInitialMarginRate`` its integer part (⌊10⁸ / imr_e8⌋)."""
         return self.ledger.settings(self.ledger.get(account_id), symbol).leverage
+
+    @_known_symbol
+    def initial_margin_rate(self, account_id: int, symbol: str) -> Fraction:
+        """The (account, symbol) initial margin rate IM / notional, exactly: ``1 / leverage``, or ``imr_e8 / 10⁸``
+        as set by ``SetInitialMarginRate``."""
+        return 1 / Fraction(self.ledger.settings(self.ledger.get(account_id), symbol).exact_leverage)
 
     def position_mode(self, account_id: int) -> PositionMode:
         account = self.ledger.get(account_id)
@@ -986,14 +1022,15 @@ class Exchange:
     @_known_symbol
     def maintenance_margin(self, account_id: int, symbol: str = CROSS,
                            position_side: PositionSide = PositionSide.BOTH) -> int:
-        """Bracketed MM of one position, or (``symbol`` omitted) Σ MM of the cross positions (units)."""
+        """Bracketed MM of one position (an isolated one on its entry value under bybit and bitmex, rules §10),
+        or (``symbol`` omitted) Σ MM of the cross positions (units)."""
         account = self.ledger.get(account_id)
         if account is None:
             return 0
         if symbol == CROSS:
             return self.risk.cross_mm(account)
         position = self.ledger.position(account, symbol, position_side)
-        return self.risk.position_mm(symbol, position) if position.lots else 0
+        return self.risk.part_mm(account, symbol, position) if position.lots else 0
 
     @_known_symbol
     def margin_balance(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
@@ -1016,22 +1053,51 @@ class Exchange:
     @_known_symbol
     def liquidation_price_ticks(self, account_id: int, symbol: str,
                                 position_side: PositionSide = PositionSide.BOTH) -> int | None:
-        """The tick at which the position's margin part becomes liquidatable (rules §5), None if none."""
+        """The first tick at which the position's margin part is liquidatable by the profile's rule (rules §5,
+        §10: its comparison, and bybit's and bitmex's isolated MM on the entry value), None if none: for a long
+        the highest such tick, for a short the lowest. It is what the liquidation stage acts on."""
         account = self.ledger.get(account_id)
         return None if account is None else self.risk.liquidation_price_ticks(account, symbol, position_side)
 
     @_known_symbol
+    def liquidation_price_exact(self, account_id: int, symbol: str,
+                                position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
+        """The exact liquidation price, a ``Fraction`` of ticks (multiply by the tick size for the price): the
+        real root of "margin balance = MM" (the MM before rounding; bybit and bitmex isolated: the venues'
+        ``entry ∓ (margin − MM_entry) / size``); None if there is none (LP ≤ 0, or never). The liquidation tick
+        (:meth:`liquidation_price_ticks`) is this rounded toward liquidation, where the integer rule flags it."""
+        account = self.ledger.get(account_id)
+        return None if account is None else self.risk.liquidation_price_exact(account, symbol, position_side)
+
+    @_known_symbol
     def bankruptcy_price_ticks(self, account_id: int, symbol: str,
                                position_side: PositionSide = PositionSide.BOTH) -> int | None:
-        """The price at which the position's margin part has balance 0, rounded against it; None if none."""
+        """The profile's bankruptcy price of an open position (rules §10) — the price its liquidation order
+        is limited at before clamping into the price range — rounded against the account: the zero-balance
+        price (binance, bitmex, hyperliquid, bybit cross), ``entry × (1 ∓ 1/leverage)`` (bybit isolated) or
+        dYdX's ``mark ∓ balance × MM_position / (MM × |lots| × K)``; None if there is none."""
         account = self.ledger.get(account_id)
-        return None if account is None else self.risk.bankruptcy_price_ticks(account, symbol, position_side)
+        if account is None or (symbol, position_side) not in account.positions:
+            return None
+        side = PositionSide(position_side)
+        return self.liquidation.bankruptcy_price_ticks(account, self._part(account, symbol), symbol, side)
+
+    @_known_symbol
+    def bankruptcy_price_exact(self, account_id: int, symbol: str,
+                               position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
+        """:meth:`bankruptcy_price_ticks` before rounding: a ``Fraction`` of ticks, or None."""
+        account = self.ledger.get(account_id)
+        if account is None or (symbol, position_side) not in account.positions:
+            return None
+        side = PositionSide(position_side)
+        return self.liquidation.bankruptcy_price_exact(account, self._part(account, symbol), symbol, side)
 
     def liquidatable(self) -> list[Liquidatable]:
-        """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM),
-        ordered by (account, symbol, side); the cross account has symbol "". Incremental
-        (:class:`~exchange.monitor.RiskMonitor`): O(accounts touched since the last call + liquidatable parts),
-        after a price move plus the index candidates. Equal to :meth:`liquidatable_full`."""
+        """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM, by the
+        profile's comparison and isolated MM, rules §5, §10), ordered by (account, symbol, side); the cross
+        account has symbol "". Incremental (:class:`~exchange.monitor.RiskMonitor`): O(accounts touched since
+        the last call + liquidatable parts), after a price move plus the index candidates. Equal to
+        :meth:`liquidatable_full`."""
         return [p for p in self.monitor.liquidatable(self._touched) if p.account_id < FUND_ACCOUNT_BASE]
 
     def liquidatable_full(self) -> list[Liquidatable]:

@@ -181,6 +181,17 @@ class LeverageChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class InitialMarginRateChanged:
+    """``SetInitialMarginRate`` took effect: IM = ⌈notional × imr_e8 / 10⁸⌉; ``leverage`` = ⌊10⁸ / imr_e8⌋
+    (what :meth:`~exchange.engine.Exchange.leverage` reports)."""
+
+    account_id: int
+    symbol: str
+    imr_e8: int
+    leverage: int
+
+
+@dataclass(frozen=True, slots=True)
 class FundingSettled:
     """Funding of ``symbol`` settled at the interval boundary ``time_ns``. ``rate_e8`` is the rate of this
     settlement (×10⁸; > 0: longs pay shorts), applied to ``|lots| × mark_ticks × K``; ``mark_ticks`` is the

@@ -206,6 +206,8 @@ def profile_to_dict(profile: VenueProfile) -> dict:
 
 
 def profile_from_dict(data: dict) -> VenueProfile:
+    """Inverse of :func:`profile_to_dict`. A field the header lacks (written before the field existed) keeps
+    the dataclass default, which is the behaviour such a journal was recorded with."""
     values = dict(data, risk=RiskOptions(**data["risk"]))
     if "dydx" in values:  # headers written before the dYdX liquidations config have the defaults
         values["dydx"] = DydxLiquidations(**values["dydx"])

@@ -7,7 +7,9 @@ Every entry belongs to one symbol and fires either DOWN (when ``mark ≤ value``
 - **Isolated position** (key ``slot·2``): its exact *liquidation tick* T. Its balance − MM is monotone in
   the mark (see :func:`exchange.margin.liquidation_price_ticks`), so "mark ≤ T" (long, DOWN) or "mark ≥ T"
   (short, UP) is *exactly* the liquidation rule; clamped to ``[1, max_price]`` and absent when no valid
-  mark liquidates it.
+  mark liquidates it. The rule is the table's (the profile's, :class:`~exchange.portfolio.InstrumentTable`):
+  its trigger, and with ``iso_entry`` the constant MM of the entry value (the tick is then closed-form,
+  :func:`exchange.margin.entry_liquidation_price_ticks`).
 - **Cross account** (key ``account·2 + 1``): a *safe band* per symbol. With the current marks the account's
   slack is ``H = wallet + Σ_s g_s`` where ``g_s = Σ_{cross legs of s} (uPnL − MM)`` (integer, ceil MM);
   liquidatable ⇔ ``H ≤ 0``. The slack minus one is split ``b_s = floor((H − 1)·w_s / Σw)`` by gross notional
@@ -17,7 +19,9 @@ Every entry belongs to one symbol and fires either DOWN (when ``mark ≤ value``
   mark stays in its band then ``H(P) > Σ(g_s − b_s) − Σ... ≥ 1 > 0``: the account **cannot** be
   liquidatable. The entries are DOWN at ``lo − 1`` and UP at ``hi + 1`` (omitted at the price limits).
   A liquidatable account (or one whose band would not contain the mark) gets a DOWN entry at
-  ``2⁶³ − 1``, which fires on every mark of its symbols.
+  ``2⁶³ − 1``, which fires on every mark of its symbols. ``H ≥ 1`` rules out every trigger (the strict ones
+  need ``H < 0``), so the bands hold for all of them; an account with ``H ≤ 0`` gets the always-firing entry
+  and its flag by the trigger.
 
 So after ``process_mark(s, P)`` every position/account that is liquidatable and has exposure to s has
 been reported (and everything liquidatable was reported when it became so). The bands are conservative
@@ -67,7 +71,10 @@ from math import ceil, floor
 import numpy as np
 
 from .enums import MarginMode
-from .margin import bracket_index, liquidation_price_ticks, maintenance_margin
+from .margin import (
+    LiquidationTrigger, bracket_index, entry_liquidation_price_ticks, entry_maintenance_margin, fixed_level_ticks,
+    is_liquidatable, liquidation_price_ticks, maintenance_margin, trigger_terms,
+)
 from .portfolio import Portfolio
 from .sweep import _clearing
 from .units import E8
@@ -80,7 +87,8 @@ _MIN_PENDING = 2048
 
 # -- entries: reference (Python ints) -------------------------------------------------------------------
 def iso_entry_reference(portfolio: Portfolio, marks, slot: int):
-    """``(symbol, direction, value)`` of an isolated slot, or ``None``; and whether it is liquidatable now."""
+    """``(symbol, direction, value)`` of an isolated slot, or ``None``; and whether it is liquidatable now
+    (by the table's trigger; an isolated MM on the entry value when the table says so)."""
     t = portfolio.table
     if portfolio.pos_account[slot] < 0 or portfolio.pos_mode[slot] != ISO or portfolio.pos_qty_lots[slot] == 0:
         return None, False
@@ -88,11 +96,15 @@ def iso_entry_reference(portfolio: Portfolio, marks, slot: int):
     q, e, m = int(portfolio.pos_qty_lots[slot]), int(portfolio.pos_entry_cost[slot]), int(portfolio.pos_iso_margin_units[slot])
     k, rows, maxp, mark = int(t.k_units[s]), t.rows[s], int(t.max_price_ticks[s]), int(marks[s])
     upnl = (mark * q - e) * k
-    liq = m + upnl <= maintenance_margin(rows, abs(q) * mark * k)
-    T = liquidation_price_ticks(m, [(q, e)], k, rows, mark)
+    if t.iso_entry:
+        liq = is_liquidatable(m + upnl, entry_maintenance_margin(rows, e, k), True, t.trigger)
+        T = entry_liquidation_price_ticks(m, q, e, k, rows, t.trigger)
+    else:
+        liq = is_liquidatable(m + upnl, maintenance_margin(rows, abs(q) * mark * k), True, t.trigger)
+        T = liquidation_price_ticks(m, [(q, e)], k, rows, mark, t.trigger)
     if q > 0:
         return (None if T is None else (s, DOWN, min(T, maxp))), liq
-    return (None if T > maxp else (s, UP, max(T, 1))), liq
+    return (None if T is None or T > maxp else (s, UP, max(T, 1))), liq
 
 
 def _h8_lines(legs, k, rows):
@@ -125,8 +137,10 @@ def cross_entries_reference(portfolio: Portfolio, marks, account: int):
         w[s] = sum(abs(q) * mark * k for q, _ in legs)
     H += sum(g.values())
     order = sorted(legs_by_sym)  # entries in symbol order of first appearance is irrelevant: sets compare
-    if H <= 0:
-        return [(s, DOWN, int(ALWAYS)) for s in order], True
+    if H <= 0:  # liquidatable, or (a strict trigger) at its edge: re-checked on every move
+        mm = sum(maintenance_margin(t.rows[s], abs(q) * int(marks[s]) * int(t.k_units[s]))
+                 for s, legs in legs_by_sym.items() for q, _ in legs)
+        return [(s, DOWN, int(ALWAYS)) for s in order], is_liquidatable(H + mm, mm, True, t.trigger)
     W = sum(w.values())
     out = []
     for s in order:
@@ -144,6 +158,15 @@ def cross_entries_reference(portfolio: Portfolio, marks, account: int):
                 empty = True
         _band_entries(out, s, lo, hi, p0, maxp, empty)
     return out, False
+
+
+def index_supported(rows, trigger=LiquidationTrigger.AT_MAINTENANCE) -> bool:
+    """Whether the indexes can follow these rows under ``trigger``: MM convex (:func:`convex_brackets`), and
+    one leg's liquidation rule monotone in the mark (dYdX's "MM > 0" is not when the first row's MMR is 0 and a
+    later one is not)."""
+    if not convex_brackets(rows):
+        return False
+    return not (trigger_terms(trigger)[1] and rows[0].mmr_e8 == 0 and any(row.mmr_e8 for row in rows))
 
 
 def convex_brackets(rows) -> bool:
@@ -224,6 +247,33 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
         else:  # unreachable: the mark satisfies its own target
             out.append((s, DOWN, int(ALWAYS)))
     return out, warned
+
+
+def warn_entries_fixed(portfolio: Portfolio, marks, level_e8: int, slot: int):
+    """``(entries, warned)`` of an isolated slot whose MM is charged on its entry value (a constant): warned ⇔
+    ``B ≤ 0 or c·B < 10⁸·MM`` ⇔ ``B ≤ L`` with ``L = max(0, ceil(10⁸·MM / c) − 1)`` (``c = level − 1``), so the
+    state flips at one exact tick (:func:`exchange.margin.fixed_level_ticks`)."""
+    t = portfolio.table
+    s = int(portfolio.pos_symbol[slot])
+    q, e, m = int(portfolio.pos_qty_lots[slot]), int(portfolio.pos_entry_cost[slot]), int(portfolio.pos_iso_margin_units[slot])
+    k, maxp, mark = int(t.k_units[s]), int(t.max_price_ticks[s]), int(marks[s])
+    mm = entry_maintenance_margin(t.rows[s], e, k)
+    c = level_e8 - 1
+    if c == 0 and mm > 0:
+        return [], True  # every positive ratio is at the level
+    level = max(0, -(-E8 * mm // c) - 1) if c else 0
+    warned = m + (mark * q - e) * k <= level
+    return _fixed_entries(s, q, fixed_level_ticks(m, q, e, k, level), warned, maxp), warned
+
+
+def _fixed_entries(s: int, q: int, T: int | None, now: bool, maxp: int) -> list:
+    """Entries of a state that holds at ``P ≤ T`` (long) or ``P ≥ T`` (short) and not beyond (T from
+    :func:`exchange.margin.fixed_level_ticks`; None: nowhere), where ``now`` is its value at the mark."""
+    if T is None:
+        return []
+    if q > 0:
+        return ([(s, UP, T + 1)] if T < maxp else []) if now else [(s, DOWN, min(T, maxp))]
+    return ([(s, DOWN, T - 1)] if T > 1 else []) if now else ([(s, UP, T)] if T <= maxp else [])
 
 
 def _warn_lines(legs, k, rows, c, per_leg):
@@ -538,6 +588,10 @@ class WarnIndex(LiqIndex):
         for i, j in enumerate(np.asarray(slots, np.int64).tolist()):
             q = int(p.pos_qty_lots[j])
             if p.pos_account[j] < 0 or p.pos_mode[j] != ISO or q == 0:
+                continue
+            if p.table.iso_entry:
+                entries, flags[i] = warn_entries_fixed(p, self.marks, self.level_e8, j)
+                rows.extend((s, d, v, 2 * j) for s, d, v in entries)
                 continue
             entries, flags[i] = warn_entries_reference(p, self.marks, self.level_e8, int(p.pos_iso_margin_units[j]),
                                                        {int(p.pos_symbol[j]): [(q, int(p.pos_entry_cost[j]))]})

@@ -211,7 +211,7 @@ class Liquidator:
     # ==== one part ================================================================================
     def _liquidatable(self, account: Account, part: str, side: PositionSide) -> tuple[bool, int, int, bool]:
         balance, mm, exposed = self.risk.part_state(account, part, side)
-        return margin.is_liquidatable(balance, mm, exposed), balance, mm, exposed
+        return self.risk.is_liquidatable(balance, mm, exposed), balance, mm, exposed
 
     def _liquidate(self, account: Account, part: str, part_side: PositionSide) -> list:
         liquidatable, balance, mm, exposed = self._liquidatable(account, part, part_side)
@@ -330,18 +330,22 @@ class Liquidator:
 
     def _kept_lots(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
         """Bracket reduction: the most lots the position can keep in a lower bracket so that the part is
-        compliant (balance > MM) with the rest closed at the mark; 0 when no lower bracket does."""
+        compliant (not liquidatable by the profile's rule) with the rest closed at the mark; 0 when no lower
+        bracket does. The kept lots keep their share of the entry cost (an isolated MM on the entry value)."""
         rows = self.risk.brackets[symbol]
         lot_value = self.risk.mark_of(symbol) * self.ex.instruments[symbol].k_units
         current = margin.bracket_index(rows, abs(position.lots) * lot_value)
         balance, mm, _ = self.risk.part_state(account, part, side)
-        others_mm = mm - self.risk.position_mm(symbol, position)
+        others_mm = mm - self.risk.part_mm(account, symbol, position)
         sign = 1 if position.lots > 0 else -1
         for row in reversed(rows[:current]):
             keep = min(row.cap_units // lot_value, abs(position.lots) - 1)
             if keep <= 0:
                 return 0
-            if balance > others_mm + self.risk.position_mm(symbol, Position(sign * keep)):
+            kept_cost = position.entry_cost - div_ceil(position.entry_cost * (abs(position.lots) - keep),
+                                                       abs(position.lots))  # as clearing removes it
+            if not self.risk.is_liquidatable(
+                    balance, others_mm + self.risk.part_mm(account, symbol, Position(sign * keep, kept_cost)), True):
                 return keep
         return 0
 
@@ -354,20 +358,54 @@ class Liquidator:
         return balance * E8 < self.profile.backstop_equity_e8 * mm
 
     # -- prices ------------------------------------------------------------------------------------
-    def _bankruptcy_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
-        """BP of the position per the profile's rule, rounded against the account, clamped to the price range."""
+    def bankruptcy_price_exact(self, account: Account, part: str, symbol: str, side: PositionSide) -> Fraction | None:
+        """BP of an open position per the profile's rule (rules §10), exact; None when there is none (≤ 0, or a
+        net size of 0 under the zero-balance rule)."""
+        exact = self._rule_bankruptcy(account, part, symbol, side)
+        if exact is None:
+            return self.risk.bankruptcy_price_exact(account, symbol, side)
+        return exact if exact > 0 else None
+
+    def bankruptcy_price_ticks(self, account: Account, part: str, symbol: str, side: PositionSide) -> int | None:
+        """:meth:`bankruptcy_price_exact` rounded against the account (a long's down, a short's up; the
+        zero-balance rule rounds by the part's net size in the symbol, rules §5; dYdX toward the account, as the
+        venue rounds); None when there is none."""
+        exact = self._rule_bankruptcy(account, part, symbol, side)
+        if exact is None:
+            return self.risk.bankruptcy_price_ticks(account, symbol, side)
+        if exact <= 0:
+            return None
+        long = account.positions[(symbol, side)].lots > 0
+        if self._toward_account():
+            return ceil(exact) if long else floor(exact)
+        return floor(exact) if long else ceil(exact)
+
+    def _rule_bankruptcy(self, account: Account, part: str, symbol: str, side: PositionSide) -> Fraction | None:
+        """The exact BP of a profile-specific rule (bybit isolated, dYdX), possibly ≤ 0; None under the
+        zero-balance rule (:meth:`exchange.risk.Risk.bankruptcy_price_exact`)."""
+        position = account.positions[(symbol, side)]
         long = position.lots > 0
         rule = self.profile.bankruptcy
         if rule == BankruptcyRule.ENTRY_IMR and part != CROSS:
-            leverage = self.ledger.settings(account, symbol).leverage
-            exact = Fraction(abs(position.entry_cost) * (leverage - 1 if long else leverage + 1),
-                             abs(position.lots) * leverage)
-        elif rule == BankruptcyRule.DYDX_DELTA:  # the whole position's quote, rounded as the venue (for the part)
+            leverage = self.ledger.settings(account, symbol).exact_leverage
+            return Fraction(abs(position.entry_cost) * (leverage - 1 if long else leverage + 1),
+                            abs(position.lots) * leverage)
+        if rule == BankruptcyRule.DYDX_DELTA:  # the whole position's quote, as the venue computes it (for the part)
             risk = self._dydx_part(account, part, symbol, side)
-            quote = dydx.bankruptcy_quote(risk, abs(position.lots), 0)
-            exact = Fraction(quote, position.lots * risk.k)
+            return Fraction(dydx.bankruptcy_quote(risk, abs(position.lots), 0), position.lots * risk.k)
+        return None
+
+    def _toward_account(self) -> bool:
+        """dYdX rounds its bankruptcy price toward the account (a long's up, a short's down); the others against."""
+        return self.profile.bankruptcy == BankruptcyRule.DYDX_DELTA
+
+    def _bankruptcy_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
+        """BP of the position per the profile's rule, rounded as the profile rounds it, clamped to the price range."""
+        long = position.lots > 0
+        exact = self._rule_bankruptcy(account, part, symbol, side)
+        if exact is not None and self._toward_account():
             return self._clamp(symbol, ceil(exact) if long else floor(exact))
-        else:
+        if exact is None:
             ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
             exact = Fraction(ticks) if ticks is not None else Fraction(0 if long else 2**63)
         return self._clamp(symbol, floor(exact) if long else ceil(exact))

@@ -31,11 +31,17 @@ Rounding rules (each result is rounded exactly once)
   number of units (``cum_rem_x8 == 0``) this is exactly ``ceil(notional × mmr / 10⁸) − cum_units``, the
   rulebook's formula. Because the tiers are marginal (max of the tangent lines), MM is continuous, convex and
   non-decreasing in the notional.
-- ``IM(notional, leverage) = ceil(notional / leverage)``.
+- ``IM(notional, leverage) = ceil(notional / leverage)`` (leverage exact: an int, or ``10⁸ / imr_e8``).
 - Margin ratio (e8) = ``ceil(MM × 10⁸ / balance)`` for balance > 0; :data:`RATIO_INF` when the size is
   non-zero and balance ≤ 0; 0 for zero size. Saturates at :data:`RATIO_INF` (= 2⁶³ − 1).
-- Liquidatable ⇔ non-zero size and ``margin balance ≤ MM`` (ratio ≥ 100 %, rules §5). rules §7 words the
-  trigger as "balance < MM"; the two differ only when balance == MM exactly, where we follow §5.
+- Liquidatable ⇔ non-zero size and ``margin balance ≤ MM`` (ratio ≥ 100 %, rules §5) under the default
+  :class:`LiquidationTrigger` (binance, bybit, bitmex); hyperliquid liquidates only *below* MM, dYdX only
+  when ``MM > 0`` and the balance is below it (a profile's ``liquidation_trigger``, rules §10).
+
+Isolated maintenance (rules §10, :class:`IsolatedMaintenance`): MARK values an isolated position's MM on its
+notional at the mark (every position does, by default); ENTRY (bybit, bitmex) on its *entry value*
+``|entry_cost| × K``, as those venues' closed liquidation-price formula does — the MM of an isolated position
+then does not move with the mark, and its liquidation price is ``entry − (margin − MM_entry) / size``.
 
 Liquidation price
 -----------------
@@ -61,6 +67,7 @@ liquidated account (a long sells: down; a short buys: up).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from fractions import Fraction
 from itertools import product
 from math import ceil, floor
@@ -70,6 +77,33 @@ from .units import E8, div_ceil
 
 RATIO_INF = 2**63 - 1  #: margin ratio (e8) reported for a non-zero size with balance ≤ 0 (and the saturation value)
 PPM = 10**6  #: dYdX's rate grid (parts per million): its open-interest IMF increase is floored to it
+
+
+class LiquidationTrigger(IntEnum):
+    """When a margin part with exposure is liquidatable (a profile's ``liquidation_trigger``, rules §5, §10)."""
+
+    AT_MAINTENANCE = 1  # balance ≤ MM: binance (the rulebook), bybit (margin rate reaches 100 %), bitmex (mark reaches LP)
+    BELOW_MAINTENANCE = 2  # balance < MM: hyperliquid (equity below maintenance margin)
+    BELOW_POSITIVE_MAINTENANCE = 3  # MM > 0 and balance < MM: dydx (MMR > NC; a zero MMR is never liquidatable)
+
+
+class IsolatedMaintenance(IntEnum):
+    """What an isolated position's MM is charged on (a profile's ``isolated_maintenance``, rules §10)."""
+
+    MARK = 1  # the notional at the mark, as every cross position
+    ENTRY = 2  # the entry value |entry_cost| × K (bybit, bitmex: their published isolated liquidation price)
+
+
+def trigger_terms(trigger: LiquidationTrigger) -> tuple[int, int]:
+    """``(strict, min_mm)`` with ``liquidatable ⇔ size ≠ 0 and balance + strict ≤ MM and MM ≥ min_mm``: the
+    integer form of every :class:`LiquidationTrigger` (what the compiled kernels compare)."""
+    if trigger == LiquidationTrigger.AT_MAINTENANCE:
+        return 0, 0
+    if trigger == LiquidationTrigger.BELOW_MAINTENANCE:
+        return 1, 0
+    if trigger == LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE:
+        return 1, 1
+    raise ValueError(f"unknown liquidation trigger {trigger!r}")
 
 
 # -- brackets ----------------------------------------------------------------------------------------------
@@ -142,11 +176,12 @@ def maintenance_margin_exact(rows: Sequence[BracketRow], notional) -> Fraction:
     return Fraction(notional * row.mmr_e8 - row.cum_x8, E8)
 
 
-def initial_margin(notional_units: int, leverage: int) -> int:
-    """``IM = ceil(notional / leverage)`` units. Raises ``ValueError`` for leverage < 1."""
+def initial_margin(notional_units: int, leverage) -> int:
+    """``IM = ceil(notional / leverage)`` units; ``leverage`` an int or an exact rational (a ``Fraction``: an
+    initial margin rate set at the venue's precision, ``10⁸ / imr_e8``). Raises ``ValueError`` for leverage < 1."""
     if leverage < 1:
         raise ValueError("leverage must be ≥ 1")
-    return div_ceil(notional_units, leverage)
+    return div_ceil(notional_units * leverage.denominator, leverage.numerator)
 
 
 def initial_margin_open_interest(notional_units: int, leverage: int, open_interest_units: int, lower_cap_units: int,
@@ -187,9 +222,12 @@ def unrealized_pnl(qty_lots: int, entry_cost: int, mark_ticks: int, k_units: int
     return (mark_ticks * qty_lots - entry_cost) * k_units
 
 
-def is_liquidatable(balance_units: int, mm_units: int, has_size: bool) -> bool:
-    """rules §5: liquidation at margin ratio ≥ 100 % ⇔ non-zero size and ``balance ≤ MM``."""
-    return bool(has_size) and balance_units <= mm_units
+def is_liquidatable(balance_units: int, mm_units: int, has_size: bool,
+                    trigger: LiquidationTrigger = LiquidationTrigger.AT_MAINTENANCE) -> bool:
+    """rules §5: liquidation at margin ratio ≥ 100 % ⇔ non-zero size and ``balance ≤ MM`` (the default trigger);
+    the stricter triggers (:class:`LiquidationTrigger`) need ``balance < MM`` (and, for dYdX, ``MM > 0``)."""
+    strict, min_mm = trigger_terms(trigger)
+    return bool(has_size) and balance_units + strict <= mm_units and mm_units >= min_mm
 
 
 def margin_ratio_e8(mm_units: int, balance_units: int, has_size: bool) -> int:
@@ -304,38 +342,86 @@ def liquidation_price_exact(balance_units: int, legs, k_units: int, rows, mark_t
     return down if net > 0 else up
 
 
-def _flag(balance_units, legs, k_units, rows, p) -> bool:
-    return balance_minus_mm(balance_units, legs, k_units, rows, p) <= 0
+def _flag(balance_units, legs, k_units, rows, p, trigger=LiquidationTrigger.AT_MAINTENANCE) -> bool:
+    mm = sum(maintenance_margin(rows, abs(q) * p * k_units) for q, _ in legs)
+    return is_liquidatable(balance_units + sum((p * q - e) * k_units for q, e in legs), mm, True, trigger)
 
 
-def liquidation_price_ticks(balance_units: int, legs, k_units: int, rows, mark_ticks: int | None = None) -> int | None:
+def liquidation_price_ticks(balance_units: int, legs, k_units: int, rows, mark_ticks: int | None = None,
+                            trigger: LiquidationTrigger = LiquidationTrigger.AT_MAINTENANCE) -> int | None:
     """The liquidation tick (one-way position): the integer mark where the exact integer rule first flags it.
 
     Long: ``max{P ≥ 1 : B(P) ≤ MM(P)}``; short: ``min{P ≥ 1 : B(P) ≤ MM(P)}``; ``None`` if no such tick (the
     long is safe at every positive tick). Exact: starts from the exact root and steps with the integer
     rule, which is monotone in P for one leg (its per-tick change has the sign of q, since MM grows by at
-    most ``|q|·K`` per tick). Raises ``ValueError`` for more than one leg.
+    most ``|q|·K`` per tick). ``trigger``: the profile's comparison (``<`` instead of ``≤``; with
+    BELOW_POSITIVE_MAINTENANCE a table whose first row has MMR 0 is not monotone, and a table of zero MMRs
+    never liquidates: None). Raises ``ValueError`` for more than one leg.
     """
     legs = _legs(legs)
     if len(legs) != 1:
         raise ValueError("liquidation_price_ticks is defined for one leg; use liquidation_band_exact")
+    if trigger_terms(trigger)[1] and all(row.mmr_e8 == 0 for row in rows):
+        return None
     q, _ = legs[0]
     lp = liquidation_price_exact(balance_units, legs, k_units, rows, mark_ticks)
+
+    def flag(p: int) -> bool:
+        return _flag(balance_units, legs, k_units, rows, p, trigger)
+
     if q > 0:
         p = max(floor(lp), 1) if lp is not None else 1
-        if not _flag(balance_units, legs, k_units, rows, p) and p == 1:
+        if not flag(p) and p == 1:
             return None
-        while _flag(balance_units, legs, k_units, rows, p + 1):
+        while flag(p + 1):
             p += 1
-        while p >= 1 and not _flag(balance_units, legs, k_units, rows, p):
+        while p >= 1 and not flag(p):
             p -= 1
         return p if p >= 1 else None
     p = max(ceil(lp), 1) if lp is not None else 1  # a short with LP ≤ 0 is liquidatable at every tick
-    while p > 1 and _flag(balance_units, legs, k_units, rows, p - 1):
+    while p > 1 and flag(p - 1):
         p -= 1
-    while not _flag(balance_units, legs, k_units, rows, p):
+    while not flag(p):
         p += 1
     return p
+
+
+# -- isolated positions valued at their entry (IsolatedMaintenance.ENTRY: bybit, bitmex) ------------------
+def entry_maintenance_margin(rows: Sequence[BracketRow], entry_cost: int, k_units: int) -> int:
+    """MM of a position's entry value ``|entry_cost| × K`` (rounded up like every MM)."""
+    return maintenance_margin(rows, abs(entry_cost) * k_units)
+
+
+def entry_liquidation_price_exact(balance_units: int, qty_lots: int, entry_cost: int, k_units: int,
+                                  rows) -> Fraction | None:
+    """The venues' closed formula ``LP = entry ∓ (margin − MM_entry) / size`` (long −, short +) as an exact
+    ``Fraction`` of ticks: the root of ``balance + (P·q − e)·K = MM_exact(entry value)``; None if LP ≤ 0."""
+    row = rows[bracket_index(rows, abs(entry_cost) * k_units)]
+    mm_x8 = abs(entry_cost) * k_units * row.mmr_e8 - row.cum_x8
+    p = Fraction(E8 * (entry_cost * k_units - balance_units) + mm_x8, E8 * qty_lots * k_units)
+    return p if p > 0 else None
+
+
+def fixed_level_ticks(balance_units: int, qty_lots: int, entry_cost: int, k_units: int, level_units: int) -> int | None:
+    """The tick where ``B(P) = balance + (P·q − e)·K ≤ level`` (a constant) starts to hold: long: the largest
+    such ``P ≥ 1`` (None if none), short: the smallest (at least 1). Exact integers."""
+    num = level_units - balance_units + entry_cost * k_units  # B(P) ≤ level ⇔ P·q·K ≤ num
+    if qty_lots > 0:
+        p = num // (qty_lots * k_units)
+        return p if p >= 1 else None
+    return max(-(-num // (qty_lots * k_units)), 1)  # q·K < 0: P ≥ ceil(num / (q·K))
+
+
+def entry_liquidation_price_ticks(balance_units: int, qty_lots: int, entry_cost: int, k_units: int, rows,
+                                  trigger: LiquidationTrigger = LiquidationTrigger.AT_MAINTENANCE) -> int | None:
+    """The liquidation tick of an isolated position whose MM is charged on its entry value: the first tick at
+    which ``balance + (P·q − e)·K`` reaches ``MM_entry`` by the profile's comparison (long: the largest, short:
+    the smallest liquidating tick); None when no tick liquidates it (dYdX's rule with a zero MM)."""
+    mm = entry_maintenance_margin(rows, entry_cost, k_units)
+    strict, min_mm = trigger_terms(trigger)
+    if mm < min_mm:
+        return None
+    return fixed_level_ticks(balance_units, qty_lots, entry_cost, k_units, mm - strict)
 
 
 def liquidation_price_display_ticks(balance_units: int, legs, k_units: int, rows, mark_ticks: int | None = None) -> int | None:

@@ -36,10 +36,10 @@ How it stays exact
   they hold.
 - Without the indexes a price move re-checks every holder of the symbol (exact, the old way). That is the
   mode below :data:`INDEX_FROM_ACCOUNTS` ledger accounts (index upkeep — numpy and kernel calls, Python
-  warning bands — costs more than re-checking a few holders), and for brackets whose MM is not convex (a
-  stepwise profile). At the threshold the mirror is written and both indexes are built at the current
-  prices, once. An account whose values break the mirror's 2⁶² bounds is kept out of it (flat rows) and
-  re-checked on every move of a symbol it holds.
+  warning bands — costs more than re-checking a few holders), and for brackets the index cannot follow
+  (:func:`~exchange.liqindex.index_supported`: MM not convex, as a stepwise profile's). At the threshold the
+  mirror is written and both indexes are built at the current prices, once. An account whose values break
+  the mirror's 2⁶² bounds is kept out of it (flat rows) and re-checked on every move of a symbol it holds.
 
 Costs: a command costs O(positions of the accounts it touched); a price move costs O(log n + entries fired
 + liquidatable parts exposed to it) plus the batched rewrite of the accounts touched since the last one.
@@ -50,8 +50,8 @@ import numpy as np
 
 from .accounts import Account, Ledger
 from .enums import PositionSide
-from .liqindex import LiqIndex, WarnIndex, convex_brackets
-from .margin import margin_ratio_e8
+from .liqindex import LiqIndex, WarnIndex, index_supported
+from .margin import IsolatedMaintenance, margin_ratio_e8
 from .portfolio import InstrumentTable, Portfolio, PortfolioError
 from .risk import CROSS, Liquidatable, Risk
 from .spec import Instrument
@@ -68,8 +68,10 @@ class RiskMonitor:
         self.symbols = list(instruments)
         self._symbol_index = {symbol: i for i, symbol in enumerate(self.symbols)}
         rows = [risk.brackets[s] for s in self.symbols]
-        self.portfolio = Portfolio(InstrumentTable([instruments[s] for s in self.symbols], rows))
-        self.convex = all(convex_brackets(r) for r in rows)
+        self.portfolio = Portfolio(InstrumentTable(
+            [instruments[s] for s in self.symbols], rows, trigger=risk.trigger,
+            isolated_maintenance=IsolatedMaintenance.ENTRY if risk.isolated_at_entry else IsolatedMaintenance.MARK))
+        self.convex = all(index_supported(r, risk.trigger) for r in rows)
         self.indexed = False  # the indexes are kept (module docstring); set once, by _start_indexes
         self.index_from_accounts = INDEX_FROM_ACCOUNTS
         marks = np.ones(len(self.symbols), np.int64)
@@ -259,7 +261,7 @@ class RiskMonitor:
 
     def _record(self, account: Account, states) -> None:
         """Store the exact liquidatable parts of an account from its part states; it becomes dirty."""
-        parts = [(symbol, side) for symbol, side, balance, mm in states if balance <= mm]
+        parts = [(symbol, side) for symbol, side, balance, mm in states if self.risk.is_liquidatable(balance, mm, True)]
         if parts:
             self.parts[account.account_id] = parts
         else:

@@ -48,7 +48,7 @@ from typing import Sequence
 import numpy as np
 
 from .enums import MarginMode, PositionSide
-from .margin import BracketRow, derive_brackets
+from .margin import BracketRow, IsolatedMaintenance, LiquidationTrigger, derive_brackets, trigger_terms
 from .units import E8, MAX_ABS_VALUE
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -85,10 +85,18 @@ class InstrumentTable:
     ``br_mmr_e8``, ``br_cum_units`` (= cum_x8 // 10⁸), ``br_cum_rem_x8`` (= cum_x8 mod 10⁸),
     ``br_max_leverage``. ``rows[s]`` holds the :class:`~exchange.margin.BracketRow` tuple for Python code;
     ``rows`` (one row tuple per instrument) overrides the instruments' own derived brackets (a venue profile
-    may value MM on other rows, :class:`exchange.risk.Risk`).
+    may value MM on other rows, :class:`exchange.risk.Risk`). The profile's liquidation rule, which every
+    kernel applies: ``trigger`` (:class:`~exchange.margin.LiquidationTrigger`; ``strict`` and ``min_mm`` its
+    integer form, :func:`~exchange.margin.trigger_terms`) and ``iso_entry`` (isolated positions' MM charged
+    on their entry value ``|entry_cost| × K``, :class:`~exchange.margin.IsolatedMaintenance` ENTRY).
     """
 
-    def __init__(self, instruments: Sequence, rows: Sequence | None = None):
+    def __init__(self, instruments: Sequence, rows: Sequence | None = None, *,
+                 trigger: LiquidationTrigger = LiquidationTrigger.AT_MAINTENANCE,
+                 isolated_maintenance: IsolatedMaintenance = IsolatedMaintenance.MARK):
+        self.trigger = LiquidationTrigger(trigger)
+        self.strict, self.min_mm = trigger_terms(self.trigger)
+        self.iso_entry = IsolatedMaintenance(isolated_maintenance) == IsolatedMaintenance.ENTRY
         self.instruments = tuple(instruments)
         if not self.instruments:
             raise PortfolioError("at least one instrument is required")

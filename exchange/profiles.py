@@ -1,7 +1,8 @@
 """Venue profiles: the *configurable* rules of rules §10 as named, frozen configurations.
 
 A profile says *which* rule applies; the modules that apply them (margin brackets, liquidation, ADL,
-funding) branch on these enums. ``PROFILES[name]`` holds the five built-in venues; ``binance`` is the
+funding) branch on these enums (``LiquidationTrigger`` and ``IsolatedMaintenance`` live in
+:mod:`exchange.margin`, which applies them, and are re-exported here). ``PROFILES[name]`` holds the five built-in venues; ``binance`` is the
 default. Numbers are integers in the units their suffix names.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .enums import STPMode
+from .margin import IsolatedMaintenance, LiquidationTrigger
 from .risk import RiskOptions
 from .spec import MarkSource
 from .units import E8, NS_PER_SECOND, InputError
@@ -154,6 +156,10 @@ class VenueProfile:
     price_sig_figs: int = 0  # hyperliquid 5: a price that is not a whole number has at most this many
     price_decimals: int = 0  # ... significant figures and at most price_decimals − szDecimals decimals (0: off)
     adl_indicator: ADLIndicator = ADLIndicator.USER_COUNT
+    # when a part is liquidatable: balance ≤ MM (binance, bybit, bitmex), < MM (hyperliquid), < MM and MM > 0 (dydx)
+    liquidation_trigger: LiquidationTrigger = LiquidationTrigger.AT_MAINTENANCE
+    # what an isolated position's MM is charged on: the notional at the mark, or the entry value (bybit, bitmex)
+    isolated_maintenance: IsolatedMaintenance = IsolatedMaintenance.MARK
 
     def __post_init__(self):
         if not isinstance(self.dydx, DydxLiquidations):
@@ -170,24 +176,28 @@ class VenueProfile:
             raise ValueError(f"stp_override must be 0 or an STPMode, got {self.stp_override!r}")
         if self.liquidation_cooldown_ns < 0 or self.price_sig_figs < 0 or self.price_decimals < 0:
             raise ValueError("the liquidation cooldown and the price precision limits must be ≥ 0")
+        if self.liquidation_trigger not in tuple(LiquidationTrigger) or \
+                self.isolated_maintenance not in tuple(IsolatedMaintenance):
+            raise ValueError("liquidation_trigger and isolated_maintenance must be values of their enums")
 
 
 PROFILES = {
     "binance": VenueProfile("binance"),
     "bybit": VenueProfile(
         "bybit", liquidation_order=LiquidationOrder.FOK_TIER_THEN_TAKEOVER, bankruptcy=BankruptcyRule.ENTRY_IMR,
-        adl_ranking=ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE,
+        adl_ranking=ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE, isolated_maintenance=IsolatedMaintenance.ENTRY,
     ),
     "bitmex": VenueProfile(
         "bitmex", brackets=BracketStyle.STEPWISE, liquidation_order=LiquidationOrder.LIMIT_AT_BANKRUPTCY,
         backstop=Backstop.INSURANCE_FUND, adl_ranking=ADLRanking.PNL_X_EFFECTIVE_LEVERAGE,
-        funding_cap=FundingCap.BITMEX, adl_indicator=ADLIndicator.QUANTITY,
+        funding_cap=FundingCap.BITMEX, adl_indicator=ADLIndicator.QUANTITY, isolated_maintenance=IsolatedMaintenance.ENTRY,
     ),
     "dydx": VenueProfile(
         "dydx", brackets=BracketStyle.OPEN_INTEREST_IMF, liquidation_order=LiquidationOrder.IOC_AT_FILLABLE_PRICE,
         bankruptcy=BankruptcyRule.DYDX_DELTA, backstop=Backstop.INSURANCE_PER_FILL,
         adl_ranking=ADLRanking.SEEDED_OFFSET, funding_interval_ns=HOUR_NS, funding_rate_divisor=8,
         funding_cap=FundingCap.DYDX, funding_accrual=FundingAccrual.INDEX, stp_override=STPMode.EXPIRE_MAKER,
+        liquidation_trigger=LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE,
     ),
     "hyperliquid": VenueProfile(
         "hyperliquid", liquidation_order=LiquidationOrder.MARKET_SLICES, backstop=Backstop.BACKSTOP_VAULT,
@@ -195,6 +205,7 @@ PROFILES = {
         funding_rate_divisor=8, funding_cap=FundingCap.HYPERLIQUID, liquidation_slice_e8=20_000_000,
         backstop_equity_e8=E8 * 2 // 3, stp_override=STPMode.EXPIRE_MAKER, funding_price=FundingPrice.INDEX,
         liquidation_cooldown_ns=30 * NS_PER_SECOND, mmr_from_leverage=True, price_sig_figs=5, price_decimals=6,
+        liquidation_trigger=LiquidationTrigger.BELOW_MAINTENANCE,
     ),
 }
 DEFAULT_PROFILE = PROFILES["binance"]

@@ -36,7 +36,11 @@ a stored hold must not change when other accounts trade (rules §9 "holds" invar
 an order when it fills and becomes position IM in the available balance.
 
 Liquidatable (rules §5): an isolated position when ``isolated margin + uPnL ≤ MM``; a cross account when it
-has cross exposure and ``wallet + Σ cross uPnL ≤ Σ cross MM``.
+has cross exposure and ``wallet + Σ cross uPnL ≤ Σ cross MM`` — with the profile's comparison
+(``trigger``, :class:`~exchange.margin.LiquidationTrigger`: ``<`` on hyperliquid, ``<`` and MM > 0 on dydx).
+With ``isolated_maintenance`` ENTRY (bybit, bitmex) an isolated position's MM is charged on its entry value
+``|entry_cost| × K`` instead of its notional at the mark (:meth:`Risk.isolated_mm`); cross positions always
+use the mark.
 
 **Order sums** (what makes a hold O(1)): per (account, symbol, position side) the risk stage keeps, for the
 opening resting orders of each side, ``lots`` and ``cost = Σ price_ticks × lots`` (so ``N = cost × K``), and
@@ -48,6 +52,7 @@ directly). :meth:`Risk.check_order_sums` compares them with a recomputation (an 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from math import ceil, floor
 from typing import Callable, Iterable
 
@@ -144,7 +149,7 @@ def sums_hold(k_units: int, leverage: int, position_lots: int, buy_lots: int, bu
     (``max(ceil(a/L), ceil(b/L)) = ceil(max(a, b)/L)``; ``leverage`` ≥ 1.)"""
     adding_buy = _adding(buy_cost * k_units, buy_lots, -position_lots if position_lots < 0 else 0)
     adding_sell = _adding(sell_cost * k_units, sell_lots, position_lots if position_lots > 0 else 0)
-    return -(-max(adding_buy, adding_sell) // leverage), adding_buy, adding_sell
+    return margin.initial_margin(max(adding_buy, adding_sell), leverage), adding_buy, adding_sell
 
 
 def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
@@ -155,11 +160,13 @@ def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
 class Risk:
     """The margin view over the ledger. ``mark_of(symbol)`` gives the risk price (ticks);
     ``orders_of(account_id, symbol)`` the account's resting orders there as :class:`OpenOrder`;
-    ``bracket_style`` a :class:`~exchange.profiles.BracketStyle` (default MARGINAL)."""
+    ``bracket_style`` a :class:`~exchange.profiles.BracketStyle` (default MARGINAL); ``trigger`` and
+    ``isolated_maintenance`` the profile's liquidation comparison and isolated MM basis (module docstring)."""
 
     def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, options: RiskOptions,
                  mark_of: Callable[[str], int], orders_of: Callable[[int, str], list[OpenOrder]],
-                 bracket_style=None):
+                 bracket_style=None, trigger=margin.LiquidationTrigger.AT_MAINTENANCE,
+                 isolated_maintenance=margin.IsolatedMaintenance.MARK):
         from .profiles import BracketStyle  # profiles imports this module (RiskOptions)
 
         style = BracketStyle.MARGINAL if bracket_style is None else BracketStyle(bracket_style)
@@ -171,6 +178,8 @@ class Risk:
         self._orders: dict[tuple[int, str], _OrderSums] = {}  # (account, symbol) -> its resting orders, summed
         self._order_home: dict[int, tuple[int, str]] = {}  # resting order id -> (account, symbol)
         self.open_interest_imf = style == BracketStyle.OPEN_INTEREST_IMF
+        self.trigger = margin.LiquidationTrigger(trigger)
+        self.isolated_at_entry = margin.IsolatedMaintenance(isolated_maintenance) == margin.IsolatedMaintenance.ENTRY
         self.brackets = {
             symbol: margin.derive_brackets(inst.brackets[:1] if self.open_interest_imf else inst.brackets,
                                            stepwise=style == BracketStyle.STEPWISE)
@@ -188,7 +197,7 @@ class Risk:
 
     def position_im(self, account: Account, symbol: str, position: Position) -> int:
         """IM at the (account, symbol) leverage: ``ceil(notional / leverage)``, or open-interest scaled."""
-        leverage = self.ledger.settings(account, symbol).leverage
+        leverage = self.ledger.settings(account, symbol).exact_leverage
         return self.initial_margin(symbol, self.notional(symbol, position), leverage)
 
     def initial_margin(self, symbol: str, notional_units: int, leverage: int) -> int:
@@ -209,6 +218,23 @@ class Risk:
     def position_mm(self, symbol: str, position: Position) -> int:
         """Bracketed maintenance margin (rounded up) of the position's notional."""
         return margin.maintenance_margin(self.brackets[symbol], self.notional(symbol, position))
+
+    def isolated_mm(self, symbol: str, position: Position) -> int:
+        """MM of an isolated position: on its entry value under ``isolated_maintenance`` ENTRY, else
+        :meth:`position_mm`."""
+        if self.isolated_at_entry:
+            return margin.entry_maintenance_margin(self.brackets[symbol], position.entry_cost,
+                                                   self.instruments[symbol].k_units)
+        return self.position_mm(symbol, position)
+
+    def part_mm(self, account: Account, symbol: str, position: Position) -> int:
+        """MM the position contributes to its margin part (:meth:`isolated_mm` or :meth:`position_mm`)."""
+        return self.isolated_mm(symbol, position) if self.is_isolated(account, symbol) else \
+            self.position_mm(symbol, position)
+
+    def is_liquidatable(self, balance_units: int, mm_units: int, exposed: bool) -> bool:
+        """The profile's liquidation rule on a part's values (:func:`exchange.margin.is_liquidatable`)."""
+        return margin.is_liquidatable(balance_units, mm_units, exposed, self.trigger)
 
     def is_isolated(self, account: Account, symbol: str) -> bool:
         return self.ledger.settings(account, symbol).margin_mode == MarginMode.ISOLATED
@@ -254,7 +280,7 @@ class Risk:
             cross = self.cross_positions(account)
             return self.cross_balance(account), self.cross_mm(account), bool(cross)
         position = self.ledger.position(account, symbol, side)
-        return (position.isolated_margin_units + self.upnl(symbol, position), self.position_mm(symbol, position),
+        return (position.isolated_margin_units + self.upnl(symbol, position), self.isolated_mm(symbol, position),
                 position.lots != 0)
 
     def margin_ratio_e8(self, account: Account, symbol: str, side: PositionSide) -> int:
@@ -277,8 +303,10 @@ class Risk:
             position = positions[key]
             mark, k = self.mark_of(symbol), self.instruments[symbol].k_units
             upnl = (mark * position.lots - position.entry_cost) * k
-            mm = margin.maintenance_margin(self.brackets[symbol], abs(position.lots) * mark * k)
-            if self.is_isolated(account, symbol):
+            isolated_part = self.is_isolated(account, symbol)
+            valued = abs(position.entry_cost) if isolated_part and self.isolated_at_entry else abs(position.lots) * mark
+            mm = margin.maintenance_margin(self.brackets[symbol], valued * k)
+            if isolated_part:
                 isolated.append((symbol, key[1], position.isolated_margin_units + upnl, mm))
             else:
                 cross_balance += upnl
@@ -287,13 +315,14 @@ class Risk:
         return ([(CROSS, PositionSide.BOTH, cross_balance, cross_mm)] if crossed else []) + isolated
 
     def liquidatable_full(self, accounts: Iterable[Account]) -> list[Liquidatable]:
-        """Every part with exposure and margin balance ≤ MM, by (account, symbol, side): the full loop over
-        ``accounts``, the oracle of the engine's incremental answer. O(positions)."""
+        """Every liquidatable part (exposure and margin balance ≤ MM, by the profile's comparison), by (account,
+        symbol, side): the full loop over ``accounts``, the oracle of the engine's incremental answer.
+        O(positions)."""
         found = []
         for account in sorted(accounts, key=lambda a: a.account_id):
             for symbol, side in self.parts(account):
                 balance, mm, exposed = self.part_state(account, symbol, side)
-                if margin.is_liquidatable(balance, mm, exposed):
+                if self.is_liquidatable(balance, mm, exposed):
                     found.append(Liquidatable(account.account_id, symbol, side,
                                               margin.margin_ratio_e8(mm, balance, exposed)))
         return found
@@ -327,26 +356,53 @@ class Risk:
         others = self.cross_positions(account, exclude_symbol=symbol)
         balance = account.wallet_units + sum(self.upnl(s, p) for s, p in others)
         if not bankruptcy:
-            balance -= sum(self.position_mm(s, p) for s, p in others)
+            balance -= sum(self.position_mm(s, p) for s, p in others)  # cross positions: always at the mark
         return legs, balance
 
     def liquidation_price_ticks(self, account: Account, symbol: str, side: PositionSide) -> int | None:
         """The tick at which the position's margin part becomes liquidatable, or None (no such price).
 
         One leg: :func:`exchange.margin.liquidation_price_ticks` (the exact root rounded toward the
-        liquidation side, where the integer rule first flags it). Hedge legs of a cross symbol together: the
-        exact root (:func:`exchange.margin.liquidation_price_exact`) rounded toward the liquidation side.
+        liquidation side, where the integer rule first flags it), with the profile's comparison; an isolated
+        position valued at its entry: :func:`exchange.margin.entry_liquidation_price_ticks`. Hedge legs of a
+        cross symbol together: the exact root (:func:`exchange.margin.liquidation_price_exact`) rounded toward
+        the liquidation side.
         """
-        if not self.ledger.position(account, symbol, side).lots:
+        position = self.ledger.position(account, symbol, side)
+        if not position.lots:
             return None
-        legs, balance = self._legs_and_balance(account, symbol, side, bankruptcy=False)
         k, rows, mark = self.instruments[symbol].k_units, self.brackets[symbol], self.mark_of(symbol)
+        if self.isolated_at_entry and self.is_isolated(account, symbol):
+            return margin.entry_liquidation_price_ticks(position.isolated_margin_units, position.lots,
+                                                        position.entry_cost, k, rows, self.trigger)
+        legs, balance = self._legs_and_balance(account, symbol, side, bankruptcy=False)
         if len(legs) == 1:
-            return margin.liquidation_price_ticks(balance, legs, k, rows, mark)
+            return margin.liquidation_price_ticks(balance, legs, k, rows, mark, self.trigger)
         exact = margin.liquidation_price_exact(balance, legs, k, rows, mark)
         if exact is None:
             return None
         return floor(exact) if sum(q for q, _ in legs) > 0 else ceil(exact)
+
+    def liquidation_price_exact(self, account: Account, symbol: str, side: PositionSide) -> Fraction | None:
+        """The exact liquidation price (a ``Fraction`` of ticks) of the position's margin part: the root of
+        ``B(P) = MM(P)`` (rules §5; the MM before rounding), or of ``B(P) = MM(entry value)`` for an isolated
+        position valued at its entry; None if there is none (LP ≤ 0, or never)."""
+        position = self.ledger.position(account, symbol, side)
+        if not position.lots:
+            return None
+        k, rows = self.instruments[symbol].k_units, self.brackets[symbol]
+        if self.isolated_at_entry and self.is_isolated(account, symbol):
+            return margin.entry_liquidation_price_exact(position.isolated_margin_units, position.lots,
+                                                        position.entry_cost, k, rows)
+        legs, balance = self._legs_and_balance(account, symbol, side, bankruptcy=False)
+        return margin.liquidation_price_exact(balance, legs, k, rows, self.mark_of(symbol))
+
+    def bankruptcy_price_exact(self, account: Account, symbol: str, side: PositionSide) -> Fraction | None:
+        """The zero-balance price of the position's margin part (MMR = 0), exact; None if none."""
+        if not self.ledger.position(account, symbol, side).lots:
+            return None
+        legs, balance = self._legs_and_balance(account, symbol, side, bankruptcy=True)
+        return margin.bankruptcy_price_exact(balance, legs, self.instruments[symbol].k_units)
 
     def bankruptcy_price_ticks(self, account: Account, symbol: str, side: PositionSide) -> int | None:
         """Price at which the margin part's balance is 0, rounded against the account; None if none."""
@@ -375,7 +431,7 @@ class Risk:
             else:
                 sell_lots, sell_cost = sell_lots + lots, sell_cost + price_ticks * lots
         position = account.positions.get((symbol, side))
-        return sums_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).leverage,
+        return sums_hold(self.instruments[symbol].k_units, leverage or self.ledger.settings(account, symbol).exact_leverage,
                          position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
 
     def store_holds(self, account: Account, symbol: str) -> None:
@@ -455,7 +511,7 @@ class Risk:
         same_side = position.lots > 0 if order_side == Side.BUY else position.lots < 0
         exposure = (self.notional(symbol, position) if same_side else 0) + (
             adding_buy if order_side == Side.BUY else adding_sell)
-        if self.bracket_max_leverage(symbol, exposure) < self.ledger.settings(account, symbol).leverage:
+        if self.bracket_max_leverage(symbol, exposure) < self.ledger.settings(account, symbol).exact_leverage:
             return RejectCode.MAX_POSITION_AT_LEVERAGE
         raised = hold - account.holds.get((symbol, side), 0)
         if raised > 0 and self.available(account) - raised < 0:
@@ -481,7 +537,7 @@ class Risk:
         return PositionView(
             symbol, side, position.lots, position.entry_cost, position.isolated_margin_units, settings.margin_mode,
             settings.leverage, self.notional(symbol, position), self.upnl(symbol, position),
-            self.position_im(account, symbol, position), self.position_mm(symbol, position),
+            self.position_im(account, symbol, position), self.part_mm(account, symbol, position),
             self.liquidation_price_ticks(account, symbol, side), self.bankruptcy_price_ticks(account, symbol, side),
         )
 

@@ -13,7 +13,8 @@ Definitions (rules §4, §5), per slot ``j`` of a position and per account ``a``
 
 ==================  ==========================================================================
 ``pos_equity``      isolated: isolated margin + uPnL (its margin balance); cross: its uPnL
-``pos_mm``          ``MM(|q| × mark × K)`` (ceil, brackets with cum), every position
+``pos_mm``          ``MM(|q| × mark × K)`` (ceil, brackets with cum), every position; an isolated one
+                    ``MM(|entry_cost| × K)`` when the table's ``iso_entry`` is set (bybit, bitmex)
 ``pos_ratio_e8``    isolated: margin ratio (below); cross: 0
 ``pos_liq``         isolated: ``q ≠ 0 and balance ≤ MM``; cross: 0
 ``acct_equity``     cross margin balance: wallet + Σ cross uPnL (isolated excluded)
@@ -24,7 +25,9 @@ Definitions (rules §4, §5), per slot ``j`` of a position and per account ``a``
 
 Margin ratio (e8) = ``ceil(MM × 10⁸ / balance)`` if balance > 0; ``2⁶³ − 1`` if the size is non-zero and
 balance ≤ 0; 0 with no size; saturating at ``2⁶³ − 1``. "Liquidatable" is ``balance ≤ MM`` (ratio ≥ 100 %,
-rules §5); rules §7's "balance < MM" differs only at exact equality.
+rules §5) under the default trigger; the table's ``trigger`` (the profile's, rules §10) makes it
+``balance + strict ≤ MM and MM ≥ min_mm`` (:func:`exchange.margin.trigger_terms`: ``<`` for hyperliquid,
+``<`` with MM > 0 for dydx).
 
 Levels: 0 = flags only (the hot path, what the liquidation trigger needs), 1 = + balances and MM,
 2 = + ratios (a division per row). Non-position slots (holes, slack) get zeros.
@@ -45,7 +48,7 @@ import numpy as np
 
 from . import _impl
 from .enums import MarginMode
-from .margin import RATIO_INF, margin_ratio_e8, maintenance_margin
+from .margin import RATIO_INF, is_liquidatable, margin_ratio_e8, maintenance_margin
 from .portfolio import Portfolio
 from .units import E8
 
@@ -106,10 +109,11 @@ def sweep_reference(portfolio: Portfolio, marks_ticks, level: int = RATIOS, acco
         for j in range(begin[a], begin[a] + count[a]):
             s, q = sym[j], qty[j]
             upnl = (marks[s] * q - entry[j]) * k[s]
-            m = maintenance_margin(t.rows[s], abs(q) * marks[s] * k[s])
+            at_entry = t.iso_entry and mode[j] == ISO
+            m = maintenance_margin(t.rows[s], (abs(entry[j]) if at_entry else abs(q) * marks[s]) * k[s])
             if mode[j] == ISO:
                 ieq = margin[j] + upnl
-                flag = q != 0 and ieq <= m
+                flag = is_liquidatable(ieq, m, q != 0, t.trigger)
                 r.pos_liq[j] = flag
                 npos += flag
                 if level >= VALUES:
@@ -122,7 +126,7 @@ def sweep_reference(portfolio: Portfolio, marks_ticks, level: int = RATIOS, acco
                 has = has or q != 0
                 if level >= VALUES:
                     r.pos_equity[j], r.pos_mm[j] = upnl, m
-        flag = has and eq <= mm
+        flag = is_liquidatable(eq, mm, has, t.trigger)
         r.acct_liq[a] = flag
         nacct += flag
         if level >= VALUES:
@@ -171,7 +175,8 @@ def sweep_numpy(portfolio: Portfolio, marks_ticks, level: int = RATIOS) -> Sweep
     k = t.k_units[sym]
     mk = (marks * t.k_units)[sym]
     upnl = q * mk - e * k
-    notional = np.abs(q) * mk
+    iso = portfolio.pos_mode == ISO
+    notional = np.where(iso, np.abs(e) * k, np.abs(q) * mk) if t.iso_entry else np.abs(q) * mk  # MM is valued on it
     idx = np.zeros(n, np.intp)
     for b in range(t.nb - 1):
         idx += notional > t.br_lookup_cap[:, b][sym]
@@ -179,10 +184,9 @@ def sweep_numpy(portfolio: Portfolio, marks_ticks, level: int = RATIOS) -> Sweep
     mmr = t.br_mmr_e8.ravel()[flat]
     A, B = np.divmod(notional, np.int64(E8))
     mm = A * mmr - t.br_cum_units.ravel()[flat] + (B * mmr - t.br_cum_rem_x8.ravel()[flat] + (E8 - 1)) // E8
-    iso = portfolio.pos_mode == ISO
     live = portfolio.pos_account >= 0
     ieq = portfolio.pos_iso_margin_units + upnl
-    r.pos_liq[:] = iso & (q != 0) & (ieq <= mm)
+    r.pos_liq[:] = iso & (q != 0) & (ieq + t.strict <= mm) & (mm >= t.min_mm)
     cross = ~iso & live
     cupnl = np.where(cross, upnl, 0)
     cmm = np.where(cross, mm, 0)
@@ -206,7 +210,7 @@ def sweep_numpy(portfolio: Portfolio, marks_ticks, level: int = RATIOS) -> Sweep
         np.add.at(acc_mm, owner, cmm[live])
         np.add.at(has, owner, csize[live])
     has = has > 0
-    r.acct_liq[:] = has & (eq <= acc_mm)
+    r.acct_liq[:] = has & (eq + t.strict <= acc_mm) & (acc_mm >= t.min_mm)
     r.n_liq_positions, r.n_liq_accounts = int(r.pos_liq.sum()), int(r.acct_liq.sum())
     if level >= VALUES:
         r.pos_equity[:] = np.where(iso, ieq, upnl)

@@ -16,7 +16,7 @@ order id           ``0 <= id <= 2**63 - 1``                               -1102
 price (ticks)      ``0 <= p <= 2**62`` (the instrument's range: -4013..)  -1102
 quantity (lots)    ``-2**62 <= q <= 2**62`` (the instrument's: -4003..)   -1102
 money (units)      ``1 <= x <= 2**62``; a margin change ``x != 0``        -1102
-rate (×10⁸)        ``0 <= r <= 2**62``                                    -1102
+rate (×10⁸)        ``0 <= r <= 2**62`` (an initial margin rate: 1/max..1: -4028)  -1102
 time (ns)          ``0 <= t <= 2**62`` (``MAX_TIME_NS``, ≈ 146 years)     -1102
 leverage           ``-2**63 <= x < 2**63`` (the bracket's 1..max: -4028)  -1102
 flag               ``bool``, 0 or 1                                       -1102
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
-    SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
 )
 from .enums import (
     MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side, STPMode, TimeInForce, WorkingType,
@@ -154,6 +154,7 @@ RULES: dict[type, tuple] = {
     SetMarginMode: (("account_id", ACCOUNT), ("symbol", SYMBOL), ("margin_mode", _Enum(MarginMode)),
                     ("isolated_margin_units", MONEY_OR_ZERO)),
     SetLeverage: (("account_id", ACCOUNT), ("symbol", SYMBOL), ("leverage", INT64)),
+    SetInitialMarginRate: (("account_id", ACCOUNT), ("symbol", SYMBOL), ("imr_e8", RATE)),
     AdjustIsolatedMargin: (("account_id", ACCOUNT), ("symbol", SYMBOL), ("delta_units", MONEY_DELTA),
                            ("position_side", _Enum(PositionSide))),
     FundInsurance: (("symbol", SYMBOL), ("amount_units", MONEY)),

@@ -14,7 +14,9 @@ Arithmetic (all exact; see ``exchange.portfolio`` for the bounds that make int64
     gathers). ``n = |q|·mk``; for ``n ≤ lim = min(cap_1, (2⁶⁴ − 10⁸) // mmr_1)`` ``MM = (n·mmr_t + D_t) // 10⁸``
     (``D_t = 10⁸ − 1 − cum_x8_t`` mod 2⁶⁴; exact in u64), the quotient seeded in float64 and corrected exactly
     with the 64-bit remainder; other lanes take the general path below. Per-account cross sums by lane
-    folding (4 positions per account) or in-register prefix sums (any counts); flags from ``balance ≤ MM``.
+    folding (4 positions per account) or in-register prefix sums (any counts); flags from ``balance ≤ MM``
+    (the table's trigger: ``balance + strict ≤ MM and MM ≥ min_mm``; with ``iso_entry`` an isolated lane's
+    notional is its entry value ``|entry_cost|·K``).
   - scalar (any x86-64 / other CPUs): per symbol ``R_n = mark·K·mmr_n`` and ``D_n`` for brackets 0–1, so
     ``MM = (|q|·R_n + D_n) // 10⁸`` (one multiply, one multiply-high), valid where ``cap_n·mmr_n + 10⁸ < 2⁶⁴``
     (checked per symbol).
@@ -86,6 +88,7 @@ cdef extern from "clearing_kernel.h":
         uint64_t r1
         uint64_t d1
     ctypedef int64_t (*clr_slow_fn)(const void* tabs, int64_t symbol, uint64_t aq) noexcept nogil
+    ctypedef int64_t (*clr_slow_n_fn)(const void* tabs, int64_t symbol, uint64_t notional) noexcept nogil
     ctypedef struct clr_vtab:
         int perm_sym
         int perm_cls
@@ -114,6 +117,10 @@ cdef extern from "clearing_kernel.h":
         const clr_hot* hot
         const void* tabs
         clr_slow_fn slow
+        clr_slow_n_fn slow_n
+        int64_t strict
+        int64_t min_mm
+        int iso_entry
     void clr_sweep(int level, int64_t n_acct, const clr_io* io, const clr_vtab* vt, int64_t* counts) noexcept nogil
     void clr_ratios(int64_t n_acct, const clr_io* io, int64_t* pos_ratio, int64_t* acct_ratio) noexcept nogil
     int clr_get_isa() noexcept nogil
@@ -265,6 +272,10 @@ cdef int64_t _slow(const void* tabs, int64_t symbol, uint64_t aq) noexcept nogil
     return _mm_lots(&(<const SymTab*> tabs)[symbol], aq)
 
 
+cdef int64_t _slow_n(const void* tabs, int64_t symbol, uint64_t notional) noexcept nogil:
+    return _mm_notional(&(<const SymTab*> tabs)[symbol], notional)
+
+
 @cython.cdivision(True)
 cdef SymTab* _load_tables(table, const int64_t[::1] marks) except NULL:
     """Copy the per-symbol tables into C structs and precompute the mark-dependent columns."""
@@ -409,7 +420,8 @@ def sweep(portfolio, marks_ticks, int level, pos_liq, acct_liq, pos_eq=None, pos
     io.sym = psym; io.mode = pmode; io.qty = pqty; io.entry = pent; io.margin = pmar
     io.pos_liq = ppl; io.acct_liq = &al[0]
     io.pos_eq = ppe; io.pos_mm = ppm; io.acct_eq = pae; io.acct_mm = pam
-    io.hot = hot; io.tabs = tabs; io.slow = _slow
+    io.hot = hot; io.tabs = tabs; io.slow = _slow; io.slow_n = _slow_n
+    io.strict = table.strict; io.min_mm = table.min_mm; io.iso_entry = table.iso_entry
     try:
         with nogil:
             clr_sweep(1 if level >= 1 else 0, n_acct, &io, &vt, counts)
@@ -430,15 +442,20 @@ cdef struct Ctx:
     int64_t e[LEGMAX]
     int64_t balance       # isolated margin (isolated predicate)
     i128 c8               # band threshold ×1e8 (band predicate)
+    int64_t mm_fixed      # the isolated MM when it is charged on the entry value (iso_entry), else −1
+    int64_t strict        # the trigger (exchange.margin.trigger_terms)
+    int64_t min_mm
 
 ctypedef bint (*pred_t)(const Ctx* c, int64_t p) noexcept nogil
 
 
 cdef bint _iso_liq(const Ctx* c, int64_t p) noexcept nogil:
-    """Exact integer rule at mark p: balance + (p·q − e)·K ≤ MM(|q|·p·K)."""
+    """Exact integer rule at mark p: balance + (p·q − e)·K + strict ≤ MM and MM ≥ min_mm, MM = MM(|q|·p·K)
+    or the fixed entry-value MM."""
     cdef const SymTab* t = c.t
     cdef int64_t q = c.q[0]
-    return c.balance + (p * q - c.e[0]) * t.k <= _mm_notional(t, _abs(q) * <uint64_t> p * <uint64_t> t.k)
+    cdef int64_t mm = c.mm_fixed if c.mm_fixed >= 0 else _mm_notional(t, _abs(q) * <uint64_t> p * <uint64_t> t.k)
+    return c.balance + (p * q - c.e[0]) * t.k + c.strict <= mm and mm >= c.min_mm
 
 
 cdef i128 _h8(const Ctx* c, int64_t p) noexcept nogil:
@@ -536,8 +553,9 @@ def iso_entries(portfolio, marks_ticks, slots, out_sym, out_dir, out_v, out_key,
 
     For each slot in ``slots``: if it is an open isolated position, its exact liquidation tick T (long:
     ``max{P : balance ≤ MM}``, entry DOWN = fires when mark ≤ T; short: ``min{...}``, entry UP), clamped to
-    ``[1, max_price]`` (no entry if no tick in range liquidates it). ``out_liq[i]`` = liquidatable at the
-    current mark. Returns the number of entries written (key = slot × 2)."""
+    ``[1, max_price]`` (no entry if no tick in range liquidates it), by the table's trigger and with the MM of
+    the entry value when ``iso_entry``. ``out_liq[i]`` = liquidatable at the current mark. Returns the number
+    of entries written (key = slot × 2)."""
     table = portfolio.table
     cdef const int64_t[::1] marks = marks_ticks
     cdef const int64_t[::1] sl = slots
@@ -553,6 +571,9 @@ def iso_entries(portfolio, marks_ticks, slots, out_sym, out_dir, out_v, out_key,
     cdef int64_t n = sl.shape[0], i, j, s, q, maxp, p0, T, g, w = 0
     cdef const SymTab* t
     cdef Ctx c
+    cdef bint iso_entry = table.iso_entry
+    c.strict = table.strict
+    c.min_mm = table.min_mm
     if osym.shape[0] < n or ov.shape[0] < n or okey.shape[0] < n or odir.shape[0] < n or oliq.shape[0] < n:
         raise ValueError("output arrays too short")
     cdef SymTab* tabs = _load_tables(table, marks)
@@ -571,6 +592,7 @@ def iso_entries(portfolio, marks_ticks, slots, out_sym, out_dir, out_v, out_key,
                 c.q[0] = q
                 c.e[0] = entry[j]
                 c.balance = margin[j]
+                c.mm_fixed = _mm_notional(t, _abs(entry[j]) * <uint64_t> t.k) if iso_entry else -1
                 maxp = t.maxp
                 p0 = t.mark
                 oliq[i] = _iso_liq(&c, p0)
@@ -612,7 +634,7 @@ def cross_entries(portfolio, marks_ticks, accounts, out_sym, out_dir, out_v, out
     """Safe price bands of the cross parts of ``accounts`` (see ``exchange.liqindex``).
 
     Per account: slack ``H = wallet + Σ_cross (uPnL − MM)`` at the current marks; ``out_liq[i] = size ≠ 0 and
-    H ≤ 0`` (the exact liquidation rule). If liquidatable, one DOWN entry with value INT64_MAX per cross
+    H + strict ≤ 0 and Σ MM ≥ min_mm`` (the exact liquidation rule of the table's trigger). If liquidatable, one DOWN entry with value INT64_MAX per cross
     symbol (fires on any mark). Otherwise symbol s gets budget ``b_s = floor((H − 1) × w_s / Σw)``
     (w = gross notional) and the band ``{P ∈ [1, max_price] : h_s(P) ≥ g_s − b_s}``, h_s the concave lower
     bound of its uPnL − MM (see ``_h8``); entries DOWN at ``lo − 1`` if ``lo > 1`` and UP at ``hi + 1`` if
@@ -631,7 +653,8 @@ def cross_entries(portfolio, marks_ticks, accounts, out_sym, out_dir, out_v, out
     cdef int64_t[::1] osym = out_sym, ov = out_v, okey = out_key
     cdef int8_t[::1] odir = out_dir
     cdef uint8_t[::1] oliq = out_liq
-    cdef int64_t n = accs.shape[0], i, a, b, e, j, jj, s, q, H, size, w = 0, cap_out = ov.shape[0]
+    cdef int64_t n = accs.shape[0], i, a, b, e, j, jj, s, q, H, mmsum, size, w = 0, cap_out = ov.shape[0]
+    cdef int64_t strict = table.strict, min_mm = table.min_mm
     cdef int64_t lo, hi, p0, maxp, g, bs, gs, err = 0
     cdef uint64_t W, ws
     cdef bint seen
@@ -651,6 +674,7 @@ def cross_entries(portfolio, marks_ticks, accounts, out_sym, out_dir, out_v, out
                 b = begin[a]
                 e = b + count[a]
                 H = wallet[a]
+                mmsum = 0
                 size = 0
                 W = 0
                 for j in range(b, e):
@@ -658,7 +682,9 @@ def cross_entries(portfolio, marks_ticks, accounts, out_sym, out_dir, out_v, out
                         continue
                     t = &tabs[sym[j]]
                     q = qty[j]
-                    H += q * t.mk - entry[j] * t.k - _mm_lots(t, _abs(q))
+                    g = _mm_lots(t, _abs(q))
+                    H += q * t.mk - entry[j] * t.k - g
+                    mmsum += g
                     W += _abs(q) * <uint64_t> t.mk
                     size = 1
                 if not size:
@@ -666,7 +692,7 @@ def cross_entries(portfolio, marks_ticks, accounts, out_sym, out_dir, out_v, out
                 if w + 2 * (e - b) > cap_out:
                     err = 2
                     break
-                oliq[i] = H <= 0
+                oliq[i] = H + strict <= 0 and mmsum >= min_mm  # the trigger (balance = H + Σ MM)
                 for j in range(b, e):
                     if mode[j] == ISOLATED or qty[j] == 0:
                         continue

@@ -31,7 +31,11 @@
        Software prefetch (CLR_PF slots ahead): the 8 input streams are too many for the hardware prefetcher
        alone (measured: 12.3 ms without, 4.2 ms with, for 4M positions).
 
-   Flags: isolated: q ≠ 0 and margin + upnl ≤ MM; cross part: Σ|q| ≠ 0 and wallet + Σ upnl ≤ Σ MM. */
+   Flags: isolated: q ≠ 0 and margin + upnl ≤ MM; cross part: Σ|q| ≠ 0 and wallet + Σ upnl ≤ Σ MM — with the
+   profile's trigger (exchange.margin.trigger_terms): balance + strict ≤ MM and MM ≥ min_mm. With iso_entry
+   (bybit, bitmex) an isolated position's MM is charged on its entry value |entry_cost|·K (≤ 2^62 by the
+   portfolio bound) instead of |q|·mark·K: the scalar loop takes the general path for it, the vector path
+   substitutes that notional in the lane (same arithmetic after it). */
 #ifndef CLEARING_KERNEL_H
 #define CLEARING_KERNEL_H
 #include <stdint.h>
@@ -59,14 +63,30 @@ typedef struct {
 } clr_vtab;
 
 typedef int64_t (*clr_slow_fn)(const void *tabs, int64_t symbol, uint64_t aq);  /* the general MM path */
+typedef int64_t (*clr_slow_n_fn)(const void *tabs, int64_t symbol, uint64_t notional);  /* MM of a notional */
 
 typedef struct {
     const int64_t *begin; const int32_t *count; const int64_t *wallet;
     const int16_t *sym; const int8_t *mode; const int64_t *qty, *entry, *margin;
     uint8_t *pos_liq, *acct_liq;
     int64_t *pos_eq, *pos_mm, *acct_eq, *acct_mm;      /* level ≥ 1 */
-    const clr_hot *hot; const void *tabs; clr_slow_fn slow;
+    const clr_hot *hot; const void *tabs; clr_slow_fn slow; clr_slow_n_fn slow_n;
+    int64_t strict, min_mm;                             /* the trigger: balance + strict ≤ MM and MM ≥ min_mm */
+    int iso_entry;                                      /* isolated MM on the entry value */
 } clr_io;
+
+/* Σ MM of the cross positions of account a (the general path; only for the rare level-0 candidates when
+   the trigger needs MM > 0). */
+static int64_t clr_cross_mm(const clr_io *io, int64_t a)
+{
+    int64_t mm = 0;
+    for (int64_t j = io->begin[a], e = io->begin[a] + io->count[a]; j < e; j++)
+        if (io->mode[j] != 2) {
+            const int64_t q = io->qty[j];
+            mm += io->slow(io->tabs, io->sym[j], q < 0 ? -(uint64_t)q : (uint64_t)q);
+        }
+    return mm;
+}
 
 /* ------------------------------------------------------------------------------------------- scalar */
 static inline __attribute__((always_inline)) void clr_sweep_range(
@@ -81,6 +101,8 @@ static inline __attribute__((always_inline)) void clr_sweep_range(
     uint8_t *restrict pos_liq = io->pos_liq, *restrict acct_liq = io->acct_liq;
     int64_t *restrict pos_eq = io->pos_eq, *restrict pos_mm = io->pos_mm;
     int64_t *restrict acct_eq = io->acct_eq, *restrict acct_mm = io->acct_mm;
+    const int64_t strict = io->strict, min_mm = io->min_mm;
+    const int iso_entry = io->iso_entry;
     int64_t npos = 0, nacct = 0;
     for (int64_t a = a0; a < a1; a++) {
         int64_t j = begin[a];
@@ -91,17 +113,20 @@ static inline __attribute__((always_inline)) void clr_sweep_range(
             const int64_t q = qty[j];
             const int64_t upnl = q * h->mk - entry[j] * h->k;
             const uint64_t aq = q < 0 ? -(uint64_t)q : (uint64_t)q;
+            const int64_t iso = mode[j] == 2;
             int64_t m;
-            if (__builtin_expect(aq <= h->qlim, 1)) {
+            if (__builtin_expect(iso_entry && iso, 0)) {
+                const uint64_t ae = entry[j] < 0 ? -(uint64_t)entry[j] : (uint64_t)entry[j];
+                m = io->slow_n(io->tabs, sym[j], ae * (uint64_t)h->k);
+            } else if (__builtin_expect(aq <= h->qlim, 1)) {
                 const uint64_t up = -(uint64_t)(aq > h->qcap0);   /* branch-free bracket 0/1 select */
                 m = (int64_t)((aq * (h->r0 ^ ((h->r0 ^ h->r1) & up)) + (h->d0 ^ ((h->d0 ^ h->d1) & up))) / CLR_E8);
             } else {
                 m = io->slow(io->tabs, sym[j], aq);
             }
-            const int64_t iso = mode[j] == 2;
             const int64_t cross = iso - 1;              /* all ones for cross, 0 for isolated */
             const int64_t ieq = margin[j] + upnl;
-            const uint8_t pf = (uint8_t)(iso & (q != 0) & (ieq <= m));
+            const uint8_t pf = (uint8_t)(iso & (q != 0) & (ieq + strict <= m) & (m >= min_mm));
             pos_liq[j] = pf;
             npos += pf;
             eq += upnl & cross;
@@ -112,7 +137,7 @@ static inline __attribute__((always_inline)) void clr_sweep_range(
                 pos_mm[j] = m;
             }
         }
-        const uint8_t af = (uint8_t)((size != 0) & (eq <= mm));
+        const uint8_t af = (uint8_t)((size != 0) & (eq + strict <= mm) & (mm >= min_mm));
         acct_liq[a] = af;
         nacct += af;
         if (level >= 1) {
@@ -169,16 +194,15 @@ typedef struct {
 } clr_regs;
 
 /* MM of the lanes in m by the general path (notional above tier 1 or above the one-multiply range) */
-CLR_T512 static __attribute__((noinline, cold)) __m512i clr_patch_slow(__m512i mm, __mmask8 m, __m512i s, __m512i q, const clr_io *io)
+CLR_T512 static __attribute__((noinline, cold)) __m512i clr_patch_slow(__m512i mm, __mmask8 m, __m512i s, __m512i n, const clr_io *io)
 {
-    int64_t mv[8], sv[8], qv[8];
+    int64_t mv[8], sv[8], nv[8];
     _mm512_storeu_si512(mv, mm);
     _mm512_storeu_si512(sv, s);
-    _mm512_storeu_si512(qv, q);
+    _mm512_storeu_si512(nv, n);
     for (unsigned b = m; b; b &= b - 1) {
         const int i = __builtin_ctz(b);
-        const uint64_t aq = qv[i] < 0 ? -(uint64_t)qv[i] : (uint64_t)qv[i];
-        mv[i] = io->slow(io->tabs, sv[i], aq);
+        mv[i] = io->slow_n(io->tabs, sv[i], (uint64_t)nv[i]);
     }
     return _mm512_loadu_si512(mv);
 }
@@ -220,7 +244,10 @@ CLR_T512 static inline __attribute__((always_inline)) clr_v8 clr_eval8(
         lim = _mm512_i64gather_epi64(c, (const void *)vt->lim, 8);
     }
     o.upnl = _mm512_sub_epi64(_mm512_mullo_epi64(q, mk), _mm512_mullo_epi64(en, k));
-    const __m512i n = _mm512_mullo_epi64(_mm512_abs_epi64(q), mk);          /* notional, ≤ 2^62 */
+    o.iso = (__mmask8)_mm_cmpeq_epi8_mask(md, _mm_set1_epi8(2));
+    __m512i n = _mm512_mullo_epi64(_mm512_abs_epi64(q), mk);                /* notional, ≤ 2^62 */
+    if (io->iso_entry)                                                      /* isolated: the entry value */
+        n = _mm512_mask_mullo_epi64(n, o.iso, _mm512_abs_epi64(en), k);
     const __mmask8 up = _mm512_cmpgt_epu64_mask(n, cap0);
     o.slow = _mm512_mask_cmpgt_epu64_mask(km, n, lim);
     __m512i ci = _mm512_add_epi64(c, c);
@@ -239,11 +266,17 @@ CLR_T512 static inline __attribute__((always_inline)) clr_v8 clr_eval8(
     y = _mm512_mask_sub_epi64(y, _mm512_movepi64_mask(r), y, one);           /* r < 0 */
     o.mm = _mm512_mask_add_epi64(y, _mm512_cmpge_epi64_mask(r, e8), y, one);
     if (__builtin_expect(o.slow != 0, 0))
-        o.mm = clr_patch_slow(o.mm, o.slow, s, q, io);
-    o.iso = (__mmask8)_mm_cmpeq_epi8_mask(md, _mm_set1_epi8(2));
+        o.mm = clr_patch_slow(o.mm, o.slow, s, n, io);
     o.nz = _mm512_test_epi64_mask(q, q);
     o.ieq = _mm512_add_epi64(mg, o.upnl);
     return o;
+}
+
+/* isolated lanes liquidatable by the trigger: q ≠ 0, balance + strict ≤ MM and MM ≥ min_mm */
+CLR_T512 static inline __attribute__((always_inline)) __mmask8 clr_pflag(const clr_v8 *o, __m512i vs, __m512i vmin)
+{
+    return o->iso & o->nz & _mm512_cmple_epi64_mask(_mm512_add_epi64(o->ieq, vs), o->mm)
+        & _mm512_cmpge_epi64_mask(o->mm, vmin);
 }
 
 #ifndef CLR_PF
@@ -277,6 +310,7 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
         R.d1 = _mm512_loadu_si512(vt->d + 8);
     }
     const __m512i zero = _mm512_setzero_si512(), seven = _mm512_set1_epi64(7), four = _mm512_set1_epi64(4);
+    const __m512i vs = _mm512_set1_epi64(io->strict), vmin = _mm512_set1_epi64(io->min_mm);
     const __m512i ev = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), od = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
     const __m128i one8 = _mm_set1_epi8(1);
     const __m256i one8y = _mm256_set1_epi8(1);
@@ -312,10 +346,10 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
             const clr_v8 v1 = clr_eval8(psym, pcls, 1, 0xFF, b0 + 8, io, vt, &R);
             const clr_v8 v2 = clr_eval8(psym, pcls, 1, 0xFF, b0 + 16, io, vt, &R);
             const clr_v8 v3 = clr_eval8(psym, pcls, 1, 0xFF, b0 + 24, io, vt, &R);
-            const uint32_t pf = (uint32_t)(v0.iso & v0.nz & _mm512_cmple_epi64_mask(v0.ieq, v0.mm))
-                | (uint32_t)(v1.iso & v1.nz & _mm512_cmple_epi64_mask(v1.ieq, v1.mm)) << 8
-                | (uint32_t)(v2.iso & v2.nz & _mm512_cmple_epi64_mask(v2.ieq, v2.mm)) << 16
-                | (uint32_t)(v3.iso & v3.nz & _mm512_cmple_epi64_mask(v3.ieq, v3.mm)) << 24;
+            const uint32_t pf = (uint32_t)clr_pflag(&v0, vs, vmin)
+                | (uint32_t)clr_pflag(&v1, vs, vmin) << 8
+                | (uint32_t)clr_pflag(&v2, vs, vmin) << 16
+                | (uint32_t)clr_pflag(&v3, vs, vmin) << 24;
             _mm256_storeu_si256((__m256i *)(pos_liq + b0), _mm256_maskz_mov_epi8(pf, one8y));
             npos += __builtin_popcount(pf);
             uint32_t nzc = (uint32_t)(v0.nz & ~v0.iso & 0xFF) | (uint32_t)(v1.nz & ~v1.iso & 0xFF) << 8
@@ -331,7 +365,7 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
                 const __m512i p01 = _mm512_add_epi64(_mm512_permutex2var_epi64(c0, ev, c1), _mm512_permutex2var_epi64(c0, od, c1));
                 const __m512i p23 = _mm512_add_epi64(_mm512_permutex2var_epi64(c2, ev, c3), _mm512_permutex2var_epi64(c2, od, c3));
                 const __m512i S = _mm512_add_epi64(_mm512_permutex2var_epi64(p01, ev, p23), _mm512_permutex2var_epi64(p01, od, p23));
-                cand = _mm512_cmple_epi64_mask(_mm512_add_epi64(w, S), zero) & has;
+                cand = _mm512_cmple_epi64_mask(_mm512_add_epi64(_mm512_add_epi64(w, S), vs), zero) & has;
             } else {
                 _mm512_storeu_si512(pos_eq + b0, _mm512_mask_blend_epi64(v0.iso, v0.upnl, v0.ieq));
                 _mm512_storeu_si512(pos_eq + b0 + 8, _mm512_mask_blend_epi64(v1.iso, v1.upnl, v1.ieq));
@@ -354,7 +388,7 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
                 const __m512i SM = _mm512_add_epi64(_mm512_permutex2var_epi64(pm01, ev, pm23), _mm512_permutex2var_epi64(pm01, od, pm23));
                 _mm512_storeu_si512(acct_eq + a, eq);
                 _mm512_storeu_si512(acct_mm + a, SM);
-                cand = _mm512_cmple_epi64_mask(eq, SM) & has;
+                cand = _mm512_cmple_epi64_mask(_mm512_add_epi64(eq, vs), SM) & _mm512_cmpge_epi64_mask(SM, vmin) & has;
             }
         } else {
             /* ---- general block: slots in order inside a window of ≤ 64 (gaps masked), prefix sums */
@@ -380,7 +414,7 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
                 const int64_t j = b0 + 8 * v;
                 const clr_v8 o = clr_eval8(psym, pcls, 0, km, j, io, vt, &R);
                 const __mmask8 cross = km & ~o.iso;
-                pfm |= (uint64_t)(o.iso & o.nz & _mm512_cmple_epi64_mask(o.ieq, o.mm)) << (8 * v);
+                pfm |= (uint64_t)clr_pflag(&o, vs, vmin) << (8 * v);
                 nzc |= (uint64_t)(o.nz & cross) << (8 * v);
                 if (level == 0) {
                     const __m512i p = clr_scan8(_mm512_maskz_sub_epi64(cross, o.upnl, o.mm), carA);
@@ -402,7 +436,7 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
             if (level == 0) {
                 const __m512i S = _mm512_sub_epi64(_mm512_i64gather_epi64(oe, (const void *)bufA, 8),
                                                    _mm512_i64gather_epi64(os, (const void *)bufA, 8));
-                cand = _mm512_cmple_epi64_mask(_mm512_add_epi64(w, S), zero);
+                cand = _mm512_cmple_epi64_mask(_mm512_add_epi64(_mm512_add_epi64(w, S), vs), zero);
             } else {
                 const __m512i SE = _mm512_sub_epi64(_mm512_i64gather_epi64(oe, (const void *)bufA, 8),
                                                     _mm512_i64gather_epi64(os, (const void *)bufA, 8));
@@ -411,7 +445,7 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
                 const __m512i eq = _mm512_add_epi64(w, SE);
                 _mm512_storeu_si512(acct_eq + a, eq);
                 _mm512_storeu_si512(acct_mm + a, SM);
-                cand = _mm512_cmple_epi64_mask(eq, SM);
+                cand = _mm512_cmple_epi64_mask(_mm512_add_epi64(eq, vs), SM) & _mm512_cmpge_epi64_mask(SM, vmin);
             }
             for (unsigned m = cand; m; m &= m - 1) {   /* rare: liquidatable only with a cross size */
                 const int i = __builtin_ctz(m);
@@ -421,6 +455,10 @@ CLR_T512 static inline __attribute__((always_inline)) void clr_avx512_body(
             _mm512_mask_storeu_epi8(pos_liq + b0, own, _mm512_maskz_mov_epi8(pfm, one8z));
             npos += __builtin_popcountll(pfm);
         }
+        if (level == 0 && io->min_mm)                 /* rare candidates: MM > 0 needs their Σ MM */
+            for (unsigned m = cand; m; m &= m - 1)
+                if (clr_cross_mm(io, a + __builtin_ctz(m)) < io->min_mm)
+                    cand &= (__mmask8)~(1u << __builtin_ctz(m));
         _mm_storel_epi64((__m128i *)(acct_liq + a), _mm_maskz_mov_epi8(cand, one8));
         nacct += __builtin_popcount(cand);
     }

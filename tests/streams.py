@@ -9,7 +9,8 @@ import random
 
 from exchange import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, MarginMode,
-    OrderType, PlaceOrder, PositionMode, PositionSide, SetIndexPrice, SetLeverage, SetMarginMode, SetMarkPrice,
+    OrderType, PlaceOrder, PositionMode, PositionSide, SetIndexPrice, SetInitialMarginRate, SetLeverage,
+    SetMarginMode, SetMarkPrice,
     SetPositionMode, Side, STPMode, TimeInForce, Withdraw, WorkingType,
 )
 
@@ -82,7 +83,7 @@ def random_commands(seed: int, n: int, symbol: str = SYMBOL):
         elif roll < 0.86:
             yield Withdraw(account, rng.choice((1, USDT, 10 * USDT, 10**6 * USDT, 0)))
         elif roll < 0.89:
-            yield SetLeverage(account, symbol, rng.choice((1, 2, 5, 10, 20, 50, 100, 125, 0, 126)))
+            yield _leverage(account, symbol, rng.choice((1, 2, 5, 10, 20, 50, 100, 125, 0, 126)))
         elif roll < 0.92:
             mode = rng.choice(tuple(MarginMode))
             yield SetMarginMode(account, symbol, mode, rng.choice((0, 0, 5 * USDT, 50 * USDT)))
@@ -157,7 +158,15 @@ def liquidation_commands(seed: int, n: int, symbols=(SYMBOL,)):
         elif roll < 0.97:
             yield AdjustIsolatedMargin(rng.randint(1, 4), symbol, rng.choice((5 * USDT, -5 * USDT)))
         else:
-            yield SetLeverage(rng.randint(1, 4), symbol, rng.choice((5, 10, 20, 50)))
+            yield _leverage(rng.randint(1, 4), symbol, rng.choice((5, 10, 20, 50)))
+
+
+def _leverage(account: int, symbol: str, leverage: int):
+    """SetLeverage, except that 50 becomes the initial margin rate 1.5 % (66.67×, not an integer leverage), so
+    the streams exercise exact rational leverage without changing their random draws."""
+    if leverage == 50:
+        return SetInitialMarginRate(account, symbol, 1_500_000)
+    return SetLeverage(account, symbol, leverage)
 
 
 # -- the boundary fuzzer's stream (tests/test_fuzz_boundary.py, scripts/fuzz.py) ----------------------------

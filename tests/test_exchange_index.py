@@ -22,7 +22,8 @@ from exchange import (
 from exchange.accounts import FUND_ACCOUNT_BASE
 from exchange.events import MarkPriceChanged
 from exchange.liqindex import WarnIndex
-from exchange.portfolio import Portfolio
+from exchange.margin import IsolatedMaintenance
+from exchange.portfolio import InstrumentTable, Portfolio
 from exchange.sweep import sweep_reference
 from tests.conftest import make_instrument
 from tests.streams import random_commands
@@ -65,7 +66,7 @@ def assert_mirror_is_the_ledger(ex):
     assert flagged == expected
 
 
-@pytest.mark.parametrize("profile", ["binance", "bitmex", "dydx"])
+@pytest.mark.parametrize("profile", ["binance", "bitmex", "dydx", "bybit", "hyperliquid"])
 @pytest.mark.parametrize("seed", range(6))
 def test_seeded_streams_index_equals_the_full_loop_and_the_old_behaviour(seed, profile):
     indexed, holders = pair(profile)
@@ -105,12 +106,12 @@ def crowd(seed: int, n_accounts: int):
     return out, symbols, maker
 
 
-@pytest.mark.parametrize("seed", range(2))
-def test_random_mark_paths_with_many_accounts_near_liquidation(seed):
+@pytest.mark.parametrize("seed, profile", [(0, "binance"), (1, "binance"), (0, "bybit"), (1, "hyperliquid")])
+def test_random_mark_paths_with_many_accounts_near_liquidation(seed, profile):
     rng = random.Random(100 + seed)
     n = 300
     setup, symbols, maker = crowd(seed, n)
-    indexed, holders = pair(instruments=[make_instrument(), dataclasses.replace(make_instrument(), symbol="XYZUSDT")])
+    indexed, holders = pair(profile, instruments=[make_instrument(), dataclasses.replace(make_instrument(), symbol="XYZUSDT")])
     for command in setup:
         apply_both(indexed, holders, command)
     assert len(indexed.ledger.holders["TESTUSDT"]) > n // 3
@@ -167,11 +168,12 @@ def warned_flags(portfolio, marks, level_e8):
     return iso & (r.pos_ratio_e8 >= level_e8), cross_size & (r.acct_ratio_e8 >= level_e8)
 
 
+@pytest.mark.parametrize("maintenance", [IsolatedMaintenance.MARK, IsolatedMaintenance.ENTRY])
 @pytest.mark.parametrize("level_e8", [80_000_000, 100_000_000, 30_000_000, 150_000_000, 1])
-def test_a_mark_that_fires_no_warning_entry_leaves_the_warned_state_unchanged(level_e8):
+def test_a_mark_that_fires_no_warning_entry_leaves_the_warned_state_unchanged(level_e8, maintenance):
     rng = random.Random(level_e8)
     instruments = [make_instrument(), dataclasses.replace(make_instrument(), symbol="XYZUSDT")]
-    p = Portfolio(instruments)
+    p = Portfolio(InstrumentTable(instruments, isolated_maintenance=maintenance))
     for _ in range(120):
         a = p.add_account(rng.randint(0, 1_500) * USDT)
         for s in rng.sample((0, 1), rng.randint(1, 2)):

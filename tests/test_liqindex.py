@@ -8,7 +8,7 @@ from exchange import sweep as S
 from exchange.enums import MarginMode, PositionSide
 from exchange.liqindex import ALWAYS, DOWN, UP, LiqIndex, cross_entries_reference, iso_entry_reference
 from exchange.portfolio import Portfolio
-from tests.test_sweep import btc, random_marks, random_portfolio
+from tests.test_sweep import CONFIGS, btc, random_marks, random_portfolio
 
 COMPILED = S._clearing is not None
 needs_clearing = pytest.mark.skipif(not COMPILED, reason="compiled clearing kernel not active (EXCHANGE_PUREPYTHON=1)")
@@ -46,37 +46,40 @@ def walk(p, idx, rng, steps, vol, seen=None):
     return seen_p, seen_a
 
 
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("seed", range(4))
-def test_index_never_misses(seed):
+def test_index_never_misses(seed, config):
     rng = np.random.default_rng(seed)
-    p = random_portfolio(rng, 120, hedge=seed % 2 == 1)
+    p = random_portfolio(rng, 120, hedge=seed % 2 == 1, config=config)
     idx = LiqIndex(p, random_marks(rng, p))
     seen_p, seen_a = walk(p, idx, rng, 120, 0.08)
     assert seen_p and seen_a  # the path did liquidate something
 
 
-def test_index_reference_mode_never_misses():
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_index_reference_mode_never_misses(config):
     rng = np.random.default_rng(42)
-    p = random_portfolio(rng, 60, hedge=True)
+    p = random_portfolio(rng, 60, hedge=True, config=config)
     idx = LiqIndex(p, random_marks(rng, p), compiled=False)
     walk(p, idx, rng, 60, 0.1)
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([0.002, 0.02, 0.2]))
-def test_index_property(seed, vol):
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.002, 0.02, 0.2]), st.sampled_from(sorted(CONFIGS)))
+def test_index_property(seed, vol, config):
     rng = np.random.default_rng(seed)
-    p = random_portfolio(rng, 30, max_per=4, hedge=seed % 3 == 0)
+    p = random_portfolio(rng, 30, max_per=4, hedge=seed % 3 == 0, config=config)
     idx = LiqIndex(p, random_marks(rng, p))
     walk(p, idx, rng, 25, vol)
 
 
 @needs_clearing
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("extreme", [False, True])
-def test_compiled_entries_equal_reference(seed, extreme):
+def test_compiled_entries_equal_reference(seed, extreme, config):
     rng = np.random.default_rng(50 + seed)
-    p = random_portfolio(rng, 100, extreme=extreme, hedge=True)
+    p = random_portfolio(rng, 100, extreme=extreme, hedge=True, config=config)
     marks = random_marks(rng, p, extreme)
     a = LiqIndex(p, marks, compiled=True)
     b = LiqIndex(p, marks, compiled=False)
@@ -200,3 +203,20 @@ def test_batch_marks_and_merge():
         for tl in pair:
             tl.merge(idx._valid)
     walk(p, idx, rng, 30, 0.05)
+
+
+def test_isolated_entry_on_the_entry_value_is_the_venue_liquidation_price():
+    """Bybit's example (help.bybit.com/hc/en-us/articles/900000181046): long 1 BTC at 10,000, 50x (margin 200),
+    MMR 0.5 % of the entry value (50): LP = 10,000 − 150 = 9,850 → the entry fires at mark ≤ 9,850.00."""
+    from exchange.margin import IsolatedMaintenance
+    from exchange.portfolio import InstrumentTable
+
+    p = Portfolio(InstrumentTable([btc(brackets=[("1000000000", "0.005", 125)])],
+                                  isolated_maintenance=IsolatedMaintenance.ENTRY))
+    a = p.add_account(0)
+    j = p.add_position(a, 0, 1000, 1000 * 1_000_000, mode=ISO, iso_margin_units=200 * USDT)
+    entry, liq = iso_entry_reference(p, [1_000_000], j)
+    assert entry == (0, DOWN, 985_000) and not liq
+    idx = LiqIndex(p, [1_000_000])
+    assert list(idx.process_mark(0, 985_001)[0]) == []
+    assert list(idx.process_mark(0, 985_000)[0]) == [j]

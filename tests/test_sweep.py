@@ -6,7 +6,8 @@ import pytest
 from exchange import margin as M
 from exchange import sweep as S
 from exchange.enums import MarginMode, PositionSide
-from exchange.portfolio import Portfolio, PortfolioError
+from exchange.margin import IsolatedMaintenance, LiquidationTrigger
+from exchange.portfolio import InstrumentTable, Portfolio, PortfolioError
 from exchange.spec import Instrument
 from exchange.units import MAX_ABS_VALUE
 
@@ -15,6 +16,16 @@ ISO, CROSS = MarginMode.ISOLATED, MarginMode.CROSS
 COMPILED = S._clearing is not None
 needs_clearing = pytest.mark.skipif(not COMPILED, reason="compiled clearing kernel not active (EXCHANGE_PUREPYTHON=1)")
 FIELDS = ("pos_liq", "acct_liq", "pos_equity", "pos_mm", "pos_ratio_e8", "acct_equity", "acct_mm", "acct_ratio_e8")
+# the profiles' liquidation rules as table settings (rules §10): binance, hyperliquid, dydx, bybit / bitmex, and a
+# combination no built-in profile has (strict with the entry value)
+CONFIGS = {
+    "at": {},
+    "below": dict(trigger=LiquidationTrigger.BELOW_MAINTENANCE),
+    "below-positive": dict(trigger=LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE),
+    "entry": dict(isolated_maintenance=IsolatedMaintenance.ENTRY),
+    "entry-below-positive": dict(isolated_maintenance=IsolatedMaintenance.ENTRY,
+                                 trigger=LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE),
+}
 
 
 def btc(symbol="BTCUSDT", **kw):
@@ -38,10 +49,11 @@ def instruments():
     ]
 
 
-def random_portfolio(rng, n_accounts=300, max_per=6, extreme=False, hedge=False):
-    """Seeded random portfolio within the bounds. ``extreme`` scales sizes toward the exposure limit."""
-    insts = instruments()
-    p = Portfolio(insts)
+def random_portfolio(rng, n_accounts=300, max_per=6, extreme=False, hedge=False, config="at", insts=None):
+    """Seeded random portfolio within the bounds. ``extreme`` scales sizes toward the exposure limit; ``config``
+    names the table's liquidation rule (:data:`CONFIGS`)."""
+    insts = insts or instruments()
+    p = Portfolio(InstrumentTable(insts, **CONFIGS[config]))
     t = p.table
     for _ in range(n_accounts):
         budget = MAX_ABS_VALUE if extreme else 10**15
@@ -232,11 +244,12 @@ def test_bytes_per_position():
 
 
 # -- differential -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("extreme", [False, True])
-def test_numpy_matches_reference(seed, extreme):
+def test_numpy_matches_reference(seed, extreme, config):
     rng = np.random.default_rng(100 * seed + extreme)
-    p = random_portfolio(rng, 150, extreme=extreme, hedge=seed % 2 == 1)
+    p = random_portfolio(rng, 150, extreme=extreme, hedge=seed % 2 == 1, config=config)
     for _ in range(3):
         marks = random_marks(rng, p, extreme)
         ref = S.sweep_reference(p, marks, S.RATIOS)
@@ -247,11 +260,12 @@ def test_numpy_matches_reference(seed, extreme):
 
 
 @needs_clearing
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("extreme", [False, True])
-def test_compiled_matches_reference(seed, extreme):
+def test_compiled_matches_reference(seed, extreme, config):
     rng = np.random.default_rng(1000 + 100 * seed + extreme)
-    p = random_portfolio(rng, 150, extreme=extreme, hedge=seed % 2 == 1)
+    p = random_portfolio(rng, 150, extreme=extreme, hedge=seed % 2 == 1, config=config)
     if seed % 2:
         p.compact()
     for _ in range(3):
@@ -265,11 +279,12 @@ def test_compiled_matches_reference(seed, extreme):
 
 
 @needs_clearing
-def test_compiled_at_the_exact_bounds():
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_compiled_at_the_exact_bounds(config):
     """One account at exposure exactly 2^62: wallet 0, one position of the maximal size at the max price,
     sizes above 2^37 lots (the kernel's wide path), marks at 1 and at the max price."""
     insts = instruments()
-    p = Portfolio(insts)
+    p = Portfolio(InstrumentTable(insts, **CONFIGS[config]))
     t = p.table
     biggest = 0
     for s in range(t.n_symbols):
@@ -303,12 +318,12 @@ def test_active_sweep_batch_api():
     assert list(slots) == list(np.flatnonzero(ref.pos_liq)) and list(accounts) == list(np.flatnonzero(ref.acct_liq))
 
 
-def four_per_account_portfolio(rng, n_accounts=2000):
+def four_per_account_portfolio(rng, n_accounts=2000, config="at"):
     """A compact portfolio with exactly 4 positions per account over the 4 test symbols (the layout the
     compiled kernel's fastest path streams), then wallets and isolated margins moved to sit exactly at the
     maintenance margin, one unit above or one below, so every flag is decided at its edge."""
-    insts = instruments()
-    t = Portfolio(insts).table
+    insts = InstrumentTable(instruments(), **CONFIGS[config])
+    t = insts
     n = n_accounts * 4
     acc = np.repeat(np.arange(n_accounts), 4)
     sym = np.tile(np.arange(4), n_accounts)
@@ -335,12 +350,13 @@ def four_per_account_portfolio(rng, n_accounts=2000):
 
 
 @needs_clearing
+@pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("seed", range(3))
-def test_compiled_four_positions_per_account_at_the_maintenance_edge(seed):
+def test_compiled_four_positions_per_account_at_the_maintenance_edge(seed, config):
     from exchange import _clearing
 
     rng = np.random.default_rng(7000 + seed)
-    p, marks = four_per_account_portfolio(rng)
+    p, marks = four_per_account_portfolio(rng, config=config)
     ref = S.sweep_reference(p, marks, S.RATIOS)
     assert 0 < ref.n_liq_positions and 0 < ref.n_liq_accounts < p.n_accounts  # the edges are really mixed
     for isa in sorted({_clearing.kernel_isa(), "scalar"}):
@@ -352,3 +368,46 @@ def test_compiled_four_positions_per_account_at_the_maintenance_edge(seed):
             assert_same(ref, S.sweep_compiled(p, marks, S.RATIOS), f"compiled/{isa}")
         finally:
             _clearing.set_kernel_isa(previous)
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_zero_maintenance_and_equality_by_the_tables_trigger(config):
+    """MMR 0 (MM = 0) and a balance of 0, −1 or +1 unit, cross and isolated, 4 positions per account (the
+    kernel's folded layout) and 3 (its general block): ``≤`` liquidates at 0, ``<`` only below, dYdX's rule
+    (``<`` and MM > 0) never; every implementation (and both kernels) agrees with the reference."""
+    zero = [btc(s, brackets=[("1000000000", "0", 125)]) for s in ("AUSDT", "BUSDT", "CUSDT", "DUSDT")]
+    p = Portfolio(InstrumentTable(zero, **CONFIGS[config]))
+    expected_pos, expected_acct = [], []
+    strict, min_mm = M.trigger_terms(p.table.trigger)
+    for n in (4, 3):
+        for nudge in (-1, 0, 1):
+            for _ in range(3):  # 9 accounts per layout: a full block of 8 and a tail
+                a = p.add_account(0, capacity=n)
+                for s in range(n):
+                    iso = s % 2 == 1
+                    j = p.add_position(a, s, 1000, 1000 * 1_000_000, mode=ISO if iso else CROSS,
+                                       iso_margin_units=(1000 * USDT + nudge) if iso else 0)
+                    if iso:
+                        expected_pos.append((j, nudge + strict <= 0 and min_mm == 0))
+                # cross: two cross positions each losing 1,000 at mark 9,000 (from 10,000): balance = wallet − 2,000
+                p.set_wallet(a, (1000 * USDT) * ((n + 1) // 2) + nudge)
+                expected_acct.append((a, nudge + strict <= 0 and min_mm == 0))
+    marks = [900_000] * 4
+    ref = S.sweep_reference(p, marks, S.RATIOS)
+    assert [bool(ref.pos_liq[j]) for j, _ in expected_pos] == [flag for _, flag in expected_pos]
+    assert [bool(ref.acct_liq[a]) for a, _ in expected_acct] == [flag for _, flag in expected_acct]
+    assert_same(ref, S.sweep_numpy(p, marks, S.RATIOS), "numpy")
+    if COMPILED:
+        from exchange import _clearing
+
+        p.compact()
+        ref = S.sweep_reference(p, marks, S.RATIOS)
+        for isa in sorted({_clearing.kernel_isa(), "scalar"}):
+            previous = _clearing.set_kernel_isa(isa)
+            try:
+                for level in (S.FLAGS, S.VALUES, S.RATIOS):
+                    got = S.sweep_compiled(p, marks, level)
+                    assert np.array_equal(got.pos_liq, ref.pos_liq) and np.array_equal(got.acct_liq, ref.acct_liq), isa
+                assert_same(ref, S.sweep_compiled(p, marks, S.RATIOS), f"compiled/{isa}")
+            finally:
+                _clearing.set_kernel_isa(previous)
