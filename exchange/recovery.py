@@ -151,7 +151,9 @@ def _candidates(snapshot_path) -> tuple[list[str], bool]:
             entries = sorted(os.listdir(name))
         except OSError as exc:
             raise SnapshotMissing(f"snapshot directory {name}: cannot list: {exc.strerror or exc}") from None
-        return [p for p in (os.path.join(name, e) for e in entries) if os.path.isfile(p)], False
+        # a *.tmp file is an atomic write that never reached its rename (a crash in between): not a snapshot,
+        # even when its bytes are complete
+        return [p for p in (os.path.join(name, e) for e in entries if not e.endswith(".tmp")) if os.path.isfile(p)], False
     return [os.fsdecode(p) for p in snapshot_path], False
 
 

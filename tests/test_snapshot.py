@@ -542,6 +542,13 @@ def test_periodic_snapshots_beside_the_journal_shorten_recovery(tmp_path):
     assert report.snapshot_sequence == last - 100 and report.skipped[0][0] == newest
     assert recovered.state_hash() == ex.state_hash()
 
+    # a complete snapshot left under its temporary name (killed between write and rename) was never committed
+    os.replace(newest, os.path.join(directory, f"{last:020d}.snapshot.abcd.tmp"))
+    ex.snapshot(os.path.join(directory, f"{last:020d}.snapshot.efgh.tmp"))
+    recovered, report = recover(path)
+    assert report.snapshot_sequence == last - 100 and not any(p.endswith(".tmp") for p, _ in report.skipped)
+    assert recovered.state_hash() == ex.state_hash()
+
 
 def test_periodic_snapshots_need_a_journal():
     with pytest.raises(ValueError, match="needs a journal"):
