@@ -8,6 +8,7 @@ once (:class:`Twin`: identical events after every command, identical queries and
 Instruments: BTC has tick 0.01 and lot 0.001 (K = 1,000: 1 BTC at 10,000 = 1,000 lots at 1,000,000 ticks);
 the coin has tick 0.01 and lot 1 (K = 10⁶: 1 lot at 100.00 = 100 USDT). No fees, no minimum notional.
 """
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -184,7 +185,8 @@ def test_bybit_isolated_liquidation_event_uses_the_prices_reported_before_it():
 
 
 # -- rule 2: equality as a profile rule --------------------------------------------------------------------
-# Isolated long of 1 coin at 100 at 10x (margin 10) plus 0.9 added (margin 10.9), MMR 1 %:
+# Isolated long of 1 coin at 100 at 10x (margin 10) plus 0.9 added (margin 10.9), MMR 1 % (the bracket's max
+# leverage is 50, so hyperliquid's derived MMR 1 / (2 × 50) is the same 1 %):
 #   mark-notional MM: at 90.00 the balance 10.9 − 10 = 0.9 equals MM 1 % × 90 = 0.9 exactly;
 #                     at 89.99 the balance 0.89 < MM 0.8999; at 90.01 the balance 0.91 > MM 0.9001.
 #   entry-value MM (bybit, bitmex): MM = 1 % × 100 = 1; 10.9 + (P − 100) ≤ 1 at P ≤ 90.10, equal at 90.10.
@@ -205,7 +207,7 @@ def test_equality_at_the_maintenance_margin_is_a_profile_rule(profile):
     900000181046: "triggered when the Mark Price hits the Liquidation Price"); BitMEX isolatedMarginExamples
     ("assumed control … at their liquidation price"); Binance: the rulebook's ``balance ≤ MM`` (rules §5) is
     kept for the default profile although Binance's FAQ words the trigger "Collateral < MM" (docs/rules.md §5)."""
-    ex, a = isolated_position(profile, coin("0.01", 10), 10, "1", "100")
+    ex, a = isolated_position(profile, coin("0.01", 50), 10, "1", "100")
     a.adjust_isolated_margin(COIN, "0.9")
     first, safe = EQUALITY[profile]
     assert ex.liquidation_price_ticks(1, COIN) == first
@@ -219,7 +221,7 @@ def test_at_equality_the_ratio_is_100_percent_and_only_the_at_maintenance_profil
     """The isolated long above at 90.00 (balance 0.9 = MM 0.9): the margin ratio is exactly 100 % (10⁸) on
     binance (liquidated), hyperliquid and dydx (not liquidated: "below" / "MMR > NC")."""
     for profile, expected in (("binance", [(1, COIN)]), ("hyperliquid", []), ("dydx", [])):
-        ex, a = isolated_position(profile, coin("0.01", 10), 10, "1", "100")
+        ex, a = isolated_position(profile, coin("0.01", 50), 10, "1", "100")
         a.adjust_isolated_margin(COIN, "0.9")
         assert ex.maintenance_margin(1, COIN) == units("1")  # at the entry mark 100
         mark(ex, COIN, "95")
@@ -234,7 +236,10 @@ def test_at_equality_the_ratio_is_100_percent_and_only_the_at_maintenance_profil
 def test_cross_account_at_equality(profile, liquidates):
     """Cross: wallet 10, long 1 coin at 100 (10x), MMR 0: at 90.00 the balance 10 − 10 = 0 equals MM 0 —
     binance liquidates (≤), hyperliquid does not (equity below MM); dYdX never liquidates a zero MM (risk.go
-    above). At 89.99 (balance −0.01 < 0) hyperliquid liquidates, dYdX still not."""
+    above). At 89.99 (balance −0.01 < 0) hyperliquid liquidates, dYdX still not. Hyperliquid derives every MMR
+    from the max leverage (never 0), so its trigger is tested here with that derivation off."""
+    if profile == "hyperliquid":
+        profile = dataclasses.replace(PROFILES["hyperliquid"], mmr_from_leverage=False)
     ex = Twin([coin("0", 10)], profile)
     a, maker = Client(ex, 1), Client(ex, 2)
     a.deposit("10")
@@ -243,11 +248,12 @@ def test_cross_account_at_equality(profile, liquidates):
     a.set_leverage(COIN, 10)
     maker.sell(COIN, "1", "100")
     a.buy(COIN, "1", "100")
-    assert ex.liquidation_price_ticks(1, COIN) == {"binance": ticks("90"), "hyperliquid": ticks("89.99")}.get(profile)
+    name = profile if isinstance(profile, str) else profile.name
+    assert ex.liquidation_price_ticks(1, COIN) == {"binance": ticks("90"), "hyperliquid": ticks("89.99")}.get(name)
     assert liquidated(mark(ex, COIN, "90")) == ([(1, "")] if liquidates else [])
     if not liquidates:
         events = mark(ex, COIN, "89.99")
-        assert liquidated(events) == ([(1, "")] if profile == "hyperliquid" else [])
+        assert liquidated(events) == ([(1, "")] if name == "hyperliquid" else [])
 
 
 def test_dydx_zero_maintenance_is_never_liquidatable():
