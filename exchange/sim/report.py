@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from ..units import InputError
 from .scenario import MIXED, Scenario
 from .study import STUDY_FILE, read_study
-from .summary import _shared_fund, read_csv
+from .summary import read_csv, return_on_capital, shared_fund
 
 REPORT_FILE = "report.html"
 E8 = 10**8
@@ -175,7 +175,7 @@ def _read_run(directory: Path, world: str, seed: int, scenario: Scenario) -> Run
         by_symbol[s] = series
     balance = np.asarray(prices["insurance_balance_units"], dtype=np.float64) / E8
     insurance = np.zeros(times_ns.size)
-    if _shared_fund(scenario):
+    if shared_fund(scenario):
         insurance[row] = balance
     else:
         np.add.at(insurance, row, balance)
@@ -188,11 +188,7 @@ def _read_run(directory: Path, world: str, seed: int, scenario: Scenario) -> Run
     final_equity: dict[int, int] = {}
     for a, e in zip(acc["account_id"], acc["equity_units"]):
         final_equity.setdefault(a, e)
-    final_return = {}
-    for i, a in enumerate(t["account_id"]):
-        start = t["capital_units"][i] + t["reserve_units"][i]
-        end = final_equity.get(a, 0) + t["reserve_units"][i] - t["reserve_used_units"][i]
-        final_return[a] = (end - start) / start if start else 0.0
+    final_return = {a: return_on_capital(t, i, final_equity.get(a, 0)) for i, a in enumerate(t["account_id"])}
 
     # liquidations and ADL from the events
     ev = pq.read_table(directory / "events.parquet",

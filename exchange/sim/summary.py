@@ -78,6 +78,14 @@ class RunData:
         return self.events["kind"] == kind
 
 
+def return_on_capital(traders: dict, i: int, equity: int) -> float:
+    """Trader ``i``'s return on capital (docs/study.md): ``(E + reserve left − C) / C`` with ``C`` = capital +
+    reserve and ``E`` its final ``equity``; ``traders`` is ``traders.parquet`` as a dict of columns."""
+    start = traders["capital_units"][i] + traders["reserve_units"][i]
+    end = equity + traders["reserve_units"][i] - traders["reserve_used_units"][i]
+    return (end - start) / start if start else 0.0
+
+
 def _int(column, mask) -> np.ndarray:
     return np.asarray(column[mask], dtype=object).astype(np.int64)
 
@@ -121,8 +129,7 @@ def cohort_rows(run: RunData | str | Path) -> list[dict]:
             money_in = t["capital_units"][i] + t["reserve_used_units"][i]
             wealth_start = t["capital_units"][i] + t["reserve_units"][i]
             equity = run.final_equity.get(account, 0)
-            wealth_end = equity + t["reserve_units"][i] - t["reserve_used_units"][i]
-            returns.append((wealth_end - wealth_start) / wealth_start if wealth_start else 0.0)
+            returns.append(return_on_capital(t, i, equity))
             loss = max(0, money_in - equity)
             losses_share.append(loss / wealth_start if wealth_start else 0.0)
             over = max(0, loss - t["allocated_units"][i])
@@ -171,7 +178,7 @@ def world_row(run: RunData | str | Path) -> dict:
         adl_volume += int(price) * int(qty) * run.k_units.get(symbol, 0)
     # insurance: Σ over symbols per snapshot (a shared fund repeats the same balance on every symbol: count it once)
     p = run.prices
-    shared = run.scenario is not None and _shared_fund(run.scenario)
+    shared = run.scenario is not None and shared_fund(run.scenario)
     by_time: dict[int, int] = {}
     for time_ns, symbol, balance in zip(p["time_ns"], p["symbol"], p["insurance_balance_units"]):
         if shared:
@@ -197,7 +204,7 @@ def world_row(run: RunData | str | Path) -> dict:
     }
 
 
-def _shared_fund(scenario: Scenario) -> bool:
+def shared_fund(scenario: Scenario) -> bool:
     from ..profiles import PROFILES
 
     profile = PROFILES[scenario["profile"]]
@@ -301,4 +308,5 @@ def _parse(text: str):
 
 
 __all__ = ["RunData", "cohort_rows", "world_row", "confidence_table", "mean_ci", "to_csv", "read_csv", "sort_rows",
-           "COHORT_COLUMNS", "WORLD_COLUMNS", "CI_METRICS", "WORLD_CI_METRICS", "read_manifest"]
+           "COHORT_COLUMNS", "WORLD_COLUMNS", "CI_METRICS", "WORLD_CI_METRICS", "read_manifest", "return_on_capital",
+           "shared_fund"]
