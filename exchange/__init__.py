@@ -6,7 +6,7 @@ from ._impl import IMPLEMENTATION
 from .client import Client
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
-    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, SettleSymbol, Withdraw,
 )
 from .engine import Exchange, ExchangeHalted, matching_engine_class
 from .enums import (
@@ -16,7 +16,7 @@ from .enums import (
 from .events import (
     ADLFill, BalanceChanged, Fill, FundingPaid, FundingSettled, IndexPriceChanged, InitialMarginRateChanged, InsuranceFundChanged, LeverageChanged, LiquidationEnded,
     LiquidationFill, LiquidationStarted, MarginCall, MarginModeChanged, MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected,
-    TimeAdvanced,
+    SettlementFill, SymbolSettled, TimeAdvanced,
 )
 from .funding_state import FundingRecord, FundingState
 from .insurance import FundLimits, HistoryEntry
@@ -39,7 +39,7 @@ __all__ = [
     "Instrument", "RiskBracket", "FundingParams", "MarkParams", "MarkSource", "SpecError", "UnitsError",
     "FundInsurance", "ADLFill", "InsuranceFundChanged", "LiquidationEnded", "LiquidationFill", "LiquidationStarted",
     "FundLimits", "HistoryEntry", "LiquidationConfig", "InsuranceReason",
-    "FundingSettled", "FundingPaid", "FundingRecord", "FundingState",
+    "FundingSettled", "FundingPaid", "FundingRecord", "FundingState", "SettleSymbol", "SettlementFill", "SymbolSettled",
     "dump_journal", "load_journal", "replay", "replay_file", "recover", "JournalError", "JournalCorrupt", "FsyncEvery",
 ]
 

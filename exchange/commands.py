@@ -181,9 +181,23 @@ class FundInsurance:
     amount_units: int
 
 
+@dataclass(frozen=True, slots=True)
+class SettleSymbol:
+    """Final settlement (delisting) of ``symbol`` at ``price_ticks`` (0: its index price, the mark until an
+    index is set). Every open order in the symbol is canceled, every position is closed at the settlement
+    price (a part that the price would leave bankrupt is closed at its bankruptcy price against the opposite
+    side, after the insurance fund where the profile has one; dYdX deleverages it at once), and the symbol stops
+    trading: orders and price updates for it are refused with -1122 afterwards (``docs/liquidation.md``)."""
+
+    TAG = 22
+    symbol: str
+    price_ticks: int = 0
+
+
 COMMAND_TYPES = {cls.TAG: cls for cls in (
     PlaceOrder, CancelOrder, AmendOrder, CancelAll, SetMarkPrice, AdvanceTime, Deposit, Withdraw, SetPositionMode,
     SetMarginMode, SetLeverage, AdjustIsolatedMargin, SetIndexPrice, FundInsurance, SetInitialMarginRate,
+    SettleSymbol,
 )}
 
 #: One row per command for the compiled batch path (``MatchingEngine.run_batch``); all int64.

@@ -67,7 +67,7 @@ from .accounts import FUND_ACCOUNT_BASE, Ledger
 from .clearing import clear_fill
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
-    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, SettleSymbol, Withdraw,
 )
 from .enums import (
     BalanceReason, CancelReason, EventKind, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide,
@@ -200,7 +200,9 @@ class Exchange:
             AdjustIsolatedMargin: self._adjust_isolated_margin,
             SetIndexPrice: self._set_index,
             FundInsurance: self._fund_insurance,
+            SettleSymbol: self._settle_symbol,
         }
+        self.settled: dict[str, int] = {}  # symbol -> its final settlement price (SettleSymbol); they trade no more
         if type(snapshot_every) is not int or snapshot_every < 0 or type(keep_snapshots) is not int or keep_snapshots < 1:
             raise InputError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")
         if snapshot_every and journal is None:
@@ -291,6 +293,8 @@ class Exchange:
         book = self._books.get(cmd.symbol)
         if book is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if cmd.symbol in self.settled:
+            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
         try:
             order_type = _enum(OrderType, cmd.order_type)
         except ValueError:
@@ -382,6 +386,8 @@ class Exchange:
         book = self._books.get(cmd.symbol)
         if book is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if cmd.symbol in self.settled:
+            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
         waiting = self._triggers[cmd.symbol].get(cmd.order_id)
         if waiting is not None and waiting.account_id == cmd.account_id:
             return [_rejected(RejectCode.MODIFY_LIMIT_ONLY, cmd)]
@@ -421,6 +427,8 @@ class Exchange:
     def _set_mark(self, cmd: SetMarkPrice) -> list:
         if cmd.symbol not in self._books:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if cmd.symbol in self.settled:
+            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
         if not self._valid_price(cmd.symbol, cmd.mark_ticks):
             return [_rejected(RejectCode.MALFORMED, cmd)]
         return self._move_mark(cmd.symbol, cmd.mark_ticks)
@@ -429,6 +437,8 @@ class Exchange:
         book = self._books.get(cmd.symbol)
         if book is None:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if cmd.symbol in self.settled:
+            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
         if not self._valid_price(cmd.symbol, cmd.index_ticks):
             return [_rejected(RejectCode.MALFORMED, cmd)]
         mark = self.prices.observe_index(cmd.symbol, cmd.index_ticks, self.now_ns, book.best_bid(), book.best_ask(),
@@ -445,6 +455,22 @@ class Exchange:
         self.monitor.mark_moved(symbol)
         fired = self._triggers[symbol].observe(WorkingType.MARK_PRICE, mark_ticks)
         return [MarkPriceChanged(symbol, mark_ticks)] + self._run_triggered(symbol, fired)
+
+    def _settle_symbol(self, cmd: SettleSymbol) -> list:
+        """Final settlement of a symbol (:class:`~exchange.commands.SettleSymbol`; the waterfall's part is
+        :meth:`exchange.liquidation.Liquidator.settle_symbol`)."""
+        book = self._books.get(cmd.symbol)
+        if book is None:
+            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+        if cmd.symbol in self.settled:
+            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
+        price = cmd.price_ticks or self.prices.feeds[cmd.symbol].index_ticks or book.mark()
+        if not self._valid_price(cmd.symbol, price):
+            return [Rejected(RejectCode.MALFORMED, f"SettleSymbol.price_ticks: {price} is not a price of {cmd.symbol} "
+                                                   f"(give one, or set an index or mark first).", cmd.symbol)]
+        events = self.liquidation.settle_symbol(cmd.symbol, price)
+        self.settled[cmd.symbol] = price
+        return events
 
     def _valid_price(self, symbol: str, ticks) -> bool:
         return isinstance(ticks, int) and 1 <= ticks <= self.instruments[symbol].max_price_ticks
@@ -487,6 +513,8 @@ class Exchange:
             if premium is not None:
                 self.funding.sample(symbol, premium)
         for symbol in self.instruments if settles else ():
+            if symbol in self.settled:
+                continue
             settled, touched = self.funding.settle(symbol, time_ns, self.risk_price(symbol))
             events += settled
             self._touched |= touched
@@ -504,6 +532,8 @@ class Exchange:
 
     def _premium(self, symbol: str, premiums: dict) -> int | None:
         """The premium sample of ``symbol``'s book as it is now (cached until the book changes)."""
+        if symbol in self.settled:
+            return None
         if symbol not in premiums:
             book = self._books[symbol]
             premiums[symbol] = self.funding.premium_e8(symbol, *book.depth(book.order_count()))
@@ -1163,6 +1193,7 @@ class Exchange:
             ("funding", self.funding.canonical_state()),
             ("in_liquidation", sorted(self.liquidation.in_liquidation)),
             ("liquidation_cooldowns", self.liquidation.cooldowns()),
+            *([("settled", sorted(self.settled.items()))] if self.settled else []),
         ]
 
     def state_hash(self) -> str:

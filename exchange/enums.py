@@ -89,6 +89,7 @@ class CancelReason(IntEnum):
     REDUCE_ONLY = 9  # a reduce-only order canceled because its position shrank to nothing on its side
     LIQUIDATION = 10  # canceled by the liquidation waterfall (the account's orders, rules §7 step 1)
     ADL = 11  # a deleveraged position's orders in that symbol (rules §7 step 5)
+    SETTLEMENT = 12  # every open order of a symbol at its final settlement (SettleSymbol)
 
 
 class BalanceReason(IntEnum):
@@ -102,6 +103,7 @@ class BalanceReason(IntEnum):
     LIQUIDATION = 10  # the liquidation waterfall: leftover margin to the fund, fund paying a fill below bankruptcy
     INSURANCE_TOP_UP = 11  # a negative balance topped up to zero by the insurance fund
     SOCIALIZED_LOSS = 12  # a winner's pro-rata haircut (loss rule SOCIALIZED)
+    SETTLEMENT = 13  # final settlement: the insurance fund topping up a part the settlement price left bankrupt
 
 
 class InsuranceReason(IntEnum):
@@ -115,6 +117,7 @@ class InsuranceReason(IntEnum):
     SOCIALIZED = 6  # haircuts of winners credited to the fund to cover what it could not pay
     TRADING = 7  # outside the waterfall: the fund's own fills (unwinding), deficits of isolated positions closed by trades
     TAKEOVER = 8  # PnL the fund realizes when a takeover or an ADL match closes part of its own position
+    SETTLEMENT = 9  # final settlement: the fund's own position closed, or a bankrupt part topped up
 
 
 class EventKind(IntEnum):
@@ -149,6 +152,7 @@ class RejectCode(IntEnum):
     INVALID_ORDER_TYPE = -1116
     INVALID_SIDE = -1117
     INVALID_SYMBOL = -1121
+    SYMBOL_SETTLED = -1122  # Binance's INVALID_SYMBOL_STATUS: the symbol was settled (SettleSymbol)
     UNKNOWN_ORDER = -2011
     NO_SUCH_ORDER = -2013
     BALANCE_NOT_SUFFICIENT = -2018
@@ -206,6 +210,7 @@ REJECT_MESSAGES = {
     RejectCode.INVALID_ORDER_TYPE: "Invalid orderType.",
     RejectCode.INVALID_SIDE: "Invalid side.",
     RejectCode.INVALID_SYMBOL: "Invalid symbol.",
+    RejectCode.SYMBOL_SETTLED: "Invalid symbol status: the symbol is settled and no longer trades.",
     RejectCode.UNKNOWN_ORDER: "Unknown order sent.",
     RejectCode.NO_SUCH_ORDER: "Order does not exist.",
     RejectCode.BALANCE_NOT_SUFFICIENT: "Balance is insufficient.",

@@ -271,6 +271,31 @@ class ADLFill:
 
 
 @dataclass(frozen=True, slots=True)
+class SettlementFill:
+    """One side of a final-settlement match (an event for each side): ``account_id``'s position
+    ``position_side`` traded ``side`` at ``price_ticks`` (no fee) against ``counterparty_id``. ``bankrupt`` is
+    True for a part the settlement price left bankrupt, closed at its bankruptcy price."""
+
+    symbol: str
+    account_id: int
+    position_side: PositionSide
+    side: Side
+    price_ticks: int
+    qty_lots: int
+    counterparty_id: int
+    bankrupt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSettled:
+    """``symbol`` was settled at ``price_ticks``; ``lots`` long lots (and as many short) were closed. It trades no more."""
+
+    symbol: str
+    price_ticks: int
+    lots: int
+
+
+@dataclass(frozen=True, slots=True)
 class InsuranceFundChanged:
     """An insurance fund's balance (its reserved account's wallet) moved by ``delta_units`` to ``balance_units``."""
 

@@ -113,7 +113,10 @@ from .commands import AdvanceTime
 from .enums import (
     BalanceReason, CancelReason, InsuranceReason, OrderType, PositionSide, RejectCode, Side, STPMode, TimeInForce,
 )
-from .events import ADLFill, BalanceChanged, LiquidationEnded, LiquidationFill, LiquidationStarted, OrderCanceled
+from .events import (
+    ADLFill, BalanceChanged, LiquidationEnded, LiquidationFill, LiquidationStarted, OrderCanceled, SettlementFill,
+    SymbolSettled,
+)
 from .insurance import FundLimits, InsuranceFunds
 from .profiles import ADLPrice, Backstop, BankruptcyRule, LiquidationOrder, LossRule
 from .risk import CROSS
@@ -562,14 +565,20 @@ class Liquidator:
         events += self._transfer(symbol, account, side, long, fund, PositionSide.BOTH, bp, taken)
         return events + self.funds.sync(InsuranceReason.TAKEOVER)
 
-    def _deleverage(self, account: Account, symbol: str, side: PositionSide, long: bool, qty: int, bp: int) -> list:
-        price = bp if self.profile.adl_price == ADLPrice.BANKRUPTCY else self.risk.mark_of(symbol)
+    def _deleverage(self, account: Account, symbol: str, side: PositionSide, long: bool, qty: int, bp: int,
+                    at_bankruptcy: bool = False, skip: frozenset = frozenset()) -> list:
+        """Close ``qty`` lots against the opposite side in ADL order, at ``bp`` (or the mark, by the profile's
+        ADL price; always ``bp`` when ``at_bankruptcy``), passing over the accounts in ``skip``."""
+        at_bp = at_bankruptcy or self.profile.adl_price == ADLPrice.BANKRUPTCY
+        price = bp if at_bp else self.risk.mark_of(symbol)
         events: list = []
         queue = self.adl_queue.order(symbol, not long, self.profile.adl_ranking, self._seed(), self.ex._touched,
                                      account.account_id)
         for counter_id, counter_side in queue:
             if not qty:
                 break
+            if counter_id in skip:
+                continue
             counter = self.ledger.accounts[counter_id]
             q = min(qty, abs(counter.positions[(symbol, counter_side)].lots))
             events += self.cancel_orders(counter_id, symbol, CancelReason.ADL)
@@ -621,6 +630,69 @@ class Liquidator:
                 self.funds.move(symbol, share)
                 self.ex._touched.add(account.account_id)
         return events + self.funds.sync(InsuranceReason.SOCIALIZED)
+
+    # ==== final settlement ========================================================================
+    def settle_symbol(self, symbol: str, price: int) -> list:
+        """Close every position in ``symbol`` at ``price`` (``SettleSymbol``; ``docs/liquidation.md`` "Final
+        settlement"):
+
+        1. every open order in the symbol is canceled, and the mark moves to the settlement price;
+        2. a part the price leaves bankrupt (margin balance < 0) is covered by the insurance fund while the fund
+           can pay its deficit; otherwise (and always under dYdX, which deleverages negative-TNC subaccounts at
+           their bankruptcy price) its position is closed at its bankruptcy price against the opposite side, in
+           the profile's ADL order, passing over the other bankrupt parts;
+        3. every position left closes at the settlement price, longs against shorts by (account, side), funds last;
+        4. the fund pays the deficits it covered in step 2.
+
+        No fee. O(accounts + positions in the symbol)."""
+        events: list = []
+        for account_id in sorted(self.ledger.accounts):
+            events += self.cancel_orders(account_id, symbol, CancelReason.SETTLEMENT)
+        if self.ex.book(symbol).mark() != price:
+            events += self.ex._move_mark(symbol, price)
+        bankrupt = []  # (account, part, side, deficit) in account order
+        for long in (True, False):
+            users, _ = deleveraging.side_positions(self.ledger, symbol, long)
+            for account_id, side in users:
+                account = self.ledger.accounts[account_id]
+                part, part_side = (symbol, side) if self.risk.is_isolated(account, symbol) else (CROSS, PositionSide.BOTH)
+                balance = self.risk.part_state(account, part, part_side)[0]
+                if balance < 0:
+                    bankrupt.append((account, part, side, -balance))
+        bankrupt.sort(key=lambda entry: (entry[0].account_id, entry[2]))
+        skip = frozenset(entry[0].account_id for entry in bankrupt)
+        covered, capacity = [], 0 if self.dydx else max(self.funds.balance(symbol), 0)
+        for account, part, side, deficit in bankrupt:
+            if deficit <= capacity:
+                capacity -= deficit
+                covered.append((account, deficit))
+                continue
+            position = account.positions.get((symbol, side))
+            if position is None or not position.lots:
+                continue
+            long = position.lots > 0
+            bp = self._bankruptcy_ticks(account, part, symbol, side, position)
+            events += self._deleverage(account, symbol, side, long, abs(position.lots), bp, True, skip)
+        lots = 0
+        longs, shorts = (sum(deleveraging.side_positions(self.ledger, symbol, long), []) for long in (True, False))
+        i = j = 0
+        while i < len(longs) and j < len(shorts):
+            (long_id, long_side), (short_id, short_side) = longs[i], shorts[j]
+            buyer, seller = self.ledger.accounts[long_id], self.ledger.accounts[short_id]
+            q = min(buyer.positions[(symbol, long_side)].lots, -seller.positions[(symbol, short_side)].lots)
+            events.append(SettlementFill(symbol, long_id, long_side, Side.SELL, price, q, short_id, False))
+            events.append(SettlementFill(symbol, short_id, short_side, Side.BUY, price, q, long_id, False))
+            events += self._transfer(symbol, buyer, long_side, True, seller, short_side, price, q)
+            lots += q
+            i += (symbol, long_side) not in buyer.positions
+            j += (symbol, short_side) not in seller.positions
+        for account, deficit in covered:
+            self.funds.move(symbol, -deficit)
+            account.wallet_units += deficit
+            self.ex._touched.add(account.account_id)
+            events.append(BalanceChanged(account.account_id, deficit, account.wallet_units, BalanceReason.SETTLEMENT))
+        events += self.funds.sync(InsuranceReason.SETTLEMENT)
+        return events + [SymbolSettled(symbol, price, lots)]
 
     # ==== orders, unwinding, liquidation mode ====================================================
     def cancel_orders(self, account_id: int, symbol: str, reason: CancelReason) -> list:

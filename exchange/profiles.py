@@ -86,7 +86,7 @@ class FundingPrice(IntEnum):
     """The price a funding payment values a position at (``|lots| × price × K × rate``)."""
 
     MARK = 1  # the risk price (mark): binance, bybit, bitmex, dydx
-    INDEX = 2  # the oracle (index) price, the mark until an index is set: hyperliquid
+    INDEX = 2  # the oracle (index) price, the mark until an index is set: dydx, hyperliquid
 
 
 class ADLIndicator(IntEnum):
@@ -197,7 +197,7 @@ PROFILES = {
         bankruptcy=BankruptcyRule.DYDX_DELTA, backstop=Backstop.INSURANCE_PER_FILL,
         adl_ranking=ADLRanking.SEEDED_OFFSET, funding_interval_ns=HOUR_NS, funding_rate_divisor=8,
         funding_cap=FundingCap.DYDX, funding_accrual=FundingAccrual.INDEX, stp_override=STPMode.EXPIRE_MAKER,
-        liquidation_trigger=LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE,
+        liquidation_trigger=LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE, funding_price=FundingPrice.INDEX,
     ),
     "hyperliquid": VenueProfile(
         "hyperliquid", liquidation_order=LiquidationOrder.MARKET_SLICES, backstop=Backstop.BACKSTOP_VAULT,

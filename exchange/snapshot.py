@@ -49,7 +49,8 @@ FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sIQ")  # magic, format version, body length
 _DIGEST_SIZE = hashlib.sha256().digest_size  # 32
 _BODY_KEYS = ("config", "clock", "books", "triggers", "position_sides", "ledger", "prices", "funding",
-              "liquidation", "monitor")
+              "liquidation", "monitor", "settled")
+_BODY_KEYS_BEFORE_SETTLEMENT = _BODY_KEYS[:-1]  # snapshots written before SettleSymbol existed (none settled)
 
 
 class SnapshotError(ValueError):
@@ -84,6 +85,7 @@ def state_of(exchange) -> dict:
         "funding": exchange.funding.snapshot_state(),
         "liquidation": exchange.liquidation.snapshot_state(),
         "monitor": exchange.monitor.snapshot_state(),
+        "settled": [[symbol, price] for symbol, price in sorted(exchange.settled.items())],
     }
 
 
@@ -126,7 +128,7 @@ def _build(body: dict, implementation: str | None):
     from .engine import Exchange
     from .invariants import check
 
-    if not isinstance(body, dict) or tuple(body) != _BODY_KEYS:
+    if not isinstance(body, dict) or tuple(body) not in (_BODY_KEYS, _BODY_KEYS_BEFORE_SETTLEMENT):
         raise SnapshotError("invalid snapshot content: unexpected body layout")
     config = body["config"]
     exchange = Exchange([instrument_from_dict(d) for d in config["instruments"]],
@@ -162,6 +164,9 @@ def _build(body: dict, implementation: str | None):
             order_id = int(order[0])
             exchange.risk.track_order(symbol, order_id, exchange._position_sides[order_id], book.order(order_id))
     exchange.monitor.restore_state(body["monitor"], {s for s in symbols if exchange.book(s).mark()})
+    exchange.settled = {str(symbol): int(price) for symbol, price in body.get("settled", ())}
+    if not set(exchange.settled) <= set(symbols):
+        raise ValueError("a settled symbol is not an instrument")
     try:
         check(exchange)
     except AssertionError as exc:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
-    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
+    SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, SettleSymbol, Withdraw,
 )
 from .enums import (
     MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side, STPMode, TimeInForce, WorkingType,
@@ -158,6 +158,7 @@ RULES: dict[type, tuple] = {
     AdjustIsolatedMargin: (("account_id", ACCOUNT), ("symbol", SYMBOL), ("delta_units", MONEY_DELTA),
                            ("position_side", _Enum(PositionSide))),
     FundInsurance: (("symbol", SYMBOL), ("amount_units", MONEY)),
+    SettleSymbol: (("symbol", SYMBOL), ("price_ticks", PRICE)),
 }
 
 

@@ -12,7 +12,7 @@ def test_stable_values():
     assert [int(v) for v in STPMode] == [1, 2, 3, 4]
     assert [int(v) for v in EventKind] == [1, 2, 3, 4, 5, 6]
     assert [int(v) for v in CommandKind] == [1, 2, 3, 4, 5, 6]
-    assert [int(v) for v in CancelReason] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert [int(v) for v in CancelReason] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
 
 
 def test_binance_codes_named_by_the_spec():
@@ -25,6 +25,7 @@ def test_binance_codes_named_by_the_spec():
     assert RejectCode.FOK_NOT_FILLED == -5021
     assert RejectCode.POST_ONLY_WOULD_TAKE == -5022
     assert RejectCode.WOULD_TRIGGER_IMMEDIATELY == -2021
+    assert RejectCode.SYMBOL_SETTLED == -1122  # Binance INVALID_SYMBOL_STATUS
 
 
 def test_every_code_has_a_message():

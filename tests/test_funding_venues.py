@@ -234,6 +234,24 @@ def test_dydx_settles_through_the_funding_index_truncated_toward_zero():
     assert ex.funding_state("ETHUSDT").funding_index_e8 == -1_250 * 10_001
 
 
+def test_dydx_pays_funding_on_the_oracle_price_not_the_mark():
+    """dydxprotocol/v4-chain protocol/x/perpetuals/keeper/keeper.go: the funding index delta is computed from the
+    market's *oracle* price (``pricesKeeper.GetMarketPrice``), not a mark. The index (oracle) is 2.0002 while the
+    mark stays 1.0001 (external mark source): delta per lot = trunc(−10,001 × 20,002 / 8) = trunc(−25,005,000.25)
+    = −25,005,000; 10⁶ lots: the short pays 10⁶ × 25,005,000 / 10⁸ = 250,050 units, the long receives 250,050
+    (twice the payment at the mark, in the test above)."""
+    ex, (a, b, *_) = venue(eth(-10_001), profile="dydx")
+    ex.apply(SetMarkPrice("ETHUSDT", 10_001))
+    ex.apply(SetIndexPrice("ETHUSDT", 20_002))
+    b.sell("ETHUSDT", "100", "1.0001")
+    a.buy("ETHUSDT", "100", "1.0001")
+    wallets = ex.wallet(1), ex.wallet(2)
+    events = ex.apply(AdvanceTime(HOUR))
+    assert of(events, FundingSettled) == [FundingSettled("ETHUSDT", HOUR, -1_250, 20_002, 250_050, 250_050, 0)]
+    assert (ex.wallet(1), ex.wallet(2)) == (wallets[0] + 250_050, wallets[1] - 250_050)
+    assert ex.funding_state("ETHUSDT").funding_index_e8 == -25_005_000
+
+
 # -- dYdX: the open-interest-scaled initial margin fraction ---------------------------------------------------------------
 def test_dydx_open_interest_imf_matches_the_venue_unit_tests():
     """dydxprotocol/v4-chain protocol/x/perpetuals/types/liquidity_tier_test.go (quote quantums; base IMF 20% is a
