@@ -197,6 +197,14 @@ def eth(interest_e8: int) -> Instrument:
                              funding=FundingParams(interest_e8=interest_e8), **NO_FEES)
 
 
+def long_short_100_eth(ex, a, b) -> tuple[int, int]:
+    """Mark 1.0001; ``a`` buys 100 ETH from ``b`` at 1.0001. Returns the two wallets after the trade."""
+    ex.apply(SetMarkPrice("ETHUSDT", 10_001))
+    b.sell("ETHUSDT", "100", "1.0001")
+    a.buy("ETHUSDT", "100", "1.0001")
+    return ex.wallet(1), ex.wallet(2)
+
+
 def test_dydx_settles_through_the_funding_index_truncated_toward_zero():
     """dydxprotocol/v4-chain protocol/x/perpetuals/funding/funding.go ``GetFundingIndexDelta``: index delta =
     8-hour rate × time × price / 28,800 s, "truncated division (towards zero)"; x/subaccounts/lib/updates.go:
@@ -212,10 +220,7 @@ def test_dydx_settles_through_the_funding_index_truncated_toward_zero():
     state = ex.funding_state("ETHUSDT")
     # v4-documentation funding.mdx: 8-hour cap 600% × (IMF − MMF) = 6 × (5% − 3%) = 12%, paid hourly (÷ 8)
     assert (state.floor_e8, state.cap_e8, state.rate_divisor) == (-12_000_000, 12_000_000, 8)
-    ex.apply(SetMarkPrice("ETHUSDT", 10_001))
-    b.sell("ETHUSDT", "100", "1.0001")
-    a.buy("ETHUSDT", "100", "1.0001")
-    wallets = ex.wallet(1), ex.wallet(2)
+    wallets = long_short_100_eth(ex, a, b)
     events = ex.apply(AdvanceTime(HOUR))
     # the recorded hourly rate stays trunc(F / 8) = −1,250 e8; the payments follow the index
     assert of(events, FundingSettled) == [FundingSettled("ETHUSDT", HOUR, -1_250, 10_001, 125_025, 125_025, 0)]
@@ -226,9 +231,7 @@ def test_dydx_settles_through_the_funding_index_truncated_toward_zero():
 
     binance_like = dataclasses.replace(PROFILES["dydx"], funding_accrual=FundingAccrual.RATE)
     ex, (a, b, *_) = venue(eth(-10_001), profile=binance_like)
-    ex.apply(SetMarkPrice("ETHUSDT", 10_001))
-    b.sell("ETHUSDT", "100", "1.0001")
-    a.buy("ETHUSDT", "100", "1.0001")
+    long_short_100_eth(ex, a, b)
     (settled,) = of(ex.apply(AdvanceTime(HOUR)), FundingSettled)
     assert (settled.paid_units, settled.received_units, settled.dust_units) == (125_013, 125_012, 1)
     assert ex.funding_state("ETHUSDT").funding_index_e8 == -1_250 * 10_001
@@ -241,11 +244,8 @@ def test_dydx_pays_funding_on_the_oracle_price_not_the_mark():
     = −25,005,000; 10⁶ lots: the short pays 10⁶ × 25,005,000 / 10⁸ = 250,050 units, the long receives 250,050
     (twice the payment at the mark, in the test above)."""
     ex, (a, b, *_) = venue(eth(-10_001), profile="dydx")
-    ex.apply(SetMarkPrice("ETHUSDT", 10_001))
     ex.apply(SetIndexPrice("ETHUSDT", 20_002))
-    b.sell("ETHUSDT", "100", "1.0001")
-    a.buy("ETHUSDT", "100", "1.0001")
-    wallets = ex.wallet(1), ex.wallet(2)
+    wallets = long_short_100_eth(ex, a, b)
     events = ex.apply(AdvanceTime(HOUR))
     assert of(events, FundingSettled) == [FundingSettled("ETHUSDT", HOUR, -1_250, 20_002, 250_050, 250_050, 0)]
     assert (ex.wallet(1), ex.wallet(2)) == (wallets[0] + 250_050, wallets[1] - 250_050)
