@@ -1,9 +1,9 @@
 """exchange: a perpetual-futures exchange simulator with a Cython core.
 
-Import the public API from here; never from ``exchange._core``.
+Import the public API from here; never from ``exchange.orders._matching``.
 """
 from ._impl import IMPLEMENTATION
-from .client import Client
+from .boundary.client import Client
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
     SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Withdraw,
@@ -18,11 +18,13 @@ from .events import (
     LiquidationFill, LiquidationStarted, MarginCall, MarginModeChanged, MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged, PositionModeChanged, Rejected,
     TimeAdvanced,
 )
-from .funding_state import FundingRecord, FundingState
-from .insurance import FundLimits, HistoryEntry
-from .journal import FsyncEvery, JournalCorrupt, JournalError, dump as dump_journal, load as load_journal, replay, replay_file
-from .liquidation import LiquidationConfig
-from .risk import Liquidatable, PositionView, RiskOptions
+from .funding.stage import FundingRecord, FundingState
+from .liquidation.insurance import FundLimits, HistoryEntry
+from .persistence.journal import FsyncEvery, JournalCorrupt, JournalError, dump as dump_journal, load as load_journal
+from .persistence.recovery import replay, replay_file
+from .liquidation.waterfall import LiquidationConfig
+from .accounts.pretrade import Liquidatable, PositionView
+from .profiles import RiskOptions
 from .spec import FundingParams, Instrument, MarkParams, MarkSource, RiskBracket, SpecError
 from .units import InputError, UnitsError
 
@@ -46,7 +48,7 @@ __all__ = [
 
 def recover(journal_path, snapshot_path=None, implementation=None, **options):
     """Rebuild an exchange from its durable journal (and the newest usable snapshot): ``(exchange, report)``.
-    See :func:`exchange.recovery.recover`."""
-    from .recovery import recover as _recover
+    See :func:`exchange.persistence.recovery.recover`."""
+    from .persistence.recovery import recover as _recover
 
     return _recover(journal_path, snapshot_path, implementation, **options)
