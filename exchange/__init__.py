@@ -1,6 +1,14 @@
 """exchange: a perpetual-futures exchange simulator with a Cython core.
 
-Import the public API from here; never from ``exchange.orders._matching``.
+Import the public API from here; never from the compiled modules (``exchange._impl`` picks them).
+
+The layout follows a command's path (README "Design"): shared vocabulary at the top (``units``, ``enums``,
+``spec``, ``commands``, ``events``, ``profiles``, ``prices``), the sequencer ``engine``, and one folder per stage,
+each holding its pure-Python reference and, beside it, its compiled twin: ``boundary`` (validation, the
+client), ``orders`` (book, matching, triggers), ``accounts`` (ledger, margin, pre-trade risk, storage),
+``clearing`` (fills, the sweep), ``liquidation`` (monitor, index, waterfall, insurance, dYdX, ``adl``),
+``funding`` (rate, stage) and ``persistence`` (journal, snapshot, recovery). Tooling: ``invariants``,
+``scenarios``, ``workload``, ``cli``; the research front is ``sim``.
 """
 from ._impl import IMPLEMENTATION
 from .boundary.client import Client
