@@ -1,14 +1,16 @@
-"""Build script: compiles every ext/NAME.pyx into the extension module ``exchange.NAME``
-(``exchange._core`` and ``exchange._clearing``).
+"""Build script: compiles every exchange/**/NAME.pyx into the extension module named by its package path
+(``exchange/orders/_matching.pyx`` -> ``exchange.orders._matching``, ``exchange/clearing/_sweep.pyx`` ->
+``exchange.clearing._sweep``): each compiled twin lives beside its pure-Python reference, with its headers.
 
 Set ``EXCHANGE_PUREPYTHON=1`` to skip the build; the package then runs its pure-Python reference.
 A build that is wanted but cannot happen is an error, never a silent pure-Python package:
-no ext/*.pyx found (or one of the required modules missing), Cython missing, or a compiler error.
+no exchange/**/*.pyx found (or one of the required modules missing), Cython missing, or a compiler error.
 
-The .pyx sources and headers ship in the sdist (MANIFEST.in); the generated ext/*.c files do not:
+The .pyx sources and headers ship in the sdist (MANIFEST.in); the generated .c files do not:
 a wheel is always built from the .pyx with the Cython pinned in pyproject.toml's [build-system].
 Cython runs in ``build_ext`` only, so ``sdist``/``egg_info`` need neither Cython nor a compiler.
-``EXCHANGE_EXT=NAME,...`` limits a development build to some modules.
+``EXCHANGE_EXT=NAME,...`` limits a development build to some modules (``_matching`` or
+``exchange.orders._matching``).
 """
 import os
 import sys
@@ -19,7 +21,7 @@ from setuptools.command.build_ext import build_ext as _build_ext
 from setuptools.errors import SetupError
 
 HERE = Path(__file__).resolve().parent
-REQUIRED = ("_core", "_clearing")  # the modules the package cannot run without (exchange/_impl.py)
+REQUIRED = ("exchange.orders._matching", "exchange.clearing._sweep")  # the package cannot run without them (exchange/_impl.py)
 COMPILE_ARGS = ["-O3", "-Wno-unused-function", "-Wno-unreachable-code"]
 CYTHON_DIRECTIVES = {
     "boundscheck": False,
@@ -40,44 +42,49 @@ def pure_python(environ=os.environ) -> bool:
 
 
 def discover_extensions(root=HERE, only=None):
-    """One Extension per ``root/ext/NAME.pyx``, named ``exchange.NAME``.
+    """One Extension per ``root/exchange/**/NAME.pyx``, named by its package path (``exchange.orders._matching``).
 
-    Raises ExtensionBuildError if ext/ holds no .pyx, if a required module is missing, or if ``only``
-    (EXCHANGE_EXT) names a module that has no .pyx. Source paths are relative to ``root`` (setuptools
-    wants relative paths; the build runs with ``root`` as its working directory).
+    Raises ExtensionBuildError if exchange/ holds no .pyx, if a required module is missing, or if ``only``
+    (EXCHANGE_EXT) names a module that has no .pyx (a name is the module's last part or its dotted name).
+    Source paths are relative to ``root`` (setuptools wants relative paths; the build runs with ``root`` as
+    its working directory); each module's include directory is its own folder, and the headers (.h, .pxd)
+    there are its dependencies.
     """
     root = Path(root).resolve()
-    ext_dir = root / "ext"
-    pyx = sorted(ext_dir.glob("*.pyx"))
+    package_dir = root / "exchange"
+    pyx = sorted(package_dir.rglob("*.pyx"))
     if not pyx:
         raise ExtensionBuildError(
-            f"no Cython sources (*.pyx) found in {ext_dir}: cannot build the compiled core "
-            f"(exchange.{', exchange.'.join(REQUIRED)}). An sdist must ship ext/*.pyx and ext/*.h "
+            f"no Cython sources (*.pyx) found in {package_dir}: cannot build the compiled core "
+            f"({', '.join(REQUIRED)}). An sdist must ship exchange/**/*.pyx and their *.h "
             f"(see MANIFEST.in). {PURE_HINT}"
         )
-    found = {path.stem for path in pyx}
-    missing = [name for name in REQUIRED if name not in found]
+    names = {".".join(path.relative_to(root).with_suffix("").parts): path for path in pyx}
+    missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise ExtensionBuildError(
-            f"missing Cython sources in {ext_dir}: {', '.join(f'{n}.pyx' for n in missing)}. {PURE_HINT}"
+            f"missing Cython sources in {package_dir}: "
+            f"{', '.join(name.replace('.', '/') + '.pyx' for name in missing)}. {PURE_HINT}"
         )
     only = set(only or ())
-    unknown = sorted(only - found)
+    known = set(names) | {name.rpartition(".")[2] for name in names}
+    unknown = sorted(only - known)
     if unknown:
         raise ExtensionBuildError(
-            f"EXCHANGE_EXT names {', '.join(unknown)}, which has no .pyx in {ext_dir} (have: {', '.join(sorted(found))})"
+            f"EXCHANGE_EXT names {', '.join(unknown)}, which has no .pyx in {package_dir} "
+            f"(have: {', '.join(sorted(names))})"
         )
-    headers = [path.relative_to(root).as_posix() for path in sorted(ext_dir.glob("*.h"))]
-    headers += [path.relative_to(root).as_posix() for path in sorted(ext_dir.glob("*.pxd"))]
     modules = []
-    for path in pyx:
-        if only and path.stem not in only:
+    for name, path in names.items():
+        if only and name not in only and name.rpartition(".")[2] not in only:
             continue
         source = path.relative_to(root).as_posix()
+        folder = path.parent
+        headers = [h.relative_to(root).as_posix() for h in sorted(folder.glob("*.h")) + sorted(folder.glob("*.pxd"))]
         ext = Extension(
-            f"exchange.{path.stem}",
+            name,
             sources=[source],
-            include_dirs=["ext"],
+            include_dirs=[folder.relative_to(root).as_posix()],
             depends=headers,  # rebuild when a header changes; also puts them in the sdist
             extra_compile_args=list(COMPILE_ARGS),
         )
@@ -94,7 +101,7 @@ def cythonize_in_place(extensions):
         from Cython.Build import cythonize
     except ImportError as exc:
         raise ExtensionBuildError(
-            f"Cython is required to build the compiled core (exchange._core, exchange._clearing) "
+            f"Cython is required to build the compiled core ({', '.join(REQUIRED)}) "
             f"but cannot be imported ({exc}). Build with `pip install .` / `python -m build`, which install "
             f"the Cython listed in pyproject.toml, or `pip install 'cython>=3.0'` first. {PURE_HINT}"
         ) from exc

@@ -34,7 +34,7 @@ import time
 import pytest
 
 from exchange import Exchange, FundInsurance, LiquidationStarted, PlaceOrder, SetMarkPrice, Side, _impl
-from exchange.accounts import Position
+from exchange.accounts.ledger import Position
 from exchange.enums import MarginMode, PositionSide
 from exchange.spec import Instrument
 

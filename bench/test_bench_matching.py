@@ -17,7 +17,7 @@ import pytest
 
 from bench_support import per_command_ops, run_per_command, totals
 from exchange import _impl
-from exchange.matching import MatchingEngine as ReferenceEngine
+from exchange.orders.matching import MatchingEngine as ReferenceEngine
 
 compiled = pytest.mark.skipif(_impl.core is None, reason="compiled core not active (EXCHANGE_PUREPYTHON=1)")
 

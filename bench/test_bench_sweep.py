@@ -9,7 +9,7 @@ initial margin). Nobody is near liquidation at the starting marks.
 
 Measured (medians; set-up outside the timed region; every implementation's result is checked):
 - full sweep, flags only (level 0) and with balances/MM (level 1): compiled (the kernel this CPU selects, and
-  the portable scalar kernel forced, ``_clearing.set_kernel_isa``), numpy; the pure-Python reference on a
+  the portable scalar kernel forced, ``_kernel.set_kernel_isa``), numpy; the pure-Python reference on a
   20,000-account subset (per-position rate);
 - one mark tick (one symbol moves one tick) through the index, against the compiled full sweep;
 - bytes per position of the storage and of the index.
@@ -27,15 +27,15 @@ import numpy as np
 import pytest
 
 from exchange import IMPLEMENTATION
-from exchange import sweep as S
+from exchange.clearing import sweep as S
 from exchange.enums import MarginMode
-from exchange.liqindex import LiqIndex
-from exchange.portfolio import Portfolio
+from exchange.liquidation.index import LiqIndex
+from exchange.accounts.storage import Portfolio
 from exchange.spec import Instrument
 
 N_ACCOUNTS, PER_ACCOUNT, N_SYMBOLS, SEED = 1_000_000, 4, 64, 20240601
 REFERENCE_ACCOUNTS = 20_000
-compiled = pytest.mark.skipif(S._clearing is None, reason="compiled clearing kernel not active")
+compiled = pytest.mark.skipif(S._kernel is None, reason="compiled clearing kernel not active")
 
 
 def make_workload(n_accounts=N_ACCOUNTS, seed=SEED):
@@ -82,11 +82,11 @@ def _isa(name):
 
     @contextlib.contextmanager
     def cm():
-        prev = S._clearing.set_kernel_isa(name)
+        prev = S._kernel.set_kernel_isa(name)
         try:
             yield
         finally:
-            S._clearing.set_kernel_isa(prev)
+            S._kernel.set_kernel_isa(prev)
     return cm()
 
 
@@ -167,8 +167,8 @@ def main() -> int:
     rows = []
     results = {}
     isa = None
-    if S._clearing is not None:
-        isa = S._clearing.kernel_isa()
+    if S._kernel is not None:
+        isa = S._kernel.kernel_isa()
         for level, name in ((S.FLAGS, "flags"), (S.VALUES, "flags + balances + MM"), (S.RATIOS, "+ ratios")):
             out = S._alloc(p, level)
             dt = _median_time(lambda: S.sweep_compiled(p, marks, level, out), 21)

@@ -1,7 +1,15 @@
-"""The one place that decides which implementation runs.
+"""The one place that decides which implementation runs, and the one place that imports the compiled twins.
 
-``EXCHANGE_PUREPYTHON=1`` forces the pure-Python reference; otherwise the compiled ``exchange._core``
-must import (an installed package whose extension is missing is a broken install, reported loudly).
+``EXCHANGE_PUREPYTHON=1`` forces the pure-Python reference; otherwise the compiled modules must import (an
+installed package whose extension is missing is a broken install, reported loudly). Everything else asks
+this module, never the compiled modules directly:
+
+- ``core``: ``exchange.orders._matching`` (built from ``exchange/orders/_matching.pyx``), the compiled twin
+  of :mod:`exchange.orders.matching`; None under the reference.
+- ``sweep_kernel``: ``exchange.clearing._sweep`` (built from ``exchange/clearing/_sweep.pyx``), the compiled
+  twin of :mod:`exchange.clearing.sweep` and of :mod:`exchange.liquidation.index`'s band entries; None under
+  the reference.
+- :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
 
@@ -9,13 +17,30 @@ PURE_PYTHON = os.environ.get("EXCHANGE_PUREPYTHON", "") not in ("", "0")
 
 if PURE_PYTHON:
     core = None
+    sweep_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
-        from exchange import _core as core
+        from exchange.orders import _matching as core
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError(
-            "exchange._core is not built. Reinstall with `pip install -e .` (needs a C compiler and Cython) "
-            "or set EXCHANGE_PUREPYTHON=1 to run the pure-Python reference."
+            "exchange.orders._matching is not built. Reinstall with `pip install -e .` (needs a C compiler and "
+            "Cython) or set EXCHANGE_PUREPYTHON=1 to run the pure-Python reference."
         ) from exc
+    # missing = a broken install, reported like the matching core
+    from exchange.clearing import _sweep as sweep_kernel
     IMPLEMENTATION = "cython"
+
+
+def matching_engine_class(implementation: str | None = None):
+    """The MatchingEngine class of ``implementation`` ("python" or "cython"; default: the active one)."""
+    implementation = implementation or IMPLEMENTATION
+    if implementation == "python":
+        from .orders.matching import MatchingEngine
+
+        return MatchingEngine
+    if implementation == "cython":
+        if core is None:
+            raise RuntimeError("the compiled core is not active (EXCHANGE_PUREPYTHON=1 or not built)")
+        return core.MatchingEngine
+    raise ValueError(f"unknown implementation {implementation!r}")

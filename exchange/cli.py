@@ -8,7 +8,7 @@
   ``always``, ``never``, ``every:N``, ``every:Tms`` or ``every:N,Tms`` (default ``every:100ms``: a crash of
   the process loses nothing, a power loss at most the last 100 ms). The file must not exist (or be empty).
 - ``exchange-sim replay JOURNAL [--snapshot PATH]``: recovers the exchange from a journal
-  (:func:`exchange.recovery.recover`; from the newest usable snapshot if ``PATH`` is a snapshot file or a
+  (:func:`exchange.persistence.recovery.recover`; from the newest usable snapshot if ``PATH`` is a snapshot file or a
   directory of them) and prints how many commands were replayed, the torn tail ignored (the incomplete
   last record a crash leaves) and the state hash.
 - ``exchange-sim info``: which implementation is active.
@@ -39,8 +39,8 @@ from .enums import EventKind
 from .events import (
     ADLFill, Fill, InsuranceFundChanged, LiquidationFill, LiquidationStarted, MarkPriceChanged, OrderCanceled, Rejected,
 )
-from .journal import JournalError, JournalFileError, parse_fsync
-from .recovery import recover
+from .persistence.journal import JournalError, JournalFileError, parse_fsync
+from .persistence.recovery import recover
 from .scenarios import CRASH_SYMBOL, crash
 from .units import InputError, from_units
 from .workload import standard_workload
@@ -172,7 +172,7 @@ def _error(message: str, code: int) -> int:
 
 def _snapshot_error():
     try:
-        from .snapshot import SnapshotError
+        from .persistence.snapshot import SnapshotError
     except ImportError:
         return ()
     return SnapshotError

@@ -3,15 +3,15 @@
 Stage order for every command:
 
     validate -> risk check -> match -> clear fills -> reduce-only trim, holds -> triggers -> margin calls
-    -> liquidation sweep (:mod:`exchange.liquidation`; on AdvanceTime funding samples and settlements
-       (:mod:`exchange.funding_state`) and the insurance funds' unwinding come first)
+    -> liquidation sweep (:mod:`exchange.liquidation.waterfall`; on AdvanceTime funding samples and settlements
+       (:mod:`exchange.funding.stage`) and the insurance funds' unwinding come first)
 
 - *validate*: field filters, account state, position side (-4061), reduce-only (-2022), pre-trade margin
-  (-2027, -2019; :mod:`exchange.risk`). Account checks run after the order's field filters (side, TIF, STP,
+  (-2027, -2019; :mod:`exchange.accounts.pretrade`). Account checks run after the order's field filters (side, TIF, STP,
   quantity, price range) and before the book's own checks (band, notional, TIF rules).
 - *match*: the symbol's matching engine (``docs/matching.md``).
 - *clear*: every fill, in order, updates the taker's and the maker's positions, fees and isolated margins
-  (:mod:`exchange.clearing`); the ``Fill`` event is followed by both sides' ``PositionChanged`` /
+  (:mod:`exchange.clearing.fills`); the ``Fill`` event is followed by both sides' ``PositionChanged`` /
   ``BalanceChanged``.
 - *trim, holds*: the resting reduce-only orders (including hedge-mode orders closing their leg) of a
   position must together fit in what it can still close; the newest are amended down (priority kept) or
@@ -26,7 +26,7 @@ Stage order for every command:
   symbol whose mark moved — found through the risk monitor's warning-level index: the holders whose state
   may have changed; the others provably keep theirs).
 
-**Sync rule** (the risk monitor, :mod:`exchange.monitor`, relies on it for exact liquidation knowledge):
+**Sync rule** (the risk monitor, :mod:`exchange.liquidation.monitor`, relies on it for exact liquidation knowledge):
 every code path that changes an account — wallet, positions, isolated margins, margin or position mode,
 leverage — must add the account id to ``self._touched`` before the command ends, and must not remove
 it (``apply`` clears the set after the margin-call stage). A mark is set only through :meth:`_move_mark`.
@@ -37,14 +37,14 @@ and due accounts (``_touched`` itself names only accounts the command changed: t
 the SoA mirror and the indexes are rewritten in a batch before the next price move.
 ``docs/margin.md`` "How the Exchange uses the index".
 - *time*: AdvanceTime visits each funding premium-sample time and settlement boundary it crosses, in time order
-  (:mod:`exchange.funding_state`, ``docs/funding.md``): GTD expiries, samples, then settlement of every symbol.
+  (:mod:`exchange.funding.stage`, ``docs/funding.md``): GTD expiries, samples, then settlement of every symbol.
 
 Invariants after every command (:mod:`exchange.invariants`): a rejected command is one ``Rejected`` event and
 changes nothing but the journal (the state hash is unchanged); order ids come from one sequence, only for
 accepted orders; simulation time never moves backwards; no wall clock, no unseeded randomness. Money is
 conserved exactly, open interest balances per symbol, and the stored holds equal a recomputation.
 
-- *liquidation sweep* (after every accepted command; :mod:`exchange.liquidation`): on AdvanceTime the insurance
+- *liquidation sweep* (after every accepted command; :mod:`exchange.liquidation.waterfall`): on AdvanceTime the insurance
   funds unwind first; then every liquidatable part (:meth:`Exchange.liquidatable`, the one risk query) goes
   through the waterfall until none is left; accounts whose parts are safe again leave liquidation mode
   (orders that are not reduce-only: -2023 to place, -4087 to amend or fire, while in it).
@@ -62,9 +62,12 @@ from fractions import Fraction
 
 import msgpack
 
-from . import _impl, deleveraging, validate
-from .accounts import FUND_ACCOUNT_BASE, Ledger
-from .clearing import clear_fill
+from . import _impl
+from ._impl import matching_engine_class  # re-exported: exchange.engine.matching_engine_class
+from .boundary import validate
+from .liquidation.adl import ranking as deleveraging
+from .accounts.ledger import FUND_ACCOUNT_BASE, Ledger
+from .clearing.fills import clear_fill
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
     SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, SettleSymbol, Withdraw,
@@ -78,31 +81,17 @@ from .events import (
     MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged,
     PositionModeChanged, Rejected, TimeAdvanced,
 )
-from .filters import check_price_precision, check_price_range, check_qty
-from .insurance import HistoryEntry
-from .liquidation import LiquidationConfig, Liquidator
-from .funding_state import Funding, FundingRecord, FundingState
-from .monitor import RiskMonitor
+from .orders.filters import check_price_precision, check_price_range, check_qty
+from .liquidation.insurance import HistoryEntry
+from .liquidation.waterfall import LiquidationConfig, Liquidator
+from .funding.stage import Funding, FundingRecord, FundingState
+from .liquidation.monitor import RiskMonitor
 from .prices import Prices
-from .profiles import PROFILES, ADLRanking, InsuranceScope, VenueProfile
-from .risk import CROSS, Liquidatable, OpenOrder, Risk, RiskOptions, closes
+from .profiles import PROFILES, ADLRanking, InsuranceScope, RiskOptions, VenueProfile
+from .accounts.pretrade import CROSS, Liquidatable, OpenOrder, Risk, closes
 from .spec import Instrument
-from .triggers import ConditionalOrder, TriggerBook, validate_conditional
+from .orders.triggers import ConditionalOrder, TriggerBook, validate_conditional
 from .units import E8, MAX_ABS_VALUE, InputError, mul_div_ceil, mul_div_floor
-
-
-def matching_engine_class(implementation: str | None = None):
-    """The MatchingEngine class of ``implementation`` ("python" or "cython"; default: the active one)."""
-    implementation = implementation or _impl.IMPLEMENTATION
-    if implementation == "python":
-        from .matching import MatchingEngine
-
-        return MatchingEngine
-    if implementation == "cython":
-        if _impl.core is None:
-            raise RuntimeError("the compiled core is not active (EXCHANGE_PUREPYTHON=1 or not built)")
-        return _impl.core.MatchingEngine
-    raise ValueError(f"unknown implementation {implementation!r}")
 
 
 def _known_symbol(query):
@@ -133,8 +122,8 @@ class Exchange:
     rule set (:mod:`exchange.profiles`, a name or a :class:`~exchange.profiles.VenueProfile`; default
     ``"binance"``; under a profile with ``mmr_from_leverage`` (hyperliquid) every bracket's MMR is derived from
     its max leverage, :meth:`Instrument.with_mmr_from_leverage`, and ``self.instruments`` holds the derived
-    instruments); ``options`` overrides its risk rules (:class:`~exchange.risk.RiskOptions`); ``liquidation``
-    sets the waterfall's numbers and the insurance funds' limits (:class:`~exchange.liquidation.LiquidationConfig`).
+    instruments); ``options`` overrides its risk rules (:class:`~exchange.accounts.pretrade.RiskOptions`); ``liquidation``
+    sets the waterfall's numbers and the insurance funds' limits (:class:`~exchange.liquidation.waterfall.LiquidationConfig`).
     ``journal`` (a path) makes the journal durable: every well-formed command is appended to that file before
     it is applied, with the ``fsync`` policy (``docs/journal.md``); :meth:`close` closes it. With
     ``snapshot_every=N`` a snapshot is written to ``<journal>.snapshots/`` after every N journaled commands (the
@@ -209,7 +198,7 @@ class Exchange:
             raise InputError("snapshot_every needs a journal: the snapshots are written beside it")
         self.snapshot_every, self.keep_snapshots = snapshot_every, keep_snapshots
         if journal is not None:  # last: the header records the whole configuration
-            from .journal import JournalWriter
+            from .persistence.journal import JournalWriter
 
             self._journal_writer = journal if isinstance(journal, JournalWriter) else \
                 JournalWriter.create(journal, self, fsync)
@@ -229,10 +218,10 @@ class Exchange:
     def apply(self, command) -> list:
         """Apply one command; return its events.
 
-        The validation boundary (:mod:`exchange.validate`) comes first: a malformed command is answered with
+        The validation boundary (:mod:`exchange.boundary.validate`) comes first: a malformed command is answered with
         one ``Rejected`` event naming the field and is neither journaled nor applied. A well-formed command is
         journaled (written to the durable journal first, when there is one), then applied. Raises TypeError
-        for an object that is not a command, :class:`~exchange.journal.JournalError` when the journal cannot
+        for an object that is not a command, :class:`~exchange.persistence.journal.JournalError` when the journal cannot
         be written (the command is then not applied), and :class:`ExchangeHalted` once an internal error has
         stopped the exchange (see :meth:`_halt`)."""
         if self.halted is not None:
@@ -258,9 +247,9 @@ class Exchange:
 
     def _periodic_snapshot(self) -> None:
         """Every ``snapshot_every`` journaled commands: a snapshot beside the journal, the newest
-        ``keep_snapshots`` kept (:func:`exchange.snapshot.write_periodic`). A failure (disk full, ...) is a
+        ``keep_snapshots`` kept (:func:`exchange.persistence.snapshot.write_periodic`). A failure (disk full, ...) is a
         RuntimeWarning, not an error: the command was applied and journaled, and recovery only gets longer."""
-        from .snapshot import SnapshotError, directory_for, write_periodic
+        from .persistence.snapshot import SnapshotError, directory_for, write_periodic
 
         try:
             write_periodic(self, directory_for(self._journal_writer.path), self.keep_snapshots)
@@ -271,7 +260,7 @@ class Exchange:
         """Stop the exchange after an internal error. Validation guarantees that a well-formed command cannot
         raise, so this is a bug; the command may be half-applied, and rather than roll back we refuse every
         later command (:class:`ExchangeHalted`) and keep the state for inspection. The journal holds the
-        command (it was written before it ran): :func:`exchange.recovery.recover` rebuilds the state before it."""
+        command (it was written before it ran): :func:`exchange.persistence.recovery.recover` rebuilds the state before it."""
         self.halted = f"halted by an internal error in command #{self.sequence} ({type(command).__name__}): " \
                       f"{type(exc).__name__}: {exc}"
 
@@ -328,7 +317,7 @@ class Exchange:
 
     def _price_precision(self, inst: Instrument, *prices_ticks: int) -> int:
         """-1111 when a price breaks the profile's precision rule (hyperliquid: 5 significant figures, 6 −
-        szDecimals decimals; whole numbers always pass; :func:`~exchange.filters.check_price_precision`). A
+        szDecimals decimals; whole numbers always pass; :func:`~exchange.orders.filters.check_price_precision`). A
         price field filter: it runs after the book's own field filters and before the account checks."""
         for ticks in prices_ticks:
             code = check_price_precision(inst, ticks, self.profile.price_sig_figs, self.profile.price_decimals)
@@ -483,8 +472,8 @@ class Exchange:
         Cost: O(boundaries and GTD expiries crossed), not O(length of the jump). Between two *busy* steps
         (a settlement boundary, or the first step at or after the next GTD expiry) nothing changes a book, so
         the sample times in between all take the same premium and are added at once
-        (:meth:`~exchange.funding_state.Funding.sample_repeated`) — the same samples, in the same order, as
-        visiting them one by one (``docs/funding.md``). ``now_ns`` is at most 2⁶² (:mod:`exchange.validate`)."""
+        (:meth:`~exchange.funding.stage.Funding.sample_repeated`) — the same samples, in the same order, as
+        visiting them one by one (``docs/funding.md``). ``now_ns`` is at most 2⁶² (:mod:`exchange.boundary.validate`)."""
         if not 0 <= cmd.now_ns - self.now_ns <= validate.MAX_TIME_STEP_NS:
             return [Rejected(RejectCode.MALFORMED, f"AdvanceTime.now_ns: {cmd.now_ns} is not within 366 days after the "
                                                    f"current time {self.now_ns} (MAX_TIME_STEP_NS).")]
@@ -974,7 +963,7 @@ class Exchange:
 
     @_known_symbol
     def funding_state(self, symbol: str) -> FundingState:
-        """Every part of ``symbol``'s funding rate now (:class:`~exchange.funding_state.FundingState`): index,
+        """Every part of ``symbol``'s funding rate now (:class:`~exchange.funding.stage.FundingState`): index,
         impact bid / ask and the premium the book gives now, the premium average so far in the interval, the
         interest, clamp, floor / cap, the rate that would settle now, the last rate and the funding index."""
         book = self._books[symbol]
@@ -1000,7 +989,7 @@ class Exchange:
 
     @_known_symbol
     def position(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH):
-        """A :class:`~exchange.risk.PositionView` of an open position, or None."""
+        """A :class:`~exchange.accounts.pretrade.PositionView` of an open position, or None."""
         account = self.ledger.get(account_id)
         if account is None or (symbol, position_side) not in account.positions:
             return None
@@ -1072,7 +1061,7 @@ class Exchange:
     @_known_symbol
     def margin_ratio_e8(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:
         """MM ÷ margin balance ×10⁸ (rounded up) of the part holding the position; ``symbol`` omitted: the
-        cross account. 0 without exposure; :data:`exchange.margin.RATIO_INF` when the balance is ≤ 0."""
+        cross account. 0 without exposure; :data:`exchange.accounts.margin.RATIO_INF` when the balance is ≤ 0."""
         account = self.ledger.get(account_id)
         return 0 if account is None else self.risk.margin_ratio_e8(account, self._part(account, symbol), position_side)
 
@@ -1125,7 +1114,7 @@ class Exchange:
     def liquidatable(self) -> list[Liquidatable]:
         """Isolated positions and cross accounts liquidatable now (exposure and margin balance ≤ MM, by the
         profile's comparison and isolated MM, rules §5, §10), ordered by (account, symbol, side); the cross
-        account has symbol "". Incremental (:class:`~exchange.monitor.RiskMonitor`): O(accounts touched since
+        account has symbol "". Incremental (:class:`~exchange.liquidation.monitor.RiskMonitor`): O(accounts touched since
         the last call + liquidatable parts), after a price move plus the index candidates. Equal to
         :meth:`liquidatable_full`."""
         return [p for p in self.monitor.liquidatable(self._touched) if p.account_id < FUND_ACCOUNT_BASE]
@@ -1136,7 +1125,7 @@ class Exchange:
         return self.risk.liquidatable_full(self.ledger.accounts[a] for a in holders if a < FUND_ACCOUNT_BASE)
 
     def in_liquidation(self, account_id: int) -> bool:
-        """Whether the account is in liquidation mode (only reduce-only orders; :mod:`exchange.liquidation`)."""
+        """Whether the account is in liquidation mode (only reduce-only orders; :mod:`exchange.liquidation.waterfall`)."""
         return account_id in self.liquidation.in_liquidation
 
     @_known_symbol
@@ -1169,7 +1158,7 @@ class Exchange:
     def adl_score(self, account_id: int, symbol: str,
                   position_side: PositionSide = PositionSide.BOTH) -> Fraction | None:
         """The exact score that ranks an open user position for ADL under the profile's ranking (higher is
-        deleveraged first; :mod:`exchange.adl`). None without a position, for an insurance fund (ranked after
+        deleveraged first; :mod:`exchange.liquidation.adl.score`). None without a position, for an insurance fund (ranked after
         every user) and under the dydx profile's seeded order, which has no score."""
         account, side, ranking = self.ledger.get(account_id), PositionSide(position_side), self.profile.adl_ranking
         if (account is None or account_id >= FUND_ACCOUNT_BASE or ranking == ADLRanking.SEEDED_OFFSET
@@ -1202,14 +1191,14 @@ class Exchange:
 
     def snapshot(self, path) -> None:
         """Write the complete state and configuration to ``path``, atomically, checksummed
-        (:mod:`exchange.snapshot`, ``docs/snapshot.md``). Raises :class:`~exchange.snapshot.SnapshotError`."""
-        from . import snapshot
+        (:mod:`exchange.persistence.snapshot`, ``docs/snapshot.md``). Raises :class:`~exchange.persistence.snapshot.SnapshotError`."""
+        from .persistence import snapshot
 
         snapshot.write(self, path)
 
     def snapshot_bytes(self) -> bytes:
         """The bytes :meth:`snapshot` writes (the same for both implementations for the same state)."""
-        from . import snapshot
+        from .persistence import snapshot
 
         return snapshot.encode(self)
 
@@ -1217,25 +1206,25 @@ class Exchange:
     def restore(cls, path, implementation: str | None = None) -> Exchange:
         """A new exchange from a snapshot file, on ``implementation`` (default: the active one); it continues
         exactly as the exchange the snapshot was taken of (empty in-memory journal, same ``sequence``).
-        Raises :class:`~exchange.snapshot.SnapshotError` for a missing, unreadable, truncated, corrupt or
+        Raises :class:`~exchange.persistence.snapshot.SnapshotError` for a missing, unreadable, truncated, corrupt or
         wrong-version file."""
-        from . import snapshot
+        from .persistence import snapshot
 
-        return snapshot.read(path, implementation)
+        return snapshot.read(path, implementation, Exchange)
 
     @classmethod
     def restore_bytes(cls, data: bytes, implementation: str | None = None) -> Exchange:
         """:meth:`restore` from :meth:`snapshot_bytes`."""
-        from . import snapshot
+        from .persistence import snapshot
 
-        return snapshot.decode(data, implementation)
+        return snapshot.decode(data, implementation, Exchange)
 
     def __reduce__(self):
         """Pickle (and deepcopy) through the snapshot bytes, with the in-memory journal; the copy has no
         durable journal writer."""
-        from . import snapshot
+        from .persistence import snapshot
 
-        return snapshot.unpickle, (snapshot.encode(self), self.implementation, self.journal)
+        return snapshot.unpickle, (snapshot.encode(self), self.implementation, self.journal, Exchange)
 
     def check_invariants(self) -> None:
         """Raise AssertionError if any rules §9 invariant is broken (:func:`exchange.invariants.check`)."""

@@ -1,6 +1,6 @@
 """Enumerations with explicit, stable integer values (0 always means "unset").
 
-The values are part of the journal format and of the compiled core's ABI (``ext/_core.pyx`` uses the
+The values are part of the journal format and of the compiled core's ABI (``exchange/orders/_matching.pyx`` uses the
 same integers; ``tests/test_enums.py`` checks they agree). Never renumber; only append.
 """
 from enum import IntEnum

@@ -2,7 +2,7 @@
 
 Two layers:
 
-- **Matching rows** (``EVENT_DTYPE``): what a :class:`~exchange.matching.MatchingEngine` (Python or
+- **Matching rows** (``EVENT_DTYPE``): what a :class:`~exchange.orders.matching.MatchingEngine` (Python or
   compiled) appends for every command; 13 int64 fields, identical in both implementations, compared
   row-for-row by the differential tests. Field use per kind:
 
@@ -222,11 +222,11 @@ class FundingPaid:
     margin_mode: MarginMode
 
 
-# -- liquidation, insurance fund, auto-deleveraging (rules §7; exchange.liquidation) -------------------------
+# -- liquidation, insurance fund, auto-deleveraging (rules §7; exchange.liquidation.waterfall) -------------------------
 @dataclass(frozen=True, slots=True)
 class LiquidationStarted:
     """A margin part reached maintenance: ``symbol`` "" = the cross account, else the isolated position.
-    Money in units, ratio ×10⁸ (:data:`exchange.margin.RATIO_INF` when the balance is ≤ 0)."""
+    Money in units, ratio ×10⁸ (:data:`exchange.accounts.margin.RATIO_INF` when the balance is ≤ 0)."""
 
     account_id: int
     symbol: str

@@ -3,7 +3,7 @@
 :func:`check` raises ``AssertionError`` naming the first broken rule:
 
 1. every book and trigger book is internally consistent, uncrossed, and its event buffer drained;
-2. the ledger's own invariants (:meth:`exchange.accounts.Ledger.check_invariants`);
+2. the ledger's own invariants (:meth:`exchange.accounts.ledger.Ledger.check_invariants`);
 3. **money**: ``Σ wallets + Σ isolated margins + fee pool − Σ_symbol K·Σ signed entry cost
    = Σ deposits − Σ withdrawals``, exactly (the insurance funds are reserved accounts: their balances are
    wallets and their taken-over positions are positions);

@@ -11,7 +11,7 @@ The mark depends on the instrument's ``mark.source``:
   ``P1 = floor(index × (10⁸·interval + rate_e8 × time_to_next_funding) / (10⁸·interval))``
   (``interval`` = the venue's settlement interval, ``profile.funding_interval_ns``;
   ``time_to_next_funding = interval − now mod interval``; ``rate`` = the rate paid at the last settlement,
-  set by :mod:`exchange.funding_state`, 0 until the first), ``P2 = index + floor(Σ 2·basis / (2·n))``
+  set by :mod:`exchange.funding.stage`, 0 until the first), ``P2 = index + floor(Σ 2·basis / (2·n))``
   (``index`` with no sample) and ``last`` = the last trade price (the index before the first trade);
 - INDEX: the index itself;
 - FAIR_PRICE (BitMEX's fair price marking): ``index × (1 + funding basis)``, the funding basis being the last

@@ -2,7 +2,7 @@
 
 A profile says *which* rule applies; the modules that apply them (margin brackets, liquidation, ADL,
 funding) branch on these enums (``LiquidationTrigger`` and ``IsolatedMaintenance`` live in
-:mod:`exchange.margin`, which applies them, and are re-exported here). ``PROFILES[name]`` holds the five built-in venues; ``binance`` is the
+:mod:`exchange.accounts.margin`, which applies them, and are re-exported here). ``PROFILES[name]`` holds the five built-in venues; ``binance`` is the
 default. Numbers are integers in the units their suffix names.
 """
 from __future__ import annotations
@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .enums import STPMode
-from .margin import IsolatedMaintenance, LiquidationTrigger
-from .risk import RiskOptions
+from .accounts.margin import IsolatedMaintenance, LiquidationTrigger
 from .spec import MarkSource
 from .units import E8, NS_PER_SECOND, InputError
 
@@ -30,7 +29,7 @@ class LiquidationOrder(IntEnum):
     IOC_AT_BANKRUPTCY = 1  # binance: tier reduction first, IOC limited at the bankruptcy price
     FOK_TIER_THEN_TAKEOVER = 2  # bybit: FOK tier reduction, then insurance takeover at the bankruptcy price
     LIMIT_AT_BANKRUPTCY = 3  # bitmex: the engine's limit order at the bankruptcy price
-    IOC_AT_FILLABLE_PRICE = 4  # dydx: IOC at the fillable price, sized by block limits (exchange.dydx)
+    IOC_AT_FILLABLE_PRICE = 4  # dydx: IOC at the fillable price, sized by block limits (exchange.liquidation.dydx)
     MARKET_SLICES = 5  # hyperliquid: market orders, large positions in 20% slices
 
 
@@ -97,9 +96,29 @@ class ADLIndicator(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RiskOptions:
+    """Venue rules of the risk stage (all *configurable* in the rulebook's sense).
+
+    ``allow_mode_switch_with_position``: SetMarginMode may switch a symbol with an open position (rules §4).
+    ``count_unrealized_gains``: unrealized cross gains count toward the available balance.
+    ``margin_call_e8``: margin ratio (×10⁸) at which a MarginCall event is emitted (default 80%).
+    ``default_leverage``: leverage of an unconfigured (account, symbol), capped by the instrument's max.
+    """
+
+    allow_mode_switch_with_position: bool = False
+    count_unrealized_gains: bool = False
+    margin_call_e8: int = 80_000_000
+    default_leverage: int = 20
+
+    def __post_init__(self):
+        if not 0 < self.margin_call_e8 or self.default_leverage < 1:
+            raise ValueError("margin_call_e8 must be > 0 and default_leverage ≥ 1")
+
+
+@dataclass(frozen=True, slots=True)
 class DydxLiquidations:
     """dYdX v4's liquidations config (x/clob ``LiquidationsConfig``), read by the IOC_AT_FILLABLE_PRICE order
-    (:mod:`exchange.dydx`). Rates in ppm, as the venue has them; money in units (10⁻⁸; the venue's quote
+    (:mod:`exchange.liquidation.dydx`). Rates in ppm, as the venue has them; money in units (10⁻⁸; the venue's quote
     quantums are 10⁻⁶ USDC, so 1 quantum = 100 units). The defaults are the public network's genesis
     (v4-chain ``testing/genesis.sh``); :data:`DYDX_MODULE_DEFAULTS` is the module's own default
     (``LiquidationsConfig_Default``). Validated as the venue's ``Validate()`` does (InputError)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from .client import Client
+from .boundary.client import Client
 from .commands import FundInsurance, SetMarkPrice
 from .engine import Exchange
 from .spec import Instrument

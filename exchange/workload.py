@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._impl import matching_engine_class
 from .commands import COMMAND_DTYPE
 from .enums import CommandKind, OrderType, Side, STPMode, TimeInForce
 from .spec import Instrument
@@ -104,8 +105,6 @@ def _choose_cancel_targets(rows: np.ndarray, is_cancel: np.ndarray, u_pick: np.n
     kept in a list; a pick that has since been filled is dropped and the pick repeated, so the target is a
     resting order. With no resting order at all, the cancel targets an unknown id (a legitimate -2011).
     """
-    from .engine import matching_engine_class  # the engine module imports this one's siblings only
-
     engine = matching_engine_class()(workload_instrument())
     live: list[int] = []
     order_ids, accounts = rows["order_id"].tolist(), rows["account_id"].tolist()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Packaging check (run by .ci/run; ~1 minute, needs PyPI for the isolated build and the dependencies):
 #   1. `python -m build --sdist` from this checkout;
-#   2. the sdist ships ext/*.pyx + ext/*.h, tests/, docs/, LICENSE, and no generated ext/*.c or *.so;
+#   2. the sdist ships exchange/**/*.pyx + the *.h beside them, tests/, docs/, LICENSE, and no generated .c or
+#      *.so;
 #   3. `pip install <sdist>` into a fresh venv under /tmp builds a platform wheel (not py3-none-any) whose
-#      exchange._core / exchange._clearing import, with exchange.IMPLEMENTATION == "cython";
+#      exchange.orders._matching / exchange.clearing._sweep import, with exchange.IMPLEMENTATION == "cython",
+#      and which carries no .pyx / .h / .c;
 #   4. the installed `exchange-sim` entry point runs.
 # Usage: scripts/check_sdist.sh [--keep]   (--keep leaves the work directory for inspection)
 set -euo pipefail
@@ -30,7 +32,8 @@ step "check the sdist's contents"
 tar -tzf "$sdist" | sed 's|^[^/]*/||' | sort > "$work/contents.txt"
 missing=()
 shopt -s nullglob
-for f in LICENSE README.md pyproject.toml setup.py PKG-INFO ext/_core.pyx ext/_clearing.pyx ext/*.pyx ext/*.pxd ext/*.h \
+for f in LICENSE README.md pyproject.toml setup.py PKG-INFO exchange/orders/_matching.pyx exchange/clearing/_sweep.pyx \
+         exchange/*/*.pyx exchange/*/*.pxd exchange/*/*.h \
          tests/*.py tests/scenarios/*.py docs/*; do
     grep -qxF "$f" "$work/contents.txt" || missing+=("$f")
 done
@@ -49,10 +52,10 @@ cd "$work"  # away from the checkout, so its exchange/ cannot shadow the install
 import importlib.metadata as md
 import sys, sysconfig
 
-import exchange, exchange._core, exchange._clearing
+import exchange, exchange.orders._matching, exchange.clearing._sweep
 
 assert exchange.IMPLEMENTATION == "cython", exchange.IMPLEMENTATION
-assert "site-packages" in exchange._core.__file__, exchange._core.__file__
+assert "site-packages" in exchange.orders._matching.__file__, exchange.orders._matching.__file__
 dist = md.distribution("exchange")
 wheel = dist.read_text("WHEEL")
 tags = [line.split(": ", 1)[1] for line in wheel.splitlines() if line.startswith("Tag: ")]
@@ -61,7 +64,9 @@ interp = f"cp{sys.version_info.major}{sys.version_info.minor}"
 assert tags and all(t.startswith(f"{interp}-{interp}-") and not t.endswith("-any") for t in tags), tags
 assert dist.metadata["License-Expression"] == "MIT", dist.metadata["License-Expression"]
 assert any(str(f).endswith("licenses/LICENSE") for f in dist.files), "LICENSE not in the wheel"
-print(f"   IMPLEMENTATION = {exchange.IMPLEMENTATION}; wheel tag {', '.join(tags)}; {exchange._core.__file__}")
+sources = [str(f) for f in dist.files if str(f).endswith((".pyx", ".pxd", ".h", ".c"))]
+assert not sources, f"sources or generated C in the wheel: {sources}"
+print(f"   IMPLEMENTATION = {exchange.IMPLEMENTATION}; wheel tag {', '.join(tags)}; {exchange.orders._matching.__file__}")
 PY
 "$work/venv/bin/exchange-sim" demo --commands 2000 > "$work/demo.log" 2>&1 || { cat "$work/demo.log"; exit 1; }
 step "packaging check passed"

@@ -3,7 +3,7 @@ EXCHANGE_PUREPYTHON=1); differential tests additionally compare both when the co
 import pytest
 
 from exchange import _impl
-from exchange.matching import MatchingEngine as ReferenceMatchingEngine
+from exchange.orders.matching import MatchingEngine as ReferenceMatchingEngine
 from exchange.spec import Instrument
 
 COMPILED = _impl.core is not None

@@ -5,7 +5,7 @@ journals durably, and prints ``ack <sequence>`` (flushed) after each ``apply`` r
                                  [--resume] [--snapshot-every K --snapshot-dir DIR]
 
 - new journal (default): builds ``Exchange([make_instrument()], journal=JOURNAL, fsync=POLICY)``;
-- ``--resume``: :func:`exchange.recovery.recover` ``(JOURNAL, resume=True)`` and continues the stream after
+- ``--resume``: :func:`exchange.persistence.recovery.recover` ``(JOURNAL, resume=True)`` and continues the stream after
   the last journaled command (the stream's malformed commands are never journaled: they are skipped when
   counting);
 - ``--snapshot-every K``: after every K-th journaled command, ``exchange.snapshot(DIR/snap-<seq>)``, then
@@ -24,8 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from exchange import Exchange, validate  # noqa: E402
-from exchange.recovery import recover  # noqa: E402
+from exchange import Exchange  # noqa: E402
+from exchange.boundary import validate  # noqa: E402
+from exchange.persistence.recovery import recover  # noqa: E402
 from tests.conftest import make_instrument  # noqa: E402
 from tests.streams import liquidation_commands, random_commands  # noqa: E402
 

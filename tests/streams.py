@@ -199,7 +199,7 @@ UNKNOWN_SYMBOLS = ("NOPEUSDT", "", "testusdt", "TESTUSDT ", "TESTUSDT\x00")
 ENUM_FIELDS = {"side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": STPMode, "working_type": WorkingType,
                "position_side": PositionSide, "position_mode": PositionMode, "margin_mode": MarginMode}
 BOOL_FIELDS = ("reduce_only", "close_position")
-#: the documented bounds of the int fields (docs/rules.md, exchange/validate.py), written out here on their own:
+#: the documented bounds of the int fields (docs/rules.md, exchange/boundary/validate.py), written out here on their own:
 #: ``(lowest, highest, zero allowed)``; a value outside is malformed. Enums are in range or malformed too.
 _P = 2**62
 FIELD_BOUNDS = {

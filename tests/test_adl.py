@@ -3,7 +3,7 @@ from fractions import Fraction
 
 import pytest
 
-from exchange.adl import binance_score, bitmex_score, bybit_score, quantile_lights, rank, seeded_order
+from exchange.liquidation.adl.score import binance_score, bitmex_score, bybit_score, quantile_lights, rank, seeded_order
 
 
 def test_example_10_bitmex_scores_and_ranking():

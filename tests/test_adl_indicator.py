@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from exchange import Client, Instrument, SetMarkPrice
-from exchange.adl import quantile_lights, quantity_lights
+from exchange.liquidation.adl.score import quantile_lights, quantity_lights
 from exchange.profiles import PROFILES, ADLIndicator
 from tests.checked import CheckedExchange
 

@@ -1,6 +1,6 @@
-"""The lazy ADL order over the risk monitor's mirror (``exchange.adlqueue``) against the exact oracle
+"""The lazy ADL order over the risk monitor's mirror (``exchange.liquidation.adl.queue``) against the exact oracle
 (``deleveraging.ranked``, every candidate scored with Fractions), and the soundness of the float score
-bounds it filters with (``exchange.adlbounds``)."""
+bounds it filters with (``exchange.liquidation.adl.bounds``)."""
 import dataclasses
 import math
 import random
@@ -11,12 +11,13 @@ from hypothesis import given, settings, strategies as st
 
 from exchange import (
     ADLFill, Deposit, Exchange, FundInsurance, MarginMode, PlaceOrder, PositionMode, PositionSide, SetLeverage,
-    SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, adl, adlbounds, adlqueue, deleveraging,
-    margin,
+    SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce,
 )
-from exchange.insurance import FundLimits
-from exchange.liquidation import LiquidationConfig
-from exchange.portfolio import InstrumentTable, Portfolio
+from exchange.accounts import margin
+from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue, ranking as deleveraging, score as adl
+from exchange.liquidation.insurance import FundLimits
+from exchange.liquidation.waterfall import LiquidationConfig
+from exchange.accounts.storage import InstrumentTable, Portfolio
 from tests.conftest import make_instrument
 from tests.streams import liquidation_commands
 

@@ -1,11 +1,11 @@
-"""The reference order book (exchange.book): levels, FIFO queues, indexes and invariants.
+"""The reference order book (exchange.orders.book): levels, FIFO queues, indexes and invariants.
 
 Prices in ticks, quantities in lots. The book is pure Python and used only by the reference engine, so
 these tests construct it directly; book behaviour seen through the engine is in test_matching.py.
 """
 import pytest
 
-from exchange.book import Book, Order
+from exchange.orders.book import Book, Order
 from exchange.enums import Side, STPMode, TimeInForce
 
 BUY, SELL = Side.BUY, Side.SELL

@@ -3,8 +3,8 @@ rebates, isolated margin in and out. Instrument: tick 0.01, lot 1, K = 10⁶ uni
 100.00 = 10,000 ticks is 10¹⁰ units = 100 USDT). Expected values are derived by hand."""
 import pytest
 
-from exchange.accounts import Ledger
-from exchange.clearing import clear_fill
+from exchange.accounts.ledger import Ledger
+from exchange.clearing.fills import clear_fill
 from exchange.enums import BalanceReason, MarginMode, PositionSide
 from exchange.events import BalanceChanged, PositionChanged
 from tests.conftest import make_instrument

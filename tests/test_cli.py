@@ -10,7 +10,7 @@ import pytest
 
 from exchange import IMPLEMENTATION
 from exchange.cli import EXIT_CHECK_FAILED, EXIT_FILE, EXIT_INVALID, EXIT_OK, EXIT_USAGE, main
-from exchange.journal import FRAME, MAGIC, read_file
+from exchange.persistence.journal import FRAME, MAGIC, read_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,11 +13,11 @@ from exchange.commands import COMMAND_DTYPE
 from exchange.enums import CommandKind, EventKind, OrderType, Side, STPMode, TimeInForce
 from exchange.events import EVENT_DTYPE
 from exchange.workload import standard_workload
-from exchange.matching import apply_row
+from exchange.orders.matching import apply_row
 from test_differential_matching import random_commands, tiny_instrument
 
 if COMPILED:
-    from exchange._core import MatchingEngine as CompiledEngine
+    from exchange.orders._matching import MatchingEngine as CompiledEngine
 
 pytestmark = needs_compiled
 
@@ -147,7 +147,8 @@ def test_fee_rounding_is_ceil_for_fees_and_rebates():
 
 
 def test_compiled_enum_values_match_exchange_enums():
-    from exchange import _core, enums
+    from exchange import enums
+    from exchange.orders import _matching as _core
 
     for enum_name, members in _core.ENUM_VALUES.items():
         enum = getattr(enums, enum_name)

@@ -1,6 +1,6 @@
 """Crash recovery with real processes: a worker (tests/crash_worker.py) applies a seeded stream with the
 durable journal on and acknowledges each command after ``apply`` returns; it is killed with SIGKILL at
-random moments, then :func:`exchange.recovery.recover` must give back (a) every acknowledged command (the
+random moments, then :func:`exchange.persistence.recovery.recover` must give back (a) every acknowledged command (the
 recovered sequence is the last acknowledged one, or one more: the command being applied when it died) and
 (b) exactly the state of an uninterrupted in-process run after the same number of commands. The worker
 restarts from the recovered journal (``--resume``) between kills, so resuming is crash-tested too.
@@ -21,8 +21,8 @@ import pytest
 from exchange import Exchange
 from exchange.cli import DEMO_DEPOSIT_UNITS, main
 from exchange.commands import Deposit, commands_from_rows
-from exchange.journal import read_file
-from exchange.recovery import RecoveryError, SnapshotMissing, recover
+from exchange.persistence.journal import read_file
+from exchange.persistence.recovery import RecoveryError, SnapshotMissing, recover
 from exchange.workload import standard_workload
 from tests.conftest import make_instrument
 from tests.streams import liquidation_commands, random_commands

@@ -20,11 +20,11 @@ import pytest
 from conftest import COMPILED, needs_compiled
 from exchange.commands import COMMAND_DTYPE, COMMAND_FIELDS
 from exchange.enums import CommandKind, OrderType, Side, STPMode, TimeInForce
-from exchange.matching import MatchingEngine as ReferenceEngine, apply_row
+from exchange.orders.matching import MatchingEngine as ReferenceEngine, apply_row
 from exchange.spec import Instrument
 
 if COMPILED:
-    from exchange._core import MatchingEngine as CompiledEngine
+    from exchange.orders._matching import MatchingEngine as CompiledEngine
 
 pytestmark = needs_compiled
 

@@ -1,4 +1,4 @@
-"""The dydx profile's liquidation rules (rules §7, §10; exchange.dydx), checked against the venue's own unit tests.
+"""The dydx profile's liquidation rules (rules §7, §10; exchange.liquidation.dydx), checked against the venue's own unit tests.
 
 Source: dydxprotocol/v4-chain at commit 84d4664b, ``protocol/x/clob/keeper/liquidations_test.go`` and
 ``deleveraging.go``; each test names the venue test whose numbers it reproduces. The venue's subaccount is a margin
@@ -16,7 +16,7 @@ from exchange import (
     ADLFill, AdvanceTime, Client, Exchange, FundInsurance, InputError, Instrument, InsuranceReason, LiquidationFill,
     OrderAccepted, SetMarkPrice,
 )
-from exchange import dydx
+from exchange.liquidation import dydx
 from exchange.profiles import DYDX_MODULE_DEFAULTS, PPM, PROFILES, DydxLiquidations, VenueProfile
 from tests.checked import CheckedExchange, of, units
 from tests.conftest import COMPILED
@@ -396,7 +396,7 @@ def test_configs_stored_before_the_dydx_liquidations_config_still_load():
     """Journal headers and snapshots written before this config: a profile map without ``dydx`` gets the
     defaults; a liquidation map's old ``dydx_spread_e8`` (now the profile's SMMR) is ignored."""
     from exchange import LiquidationConfig
-    from exchange.journal import liquidation_from_dict, liquidation_to_dict, profile_from_dict, profile_to_dict
+    from exchange.persistence.journal import liquidation_from_dict, liquidation_to_dict, profile_from_dict, profile_to_dict
 
     data = profile_to_dict(PROFILES["dydx"])
     assert profile_from_dict(data) == PROFILES["dydx"]

@@ -1,4 +1,4 @@
-"""The Exchange's incremental risk knowledge (exchange.monitor) against its oracles, on both implementations.
+"""The Exchange's incremental risk knowledge (exchange.liquidation.monitor) against its oracles, on both implementations.
 
 - ``Exchange.liquidatable()`` (mirror + indexes) equals ``Exchange.liquidatable_full()`` (the full loop) after
   every command;
@@ -19,12 +19,12 @@ from exchange import (
     AdjustIsolatedMargin, Deposit, Exchange, MarginMode, OrderType, PlaceOrder, PositionMode, PositionSide,
     SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, Withdraw,
 )
-from exchange.accounts import FUND_ACCOUNT_BASE
+from exchange.accounts.ledger import FUND_ACCOUNT_BASE
 from exchange.events import MarkPriceChanged
-from exchange.liqindex import WarnIndex
-from exchange.margin import IsolatedMaintenance
-from exchange.portfolio import InstrumentTable, Portfolio
-from exchange.sweep import sweep_reference
+from exchange.liquidation.index import WarnIndex
+from exchange.accounts.margin import IsolatedMaintenance
+from exchange.accounts.storage import InstrumentTable, Portfolio
+from exchange.clearing.sweep import sweep_reference
 from tests.conftest import make_instrument
 from tests.streams import random_commands
 

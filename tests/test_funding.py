@@ -3,7 +3,7 @@ from fractions import Fraction
 
 import pytest
 
-from exchange.funding import average_premium, funding_rate_e8, impact_price, payment_units, premium_e8
+from exchange.funding.rate import average_premium, funding_rate_e8, impact_price, payment_units, premium_e8
 
 I, CLAMP, CAP = 10_000, 50_000, 300_000  # 0.01%, 0.05%, 0.3% (×1e8)
 

@@ -14,7 +14,8 @@ from exchange import (
     Instrument, LiquidationStarted, MarginMode, OrderCanceled, PositionChanged, PositionSide, SetIndexPrice,
     SetMarkPrice, TimeAdvanced,
 )
-from exchange.journal import dump, read, replay
+from exchange.persistence.journal import dump, read
+from exchange.persistence.recovery import replay
 from exchange.units import NS_PER_SECOND
 from tests.checked import CheckedExchange, of, units
 

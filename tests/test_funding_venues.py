@@ -15,9 +15,10 @@ from exchange import (
     AdvanceTime, Client, Deposit, Exchange, FundingParams, FundingSettled, Instrument, InputError, MarkParams,
     MarkSource, PlaceOrder, SetIndexPrice, SetMarkPrice, Side,
 )
-from exchange.funding import index_delta_e8
-from exchange.journal import dump, read, replay
-from exchange.margin import initial_margin_open_interest
+from exchange.funding.rate import index_delta_e8
+from exchange.persistence.journal import dump, read
+from exchange.persistence.recovery import replay
+from exchange.accounts.margin import initial_margin_open_interest
 from exchange.profiles import PROFILES, FundingAccrual
 from exchange.units import NS_PER_SECOND
 from tests.checked import CheckedExchange, of, units

@@ -1,4 +1,4 @@
-"""Insurance funds (exchange.insurance): seeding, takeover limits, the fund as counterparty, unwinding on
+"""Insurance funds (exchange.liquidation.insurance): seeding, takeover limits, the fund as counterparty, unwinding on
 AdvanceTime, top-ups, shared scope, history, and the socialized-loss rule. Hand-derived values; coin: tick
 0.01, lot 1, K = 10⁶ (1 lot at 100.00 = 100 USDT); account 1 is a cross long of 10 at 100 with 60 USDT
 (liquidated at 94: balance 0 ≤ MM 3.76; bankruptcy price 94.00)."""

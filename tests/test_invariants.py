@@ -6,8 +6,8 @@ import io
 import pytest
 
 from exchange import Exchange, RiskOptions, dump_journal, replay
-from exchange.journal import read
-from exchange.validate import check
+from exchange.persistence.journal import read
+from exchange.boundary.validate import check
 from tests.checked import CheckedExchange
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import random_commands

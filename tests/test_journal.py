@@ -14,13 +14,14 @@ from exchange import (
     Exchange, FundLimits, LiquidationConfig, OrderType, PlaceOrder, Rejected, RiskOptions, Side, dump_journal,
     load_journal, replay,
 )
-from exchange import journal as journal_module
-from exchange.journal import (
+from exchange.persistence import journal as journal_module
+from exchange.persistence.journal import (
     FRAME, MAGIC, FsyncEvery, JournalCorrupt, JournalError, JournalFileError, JournalWriter, NotAJournal,
-    decode_command, encode_command, frame, header_bytes, parse, parse_fsync, read, read_file, replay_file,
+    decode_command, encode_command, frame, header_bytes, parse, parse_fsync, read, read_file,
 )
+from exchange.persistence.recovery import replay_file
 from exchange.profiles import PROFILES
-from exchange.recovery import recover
+from exchange.persistence.recovery import recover
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import liquidation_commands, random_commands
 

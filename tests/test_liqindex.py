@@ -1,16 +1,16 @@
-"""Liquidation index (exchange.liqindex) against the full sweep as the oracle: it must never miss a
+"""Liquidation index (exchange.liquidation.index) against the full sweep as the oracle: it must never miss a
 liquidatable isolated position or cross account, on random portfolios and random mark paths."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from exchange import sweep as S
+from exchange.clearing import sweep as S
 from exchange.enums import MarginMode, PositionSide
-from exchange.liqindex import ALWAYS, DOWN, UP, LiqIndex, cross_entries_reference, iso_entry_reference
-from exchange.portfolio import Portfolio
+from exchange.liquidation.index import ALWAYS, DOWN, UP, LiqIndex, cross_entries_reference, iso_entry_reference
+from exchange.accounts.storage import Portfolio
 from tests.test_sweep import CONFIGS, btc, random_marks, random_portfolio
 
-COMPILED = S._clearing is not None
+COMPILED = S._kernel is not None
 needs_clearing = pytest.mark.skipif(not COMPILED, reason="compiled clearing kernel not active (EXCHANGE_PUREPYTHON=1)")
 USDT = 10**8
 ISO, CROSS = MarginMode.ISOLATED, MarginMode.CROSS
@@ -208,8 +208,8 @@ def test_batch_marks_and_merge():
 def test_isolated_entry_on_the_entry_value_is_the_venue_liquidation_price():
     """Bybit's example (help.bybit.com/hc/en-us/articles/900000181046): long 1 BTC at 10,000, 50x (margin 200),
     MMR 0.5 % of the entry value (50): LP = 10,000 − 150 = 9,850 → the entry fires at mark ≤ 9,850.00."""
-    from exchange.margin import IsolatedMaintenance
-    from exchange.portfolio import InstrumentTable
+    from exchange.accounts.margin import IsolatedMaintenance
+    from exchange.accounts.storage import InstrumentTable
 
     p = Portfolio(InstrumentTable([btc(brackets=[("1000000000", "0.005", 125)])],
                                   isolated_maintenance=IsolatedMaintenance.ENTRY))

@@ -1,4 +1,4 @@
-"""The liquidation waterfall (exchange.liquidation): order cancellation, partial liquidation by bracket
+"""The liquidation waterfall (exchange.liquidation.waterfall): order cancellation, partial liquidation by bracket
 reduction, the liquidation order and its fee, liquidation mode (-2023 / -4087), and rules §9 after every
 command of long seeded runs through every profile (1,000,000 commands in all), with determinism across
 implementations. Expected values are derived by hand in the comments.

@@ -1,4 +1,4 @@
-"""Margin mathematics (exchange.margin): rules §2/§5 and the worked examples of §11.
+"""Margin mathematics (exchange.accounts.margin): rules §2/§5 and the worked examples of §11.
 
 Expected values are derived by hand from the rulebook (arithmetic shown in comments), never by the code.
 Units: K = tick 0.01 × lot 0.001 × 10⁸ = 1,000 units per tick·lot; 1 USDT = 10⁸ units.
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from exchange import margin as M
+from exchange.accounts import margin as M
 from exchange.enums import MarginMode
-from exchange.portfolio import Portfolio
+from exchange.accounts.storage import Portfolio
 from exchange.spec import Instrument
-from exchange.sweep import sweep_reference
+from exchange.clearing.sweep import sweep_reference
 
 USDT = 10**8
 K = 1000  # tick 0.01 × lot 0.001 × 1e8

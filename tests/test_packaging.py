@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SDIST_PREFIX = "exchange-0.1.0/"
 
-# build artefacts and caches of the working tree; ext/*.c is deliberately copied (it must not ship)
+# build artefacts and caches of the working tree; generated exchange/**/*.c are deliberately copied (they must
+# not ship)
 _IGNORE_ANYWHERE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.so", "*.egg-info", ".hypothesis", ".benchmarks", ".pytest_cache",
 )
@@ -80,7 +81,7 @@ def sdist(tmp_path_factory):
     tree = base / "src"
     shutil.copytree(ROOT, tree, ignore=_IGNORE)
     # generated files lying in the tree must be left out even when present
-    (tree / "ext" / "_stale_generated.c").write_text("/* generated */\n")
+    (tree / "exchange" / "orders" / "_stale_generated.c").write_text("/* generated */\n")
     (tree / "exchange" / "_stale.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\0")
     out = base / "dist"
     proc = subprocess.run(
@@ -103,9 +104,10 @@ def _repo_files(pattern):
 
 def test_sdist_ships_extension_sources(sdist):
     names, _ = sdist
-    headers = _repo_files("ext/*.h")
-    assert headers, "no ext/*.h in the repository?"
-    wanted = ["ext/_core.pyx", "ext/_clearing.pyx", *headers, *_repo_files("ext/*.pxd"), *_repo_files("ext/*.pyx")]
+    headers = _repo_files("exchange/**/*.h")
+    assert headers, "no exchange/**/*.h in the repository?"
+    wanted = ["exchange/orders/_matching.pyx", "exchange/clearing/_sweep.pyx", *headers,
+              *_repo_files("exchange/**/*.pxd"), *_repo_files("exchange/**/*.pyx")]
     missing = [name for name in wanted if name not in names]
     assert not missing, f"sdist lacks extension sources: {missing}"
 
@@ -147,17 +149,20 @@ def test_licence_file():
 def test_discovery_finds_the_compiled_core():
     setup_module = _load_setup_module()
     modules = setup_module.discover_extensions(ROOT)
-    assert {ext.name for ext in modules} >= {"exchange._core", "exchange._clearing"}
+    assert {ext.name for ext in modules} >= {"exchange.orders._matching", "exchange.clearing._sweep"}
     for ext in modules:
-        assert ext.sources == [f"ext/{ext.name.split('.')[1]}.pyx"]  # the .pyx, never a stale .c
-        assert set(_repo_files("ext/*.h")) <= set(ext.depends)
+        folder = ext.name.rpartition(".")[0].replace(".", "/")
+        assert ext.sources == [ext.name.replace(".", "/") + ".pyx"]  # the .pyx beside its reference, never a stale .c
+        assert set(_repo_files(f"{folder}/*.h")) <= set(ext.depends)
+        assert ext.include_dirs == [folder]
+    assert "exchange/orders/core_int.h" in next(e for e in modules if e.name == "exchange.orders._matching").depends
 
 
 def test_discovery_fails_without_pyx(tmp_path):
     setup_module = _load_setup_module()
-    (tmp_path / "ext").mkdir()
-    (tmp_path / "ext" / "core_int.h").write_text("/* header only */\n")
-    (tmp_path / "ext" / "_core.c").write_text("/* a stale generated file must not be used instead */\n")
+    (tmp_path / "exchange" / "orders").mkdir(parents=True)
+    (tmp_path / "exchange" / "orders" / "core_int.h").write_text("/* header only */\n")
+    (tmp_path / "exchange" / "orders" / "_matching.c").write_text("/* a stale generated file must not be used instead */\n")
     with pytest.raises(setup_module.ExtensionBuildError, match=r"no Cython sources \(\*\.pyx\) found"):
         setup_module.discover_extensions(tmp_path)
     with pytest.raises(setup_module.ExtensionBuildError, match="no Cython sources"):
@@ -166,15 +171,16 @@ def test_discovery_fails_without_pyx(tmp_path):
 
 def test_discovery_fails_when_a_required_module_is_missing(tmp_path):
     setup_module = _load_setup_module()
-    (tmp_path / "ext").mkdir()
-    (tmp_path / "ext" / "_core.pyx").write_text("")
-    with pytest.raises(setup_module.ExtensionBuildError, match=r"_clearing\.pyx"):
+    (tmp_path / "exchange" / "orders").mkdir(parents=True)
+    (tmp_path / "exchange" / "orders" / "_matching.pyx").write_text("")
+    with pytest.raises(setup_module.ExtensionBuildError, match=r"exchange/clearing/_sweep\.pyx"):
         setup_module.discover_extensions(tmp_path)
 
 
 def test_exchange_ext_naming_an_unknown_module_fails():
     setup_module = _load_setup_module()
-    assert [e.name for e in setup_module.discover_extensions(ROOT, ["_core"])] == ["exchange._core"]
+    assert [e.name for e in setup_module.discover_extensions(ROOT, ["_matching"])] == ["exchange.orders._matching"]
+    assert [e.name for e in setup_module.discover_extensions(ROOT, ["exchange.clearing._sweep"])] == ["exchange.clearing._sweep"]
     with pytest.raises(setup_module.ExtensionBuildError, match="EXCHANGE_EXT names _nope"):
         setup_module.discover_extensions(ROOT, ["_nope"])
 
@@ -203,10 +209,8 @@ def test_setup_py_exits_non_zero_without_pyx(tmp_path):
     tree.mkdir()
     for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, tree / name)
-    shutil.copytree(ROOT / "exchange", tree / "exchange", ignore=_IGNORE)
-    (tree / "ext").mkdir()
-    for header in (ROOT / "ext").glob("*.h"):
-        shutil.copy2(header, tree / "ext" / header.name)
+    shutil.copytree(ROOT / "exchange", tree / "exchange", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "*.so", "*.pyx", "*.c"))  # the headers stay, the .pyx (and stale .c) do not
     proc = subprocess.run(
         [sys.executable, "setup.py", "build_ext", "--inplace"],
         cwd=tree, capture_output=True, text=True, timeout=60, env=_clean_env(),
@@ -214,4 +218,4 @@ def test_setup_py_exits_non_zero_without_pyx(tmp_path):
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "no Cython sources (*.pyx) found" in proc.stderr, proc.stderr
     assert "EXCHANGE_PUREPYTHON=1" in proc.stderr
-    assert not list((tree / "exchange").glob("*.so"))
+    assert not list((tree / "exchange").rglob("*.so"))

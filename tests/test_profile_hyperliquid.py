@@ -15,7 +15,7 @@ from exchange import (
     AdvanceTime, Client, Exchange, FundingPaid, FundingParams, FundingSettled, Instrument, LiquidationFill,
     MarkParams, MarkSource, Rejected, RejectCode, SetIndexPrice, SetMarkPrice,
 )
-from exchange.filters import check_price_precision, size_decimals
+from exchange.orders.filters import check_price_precision, size_decimals
 from exchange.profiles import PROFILES, FundingPrice
 from exchange.spec import mmr_from_leverage_e8
 from exchange.units import NS_PER_SECOND

@@ -139,7 +139,7 @@ def test_open_interest_scales_the_initial_margin_fraction():
 
 
 def test_open_interest_imf_formula_edges():
-    from exchange.margin import initial_margin_open_interest as im
+    from exchange.accounts.margin import initial_margin_open_interest as im
 
     # notional 1,000 at leverage 3 (base IMF 1/3); caps 100 .. 400
     assert im(1000, 3, 10**6, 0, 0) == 334  # upper 0: scaling disabled, ceil(1,000 / 3)

@@ -7,7 +7,7 @@ from exchange import (
     CancelReason, Client, Deposit, OrderAmended, OrderCanceled, OrderTriggered, PositionSide, Rejected, RejectCode,
     RiskOptions, SetMarkPrice, Side,
 )
-from exchange.risk import order_hold
+from exchange.accounts.pretrade import order_hold
 from tests.checked import CheckedExchange, USDT, of, rejected
 from tests.conftest import make_instrument
 

@@ -12,7 +12,7 @@ from exchange import Exchange, FundInsurance, Instrument
 from exchange.commands import AdvanceTime, SetIndexPrice
 from exchange.enums import BalanceReason, MarginMode, OrderType
 from exchange.events import BalanceChanged, MarginModeChanged, OrderAccepted
-from exchange.risk import RiskOptions
+from exchange.profiles import RiskOptions
 from exchange.sim import crash_recovery_path
 from exchange.sim import YEAR_NS
 from exchange.sim.agents import (

@@ -1,4 +1,4 @@
-"""Snapshots and restore (exchange/snapshot.py, docs/snapshot.md): snapshot + journal tail = the uninterrupted
+"""Snapshots and restore (exchange/persistence/snapshot.py, docs/snapshot.md): snapshot + journal tail = the uninterrupted
 run, on either implementation and across them; canonical bytes; pickle; every damaged file is a SnapshotError.
 
 The seeded streams of tests/streams.py run under every profile; each is also run with its clock stretched
@@ -26,9 +26,9 @@ from exchange.commands import (
 from exchange.engine import Exchange
 from exchange.enums import MarginMode, OrderType, PositionMode, PositionSide, RejectCode, Side, TimeInForce, WorkingType
 from exchange.events import LiquidationEnded, MarginCall
-from exchange.insurance import FundLimits
-from exchange.liquidation import LiquidationConfig
-from exchange.snapshot import FORMAT_VERSION, MAGIC, SnapshotError
+from exchange.liquidation.insurance import FundLimits
+from exchange.liquidation.waterfall import LiquidationConfig
+from exchange.persistence.snapshot import FORMAT_VERSION, MAGIC, SnapshotError
 from exchange.spec import Instrument
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import liquidation_commands, random_commands
@@ -527,7 +527,7 @@ def test_restore_order_refuses_what_cannot_rest(implementation):
 
 # -- periodic snapshots beside a durable journal ------------------------------------------------------------------
 def test_periodic_snapshots_beside_the_journal_shorten_recovery(tmp_path):
-    from exchange.recovery import recover
+    from exchange.persistence.recovery import recover
 
     path = tmp_path / "run.journal"
     ex = Exchange([make_instrument()], journal=path, snapshot_every=100, keep_snapshots=2)

@@ -1,19 +1,19 @@
-"""Full sweep (exchange.sweep) and storage (exchange.portfolio): rules §4/§5 cases, bounds, and the
+"""Full sweep (exchange.clearing.sweep) and storage (exchange.accounts.storage): rules §4/§5 cases, bounds, and the
 differential reference ⇔ numpy ⇔ compiled on random portfolios including values at the int64 bounds."""
 import numpy as np
 import pytest
 
-from exchange import margin as M
-from exchange import sweep as S
+from exchange.accounts import margin as M
+from exchange.clearing import sweep as S
 from exchange.enums import MarginMode, PositionSide
-from exchange.margin import IsolatedMaintenance, LiquidationTrigger
-from exchange.portfolio import InstrumentTable, Portfolio, PortfolioError
+from exchange.accounts.margin import IsolatedMaintenance, LiquidationTrigger
+from exchange.accounts.storage import InstrumentTable, Portfolio, PortfolioError
 from exchange.spec import Instrument
 from exchange.units import MAX_ABS_VALUE
 
 USDT = 10**8
 ISO, CROSS = MarginMode.ISOLATED, MarginMode.CROSS
-COMPILED = S._clearing is not None
+COMPILED = S._kernel is not None
 needs_clearing = pytest.mark.skipif(not COMPILED, reason="compiled clearing kernel not active (EXCHANGE_PUREPYTHON=1)")
 FIELDS = ("pos_liq", "acct_liq", "pos_equity", "pos_mm", "pos_ratio_e8", "acct_equity", "acct_mm", "acct_ratio_e8")
 # the profiles' liquidation rules as table settings (rules §10): binance, hyperliquid, dydx, bybit / bitmex, and a
@@ -353,21 +353,21 @@ def four_per_account_portfolio(rng, n_accounts=2000, config="at"):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("seed", range(3))
 def test_compiled_four_positions_per_account_at_the_maintenance_edge(seed, config):
-    from exchange import _clearing
+    from exchange.clearing import _sweep as _kernel
 
     rng = np.random.default_rng(7000 + seed)
     p, marks = four_per_account_portfolio(rng, config=config)
     ref = S.sweep_reference(p, marks, S.RATIOS)
     assert 0 < ref.n_liq_positions and 0 < ref.n_liq_accounts < p.n_accounts  # the edges are really mixed
-    for isa in sorted({_clearing.kernel_isa(), "scalar"}):
-        previous = _clearing.set_kernel_isa(isa)
+    for isa in sorted({_kernel.kernel_isa(), "scalar"}):
+        previous = _kernel.set_kernel_isa(isa)
         try:
             for level in (S.FLAGS, S.VALUES, S.RATIOS):
                 got = S.sweep_compiled(p, marks, level)
                 assert np.array_equal(got.pos_liq, ref.pos_liq) and np.array_equal(got.acct_liq, ref.acct_liq), isa
             assert_same(ref, S.sweep_compiled(p, marks, S.RATIOS), f"compiled/{isa}")
         finally:
-            _clearing.set_kernel_isa(previous)
+            _kernel.set_kernel_isa(previous)
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
@@ -398,16 +398,16 @@ def test_zero_maintenance_and_equality_by_the_tables_trigger(config):
     assert [bool(ref.acct_liq[a]) for a, _ in expected_acct] == [flag for _, flag in expected_acct]
     assert_same(ref, S.sweep_numpy(p, marks, S.RATIOS), "numpy")
     if COMPILED:
-        from exchange import _clearing
+        from exchange.clearing import _sweep as _kernel
 
         p.compact()
         ref = S.sweep_reference(p, marks, S.RATIOS)
-        for isa in sorted({_clearing.kernel_isa(), "scalar"}):
-            previous = _clearing.set_kernel_isa(isa)
+        for isa in sorted({_kernel.kernel_isa(), "scalar"}):
+            previous = _kernel.set_kernel_isa(isa)
             try:
                 for level in (S.FLAGS, S.VALUES, S.RATIOS):
                     got = S.sweep_compiled(p, marks, level)
                     assert np.array_equal(got.pos_liq, ref.pos_liq) and np.array_equal(got.acct_liq, ref.acct_liq), isa
                 assert_same(ref, S.sweep_compiled(p, marks, S.RATIOS), f"compiled/{isa}")
             finally:
-                _clearing.set_kernel_isa(previous)
+                _kernel.set_kernel_isa(previous)

@@ -2,7 +2,7 @@
 import pytest
 
 from exchange.enums import OrderType, Side, WorkingType
-from exchange.triggers import ConditionalOrder, TriggerBook
+from exchange.orders.triggers import ConditionalOrder, TriggerBook
 
 T = 100  # ticks per unit price (tick 0.01)
 

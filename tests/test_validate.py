@@ -1,4 +1,4 @@
-"""The validation boundary (exchange.validate), the bounded AdvanceTime and the Client's handling of bad human
+"""The validation boundary (exchange.boundary.validate), the bounded AdvanceTime and the Client's handling of bad human
 values: one regression test per defect found by the adversarial review, on both implementations."""
 from decimal import Decimal
 
@@ -299,7 +299,7 @@ def test_fast_path_agrees_with_the_rules():
 
     from hypothesis import given, settings, strategies as st
 
-    from exchange import validate
+    from exchange.boundary import validate
 
     values = st.one_of(
         st.integers(min_value=-(2**65), max_value=2**65), st.sampled_from([0, 1, 2, 2**62 - 1, 2**62, 2**62 + 1,
@@ -320,8 +320,8 @@ def test_fast_path_agrees_with_the_rules():
 
 
 def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(tmp_path, monkeypatch):
-    from exchange.journal import read_file
-    from exchange.recovery import recover
+    from exchange.persistence.journal import read_file
+    from exchange.persistence.recovery import recover
 
     original = Exchange._deposit
 

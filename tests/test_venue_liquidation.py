@@ -16,7 +16,7 @@ import pytest
 from exchange import (
     Client, Exchange, FundInsurance, Instrument, LiquidationFill, LiquidationStarted, SetMarkPrice,
 )
-from exchange.margin import IsolatedMaintenance, LiquidationTrigger
+from exchange.accounts.margin import IsolatedMaintenance, LiquidationTrigger
 from exchange.profiles import PROFILES
 from tests.checked import CheckedExchange, of, units
 from tests.conftest import COMPILED

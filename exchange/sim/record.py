@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import events as _events_module
-from ..accounts import FUND_ACCOUNT_BASE
+from ..accounts.ledger import FUND_ACCOUNT_BASE
 from ..enums import MarginMode
 from ..events import LiquidationStarted
 
@@ -383,7 +383,7 @@ class RunRecorder:
 def verify_run(directory, implementation: str | None = None) -> dict:
     """Audit a recorded run: replay ``journal.exj`` and compare the hash and sequence with the manifest, and the
     files' sha256 and row counts. Returns ``{"ok": bool, "problems": [...], "replayed_hash": ...}``."""
-    from ..journal import replay_file
+    from ..persistence.recovery import replay_file
 
     directory = Path(directory)
     manifest = json.loads((directory / MANIFEST_FILE).read_text())

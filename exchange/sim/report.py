@@ -47,8 +47,7 @@ import pyarrow.parquet as pq
 
 from ..units import InputError
 from .scenario import MIXED, Scenario
-from .study import STUDY_FILE, read_study
-from .summary import read_csv, return_on_capital, shared_fund
+from .summary import STUDY_FILE, read_csv, read_study, return_on_capital, shared_fund
 
 REPORT_FILE = "report.html"
 E8 = 10**8

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..commands import FundInsurance
-from ..risk import RiskOptions
+from ..profiles import RiskOptions
 from ..units import E8, InputError
 from .agents import (
     Arbitrageur, CrossPolicy, DynamicPolicy, HybridPolicy, IsolatedPolicy, LeveragedTrader, MarketMaker,

@@ -24,12 +24,11 @@ from .. import _impl
 from ..units import InputError
 from .runner import count_steps, run_world
 from .scenario import Scenario
-from .summary import (
-    COHORT_COLUMNS, WORLD_COLUMNS, cohort_rows, confidence_table, sort_rows, to_csv, world_row,
+from .summary import (  # STUDY_FILE, STUDY_FORMAT, read_study: re-exported (the report reads them there)
+    COHORT_COLUMNS, STUDY_FILE, STUDY_FORMAT, WORLD_COLUMNS, cohort_rows, confidence_table, read_study, sort_rows,
+    to_csv, world_row,
 )
 
-STUDY_FILE = "study.json"
-STUDY_FORMAT = "exchange-study"
 CI_COLUMNS = ("world", "cohort", "metric", "mean", "ci_low", "ci_high", "seeds")
 
 
@@ -134,19 +133,6 @@ def summarize_study(out) -> list[dict]:
     (out / "worlds.csv").write_text(to_csv(worlds, WORLD_COLUMNS))
     (out / "summary_ci.csv").write_text(to_csv(confidence_table(cohorts, worlds), CI_COLUMNS))
     return cohorts
-
-
-def read_study(out) -> dict:
-    path = Path(out) / STUDY_FILE
-    if not path.is_file():
-        raise InputError(f"{out}: no {STUDY_FILE} (not a study directory)")
-    try:
-        study = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(study, dict) or study.get("format") != STUDY_FORMAT:
-        raise InputError(f"{path}: not an exchange study")
-    return study
 
 
 def total_steps(scenario: Scenario) -> int:

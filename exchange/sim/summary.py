@@ -23,9 +23,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from ..units import InputError
 from .scenario import Scenario
 
 E8 = 10**8
+STUDY_FILE = "study.json"  #: the study's own record in its output directory (docs/study.md)
+STUDY_FORMAT = "exchange-study"
 COHORT_COLUMNS = (
     "world", "cohort", "seed", "traders", "liquidated", "liquidated_share", "deleveraged",
     "time_to_first_liquidation_s", "median_time_to_liquidation_s",
@@ -307,6 +310,21 @@ def _parse(text: str):
         return text
 
 
+
+
+def read_study(out) -> dict:
+    path = Path(out) / STUDY_FILE
+    if not path.is_file():
+        raise InputError(f"{out}: no {STUDY_FILE} (not a study directory)")
+    try:
+        study = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(study, dict) or study.get("format") != STUDY_FORMAT:
+        raise InputError(f"{path}: not an exchange study")
+    return study
+
+
 __all__ = ["RunData", "cohort_rows", "world_row", "confidence_table", "mean_ci", "to_csv", "read_csv", "sort_rows",
            "COHORT_COLUMNS", "WORLD_COLUMNS", "CI_METRICS", "WORLD_CI_METRICS", "read_manifest", "return_on_capital",
-           "shared_fund"]
+           "shared_fund", "read_study", "STUDY_FILE", "STUDY_FORMAT"]

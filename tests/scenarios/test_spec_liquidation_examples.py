@@ -8,7 +8,7 @@ from exchange import (
     ADLFill, Client, FundInsurance, Instrument, LiquidationFill, LiquidationStarted, PositionSide, SetIndexPrice,
     SetMarkPrice,
 )
-from exchange.margin import RATIO_INF
+from exchange.accounts.margin import RATIO_INF
 from tests.checked import CheckedExchange, of, units
 
 BOTH = PositionSide.BOTH

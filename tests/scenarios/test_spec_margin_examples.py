@@ -7,7 +7,7 @@ from exchange import (
     AdvanceTime, Client, Instrument, LiquidationStarted, MarginCall, OrderTriggered, PositionSide, Rejected, RejectCode,
     SetIndexPrice, SetMarkPrice,
 )
-from exchange.margin import RATIO_INF
+from exchange.accounts.margin import RATIO_INF
 from exchange.units import NS_PER_SECOND
 from tests.checked import CheckedExchange, USDT, of, rejected, units
 

@@ -71,7 +71,7 @@ class MarketView:
 
     # -- accounts ---------------------------------------------------------------------------------
     def position(self, account: int, symbol: str, position_side: PositionSide = PositionSide.BOTH):
-        """A :class:`~exchange.risk.PositionView` (``lots`` signed, ``entry_cost`` = Σ price_ticks × lots,
+        """A :class:`~exchange.accounts.pretrade.PositionView` (``lots`` signed, ``entry_cost`` = Σ price_ticks × lots,
         ``margin_mode``, ``isolated_margin_units``, uPnL, IM, MM, liquidation price) or None when flat."""
         return self._ex.position(account, symbol, position_side)
 

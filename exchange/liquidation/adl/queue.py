@@ -1,0 +1,210 @@
+"""The ADL order of :func:`exchange.liquidation.adl.ranking.ranked`, lazily and fast, over the risk monitor's mirror.
+
+An ADL step usually needs only the first few candidates of the opposite side, and a crash has tens of
+thousands of ADL steps, so scoring every candidate exactly each time (O(n) Fractions) makes a crash O(n²).
+:meth:`ADLQueue.order` gives the same order as :func:`~exchange.liquidation.adl.ranking.ranked` (exactly, ties
+included) by *filter and refine*:
+
+- every candidate of the side in the mirror gets float bounds ``lo ≤ score ≤ hi`` in one vectorised pass
+  (:mod:`exchange.liquidation.adl.bounds`);
+- for a prefix of ``m``, let ``L`` be the m-th largest lower bound: a candidate whose upper bound is below
+  ``L`` is beaten by m candidates, so the first m of the exactly sorted others are the true first m. Only
+  those (the candidates with ``hi ≥ L``) are scored exactly; candidates known to score exactly 0 are put in
+  key order by numpy, unscored. ``m`` starts at :data:`FIRST_PREFIX` and grows ×4 while the caller takes more;
+- the mirror is the ledger except for the accounts the command has changed so far (the engine's sync rule).
+  Among those, an account whose rows still match its ledger state (its
+  :meth:`~exchange.liquidation.monitor.RiskMonitor.signature` is the one its rows were written from: accounts the
+  command only re-checks) keeps its rows; the others, and the liquidated account, have their rows left out
+  of the filter and their positions of the side scored exactly from the ledger at the start (kept per
+  signature while the prices stay). A stale position scoring below ``L`` is beaten by m candidates, so it
+  waits for a longer prefix.
+
+The order is a snapshot taken when the queue starts: the caller changes only the positions it has taken
+(scored before they were yielded) and the liquidated account (scored at the start).
+
+The candidates, their bounds, their highest lower bounds and their exact scores are kept per (symbol, side,
+ranking) while the mirror's version and the risk prices stay the same, which they usually do through a
+command's liquidation sweep: the first ADL step of a tick costs O(n) numpy, the others O(m + accounts the
+command changed + candidates with ``hi ≥ L``).
+
+dYdX's seeded order needs no scores: the mirror's candidates and the stale ones, in id order, rotated.
+Without the mirror (small exchanges, stepwise brackets), for the bitmex ranking (its bankruptcy prices are
+not in the mirror) and for prices outside the mirror's bounds, the order is :func:`ranked` itself.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Iterator
+
+import numpy as np
+
+from . import bounds as adlbounds
+from ...accounts.ledger import FUND_ACCOUNT_BASE
+from .ranking import Key, ranked, score, side_positions
+from ...enums import PositionSide
+from ...profiles import ADLRanking
+
+FIRST_PREFIX = 16  #: candidates ranked exactly at first (then ×4 while the caller takes more)
+TOP = 256  #: highest lower bounds kept sorted per side
+BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: adlbounds.binance, ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: adlbounds.bybit,
+          ADLRanking.PNL_LEVERAGE_INDEX: adlbounds.bybit}
+
+
+@dataclass
+class _Candidates:
+    """The mirror's user positions on one side of a symbol, with their score bounds (one ranking)."""
+
+    rows: np.ndarray  # portfolio account of each candidate
+    accounts: np.ndarray  # its ledger id
+    sides: np.ndarray  # its PositionSide
+    lo: np.ndarray
+    hi: np.ndarray
+    zero: np.ndarray  # True where the score is exactly 0
+    top: np.ndarray  # indices of the highest lower bounds, descending (grown on demand)
+    zero_order: np.ndarray | None = None  # indices of the zero candidates in key order (made on demand)
+    exact: dict[int, Fraction] = field(default_factory=dict)  # exact scores found so far, by index
+
+    def key(self, j: int) -> Key:
+        return int(self.accounts[j]), PositionSide(int(self.sides[j]))
+
+    def highest(self, k: int) -> np.ndarray:
+        """Indices of the ``k`` highest lower bounds, descending (ties by index)."""
+        if k > len(self.top) and len(self.top) < len(self.lo):  # (a full list holds every candidate)
+            n, keep = len(self.lo), max(2 * k, TOP)
+            part = np.argpartition(-self.lo, keep - 1)[:keep] if keep < n else np.arange(n)
+            self.top = part[np.lexsort((part, -self.lo[part]))]
+        return self.top[:k]
+
+    def zeros_by_key(self) -> np.ndarray:
+        if self.zero_order is None:
+            z = np.flatnonzero(self.zero)
+            self.zero_order = z[np.lexsort((self.sides[z], self.accounts[z]))]
+        return self.zero_order
+
+
+class ADLQueue:
+    """ADL orders over one exchange's risk monitor (module docstring)."""
+
+    def __init__(self, risk, monitor):
+        self.risk = risk
+        self.monitor = monitor
+        self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
+        self._scores: dict[tuple, tuple[tuple, Fraction | None]] = {}  # (symbol, ranking, key) -> (signature, score)
+        self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
+
+    def order(self, symbol: str, long: bool, ranking: ADLRanking, seed: int, changing: set[int],
+              liquidated: int) -> Iterator[Key]:
+        """The positions of ``symbol`` on the ``long`` side in ADL order, lazily. ``changing``: the accounts
+        the command has changed so far; ``liquidated``: the account being liquidated."""
+        risk, monitor = self.risk, self.monitor
+        marks = tuple(risk.mark_of(s) for s in monitor.symbols)
+        view = None if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE else monitor.mirror(changing)
+        caps = monitor.portfolio.table.max_price_ticks.tolist()
+        if view is None or not all(0 <= m <= cap for m, cap in zip(marks, caps)):
+            yield from ranked(risk, symbol, long, ranking, seed)
+            return
+        portfolio, ids, version = view
+        if self._cache_for != (version, marks):
+            self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
+        candidates = self._cache.get((symbol, long, ranking))
+        if candidates is None:
+            candidates = self._candidates(portfolio, ids, symbol, long, ranking, marks)
+            self._cache[symbol, long, ranking] = candidates
+        stale, skip = self._stale(portfolio.n_accounts, candidates, symbol, long, ranking, changing, liquidated)
+        if ranking == ADLRanking.SEEDED_OFFSET:
+            yield from _seeded(candidates, skip, list(stale), seed)
+        else:
+            yield from _by_score(candidates, skip, stale, lambda key: score(risk, symbol, key, ranking))
+        ledger = risk.ledger
+        yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
+
+    def _stale(self, n_accounts: int, c: _Candidates, symbol: str, long: bool, ranking: ADLRanking,
+               changing: set[int], liquidated: int) -> tuple[dict[Key, Fraction | None], np.ndarray]:
+        """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (None
+        for the seeded order), and the portfolio accounts to leave out of the filter. An account the command
+        changed whose rows still match the ledger (:meth:`~exchange.liquidation.monitor.RiskMonitor.signature`) keeps its
+        rows; the liquidated account never does. Scores are kept per signature while the prices stay."""
+        monitor, ledger = self.monitor, self.risk.ledger
+        suspect = changing | monitor.stale_due() | monitor.unindexed | {liquidated}
+        fresh: set[int] = set()
+        stale: dict[Key, Fraction | None] = {}
+        for account_id in ledger.holders[symbol].intersection(suspect):
+            if account_id >= FUND_ACCOUNT_BASE:  # funds come last, from the ledger
+                continue
+            keys = [(account_id, side) for side, p in ledger.accounts[account_id].positions_in(symbol)
+                    if (p.lots > 0) == long]
+            if not keys:
+                continue
+            signature = monitor.signature(account_id)
+            if account_id != liquidated and monitor.written(account_id) == signature:
+                fresh.add(account_id)
+                continue
+            for key in keys:
+                known = self._scores.get((symbol, ranking, key))
+                if known is None or known[0] != signature:
+                    exact = None if ranking == ADLRanking.SEEDED_OFFSET else score(self.risk, symbol, key, ranking)
+                    known = self._scores[symbol, ranking, key] = signature, exact
+                stale[key] = known[1]
+        skip = np.zeros(n_accounts, dtype=bool)
+        skip[[row for row in map(monitor.row_of, suspect - fresh) if row is not None]] = True
+        return stale, skip
+
+    def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
+        i = self.monitor.symbols.index(symbol)
+        owners = p.pos_account
+        side = (p.pos_qty_lots > 0) if long else (p.pos_qty_lots < 0)
+        slots = np.flatnonzero((p.pos_symbol == i) & side & (ids[owners] < FUND_ACCOUNT_BASE))
+        rows = owners[slots]
+        if ranking == ADLRanking.SEEDED_OFFSET:
+            lo = hi = np.zeros(len(slots))
+        else:
+            lo, hi = BOUNDS[ranking](p, slots, i, np.array(marks, dtype=np.int64))
+        return _Candidates(rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0), np.zeros(0, np.int64))
+
+
+def _by_score(c: _Candidates, skip: np.ndarray, stale: dict[Key, Fraction], score) -> Iterator[Key]:
+    """Highest exact score first, ties by key, over the candidates outside ``skip``ped rows and ``stale``
+    (scored already); ``score(key)`` scores one candidate (module docstring: the prefix argument)."""
+    n, m, taken = len(c.lo), FIRST_PREFIX, 0
+    while True:
+        top = c.highest(m + int(skip.sum()) if m < n else n)
+        top = top[~skip[c.rows[top]]]
+        complete = len(top) < m or m >= n
+        bound = -np.inf if complete else c.lo[top[m - 1]]
+        inside = np.flatnonzero(c.hi >= bound)
+        inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
+        floor = None if complete else Fraction(float(bound))  # exact, converted once
+        scores = {key: s for key, s in stale.items() if floor is None or s >= floor}
+        for j in inside.tolist():
+            if j not in c.exact:  # valid while the row is not skipped: it is the ledger's state, as when scored
+                c.exact[j] = score(c.key(j))
+            scores[c.key(j)] = c.exact[j]
+        keys = sorted(scores, key=lambda key: (-scores[key], key))
+        zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)
+        known_zero = (c.key(j) for j in zeros[~skip[c.rows[zeros]]].tolist())
+        order = itertools.chain((k for k in keys if scores[k] > 0),
+                                heapq.merge((k for k in keys if scores[k] == 0), known_zero),
+                                (k for k in keys if scores[k] < 0))
+        for key in itertools.islice(order, taken, None if complete else m):
+            yield key
+            taken += 1
+        if complete:
+            return
+        m *= 4
+
+
+def _seeded(c: _Candidates, skip: np.ndarray, users: list[Key], seed: int) -> Iterator[Key]:
+    """dYdX's order: ascending account id from a seeded start (:func:`exchange.liquidation.adl.score.seeded_order`)."""
+    keep = ~skip[c.rows]
+    accounts = np.concatenate([c.accounts[keep], np.array([a for a, _ in users], dtype=np.int64)])
+    sides = np.concatenate([c.sides[keep], np.array([s for _, s in users], dtype=np.int8)])
+    order = np.argsort(accounts, kind="stable")
+    if len(order):
+        start = random.Random(seed).randrange(len(order))
+        order = np.concatenate([order[start:], order[:start]])
+    for j in order.tolist():
+        yield int(accounts[j]), PositionSide(int(sides[j]))

@@ -1,0 +1,363 @@
+"""The risk monitor: the engine's exact, incremental knowledge of which margin parts are liquidatable, and of
+which holders a mark move may have pushed across the margin-call level.
+
+What it keeps
+-------------
+- A struct-of-arrays mirror of the ledger (:class:`~exchange.accounts.storage.Portfolio`: per account its wallet,
+  per position key its size, entry cost, isolated margin, margin mode and leverage; the instrument tables
+  carry the risk stage's bracket rows). Portfolio account ``i`` is ledger account ``ids[i]``; its slots hold
+  the keys ``keys[i]`` in order (a closed position keeps its slot, flat).
+- Two trigger indexes over the mirror (:mod:`exchange.liquidation.index`): :class:`~exchange.liquidation.index.LiqIndex`
+  (liquidation thresholds and safe bands; the compiled kernel when it is active) and
+  :class:`~exchange.liquidation.index.WarnIndex` (bands of the margin-call level).
+- ``parts``: account id -> its liquidatable parts (the answer of :meth:`RiskMonitor.liquidatable`, exact).
+
+The rule it relies on (the engine's sync rule)
+----------------------------------------------
+Every code path that changes an account (wallet, positions, isolated margins, modes, leverage) adds its id
+to the engine's ``touched`` set before the command ends. Then, with the risk prices of the symbols (mark, or
+last trade price until a mark exists) as the only other input, an account that is not touched is unchanged.
+
+How it stays exact
+------------------
+- A touched account is re-evaluated exactly (:meth:`exchange.accounts.pretrade.Risk.part_states`, Python integers) when
+  asked (:meth:`sync`, :meth:`liquidatable`, :meth:`margin_stage`) and becomes *dirty*: its mirror rows and
+  index entries are rewritten lazily, in one batch, just before the indexes are next consulted (the next
+  risk-price move), at the prices it was evaluated at (the indexes' marks are those prices until then).
+  Rewriting them after every command would cost more than the command (numpy and kernel call overhead),
+  and nothing reads them in between.
+- A risk-price move of a symbol pops the entries it fires: liquidation candidates (plus the parts already
+  liquidatable and exposed to it, which may have recovered without firing) are re-checked exactly by the
+  index (:meth:`~exchange.liquidation.index.LiqIndex.rearm`) and re-armed; warning candidates are the holders whose
+  margin-call state may have changed. On a *mark* move they become *due* (the margin-call stage
+  re-evaluates them, exactly as "every holder of a symbol whose mark moved" did, minus the holders whose
+  state provably did not change); on a last-price move (no mark yet) the margin-call stage does not run
+  for holders, so they are remembered as *stale* and become due at the next mark move of a symbol
+  they hold.
+- Without the indexes a price move re-checks every holder of the symbol (exact, the old way). That is the
+  mode below :data:`INDEX_FROM_ACCOUNTS` ledger accounts (index upkeep — numpy and kernel calls, Python
+  warning bands — costs more than re-checking a few holders), and for brackets the index cannot follow
+  (:func:`~exchange.liquidation.index.index_supported`: MM not convex, as a stepwise profile's). At the threshold the
+  mirror is written and both indexes are built at the current prices, once. An account whose values break
+  the mirror's 2⁶² bounds is kept out of it (flat rows) and re-checked on every move of a symbol it holds.
+
+Costs: a command costs O(positions of the accounts it touched); a price move costs O(log n + entries fired
++ liquidatable parts exposed to it) plus the batched rewrite of the accounts touched since the last one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..accounts.ledger import Account, Ledger
+from ..enums import PositionSide
+from .index import LiqIndex, WarnIndex, index_supported
+from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
+from ..accounts.storage import InstrumentTable, Portfolio, PortfolioError
+from ..accounts.pretrade import CROSS, Liquidatable, Risk
+from ..spec import Instrument
+
+INDEX_FROM_ACCOUNTS = 256  #: ledger accounts from which the indexes are kept (module docstring)
+
+
+class RiskMonitor:
+    """See the module docstring. ``compiled``: the LiqIndex implementation (None = the active one)."""
+
+    def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, risk: Risk, compiled: bool | None = None):
+        self.ledger = ledger
+        self.risk = risk
+        self.symbols = list(instruments)
+        self._symbol_index = {symbol: i for i, symbol in enumerate(self.symbols)}
+        rows = [risk.brackets[s] for s in self.symbols]
+        self.portfolio = Portfolio(InstrumentTable(
+            [instruments[s] for s in self.symbols], rows, trigger=risk.trigger,
+            isolated_maintenance=IsolatedMaintenance.ENTRY if risk.isolated_at_entry else IsolatedMaintenance.MARK))
+        self.convex = all(index_supported(r, risk.trigger) for r in rows)
+        self.indexed = False  # the indexes are kept (module docstring); set once, by _start_indexes
+        self.index_from_accounts = INDEX_FROM_ACCOUNTS
+        marks = np.ones(len(self.symbols), np.int64)
+        self.liq_index = LiqIndex(self.portfolio, marks, compiled=compiled)
+        self.warn_index = WarnIndex(self.portfolio, marks, risk.options.margin_call_e8)
+        self.prices = [0] * len(self.symbols)  # risk price each symbol was last followed at (0: none yet)
+        self.ids: list[int] = []  # portfolio account -> ledger account id
+        self._ids = np.zeros(0, dtype=np.int64)  # ``ids`` as an array (rebuilt when it grows)
+        self.version = 0  # changes whenever mirror rows are written (readers cache on it)
+        self._written: dict[int, tuple] = {}  # account id -> the signature its rows were written from
+        self.keys: list[list[tuple[str, PositionSide]]] = []  # portfolio account -> its slots' position keys
+        self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
+        self._row: dict[int, int] = {}  # ledger account id -> portfolio account
+        self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
+        self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
+        self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
+        self._due_compared: set[int] = set()  # due accounts :meth:`stale_due` compared with the ledger
+        self._evaluated: dict[int, list] = {}  # account id -> part states :meth:`sync` found in this command
+        self._due_stale: set[int] = set()  # those whose rows did not match
+        self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
+        self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
+        self._unindexed: set[int] = set()  # accounts outside the mirror's bounds
+
+    # -- the engine's calls ---------------------------------------------------------------------------------
+    def mark_moved(self, symbol: str) -> None:
+        """The mark of ``symbol`` was set (even to its old value): its holders are due a margin-call check.
+        (The engine sets marks only here, so a marked symbol's risk price moves only through this call.)"""
+        self._marked.add(symbol)
+        self._unmarked.discard(symbol)
+
+    def follow_prices(self, touched: set[int]) -> None:
+        """Rewrite the dirty accounts (except ``touched``, re-evaluated anyway), then follow every risk-price
+        move since the last call (module docstring); warning candidates of mark moves become *due*: the
+        command's re-evaluations (:meth:`sync`, :meth:`margin_stage`) cover ``touched`` and them. (They are
+        kept apart from ``touched``, which then names exactly the accounts the command changed.)
+        O(symbols without a mark yet) when no price moved."""
+        if not self.indexed and self.convex and len(self.ledger.accounts) >= self.index_from_accounts:
+            self._start_indexes()
+        for symbol in sorted(self._marked | self._unmarked, key=self._symbol_index.__getitem__):
+            i = self._symbol_index[symbol]
+            price = self.risk.mark_of(symbol)
+            marked = symbol in self._marked
+            if price == self.prices[i] and not marked:
+                continue
+            holders = self.ledger.holders[symbol]
+            warn: set[int] = set()
+            if price != self.prices[i]:
+                self.prices[i] = price
+                warn = self._price_moved(i, price, holders, touched | self._due)
+            if marked:
+                self._due |= warn | (self._stale & holders)
+            else:
+                self._stale |= warn
+        self._marked.clear()
+
+    def sync(self, touched: set[int]) -> None:
+        """:meth:`follow_prices`, then re-evaluate the liquidatable parts of every touched or due account.
+        O(positions of those accounts)."""
+        self.follow_prices(touched)
+        for account_id in touched | self._due:
+            account = self.ledger.accounts.get(account_id)
+            if account is not None:
+                states = self._evaluated[account_id] = self.risk.part_states(account)
+                self._record(account, states)
+
+    def margin_stage(self, touched: set[int], unchanged_since_sync: bool = False) -> list:
+        """:meth:`follow_prices`, then the margin-call stage: each touched or due account, in id order, gets
+        its MarginCall events and its liquidatable parts from one evaluation (the one :meth:`sync` made in
+        this command when the caller says nothing changed since); the command ends (nothing is due any
+        more). Returns the events."""
+        self.follow_prices(touched)
+        touched = touched | self._due
+        evaluated = self._evaluated if unchanged_since_sync else {}
+        events: list = []
+        for account_id in sorted(touched):
+            account = self.ledger.accounts[account_id]
+            states = evaluated.get(account_id)
+            if states is None:
+                states = self.risk.part_states(account)
+            events += self.risk.margin_calls(account, states)
+            self._record(account, states)
+        self._stale -= touched
+        self._due, self._due_compared, self._due_stale = set(), set(), set()
+        self._evaluated = {}
+        return events
+
+    def liquidatable(self, touched: set[int]) -> list[Liquidatable]:
+        """:meth:`sync`, then every liquidatable part by (account, symbol, side) with its margin ratio
+        (computed now). O(touched + liquidatable parts)."""
+        self.sync(touched)
+        found = []
+        for account_id in sorted(self.parts):
+            account = self.ledger.accounts[account_id]
+            for symbol, side in self.parts[account_id]:
+                balance, mm, exposed = self.risk.part_state(account, symbol, side)
+                found.append(Liquidatable(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
+        return found
+
+    def mirror(self, changing: set[int]) -> tuple[Portfolio, np.ndarray, int] | None:
+        """The mirror for a reader in the middle of a command (ADL ranking): rewrite the dirty accounts that are
+        neither ``changing`` (the accounts the command changed) nor due, and return ``(portfolio, ids,
+        version)``: ``ids`` the ledger id of each portfolio account (int64), ``version`` a number that changes
+        whenever rows are written. Rows equal the ledger except, possibly, for ``changing``, :meth:`stale_due`
+        and :attr:`unindexed` (:meth:`signature` and :meth:`written` tell). None while the mirror is not kept."""
+        if not self.indexed:
+            return None
+        self._rewrite(self._dirty - changing - self._due)
+        if len(self._ids) != len(self.ids):
+            self._ids = np.array(self.ids, dtype=np.int64)
+        return self.portfolio, self._ids, self.version
+
+    def signature(self, account_id: int) -> tuple:
+        """What the mirror rows of an account hold, from the ledger: wallet; size, entry cost, isolated
+        margin and settings of every position. O(its positions)."""
+        account = self.ledger.accounts[account_id]
+        return account.wallet_units, tuple(
+            (key, p.lots, p.entry_cost, p.isolated_margin_units, self.ledger.settings(account, key[0]))
+            for key, p in account.positions.items())
+
+    def written(self, account_id: int) -> tuple | None:
+        """The :meth:`signature` the account's rows were last written from (None: no rows, or outside the
+        mirror's bounds); rows equal the ledger exactly when it is the current signature."""
+        return None if account_id in self._unindexed else self._written.get(account_id)
+
+    def forget(self, account_ids) -> None:
+        """Drop ``account_ids`` from the due re-evaluations of this command (the insurance funds)."""
+        self._due.difference_update(account_ids)
+
+    def stale_due(self) -> set[int]:
+        """The due accounts whose rows do not match the ledger. A due account not also touched is unchanged
+        by the command, and its rows are not rewritten while it is due, so each is compared once per command."""
+        new = self._due - self._due_compared
+        if new:
+            self._due_compared |= new
+            self._due_stale |= {a for a in new if self.written(a) != self.signature(a)}
+        return self._due_stale
+
+    @property
+    def unindexed(self) -> set[int]:
+        """Accounts kept out of the mirror (their values break its bounds; their rows are flat)."""
+        return self._unindexed
+
+    def row_of(self, account_id: int) -> int | None:
+        """The account's portfolio account, if it has one."""
+        return self._row.get(account_id)
+
+    def flush(self) -> None:
+        """Rewrite every dirty account now (tests and benchmarks: the mirror then equals the ledger)."""
+        self._rewrite(self._dirty)
+
+    # -- snapshots ------------------------------------------------------------------------------------------
+    def snapshot_state(self) -> list:
+        """``[stale accounts (ascending)]``: the one piece of the monitor that is not derived from the ledger and
+        the prices between commands (the holders a last-price move may have pushed across the margin-call
+        level, re-evaluated at the next mark move of a symbol they hold). The mirror, the indexes and
+        ``parts`` are rebuilt by :meth:`restore_state`; nothing is due between commands."""
+        return [sorted(self._stale)]
+
+    def restore_state(self, state, marked: set[str]) -> None:
+        """Load a :meth:`snapshot_state` into a new monitor over a restored ledger and books, as the end of a
+        command leaves it: the current risk prices followed (``marked``: the symbols with a mark), every
+        account's liquidatable parts evaluated exactly, the stale holders restored. The mirror and the
+        indexes are written at the next price move (or built, from :data:`INDEX_FROM_ACCOUNTS` accounts).
+        O(positions). Raises ValueError for a stale account the ledger does not have."""
+        (stale,) = state
+        self._stale = {int(account_id) for account_id in stale}
+        if not self._stale <= self.ledger.accounts.keys():
+            raise ValueError("a stale account is not in the ledger")
+        self.prices = [self.risk.mark_of(symbol) for symbol in self.symbols]
+        self._unmarked = {symbol for symbol in self.symbols if symbol not in marked}
+        self._marked = set()
+        for account in self.ledger.accounts.values():
+            self._record(account, self.risk.part_states(account))
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _start_indexes(self) -> None:
+        """Write every account into the mirror and build both indexes at the prices last followed (which
+        every account not stale was evaluated at). O(positions · log)."""
+        self.indexed = True
+        self._dirty = set()
+        self.version += 1
+        for account_id in self.ledger.accounts:
+            self._write(account_id)
+        for index in (self.liq_index, self.warn_index):
+            index.marks[:] = [max(price, 1) for price in self.prices]
+            index.rebuild()
+
+    def _record(self, account: Account, states) -> None:
+        """Store the exact liquidatable parts of an account from its part states; it becomes dirty."""
+        parts = [(symbol, side) for symbol, side, balance, mm in states if self.risk.is_liquidatable(balance, mm, True)]
+        if parts:
+            self.parts[account.account_id] = parts
+        else:
+            self.parts.pop(account.account_id, None)
+        self._dirty.add(account.account_id)
+
+    def _price_moved(self, i: int, price: int, holders: set[int], touched: set[int]) -> set[int]:
+        """Follow one symbol's new risk price: re-check the liquidation candidates, return the warning
+        candidates (ledger ids)."""
+        if not self.indexed:
+            liq = warn = set(holders)
+        else:
+            self._rewrite(self._dirty - touched)
+            liq = self._owners(*self.liq_index.on_mark(i, price))
+            warn = self._owners(*self.warn_index.on_mark(i, price))
+            liq |= self._unindexed & holders
+            warn |= self._unindexed & holders
+        liq = (liq | {a for a in self.parts if a in holders}) - touched  # touched ones are re-evaluated anyway
+        exact = [a for a in liq if not self.indexed or a in self._unindexed]
+        for account_id in exact:
+            self._record(self.ledger.accounts[account_id], self.risk.part_states(self.ledger.accounts[account_id]))
+            self._dirty.discard(account_id)  # their rows did not change
+        rechecked = [self._row[a] for a in liq if a not in self._unindexed and self.indexed]
+        if rechecked:
+            self._store_flags(rechecked, *self.liq_index.rearm(rechecked))
+        return warn
+
+    def _owners(self, slots: np.ndarray, accounts: np.ndarray) -> set[int]:
+        """Ledger ids of the portfolio accounts and of the slots' owners."""
+        owners = self.portfolio.pos_account[slots].tolist() + accounts.tolist()
+        return {self.ids[a] for a in owners if a >= 0}
+
+    def _store_flags(self, rows: list[int], liq_slots: np.ndarray, liq_accounts: np.ndarray) -> None:
+        """Set ``parts`` of the re-checked portfolio accounts ``rows`` from the index's exact flags."""
+        p = self.portfolio
+        found: dict[int, list] = {a: [] for a in rows}
+        for a in liq_accounts.tolist():
+            found[a].append((CROSS, PositionSide.BOTH))
+        for j in sorted(liq_slots.tolist()):
+            a = int(p.pos_account[j])
+            found[a].append(self.keys[a][j - int(p.acct_begin[a])])
+        for a, parts in found.items():
+            account_id = self.ids[a]
+            if parts:
+                self.parts[account_id] = sorted(parts)  # the cross part ("") first, as in Risk.parts
+            else:
+                self.parts.pop(account_id, None)
+
+    def _rewrite(self, account_ids) -> None:
+        """Rewrite the mirror rows of ``account_ids`` from the ledger and re-arm both indexes for them
+        (one batch). O(their positions) plus the index updates."""
+        if not account_ids:
+            return
+        self.version += 1
+        rows, left = [], []
+        for account_id in sorted(account_ids):
+            row, moved = self._write(account_id)
+            rows.append(row)
+            left += moved
+        self._dirty -= set(account_ids)
+        if self.indexed:
+            self.liq_index.rearm(rows, left)
+            self.warn_index.rearm(rows, left)
+
+    def _write(self, account_id: int) -> tuple[int, list[int]]:
+        """Write one account's rows (all flat first, so no intermediate state breaks a bound); returns its
+        portfolio account and the slots a relocation left. Outside the bounds it stays flat, unindexed."""
+        p, account = self.portfolio, self.ledger.accounts[account_id]
+        self._written[account_id] = self.signature(account_id)
+        a = self._row.get(account_id)
+        if a is None:
+            a = self._row[account_id] = p.add_account(0, capacity=max(1, len(account.positions)))
+            self.ids.append(account_id)
+            self.keys.append([])
+        keys = self.keys[a]
+        begin, cap = int(p.acct_begin[a]), int(p.acct_cap[a])
+        for j in p.slots_of(a):
+            p.set_position(j, 0, 0, 0)
+        p.set_wallet(a, 0)
+        for key in account.positions:
+            if key not in keys:
+                p.add_position(a, self._symbol_index[key[0]], side=key[1])
+                keys.append(key)
+        left = list(range(begin, begin + cap)) if int(p.acct_begin[a]) != begin else []
+        try:
+            p.set_wallet(a, account.wallet_units)
+            for j, (symbol, side) in zip(p.slots_of(a), keys):
+                position = account.positions.get((symbol, side))
+                if position is not None:
+                    settings = self.ledger.settings(account, symbol)
+                    p.set_position(j, position.lots, position.entry_cost, position.isolated_margin_units,
+                                   settings.leverage, settings.margin_mode)
+            self._unindexed.discard(account_id)
+        except PortfolioError:
+            for j in p.slots_of(a):
+                p.set_position(j, 0, 0, 0)
+            p.set_wallet(a, 0)
+            self._unindexed.add(account_id)
+        return a, left

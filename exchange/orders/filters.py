@@ -1,0 +1,58 @@
+"""Order filters of rules §3 shared by the matching engine and the trigger layer.
+
+Each returns a :class:`~exchange.enums.RejectCode` (0 = passes). Integers only.
+"""
+from __future__ import annotations
+
+from ..enums import RejectCode
+from ..spec import Instrument
+
+
+def check_qty(inst: Instrument, qty_lots: int, market: bool) -> int:
+    """Quantity filters, in order: -4003 (≤ 0), -4004 (< min), -4108 (market > max market), -4005 (> max)."""
+    if qty_lots <= 0:
+        return RejectCode.QTY_LESS_THAN_ZERO
+    if qty_lots < inst.min_qty_lots:
+        return RejectCode.QTY_LESS_THAN_MIN_QTY
+    if market and qty_lots > inst.max_market_qty_lots:
+        return RejectCode.MARKET_QTY_GREATER_THAN_MAX
+    if qty_lots > inst.max_qty_lots:
+        return RejectCode.QTY_GREATER_THAN_MAX_QTY
+    return RejectCode.OK
+
+
+def check_price_range(inst: Instrument, price_ticks: int) -> int:
+    """Price filters, in order: -4001 (≤ 0), -4013 (< min price), -4002 (> max price)."""
+    if price_ticks <= 0:
+        return RejectCode.PRICE_LESS_THAN_ZERO
+    if price_ticks < inst.min_price_ticks:
+        return RejectCode.PRICE_LESS_THAN_MIN_PRICE
+    if price_ticks > inst.max_price_ticks:
+        return RejectCode.PRICE_GREATER_THAN_MAX_PRICE
+    return RejectCode.OK
+
+
+def check_notional(inst: Instrument, price_ticks: int, qty_lots: int) -> int:
+    """-4164 when ``price × qty × K < min_notional``; a zero price (nothing to value it at) passes."""
+    if price_ticks and inst.notional_units(price_ticks, qty_lots) < inst.min_notional_units:
+        return RejectCode.NOTIONAL_TOO_SMALL
+    return RejectCode.OK
+
+
+def size_decimals(inst: Instrument) -> int:
+    """Hyperliquid's ``szDecimals``: the decimals of the lot size (lot 0.001 → 3, lot 1 or 10 → 0)."""
+    return max(0, -inst.lot_size.normalize().as_tuple().exponent)
+
+
+def check_price_precision(inst: Instrument, price_ticks: int, sig_figs: int, decimals: int) -> int:
+    """-1111 when a price that is not a whole number has more than ``sig_figs`` significant figures or more
+    than ``decimals − szDecimals`` decimals (Hyperliquid perps: 5 and 6; a limit of 0 is off). Whole-number
+    prices and a zero price (a market order) always pass. Exact (Decimal digits of ticks × tick size)."""
+    if not price_ticks or not (sig_figs or decimals):
+        return RejectCode.OK
+    _, digits, exponent = inst.ticks_to_price(price_ticks).normalize().as_tuple()
+    if exponent >= 0:
+        return RejectCode.OK
+    if (sig_figs and len(digits) > sig_figs) or (decimals and -exponent > decimals - size_decimals(inst)):
+        return RejectCode.BAD_PRECISION
+    return RejectCode.OK
