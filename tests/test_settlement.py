@@ -151,7 +151,7 @@ def test_settling_after_a_random_run_closes_everything_on_both_implementations(p
     import io
 
     from exchange import dump_journal, replay
-    from exchange.journal import read as read_journal
+    from exchange.persistence.journal import read as read_journal
     from tests.conftest import COMPILED, make_instrument
     from tests.streams import liquidation_commands
 
