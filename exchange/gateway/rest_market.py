@@ -153,10 +153,10 @@ async def funding_rate(gw, p: Params):
             continue
         inst = gw.exchange.instruments[s]
         for rec in gw.exchange.funding_history(s):
-            t = wire.ms(gw.config.epoch_ms, rec[0])
+            t = wire.ms(gw.config.epoch_ms, rec.time_ns)
             if in_window(t, start, end):
-                rows.append({"symbol": s, "fundingRate": wire.rate(rec[1]), "fundingTime": t,
-                             "markPrice": wire.price(inst, rec[2])})
+                rows.append({"symbol": s, "fundingRate": wire.rate(rec.rate_e8), "fundingTime": t,
+                             "markPrice": wire.price(inst, rec.mark_ticks)})
     rows.sort(key=lambda r: r["fundingTime"])
     return rows[:limit] if start is not None else rows[-limit:]
 
