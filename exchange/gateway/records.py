@@ -14,7 +14,7 @@ from fractions import Fraction
 from ..commands import PlaceOrder
 from ..enums import BalanceReason, CancelReason, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from ..events import (
-    ADLFill, BalanceChanged, Fill, FundingPaid, LiquidationFill, MarginCall, OrderAccepted, OrderAmended,
+    ADLFill, BalanceChanged, Fill, FundingPaid, LiquidationEnded, LiquidationFill, LiquidationStarted, MarginCall, OrderAccepted, OrderAmended,
     OrderCanceled, OrderTriggered, PositionChanged, Rejected,
 )
 from . import wire
@@ -176,10 +176,16 @@ class Records:
         accepted_meta = isinstance(command, PlaceOrder)
         account_touch: dict[int, list] = {}  # account -> [reasons], for ACCOUNT_UPDATE
         positions_touch: dict[int, set] = defaultdict(set)
+        liquidating: set[int] = set()
         for e in events:
             t = type(e)
+            if t is LiquidationStarted:
+                liquidating.add(e.account_id)
+            elif t is LiquidationEnded:
+                liquidating.discard(e.account_id)
             if t is OrderAccepted:
-                if e.order_id in liq_orders:
+                own = accepted_meta and e.account_id == command.account_id and e.order_type == command.order_type
+                if e.order_id in liq_orders or (e.account_id in liquidating and not own):
                     order = self._new_order(Order(e.order_id, e.account_id, e.symbol, e.side, e.order_type,
                                                   e.qty_lots, e.price_ticks, f"autoclose-{now}{e.order_id}",
                                                   TimeInForce.IOC, True, kind="LIQUIDATION", create_ms=now,
@@ -192,7 +198,8 @@ class Records:
                 else:  # an order the gateway did not place (agents, fund unwinding)
                     order = self._new_order(Order(e.order_id, e.account_id, e.symbol, e.side, e.order_type,
                                                   e.qty_lots, e.price_ticks, create_ms=now, update_ms=now))
-                self._order_update(order, "NEW", out)
+                if order.kind != "LIQUIDATION":  # a liquidation order shows up with its first fill (CALCULATED):
+                    self._order_update(order, "NEW", out)  # ccxt keys liquidations by order id and keeps the first
                 if order.algo:
                     self._algo_update(order, out)
                 out.depth_dirty.add(e.symbol)
@@ -344,7 +351,8 @@ class Records:
         if self.known(account_id):
             self.force_orders[account_id].append(oid)
             self.trades[account_id].append(trade)
-            self._order_update(order, "NEW", out)
+            if kind != "LIQUIDATION":
+                self._order_update(order, "NEW", out)
         order.executed_lots = qty_lots
         order.quote_ticks_lots = price_ticks * qty_lots
         self._close(order, "FILLED")
