@@ -131,6 +131,9 @@ async def order(gw, p: Params):
 async def snapshot(gw, p: Params):
     def produce(ex):
         from ..snapshot import write_periodic
+        writer = getattr(ex, "_journal_writer", None)
+        if writer is not None:  # the journal must hold every command the snapshot includes
+            writer.sync()
         path = write_periodic(ex, directory_for(gw.journal_path), ex.keep_snapshots)
         gw.last_snapshot = str(path)
         return [], []
