@@ -137,7 +137,7 @@ class Gateway:
                 raw_body = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in the request body.") from None
-        raw_query = request.query_string
+        raw_query = request.raw_path.partition("?")[2]  # as sent: signatures are over the percent-encoded query
         if path.startswith("/admin/"):
             return await self._admin(request, method, path, raw_body)
         if path == "/fapi/v1/listenKey":
