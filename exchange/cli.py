@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="start from this snapshot file, or the newest usable one in this directory")
     sub.add_parser("info", help="print the active implementation")
     _research_parsers(sub)
+    _serve_parser(sub)
     try:
         args = parser.parse_args(argv)
         if args.command in ("study", "report", "sweep", "scenario"):
@@ -114,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args.commands, args.seed, args.journal, args.fsync)
         if args.command == "replay":
             return _replay(args.path, args.snapshot)
+        if args.command == "serve":
+            from .gateway.app import main as serve_main
+            from .gateway.config import ConfigError
+
+            try:
+                return serve_main(args)
+            except ConfigError as exc:
+                return _error(str(exc), EXIT_USAGE)
         print(f"implementation: {IMPLEMENTATION}")
         return EXIT_OK
     except (UsageError, InputError) as exc:
@@ -127,6 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         return _error(f"{where}{exc.strerror or exc}", EXIT_FILE)
     except _snapshot_error() as exc:
         return _error(f"snapshot: {exc}", EXIT_INVALID)
+
+
+def _serve_parser(sub) -> None:
+    serve = sub.add_parser("serve", help="run the Binance USD-M compatible REST + WebSocket gateway (docs/gateway.md)")
+    serve.add_argument("--config", metavar="FILE", help="TOML config: instruments, profile, accounts and keys")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="listen port; 0 = a free port (default 8080)")
+    serve.add_argument("--clock", choices=("manual", "realtime"), default="manual",
+                       help="manual: only the admin API moves time and prices; realtime: a live market")
+    serve.add_argument("--speed", type=float, default=1.0, help="realtime: simulated seconds per wall second")
+    serve.add_argument("--journal", metavar="DIR", help="journal directory (default ./exchange-sim-gateway)")
+    serve.add_argument("--restore", action="store_true", help="restart from the snapshot + journal in --journal")
+    serve.add_argument("--ready-file", metavar="PATH", help="write the ready JSON (urls, admin token, keys) here")
+    serve.add_argument("--admin-token", metavar="TOKEN", help="admin API token (default: generated)")
+    serve.add_argument("--seed", type=int, default=1, help="realtime: seed of the price path (default 1)")
 
 
 def _research_parsers(sub) -> None:

@@ -1,0 +1,361 @@
+"""Benchmark of ``exchange-sim serve`` (issue 12 targets). A script, not a timed unit test:
+
+    python bench/bench_gateway.py [--clients 50] [--seconds 10] [--orders 2000] [--procs 2] [--out FILE]
+                                  [--profile] [--load-test]
+
+It starts the real server (subprocess, ``--port 0 --ready-file``, ``--clock manual``, journal in a temp dir,
+group commit with fsync as always) with a maker account resting a deep book on both sides (admin API), then:
+
+  floor  GET /fapi/v1/ping round trip, one keep-alive client (aiohttp): what the HTTP stack alone costs
+  (a)    REST order round trip, one client: sign + POST /fapi/v1/order (MARKET, 0.001, alternately BUY/SELL,
+         so every order matches the maker) + engine + group commit + the JSON answer; p50 / p99 over --orders
+  (b)    orders/s with --clients concurrent clients (the same matching orders) for --seconds, spread over
+         --procs client processes (the clients need CPU too: on a 2-core machine they compete with the server)
+  (c)    WebSocket: time from the REST answer of an order to its first ORDER_TRADE_UPDATE on the account's user
+         stream, same client process and clock (negative = the event arrived before the REST answer)
+
+Targets (issue 12): (a) p50 <= 1 ms and p99 <= 5 ms; (b) >= 5,000 orders/s; (c) p50 <= 2 ms.
+Prints a table (rich) and writes JSON (--out, default bench_gateway.json). ``--profile`` runs the server under
+cProfile during the same run and prints where its time went. ``--load-test`` instead runs
+tests/test_gateway_load.py for --seconds (the one-minute no-lost-acknowledgement run:
+``--load-test --seconds 60``).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import platform
+import pstats
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+MAKER = 1
+FIRST_CLIENT = 2
+TARGETS = {"order_p50_ms": 1.0, "order_p99_ms": 5.0, "orders_per_s": 5000.0, "ws_p50_ms": 2.0}
+
+
+def config(n_clients: int) -> str:
+    text = """profile = "binance"
+
+[[instruments]]
+symbol = "BTCUSDT"
+tick_size = "0.1"
+lot_size = "0.001"
+min_notional = "5"
+max_price = "1000000"
+max_qty = "10000"
+price = "50000"
+"""
+    for i in range(1, n_clients + FIRST_CLIENT + 1):
+        text += f"""
+[[accounts]]
+account_id = {i}
+api_key = "bench-key-{i}"
+secret = "bench-secret-{i}"
+deposit = "{'10000000000' if i == MAKER else '10000000'}"
+"""
+    return text
+
+
+# ---- the server ---------------------------------------------------------------------------------------------
+class Server:
+    def __init__(self, workdir: Path, n_clients: int, profile: Path | None = None):
+        self.dir = workdir
+        cfg = workdir / "gateway.toml"
+        cfg.write_text(config(n_clients))
+        ready = workdir / "ready.json"
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
+        self.log = open(workdir / "server.log", "wb")
+        self.proc = subprocess.Popen(prefix + ["-m", "exchange.cli", "serve", "--config", str(cfg), "--port", "0",
+                                               "--clock", "manual", "--journal", str(workdir / "journal"),
+                                               "--ready-file", str(ready)],
+                                     cwd=str(workdir), env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"server did not start:\n{(workdir / 'server.log').read_text()}")
+            time.sleep(0.05)
+        self.ready = json.loads(ready.read_text())
+        self.rest = self.ready["rest"]
+        self.ws = self.ready["ws"]
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(f"{self.rest}/admin/v1/{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"X-Admin-Token": self.ready["admin_token"],
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"admin {method} {path} {body}: {exc.code} {exc.read().decode()}") from None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+# ---- a signed client ------------------------------------------------------------------------------------------
+def signed(account: int, params: dict) -> str:
+    qs = urlencode(dict(params, timestamp=int(time.time() * 1000), recvWindow=60000))
+    sig = hmac.new(f"bench-secret-{account}".encode(), qs.encode(), hashlib.sha256).hexdigest()
+    return f"{qs}&signature={sig}"
+
+
+async def place(session: aiohttp.ClientSession, rest: str, account: int, side: str) -> dict:
+    body = signed(account, {"symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": "0.001"})
+    async with session.post(rest + "/fapi/v1/order", data=body,
+                            headers={"X-MBX-APIKEY": f"bench-key-{account}",
+                                     "Content-Type": "application/x-www-form-urlencoded"}) as r:
+        data = orjson.loads(await r.read())
+        if r.status != 200:
+            raise RuntimeError(f"order refused: {r.status} {data}")
+        return data
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q / 100 * (len(s) - 1)))))]
+
+
+def summary(ms: list[float]) -> dict:
+    return {"n": len(ms), "p50_ms": pct(ms, 50), "p90_ms": pct(ms, 90), "p99_ms": pct(ms, 99),
+            "mean_ms": statistics.fmean(ms) if ms else float("nan"), "max_ms": max(ms) if ms else float("nan")}
+
+
+async def floor_and_single(rest: str, ws_url: str, n: int) -> dict:
+    """floor (ping), (a) order round trip, (c) REST answer -> ORDER_TRADE_UPDATE, one client."""
+    out = {}
+    connector = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        for _ in range(50):  # warm-up: connection, JIT-free but caches and the allocator
+            async with s.get(rest + "/fapi/v1/ping") as r:
+                await r.read()
+        lat = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            async with s.get(rest + "/fapi/v1/ping") as r:
+                await r.read()
+            lat.append((time.perf_counter() - t0) * 1000)
+        out["ping"] = summary(lat)
+
+        # sign alone (the client's part of the round trip)
+        t0 = time.perf_counter()
+        for _ in range(1000):
+            signed(FIRST_CLIENT, {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"})
+        out["sign_us"] = (time.perf_counter() - t0) * 1000
+
+        account = FIRST_CLIENT
+        for i in range(20):
+            await place(s, rest, account, "BUY" if i % 2 == 0 else "SELL")
+        lat = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            await place(s, rest, account, "BUY" if i % 2 == 0 else "SELL")
+            lat.append((time.perf_counter() - t0) * 1000)
+        out["order"] = summary(lat)
+
+        # (c): a user stream of another account; time from the REST answer to the first ORDER_TRADE_UPDATE
+        account = FIRST_CLIENT + 1
+        async with s.post(rest + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": f"bench-key-{account}"}) as r:
+            key = (await r.json())["listenKey"]
+        first_seen: dict[int, float] = {}
+        waiters: dict[int, asyncio.Event] = {}
+        async with aiohttp.ClientSession() as ws_session:
+            async with ws_session.ws_connect(f"{ws_url}/ws/{key}") as ws:
+                async def reader():
+                    async for msg in ws:
+                        t = time.perf_counter()
+                        ev = orjson.loads(msg.data)
+                        if ev.get("e") == "ORDER_TRADE_UPDATE":
+                            oid = ev["o"]["i"]
+                            first_seen.setdefault(oid, t)
+                            if oid in waiters:
+                                waiters[oid].set()
+                task = asyncio.ensure_future(reader())
+                await asyncio.sleep(0.2)
+                answered = {}
+                for i in range(n):
+                    data = await place(s, rest, account, "BUY" if i % 2 == 0 else "SELL")
+                    answered[data["orderId"]] = time.perf_counter()
+                    # wait for the event before the next order, so each sample is one order alone
+                    if data["orderId"] not in first_seen:
+                        waiters[data["orderId"]] = asyncio.Event()
+                        try:
+                            await asyncio.wait_for(waiters[data["orderId"]].wait(), 2)
+                        except asyncio.TimeoutError:
+                            pass
+                await asyncio.sleep(0.2)
+                task.cancel()
+        lat = [(first_seen[o] - t) * 1000 for o, t in answered.items() if o in first_seen]
+        out["ws"] = summary(lat)
+        out["ws"]["missing"] = len(answered) - len(lat)
+        out["ws"]["before_rest_answer"] = sum(x < 0 for x in lat)
+    return out
+
+
+def _worker(rest: str, accounts: list[int], start_at: float, end_at: float) -> dict:
+    async def client(account: int, lat: list, counts: list):
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
+            i = 0
+            while time.time() < start_at:
+                await asyncio.sleep(0.001)
+            while time.time() < end_at:
+                t0 = time.perf_counter()
+                await place(s, rest, account, "BUY" if i % 2 == 0 else "SELL")
+                lat.append((time.perf_counter() - t0) * 1000)
+                counts[0] += 1
+                i += 1
+
+    async def main():
+        lat: list[float] = []
+        counts = [0]
+        await asyncio.gather(*(client(a, lat, counts) for a in accounts))
+        return {"orders": counts[0], "lat": lat}
+
+    return asyncio.run(main())
+
+
+def throughput(rest: str, n_clients: int, seconds: float, procs: int) -> dict:
+    accounts = list(range(FIRST_CLIENT, FIRST_CLIENT + n_clients))
+    groups = [accounts[i::procs] for i in range(procs)]
+    start_at = time.time() + 1.5  # the workers are up and connected by then
+    end_at = start_at + seconds
+    with ProcessPoolExecutor(procs) as pool:
+        results = list(pool.map(_worker, [rest] * procs, groups, [start_at] * procs, [end_at] * procs))
+    total = sum(r["orders"] for r in results)
+    lat = [x for r in results for x in r["lat"]]
+    return {"clients": n_clients, "procs": procs, "seconds": seconds, "orders": total, "orders_per_s": total / seconds,
+            "latency": summary(lat)}
+
+
+def seed_book(server: Server) -> dict:
+    """The maker (leverage 1: the widest position bracket) rests up to 300 BTC on each side in 10 BTC orders (as
+    many as its bracket allows), so every benchmark order matches: a 60 s run at 5,000 orders/s of 0.001 BTC,
+    alternating sides, takes 150 BTC per side."""
+    import urllib.request
+    req = urllib.request.Request(server.rest + "/fapi/v1/leverage", method="POST",
+                                 data=signed(MAKER, {"symbol": "BTCUSDT", "leverage": 1}).encode(),
+                                 headers={"X-MBX-APIKEY": f"bench-key-{MAKER}",
+                                          "Content-Type": "application/x-www-form-urlencoded"})
+    urllib.request.urlopen(req, timeout=60).read()
+    seeded = {}
+    for side, price in (("SELL", "50000.1"), ("BUY", "49999.9")):
+        seeded[side] = 0
+        for _ in range(30):
+            try:
+                server.admin("POST", "order", {"account_id": MAKER, "symbol": "BTCUSDT", "side": side, "qty": "10",
+                                               "price": price})
+            except SystemExit:  # the bracket is full
+                break
+            seeded[side] += 10
+    return seeded
+
+
+def report(result: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    a, p, w, t = result["order"], result["ping"], result["ws"], result["throughput"]
+    table = Table(title=f"exchange-sim serve ({result['implementation']}), {result['machine']}")
+    for col in ("measure", "p50", "p99", "target", "met"):
+        table.add_column(col, justify="right" if col != "measure" else "left")
+
+    def row(name, p50, p99, target, met):
+        table.add_row(name, p50, p99, target, "yes" if met else "NO")
+
+    table.add_row("floor: GET /fapi/v1/ping, 1 client", f"{p['p50_ms']:.3f} ms", f"{p['p99_ms']:.3f} ms", "", "")
+    row("(a) order round trip, 1 client", f"{a['p50_ms']:.3f} ms", f"{a['p99_ms']:.3f} ms", "p50 ≤ 1, p99 ≤ 5 ms",
+        a["p50_ms"] <= 1 and a["p99_ms"] <= 5)
+    row(f"(b) orders/s, {t['clients']} clients ({t['procs']} procs, {t['seconds']:.0f} s)",
+        f"{t['orders_per_s']:,.0f}/s", f"lat p99 {t['latency']['p99_ms']:.1f} ms", "≥ 5,000/s", t["orders_per_s"] >= 5000)
+    row("(c) REST answer → ORDER_TRADE_UPDATE", f"{w['p50_ms']:.3f} ms", f"{w['p99_ms']:.3f} ms", "p50 ≤ 2 ms",
+        w["p50_ms"] <= 2)
+    Console(width=130).print(table)
+    print(f"order / ping p50 ratio: {a['p50_ms'] / p['p50_ms']:.1f}x; signing: {result['sign_us']:.1f} µs per "
+          f"request; (b) latency p50 {t['latency']['p50_ms']:.1f} ms; (c) {w['before_rest_answer']} of {w['n']} events "
+          f"arrived before the REST answer, {w['missing']} missing")
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+def print_profile(path: Path, top: int = 30) -> None:
+    stats = pstats.Stats(str(path))
+    print(f"\n== server profile ({path}): top {top} by cumulative time ==")
+    stats.sort_stats("cumulative").print_stats(top)
+    print(f"== top {top} by own time ==")
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=10.0, help="(b) duration; with --load-test the load duration")
+    ap.add_argument("--orders", type=int, default=2000, help="(a), (c) and floor: requests with one client")
+    ap.add_argument("--procs", type=int, default=2, help="(b) client processes")
+    ap.add_argument("--out", type=Path, default=Path("bench_gateway.json"))
+    ap.add_argument("--profile", action="store_true", help="run the server under cProfile and print where time goes")
+    ap.add_argument("--load-test", action="store_true",
+                    help="run tests/test_gateway_load.py for --seconds instead (no lost acknowledgement, disconnects)")
+    args = ap.parse_args(argv)
+    if args.load_test:
+        env = dict(os.environ, GATEWAY_LOAD_SECONDS=str(args.seconds))
+        return subprocess.call([sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_gateway_load.py"), "-q",
+                                "-s", "-p", "no:cacheprovider"], env=env, cwd=str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
+        tmp = Path(tmp)
+        prof = tmp / "server.prof" if args.profile else None
+        server = Server(tmp, args.clients, prof)
+        try:
+            seeded = seed_book(server)
+            state = server.admin("GET", "state")
+            result = {"implementation": state["implementation"], "machine": f"{os.cpu_count()} CPUs, "
+                      f"{platform.python_implementation()} {platform.python_version()}",
+                      "load_before": os.getloadavg(), "maker_btc": seeded, "args": {k: str(v) for k, v in vars(args).items()}}
+            result.update(asyncio.run(floor_and_single(server.rest, server.ws, args.orders)))
+            result["throughput"] = throughput(server.rest, args.clients, args.seconds, args.procs)
+            result["load_after"] = os.getloadavg()
+            state = server.admin("GET", "state")
+            result["server"] = {"sequence": state["sequence"], "batches": state.get("batches"),
+                                "ws_dropped": state.get("ws_dropped")}
+        finally:
+            code = server.stop()
+        if code != 0:
+            print((tmp / "server.log").read_text()[-3000:])
+            raise SystemExit(f"server exited {code}")
+        report(result, args.out)
+        if prof is not None and prof.exists():
+            print_profile(prof)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Request parameters -> engine integers, with Binance error codes for everything malformed."""
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from .. import units
+from ..units import OffGridError, UnitsError
+from . import errors
+from .errors import ApiError
+
+_CID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+MAX_INT = 2 ** 62
+
+
+class Params:
+    def __init__(self, gw, params: dict, account=None):
+        self.gw = gw
+        self.p = params
+        self.account = account
+
+    def __contains__(self, name):
+        return self.p.get(name) not in (None, "")
+
+    def get(self, name, default=None):
+        v = self.p.get(name)
+        return default if v in (None, "") else v
+
+    def req(self, name) -> str:
+        v = self.p.get(name)
+        if v in (None, ""):
+            raise errors.mandatory(name)
+        return v
+
+    def symbol(self, name="symbol", required=True):
+        v = self.p.get(name)
+        if v in (None, ""):
+            if required:
+                raise errors.mandatory(name)
+            return None
+        if v not in self.gw.exchange.instruments:
+            raise ApiError(errors.INVALID_SYMBOL)
+        return v
+
+    def inst(self, symbol):
+        return self.gw.exchange.instruments[symbol]
+
+    def int(self, name, default=None, low=None, high=MAX_INT) -> int | None:
+        v = self.p.get(name)
+        if v in (None, ""):
+            if default is None:
+                return None
+            return default
+        if not isinstance(v, (str, int)) or not re.fullmatch(r"-?\d{1,19}", str(v)):
+            raise errors.malformed(name)
+        n = int(v)
+        if low is not None and n < low or n > high:
+            raise errors.malformed(name, "out of range")
+        return n
+
+    def req_int(self, name, low=None, high=MAX_INT) -> int:
+        self.req(name)
+        return self.int(name, low=low, high=high)
+
+    def bool(self, name, default=False) -> bool:
+        v = self.p.get(name)
+        if v in (None, ""):
+            return default
+        s = str(v).lower()
+        if s not in ("true", "false"):
+            raise errors.malformed(name, "expected true or false")
+        return s == "true"
+
+    def choice(self, name, options: dict, code: int, default=None):
+        v = self.p.get(name)
+        if v in (None, ""):
+            if default is None:
+                raise errors.mandatory(name)
+            return default
+        if v not in options:
+            raise ApiError(code) if code != errors.BAD_PARAM else errors.malformed(name)
+        return options[v]
+
+    def ticks(self, inst, name, required=False) -> int:
+        v = self.p.get(name)
+        if v in (None, ""):
+            if required:
+                raise errors.mandatory(name)
+            return 0
+        try:
+            ticks = units.to_ticks(str(v), inst.tick_size)
+        except OffGridError:
+            raise ApiError(-4014, "Price not increased by tick size.") from None
+        except (UnitsError, ValueError, TypeError):
+            raise errors.malformed(name) from None
+        if not 0 <= ticks < MAX_INT:
+            raise errors.malformed(name, "out of range")
+        return ticks
+
+    def lots(self, inst, name, required=True) -> int:
+        v = self.p.get(name)
+        if v in (None, ""):
+            if required:
+                raise errors.mandatory(name)
+            return 0
+        try:
+            lots = units.to_lots(str(v), inst.lot_size)
+        except OffGridError:
+            raise ApiError(-4023, "Quantity not increased by step size.") from None
+        except (UnitsError, ValueError, TypeError):
+            raise errors.malformed(name) from None
+        if not -MAX_INT < lots < MAX_INT:
+            raise errors.malformed(name, "out of range")
+        return lots
+
+    def money(self, name) -> int:
+        v = self.req(name)
+        try:
+            n = units.to_units(str(v))
+        except (UnitsError, ValueError, TypeError):
+            raise errors.malformed(name) from None
+        if not -MAX_INT < n < MAX_INT:
+            raise errors.malformed(name, "out of range")
+        return n
+
+    def client_id(self, name) -> str:
+        v = self.p.get(name)
+        if v in (None, ""):
+            return ""
+        if not isinstance(v, str) or not _CID.match(v):
+            raise errors.malformed(name, "must match ^[.A-Z:/a-z0-9_-]{1,36}$")
+        return v
+
+    def json_list(self, name, max_len) -> list:
+        v = self.req(name)
+        try:
+            data = orjson.loads(v)
+        except (orjson.JSONDecodeError, TypeError):
+            raise errors.malformed(name, "not a JSON array") from None
+        if not isinstance(data, list) or not 1 <= len(data) <= max_len:
+            raise errors.malformed(name, f"a JSON array of 1..{max_len} items")
+        return data
+
+    def window(self, default_limit=500, max_limit=1000):
+        start = self.int("startTime", low=0)
+        end = self.int("endTime", low=0)
+        limit = self.int("limit", default=default_limit, low=1, high=max_limit)
+        return start, end, limit
+
+
+def in_window(t: int, start, end) -> bool:
+    return (start is None or t >= start) and (end is None or t <= end)

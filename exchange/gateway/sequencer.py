@@ -1,0 +1,150 @@
+"""The single sequencer: ONE asyncio task owns the engine.
+
+Request handlers put a :class:`Job` (a list of commands with their gateway metadata, or a producer called
+inside the task) on a queue and await its future. The task drains the queue into a batch, applies every
+command in order (the engine journals each one), ingests the events into the records, then does a **group
+commit**: one fsync of the engine journal and one of the sidecar for the whole batch, *before* any job of the
+batch is answered. Then the batch's stream messages are handed to the hub (which never blocks).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+from ..engine import ExchangeHalted
+from ..journal import JournalError
+from .records import Outbox
+
+MAX_BATCH = 512
+
+
+class Job:
+    __slots__ = ("commands", "metas", "producer", "future", "events")
+
+    def __init__(self, commands=(), metas=None, producer=None):
+        self.commands = list(commands)
+        self.metas = metas or [None] * len(self.commands)
+        self.producer = producer  # callable(exchange) -> (commands, metas) evaluated in the engine task
+        self.future = asyncio.get_running_loop().create_future()
+        self.events: list[list] = []
+
+
+class Sequencer:
+    def __init__(self, exchange, records, hub, sidecar_path: str | None):
+        self.ex = exchange
+        self.records = records
+        self.hub = hub
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._sidecar = open(sidecar_path, "a", encoding="utf-8") if sidecar_path else None
+        self._task: asyncio.Task | None = None
+        self.batches = 0
+        self.failed: str | None = None
+        self.event_sink = None  # callable(events) for the admin event log
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="engine-sequencer")
+
+    async def submit(self, commands, metas=None) -> list[list]:
+        """Apply ``commands`` (in order, atomically w.r.t. other jobs); the events of each, after the commit."""
+        job = Job(commands, metas)
+        self.queue.put_nowait(job)
+        return await job.future
+
+    async def run_producer(self, producer) -> list[list]:
+        job = Job(producer=producer)
+        self.queue.put_nowait(job)
+        return await job.future
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._commit()
+        if self._sidecar is not None:
+            self._sidecar.close()
+            self._sidecar = None
+
+    async def _run(self) -> None:
+        while True:
+            job = await self.queue.get()
+            batch = [job]
+            while len(batch) < MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            out = Outbox()
+            lines: list[str] = []
+            errors: dict[int, BaseException] = {}
+            for i, job in enumerate(batch):
+                try:
+                    self._apply_job(job, out, lines)
+                except (ExchangeHalted, JournalError) as exc:
+                    self.failed = str(exc)
+                    errors[i] = exc
+                except Exception as exc:  # a producer bug: answer it, keep serving
+                    errors[i] = exc
+            try:
+                self._commit(lines)
+            except OSError as exc:
+                self.failed = f"commit failed: {exc}"
+                for i in range(len(batch)):
+                    errors.setdefault(i, exc)
+            for i, job in enumerate(batch):
+                if job.future.done():
+                    continue
+                if i in errors:
+                    job.future.set_exception(errors[i])
+                else:
+                    job.future.set_result(job.events)
+            self.batches += 1
+            try:
+                self.hub.publish_batch(out)
+            except Exception as exc:  # never let a stream problem stop the engine
+                print(f"gateway: stream publish failed: {exc!r}", flush=True)
+
+    def _apply_job(self, job: Job, out: Outbox, lines: list) -> None:
+        if job.producer is not None:
+            job.commands, job.metas = job.producer(self.ex)
+        for command, meta in zip(job.commands, job.metas):
+            before = self.ex.sequence
+            events = self.ex.apply(command)
+            if meta is not None and self.ex.sequence != before:
+                lines.append(json.dumps({"seq": self.ex.sequence, **meta}, separators=(",", ":")))
+            self.records.ingest(command, meta, events, out)
+            if self.event_sink is not None:
+                self.event_sink(events)
+            job.events.append(events)
+
+    def _commit(self, lines=()) -> None:
+        """Group commit: the sidecar lines, then one fsync of each file."""
+        if self._sidecar is not None and lines:
+            self._sidecar.write("\n".join(lines) + "\n")
+            self._sidecar.flush()
+            os.fsync(self._sidecar.fileno())
+        writer = getattr(self.ex, "_journal_writer", None)  # the engine's durable journal (fsync policy "never")
+        if writer is not None and not writer.closed:
+            writer.sync()
+
+
+def read_sidecar(path: str) -> dict[int, dict]:
+    """sequence -> metadata; a torn last line (a crash mid-write) is ignored."""
+    metas: dict[int, dict] = {}
+    if not os.path.exists(path):
+        return metas
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            seq = row.pop("seq", None)
+            if isinstance(seq, int):
+                metas[seq] = row
+    return metas
+
+
+def now_wall_ms() -> int:
+    return int(time.time() * 1000)
