@@ -10,7 +10,7 @@ from .. import units
 from ..commands import AdvanceTime, Deposit, FundInsurance, PlaceOrder, SetIndexPrice, SetMarkPrice
 from ..enums import OrderType, Side, TimeInForce
 from ..events import ADLFill, LiquidationFill, OrderAccepted, Rejected
-from ..snapshot import directory_for
+from ..persistence.snapshot import directory_for
 from . import errors, wire
 from .errors import ApiError
 from .params import Params
@@ -130,7 +130,7 @@ async def order(gw, p: Params):
 
 async def snapshot(gw, p: Params):
     def produce(ex):
-        from ..snapshot import write_periodic
+        from ..persistence.snapshot import write_periodic
         writer = getattr(ex, "_journal_writer", None)
         if writer is not None:  # the journal must hold every command the snapshot includes
             writer.sync()

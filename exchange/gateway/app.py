@@ -17,8 +17,8 @@ from aiohttp import web
 from .. import units
 from ..commands import Deposit, SetIndexPrice, SetMarkPrice, AdvanceTime
 from ..engine import Exchange
-from ..journal import read_file
-from ..recovery import recover
+from ..persistence.journal import read_file
+from ..persistence.recovery import recover
 from . import admin, config as configmod, errors, rest_account as acc, rest_algo as algo, rest_market as mkt
 from . import rest_orders as orders
 from .auth import Authenticator
@@ -240,7 +240,7 @@ def build(cfg, journal_dir: str | None, clock_mode: str) -> Gateway:
     if journal_dir:
         os.makedirs(journal_dir, exist_ok=True)
         if os.path.exists(os.path.join(journal_dir, JOURNAL)):
-            from ..journal import JournalFileError
+            from ..persistence.journal import JournalFileError
             raise JournalFileError(f"{journal_dir}: already holds a journal; use --restore or another --journal")
         configmod.save(cfg, os.path.join(journal_dir, META))
         ex = Exchange(instruments, profile=cfg.profile, journal=os.path.join(journal_dir, JOURNAL), fsync="never",

@@ -14,7 +14,7 @@ import os
 import time
 
 from ..engine import ExchangeHalted
-from ..journal import JournalError
+from ..persistence.journal import JournalError
 from .records import Outbox
 
 MAX_BATCH = 512
