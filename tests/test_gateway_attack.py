@@ -220,10 +220,9 @@ def test_long_query_strings_under_the_line_limit_are_answered(g):
     refused_unchanged(g, call(g, "POST", "/fapi/v1/order", dict(ORDER, price="1" * 7000)))
 
 
-def test_bug_oversized_query_string_gets_a_binance_error(g):
-    """GATEWAY BUG (fails): a request line over aiohttp's max_line_size (8190 bytes) is answered by aiohttp's
-    parser before the gateway sees it: HTTP 400 text/plain "Got more than 8190 bytes when reading", not a
-    Binance {code, msg}. Same for a header over 8190 bytes."""
+def test_oversized_query_string_gets_a_binance_error(g):
+    """A request line longer than aiohttp's default limit (8190 bytes) reaches the gateway (its parser takes up
+    to 256 KiB) and gets a Binance {code, msg}: a query over 16 KiB is refused with 414, not a text/plain 400."""
     refused_unchanged(g, call(g, "POST", "/fapi/v1/order", dict(ORDER, pad="q" * 20_000)))
     assert_error(HTTP.get(g.rest + "/fapi/v1/depth?symbol=BTCUSDT&x=" + "y" * 20_000))
 
@@ -347,9 +346,9 @@ def test_non_ascii_and_huge_values_in_every_parameter(g):
     assert refused > 500, refused
 
 
-def test_bug_non_ascii_digits_and_exponents_are_refused(g):
-    """GATEWAY BUG (fails): numbers are parsed with Python's int/Decimal, which accept non-ASCII digits
-    (Arabic-Indic "٤٠٠٠٠", fullwidth "４００００") and exponents ("4E+4", "1e-3"). Binance accepts only
+def test_non_ascii_digits_and_exponents_are_refused(g):
+    """Numbers must have Binance's syntax: Python's int/Decimal would accept non-ASCII digits
+    (Arabic-Indic "٤٠٠٠٠", fullwidth "４００００") and exponents ("4E+4", "1e-3"); Binance accepts only
     ^([0-9]{1,20})(\\.[0-9]{1,20})?$ (-1100 "Illegal characters found in parameter"). A bot that sends
     str(0.00001) == "1e-05" gets an order here and a reject on Binance."""
     for name, value in [("price", "٤٠٠٠٠"), ("price", "４００００"), ("price", "4E+4"), ("quantity", "1e-3")]:
@@ -368,10 +367,9 @@ def test_percent_encoded_queries_are_verified_as_sent(g):
     assert r.status_code == 200 and r.json()[0]["code"] == -2011, r.text
 
 
-def test_bug_ccxt_cancel_orders_lowercase_list_names(g):
-    """GATEWAY BUG (fails): ccxt's cancel_orders sends DELETE /fapi/v1/batchOrders with ``orderidlist`` (and
-    ``origclientorderidlist``) in lower case, which Binance accepts; rest_orders.batch_cancel reads only
-    ``orderIdList`` / ``origClientOrderIdList`` and answers -1102 'origClientOrderIdList' missing."""
+def test_ccxt_cancel_orders_lowercase_list_names(g):
+    """ccxt's cancel_orders sends DELETE /fapi/v1/batchOrders with ``orderidlist`` (and ``origclientorderidlist``)
+    in lower case, which Binance accepts; so does the gateway."""
     a = call(g, "POST", "/fapi/v1/order", dict(ORDER, price="39000")).json()["orderId"]
     b = call(g, "POST", "/fapi/v1/order", dict(ORDER, price="39001")).json()["orderId"]
     r = call(g, "DELETE", "/fapi/v1/batchOrders", raw=f"symbol=BTCUSDT&timestamp={now_ms()}&orderidlist=%5B{a}%2C{b}%5D")

@@ -3,6 +3,7 @@ the aiohttp server, write the ready file, shut down cleanly."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import signal
@@ -33,6 +34,8 @@ JOURNAL = "journal"
 META = "gateway-meta.json"
 SIDECAR = "gateway-orders.jsonl"
 MAX_BODY = 64 * 1024
+MAX_QUERY = 16 * 1024  # a longer query string is refused with a Binance error (414)
+MAX_LINE = 256 * 1024  # what aiohttp's parser takes in a request line or header, so the check above can answer
 EVENT_LOG = 100_000
 SNAPSHOT_EVERY = 10_000
 
@@ -138,6 +141,8 @@ class Gateway:
             except UnicodeDecodeError:
                 raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in the request body.") from None
         raw_query = request.raw_path.partition("?")[2]  # as sent: signatures are over the percent-encoded query
+        if len(raw_query) > MAX_QUERY:
+            raise ApiError(errors.BAD_PARAM, f"Query string too long (more than {MAX_QUERY} bytes).", status=414)
         if path.startswith("/admin/"):
             return await self._admin(request, method, path, raw_body)
         if path == "/fapi/v1/listenKey":
@@ -170,7 +175,6 @@ class Gateway:
 
     async def _admin(self, request, method, path, raw_body):
         token = request.headers.get("X-Admin-Token", "")
-        import hmac
         if not token or not hmac.compare_digest(token, self.config.admin_token):
             raise ApiError(errors.BAD_KEY, "Invalid admin token.", 401)
         fn = self.admin_routes.get((method, path))
@@ -281,7 +285,9 @@ def restore(journal_dir: str, clock_mode: str) -> Gateway:
 
 async def serve(gw: Gateway, host: str, port: int, ready_file: str | None, speed: float = 1.0, seed: int = 1) -> None:
     app = gw.make_app()
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # a request line or header up to MAX_LINE reaches the gateway (and gets a Binance error); beyond it aiohttp's
+    # parser answers a plain-text 400 itself
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, max_line_size=MAX_LINE, max_field_size=MAX_LINE)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

@@ -12,6 +12,23 @@ from .errors import ApiError
 
 _CID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 MAX_INT = 2 ** 62
+# Binance's number syntax: ASCII digits, an optional fraction, no exponent (an optional minus where a
+# negative value means something, e.g. a margin change). Python's int() and Decimal() would also take
+# "٤٠", "４０", "4E+4" and "1e-05", which Binance refuses with -1100.
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?", re.ASCII)
+_DECIMAL_SYNTAX = "^([0-9]{1,20})(\\.[0-9]{1,20})?$"
+
+
+def _number(name: str, value, pattern) -> str:
+    """``value`` as a string if it has Binance's number syntax, else -1100 naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise errors.malformed(name)  # a JSON body's wrong type: not a number at all
+    text = str(value)
+    if not pattern.fullmatch(text):
+        raise ApiError(errors.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; legal range is "
+                                             f"'{_DECIMAL_SYNTAX}'.")
+    return text
 
 
 class Params:
@@ -52,9 +69,7 @@ class Params:
             if default is None:
                 return None
             return default
-        if not isinstance(v, (str, int)) or not re.fullmatch(r"-?\d{1,19}", str(v)):
-            raise errors.malformed(name)
-        n = int(v)
+        n = int(_number(name, v, _INTEGER))
         if low is not None and n < low or n > high:
             raise errors.malformed(name, "out of range")
         return n
@@ -88,8 +103,9 @@ class Params:
             if required:
                 raise errors.mandatory(name)
             return 0
+        v = _number(name, v, _DECIMAL)
         try:
-            ticks = units.to_ticks(str(v), inst.tick_size)
+            ticks = units.to_ticks(v, inst.tick_size)
         except OffGridError:
             raise ApiError(-4014, "Price not increased by tick size.") from None
         except (UnitsError, ValueError, TypeError):
@@ -104,8 +120,9 @@ class Params:
             if required:
                 raise errors.mandatory(name)
             return 0
+        v = _number(name, v, _DECIMAL)
         try:
-            lots = units.to_lots(str(v), inst.lot_size)
+            lots = units.to_lots(v, inst.lot_size)
         except OffGridError:
             raise ApiError(-4023, "Quantity not increased by step size.") from None
         except (UnitsError, ValueError, TypeError):
@@ -115,9 +132,9 @@ class Params:
         return lots
 
     def money(self, name) -> int:
-        v = self.req(name)
+        v = _number(name, self.req(name), _DECIMAL)
         try:
-            n = units.to_units(str(v))
+            n = units.to_units(v)
         except (UnitsError, ValueError, TypeError):
             raise errors.malformed(name) from None
         if not -MAX_INT < n < MAX_INT:

@@ -235,10 +235,13 @@ async def batch_new(gw, p: Params):
 async def batch_cancel(gw, p: Params):
     symbol = p.symbol()
     acc = p.account.account_id
-    if "orderIdList" in p:
-        refs = [("id", x) for x in p.json_list("orderIdList", 10)]
+    # Binance also takes the list names in lower case (ccxt's cancel_orders sends them so)
+    ids = next((n for n in ("orderIdList", "orderidlist") if n in p), None)
+    if ids is not None:
+        refs = [("id", x) for x in p.json_list(ids, 10)]
     else:
-        refs = [("cid", x) for x in p.json_list("origClientOrderIdList", 10)]
+        cids = "origclientorderidlist" if "origclientorderidlist" in p else "origClientOrderIdList"
+        refs = [("cid", x) for x in p.json_list(cids, 10)]
     results: list = []
     cmds, where = [], []
     for kind, ref in refs:

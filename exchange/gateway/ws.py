@@ -247,7 +247,10 @@ class Hub:
     # ---- the connection ------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=1 << 16)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client reset the connection during the handshake: nothing to serve
+            return ws
         parts = [p for p in request.path.split("/") if p]
         wrapped = "stream" in parts
         client = Client(ws, wrapped)
