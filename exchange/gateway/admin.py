@@ -131,9 +131,7 @@ async def order(gw, p: Params):
 async def snapshot(gw, p: Params):
     def produce(ex):
         from ..persistence.snapshot import write_periodic
-        writer = getattr(ex, "_journal_writer", None)
-        if writer is not None:  # the journal must hold every command the snapshot includes
-            writer.sync()
+        ex.sync_journal()  # the journal must hold every command the snapshot includes
         path = write_periodic(ex, directory_for(gw.journal_path), ex.keep_snapshots)
         gw.last_snapshot = str(path)
         return [], []
