@@ -214,7 +214,7 @@ def test_listen_key_keepalive_and_expiry(tmp_path):
 
 # ==== market streams ===================================================================================
 STREAMS = ["btcusdt@kline_1m", "btcusdt@ticker", "btcusdt@miniTicker", "btcusdt@bookTicker", "btcusdt@markPrice@1s",
-           "btcusdt@aggTrade", "btcusdt@trade", "!markPrice@arr"]
+           "btcusdt@aggTrade", "btcusdt@trade", "!markPrice@arr", "!ticker@arr", "!miniTicker@arr", "!bookTicker"]
 
 
 def test_market_streams_fields_and_values(server):
@@ -267,12 +267,15 @@ def test_market_streams_fields_and_values(server):
          r24["count"], r24["lastId"]) == ("49900.0", "50100.0", "50100.0", "49900.0", "0.030", t["q"], 2, r24["lastId"])
     assert t["e"] == "24hrTicker" and t["p"] == "-200.0" and Decimal(t["P"]) == Decimal("-0.399")
     assert mini["e"] == "24hrMiniTicker" and {k: mini[k] for k in "cohlvq"} == {k: t[k] for k in "cohlvq"}
+    assert by["!ticker@arr"][-1] == [t] and by["!miniTicker@arr"][-1] == [mini]  # the all-market arrays
+    assert len(by["!ticker@arr"]) == len(by["btcusdt@ticker"]) == 2  # one per batch with trades
     # bookTicker: the last one is the REST book top, same update id
     bt = by["btcusdt@bookTicker"][-1]
     rb = rest(server, "/fapi/v1/ticker/bookTicker", symbol="BTCUSDT")
     assert (bt["b"], bt["B"], bt["a"], bt["A"], bt["u"]) == \
         (rb["bidPrice"], rb["bidQty"], rb["askPrice"], rb["askQty"], rb["lastUpdateId"]) == \
         ("49900.0", "0.030", "50100.0", "0.030", rb["lastUpdateId"])
+    assert by["!bookTicker"] == by["btcusdt@bookTicker"]
     # markPrice: the admin's prices, REST premiumIndex and the engine's rate / next funding time
     mp = by["btcusdt@markPrice@1s"][-1]
     pi = rest(server, "/fapi/v1/premiumIndex", symbol="BTCUSDT")

@@ -207,6 +207,7 @@ class Hub:
                                                "f": tid, "l": tid, "T": t, "m": buyer_maker})
             if symbol not in traded:
                 traded.append(symbol)
+        tickers, minis = [], []
         for symbol in traded:
             s = symbol.lower()
             inst = ex.instruments[symbol]
@@ -214,11 +215,17 @@ class Hub:
                 event = market.kline_event(gw.records, inst, stream.split("_", 1)[1], now)
                 if event:
                     self._stream(stream, event)
-            if self._has(f"{s}@ticker") or self._has(f"{s}@miniTicker"):
+            if self._has(f"{s}@ticker") or self._has(f"{s}@miniTicker") or self._has("!ticker@arr") \
+                    or self._has("!miniTicker@arr"):
                 t = market.ticker_event(market.ticker_24h(gw.records, ex, symbol), now)
+                mini = {k: t[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")} | {"e": "24hrMiniTicker"}
                 self._stream(f"{s}@ticker", t)
-                self._stream(f"{s}@miniTicker", {k: t[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")}
-                             | {"e": "24hrMiniTicker"})
+                self._stream(f"{s}@miniTicker", mini)
+                tickers.append(t)
+                minis.append(mini)
+        if tickers:  # the all-market arrays: the tickers that changed in this batch
+            self._stream("!ticker@arr", tickers)
+            self._stream("!miniTicker@arr", minis)
         for symbol in sorted(out.depth_dirty):
             s = symbol.lower()
             event, ticker = gw.depth.diff(symbol)
