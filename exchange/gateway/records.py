@@ -42,7 +42,7 @@ class Order:
     activation_ticks: int = 0
     position_side: int = PositionSide.BOTH
     algo: bool = False  # placed through the Algo Order API
-    kind: str = ""  # "" | "LIQUIDATION" | "ADL"
+    kind: str = ""  # "" | "LIQUIDATION" | "ADL" | "SETTLEMENT"
     status: str = "NEW"
     algo_status: str = "NEW"
     triggered: bool = False
