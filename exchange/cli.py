@@ -78,6 +78,18 @@ def _int_at_least(minimum: int, what: str):
 
 
 _positive_int = _int_at_least(1, "a positive integer")
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
 _seed = _int_at_least(0, "an integer >= 0")
 
 
@@ -151,6 +163,8 @@ def _serve_parser(sub) -> None:
     serve.add_argument("--ready-file", metavar="PATH", help="write the ready JSON (urls, admin token, keys) here")
     serve.add_argument("--admin-token", metavar="TOKEN", help="admin API token (default: generated)")
     serve.add_argument("--seed", type=int, default=1, help="realtime: seed of the price path (default 1)")
+    serve.add_argument("--listen-key-ttl", type=_positive_float, default=3600.0, metavar="SECONDS",
+                       help="lifetime of a user-stream listenKey without keepalive (default 3600, as Binance)")
 
 
 def _research_parsers(sub) -> None:

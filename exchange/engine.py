@@ -208,6 +208,15 @@ class Exchange:
         if self._journal_writer is not None:
             self._journal_writer.close()
 
+    def sync_journal(self) -> None:
+        """Flush and fsync the durable journal writer, if there is one; a no-op otherwise (no journal, or the
+        journal already closed). For callers that journal with ``fsync="never"`` and commit a group of
+        commands at once (the gateway's sequencer: one sync per batch, before any of it is answered). Raises
+        :class:`~exchange.persistence.journal.JournalError` as the writer does when the sync fails."""
+        writer = self._journal_writer
+        if writer is not None and not writer.closed:
+            writer.sync()
+
     def __enter__(self):
         return self
 

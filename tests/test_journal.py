@@ -359,6 +359,42 @@ def test_fsync_counts(tmp_path, monkeypatch, policy, syncs):
     assert len(count) == syncs + (policy != "never")
 
 
+def test_sync_journal_fsyncs_the_writer_once_and_is_a_no_op_without_one(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(journal_module, "_datasync", lambda fd: synced.append(fd))
+    plain = Exchange([make_instrument()])
+    plain.sync_journal()  # no journal: nothing to do, no error
+    ex = Exchange([make_instrument()], journal=str(tmp_path / "j"), fsync="never")
+    for command in liquidation_commands(seed=2, n=20):
+        ex.apply(command)
+    assert synced == []  # "never": appends alone do not sync
+    ex.sync_journal()
+    assert len(synced) == 1
+    ex.sync_journal()
+    assert len(synced) == 2
+    ex.close()
+    n = len(synced)
+    ex.sync_journal()  # closed: a no-op
+    assert len(synced) == n
+
+
+def test_sync_journal_raises_journal_error_when_the_fsync_fails(tmp_path, monkeypatch):
+    path = tmp_path / "j"
+    ex = Exchange([make_instrument()], journal=str(path), fsync="never")
+    commands = list(liquidation_commands(seed=3, n=20))
+    for command in commands[:10]:
+        ex.apply(command)
+
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(journal_module, "_datasync", failing)
+    with pytest.raises(JournalError, match="Input/output error"):
+        ex.sync_journal()
+    with pytest.raises(JournalError, match="failed earlier"):  # the writer stopped, as on a failed write
+        ex.apply(commands[10])
+
+
 def test_fsync_every_ms_syncs_on_the_first_append_after_the_interval(tmp_path, monkeypatch):
     now = [100.0]
     monkeypatch.setattr(journal_module.time, "monotonic", lambda: now[0])

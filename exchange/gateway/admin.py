@@ -7,9 +7,9 @@ import os
 from decimal import Decimal, InvalidOperation
 
 from .. import units
-from ..commands import AdvanceTime, Deposit, FundInsurance, PlaceOrder, SetIndexPrice, SetMarkPrice
-from ..enums import OrderType, Side, TimeInForce
-from ..events import ADLFill, LiquidationFill, OrderAccepted, Rejected
+from ..commands import AdvanceTime, Deposit, FundInsurance, PlaceOrder, SetIndexPrice, SetMarkPrice, SettleSymbol
+from ..enums import OrderType, PositionSide, Side, TimeInForce
+from ..events import ADLFill, LiquidationFill, OrderAccepted, Rejected, SettlementFill, SymbolSettled
 from ..persistence.snapshot import directory_for
 from . import errors, wire
 from .errors import ApiError
@@ -113,6 +113,23 @@ async def crash(gw, p: Params):
     return {"symbol": symbol, "mark": wire.price(inst, gw.exchange.mark_price(symbol)), **_liquidation_counts(events)}
 
 
+async def settle(gw, p: Params):
+    """Final settlement (delisting) of a symbol: the engine's SettleSymbol at ``price`` (omitted: the engine's
+    default, the index price). Every open order is canceled, every position closed, and the symbol trades no
+    more: orders answer -1122 and exchangeInfo shows it as SETTLING."""
+    symbol = p.symbol()
+    inst = gw.exchange.instruments[symbol]
+    price_ticks = _ticks(inst, p.get("price"), "price") if "price" in p else 0
+    if "price" in p and price_ticks <= 0:
+        raise errors.malformed("price", "must be > 0")
+    events = await gw.sequencer.submit([SettleSymbol(symbol, price_ticks)])
+    _reject(events)
+    flat = [e for evs in events for e in evs]
+    done = next(e for e in flat if type(e) is SymbolSettled)
+    return {"symbol": symbol, "price": wire.price(inst, done.price_ticks), "lots": done.lots,
+            "settlement_fills": sum(type(e) is SettlementFill for e in flat)}
+
+
 async def order(gw, p: Params):
     account_id = p.req_int("account_id", low=1)
     symbol = p.symbol()
@@ -131,9 +148,7 @@ async def order(gw, p: Params):
 async def snapshot(gw, p: Params):
     def produce(ex):
         from ..persistence.snapshot import write_periodic
-        writer = getattr(ex, "_journal_writer", None)
-        if writer is not None:  # the journal must hold every command the snapshot includes
-            writer.sync()
+        ex.sync_journal()  # the journal must hold every command the snapshot includes
         path = write_periodic(ex, directory_for(gw.journal_path), ex.keep_snapshots)
         gw.last_snapshot = str(path)
         return [], []
@@ -152,7 +167,9 @@ async def engine_position(gw, p: Params):
     account_id = p.req_int("account_id", low=1)
     symbol = p.symbol()
     ex = gw.exchange
-    view = ex.position(account_id, symbol)
+    side = p.choice("position_side", {"BOTH": PositionSide.BOTH, "LONG": PositionSide.LONG,
+                                      "SHORT": PositionSide.SHORT}, errors.BAD_PARAM, PositionSide.BOTH)
+    view = ex.position(account_id, symbol, side)
     return {"position": _plain(dataclasses.asdict(view)) if view else None, "wallet_units": ex.wallet(account_id),
             "available_units": ex.available_balance(account_id) if ex.ledger.get(account_id) else 0,
             "mark_ticks": ex.mark_price(symbol), "in_liquidation": ex.in_liquidation(account_id)}
@@ -184,7 +201,7 @@ def event_row(n: int, event) -> dict:
 ROUTES = [
     ("GET", "/admin/v1/accounts", accounts), ("POST", "/admin/v1/deposit", deposit),
     ("POST", "/admin/v1/price", price), ("POST", "/admin/v1/advance", advance), ("POST", "/admin/v1/crash", crash),
-    ("POST", "/admin/v1/order", order), ("POST", "/admin/v1/insurance", insurance),
+    ("POST", "/admin/v1/order", order), ("POST", "/admin/v1/settle", settle), ("POST", "/admin/v1/insurance", insurance),
     ("POST", "/admin/v1/snapshot", snapshot), ("GET", "/admin/v1/state", state),
     ("GET", "/admin/v1/engine/position", engine_position), ("GET", "/admin/v1/engine/events", engine_events),
 ]

@@ -28,7 +28,7 @@ from .market import Depth
 from .params import Params
 from .records import Outbox, Records
 from .sequencer import Sequencer, read_sidecar
-from .ws import Hub, ListenKeys
+from .ws import LISTEN_KEY_TTL_MS, Hub, ListenKeys
 
 JOURNAL = "journal"
 META = "gateway-meta.json"
@@ -89,7 +89,8 @@ ROUTES = [
 
 
 class Gateway:
-    def __init__(self, cfg, exchange, journal_dir: str | None, clock_mode: str = "manual"):
+    def __init__(self, cfg, exchange, journal_dir: str | None, clock_mode: str = "manual",
+                 listen_key_ttl_ms: int = LISTEN_KEY_TTL_MS):
         self.config = cfg
         self.exchange = exchange
         self.journal_dir = journal_dir
@@ -98,7 +99,7 @@ class Gateway:
         self.records = Records(exchange, {a.account_id for a in cfg.accounts}, cfg.epoch_ms)
         self.depth = Depth(exchange)
         self.hub = Hub(self)
-        self.listen_keys = ListenKeys()
+        self.listen_keys = ListenKeys(listen_key_ttl_ms)
         self.auth = Authenticator(cfg.accounts)
         self.sequencer = Sequencer(exchange, self.records, self.hub,
                                    os.path.join(journal_dir, SIDECAR) if journal_dir else None)
@@ -193,8 +194,9 @@ class Gateway:
         return _json(await fn(self, Params(self, params, None)), 200)
 
     async def expire_keys(self) -> None:
+        every = min(5.0, self.listen_keys.ttl_ms / 4000)  # a short --listen-key-ttl is checked often enough
         while True:
-            await asyncio.sleep(5)
+            await asyncio.sleep(every)
             for key, account_id in self.listen_keys.expired():
                 self.hub.close_key(key, account_id, expired=True)
 
@@ -340,5 +342,6 @@ def main(args) -> int:
         gw = build(cfg, journal_dir, args.clock)
     if args.admin_token:
         gw.config.admin_token = args.admin_token
+    gw.listen_keys.ttl_ms = int(args.listen_key_ttl * 1000)
     asyncio.run(serve(gw, args.host, args.port, args.ready_file, args.speed, args.seed))
     return 0

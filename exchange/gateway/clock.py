@@ -16,7 +16,8 @@ from .config import MAKER_ACCOUNT
 
 TICK_S = 0.1
 CHUNK_NS = 3600 * 10 ** 9  # the path is generated an hour of simulation time at a time
-BAR_NS = 10 ** 9
+BAR_NS = 10 ** 9  # the price path's bar at speed <= 10; faster, a bar is a tenth of a tick's simulated time
+POINTS_PER_TICK = 10
 
 
 class RealtimeClock:
@@ -33,15 +34,19 @@ class RealtimeClock:
         self._chunk = 0
         self._task = None
         self.started = False
+        # at most POINTS_PER_TICK price points per symbol and tick, whatever the speed (whole seconds)
+        tick_ns = int(TICK_S * speed * 1e9)
+        self.bar_ns = max(BAR_NS, tick_ns // POINTS_PER_TICK // BAR_NS * BAR_NS)
+        self.chunk_ns = max(CHUNK_NS, self.bar_ns * 3600) // self.bar_ns * self.bar_ns
 
     def _refill(self, ex) -> None:
-        start_ns = ex.now_ns - ex.now_ns % BAR_NS
+        start_ns = ex.now_ns - ex.now_ns % self.bar_ns
         prices = {}
         for s, inst in ex.instruments.items():
             ticks = ex.index_price(s) or ex.mark_price(s) or ex.risk_price(s)
             prices[s] = str(inst.ticks_to_price(ticks or inst.min_price_ticks))
         path = gbm_jump_path(list(ex.instruments.values()), [prices[s] for s in ex.instruments],
-                             seed=self.seed * 1_000_003 + self._chunk, bar_ns=BAR_NS, duration_ns=CHUNK_NS,
+                             seed=self.seed * 1_000_003 + self._chunk, bar_ns=self.bar_ns, duration_ns=self.chunk_ns,
                              volatility=0.8, start_ns=start_ns)
         self._chunk += 1
         self._points = [e for e in path.events() if isinstance(e, PricePoint)]

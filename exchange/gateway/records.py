@@ -15,7 +15,7 @@ from ..commands import PlaceOrder
 from ..enums import BalanceReason, CancelReason, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from ..events import (
     ADLFill, BalanceChanged, Fill, FundingPaid, LiquidationEnded, LiquidationFill, LiquidationStarted, MarginCall, OrderAccepted, OrderAmended,
-    OrderCanceled, OrderTriggered, PositionChanged, Rejected,
+    OrderCanceled, OrderTriggered, PositionChanged, Rejected, SettlementFill,
 )
 from . import wire
 
@@ -42,7 +42,7 @@ class Order:
     activation_ticks: int = 0
     position_side: int = PositionSide.BOTH
     algo: bool = False  # placed through the Algo Order API
-    kind: str = ""  # "" | "LIQUIDATION" | "ADL"
+    kind: str = ""  # "" | "LIQUIDATION" | "ADL" | "SETTLEMENT"
     status: str = "NEW"
     algo_status: str = "NEW"
     triggered: bool = False
@@ -216,6 +216,11 @@ class Records:
                 trade = self._synthetic(e.symbol, e.account_id, e.side, e.price_ticks, e.qty_lots, e.position_side,
                                         kind, now, out)
                 last_trade[(e.account_id, e.symbol)] = trade
+            elif t is SettlementFill:  # final settlement closes the position without a book order
+                trade = self._synthetic(e.symbol, e.account_id, e.side, e.price_ticks, e.qty_lots, e.position_side,
+                                        "SETTLEMENT", now, out)
+                last_trade[(e.account_id, e.symbol)] = trade
+                out.depth_dirty.add(e.symbol)
             elif t is OrderCanceled:
                 order = self.orders.get(e.order_id)
                 if order is not None:
@@ -341,7 +346,8 @@ class Records:
         """An order + trade for a position change without a book order (fund takeover, ADL)."""
         self.next_synthetic += 1
         oid = self.next_synthetic
-        cid = f"autoclose-{now}{oid}" if kind == "LIQUIDATION" else "adl_autoclose"
+        cid = f"autoclose-{now}{oid}" if kind == "LIQUIDATION" else "adl_autoclose" if kind == "ADL" else \
+            f"settlement_autoclose-{now}{oid}"
         order = self._new_order(Order(oid, account_id, symbol, Side(side), OrderType.LIMIT if kind == "LIQUIDATION"
                                       else OrderType.MARKET, qty_lots, price_ticks, cid, TimeInForce.IOC, True,
                                       position_side=position_side, kind=kind, create_ms=now, update_ms=now))
@@ -349,7 +355,8 @@ class Records:
         tid = self.trade_seq[symbol]
         trade = Trade(tid, oid, account_id, symbol, Side(side), price_ticks, qty_lots, 0, False, now, position_side)
         if self.known(account_id):
-            self.force_orders[account_id].append(oid)
+            if kind != "SETTLEMENT":  # forceOrders lists liquidations and ADL legs only
+                self.force_orders[account_id].append(oid)
             self.trades[account_id].append(trade)
             if kind != "LIQUIDATION":
                 self._order_update(order, "NEW", out)

@@ -19,11 +19,14 @@ async def server_time(gw, p):
     return {"serverTime": int(time.time() * 1000)}
 
 
-def symbol_info(inst) -> dict:
+SETTLED_STATUS = "SETTLING"  # Binance's status of a delisted perpetual (docs/gateway.md "Final settlement")
+
+
+def symbol_info(inst, settled: bool = False) -> dict:
     pd, qd = wire.decimals(inst.tick_size), wire.decimals(inst.lot_size)
     return {
         "symbol": inst.symbol, "pair": inst.symbol, "contractType": "PERPETUAL", "deliveryDate": PERPETUAL_DELIVERY,
-        "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000",
+        "onboardDate": 1569398400000, "status": SETTLED_STATUS if settled else "TRADING", "maintMarginPercent": "2.5000",
         "requiredMarginPercent": "5.0000", "baseAsset": inst.base, "quoteAsset": inst.quote,
         "marginAsset": inst.settle, "pricePrecision": pd, "quantityPrecision": qd, "baseAssetPrecision": 8,
         "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0,
@@ -48,7 +51,8 @@ def symbol_info(inst) -> dict:
 async def exchange_info(gw, p):
     return {"timezone": "UTC", "serverTime": int(time.time() * 1000), "futuresType": "U_MARGINED", "rateLimits": [],
             "exchangeFilters": [], "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-            "symbols": [symbol_info(inst) for inst in gw.exchange.instruments.values()]}
+            "symbols": [symbol_info(inst, inst.symbol in gw.exchange.settled)
+                        for inst in gw.exchange.instruments.values()]}
 
 
 async def empty_exchange_info(gw, p):

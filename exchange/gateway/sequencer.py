@@ -88,7 +88,7 @@ class Sequencer:
                     errors[i] = exc
             try:
                 self._commit(lines)
-            except OSError as exc:
+            except (OSError, JournalError) as exc:  # the journal's sync raises JournalError
                 self.failed = f"commit failed: {exc}"
                 for i in range(len(batch)):
                     errors.setdefault(i, exc)
@@ -124,9 +124,7 @@ class Sequencer:
             self._sidecar.write("\n".join(lines) + "\n")
             self._sidecar.flush()
             os.fsync(self._sidecar.fileno())
-        writer = getattr(self.ex, "_journal_writer", None)  # the engine's durable journal (fsync policy "never")
-        if writer is not None and not writer.closed:
-            writer.sync()
+        self.ex.sync_journal()  # the engine's durable journal (written with fsync policy "never")
 
 
 def read_sidecar(path: str) -> dict[int, dict]:

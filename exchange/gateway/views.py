@@ -20,7 +20,7 @@ def _type_names(order: Order) -> tuple[str, str]:
     """(type, origType) as Binance shows them."""
     if order.kind == "LIQUIDATION":
         return "LIQUIDATION", "LIQUIDATION"
-    if order.kind == "ADL":
+    if order.kind in ("ADL", "SETTLEMENT"):
         return "MARKET", "MARKET"
     name = order.order_type.name
     if order.algo and order.triggered:
@@ -288,6 +288,8 @@ def margin_call(ex, account_id: int, symbol: str, position_side, now: int) -> di
     rows = []
     for view in t["views"]:
         if symbol and (view.symbol != symbol or view.position_side != position_side):
+            continue
+        if not symbol and view.margin_mode != MarginMode.CROSS:  # a cross call lists the cross positions only
             continue
         inst = ex.instruments[view.symbol]
         isolated = view.margin_mode == MarginMode.ISOLATED

@@ -60,7 +60,7 @@ CANCEL_STATUS = {
     CancelReason.USER: "CANCELED", CancelReason.IOC: "EXPIRED", CancelReason.STP_TAKER: "EXPIRED_IN_MATCH",
     CancelReason.STP_MAKER: "EXPIRED_IN_MATCH", CancelReason.GTD_EXPIRED: "EXPIRED", CancelReason.PRICE_BAND: "EXPIRED",
     CancelReason.NO_LIQUIDITY: "EXPIRED", CancelReason.AMEND_TO_ZERO: "CANCELED", CancelReason.REDUCE_ONLY: "EXPIRED",
-    CancelReason.LIQUIDATION: "EXPIRED", CancelReason.ADL: "EXPIRED",
+    CancelReason.LIQUIDATION: "EXPIRED", CancelReason.ADL: "EXPIRED", CancelReason.SETTLEMENT: "EXPIRED",
 }
 EXPIRE_REASON = {CancelReason.LIQUIDATION: 5, CancelReason.ADL: 5, CancelReason.GTD_EXPIRED: 6,
                  CancelReason.REDUCE_ONLY: 3, CancelReason.STP_TAKER: 1, CancelReason.STP_MAKER: 1}

@@ -26,17 +26,18 @@ _ALL = {"!markPrice@arr", "!markPrice@arr@1s", "!forceOrder@arr", "!bookTicker",
 
 
 class ListenKeys:
-    def __init__(self):
+    def __init__(self, ttl_ms: int = LISTEN_KEY_TTL_MS):
+        self.ttl_ms = ttl_ms  # lifetime of a key since its creation or last keepalive (--listen-key-ttl)
         self.by_key: dict[str, list] = {}  # key -> [account_id, expires_wall_ms]
 
     def create(self, account_id: int) -> str:
         now = int(time.time() * 1000)
         for key, entry in self.by_key.items():
             if entry[0] == account_id and entry[1] > now:
-                entry[1] = now + LISTEN_KEY_TTL_MS
+                entry[1] = now + self.ttl_ms
                 return key
         key = secrets.token_urlsafe(48)
-        self.by_key[key] = [account_id, now + LISTEN_KEY_TTL_MS]
+        self.by_key[key] = [account_id, now + self.ttl_ms]
         return key
 
     def keepalive(self, account_id: int, key: str | None) -> str:
@@ -46,7 +47,7 @@ class ListenKeys:
         entry = self.by_key.get(key) if key else None
         if entry is None or entry[0] != account_id or entry[1] <= now:
             raise ApiError(LISTEN_KEY)
-        entry[1] = now + LISTEN_KEY_TTL_MS
+        entry[1] = now + self.ttl_ms
         return key
 
     def delete(self, account_id: int, key: str | None) -> list[str]:
@@ -206,6 +207,7 @@ class Hub:
                                                "f": tid, "l": tid, "T": t, "m": buyer_maker})
             if symbol not in traded:
                 traded.append(symbol)
+        tickers, minis = [], []
         for symbol in traded:
             s = symbol.lower()
             inst = ex.instruments[symbol]
@@ -213,11 +215,17 @@ class Hub:
                 event = market.kline_event(gw.records, inst, stream.split("_", 1)[1], now)
                 if event:
                     self._stream(stream, event)
-            if self._has(f"{s}@ticker") or self._has(f"{s}@miniTicker"):
+            if self._has(f"{s}@ticker") or self._has(f"{s}@miniTicker") or self._has("!ticker@arr") \
+                    or self._has("!miniTicker@arr"):
                 t = market.ticker_event(market.ticker_24h(gw.records, ex, symbol), now)
+                mini = {k: t[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")} | {"e": "24hrMiniTicker"}
                 self._stream(f"{s}@ticker", t)
-                self._stream(f"{s}@miniTicker", {k: t[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")}
-                             | {"e": "24hrMiniTicker"})
+                self._stream(f"{s}@miniTicker", mini)
+                tickers.append(t)
+                minis.append(mini)
+        if tickers:  # the all-market arrays: the tickers that changed in this batch
+            self._stream("!ticker@arr", tickers)
+            self._stream("!miniTicker@arr", minis)
         for symbol in sorted(out.depth_dirty):
             s = symbol.lower()
             event, ticker = gw.depth.diff(symbol)
@@ -271,6 +279,8 @@ class Hub:
                     keys.append(name)
                 elif name.isdigit():  # ccxt's /public/ws/<n> connection index
                     continue
+                elif "@" not in name and name not in _ALL:  # not a stream name: an unknown (or expired) listenKey
+                    keys.append(name)
             for key in keys:
                 account_id = self.gw.listen_keys.account(key)
                 if account_id is None:
