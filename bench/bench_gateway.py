@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import pstats
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,81 +43,22 @@ import aiohttp
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from gateway_helpers import BTC_CONFIG, Server, accounts_toml  # noqa: E402  (the tests' server wrapper)
 MAKER = 1
 FIRST_CLIENT = 2
 TARGETS = {"order_p50_ms": 1.0, "order_p99_ms": 5.0, "orders_per_s": 5000.0, "ws_p50_ms": 2.0}
 
 
 def config(n_clients: int) -> str:
-    text = """profile = "binance"
-
-[[instruments]]
-symbol = "BTCUSDT"
-tick_size = "0.1"
-lot_size = "0.001"
-min_notional = "5"
-max_price = "1000000"
-max_qty = "10000"
-price = "50000"
-"""
-    for i in range(1, n_clients + FIRST_CLIENT + 1):
-        text += f"""
-[[accounts]]
-account_id = {i}
-api_key = "bench-key-{i}"
-secret = "bench-secret-{i}"
-deposit = "{'10000000000' if i == MAKER else '10000000'}"
-"""
-    return text
+    return BTC_CONFIG + accounts_toml((i, "10000000000" if i == MAKER else "10000000", f"bench-key-{i}",
+                                       f"bench-secret-{i}") for i in range(1, n_clients + FIRST_CLIENT + 1))
 
 
-# ---- the server ---------------------------------------------------------------------------------------------
-class Server:
-    def __init__(self, workdir: Path, n_clients: int, profile: Path | None = None):
-        self.dir = workdir
-        cfg = workdir / "gateway.toml"
-        cfg.write_text(config(n_clients))
-        ready = workdir / "ready.json"
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
-        self.log = open(workdir / "server.log", "wb")
-        self.proc = subprocess.Popen(prefix + ["-m", "exchange.cli", "serve", "--config", str(cfg), "--port", "0",
-                                               "--clock", "manual", "--journal", str(workdir / "journal"),
-                                               "--ready-file", str(ready)],
-                                     cwd=str(workdir), env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"server did not start:\n{(workdir / 'server.log').read_text()}")
-            time.sleep(0.05)
-        self.ready = json.loads(ready.read_text())
-        self.rest = self.ready["rest"]
-        self.ws = self.ready["ws"]
-
-    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
-        import urllib.error
-        import urllib.request
-        req = urllib.request.Request(f"{self.rest}/admin/v1/{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"X-Admin-Token": self.ready["admin_token"],
-                                              "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            raise SystemExit(f"admin {method} {path} {body}: {exc.code} {exc.read().decode()}") from None
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+def start_server(workdir: Path, n_clients: int, profile: Path | None = None) -> Server:
+    """The gateway as the tests start it (tests/gateway_helpers.py), manual clock; under cProfile if asked."""
+    python = ("-m", "cProfile", "-o", str(profile)) if profile else ()
+    return Server(workdir, "--clock", "manual", config=config(n_clients), python=python, start_timeout=60)
 
 
 # ---- a signed client ------------------------------------------------------------------------------------------
@@ -333,7 +273,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         tmp = Path(tmp)
         prof = tmp / "server.prof" if args.profile else None
-        server = Server(tmp, args.clients, prof)
+        server = start_server(tmp, args.clients, prof)
         try:
             seeded = seed_book(server)
             state = server.admin("GET", "state")
@@ -347,7 +287,7 @@ def main(argv=None) -> int:
             result["server"] = {"sequence": state["sequence"], "batches": state.get("batches"),
                                 "ws_dropped": state.get("ws_dropped")}
         finally:
-            code = server.stop()
+            code = server.stop(timeout=120)  # cProfile writes its file on exit
         if code != 0:
             print((tmp / "server.log").read_text()[-3000:])
             raise SystemExit(f"server exited {code}")

@@ -15,7 +15,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOL = "BTC/USDT:USDT"
 
-CONFIG = """
+BTC_CONFIG = """
 profile = "binance"
 
 [[instruments]]
@@ -26,27 +26,27 @@ min_notional = "5"
 max_price = "1000000"
 max_qty = "10000"
 price = "50000"
-
-[[accounts]]
-account_id = 1
-deposit = "100000"
-
-[[accounts]]
-account_id = 2
-deposit = "100000"
-
-[[accounts]]
-account_id = 3
-deposit = "1000"
-
-[[accounts]]
-account_id = 4
-deposit = "100000"
 """
 
 
+def accounts_toml(accounts) -> str:
+    """``[[accounts]]`` tables from ``(account_id, deposit)`` or ``(account_id, deposit, api_key, secret)`` rows."""
+    text = ""
+    for account_id, deposit, *keys in accounts:
+        text += f"\n[[accounts]]\naccount_id = {account_id}\n"
+        if keys:
+            text += f'api_key = "{keys[0]}"\nsecret = "{keys[1]}"\n'
+        text += f'deposit = "{deposit}"\n'
+    return text
+
+
+CONFIG = BTC_CONFIG + accounts_toml([(1, "100000"), (2, "100000"), (3, "1000"), (4, "100000")])
+
+
 class Server:
-    def __init__(self, tmp: Path, *extra: str, config: str = CONFIG, journal: Path | None = None):
+    def __init__(self, tmp: Path, *extra: str, config: str = CONFIG, journal: Path | None = None,
+                 python: tuple = (), start_timeout: float = 30):
+        """``python``: arguments between the interpreter and ``-m exchange.cli`` (the benchmark's cProfile)."""
         self.tmp = Path(tmp)
         self.journal = journal or self.tmp / "journal"
         cfg = self.tmp / "gateway.toml"
@@ -55,10 +55,10 @@ class Server:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.log = open(self.tmp / "server.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exchange.cli", "serve", "--config", str(cfg), "--port", "0", "--journal",
+            [sys.executable, *python, "-m", "exchange.cli", "serve", "--config", str(cfg), "--port", "0", "--journal",
              str(self.journal), "--ready-file", str(self.ready_path), *extra],
             cwd=str(self.tmp), env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_timeout
         while not self.ready_path.exists():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}: {(self.tmp / 'server.log').read_text()}")
@@ -80,11 +80,11 @@ class Server:
     def events(self, since: int = 0) -> list[dict]:
         return self.admin("GET", "engine/events", params={"since": since})
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 20) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -15,34 +15,16 @@ import re
 import subprocess
 import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
-from gateway_helpers import ROOT, Server  # noqa: E402
+from gateway_helpers import BTC_CONFIG, ROOT, Server, accounts_toml  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
-DEFAULT_LIKE = """
-profile = "binance"
-
-[[instruments]]
-symbol = "BTCUSDT"
-tick_size = "0.1"
-lot_size = "0.001"
-min_notional = "5"
-price = "50000"
-
-[[accounts]]
-account_id = 1
-deposit = "100000"
-
-[[accounts]]
-account_id = 2
-deposit = "100000"
-"""
+DEFAULT_LIKE = BTC_CONFIG + accounts_toml([(1, "100000"), (2, "100000")])
 
 
 def test_ccxt_bot_is_liquidated(tmp_path):

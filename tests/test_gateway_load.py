@@ -33,7 +33,7 @@ import pytest
 aiohttp = pytest.importorskip("aiohttp")
 orjson = pytest.importorskip("orjson")
 
-from gateway_helpers import Server  # noqa: E402
+from gateway_helpers import BTC_CONFIG, Server, accounts_toml  # noqa: E402
 
 from exchange.commands import CancelOrder, PlaceOrder  # noqa: E402
 from exchange.engine import Exchange  # noqa: E402
@@ -58,26 +58,7 @@ def secret(i: int) -> str:
 
 
 def load_config(n_accounts: int) -> str:
-    head = """
-profile = "binance"
-
-[[instruments]]
-symbol = "BTCUSDT"
-tick_size = "0.1"
-lot_size = "0.001"
-min_notional = "5"
-max_price = "1000000"
-max_qty = "10000"
-price = "50000"
-"""
-    accounts = "".join(f"""
-[[accounts]]
-account_id = {i}
-api_key = "{key(i)}"
-secret = "{secret(i)}"
-deposit = "1000000"
-""" for i in range(1, n_accounts + 1))
-    return head + accounts
+    return BTC_CONFIG + accounts_toml((i, "1000000", key(i), secret(i)) for i in range(1, n_accounts + 1))
 
 
 def signed_query(account: int, params: dict) -> str:
