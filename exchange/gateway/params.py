@@ -98,23 +98,16 @@ class Params:
         return options[v]
 
     def ticks(self, inst, name, required=False) -> int:
-        v = self.p.get(name)
-        if v in (None, ""):
-            if required:
-                raise errors.mandatory(name)
-            return 0
-        v = _number(name, v, _DECIMAL)
-        try:
-            ticks = units.to_ticks(v, inst.tick_size)
-        except OffGridError:
-            raise ApiError(-4014, "Price not increased by tick size.") from None
-        except (UnitsError, ValueError, TypeError):
-            raise errors.malformed(name) from None
-        if not 0 <= ticks < MAX_INT:
-            raise errors.malformed(name, "out of range")
-        return ticks
+        """A price on the instrument's tick grid (0 when absent and not required); -4014 off the grid."""
+        return self._grid(name, required, units.to_ticks, inst.tick_size, -4014, "Price not increased by tick size.",
+                          low=0)
 
     def lots(self, inst, name, required=True) -> int:
+        """A quantity on the instrument's lot grid (0 when absent and not required); -4023 off the grid."""
+        return self._grid(name, required, units.to_lots, inst.lot_size, -4023, "Quantity not increased by step size.",
+                          low=-MAX_INT + 1)
+
+    def _grid(self, name, required, convert, step, off_grid_code, off_grid_msg, low) -> int:
         v = self.p.get(name)
         if v in (None, ""):
             if required:
@@ -122,14 +115,14 @@ class Params:
             return 0
         v = _number(name, v, _DECIMAL)
         try:
-            lots = units.to_lots(v, inst.lot_size)
+            n = convert(v, step)
         except OffGridError:
-            raise ApiError(-4023, "Quantity not increased by step size.") from None
+            raise ApiError(off_grid_code, off_grid_msg) from None
         except (UnitsError, ValueError, TypeError):
             raise errors.malformed(name) from None
-        if not -MAX_INT < lots < MAX_INT:
+        if not low <= n < MAX_INT:
             raise errors.malformed(name, "out of range")
-        return lots
+        return n
 
     def money(self, name) -> int:
         v = _number(name, self.req(name), _DECIMAL)
