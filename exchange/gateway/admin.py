@@ -3,8 +3,7 @@ any account, snapshots, the state hash and raw engine views. Documented in ``doc
 from __future__ import annotations
 
 import dataclasses
-import os
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from .. import units
 from ..commands import AdvanceTime, Deposit, FundInsurance, PlaceOrder, SetIndexPrice, SetMarkPrice, SettleSymbol
@@ -12,7 +11,6 @@ from ..enums import OrderType, PositionSide, Side, TimeInForce
 from ..events import ADLFill, LiquidationFill, OrderAccepted, Rejected, SettlementFill, SymbolSettled
 from ..persistence.snapshot import directory_for
 from . import errors, wire
-from .errors import ApiError
 from .params import Params
 
 
@@ -177,7 +175,7 @@ async def engine_position(gw, p: Params):
 
 async def engine_events(gw, p: Params):
     since = p.int("since", default=0, low=0)
-    return [row for row in gw.event_log if row["n"] > since]
+    return [event_row(n, event) for n, event in gw.event_log if n > since]
 
 
 def _plain(value):

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from .. import units
-from ..commands import Deposit, SetIndexPrice, SetMarkPrice, AdvanceTime
+from ..commands import Deposit, SetIndexPrice, SetMarkPrice
 from ..engine import Exchange
 from ..persistence.journal import read_file
 from ..persistence.recovery import recover
@@ -112,9 +112,10 @@ class Gateway:
         self.clock = None
 
     def _log_events(self, events) -> None:
+        """Keep ``(n, event)``; the admin route converts them to rows when it is asked (events are immutable)."""
         for e in events:
             self._event_n += 1
-            self.event_log.append(admin.event_row(self._event_n, e))
+            self.event_log.append((self._event_n, e))
 
     # ---- HTTP ----------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -155,9 +156,9 @@ class Gateway:
             raise ApiError(errors.UNSUPPORTED, f"{method} {path} is not supported by the simulator.", 404)
         kind, fn = route
         account = None
-        if kind == SIGNED:
-            account = self.auth.verify(request.headers, method, raw_query, raw_body)
         params = _params(raw_query, raw_body)
+        if kind == SIGNED:
+            account = self.auth.verify(request.headers, method, raw_query, raw_body, params)
         result = await fn(self, Params(self, params, account))
         return _json(result, 200)
 

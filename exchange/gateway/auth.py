@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import time
 from collections import OrderedDict
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import unquote_plus
 
 from . import errors
 from .errors import ApiError
@@ -32,8 +32,9 @@ class Authenticator:
             raise ApiError(errors.BAD_KEY, status=401)
         return account
 
-    def verify(self, headers, method: str, raw_query: str, raw_body: str) -> object:
-        """The account of a signed request, or raise ApiError."""
+    def verify(self, headers, method: str, raw_query: str, raw_body: str, params: dict) -> object:
+        """The account of a signed request, or raise ApiError. ``params``: the request's parameters as parsed
+        from the same query and body (the query's value wins)."""
         account = self.account_of_key(headers)
         payload, signature = _split_signature(raw_query, raw_body)
         if signature is None:
@@ -44,8 +45,6 @@ class Authenticator:
             decoded = hmac.new(account.secret.encode(), unquote_plus(payload).encode(), hashlib.sha256).hexdigest()
             if not hmac.compare_digest(decoded, signature.lower()):
                 raise ApiError(errors.SIGNATURE)
-        params = dict(parse_qsl(raw_body, keep_blank_values=True))
-        params.update(parse_qsl(raw_query, keep_blank_values=True))
         now = int(time.time() * 1000)
         ts = params.get("timestamp")
         if ts is None or not ts.isdigit():

@@ -6,7 +6,6 @@ snapshot then the diffs after it never sees a gap.
 """
 from __future__ import annotations
 
-from ..funding.stage import FundingState  # noqa: F401
 from . import wire
 
 INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,

@@ -7,6 +7,8 @@ Numbers are the engine's integers; formatting happens in :mod:`.wire` and the RE
 """
 from __future__ import annotations
 
+import copy
+
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -405,6 +407,6 @@ class Records:
 
 
 def order_snapshot(order: Order) -> Order:
-    """A copy of the order as it is now (stream messages are formatted after the batch)."""
-    from dataclasses import replace
-    return replace(order)
+    """A copy of the order as it is now (stream messages are formatted after the batch). A shallow copy: every
+    field is an immutable value."""
+    return copy.copy(order)

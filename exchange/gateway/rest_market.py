@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 from . import errors, market, wire
-from .errors import ApiError
 from .params import Params, in_window
 
 ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"]

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..enums import BalanceReason, MarginMode, OrderType, PositionMode, PositionSide, Side
-from ..events import MarginCall  # noqa: F401  (documentation: MARGIN_CALL comes from it)
+from ..enums import BalanceReason, MarginMode, OrderType, PositionMode, PositionSide
 from . import wire
 from .records import Order
 
