@@ -166,6 +166,7 @@ class Exchange:
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
+        self._order_only = False  # this command is an order command and nothing has filled yet (:meth:`_run`)
         self.journal: list = []  # the commands this object applied, in order (in memory)
         self.sequence = 0  # well-formed commands journaled since the run began (a snapshot keeps it)
         self.halted: str | None = None  # why the exchange refuses commands (:meth:`_halt`), None while it runs
@@ -266,8 +267,19 @@ class Exchange:
 
     def _run(self, command) -> list:
         """The stages of one well-formed, journaled command."""
+        self._order_only = type(command) in _ORDER_COMMANDS  # cleared by _drain at the first fill
         events = self._handlers[type(command)](command)
         self.monitor.follow_prices(self._touched)  # sync: mark moves make the holders they may have pushed due
+        if self._order_only and not self.liquidation.in_liquidation and self.monitor.quiet(self._touched):
+            # Exact skip of the liquidation and margin-call stages. An order command in which nothing filled
+            # changed only resting and conditional orders, holds and order ids: no wallet, position, isolated
+            # margin or setting, no price (marks move only through _move_mark, last prices only by fills), no
+            # insurance fund balance. Its touched accounts are unchanged for the monitor, whose knowledge of
+            # them is exact (RiskMonitor.quiet: none stale or due, nobody liquidatable), and nobody is in
+            # liquidation mode, so both stages would re-evaluate them to what they already are and emit
+            # nothing: no fund change to record, nothing liquidatable to sweep or release, no margin call.
+            self._touched.clear()
+            return events
         stage: list | None = None
         if not (len(events) == 1 and isinstance(events[0], Rejected)):
             stage = self.liquidation.stage(command)
@@ -834,6 +846,7 @@ class Exchange:
             accounts.add(row[2])
             order_ids.add(row[1])
             if kind == EventKind.FILL:
+                self._order_only = False
                 fill = Fill(symbol, row[4], row[5], row[1], row[2], _enum(Side, row[3]), row[6], row[8], row[9], row[10],
                             0 if on_taker_fill else row[12], row[11])
                 accounts.add(fill.maker_account_id)
@@ -1234,6 +1247,8 @@ class Exchange:
 
 
 _STP_MODES, _TIME_IN_FORCES = tuple(STPMode), tuple(TimeInForce)
+#: commands that change only orders unless something fills (:meth:`Exchange._run`'s quiet skip)
+_ORDER_COMMANDS = frozenset((PlaceOrder, CancelOrder, AmendOrder, CancelAll))
 _MEMBERS = {cls: {int(member): member for member in cls} for cls in (CancelReason, OrderType, PositionSide, Side)}
 
 

@@ -137,6 +137,15 @@ class RiskMonitor:
                 states = self._evaluated[account_id] = self.risk.part_states(account)
                 self._record(account, states)
 
+    def quiet(self, touched: set[int]) -> bool:
+        """Whether re-evaluating ``touched`` now would change nothing, provided the command left their wallets,
+        positions, isolated margins and settings as they were and moved no price: prices are followed (no mark
+        set since :meth:`follow_prices`), nothing is due or evaluated in this command, none of ``touched`` is
+        stale, and no part is liquidatable. Between commands every account that is neither stale nor due has
+        its exact part states recorded here (``parts``) and its margin-call state on the ledger (``warned``),
+        so re-evaluating an unchanged one rewrites the same values. O(1) + O(touched)."""
+        return not (self._marked or self._due or self._evaluated or self.parts) and self._stale.isdisjoint(touched)
+
     def margin_stage(self, touched: set[int], unchanged_since_sync: bool = False) -> list:
         """:meth:`follow_prices`, then the margin-call stage: each touched or due account, in id order, gets
         its MarginCall events and its liquidatable parts from one evaluation (the one :meth:`sync` made in
