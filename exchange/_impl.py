@@ -9,6 +9,9 @@ this module, never the compiled modules directly:
 - ``sweep_kernel``: ``exchange.clearing._sweep`` (built from ``exchange/clearing/_sweep.pyx``), the compiled
   twin of :mod:`exchange.clearing.sweep` and of :mod:`exchange.liquidation.index`'s band entries; None under
   the reference.
+- ``holds_kernel``: ``exchange.accounts._holds`` (built from ``exchange/accounts/_holds.pyx``), the compiled
+  twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it);
+  None under the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -18,6 +21,7 @@ PURE_PYTHON = os.environ.get("EXCHANGE_PUREPYTHON", "") not in ("", "0")
 if PURE_PYTHON:
     core = None
     sweep_kernel = None
+    holds_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -29,6 +33,7 @@ else:
         ) from exc
     # missing = a broken install, reported like the matching core
     from exchange.clearing import _sweep as sweep_kernel
+    from exchange.accounts import _holds as holds_kernel
     IMPLEMENTATION = "cython"
 
 

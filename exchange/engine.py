@@ -162,7 +162,8 @@ class Exchange:
                              shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
         self.prices = Prices(self.instruments, self.profile.funding_interval_ns, self.profile.mark_source)
         self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders,
-                         self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance)
+                         self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance,
+                         compiled=self.implementation == "cython")
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
@@ -778,6 +779,8 @@ class Exchange:
     def _observe_fills(self, symbol: str, events: list) -> list[ConditionalOrder]:
         """Feed each fill price, in order, to the last-price triggers; the orders that fire."""
         triggers = self._triggers[symbol]
+        if not len(triggers):  # nothing waits: nothing can fire (observe would return [] for every price)
+            return []
         return [
             order
             for event in events if isinstance(event, Fill)
@@ -789,6 +792,8 @@ class Exchange:
         because each conditional order fires at most once). A fired order passes the account checks with
         the position as it is now; a reduce-only or close-position order closes at most what is open."""
         events: list = []
+        if not fired:
+            return events
         book = self._books[symbol]
         fired = sorted(fired, key=lambda o: o.order_id)
         while fired:
@@ -867,18 +872,24 @@ class Exchange:
                 events.append(OrderAmended(symbol, row[1], row[2], _enum(Side, row[3]), row[4], row[6], bool(row[7])))
             else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
                 raise AssertionError(f"unexpected matching row {row}")
-        book = self._books[symbol]
+        book, risk, position_sides = self._books[symbol], self.risk, self._position_sides
+        gone = []  # orders that no longer rest; the trim below only removes resting orders, and forgets them itself
         for order_id in order_ids:
-            self.risk.track_order(symbol, order_id, self._position_sides.get(order_id), book.order(order_id))
-        for account_id in sorted(accounts):
+            state = book.order(order_id)
+            risk.track_order(symbol, order_id, position_sides.get(order_id), state)
+            if state is None:
+                gone.append(order_id)
+        accounts = sorted(accounts)
+        for account_id in accounts:
             events += self._trim_reduce_only(symbol, account_id)
-        for order_id in order_ids:
-            if order_id in self._position_sides and book.order(order_id) is None and order_id not in self._triggers[symbol]:
-                del self._position_sides[order_id]
-        for account_id in sorted(accounts):
+        triggers = self._triggers[symbol]
+        for order_id in gone:
+            if order_id in position_sides and order_id not in triggers:
+                del position_sides[order_id]
+        for account_id in accounts:
             account = self.ledger.get(account_id)
             if account is not None:
-                self.risk.store_holds(account, symbol)
+                risk.store_holds(account, symbol)
                 self._touched.add(account_id)
         return events
 
@@ -894,12 +905,15 @@ class Exchange:
         left with less is amended down (priority kept) or canceled (reason REDUCE_ONLY) at 0. Together,
         not one by one, so that one taker sweeping several of them can never flip the position. O(1) when they
         already fit (the order sums say so), else O(its orders)."""
+        events: list = []
+        sums_by_side = self.risk.order_sums(account_id, symbol)
+        if not any(sums[4] or sums[5] for sums in sums_by_side.values()):  # no reduce-only order: nothing to trim
+            return events
         book = self._books[symbol]
         account = self.ledger.get(account_id)
-        events: list = []
         if all((not sums[4] or sums[4] <= self._closable(account, symbol, position_side, Side.BUY))
                and (not sums[5] or sums[5] <= self._closable(account, symbol, position_side, Side.SELL))
-               for position_side, sums in self.risk.order_sums(account_id, symbol).items()):
+               for position_side, sums in sums_by_side.items()):
             return events
         left: dict[tuple[PositionSide, Side], int] = {}
         for order in self._open_orders(account_id, symbol):
