@@ -12,6 +12,9 @@ this module, never the compiled modules directly:
 - ``holds_kernel``: ``exchange.accounts._holds`` (built from ``exchange/accounts/_holds.pyx``), the compiled
   twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it);
   None under the reference.
+- ``fills_kernel``: ``exchange.clearing._fills`` (built from ``exchange/clearing/_fills.pyx``), the compiled
+  twin of :func:`exchange.clearing.fills.clear_fill` and of the engine's drain (matching rows -> events,
+  clearing, order sums, trim, holds; the compiled ``Exchange`` binds it as ``_drain``); None under the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -22,6 +25,7 @@ if PURE_PYTHON:
     core = None
     sweep_kernel = None
     holds_kernel = None
+    fills_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -34,6 +38,7 @@ else:
     # missing = a broken install, reported like the matching core
     from exchange.clearing import _sweep as sweep_kernel
     from exchange.accounts import _holds as holds_kernel
+    from exchange.clearing import _fills as fills_kernel
     IMPLEMENTATION = "cython"
 
 
