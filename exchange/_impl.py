@@ -9,7 +9,7 @@ this module, never the compiled modules directly:
 - ``sweep_kernel``: ``exchange.clearing._sweep`` (built from ``exchange/clearing/_sweep.pyx``), the compiled
   twin of :mod:`exchange.clearing.sweep` and of :mod:`exchange.liquidation.index`'s band entries; None under
   the reference.
-- ``holds_kernel``: ``exchange.accounts._holds`` (built from ``exchange/accounts/_holds.pyx``), the compiled
+- ``pretrade_kernel``: ``exchange.accounts._pretrade`` (built from ``exchange/accounts/_pretrade.pyx``), the compiled
   twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it);
   None under the reference.
 - ``fills_kernel``: ``exchange.clearing._fills`` (built from ``exchange/clearing/_fills.pyx``), the compiled
@@ -24,7 +24,7 @@ PURE_PYTHON = os.environ.get("EXCHANGE_PUREPYTHON", "") not in ("", "0")
 if PURE_PYTHON:
     core = None
     sweep_kernel = None
-    holds_kernel = None
+    pretrade_kernel = None
     fills_kernel = None
     IMPLEMENTATION = "python"
 else:
@@ -37,7 +37,7 @@ else:
         ) from exc
     # missing = a broken install, reported like the matching core
     from exchange.clearing import _sweep as sweep_kernel
-    from exchange.accounts import _holds as holds_kernel
+    from exchange.accounts import _pretrade as pretrade_kernel
     from exchange.clearing import _fills as fills_kernel
     IMPLEMENTATION = "cython"
 

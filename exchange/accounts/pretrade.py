@@ -140,8 +140,9 @@ def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
 
 class Risk:
     """The margin view over the ledger. ``mark_of(symbol)`` gives the risk price (ticks);
-    ``compiled``: the order sums and holds (:meth:`key_hold`, :meth:`store_holds`, :meth:`track_order`,
-    :meth:`order_sums`) run in their compiled twin, :mod:`exchange.accounts._holds` (the same dicts and values);
+    ``compiled``: the order sums, holds, available balance, pre-trade check and part states (:meth:`key_hold`,
+    :meth:`store_holds`, :meth:`track_order`, :meth:`order_sums`, :meth:`available`, :meth:`check_opening`,
+    :meth:`part_states`) run in their compiled twin, :mod:`exchange.accounts._pretrade` (the same dicts and values);
     ``orders_of(account_id, symbol)`` the account's resting orders there as :class:`OpenOrder`;
     ``bracket_style`` a :class:`~exchange.profiles.BracketStyle` (default MARGINAL); ``trigger`` and
     ``isolated_maintenance`` the profile's liquidation comparison and isolated MM basis (module docstring)."""
@@ -159,13 +160,6 @@ class Risk:
         self._orders: dict[tuple[int, str], _OrderSums] = {}  # (account, symbol) -> its resting orders, summed
         self._order_home: dict[int, tuple[int, str]] = {}  # resting order id -> (account, symbol)
         self._sums_class = _OrderSums
-        if compiled:  # the compiled twin of the order sums and holds (exchange.accounts._holds) over these dicts
-            from .. import _impl
-
-            self._sums_class = _impl.holds_kernel.OrderSums
-            kernel = _impl.holds_kernel.Holds(self)
-            self.key_hold, self.store_holds = kernel.key_hold, kernel.store_holds
-            self.track_order, self.order_sums = kernel.track_order, kernel.order_sums
         self.open_interest_imf = style == BracketStyle.OPEN_INTEREST_IMF
         self.trigger = margin.LiquidationTrigger(trigger)
         self.isolated_at_entry = margin.IsolatedMaintenance(isolated_maintenance) == margin.IsolatedMaintenance.ENTRY
@@ -174,6 +168,15 @@ class Risk:
                                            stepwise=style == BracketStyle.STEPWISE)
             for symbol, inst in instruments.items()
         }
+        if compiled:  # the compiled twin (exchange.accounts._pretrade) over this object's dicts and rows
+            from .. import _impl
+
+            self._sums_class = _impl.pretrade_kernel.OrderSums
+            kernel = _impl.pretrade_kernel.RiskKernel(self)
+            self.key_hold, self.store_holds = kernel.key_hold, kernel.store_holds
+            self.track_order, self.order_sums = kernel.track_order, kernel.order_sums
+            self.available, self.check_opening = kernel.available, kernel.check_opening
+            self.part_states = kernel.part_states
 
     # -- one position -----------------------------------------------------------------------------
     def notional(self, symbol: str, position: Position) -> int:

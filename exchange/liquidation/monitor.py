@@ -110,6 +110,8 @@ class RiskMonitor:
         O(symbols without a mark yet) when no price moved."""
         if not self.indexed and self.convex and len(self.ledger.accounts) >= self.index_from_accounts:
             self._start_indexes()
+        if not (self._marked or self._unmarked):  # every symbol has a mark and none was set: nothing moved
+            return
         for symbol in sorted(self._marked | self._unmarked, key=self._symbol_index.__getitem__):
             i = self._symbol_index[symbol]
             price = self.risk.mark_of(symbol)
@@ -160,8 +162,9 @@ class RiskMonitor:
             states = evaluated.get(account_id)
             if states is None:
                 states = self.risk.part_states(account)
+                self._record(account, states)
+            # else sync recorded these very states in this command and nothing changed since: no second _record
             events += self.risk.margin_calls(account, states)
-            self._record(account, states)
         self._stale -= touched
         self._due, self._due_compared, self._due_stale = set(), set(), set()
         self._evaluated = {}
