@@ -15,6 +15,9 @@ this module, never the compiled modules directly:
 - ``fills_kernel``: ``exchange.clearing._fills`` (built from ``exchange/clearing/_fills.pyx``), the compiled
   twin of :func:`exchange.clearing.fills.clear_fill` and of the engine's drain (matching rows -> events,
   clearing, order sums, trim, holds; the compiled ``Exchange`` binds it as ``_drain``); None under the reference.
+- ``entry_kernel``: ``exchange.orders._entry`` (built from ``exchange/orders/_entry.pyx``), the compiled twin
+  of order entry (the engine's ``PlaceOrder`` and ``CancelOrder`` handlers, bound by the compiled
+  ``Exchange``); None under the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -26,6 +29,7 @@ if PURE_PYTHON:
     sweep_kernel = None
     pretrade_kernel = None
     fills_kernel = None
+    entry_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -39,6 +43,7 @@ else:
     from exchange.clearing import _sweep as sweep_kernel
     from exchange.accounts import _pretrade as pretrade_kernel
     from exchange.clearing import _fills as fills_kernel
+    from exchange.orders import _entry as entry_kernel
     IMPLEMENTATION = "cython"
 
 

@@ -193,8 +193,10 @@ class Exchange:
             FundInsurance: self._fund_insurance,
             SettleSymbol: self._settle_symbol,
         }
-        if self.implementation == "cython":  # the compiled twin of _drain and of clearing (exchange.clearing._fills)
-            self._drain = functools.partial(_impl.fills_kernel.drain, self)
+        if self.implementation == "cython":  # the compiled twins of _drain (exchange.clearing._fills), _place, _cancel
+            self._drain = functools.partial(_impl.fills_kernel.drain, self)  # (exchange.orders._entry)
+            self._handlers[PlaceOrder] = functools.partial(_impl.entry_kernel.place, self)
+            self._handlers[CancelOrder] = functools.partial(_impl.entry_kernel.cancel, self)
         self.settled: dict[str, int] = {}  # symbol -> its final settlement price (SettleSymbol); they trade no more
         if type(snapshot_every) is not int or snapshot_every < 0 or type(keep_snapshots) is not int or keep_snapshots < 1:
             raise InputError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")
