@@ -11,12 +11,18 @@ Contents
 --------
 - :func:`clear_fill`  twin of :func:`exchange.clearing.fills.clear_fill`: one side of a fill -> position,
                       realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
+- ``_record``         an event record built as its dataclass ``__init__`` builds it, without the Python
+                      frame (checked at import: frozen, slotted, no ``__post_init__``).
 - :func:`drain`       twin of ``Exchange._drain``: the book's rows (``MatchingEngine.take_event_rows``) in
                       order, each fill cleared as it comes, then the order sums of every order seen, the trim
                       of the accounts' reduce-only orders (the engine's ``_trim_reduce_only``, called only
                       when they have some), the order sides of orders gone, the holds of the accounts seen.
                       O(rows + orders and accounts seen).
 """
+from cpython.object cimport PyObject_GenericSetAttr
+
+import dataclasses
+
 from exchange.accounts.ledger import Position
 from exchange.enums import BalanceReason, CancelReason, EventKind, MarginMode, OrderType, Side
 from exchange.events import BalanceChanged, Fill, OrderAccepted, OrderAmended, OrderCanceled, PositionChanged
@@ -29,6 +35,35 @@ cdef dict REASONS = {int(member): member for member in CancelReason}
 cdef long long FILL_KIND = EventKind.FILL, CANCELED_KIND = EventKind.CANCELED
 cdef long long ACCEPTED_KIND = EventKind.ACCEPTED, AMENDED_KIND = EventKind.AMENDED
 cdef long long BUY_SIDE = Side.BUY, SELL_SIDE = Side.SELL
+
+
+cdef tuple _fields(cls):
+    """The field names of an event record class, checked to be what ``_record`` may fill: a frozen, slotted
+    dataclass whose ``__init__`` only stores its arguments (no ``__post_init__``, no ``InitVar``)."""
+    params = cls.__dataclass_params__
+    assert params.frozen and "__slots__" in vars(cls) and not hasattr(cls, "__post_init__"), cls
+    fields = dataclasses.fields(cls)
+    assert all(f.init for f in fields) and len(fields) == len(cls.__slots__), cls
+    return tuple(f.name for f in fields)
+
+
+cdef tuple FILL_FIELDS = _fields(Fill)
+cdef tuple CANCELED_FIELDS = _fields(OrderCanceled)
+cdef tuple ACCEPTED_FIELDS = _fields(OrderAccepted)
+cdef tuple AMENDED_FIELDS = _fields(OrderAmended)
+cdef tuple POSITION_FIELDS = _fields(PositionChanged)
+cdef tuple BALANCE_FIELDS = _fields(BalanceChanged)
+
+
+cdef object _record(type cls, tuple fields, tuple values):
+    """``cls(*values)`` without the dataclass ``__init__``'s Python frame: the same object (the generated
+    ``__init__`` of a frozen slotted dataclass is one ``object.__setattr__`` per field, in field order, which
+    is ``PyObject_GenericSetAttr``)."""
+    record = cls.__new__(cls)
+    cdef Py_ssize_t i
+    for i in range(len(fields)):
+        PyObject_GenericSetAttr(record, fields[i], values[i])
+    return record
 
 
 cdef inline object _side(object value):
@@ -97,11 +132,12 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
         account.positions.pop(key, None)
         if not account.positions_in(symbol):
             ledger.holders[symbol].discard(account.account_id)
-    cdef list events = [PositionChanged(symbol, account.account_id, position_side, position.lots, position.entry_cost,
-                                        position.isolated_margin_units, realized)]
+    cdef list events = [_record(PositionChanged, POSITION_FIELDS, (
+        symbol, account.account_id, position_side, position.lots, position.entry_cost, position.isolated_margin_units,
+        realized))]
     if account.wallet_units != wallet_before:
-        events.append(BalanceChanged(account.account_id, account.wallet_units - wallet_before, account.wallet_units,
-                                     TRADE))
+        events.append(_record(BalanceChanged, BALANCE_FIELDS, (
+            account.account_id, account.wallet_units - wallet_before, account.wallet_units, TRADE)))
     return events
 
 
@@ -124,8 +160,8 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
         if kind == FILL_KIND:
             ex._order_only = False
             taker_side = _side(row[3])
-            fill = Fill(symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8], row[9], row[10],
-                        0 if on_taker_fill else row[12], row[11])
+            fill = _record(Fill, FILL_FIELDS, (symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8], row[9],
+                                               row[10], 0 if on_taker_fill else row[12], row[11]))
             accounts.add(row[9])
             order_ids.add(row[8])
             events.append(fill)
@@ -137,13 +173,16 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
                                  taker_side == SELL_SIDE, row[4], row[5], row[11])
         elif kind == CANCELED_KIND:
             reason = REASONS.get(row[7])
-            events.append(OrderCanceled(symbol, row[1], row[2], _side(row[3]), row[4], row[5],
-                                        reason if reason is not None else CancelReason(row[7])))
+            events.append(_record(OrderCanceled, CANCELED_FIELDS, (
+                symbol, row[1], row[2], _side(row[3]), row[4], row[5],
+                reason if reason is not None else CancelReason(row[7]))))
         elif kind == ACCEPTED_KIND:
             if not skip_accepted:
-                events.append(OrderAccepted(symbol, row[1], row[2], _side(row[3]), order_type, row[4], row[5]))
+                events.append(_record(OrderAccepted, ACCEPTED_FIELDS, (
+                    symbol, row[1], row[2], _side(row[3]), order_type, row[4], row[5])))
         elif kind == AMENDED_KIND:
-            events.append(OrderAmended(symbol, row[1], row[2], _side(row[3]), row[4], row[6], bool(row[7])))
+            events.append(_record(OrderAmended, AMENDED_FIELDS, (
+                symbol, row[1], row[2], _side(row[3]), row[4], row[6], bool(row[7]))))
         else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
             raise AssertionError(f"unexpected matching row {row}")
     risk = ex.risk
