@@ -49,6 +49,17 @@ conserved exactly, open interest balances per symbol, and the stored holds equal
   through the waterfall until none is left; accounts whose parts are safe again leave liquidation mode
   (orders that are not reduce-only: -2023 to place, -4087 to amend or fire, while in it).
 
+- *quiet skip* (:meth:`Exchange._run`): an order command (place, cancel, amend, cancel-all) in which nothing
+  filled changed no wallet, position, isolated margin, setting or price; when nobody is in liquidation mode and
+  the monitor's knowledge is complete (:meth:`~exchange.liquidation.monitor.RiskMonitor.quiet`), both stages
+  above would re-evaluate its accounts to what they already are and emit nothing, so they are skipped
+  (``tests/test_compiled_twins.py`` runs streams both ways).
+
+Compiled twins (selected in ``__init__`` through :mod:`exchange._impl`): under the compiled implementation
+``_drain`` is :func:`exchange.clearing._fills.drain` (rows -> events, clearing, order sums, trim, holds), the
+PlaceOrder / CancelOrder handlers are :mod:`exchange.orders._entry`'s, and the risk stage's order sums, holds,
+available balance, pre-trade check and part states run in :mod:`exchange.accounts._pretrade`.
+
 Commands naming a reserved account (the insurance funds', ids ≥ 2⁶²) are rejected with -1102.
 """
 from __future__ import annotations
