@@ -21,7 +21,8 @@ from setuptools.command.build_ext import build_ext as _build_ext
 from setuptools.errors import SetupError
 
 HERE = Path(__file__).resolve().parent
-REQUIRED = ("exchange.orders._matching", "exchange.clearing._sweep")  # the package cannot run without them (exchange/_impl.py)
+REQUIRED = ("exchange.orders._matching", "exchange.clearing._sweep", "exchange.accounts._pretrade", "exchange.clearing._fills",
+            "exchange.orders._entry")  # the package cannot run without them (exchange/_impl.py)
 COMPILE_ARGS = ["-O3", "-Wno-unused-function", "-Wno-unreachable-code"]
 CYTHON_DIRECTIVES = {
     "boundscheck": False,

@@ -9,6 +9,15 @@ this module, never the compiled modules directly:
 - ``sweep_kernel``: ``exchange.clearing._sweep`` (built from ``exchange/clearing/_sweep.pyx``), the compiled
   twin of :mod:`exchange.clearing.sweep` and of :mod:`exchange.liquidation.index`'s band entries; None under
   the reference.
+- ``pretrade_kernel``: ``exchange.accounts._pretrade`` (built from ``exchange/accounts/_pretrade.pyx``), the compiled
+  twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it);
+  None under the reference.
+- ``fills_kernel``: ``exchange.clearing._fills`` (built from ``exchange/clearing/_fills.pyx``), the compiled
+  twin of :func:`exchange.clearing.fills.clear_fill` and of the engine's drain (matching rows -> events,
+  clearing, order sums, trim, holds; the compiled ``Exchange`` binds it as ``_drain``); None under the reference.
+- ``entry_kernel``: ``exchange.orders._entry`` (built from ``exchange/orders/_entry.pyx``), the compiled twin
+  of order entry (the engine's ``PlaceOrder`` and ``CancelOrder`` handlers, bound by the compiled
+  ``Exchange``); None under the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -18,6 +27,9 @@ PURE_PYTHON = os.environ.get("EXCHANGE_PUREPYTHON", "") not in ("", "0")
 if PURE_PYTHON:
     core = None
     sweep_kernel = None
+    pretrade_kernel = None
+    fills_kernel = None
+    entry_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -29,6 +41,9 @@ else:
         ) from exc
     # missing = a broken install, reported like the matching core
     from exchange.clearing import _sweep as sweep_kernel
+    from exchange.accounts import _pretrade as pretrade_kernel
+    from exchange.clearing import _fills as fills_kernel
+    from exchange.orders import _entry as entry_kernel
     IMPLEMENTATION = "cython"
 
 

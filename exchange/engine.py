@@ -49,6 +49,17 @@ conserved exactly, open interest balances per symbol, and the stored holds equal
   through the waterfall until none is left; accounts whose parts are safe again leave liquidation mode
   (orders that are not reduce-only: -2023 to place, -4087 to amend or fire, while in it).
 
+- *quiet skip* (:meth:`Exchange._run`): an order command (place, cancel, amend, cancel-all) in which nothing
+  filled changed no wallet, position, isolated margin, setting or price; when nobody is in liquidation mode and
+  the monitor's knowledge is complete (:meth:`~exchange.liquidation.monitor.RiskMonitor.quiet`), both stages
+  above would re-evaluate its accounts to what they already are and emit nothing, so they are skipped
+  (``tests/test_compiled_twins.py`` runs streams both ways).
+
+Compiled twins (selected in ``__init__`` through :mod:`exchange._impl`): under the compiled implementation
+``_drain`` is :func:`exchange.clearing._fills.drain` (rows -> events, clearing, order sums, trim, holds), the
+PlaceOrder / CancelOrder handlers are :mod:`exchange.orders._entry`'s, and the risk stage's order sums, holds,
+available balance, pre-trade check and part states run in :mod:`exchange.accounts._pretrade`.
+
 Commands naming a reserved account (the insurance funds', ids ≥ 2⁶²) are rejected with -1102.
 """
 from __future__ import annotations
@@ -162,10 +173,12 @@ class Exchange:
                              shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
         self.prices = Prices(self.instruments, self.profile.funding_interval_ns, self.profile.mark_source)
         self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders,
-                         self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance)
+                         self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance,
+                         compiled=self.implementation == "cython")
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
+        self._order_only = False  # this command is an order command and nothing has filled yet (:meth:`_run`)
         self.journal: list = []  # the commands this object applied, in order (in memory)
         self.sequence = 0  # well-formed commands journaled since the run began (a snapshot keeps it)
         self.halted: str | None = None  # why the exchange refuses commands (:meth:`_halt`), None while it runs
@@ -191,6 +204,10 @@ class Exchange:
             FundInsurance: self._fund_insurance,
             SettleSymbol: self._settle_symbol,
         }
+        if self.implementation == "cython":  # the compiled twins of _drain (exchange.clearing._fills), _place, _cancel
+            self._drain = functools.partial(_impl.fills_kernel.drain, self)  # (exchange.orders._entry)
+            self._handlers[PlaceOrder] = functools.partial(_impl.entry_kernel.place, self)
+            self._handlers[CancelOrder] = functools.partial(_impl.entry_kernel.cancel, self)
         self.settled: dict[str, int] = {}  # symbol -> its final settlement price (SettleSymbol); they trade no more
         if type(snapshot_every) is not int or snapshot_every < 0 or type(keep_snapshots) is not int or keep_snapshots < 1:
             raise InputError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")
@@ -275,8 +292,19 @@ class Exchange:
 
     def _run(self, command) -> list:
         """The stages of one well-formed, journaled command."""
+        self._order_only = type(command) in _ORDER_COMMANDS  # cleared by _drain at the first fill
         events = self._handlers[type(command)](command)
         self.monitor.follow_prices(self._touched)  # sync: mark moves make the holders they may have pushed due
+        if self._order_only and not self.liquidation.in_liquidation and self.monitor.quiet(self._touched):
+            # Exact skip of the liquidation and margin-call stages. An order command in which nothing filled
+            # changed only resting and conditional orders, holds and order ids: no wallet, position, isolated
+            # margin or setting, no price (marks move only through _move_mark, last prices only by fills), no
+            # insurance fund balance. Its touched accounts are unchanged for the monitor, whose knowledge of
+            # them is exact (RiskMonitor.quiet: none stale or due, nobody liquidatable), and nobody is in
+            # liquidation mode, so both stages would re-evaluate them to what they already are and emit
+            # nothing: no fund change to record, nothing liquidatable to sweep or release, no margin call.
+            self._touched.clear()
+            return events
         stage: list | None = None
         if not (len(events) == 1 and isinstance(events[0], Rejected)):
             stage = self.liquidation.stage(command)
@@ -775,6 +803,8 @@ class Exchange:
     def _observe_fills(self, symbol: str, events: list) -> list[ConditionalOrder]:
         """Feed each fill price, in order, to the last-price triggers; the orders that fire."""
         triggers = self._triggers[symbol]
+        if not len(triggers):  # nothing waits: nothing can fire (observe would return [] for every price)
+            return []
         return [
             order
             for event in events if isinstance(event, Fill)
@@ -786,6 +816,8 @@ class Exchange:
         because each conditional order fires at most once). A fired order passes the account checks with
         the position as it is now; a reduce-only or close-position order closes at most what is open."""
         events: list = []
+        if not fired:
+            return events
         book = self._books[symbol]
         fired = sorted(fired, key=lambda o: o.order_id)
         while fired:
@@ -843,6 +875,7 @@ class Exchange:
             accounts.add(row[2])
             order_ids.add(row[1])
             if kind == EventKind.FILL:
+                self._order_only = False
                 fill = Fill(symbol, row[4], row[5], row[1], row[2], _enum(Side, row[3]), row[6], row[8], row[9], row[10],
                             0 if on_taker_fill else row[12], row[11])
                 accounts.add(fill.maker_account_id)
@@ -863,18 +896,24 @@ class Exchange:
                 events.append(OrderAmended(symbol, row[1], row[2], _enum(Side, row[3]), row[4], row[6], bool(row[7])))
             else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
                 raise AssertionError(f"unexpected matching row {row}")
-        book = self._books[symbol]
+        book, risk, position_sides = self._books[symbol], self.risk, self._position_sides
+        gone = []  # orders that no longer rest; the trim below only removes resting orders, and forgets them itself
         for order_id in order_ids:
-            self.risk.track_order(symbol, order_id, self._position_sides.get(order_id), book.order(order_id))
-        for account_id in sorted(accounts):
+            state = book.order(order_id)
+            risk.track_order(symbol, order_id, position_sides.get(order_id), state)
+            if state is None:
+                gone.append(order_id)
+        accounts = sorted(accounts)
+        for account_id in accounts:
             events += self._trim_reduce_only(symbol, account_id)
-        for order_id in order_ids:
-            if order_id in self._position_sides and book.order(order_id) is None and order_id not in self._triggers[symbol]:
-                del self._position_sides[order_id]
-        for account_id in sorted(accounts):
+        triggers = self._triggers[symbol]
+        for order_id in gone:
+            if order_id in position_sides and order_id not in triggers:
+                del position_sides[order_id]
+        for account_id in accounts:
             account = self.ledger.get(account_id)
             if account is not None:
-                self.risk.store_holds(account, symbol)
+                risk.store_holds(account, symbol)
                 self._touched.add(account_id)
         return events
 
@@ -890,12 +929,15 @@ class Exchange:
         left with less is amended down (priority kept) or canceled (reason REDUCE_ONLY) at 0. Together,
         not one by one, so that one taker sweeping several of them can never flip the position. O(1) when they
         already fit (the order sums say so), else O(its orders)."""
+        events: list = []
+        sums_by_side = self.risk.order_sums(account_id, symbol)
+        if not any(sums[4] or sums[5] for sums in sums_by_side.values()):  # no reduce-only order: nothing to trim
+            return events
         book = self._books[symbol]
         account = self.ledger.get(account_id)
-        events: list = []
         if all((not sums[4] or sums[4] <= self._closable(account, symbol, position_side, Side.BUY))
                and (not sums[5] or sums[5] <= self._closable(account, symbol, position_side, Side.SELL))
-               for position_side, sums in self.risk.order_sums(account_id, symbol).items()):
+               for position_side, sums in sums_by_side.items()):
             return events
         left: dict[tuple[PositionSide, Side], int] = {}
         for order in self._open_orders(account_id, symbol):
@@ -1243,6 +1285,8 @@ class Exchange:
 
 
 _STP_MODES, _TIME_IN_FORCES = tuple(STPMode), tuple(TimeInForce)
+#: commands that change only orders unless something fills (:meth:`Exchange._run`'s quiet skip)
+_ORDER_COMMANDS = frozenset((PlaceOrder, CancelOrder, AmendOrder, CancelAll))
 _MEMBERS = {cls: {int(member): member for member in cls} for cls in (CancelReason, OrderType, PositionSide, Side)}
 
 

@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "exchange"
-COMPILED = {"exchange.orders._matching", "exchange.clearing._sweep"}  # built from the .pyx beside their references
+COMPILED = {"exchange.orders._matching", "exchange.clearing._sweep", "exchange.accounts._pretrade", "exchange.clearing._fills",
+            "exchange.orders._entry"}  # built from the .pyx beside their references
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -140,6 +140,9 @@ def _adding(notional_units: int, lots: int, closable_lots: int) -> int:
 
 class Risk:
     """The margin view over the ledger. ``mark_of(symbol)`` gives the risk price (ticks);
+    ``compiled``: the order sums, holds, available balance, pre-trade check and part states (:meth:`key_hold`,
+    :meth:`store_holds`, :meth:`track_order`, :meth:`order_sums`, :meth:`available`, :meth:`check_opening`,
+    :meth:`part_states`) run in their compiled twin, :mod:`exchange.accounts._pretrade` (the same dicts and values);
     ``orders_of(account_id, symbol)`` the account's resting orders there as :class:`OpenOrder`;
     ``bracket_style`` a :class:`~exchange.profiles.BracketStyle` (default MARGINAL); ``trigger`` and
     ``isolated_maintenance`` the profile's liquidation comparison and isolated MM basis (module docstring)."""
@@ -147,7 +150,7 @@ class Risk:
     def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, options: RiskOptions,
                  mark_of: Callable[[str], int], orders_of: Callable[[int, str], list[OpenOrder]],
                  bracket_style=None, trigger=margin.LiquidationTrigger.AT_MAINTENANCE,
-                 isolated_maintenance=margin.IsolatedMaintenance.MARK):
+                 isolated_maintenance=margin.IsolatedMaintenance.MARK, compiled: bool = False):
         style = BracketStyle.MARGINAL if bracket_style is None else BracketStyle(bracket_style)
         self.instruments = instruments
         self.ledger = ledger
@@ -156,6 +159,7 @@ class Risk:
         self.orders_of = orders_of
         self._orders: dict[tuple[int, str], _OrderSums] = {}  # (account, symbol) -> its resting orders, summed
         self._order_home: dict[int, tuple[int, str]] = {}  # resting order id -> (account, symbol)
+        self._sums_class = _OrderSums
         self.open_interest_imf = style == BracketStyle.OPEN_INTEREST_IMF
         self.trigger = margin.LiquidationTrigger(trigger)
         self.isolated_at_entry = margin.IsolatedMaintenance(isolated_maintenance) == margin.IsolatedMaintenance.ENTRY
@@ -164,6 +168,15 @@ class Risk:
                                            stepwise=style == BracketStyle.STEPWISE)
             for symbol, inst in instruments.items()
         }
+        if compiled:  # the compiled twin (exchange.accounts._pretrade) over this object's dicts and rows
+            from .. import _impl
+
+            self._sums_class = _impl.pretrade_kernel.OrderSums
+            kernel = _impl.pretrade_kernel.RiskKernel(self)
+            self.key_hold, self.store_holds = kernel.key_hold, kernel.store_holds
+            self.track_order, self.order_sums = kernel.track_order, kernel.order_sums
+            self.available, self.check_opening = kernel.available, kernel.check_opening
+            self.part_states = kernel.part_states
 
     # -- one position -----------------------------------------------------------------------------
     def notional(self, symbol: str, position: Position) -> int:
@@ -461,19 +474,19 @@ class Risk:
         every resting order as ``(symbol, book order tuple, position side)``. O(orders)."""
         expected: dict[tuple[int, str], _OrderSums] = {}
         for symbol, state, position_side in resting:
-            bucket = expected.setdefault((state[1], symbol), _OrderSums())
+            bucket = expected.setdefault((state[1], symbol), self._sums_class())
             record = _order_record(position_side, state[2], state[3], state[4], state[7])
             bucket.orders[state[0]] = record
             bucket.add(record, 1)
         for key in expected.keys() | self._orders.keys():
-            got, want = self._orders.get(key, _OrderSums()), expected.get(key, _OrderSums())
+            got, want = self._orders.get(key, self._sums_class()), expected.get(key, self._sums_class())
             assert got.orders == want.orders and {side: sums for side, sums in got.sums.items() if any(sums)} == \
                 want.sums, f"account {key[0]} {key[1]}: order records/sums differ from the book"
 
     def _remember(self, order_id: int, account_id: int, symbol: str, record: tuple) -> None:
         bucket = self._orders.get((account_id, symbol))
         if bucket is None:
-            bucket = self._orders[(account_id, symbol)] = _OrderSums()
+            bucket = self._orders[(account_id, symbol)] = self._sums_class()
         bucket.orders[order_id] = record
         bucket.add(record, 1)
         self._order_home[order_id] = (account_id, symbol)

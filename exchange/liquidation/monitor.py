@@ -110,6 +110,8 @@ class RiskMonitor:
         O(symbols without a mark yet) when no price moved."""
         if not self.indexed and self.convex and len(self.ledger.accounts) >= self.index_from_accounts:
             self._start_indexes()
+        if not (self._marked or self._unmarked):  # every symbol has a mark and none was set: nothing moved
+            return
         for symbol in sorted(self._marked | self._unmarked, key=self._symbol_index.__getitem__):
             i = self._symbol_index[symbol]
             price = self.risk.mark_of(symbol)
@@ -137,6 +139,15 @@ class RiskMonitor:
                 states = self._evaluated[account_id] = self.risk.part_states(account)
                 self._record(account, states)
 
+    def quiet(self, touched: set[int]) -> bool:
+        """Whether re-evaluating ``touched`` now would change nothing, provided the command left their wallets,
+        positions, isolated margins and settings as they were and moved no price: prices are followed (no mark
+        set since :meth:`follow_prices`), nothing is due or evaluated in this command, none of ``touched`` is
+        stale, and no part is liquidatable. Between commands every account that is neither stale nor due has
+        its exact part states recorded here (``parts``) and its margin-call state on the ledger (``warned``),
+        so re-evaluating an unchanged one rewrites the same values. O(1) + O(touched)."""
+        return not (self._marked or self._due or self._evaluated or self.parts) and self._stale.isdisjoint(touched)
+
     def margin_stage(self, touched: set[int], unchanged_since_sync: bool = False) -> list:
         """:meth:`follow_prices`, then the margin-call stage: each touched or due account, in id order, gets
         its MarginCall events and its liquidatable parts from one evaluation (the one :meth:`sync` made in
@@ -151,8 +162,9 @@ class RiskMonitor:
             states = evaluated.get(account_id)
             if states is None:
                 states = self.risk.part_states(account)
+                self._record(account, states)
+            # else sync recorded these very states in this command and nothing changed since: no second _record
             events += self.risk.margin_calls(account, states)
-            self._record(account, states)
         self._stale -= touched
         self._due, self._due_compared, self._due_stale = set(), set(), set()
         self._evaluated = {}

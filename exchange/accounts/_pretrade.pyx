@@ -1,0 +1,281 @@
+# cython: language_level=3
+"""Compiled twin of the hot part of :mod:`exchange.accounts.pretrade` (rules §4): the order sums, the
+order-margin holds, the available balance and the pre-trade check of an opening order.
+
+Built to ``exchange.accounts._pretrade``; only :mod:`exchange._impl` imports it (``pretrade_kernel``), and
+:class:`~exchange.accounts.pretrade.Risk` (``compiled=True``) binds its methods in place of the reference's.
+The data stay the reference's: the same dicts (``Risk._orders``: (account, symbol) -> sums,
+``Risk._order_home``: order id -> (account, symbol)), the same record tuples, the same ``Account.holds``;
+the arithmetic is on Python integers (exact, no overflow), so every value equals the reference's.
+
+Contents
+--------
+- :class:`OrderSums`      twin of ``pretrade._OrderSums``: one (account, symbol)'s resting orders and sums.
+- :func:`sums_hold`       twin of ``pretrade.sums_hold``. O(1).
+- :class:`RiskKernel`          twin of ``Risk.key_hold``, ``Risk.store_holds``, ``Risk.track_order`` and
+                          ``Risk.order_sums`` (each O(1): one or two keys), ``Risk.available`` (O(positions))
+                          , ``Risk.check_opening`` (O(1) + ``available`` when the hold rises) and
+                          ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)).
+"""
+from exchange.enums import MarginMode, PositionMode, RejectCode, Side
+
+cdef object ISOLATED = MarginMode.ISOLATED
+cdef object E8 = 10**8
+cdef object OK = RejectCode.OK
+cdef object MAX_POSITION_AT_LEVERAGE = RejectCode.MAX_POSITION_AT_LEVERAGE
+cdef object MARGIN_INSUFFICIENT = RejectCode.MARGIN_INSUFFICIENT
+
+cdef object BUY = Side.BUY
+cdef object HEDGE = PositionMode.HEDGE
+cdef object LONG_SIDE, SHORT_SIDE, BOTH_SIDE
+from exchange.enums import PositionSide
+LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
+
+
+cdef class OrderSums:
+    """One (account, symbol): its resting orders (id -> record) and their sums per position side
+    (``[buy lots, buy cost, sell lots, sell cost, reduce-only buy lots, reduce-only sell lots]``).
+    Twin of ``exchange.accounts.pretrade._OrderSums``."""
+
+    cdef public dict orders
+    cdef public dict sums
+
+    def __init__(self):
+        self.orders = {}
+        self.sums = {}
+
+    cpdef add(self, tuple record, object sign):
+        """Add (``sign`` = 1) or remove (-1) one record from the sums. O(1)."""
+        position_side, side, price_ticks, lots, reduce_only = record
+        cdef list sums = self.sums.get(position_side)
+        if sums is None:
+            sums = [0, 0, 0, 0, 0, 0]
+            self.sums[position_side] = sums
+        cdef bint buy = side == BUY
+        cdef int i
+        if reduce_only:
+            i = 4 if buy else 5
+            sums[i] += sign * lots
+        else:
+            i = 0 if buy else 2
+            sums[i] += sign * lots
+            sums[i + 1] += sign * price_ticks * lots
+
+
+cdef inline object _adding(object notional_units, object lots, object closable_lots):
+    """``ceil(N × (lots − closable) / lots)``, 0 when the side only closes (twin of ``pretrade._adding``)."""
+    if lots > closable_lots:
+        return -(notional_units * (closable_lots - lots) // lots)
+    return 0
+
+
+cpdef tuple sums_hold(object k_units, object leverage, object position_lots, object buy_lots, object buy_cost,
+                      object sell_lots, object sell_cost):
+    """Twin of :func:`exchange.accounts.pretrade.sums_hold`: ``(hold, adding_buy, adding_sell)``. O(1)."""
+    adding_buy = _adding(buy_cost * k_units, buy_lots, -position_lots if position_lots < 0 else 0)
+    adding_sell = _adding(sell_cost * k_units, sell_lots, position_lots if position_lots > 0 else 0)
+    notional = adding_buy if adding_buy >= adding_sell else adding_sell
+    # exchange.accounts.margin.initial_margin: ceil(notional × denominator / numerator), leverage ≥ 1
+    if leverage < 1:
+        raise ValueError("leverage must be ≥ 1")
+    if type(leverage) is int:
+        return -((-notional) // leverage), adding_buy, adding_sell
+    return -((-(notional * leverage.denominator)) // leverage.numerator), adding_buy, adding_sell
+
+
+cdef inline object _initial_margin(object notional_units, object leverage):
+    """:func:`exchange.accounts.margin.initial_margin`: ``ceil(notional × denominator / numerator)``."""
+    if leverage < 1:
+        raise ValueError("leverage must be ≥ 1")
+    if type(leverage) is int:
+        return -((-notional_units) // leverage)
+    return -((-(notional_units * leverage.denominator)) // leverage.numerator)
+
+
+cdef class RiskKernel:
+    """The holds methods of one :class:`~exchange.accounts.pretrade.Risk`, over its own dicts (module docstring)."""
+
+    cdef dict orders  # Risk._orders
+    cdef dict order_home  # Risk._order_home
+    cdef dict k_units  # symbol -> K (money units per tick·lot)
+    cdef dict defaults  # Ledger._defaults: the settings of a never-configured (account, symbol)
+    cdef dict brackets  # Risk.brackets: symbol -> bracket rows
+    cdef object risk, mark_of
+    cdef bint count_gains, open_interest_imf, isolated_at_entry
+
+    def __init__(self, risk):
+        self.risk = risk
+        self.orders = risk._orders
+        self.order_home = risk._order_home
+        self.k_units = {symbol: inst.k_units for symbol, inst in risk.instruments.items()}
+        self.defaults = risk.ledger._defaults
+        self.brackets = risk.brackets
+        self.mark_of = risk.mark_of
+        self.count_gains = risk.options.count_unrealized_gains
+        self.open_interest_imf = risk.open_interest_imf
+        self.isolated_at_entry = risk.isolated_at_entry
+
+    cpdef list part_states(self, account):
+        """Twin of :meth:`Risk.part_states`: ``(symbol, side, margin balance, MM)`` of every part with exposure,
+        the cross account ("") first, then the isolated positions by key. O(positions · log)."""
+        cross_balance, cross_mm = account.wallet_units, 0
+        cdef bint crossed = False, isolated_part
+        cdef list isolated = []
+        cdef dict positions = account.positions
+        for key in sorted(positions):
+            symbol = key[0]
+            position = positions[key]
+            mark, k, lots = self.mark_of(symbol), self.k_units[symbol], position.lots
+            upnl = (mark * lots - position.entry_cost) * k
+            settings = account.settings.get(symbol)
+            if settings is None:
+                settings = self.defaults[symbol]
+            isolated_part = settings.margin_mode == ISOLATED
+            if isolated_part and self.isolated_at_entry:
+                valued = position.entry_cost if position.entry_cost >= 0 else -position.entry_cost
+            else:
+                valued = (lots if lots >= 0 else -lots) * mark
+            notional = valued * k
+            rows = self.brackets[symbol]
+            row = rows[len(rows) - 1]  # margin.maintenance_margin: the first bracket with notional ≤ cap
+            for candidate in rows:
+                if notional <= candidate.cap_units:
+                    row = candidate
+                    break
+            mm = -((-(notional * row.mmr_e8 - row.cum_x8)) // E8)
+            if isolated_part:
+                isolated.append((symbol, key[1], position.isolated_margin_units + upnl, mm))
+            else:
+                cross_balance += upnl
+                cross_mm += mm
+                crossed = True
+        if crossed:
+            return [("", BOTH_SIDE, cross_balance, cross_mm)] + isolated
+        return isolated
+
+    cpdef object available(self, account, count_gains=None):
+        """Twin of :meth:`Risk.available`: wallet − Σ holds − Σ IM of cross positions + their unrealized losses
+        (and gains, per the option or ``count_gains``); 0 for no account. O(positions)."""
+        if account is None:
+            return 0
+        cdef bint gains = self.count_gains if count_gains is None else count_gains
+        available = account.wallet_units - sum(account.holds.values())
+        for key, position in account.positions.items():
+            symbol = key[0]
+            settings = account.settings.get(symbol)
+            if settings is None:
+                settings = self.defaults[symbol]
+            if settings.margin_mode == ISOLATED:
+                continue
+            mark, k, lots = self.mark_of(symbol), self.k_units[symbol], position.lots
+            upnl = (mark * lots - position.entry_cost) * k
+            notional = (lots if lots >= 0 else -lots) * mark * k
+            if self.open_interest_imf:
+                im = self.risk.initial_margin(symbol, notional, settings.exact_leverage)
+            else:
+                im = _initial_margin(notional, settings.exact_leverage)
+            available += (upnl if gains or upnl < 0 else 0) - im
+        return available
+
+    cpdef object check_opening(self, account, symbol, side, order_side, price_ticks, qty_lots, replacing=0):
+        """Twin of :meth:`Risk.check_opening`: -2027, -2019 or 0 for an opening order (or order ``replacing``
+        amended to these values)."""
+        if account is None:
+            return MARGIN_INSUFFICIENT
+        hold, adding_buy, adding_sell = self.key_hold(account, symbol, side, (order_side, price_ticks, qty_lots),
+                                                      replacing)
+        position = account.positions.get((symbol, side))
+        lots = position.lots if position is not None else 0
+        cdef bint buy = order_side == BUY
+        cdef bint same_side = lots > 0 if buy else lots < 0
+        exposure = (adding_buy if buy else adding_sell)
+        if same_side:
+            exposure += (lots if lots >= 0 else -lots) * self.mark_of(symbol) * self.k_units[symbol]
+        rows = self.brackets[symbol]
+        chosen = rows[len(rows) - 1]  # margin.max_leverage: the first bracket with notional ≤ cap, else the last
+        for row in rows:
+            if exposure <= row.cap_units:
+                chosen = row
+                break
+        if chosen.max_leverage < self._leverage(account, symbol):
+            return MAX_POSITION_AT_LEVERAGE
+        raised = hold - account.holds.get((symbol, side), 0)
+        if raised > 0 and self.available(account) - raised < 0:
+            return MARGIN_INSUFFICIENT
+        return OK
+
+    cdef object _leverage(self, account, symbol):
+        """``Ledger.settings(account, symbol).exact_leverage``."""
+        settings = account.settings.get(symbol)
+        if settings is None:
+            settings = self.defaults[symbol]
+        return settings.exact_leverage
+
+    cpdef tuple key_hold(self, account, symbol, side, extra=None, replacing=0, leverage=0):
+        """Twin of :meth:`Risk.key_hold`: ``order_hold`` of the key's resting opening orders, without order
+        ``replacing`` and with ``extra`` = (side, price, lots), at ``leverage`` (default: the account's). O(1)."""
+        cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
+        buy_lots = buy_cost = sell_lots = sell_cost = 0
+        if bucket is not None:
+            sums = bucket.sums.get(side)
+            if sums is not None:
+                buy_lots, buy_cost, sell_lots, sell_cost = sums[0], sums[1], sums[2], sums[3]
+            if replacing:
+                replaced = bucket.orders.get(replacing)
+                if replaced is not None and replaced[0] == side and not replaced[4]:
+                    if replaced[1] == BUY:
+                        buy_lots, buy_cost = buy_lots - replaced[3], buy_cost - replaced[2] * replaced[3]
+                    else:
+                        sell_lots, sell_cost = sell_lots - replaced[3], sell_cost - replaced[2] * replaced[3]
+        if extra is not None:
+            order_side, price_ticks, lots = extra
+            if order_side == BUY:
+                buy_lots, buy_cost = buy_lots + lots, buy_cost + price_ticks * lots
+            else:
+                sell_lots, sell_cost = sell_lots + lots, sell_cost + price_ticks * lots
+        position = account.positions.get((symbol, side))
+        return sums_hold(self.k_units[symbol], leverage or self._leverage(account, symbol),
+                         position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
+
+    cpdef store_holds(self, account, symbol):
+        """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
+        account's keys in ``symbol``. O(1)."""
+        cdef dict holds = account.holds
+        if account.position_mode == HEDGE:
+            keys = ((symbol, LONG_SIDE), (symbol, SHORT_SIDE))
+        else:
+            keys = ((symbol, BOTH_SIDE),)
+        for key in keys:
+            hold = self.key_hold(account, symbol, key[1])[0]
+            if hold:
+                holds[key] = hold
+            else:
+                holds.pop(key, None)
+
+    cpdef track_order(self, symbol, order_id, position_side, state):
+        """Twin of :meth:`Risk.track_order`: bring the order sums in line with one order of ``symbol``
+        (``state``: the book's ``order(order_id)`` tuple, None once it no longer rests). O(1)."""
+        cdef OrderSums bucket
+        home = self.order_home.get(order_id)
+        record = None if state is None else (position_side, int(state[2]), state[3], state[4], bool(state[7]))
+        if home is not None:
+            bucket = self.orders[home]
+            if bucket.orders[order_id] == record:
+                return
+            bucket.add(bucket.orders.pop(order_id), -1)
+            del self.order_home[order_id]
+            if not bucket.orders:
+                del self.orders[home]
+        if record is not None:
+            key = (state[1], symbol)
+            bucket = self.orders.get(key)
+            if bucket is None:
+                bucket = self.orders[key] = OrderSums()
+            bucket.orders[order_id] = record
+            bucket.add(record, 1)
+            self.order_home[order_id] = key
+
+    cpdef dict order_sums(self, account_id, symbol):
+        """Twin of :meth:`Risk.order_sums` (read-only)."""
+        cdef OrderSums bucket = self.orders.get((account_id, symbol))
+        return bucket.sums if bucket is not None else {}

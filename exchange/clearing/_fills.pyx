@@ -1,0 +1,213 @@
+# cython: language_level=3
+"""Compiled twin of the clearing path of one command: matching rows -> event records -> clearing of fills ->
+order sums, reduce-only trim, holds (rules §4, §5, ``docs/matching.md``).
+
+Built to ``exchange.clearing._fills``; only :mod:`exchange._impl` imports it (``fills_kernel``), and the
+:class:`~exchange.Exchange` of the compiled implementation binds :func:`drain` as its ``_drain``. It works on
+the reference's own state (ledger accounts and positions, the risk stage's order sums, the engine's order
+sides and touched set) with Python integers, so every value and event equals the reference's.
+
+Contents
+--------
+- :func:`clear_fill`  twin of :func:`exchange.clearing.fills.clear_fill`: one side of a fill -> position,
+                      realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
+- ``_record``         an event record built as its dataclass ``__init__`` builds it, without the Python
+                      frame (checked at import: frozen, slotted, no ``__post_init__``).
+- :func:`drain`       twin of ``Exchange._drain``: the book's rows (``MatchingEngine.take_event_rows``) in
+                      order, each fill cleared as it comes, then the order sums of every order seen, the trim
+                      of the accounts' reduce-only orders (the engine's ``_trim_reduce_only``, called only
+                      when they have some), the order sides of orders gone, the holds of the accounts seen.
+                      O(rows + orders and accounts seen).
+"""
+from cpython.object cimport PyObject_GenericSetAttr
+
+import dataclasses
+
+from exchange.accounts.ledger import Position
+from exchange.enums import BalanceReason, CancelReason, EventKind, MarginMode, OrderType, Side
+from exchange.events import BalanceChanged, Fill, OrderAccepted, OrderAmended, OrderCanceled, PositionChanged
+
+cdef object ISOLATED = MarginMode.ISOLATED
+cdef object TRADE = BalanceReason.TRADE
+cdef object LIMIT = OrderType.LIMIT
+cdef dict SIDES = {int(member): member for member in Side}
+cdef dict REASONS = {int(member): member for member in CancelReason}
+cdef long long FILL_KIND = EventKind.FILL, CANCELED_KIND = EventKind.CANCELED
+cdef long long ACCEPTED_KIND = EventKind.ACCEPTED, AMENDED_KIND = EventKind.AMENDED
+cdef long long BUY_SIDE = Side.BUY, SELL_SIDE = Side.SELL
+
+
+cdef tuple _fields(cls):
+    """The field names of an event record class, checked to be what ``_record`` may fill: a frozen, slotted
+    dataclass whose ``__init__`` only stores its arguments (no ``__post_init__``, no ``InitVar``)."""
+    params = cls.__dataclass_params__
+    assert params.frozen and "__slots__" in vars(cls) and not hasattr(cls, "__post_init__"), cls
+    fields = dataclasses.fields(cls)
+    assert all(f.init for f in fields) and len(fields) == len(cls.__slots__), cls
+    return tuple(f.name for f in fields)
+
+
+cdef tuple FILL_FIELDS = _fields(Fill)
+cdef tuple CANCELED_FIELDS = _fields(OrderCanceled)
+cdef tuple ACCEPTED_FIELDS = _fields(OrderAccepted)
+cdef tuple AMENDED_FIELDS = _fields(OrderAmended)
+cdef tuple POSITION_FIELDS = _fields(PositionChanged)
+cdef tuple BALANCE_FIELDS = _fields(BalanceChanged)
+
+
+cdef object _record(type cls, tuple fields, tuple values):
+    """``cls(*values)`` without the dataclass ``__init__``'s Python frame: the same object (the generated
+    ``__init__`` of a frozen slotted dataclass is one ``object.__setattr__`` per field, in field order, which
+    is ``PyObject_GenericSetAttr``)."""
+    record = cls.__new__(cls)
+    cdef Py_ssize_t i
+    for i in range(len(fields)):
+        PyObject_GenericSetAttr(record, fields[i], values[i])
+    return record
+
+
+cdef inline object _side(object value):
+    member = SIDES.get(value)
+    return member if member is not None else Side(value)
+
+
+cdef inline object _initial_margin(object notional_units, object leverage):
+    """:func:`exchange.accounts.margin.initial_margin`: ``ceil(notional × denominator / numerator)``."""
+    if leverage < 1:
+        raise ValueError("leverage must be ≥ 1")
+    if type(leverage) is int:
+        return -((-notional_units) // leverage)
+    return -((-(notional_units * leverage.denominator)) // leverage.numerator)
+
+
+cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
+                      object fee_units):
+    """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
+    symbol, k = inst.symbol, inst.k_units
+    settings = account.settings.get(symbol)
+    if settings is None:
+        settings = ledger._defaults[symbol]
+    cdef bint isolated = settings.margin_mode == ISOLATED
+    key = (symbol, position_side)
+    position = account.positions.get(key)
+    if position is None:
+        position = Position()
+    wallet_before = account.wallet_units
+    realized = 0
+    opening = qty_lots
+    lots = position.lots
+    if lots and (lots > 0) != buy:
+        held = lots if lots > 0 else -lots
+        closing = qty_lots if qty_lots < held else held
+        sign = 1 if lots > 0 else -1
+        removed = -((-(position.entry_cost * closing)) // held)  # div_ceil
+        realized = (sign * price_ticks * closing - removed) * k
+        position.lots = lots - sign * closing
+        position.entry_cost -= removed
+        if isolated:  # fills._settle
+            position.isolated_margin_units += realized - fee_units
+        else:
+            account.wallet_units += realized - fee_units
+        if isolated and position.lots == 0:  # fills._return_isolated
+            left = position.isolated_margin_units
+            position.isolated_margin_units = 0
+            (account if left >= 0 else ledger.fund_account(symbol)).wallet_units += left
+        opening = qty_lots - closing
+    if opening:
+        signed = opening if buy else -opening
+        position.lots += signed
+        position.entry_cost += price_ticks * signed
+        if isolated:
+            margin = _initial_margin(price_ticks * opening * k, settings.exact_leverage)
+            account.wallet_units -= margin
+            position.isolated_margin_units += margin
+        if opening == qty_lots:
+            account.wallet_units -= fee_units
+    ledger.fee_pool_units += fee_units
+    if position.lots:  # Ledger.store
+        account.positions[key] = position
+        ledger.holders[symbol].add(account.account_id)
+    else:
+        assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
+        account.positions.pop(key, None)
+        if not account.positions_in(symbol):
+            ledger.holders[symbol].discard(account.account_id)
+    cdef list events = [_record(PositionChanged, POSITION_FIELDS, (
+        symbol, account.account_id, position_side, position.lots, position.entry_cost, position.isolated_margin_units,
+        realized))]
+    if account.wallet_units != wallet_before:
+        events.append(_record(BalanceChanged, BALANCE_FIELDS, (
+            account.account_id, account.wallet_units - wallet_before, account.wallet_units, TRADE)))
+    return events
+
+
+def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None):
+    """Twin of ``Exchange._drain(symbol, order_type, skip_accepted, on_taker_fill)`` (module docstring)."""
+    cdef list events = []
+    cdef set accounts = set()
+    cdef set order_ids = set()
+    cdef tuple row
+    cdef long long kind
+    book = ex._books[symbol]
+    ledger = ex.ledger
+    cdef dict ledger_accounts = ledger.accounts
+    cdef dict position_sides = ex._position_sides
+    inst = ex.instruments[symbol]
+    for row in book.take_event_rows():
+        kind = row[0]
+        accounts.add(row[2])
+        order_ids.add(row[1])
+        if kind == FILL_KIND:
+            ex._order_only = False
+            taker_side = _side(row[3])
+            fill = _record(Fill, FILL_FIELDS, (symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8], row[9],
+                                               row[10], 0 if on_taker_fill else row[12], row[11]))
+            accounts.add(row[9])
+            order_ids.add(row[8])
+            events.append(fill)
+            if on_taker_fill:
+                events += on_taker_fill(fill)
+            events += clear_fill(ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
+                                 taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
+            events += clear_fill(ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
+                                 taker_side == SELL_SIDE, row[4], row[5], row[11])
+        elif kind == CANCELED_KIND:
+            reason = REASONS.get(row[7])
+            events.append(_record(OrderCanceled, CANCELED_FIELDS, (
+                symbol, row[1], row[2], _side(row[3]), row[4], row[5],
+                reason if reason is not None else CancelReason(row[7]))))
+        elif kind == ACCEPTED_KIND:
+            if not skip_accepted:
+                events.append(_record(OrderAccepted, ACCEPTED_FIELDS, (
+                    symbol, row[1], row[2], _side(row[3]), order_type, row[4], row[5])))
+        elif kind == AMENDED_KIND:
+            events.append(_record(OrderAmended, AMENDED_FIELDS, (
+                symbol, row[1], row[2], _side(row[3]), row[4], row[6], bool(row[7]))))
+        else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
+            raise AssertionError(f"unexpected matching row {row}")
+    risk = ex.risk
+    track_order, order_sums = risk.track_order, risk.order_sums
+    cdef list gone = []  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
+    for order_id in order_ids:
+        state = book.order(order_id)
+        track_order(symbol, order_id, position_sides.get(order_id), state)
+        if state is None:
+            gone.append(order_id)
+    cdef list ordered = sorted(accounts)
+    for account_id in ordered:
+        for sums in order_sums(account_id, symbol).values():
+            if sums[4] or sums[5]:  # a reduce-only order: the engine's trim decides (else it is a no-op)
+                events += ex._trim_reduce_only(symbol, account_id)
+                break
+    triggers = ex._triggers[symbol]
+    for order_id in gone:
+        if order_id in position_sides and order_id not in triggers:
+            del position_sides[order_id]
+    store_holds = risk.store_holds
+    touched = ex._touched
+    for account_id in ordered:
+        account = ledger_accounts.get(account_id)
+        if account is not None:
+            store_holds(account, symbol)
+            touched.add(account_id)
+    return events

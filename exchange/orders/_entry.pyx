@@ -1,0 +1,110 @@
+# cython: language_level=3
+"""Compiled twin of order entry: the engine's ``PlaceOrder`` and ``CancelOrder`` handlers (``Exchange._place``,
+``Exchange._cancel``), on their common path.
+
+Built to ``exchange.orders._entry``; only :mod:`exchange._impl` imports it (``entry_kernel``), and the
+:class:`~exchange.Exchange` of the compiled implementation binds :func:`place` and :func:`cancel` as its
+handlers. Each runs the reference's checks in the reference's order on the reference's state; whatever is
+not the common path (unknown or settled symbol, an order type that is not a plain one, ``close_position``,
+a position side the account's mode refuses, a conditional order, a cancel of a waiting conditional order)
+is handed, before anything changed, to the reference method itself. Events and state equal the reference's.
+
+Contents
+--------
+- :func:`place`   twin of ``Exchange._place``: field filters, reduce-only / liquidation-mode / pre-trade
+                  checks, ``MatchingEngine.place``, the drain, last-price triggers. O(1) + the match.
+- :func:`cancel`  twin of ``Exchange._cancel``. O(1) + the drain.
+"""
+from exchange.enums import OrderType, PositionMode, PositionSide, RejectCode, STPMode, Side, TimeInForce, reject_message
+from exchange.events import Rejected
+
+cdef dict ORDER_TYPES = {int(member): member for member in OrderType}
+cdef dict POSITION_SIDES = {int(member): member for member in PositionSide}
+cdef dict SIDES = {int(member): member for member in Side}
+cdef frozenset STP_MODES = frozenset(int(member) for member in STPMode)
+cdef frozenset TIME_IN_FORCES = frozenset(int(member) for member in TimeInForce)
+cdef object STOP = OrderType.STOP
+cdef object MARKET = OrderType.MARKET
+cdef object HEDGE = PositionMode.HEDGE
+cdef object BOTH = PositionSide.BOTH
+cdef object LONG = PositionSide.LONG
+cdef object SHORT = PositionSide.SHORT
+cdef object BUY = Side.BUY
+cdef object SELL = Side.SELL
+cdef object OK = RejectCode.OK
+cdef object REDUCE_ONLY_REJECTED = RejectCode.REDUCE_ONLY_REJECTED
+cdef object USER_IN_LIQUIDATION = RejectCode.USER_IN_LIQUIDATION
+
+
+cdef list _rejected(object code, str symbol, object account_id, object order_id):
+    """``[engine._rejected(code, cmd)]``."""
+    return [Rejected(RejectCode(code), reject_message(code), symbol, account_id, order_id)]
+
+
+def place(ex, cmd):
+    """Twin of ``Exchange._place(cmd)`` (module docstring)."""
+    symbol = cmd.symbol
+    book = ex._books.get(symbol)
+    order_type = ORDER_TYPES.get(cmd.order_type)
+    if book is None or symbol in ex.settled or order_type is None or cmd.close_position or order_type >= STOP:
+        return type(ex)._place(ex, cmd)
+    account = ex.ledger.accounts.get(cmd.account_id)
+    position_side = cmd.position_side
+    if account is not None and account.position_mode == HEDGE:
+        if not (position_side == LONG or position_side == SHORT):
+            return type(ex)._place(ex, cmd)
+    elif not position_side == BOTH:
+        return type(ex)._place(ex, cmd)
+    position_side = POSITION_SIDES[position_side]
+    side, price_ticks, qty_lots, tif, stp = cmd.side, cmd.price_ticks, cmd.qty_lots, cmd.tif, cmd.stp
+    cdef bint reduce_only = bool(cmd.reduce_only) or (position_side == LONG and side == SELL) or (
+        position_side == SHORT and side == BUY)  # pretrade.closes
+    inst = ex.instruments[symbol]
+    cdef bint market = order_type == MARKET
+    code = OK
+    # engine._well_formed: side, STP, TIF, then filters.check_qty and filters.check_price_range all pass
+    if ((side == BUY or side == SELL) and stp in STP_MODES and (market or tif in TIME_IN_FORCES)
+            and not (qty_lots <= 0 or qty_lots < inst.min_qty_lots
+                     or (market and qty_lots > inst.max_market_qty_lots) or qty_lots > inst.max_qty_lots)
+            and (market or not (price_ticks <= 0 or price_ticks < inst.min_price_ticks
+                                or price_ticks > inst.max_price_ticks))):
+        margin_price = ex._market_margin_price(symbol, side) if market else price_ticks
+        profile = ex.profile
+        if profile.price_sig_figs or profile.price_decimals:  # else every price passes the precision rule
+            code = ex._price_precision(inst, price_ticks)
+        if not code:  # engine._check_order
+            if reduce_only:
+                position = account.positions.get((symbol, position_side)) if account is not None else None
+                lots = position.lots if position is not None else 0
+                closable = (-lots if lots < 0 else 0) if side == BUY else (lots if lots > 0 else 0)
+                code = OK if closable >= qty_lots else REDUCE_ONLY_REJECTED
+            elif account is not None and account.account_id in ex.liquidation.in_liquidation:
+                code = USER_IN_LIQUIDATION  # Liquidator.order_code, placing
+            else:
+                code = ex.risk.check_opening(account, symbol, position_side, SIDES[side], margin_price, qty_lots, 0)
+    order_id = ex.next_order_id
+    if not code:
+        code = book.place(order_id, cmd.account_id, side, order_type, tif, price_ticks, qty_lots,
+                          ex.profile.stp_override or stp, int(reduce_only), cmd.expire_ns)
+    if code:
+        book.clear_events()
+        return _rejected(code, symbol, cmd.account_id, 0)
+    ex.next_order_id = order_id + 1
+    ex._position_sides[order_id] = position_side
+    events = ex._drain(symbol, order_type)
+    if len(ex._triggers[symbol]):  # else no conditional order waits: nothing fires (engine._observe_fills)
+        return events + ex._fire_triggers(symbol, events)
+    return events
+
+
+def cancel(ex, cmd):
+    """Twin of ``Exchange._cancel(cmd)`` (module docstring)."""
+    symbol = cmd.symbol
+    book = ex._books.get(symbol)
+    if book is None or ex._triggers[symbol].get(cmd.order_id) is not None:
+        return type(ex)._cancel(ex, cmd)
+    code = book.cancel(cmd.order_id, cmd.account_id)
+    if code:
+        book.clear_events()
+        return _rejected(code, symbol, cmd.account_id, cmd.order_id)
+    return ex._drain(symbol)

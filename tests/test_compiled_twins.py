@@ -1,0 +1,102 @@
+"""The compiled twins of the per-command path (exchange/accounts/_pretrade.pyx, exchange/clearing/_fills.pyx,
+exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and margin-call stages.
+
+- Differential: seeded streams of every command kind (hedge mode, isolated margin, reduce-only trims,
+  conditional orders, initial margin rates, marks, liquidations) under every profile give the same events,
+  command by command, and the same state hash on both implementations; the compiled run's order sums and
+  holds equal a recomputation (rules §9 invariants).
+- The quiet skip is exact: the same streams with the skip disabled (``RiskMonitor.quiet`` always False, so
+  both stages run after every command) give the same events and state hash, on both implementations.
+- The binding: the compiled Exchange runs the twins, the reference does not.
+"""
+import pytest
+
+from exchange import Exchange
+from exchange.accounts.pretrade import Risk
+from exchange.liquidation.waterfall import LiquidationConfig
+from exchange.profiles import PROFILES
+from tests.conftest import COMPILED, make_instrument
+from tests.streams import liquidation_commands, random_commands
+
+STREAMS = [("random", seed) for seed in (3, 11, 29)] + [("liquidation", seed) for seed in (5, 17)]
+
+
+def _commands(kind: str, seed: int) -> list:
+    return list(random_commands(seed, 1_500) if kind == "random" else liquidation_commands(seed, 1_500))
+
+
+def _run(commands, profile: str, implementation: str, quiet: bool = True):
+    ex = Exchange([make_instrument()], implementation=implementation, profile=profile,
+                  liquidation=LiquidationConfig())
+    if not quiet:
+        ex.monitor.quiet = lambda touched: False
+    events = [ex.apply(command) for command in commands]
+    ex.check_invariants()
+    return events, ex.state_hash()
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+@pytest.mark.parametrize("profile", list(PROFILES))
+@pytest.mark.parametrize("stream", STREAMS, ids=[f"{kind}-{seed}" for kind, seed in STREAMS])
+def test_the_twins_give_the_reference_events_and_state(profile, stream):
+    commands = _commands(*stream)
+    reference, compiled = _run(commands, profile, "python"), _run(commands, profile, "cython")
+    for i, (want, got) in enumerate(zip(reference[0], compiled[0])):
+        assert got == want, f"command #{i} {commands[i]!r}"
+    assert compiled[1] == reference[1]
+
+
+@pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
+@pytest.mark.parametrize("profile", ["binance", "dydx", "hyperliquid"])
+@pytest.mark.parametrize("stream", STREAMS, ids=[f"{kind}-{seed}" for kind, seed in STREAMS])
+def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
+    commands = _commands(*stream)
+    skipping, running = _run(commands, profile, implementation), _run(commands, profile, implementation, quiet=False)
+    for i, (want, got) in enumerate(zip(running[0], skipping[0])):
+        assert got == want, f"command #{i} {commands[i]!r}"
+    assert skipping[1] == running[1]
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
+    from exchange import PlaceOrder
+    from exchange._impl import entry_kernel, fills_kernel, pretrade_kernel
+
+    compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
+    assert compiled._drain.func is fills_kernel.drain
+    assert compiled._handlers[PlaceOrder].func is entry_kernel.place
+    assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
+    assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
+    assert "_drain" not in vars(reference) and reference._handlers[PlaceOrder] == reference._place
+    assert not {"key_hold", "check_opening", "part_states"} & vars(reference.risk).keys()
+    assert isinstance(reference.risk, Risk)
+
+
+def _demo_commands(n: int) -> tuple:
+    """The demo flow's first ``n`` commands after its deposits (1,000 accounts: the monitor keeps its indexes),
+    with a mark move every 500 commands so margin calls and index candidates occur."""
+    from exchange import Deposit, SetMarkPrice
+    from exchange.cli import DEMO_DEPOSIT_UNITS
+    from exchange.commands import commands_from_rows
+    from exchange.workload import standard_workload
+
+    instrument, rows = standard_workload(n, 42)
+    commands = commands_from_rows(rows, instrument.symbol)
+    for i in range(len(commands) - 1, 0, -500):
+        commands.insert(i, SetMarkPrice(instrument.symbol, 9_000 + i % 2_000))
+    deposits = [Deposit(a, DEMO_DEPOSIT_UNITS // 10**4) for a in sorted(set(rows["account_id"].tolist()))]
+    return instrument, deposits + commands
+
+
+@pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
+def test_the_quiet_skip_changes_nothing_with_the_indexes_kept(implementation):
+    instrument, commands = _demo_commands(4_000)
+    runs = []
+    for quiet in (True, False):
+        ex = Exchange([instrument], implementation=implementation)
+        if not quiet:
+            ex.monitor.quiet = lambda touched: False
+        runs.append(([ex.apply(command) for command in commands], ex.state_hash()))
+        assert ex.monitor.indexed
+    assert runs[0] == runs[1]
+    assert any(type(e).__name__ == "MarginCall" for events in runs[0][0] for e in events)
