@@ -95,23 +95,23 @@ def test_async_client_orders_and_streams(server):
             await a.load_markets()
             await pro.load_markets()
             await other.load_markets()
-            book_task = asyncio.ensure_future(pro.watch_order_book(SYMBOL))
-            await asyncio.sleep(0.3)
             o = await a.create_order(SYMBOL, "limit", "sell", 0.05, 50500)
-            # the watch resolves on the first diff after its subscription; on a busy machine the subscription can
-            # land after that order's diff, so keep the book moving (bids far below, not asserted) until it does
-            for i in range(20):
-                try:
-                    book = await asyncio.wait_for(asyncio.shield(book_task), 1)
-                    break
-                except asyncio.TimeoutError:
-                    await other.create_order(SYMBOL, "limit", "buy", 0.001, 40000 - i)
-            else:
-                raise AssertionError("watch_order_book never resolved")
-            for _ in range(20):
-                if book["asks"] and book["asks"][0][0] == 50500.0:
-                    break
-                book = await asyncio.wait_for(pro.watch_order_book(SYMBOL), 10)
+            nudges = iter(range(40))
+
+            async def nudged(watch):
+                """The watch's next book; while it does not come, move the book with a far bid (not asserted): a
+                subscription that lands after a change only hears of the next one."""
+                task = asyncio.ensure_future(watch)
+                while True:
+                    try:
+                        return await asyncio.wait_for(asyncio.shield(task), 1)
+                    except asyncio.TimeoutError:
+                        await other.create_order(SYMBOL, "limit", "buy", 0.001, 40000 - next(nudges))
+
+            # the book is synced from the REST snapshot (which holds the ask) plus the diffs after it; one more
+            # update makes sure the stream is live before the diff chain is checked
+            book = await nudged(pro.watch_order_book(SYMBOL))
+            book = await nudged(pro.watch_order_book(SYMBOL))
             assert book["asks"][0] == [50500.0, 0.05]
             # a second change: the diff chain (U/u/pu) stays consistent with the REST snapshot
             await a.create_order(SYMBOL, "limit", "sell", 0.02, 50400)
