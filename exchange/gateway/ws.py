@@ -258,7 +258,9 @@ class Hub:
         try:
             await ws.prepare(request)
         except ConnectionError:  # the client reset the connection during the handshake: nothing to serve
-            return ws
+            # a plain response: aiohttp's writing it to the closed transport ends quietly (an unprepared
+            # WebSocketResponse would raise "Call .prepare() first" from aiohttp's own write_eof)
+            return web.Response(status=400)
         parts = [p for p in request.path.split("/") if p]
         wrapped = "stream" in parts
         client = Client(ws, wrapped)
