@@ -315,12 +315,20 @@ class Exchange:
         return events
 
     # -- orders ------------------------------------------------------------------------------------
-    def _place(self, cmd: PlaceOrder) -> list:
+    def _trading_book(self, cmd) -> tuple:
+        """``(book, None)`` for a command on a symbol that trades, else ``(None, [Rejected])``: -1121 for an
+        unknown symbol, -1122 once the symbol is settled."""
         book = self._books.get(cmd.symbol)
         if book is None:
-            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
+            return None, [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
         if cmd.symbol in self.settled:
-            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
+            return None, [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
+        return book, None
+
+    def _place(self, cmd: PlaceOrder) -> list:
+        book, refused = self._trading_book(cmd)
+        if refused:
+            return refused
         try:
             order_type = _enum(OrderType, cmd.order_type)
         except ValueError:
@@ -409,11 +417,9 @@ class Exchange:
         return self._drain(cmd.symbol)
 
     def _amend(self, cmd: AmendOrder) -> list:
-        book = self._books.get(cmd.symbol)
-        if book is None:
-            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        if cmd.symbol in self.settled:
-            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
+        book, refused = self._trading_book(cmd)
+        if refused:
+            return refused
         waiting = self._triggers[cmd.symbol].get(cmd.order_id)
         if waiting is not None and waiting.account_id == cmd.account_id:
             return [_rejected(RejectCode.MODIFY_LIMIT_ONLY, cmd)]
@@ -451,20 +457,17 @@ class Exchange:
 
     # -- prices and time ---------------------------------------------------------------------------
     def _set_mark(self, cmd: SetMarkPrice) -> list:
-        if cmd.symbol not in self._books:
-            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        if cmd.symbol in self.settled:
-            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
+        refused = self._trading_book(cmd)[1]
+        if refused:
+            return refused
         if not self._valid_price(cmd.symbol, cmd.mark_ticks):
             return [_rejected(RejectCode.MALFORMED, cmd)]
         return self._move_mark(cmd.symbol, cmd.mark_ticks)
 
     def _set_index(self, cmd: SetIndexPrice) -> list:
-        book = self._books.get(cmd.symbol)
-        if book is None:
-            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        if cmd.symbol in self.settled:
-            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
+        book, refused = self._trading_book(cmd)
+        if refused:
+            return refused
         if not self._valid_price(cmd.symbol, cmd.index_ticks):
             return [_rejected(RejectCode.MALFORMED, cmd)]
         mark = self.prices.observe_index(cmd.symbol, cmd.index_ticks, self.now_ns, book.best_bid(), book.best_ask(),
@@ -485,11 +488,9 @@ class Exchange:
     def _settle_symbol(self, cmd: SettleSymbol) -> list:
         """Final settlement of a symbol (:class:`~exchange.commands.SettleSymbol`; the waterfall's part is
         :meth:`exchange.liquidation.Liquidator.settle_symbol`)."""
-        book = self._books.get(cmd.symbol)
-        if book is None:
-            return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
-        if cmd.symbol in self.settled:
-            return [_rejected(RejectCode.SYMBOL_SETTLED, cmd)]
+        book, refused = self._trading_book(cmd)
+        if refused:
+            return refused
         price = cmd.price_ticks or self.prices.feeds[cmd.symbol].index_ticks or book.mark()
         if not self._valid_price(cmd.symbol, price):
             return [Rejected(RejectCode.MALFORMED, f"SettleSymbol.price_ticks: {price} is not a price of {cmd.symbol} "

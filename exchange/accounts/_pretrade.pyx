@@ -17,6 +17,7 @@ Contents
                           , ``Risk.check_opening`` (O(1) + ``available`` when the hold rises) and
                           ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)).
 """
+from exchange.accounts._margin cimport initial_margin
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
 
 cdef object ISOLATED = MarginMode.ISOLATED
@@ -75,21 +76,7 @@ cpdef tuple sums_hold(object k_units, object leverage, object position_lots, obj
     adding_buy = _adding(buy_cost * k_units, buy_lots, -position_lots if position_lots < 0 else 0)
     adding_sell = _adding(sell_cost * k_units, sell_lots, position_lots if position_lots > 0 else 0)
     notional = adding_buy if adding_buy >= adding_sell else adding_sell
-    # exchange.accounts.margin.initial_margin: ceil(notional × denominator / numerator), leverage ≥ 1
-    if leverage < 1:
-        raise ValueError("leverage must be ≥ 1")
-    if type(leverage) is int:
-        return -((-notional) // leverage), adding_buy, adding_sell
-    return -((-(notional * leverage.denominator)) // leverage.numerator), adding_buy, adding_sell
-
-
-cdef inline object _initial_margin(object notional_units, object leverage):
-    """:func:`exchange.accounts.margin.initial_margin`: ``ceil(notional × denominator / numerator)``."""
-    if leverage < 1:
-        raise ValueError("leverage must be ≥ 1")
-    if type(leverage) is int:
-        return -((-notional_units) // leverage)
-    return -((-(notional_units * leverage.denominator)) // leverage.numerator)
+    return initial_margin(notional, leverage), adding_buy, adding_sell
 
 
 cdef class RiskKernel:
@@ -173,7 +160,7 @@ cdef class RiskKernel:
             if self.open_interest_imf:
                 im = self.risk.initial_margin(symbol, notional, settings.exact_leverage)
             else:
-                im = _initial_margin(notional, settings.exact_leverage)
+                im = initial_margin(notional, settings.exact_leverage)
             available += (upnl if gains or upnl < 0 else 0) - im
         return available
 

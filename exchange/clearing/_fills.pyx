@@ -20,6 +20,7 @@ Contents
                       O(rows + orders and accounts seen).
 """
 from cpython.object cimport PyObject_GenericSetAttr
+from exchange.accounts._margin cimport initial_margin
 
 import dataclasses
 
@@ -71,15 +72,6 @@ cdef inline object _side(object value):
     return member if member is not None else Side(value)
 
 
-cdef inline object _initial_margin(object notional_units, object leverage):
-    """:func:`exchange.accounts.margin.initial_margin`: ``ceil(notional × denominator / numerator)``."""
-    if leverage < 1:
-        raise ValueError("leverage must be ≥ 1")
-    if type(leverage) is int:
-        return -((-notional_units) // leverage)
-    return -((-(notional_units * leverage.denominator)) // leverage.numerator)
-
-
 cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
                       object fee_units):
     """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
@@ -118,7 +110,7 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
         position.lots += signed
         position.entry_cost += price_ticks * signed
         if isolated:
-            margin = _initial_margin(price_ticks * opening * k, settings.exact_leverage)
+            margin = initial_margin(price_ticks * opening * k, settings.exact_leverage)
             account.wallet_units -= margin
             position.isolated_margin_units += margin
         if opening == qty_lots:
