@@ -18,6 +18,9 @@ this module, never the compiled modules directly:
 - ``entry_kernel``: ``exchange.orders._entry`` (built from ``exchange/orders/_entry.pyx``), the compiled twin
   of order entry (the engine's ``PlaceOrder`` and ``CancelOrder`` handlers, bound by the compiled
   ``Exchange``); None under the reference.
+- ``adl_bounds_kernel``: ``exchange.liquidation.adl._bounds`` (built from ``exchange/liquidation/adl/_bounds.pyx``), the
+  compiled twin of :mod:`exchange.liquidation.adl.bounds` and of the ADL queue's candidate selection; None under
+  the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -30,6 +33,7 @@ if PURE_PYTHON:
     pretrade_kernel = None
     fills_kernel = None
     entry_kernel = None
+    adl_bounds_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -44,6 +48,7 @@ else:
     from exchange.accounts import _pretrade as pretrade_kernel
     from exchange.clearing import _fills as fills_kernel
     from exchange.orders import _entry as entry_kernel
+    from exchange.liquidation.adl import _bounds as adl_bounds_kernel
     IMPLEMENTATION = "cython"
 
 

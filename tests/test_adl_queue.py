@@ -14,6 +14,7 @@ from exchange import (
     SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce,
 )
 from exchange.accounts import margin
+from exchange import _impl
 from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue, ranking as deleveraging, score as adl
 from exchange.liquidation.insurance import FundLimits
 from exchange.liquidation.waterfall import LiquidationConfig
@@ -156,16 +157,41 @@ def exact_scores(p: Portfolio, slots, mark: int, ranking: str) -> list:
     return scores
 
 
+BOUNDS_IMPLEMENTATIONS = [pytest.param(adlbounds, id="numpy"), pytest.param(
+    _impl.adl_bounds_kernel, id="compiled", marks=pytest.mark.skipif(_impl.adl_bounds_kernel is None,
+                                                                     reason="compiled core not active"))]
+
+
+@pytest.mark.parametrize("bounds", BOUNDS_IMPLEMENTATIONS)
 @settings(max_examples=300, deadline=None)
 @given(portfolios(), st.sampled_from(["binance", "bybit"]))
-def test_every_exact_score_lies_within_its_bounds_and_zeros_are_flagged_only_when_exact(case, ranking):
+def test_every_exact_score_lies_within_its_bounds_and_zeros_are_flagged_only_when_exact(bounds, case, ranking):
     p, mark = case
     slots = np.flatnonzero(p.pos_qty_lots != 0)  # the queue bounds open positions only
-    lo, hi = getattr(adlbounds, ranking)(p, slots, 0, np.array([mark], np.int64))
+    lo, hi = getattr(bounds, ranking)(p, slots, 0, np.array([mark], np.int64))
     for j, score in enumerate(exact_scores(p, slots.tolist(), mark, ranking)):
         assert lo[j] <= score <= hi[j], (j, float(score), lo[j], hi[j])
         if lo[j] == 0 == hi[j]:
             assert score == 0
+
+
+@pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
+@settings(max_examples=200, deadline=None)
+@given(portfolios(), st.booleans(), st.integers(0, 8))
+def test_the_compiled_candidate_filter_is_the_numpy_one(case, long, n_funds):
+    """Same slots as the numpy selection, the same zero flags and intervals within 1e-12 relative of the
+    numpy ones (they may differ in the last bits, never in soundness: the test above)."""
+    p, mark = case
+    ids = np.arange(p.n_accounts, dtype=np.int64)
+    ids[:n_funds] += 2**62  # the first accounts play insurance funds: never candidates
+    kernel = _impl.adl_bounds_kernel
+    slots = kernel.side_slots(p, ids, 0, long, 2**62)
+    assert slots.tolist() == adlqueue._side_slots(p, ids, 0, long, 2**62).tolist()
+    for ranking in ("binance", "bybit"):
+        marks = np.array([mark], np.int64)
+        (lo, hi), (ref_lo, ref_hi) = getattr(kernel, ranking)(p, slots, 0, marks), getattr(adlbounds, ranking)(p, slots, 0, marks)
+        assert ((lo == 0) & (hi == 0)).tolist() == ((ref_lo == 0) & (ref_hi == 0)).tolist()
+        assert np.allclose(lo, ref_lo, rtol=1e-12, atol=0) and np.allclose(hi, ref_hi, rtol=1e-12, atol=0)
 
 
 def test_bounds_are_tight_enough_to_filter():

@@ -43,6 +43,7 @@ from typing import Iterator
 import numpy as np
 
 from . import bounds as adlbounds
+from ... import _impl
 from ...accounts.ledger import FUND_ACCOUNT_BASE
 from .ranking import Key, ranked, score, side_positions
 from ...enums import PositionSide
@@ -50,8 +51,9 @@ from ...profiles import ADLRanking
 
 FIRST_PREFIX = 16  #: candidates ranked exactly at first (then ×4 while the caller takes more)
 TOP = 256  #: highest lower bounds kept sorted per side
-BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: adlbounds.binance, ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: adlbounds.bybit,
-          ADLRanking.PNL_LEVERAGE_INDEX: adlbounds.bybit}
+_BOUNDS = _impl.adl_bounds_kernel or adlbounds  #: the bounds of the active implementation (compiled twin or numpy)
+BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: _BOUNDS.binance, ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: _BOUNDS.bybit,
+          ADLRanking.PNL_LEVERAGE_INDEX: _BOUNDS.bybit}
 
 
 @dataclass
@@ -67,6 +69,9 @@ class _Candidates:
     top: np.ndarray  # indices of the highest lower bounds, descending (grown on demand)
     zero_order: np.ndarray | None = None  # indices of the zero candidates in key order (made on demand)
     exact: dict[int, Fraction] = field(default_factory=dict)  # exact scores found so far, by index
+    suspects: dict[int, tuple] = field(default_factory=dict)  # account id -> (signature, liquidated, fresh, stale keys)
+    skip: np.ndarray | None = None  # portfolio accounts left out of the filter (ADLQueue._stale keeps it)
+    skipped: set[int] = field(default_factory=set)  # the portfolio accounts set in ``skip``
 
     def key(self, j: int) -> Key:
         return int(self.accounts[j]), PositionSide(int(self.sides[j]))
@@ -118,7 +123,8 @@ class ADLQueue:
         if ranking == ADLRanking.SEEDED_OFFSET:
             yield from _seeded(candidates, skip, list(stale), seed)
         else:
-            yield from _by_score(candidates, skip, stale, lambda key: score(risk, symbol, key, ranking))
+            yield from _by_score(candidates, skip, len(candidates.skipped), stale,
+                                 lambda key: score(risk, symbol, key, ranking))
         ledger = risk.ledger
         yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
 
@@ -127,38 +133,57 @@ class ADLQueue:
         """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (None
         for the seeded order), and the portfolio accounts to leave out of the filter. An account the command
         changed whose rows still match the ledger (:meth:`~exchange.liquidation.monitor.RiskMonitor.signature`) keeps its
-        rows; the liquidated account never does. Scores are kept per signature while the prices stay."""
+        rows; the liquidated account never does. Scores are kept per signature while the prices stay; what an
+        account contributes is kept per signature too (``c.suspects``), and the skip mask is updated by the
+        difference from the previous call, so a call costs one signature per suspect holder plus O(changes)."""
         monitor, ledger = self.monitor, self.risk.ledger
-        suspect = changing | monitor.stale_due() | monitor.unindexed | {liquidated}
+        suspect = changing | monitor.stale_due() | monitor.unindexed
+        suspect.add(liquidated)
         fresh: set[int] = set()
         stale: dict[Key, Fraction | None] = {}
         for account_id in ledger.holders[symbol].intersection(suspect):
             if account_id >= FUND_ACCOUNT_BASE:  # funds come last, from the ledger
                 continue
-            keys = [(account_id, side) for side, p in ledger.accounts[account_id].positions_in(symbol)
-                    if (p.lots > 0) == long]
-            if not keys:
-                continue
             signature = monitor.signature(account_id)
-            if account_id != liquidated and monitor.written(account_id) == signature:
+            known = c.suspects.get(account_id)
+            if known is None or known[0] != signature or known[1] != (account_id == liquidated):
+                known = c.suspects[account_id] = self._suspect(account_id, signature, symbol, long, ranking, liquidated)
+            if known[2]:
                 fresh.add(account_id)
-                continue
-            for key in keys:
-                known = self._scores.get((symbol, ranking, key))
-                if known is None or known[0] != signature:
-                    exact = None if ranking == ADLRanking.SEEDED_OFFSET else score(self.risk, symbol, key, ranking)
-                    known = self._scores[symbol, ranking, key] = signature, exact
-                stale[key] = known[1]
-        skip = np.zeros(n_accounts, dtype=bool)
-        skip[[row for row in map(monitor.row_of, suspect - fresh) if row is not None]] = True
-        return stale, skip
+            else:
+                stale.update(known[3])
+        if c.skip is None or len(c.skip) != n_accounts:
+            c.skip, c.skipped = np.zeros(n_accounts, dtype=bool), set()
+        skipped = {row for row in map(monitor.row_of, suspect - fresh) if row is not None}
+        if skipped != c.skipped:
+            c.skip[list(c.skipped - skipped)] = False
+            c.skip[list(skipped - c.skipped)] = True
+            c.skipped = skipped
+        return stale, c.skip
+
+    def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
+                 liquidated: int) -> tuple:
+        """``(signature, liquidated, fresh, {key: exact score})`` of a suspect holder of ``symbol`` (``_stale``):
+        fresh when it is not the liquidated account and its rows were written from ``signature``; otherwise
+        its positions on the side, scored exactly from the ledger (None for the seeded order). O(its positions)."""
+        ledger, is_liquidated = self.risk.ledger, account_id == liquidated
+        keys = [(account_id, side) for side, p in ledger.accounts[account_id].positions_in(symbol)
+                if (p.lots > 0) == long]
+        if keys and not is_liquidated and self.monitor.written(account_id) == signature:
+            return signature, is_liquidated, True, {}
+        scored = {}
+        for key in keys:
+            known = self._scores.get((symbol, ranking, key))
+            if known is None or known[0] != signature:
+                exact = None if ranking == ADLRanking.SEEDED_OFFSET else score(self.risk, symbol, key, ranking)
+                known = self._scores[symbol, ranking, key] = signature, exact
+            scored[key] = known[1]
+        return signature, is_liquidated, False, scored
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         i = self.monitor.symbols.index(symbol)
-        owners = p.pos_account
-        side = (p.pos_qty_lots > 0) if long else (p.pos_qty_lots < 0)
-        slots = np.flatnonzero((p.pos_symbol == i) & side & (ids[owners] < FUND_ACCOUNT_BASE))
-        rows = owners[slots]
+        slots = side_slots(p, ids, i, long, FUND_ACCOUNT_BASE)
+        rows = p.pos_account[slots]
         if ranking == ADLRanking.SEEDED_OFFSET:
             lo = hi = np.zeros(len(slots))
         else:
@@ -166,12 +191,22 @@ class ADLQueue:
         return _Candidates(rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0), np.zeros(0, np.int64))
 
 
-def _by_score(c: _Candidates, skip: np.ndarray, stale: dict[Key, Fraction], score) -> Iterator[Key]:
-    """Highest exact score first, ties by key, over the candidates outside ``skip``ped rows and ``stale``
-    (scored already); ``score(key)`` scores one candidate (module docstring: the prefix argument)."""
+def _side_slots(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int) -> np.ndarray:
+    """The mirror slots of the user positions (owner id below ``fund_base``) on one side of ``symbol``, ascending."""
+    owners = p.pos_account
+    side = (p.pos_qty_lots > 0) if long else (p.pos_qty_lots < 0)
+    return np.flatnonzero((p.pos_symbol == symbol) & side & (ids[owners] < fund_base))
+
+
+side_slots = _impl.adl_bounds_kernel.side_slots if _impl.adl_bounds_kernel else _side_slots
+
+
+def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, Fraction], score) -> Iterator[Key]:
+    """Highest exact score first, ties by key, over the candidates outside the ``n_skipped`` ``skip``ped rows
+    and ``stale`` (scored already); ``score(key)`` scores one candidate (module docstring: the prefix argument)."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
     while True:
-        top = c.highest(m + int(skip.sum()) if m < n else n)
+        top = c.highest(m + n_skipped if m < n else n)
         top = top[~skip[c.rows[top]]]
         complete = len(top) < m or m >= n
         bound = -np.inf if complete else c.lo[top[m - 1]]
@@ -185,7 +220,7 @@ def _by_score(c: _Candidates, skip: np.ndarray, stale: dict[Key, Fraction], scor
             scores[c.key(j)] = c.exact[j]
         keys = sorted(scores, key=lambda key: (-scores[key], key))
         zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)
-        known_zero = (c.key(j) for j in zeros[~skip[c.rows[zeros]]].tolist())
+        known_zero = _keys(c, zeros, skip)
         order = itertools.chain((k for k in keys if scores[k] > 0),
                                 heapq.merge((k for k in keys if scores[k] == 0), known_zero),
                                 (k for k in keys if scores[k] < 0))
@@ -195,6 +230,14 @@ def _by_score(c: _Candidates, skip: np.ndarray, stale: dict[Key, Fraction], scor
         if complete:
             return
         m *= 4
+
+
+def _keys(c: _Candidates, indices: np.ndarray, skip: np.ndarray, chunk: int = 256) -> Iterator[Key]:
+    """The keys of the candidates ``indices`` outside ``skip``ped rows, in order, lazily (a chunk at a time)."""
+    for start in range(0, len(indices), chunk):
+        part = indices[start:start + chunk]
+        for j in part[~skip[c.rows[part]]].tolist():
+            yield c.key(j)
 
 
 def _seeded(c: _Candidates, skip: np.ndarray, users: list[Key], seed: int) -> Iterator[Key]:

@@ -1,0 +1,165 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Compiled twin of :mod:`exchange.liquidation.adl.bounds` and of the ADL queue's candidate selection.
+
+Built to ``exchange.liquidation.adl._bounds``; only :mod:`exchange._impl` imports it (``adl_bounds_kernel``).
+Each function takes the reference's arguments and returns what it returns, in one C pass instead of some
+twenty numpy passes:
+
+- :func:`side_slots`  the mirror slots of the user positions on one side of a symbol (the queue's filter).
+- :func:`binance`     bounds of ``max(0, uPnL) / max(1, w) × MM / (w + uPnL)``.
+- :func:`bybit`       bounds of ``pnl% × leverage`` (÷ at a loss) on the part's margin balance.
+
+The formulas, the per-term error allowance ``REL`` and the final widening ``WIDEN`` are the reference's
+(its module docstring proves them sound); the integer inputs are the same exact int64 values. Float
+results may differ from numpy's in the last bits (summation order of the cross balances, for one), which is
+harmless: a sound interval decides only which candidates are scored exactly, never the order they come in.
+Divisions are of doubles, or of non-negative integers (``cdivision``).
+"""
+from libc.math cimport INFINITY, fabs
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
+
+import numpy as np
+
+from exchange.liquidation.adl.bounds import REL, WIDEN
+
+cdef double C_REL = REL
+cdef double C_WIDEN = WIDEN
+cdef int8_t ISOLATED = 2  # exchange.enums.MarginMode.ISOLATED
+cdef int8_t CROSS = 1     # exchange.enums.MarginMode.CROSS
+
+
+cdef struct Pnl:
+    int sign      # sign of lots × mark − entry cost (exact)
+    double value  # uPnL in units
+    double error  # |value − exact| ≤ error
+
+
+cdef inline Pnl _upnl(int64_t lots, int64_t cost, int64_t mark, double k):
+    """The reference's ``_upnl`` for one slot."""
+    cdef Pnl r
+    cdef int64_t qp = lots * mark  # exact: |lots| × mark × K ≤ 2^62
+    r.sign = (qp > cost) - (qp < cost)
+    r.value = (<double>qp - <double>cost) * k
+    r.error = C_REL * (<double>(qp if qp >= 0 else -qp) + <double>(cost if cost >= 0 else -cost)) * k
+    return r
+
+
+def side_slots(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base):
+    """The slots of ``symbol`` whose position is long (``long``) or short, owned by a user account
+    (``ids[owner] < fund_base``), ascending (int64). O(slots)."""
+    cdef const int16_t[:] pos_symbol = p.pos_symbol
+    cdef const int64_t[:] qty = p.pos_qty_lots
+    cdef const int32_t[:] owner = p.pos_account
+    cdef Py_ssize_t j, n = p.n_slots, found = 0
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[:] slots = out
+    for j in range(n):
+        if pos_symbol[j] == symbol and ((qty[j] > 0) if long else (qty[j] < 0)) and owner[j] >= 0 \
+                and ids[owner[j]] < fund_base:
+            slots[found] = j
+            found += 1
+    return out[:found]
+
+
+cdef inline void _maintenance(int symbol, int64_t notional, double *lo, double *hi,
+                              const int64_t[:, :] caps, const int64_t[:, :] mmrs, const int64_t[:, :] cum_units,
+                              const int64_t[:, :] cum_rem) noexcept:
+    """The reference's ``_maintenance`` for one notional (caps ascending: the first cap ≥ notional)."""
+    cdef Py_ssize_t b = 0, nb = caps.shape[1]
+    while b < nb - 1 and caps[symbol, b] < notional:
+        b += 1
+    cdef double mmr = <double>mmrs[symbol, b]
+    cdef double cum = <double>cum_units[symbol, b] + <double>cum_rem[symbol, b] / 1e8
+    cdef double value = <double>notional * mmr / 1e8 - cum
+    cdef double error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
+    lo[0] = value - error
+    hi[0] = value + error + 1.0  # + 1: the exact MM is rounded up
+
+
+def binance(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
+    """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64. O(len(slots))."""
+    t = p.table
+    cdef const int64_t[:] qty = p.pos_qty_lots, cost = p.pos_entry_cost, iso = p.pos_iso_margin_units
+    cdef const int64_t[:] wallets = p.acct_wallet_units, k_units = t.k_units
+    cdef const int8_t[:] mode = p.pos_mode
+    cdef const int32_t[:] owner = p.pos_account
+    cdef const int16_t[:] pos_symbol = p.pos_symbol
+    cdef const int64_t[:, :] caps = t.br_lookup_cap, mmrs = t.br_mmr_e8, cum_units = t.br_cum_units
+    cdef const int64_t[:, :] cum_rem = t.br_cum_rem_x8
+    cdef Py_ssize_t i, n = slots.shape[0]
+    lo_out, hi_out = np.empty(n), np.empty(n)
+    cdef double[:] lo = lo_out, hi = hi_out
+    cdef int64_t mark = marks[symbol], mk = mark * k_units[symbol], s, wallet, lots
+    cdef double w, balance, balance_err, mm_lo, mm_hi, denominator
+    cdef Pnl u
+    for i in range(n):
+        s = slots[i]
+        lots = qty[s]
+        u = _upnl(lots, cost[s], marks[pos_symbol[s]], <double>k_units[pos_symbol[s]])
+        wallet = iso[s] if mode[s] == ISOLATED else wallets[owner[s]]
+        w = <double>wallet
+        balance = w + u.value
+        balance_err = u.error + C_REL * (fabs(w) + fabs(u.value))
+        if u.sign <= 0 or balance + balance_err <= 0:
+            lo[i] = hi[i] = 0.0
+        elif fabs(balance) <= balance_err:
+            lo[i], hi[i] = -INFINITY, INFINITY
+        else:
+            _maintenance(symbol, (lots if lots >= 0 else -lots) * mk, &mm_lo, &mm_hi, caps, mmrs, cum_units, cum_rem)
+            denominator = <double>(wallet if wallet > 1 else 1)
+            lo[i] = (max(u.value - u.error, 0.0) * max(mm_lo, 0.0) / (denominator * (balance + balance_err))) * (1 - C_WIDEN)
+            hi[i] = ((u.value + u.error) * mm_hi / (denominator * (balance - balance_err))) * (1 + C_WIDEN)
+    return lo_out, hi_out
+
+
+def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
+    """Twin of :func:`exchange.liquidation.adl.bounds.bybit`: ``(lo, hi)`` float64. O(slots of the mirror):
+    the cross balances are summed over every cross position first."""
+    t = p.table
+    cdef const int64_t[:] qty = p.pos_qty_lots, cost = p.pos_entry_cost, iso = p.pos_iso_margin_units
+    cdef const int64_t[:] wallets = p.acct_wallet_units, k_units = t.k_units
+    cdef const int8_t[:] mode = p.pos_mode
+    cdef const int32_t[:] owner = p.pos_account
+    cdef const int16_t[:] pos_symbol = p.pos_symbol
+    cdef Py_ssize_t i, j, n = slots.shape[0], n_slots = p.n_slots, n_accounts = p.n_accounts
+    account_sum_out, account_err_out = np.empty(n_accounts), np.empty(n_accounts)
+    cdef double[:] account_sum = account_sum_out, account_err = account_err_out
+    lo_out, hi_out = np.empty(n), np.empty(n)
+    cdef double[:] lo = lo_out, hi = hi_out
+    cdef int64_t mark = marks[symbol], s, lots, entry_cost
+    cdef double k = <double>k_units[symbol], entry, notional, balance, balance_err, margin, size
+    cdef Pnl u
+    for j in range(n_accounts):  # the reference's _part_balances
+        account_sum[j] = <double>wallets[j]
+        account_err[j] = C_REL * fabs(<double>wallets[j])
+    for j in range(n_slots):
+        if mode[j] == CROSS and qty[j] != 0 and owner[j] >= 0:
+            u = _upnl(qty[j], cost[j], marks[pos_symbol[j]], <double>k_units[pos_symbol[j]])
+            account_sum[owner[j]] += u.value
+            account_err[owner[j]] += u.error + C_REL * fabs(u.value)
+    for i in range(n):
+        s = slots[i]
+        lots, entry_cost = qty[s], cost[s]
+        u = _upnl(lots, entry_cost, mark, k)
+        if mode[s] == ISOLATED:
+            margin = <double>iso[s]
+            balance = margin + u.value
+            balance_err = u.error + C_REL * (fabs(margin) + fabs(u.value))
+        else:
+            balance, balance_err = account_sum[owner[s]], account_err[owner[s]]
+        if u.sign == 0 or balance + balance_err <= 0:
+            lo[i] = hi[i] = 0.0
+            continue
+        if fabs(balance) <= balance_err:
+            lo[i], hi[i] = -INFINITY, INFINITY
+            continue
+        entry = <double>(entry_cost if entry_cost >= 0 else -entry_cost) * k
+        notional = <double>((lots if lots >= 0 else -lots) * mark) * k
+        size = fabs(u.value)
+        if u.sign > 0:
+            lo[i] = max(size - u.error, 0.0) * notional / (entry * (balance + balance_err)) * (1 - C_WIDEN)
+            hi[i] = (size + u.error) * notional / (entry * (balance - balance_err)) * (1 + C_WIDEN)
+        else:
+            lo[i] = -(size + u.error) * (balance + balance_err) / (entry * notional) * (1 + C_WIDEN)
+            hi[i] = -max(size - u.error, 0.0) * max(balance - balance_err, 0.0) / (entry * notional) * (1 - C_WIDEN)
+    return lo_out, hi_out
