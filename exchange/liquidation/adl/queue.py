@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -51,6 +52,7 @@ from ...profiles import ADLRanking
 
 FIRST_PREFIX = 16  #: candidates ranked exactly at first (then ×4 while the caller takes more)
 TOP = 256  #: highest lower bounds kept sorted per side
+_SIDES = {int(side): side for side in PositionSide}
 _BOUNDS = _impl.adl_bounds_kernel or adlbounds  #: the bounds of the active implementation (compiled twin or numpy)
 BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: _BOUNDS.binance, ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: _BOUNDS.bybit,
           ADLRanking.PNL_LEVERAGE_INDEX: _BOUNDS.bybit}
@@ -68,13 +70,13 @@ class _Candidates:
     zero: np.ndarray  # True where the score is exactly 0
     top: np.ndarray  # indices of the highest lower bounds, descending (grown on demand)
     zero_order: np.ndarray | None = None  # indices of the zero candidates in key order (made on demand)
-    exact: dict[int, Fraction] = field(default_factory=dict)  # exact scores found so far, by index
+    exact: dict[int, tuple] = field(default_factory=dict)  # exact scores found so far (as :func:`_rank`), by index
     suspects: dict[int, tuple] = field(default_factory=dict)  # account id -> (signature, liquidated, fresh, stale keys)
     skip: np.ndarray | None = None  # portfolio accounts left out of the filter (ADLQueue._stale keeps it)
     skipped: set[int] = field(default_factory=set)  # the portfolio accounts set in ``skip``
 
     def key(self, j: int) -> Key:
-        return int(self.accounts[j]), PositionSide(int(self.sides[j]))
+        return int(self.accounts[j]), _SIDES[int(self.sides[j])]
 
     def highest(self, k: int) -> np.ndarray:
         """Indices of the ``k`` highest lower bounds, descending (ties by index)."""
@@ -98,7 +100,7 @@ class ADLQueue:
         self.risk = risk
         self.monitor = monitor
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
-        self._scores: dict[tuple, tuple[tuple, Fraction | None]] = {}  # (symbol, ranking, key) -> (signature, score)
+        self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
 
     def order(self, symbol: str, long: bool, ranking: ADLRanking, seed: int, changing: set[int],
@@ -129,8 +131,9 @@ class ADLQueue:
         yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
 
     def _stale(self, n_accounts: int, c: _Candidates, symbol: str, long: bool, ranking: ADLRanking,
-               changing: set[int], liquidated: int) -> tuple[dict[Key, Fraction | None], np.ndarray]:
-        """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (None
+               changing: set[int], liquidated: int) -> tuple[dict[Key, tuple | None], np.ndarray]:
+        """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (as
+        :func:`_rank`; None
         for the seeded order), and the portfolio accounts to leave out of the filter. An account the command
         changed whose rows still match the ledger (:meth:`~exchange.liquidation.monitor.RiskMonitor.signature`) keeps its
         rows; the liquidated account never does. Scores are kept per signature while the prices stay; what an
@@ -163,7 +166,7 @@ class ADLQueue:
 
     def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
                  liquidated: int) -> tuple:
-        """``(signature, liquidated, fresh, {key: exact score})`` of a suspect holder of ``symbol`` (``_stale``):
+        """``(signature, liquidated, fresh, {key: exact score as _rank})`` of a suspect holder of ``symbol`` (``_stale``):
         fresh when it is not the liquidated account and its rows were written from ``signature``; otherwise
         its positions on the side, scored exactly from the ledger (None for the seeded order). O(its positions)."""
         ledger, is_liquidated = self.risk.ledger, account_id == liquidated
@@ -175,7 +178,7 @@ class ADLQueue:
         for key in keys:
             known = self._scores.get((symbol, ranking, key))
             if known is None or known[0] != signature:
-                exact = None if ranking == ADLRanking.SEEDED_OFFSET else score(self.risk, symbol, key, ranking)
+                exact = None if ranking == ADLRanking.SEEDED_OFFSET else _rank(score(self.risk, symbol, key, ranking))
                 known = self._scores[symbol, ranking, key] = signature, exact
             scored[key] = known[1]
         return signature, is_liquidated, False, scored
@@ -201,29 +204,42 @@ def _side_slots(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int) -> 
 side_slots = _impl.adl_bounds_kernel.side_slots if _impl.adl_bounds_kernel else _side_slots
 
 
-def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, Fraction], score) -> Iterator[Key]:
+def _rank(score: Fraction) -> tuple[float, Fraction]:
+    """``(float(score), score)``: sorts exactly as ``score`` but compares as a float first. Rounding to the
+    nearest float is monotonic, so ``float(a) < float(b)`` implies ``a < b``, and equal floats fall through to
+    the Fractions; a score beyond the float range is ±inf, which keeps the order too."""
+    try:
+        return float(score), score
+    except OverflowError:
+        return (math.inf if score > 0 else -math.inf), score
+
+
+def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], score) -> Iterator[Key]:
     """Highest exact score first, ties by key, over the candidates outside the ``n_skipped`` ``skip``ped rows
-    and ``stale`` (scored already); ``score(key)`` scores one candidate (module docstring: the prefix argument)."""
+    and ``stale`` (scored already, as :func:`_rank`); ``score(key)`` scores one candidate exactly (module
+    docstring: the prefix argument)."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
     while True:
         top = c.highest(m + n_skipped if m < n else n)
         top = top[~skip[c.rows[top]]]
         complete = len(top) < m or m >= n
-        bound = -np.inf if complete else c.lo[top[m - 1]]
+        bound = -math.inf if complete else float(c.lo[top[m - 1]])
         inside = np.flatnonzero(c.hi >= bound)
         inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
-        floor = None if complete else Fraction(float(bound))  # exact, converted once
-        scores = {key: s for key, s in stale.items() if floor is None or s >= floor}
+        floor = Fraction(bound) if not complete else None  # exact, converted once
+        scores = {key: r for key, r in stale.items() if complete or r[0] > bound or (r[0] == bound and r[1] >= floor)}
         for j in inside.tolist():
-            if j not in c.exact:  # valid while the row is not skipped: it is the ledger's state, as when scored
-                c.exact[j] = score(c.key(j))
-            scores[c.key(j)] = c.exact[j]
-        keys = sorted(scores, key=lambda key: (-scores[key], key))
+            key = c.key(j)
+            r = c.exact.get(j)
+            if r is None:  # valid while the row is not skipped: it is the ledger's state, as when scored
+                r = c.exact[j] = _rank(score(key))
+            scores[key] = r
+        keys = sorted(scores)
+        keys.sort(key=scores.__getitem__, reverse=True)  # stable: equal scores stay in key order
         zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)
-        known_zero = _keys(c, zeros, skip)
-        order = itertools.chain((k for k in keys if scores[k] > 0),
-                                heapq.merge((k for k in keys if scores[k] == 0), known_zero),
-                                (k for k in keys if scores[k] < 0))
+        order = itertools.chain((k for k in keys if scores[k][1].numerator > 0),
+                                heapq.merge((k for k in keys if scores[k][1].numerator == 0), _keys(c, zeros, skip)),
+                                (k for k in keys if scores[k][1].numerator < 0))
         for key in itertools.islice(order, taken, None if complete else m):
             yield key
             taken += 1
