@@ -32,6 +32,7 @@ from ..enums import MarginMode, PositionMode, PositionSide
 from ..units import E8
 
 FUND_ACCOUNT_BASE = 2**62  #: the first reserved (insurance fund) account id; user ids are below it
+NO_WARNINGS: frozenset = frozenset()  #: ``Account.warned`` of an account with no margin-call key (shared, immutable)
 DEFAULT_LEVERAGE = 20  #: leverage of a symbol the account never configured (capped by the instrument's max)
 
 
@@ -80,7 +81,7 @@ class Account:
         self.settings: dict[str, SymbolSettings] = {}
         self.positions: dict[tuple[str, PositionSide], Position] = {}
         self.holds: dict[tuple[str, PositionSide], int] = {}  # order IM held per position key (units, > 0)
-        self.warned: set[tuple[str, PositionSide]] = set()  # margin-call keys at or above the warning level
+        self.warned: frozenset | set[tuple[str, PositionSide]] = NO_WARNINGS  # margin-call keys at or above the level
 
     def position_keys(self, symbol: str) -> tuple[tuple[str, PositionSide], ...]:
         """The position keys the account's mode allows in ``symbol`` (one-way: BOTH; hedge: LONG, SHORT)."""
@@ -219,7 +220,7 @@ class Ledger:
                 self.store(account, self._symbol(symbol), PositionSide(side),
                            Position(int(lots), int(entry_cost), int(isolated)))
             account.holds = {(self._symbol(symbol), PositionSide(side)): int(units) for symbol, side, units in holds}
-            account.warned = {(self._symbol(symbol, part=True), PositionSide(side)) for symbol, side in warned}
+            account.warned = {(self._symbol(symbol, part=True), PositionSide(side)) for symbol, side in warned} or NO_WARNINGS
 
     def _symbol(self, symbol, part: bool = False) -> str:
         """``symbol`` if it is one of the ledger's (or, for a margin ``part``, "": the cross part)."""

@@ -57,7 +57,7 @@ from math import ceil, floor
 from typing import Callable, Iterable
 
 from . import margin
-from .ledger import Account, Ledger, Position
+from .ledger import NO_WARNINGS, Account, Ledger, Position
 from ..enums import MarginMode, PositionSide, RejectCode, Side
 from ..events import MarginCall
 from ..profiles import BracketStyle, RiskOptions
@@ -323,18 +323,18 @@ class Risk:
         """Update the account's warned parts; a MarginCall for each part that reached the warning level.
         ``states``: its :meth:`part_states` if already computed. O(positions)."""
         if not account.positions:
-            account.warned.clear()
+            account.warned = NO_WARNINGS
             return []
         calls = []
-        warned = set()
+        warned = []
         level = self.options.margin_call_e8
         for symbol, side, balance, mm in self.part_states(account) if states is None else states:
             ratio = margin.margin_ratio_e8(mm, balance, True)
             if ratio >= level:
-                warned.add((symbol, side))
+                warned.append((symbol, side))
                 if (symbol, side) not in account.warned:
                     calls.append(MarginCall(account.account_id, symbol, side, ratio))
-        account.warned = warned
+        account.warned = set(warned) if warned else NO_WARNINGS  # (most accounts: the shared empty set)
         return calls
 
     # -- prices of a position ---------------------------------------------------------------------
