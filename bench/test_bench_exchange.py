@@ -4,6 +4,8 @@
     after the demo's deposits (10,000,000 USDT to each of its 1,000 accounts, outside the timed region), every
     stage included (risk checks, clearing, holds, triggers, the liquidation stage, margin calls). Checked: the
     state hash equals an untimed run's.
+(a′) The same flow as one ``Exchange.apply_batch`` call on its command array (encoded outside the timed
+    region), with the result and event arrays built. Checked: the same state hash.
 (b) A mark tick on one symbol with N_HOLDERS funded accounts holding positions, none near liquidation or the
     margin-call level: every account deposits 10,000 USDT and buys 1 lot (100 USDT notional at the mark
     100.00) from one maker; 30 % of them isolated. The mark alternates 100.00 / 100.01. Timed:
@@ -27,6 +29,7 @@ import pytest
 
 from exchange import IMPLEMENTATION, Deposit, Exchange, MarginMode, OrderType, PlaceOrder, SetMarginMode, SetMarkPrice
 from exchange._impl import core
+from exchange.boundary.batch import encode
 from exchange.cli import DEMO_DEPOSIT_UNITS
 from exchange.commands import commands_from_rows
 from exchange.enums import Side, TimeInForce
@@ -70,6 +73,21 @@ def flow():
 def test_exchange_apply_demo_flow(benchmark, flow):
     instrument, deposits, commands, expected = flow
     ex = benchmark.pedantic(run_flow, setup=lambda: ((funded_exchange(instrument, deposits), commands), {}),
+                            rounds=3, iterations=1)
+    assert ex.state_hash() == expected
+    benchmark.extra_info["commands_per_s"] = len(commands) / benchmark.stats.stats.median
+
+
+def run_batch_flow(ex: Exchange, rows) -> Exchange:
+    """(a′) the same flow as one ``Exchange.apply_batch`` call on its command array."""
+    ex.apply_batch(rows)
+    return ex
+
+
+def test_exchange_apply_batch_demo_flow(benchmark, flow):
+    instrument, deposits, commands, expected = flow
+    rows = encode(commands, (instrument.symbol,))
+    ex = benchmark.pedantic(run_batch_flow, setup=lambda: ((funded_exchange(instrument, deposits), rows), {}),
                             rounds=3, iterations=1)
     assert ex.state_hash() == expected
     benchmark.extra_info["commands_per_s"] = len(commands) / benchmark.stats.stats.median
@@ -150,6 +168,15 @@ def main() -> int:
     assert len(hashes) == 1, "the implementations end in different states"
     if len(rates) == 2:
         print(f"(a) compiled ÷ reference (CPU): {rates['cython'] / rates['python']:.2f}; same state hash")
+    rows, cpu = encode(commands, (instrument.symbol,)), []
+    for _ in range(3):
+        ex = funded_exchange(instrument, deposits)
+        started_cpu = time.process_time()
+        run_batch_flow(ex, rows)
+        cpu.append(time.process_time() - started_cpu)
+        assert ex.state_hash() in hashes
+    print(f"(a') Exchange.apply_batch [{IMPLEMENTATION}], the same flow as one command array: median "
+          f"{len(commands) / statistics.median(cpu):,.0f} commands/s CPU; same state hash")
     started = time.perf_counter()
     ex = holders_exchange()
     print(f"(b) set-up of {N_HOLDERS:,} holders: {time.perf_counter() - started:.1f} s")

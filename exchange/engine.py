@@ -75,7 +75,7 @@ import msgpack
 
 from . import _impl
 from ._impl import matching_engine_class  # re-exported: exchange.engine.matching_engine_class
-from .boundary import validate
+from .boundary import batch, validate
 from .liquidation.adl import ranking as deleveraging
 from .accounts.ledger import FUND_ACCOUNT_BASE, Ledger
 from .clearing.fills import clear_fill
@@ -270,6 +270,22 @@ class Exchange:
         if self.snapshot_every and self.sequence % self.snapshot_every == 0:
             self._periodic_snapshot()
         return events
+
+    def apply_batch(self, commands) -> batch.BatchResult:
+        """Apply rows of :data:`~exchange.boundary.batch.BATCH_COMMAND_DTYPE` in order, exactly as :meth:`apply`
+        would one by one (validated, journaled, the same events and state), and return the results and the
+        events as numpy arrays (:class:`~exchange.boundary.batch.BatchResult`; the layout is the module docstring
+        of :mod:`exchange.boundary.batch`). Symbols are indices into :attr:`symbols`.
+
+        Raises :class:`~exchange.boundary.batch.BatchError` before any command runs when the array cannot be
+        commands (dtype, unknown tag, symbol index); otherwise raises as :meth:`apply` does, and a halt stops the
+        batch with the commands before it applied. O(rows + events)."""
+        return batch.run(self, commands)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The instruments' symbols in configuration order (what :meth:`apply_batch`'s symbol indices name)."""
+        return tuple(self.instruments)
 
     def _periodic_snapshot(self) -> None:
         """Every ``snapshot_every`` journaled commands: a snapshot beside the journal, the newest

@@ -1,0 +1,116 @@
+"""``Exchange.apply_batch``: command arrays in, result and event arrays out, exactly as ``apply`` one by one
+(``exchange.boundary.batch``)."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from exchange import (
+    AdvanceTime, CancelOrder, Deposit, Exchange, OrderAccepted, PlaceOrder, Rejected, SetMarkPrice, Side, replay_file,
+)
+from exchange.boundary.batch import BATCH_COMMAND_DTYPE, COMMAND_DEFAULTS, BatchError, decode, encode
+from exchange.commands import COMMAND_TYPES
+from tests.conftest import make_instrument
+from tests.streams import SYMBOL, fuzz_cases, liquidation_commands, random_commands
+
+OTHER = "XYZUSDT"
+INSTRUMENTS = [make_instrument(), dataclasses.replace(make_instrument(), symbol=OTHER)]
+
+
+def one_by_one(commands, profile="binance"):
+    ex = Exchange(INSTRUMENTS, profile=profile)
+    return ex, [ex.apply(c) for c in commands]
+
+
+@pytest.mark.parametrize("profile", ["binance", "bybit", "dydx", "hyperliquid"])
+@pytest.mark.parametrize("stream", ["random", "liquidation"])
+def test_a_batch_is_apply_one_by_one(profile, stream):
+    commands = list(random_commands(5, 1_500) if stream == "random"
+                    else liquidation_commands(7, 1_500, (SYMBOL, OTHER)))
+    reference, per_command = one_by_one(commands, profile)
+    ex = Exchange(INSTRUMENTS, profile=profile)
+    result = ex.apply_batch(encode(commands, ex.symbols))
+    flat = [e for events in per_command for e in events]
+    assert result.records() == flat
+    assert ex.state_hash() == reference.state_hash() and ex.journal == reference.journal
+    assert result.results["events"].tolist() == [len(events) for events in per_command]
+    assert result.results["first_event"].tolist() == np.cumsum([0] + [len(e) for e in per_command])[:-1].tolist()
+    for row, command, events in zip(result.results.tolist(), commands, per_command):
+        code, order_id, _, _ = row
+        refused = bool(events) and type(events[0]) is Rejected
+        assert code == (events[0].code if refused else 0)
+        accepted = [e.order_id for e in events if type(e) is OrderAccepted and type(command) is PlaceOrder]
+        assert order_id == (accepted[0] if accepted and not refused else 0)
+    kinds = {type(e).__name__ for e in flat}
+    assert set(result.events) == kinds and len(kinds) >= 10
+    fills = result.events.get("Fill")
+    assert fills is not None and (fills["seq"] == np.sort(fills["seq"])).all()
+    assert all(flat[seq].qty_lots == qty for seq, qty in zip(fills["seq"].tolist(), fills["qty_lots"].tolist()))
+
+
+def test_int_valued_malformed_fields_are_rejected_as_by_apply():
+    """Every fuzz case whose fields fit int64 (bounds broken, enums out of range, unknown orders ...): the same
+    Rejected codes and messages, and the same state, through the array as one by one."""
+    commands = []
+    for command, _, _ in fuzz_cases(11, 2_000, (SYMBOL, OTHER)):
+        try:
+            encode([command], [SYMBOL, OTHER])
+        except BatchError:
+            continue  # floats, strings, None, beyond int64: only a record can carry them
+        commands.append(command)
+    reference, per_command = one_by_one(commands)
+    ex = Exchange(INSTRUMENTS)
+    result = ex.apply_batch(encode(commands, ex.symbols))
+    assert result.records() == [e for events in per_command for e in events]
+    assert ex.state_hash() == reference.state_hash()
+    rejected = result.events["Rejected"]
+    assert len(rejected) > 100 and {-1102, -1117}.issubset(set(rejected["code"].tolist()))
+
+
+def test_encode_and_decode_are_inverse_for_every_command_kind():
+    commands = list(liquidation_commands(3, 2_000, (SYMBOL, OTHER))) + list(random_commands(4, 2_000))
+    assert {type(c).TAG for c in commands} >= set(COMMAND_TYPES) - {22}  # all but SettleSymbol
+    rows = encode(commands, (SYMBOL, OTHER))
+    assert [type(c)(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)}) for c in decode(rows, (SYMBOL, OTHER))] \
+        == commands
+
+
+def test_a_row_template_holds_the_record_defaults():
+    row = COMMAND_DEFAULTS.copy()
+    row["tag"], row["symbol"], row["account_id"], row["side"], row["qty_lots"], row["price_ticks"] = 1, 0, 7, 1, 3, 10_000
+    (command,) = decode(np.array([row]), [SYMBOL])
+    assert command == PlaceOrder(7, SYMBOL, Side.BUY, 3, 10_000)
+
+
+def test_arrays_that_are_not_commands_are_refused_before_anything_runs():
+    ex = Exchange(INSTRUMENTS)
+    good = encode([SetMarkPrice(SYMBOL, 10_000), Deposit(1, 10**10)], ex.symbols)
+    before = ex.state_hash()
+    bad_tag, bad_symbol = good.copy(), good.copy()
+    bad_tag[1]["tag"] = 99
+    bad_symbol[0]["symbol"] = 2
+    for rows, message in ((bad_tag, "row 1: unknown command tag 99"), (bad_symbol, "row 0: symbol index 2"),
+                          (good.astype([(n, np.int32) for n in BATCH_COMMAND_DTYPE.names]), "BATCH_COMMAND_DTYPE"),
+                          (good.reshape(2, 1), "1-d array"), ([1, 2], "BATCH_COMMAND_DTYPE")):
+        with pytest.raises(BatchError, match=message):
+            ex.apply_batch(rows)
+        assert ex.state_hash() == before and ex.journal == []
+    assert ex.apply_batch(good).results["code"].tolist() == [0, 0]
+
+
+def test_encode_never_rounds():
+    for bad in (1.5, float("nan"), "3", None, 2**63, True, np.int64(3)):
+        with pytest.raises(BatchError, match="qty_lots"):
+            encode([PlaceOrder(1, SYMBOL, Side.BUY, bad, 10_000)], [SYMBOL])
+    with pytest.raises(BatchError, match="unknown symbol"):
+        encode([CancelOrder(1, "NOPE", 1)], [SYMBOL])
+    with pytest.raises(BatchError, match="not a command"):
+        encode([object()], [SYMBOL])
+
+
+def test_a_batch_is_journaled_like_apply(tmp_path):
+    commands = list(liquidation_commands(9, 600, (SYMBOL, OTHER))) + [AdvanceTime(10**12)]
+    with Exchange(INSTRUMENTS, journal=tmp_path / "j.bin", fsync="never") as ex:
+        ex.apply_batch(encode(commands, ex.symbols))
+        expected = ex.state_hash()
+    assert replay_file(tmp_path / "j.bin")[0].state_hash() == expected
