@@ -106,6 +106,7 @@ from fractions import Fraction
 from math import ceil, floor
 
 from . import dydx
+from .. import _impl
 from ..accounts import margin
 from .adl import ranking as deleveraging, score as adl
 from ..accounts.ledger import Account, Position
@@ -155,7 +156,9 @@ class Liquidator:
         self.in_liquidation: set[int] = set()
         self.dydx = self.profile.liquidation_order == LiquidationOrder.IOC_AT_FILLABLE_PRICE  # rules 1-4 of exchange.liquidation.dydx
         self.cooldown_until: dict[int, int] = {}  # account -> end (ns) of its cooldown after a sliced liquidation
-        self.adl_queue = ADLQueue(exchange.risk, exchange.monitor)
+        compiled = exchange.implementation == "cython"
+        self.adl_queue = ADLQueue(exchange.risk, exchange.monitor, compiled=compiled)
+        self._clear_fill = _impl.fills_kernel.clear_fill if compiled else clear_fill  # ADL and takeover transfers
 
     # ==== snapshots ===============================================================================
     def cooldowns(self) -> list[list[int]]:
@@ -599,8 +602,8 @@ class Liquidator:
                   counter_side: PositionSide, price: int, qty: int) -> list:
         """Close ``qty`` lots of the liquidated position against ``counter`` at ``price``, no fee."""
         inst = self.ex.instruments[symbol]
-        events = clear_fill(self.ledger, inst, account, side, not long, price, qty, 0)
-        events += clear_fill(self.ledger, inst, counter, counter_side, long, price, qty, 0)
+        events = self._clear_fill(self.ledger, inst, account, side, not long, price, qty, 0)
+        events += self._clear_fill(self.ledger, inst, counter, counter_side, long, price, qty, 0)
         for party in (account, counter):
             self.risk.refresh_holds(party, symbol)
             self.ex._touched.add(party.account_id)

@@ -53,9 +53,8 @@ from ...profiles import ADLRanking
 FIRST_PREFIX = 16  #: candidates ranked exactly at first (then ×4 while the caller takes more)
 TOP = 256  #: highest lower bounds kept sorted per side
 _SIDES = {int(side): side for side in PositionSide}
-_BOUNDS = _impl.adl_bounds_kernel or adlbounds  #: the bounds of the active implementation (compiled twin or numpy)
-BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: _BOUNDS.binance, ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: _BOUNDS.bybit,
-          ADLRanking.PNL_LEVERAGE_INDEX: _BOUNDS.bybit}
+BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: "binance", ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: "bybit",
+          ADLRanking.PNL_LEVERAGE_INDEX: "bybit"}  #: the bounds function of each ranking (adl.bounds or its twin)
 
 
 @dataclass
@@ -96,9 +95,14 @@ class _Candidates:
 class ADLQueue:
     """ADL orders over one exchange's risk monitor (module docstring)."""
 
-    def __init__(self, risk, monitor):
+    def __init__(self, risk, monitor, compiled: bool = False):
         self.risk = risk
         self.monitor = monitor
+        kernel = _impl.adl_bounds_kernel if compiled else None
+        if compiled and kernel is None:
+            raise RuntimeError("the compiled ADL bounds are not active")
+        self._bounds = kernel or adlbounds  # the candidate filter: the compiled twin or numpy
+        self._side_slots = kernel.side_slots if kernel else _side_slots
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
@@ -185,12 +189,12 @@ class ADLQueue:
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         i = self.monitor.symbols.index(symbol)
-        slots = side_slots(p, ids, i, long, FUND_ACCOUNT_BASE)
+        slots = self._side_slots(p, ids, i, long, FUND_ACCOUNT_BASE)
         rows = p.pos_account[slots]
         if ranking == ADLRanking.SEEDED_OFFSET:
             lo = hi = np.zeros(len(slots))
         else:
-            lo, hi = BOUNDS[ranking](p, slots, i, np.array(marks, dtype=np.int64))
+            lo, hi = getattr(self._bounds, BOUNDS[ranking])(p, slots, i, np.array(marks, dtype=np.int64))
         return _Candidates(rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0), np.zeros(0, np.int64))
 
 
@@ -200,8 +204,6 @@ def _side_slots(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int) -> 
     side = (p.pos_qty_lots > 0) if long else (p.pos_qty_lots < 0)
     return np.flatnonzero((p.pos_symbol == symbol) & side & (ids[owners] < fund_base))
 
-
-side_slots = _impl.adl_bounds_kernel.side_slots if _impl.adl_bounds_kernel else _side_slots
 
 
 def _rank(score: Fraction) -> tuple[float, Fraction]:
