@@ -27,14 +27,15 @@ SYMBOL, OTHER = "TESTUSDT", "XYZUSDT"
 QUEUED_PROFILES = ["binance", "bybit", "hyperliquid", "dydx"]  # bitmex ranks with ranked() (no mirror)
 
 
-def crowd(profile: str, n_traders: int, seed: int, indexed: bool = True, symbols=(SYMBOL,)) -> Exchange:
+def crowd(profile: str, n_traders: int, seed: int, indexed: bool = True, symbols=(SYMBOL,),
+          implementation: str | None = None) -> Exchange:
     """``n_traders`` accounts (one-way and hedge, isolated and cross, 2–50x) that traded with each other at
     prices walking between 90 and 110 in every symbol, so both sides have many ADL candidates with spread-out
     scores; every fifth trader is the twin of the one before (same wallet, settings and trades: equal scores,
     ties broken by account id). A small insurance fund, so a crash ends in ADL."""
     rng = random.Random(seed)
     ex = Exchange([make_instrument(), dataclasses.replace(make_instrument(), symbol=OTHER)][:len(symbols)], profile=profile,
-                  liquidation=LiquidationConfig(fund=FundLimits(max_position_lots=5)))
+                  liquidation=LiquidationConfig(fund=FundLimits(max_position_lots=5)), implementation=implementation)
     ex.monitor.index_from_accounts = 0 if indexed else math.inf
     for symbol in symbols:
         ex.apply(SetMarkPrice(symbol, 10_000))

@@ -7,16 +7,19 @@ exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and m
   holds equal a recomputation (rules §9 invariants).
 - The quiet skip is exact: the same streams with the skip disabled (``RiskMonitor.quiet`` always False, so
   both stages run after every command) give the same events and state hash, on both implementations.
+- Crashes with ADL under every profile, with the risk monitor's mirror and indexes kept (so the compiled
+  index writer, warning entries and ADL bounds run): the same events, command by command, and state hash.
 - The binding: the compiled Exchange runs the twins, the reference does not.
 """
 import pytest
 
-from exchange import Exchange
+from exchange import ADLFill, Exchange, SetMarkPrice
 from exchange.accounts.pretrade import Risk
 from exchange.liquidation.waterfall import LiquidationConfig
 from exchange.profiles import PROFILES
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import liquidation_commands, random_commands
+from tests.test_adl_queue import OTHER, SYMBOL, crowd, marks_down_and_up
 
 STREAMS = [("random", seed) for seed in (3, 11, 29)] + [("liquidation", seed) for seed in (5, 17)]
 
@@ -44,6 +47,28 @@ def test_the_twins_give_the_reference_events_and_state(profile, stream):
     for i, (want, got) in enumerate(zip(reference[0], compiled[0])):
         assert got == want, f"command #{i} {commands[i]!r}"
     assert compiled[1] == reference[1]
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_crashes_with_adl_are_the_same_on_both_implementations(profile):
+    """300 traders in two symbols (one-way and hedge, isolated and cross), the indexes kept from the start,
+    a crash down and back up in both symbols: ADL happens, and every command's events and the end state
+    are the reference's."""
+    runs = [crowd(profile, 300, seed=23, symbols=(SYMBOL, OTHER), implementation=implementation)
+            for implementation in ("python", "cython")]
+    assert [ex.state_hash() for ex in runs][0] == runs[1].state_hash()
+    adl_fills = 0
+    for mark in marks_down_and_up():
+        for symbol in (SYMBOL, OTHER):
+            command = SetMarkPrice(symbol, mark)
+            reference, compiled = (ex.apply(command) for ex in runs)
+            assert compiled == reference, f"{command!r}"
+            adl_fills += sum(type(e) is ADLFill for e in reference)
+    for ex in runs:
+        ex.check_invariants()
+    assert runs[1].state_hash() == runs[0].state_hash()
+    assert adl_fills > 10 and runs[1].monitor.indexed == runs[1].monitor.convex  # bitmex: stepwise, no index
 
 
 @pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
