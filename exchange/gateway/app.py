@@ -96,13 +96,13 @@ class Gateway:
         self.journal_dir = journal_dir
         self.journal_path = os.path.join(journal_dir, JOURNAL) if journal_dir else None
         self.clock_mode = clock_mode
-        self.records = Records(exchange, {a.account_id for a in cfg.accounts}, cfg.epoch_ms)
         self.depth = Depth(exchange)
         self.hub = Hub(self)
         self.listen_keys = ListenKeys(listen_key_ttl_ms)
         self.auth = Authenticator(cfg.accounts)
-        self.sequencer = Sequencer(exchange, self.records, self.hub,
+        self.sequencer = Sequencer(exchange, self.hub,
                                    os.path.join(journal_dir, SIDECAR) if journal_dir else None)
+        self.use_records(Records(exchange, {a.account_id for a in cfg.accounts}, cfg.epoch_ms))
         self.event_log: deque = deque(maxlen=EVENT_LOG)
         self._event_n = 0
         self.sequencer.event_sink = self._log_events
@@ -110,6 +110,10 @@ class Gateway:
         self.routes = {(m, p): (kind, fn) for m, p, kind, fn in ROUTES}
         self.admin_routes = {(m, p): fn for m, p, fn in admin.ROUTES}
         self.clock = None
+
+    def use_records(self, records: Records) -> None:
+        self.records = self.sequencer.records = records
+        records.listeners = self.hub.by_account
 
     def _log_events(self, events) -> None:
         """Keep ``(n, event)``; the admin route converts them to rows when it is asked (events are immutable)."""
@@ -281,8 +285,7 @@ def restore(journal_dir: str, clock_mode: str) -> Gateway:
         raise RuntimeError("restore: the replayed state differs from the recovered one")
     records.ex = ex  # the records now follow the recovered (journaling) exchange
     gw = Gateway(cfg, ex, journal_dir, clock_mode)
-    gw.records = records
-    gw.sequencer.records = records
+    gw.use_records(records)
     return gw
 
 

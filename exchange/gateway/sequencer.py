@@ -32,9 +32,9 @@ class Job:
 
 
 class Sequencer:
-    def __init__(self, exchange, records, hub, sidecar_path: str | None):
+    def __init__(self, exchange, hub, sidecar_path: str | None):
         self.ex = exchange
-        self.records = records
+        self.records = None  # set by Gateway.use_records
         self.hub = hub
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self._sidecar = open(sidecar_path, "a", encoding="utf-8") if sidecar_path else None

@@ -129,7 +129,11 @@ class Hub:
         for stream in list(client.streams):
             self.unsubscribe(client, stream)
         for key, account_id in client.listen_keys.items():
-            self.by_account.get(account_id, set()).discard((client, key))
+            subs = self.by_account.get(account_id)
+            if subs is not None:
+                subs.discard((client, key))
+                if not subs:  # the records make user-stream messages only for accounts listed here
+                    del self.by_account[account_id]
         self.clients.discard(client)
 
     def close_key(self, key: str, account_id: int, expired: bool) -> None:
