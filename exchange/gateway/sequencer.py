@@ -3,8 +3,12 @@
 Request handlers put a :class:`Job` (a list of commands with their gateway metadata, or a producer called
 inside the task) on a queue and await its future. The task drains the queue into a batch, applies every
 command in order (the engine journals each one), ingests the events into the records, then does a **group
-commit**: one fsync of the engine journal and one of the sidecar for the whole batch, *before* any job of the
-batch is answered. Then the batch's stream messages are handed to the hub (which never blocks).
+commit**: the batch's client order ids go into the engine journal as one note (``JournalWriter.note``) and one
+fsync of the journal makes the whole batch durable, *before* any job of the batch is answered. Then the batch's
+stream messages are handed to the hub (which never blocks).
+
+Directories written before the notes kept the client order ids in a sidecar, ``gateway-orders.jsonl``;
+:func:`read_metas` still reads it.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from ..persistence.journal import JournalError
 from .records import Outbox
 
 MAX_BATCH = 512
+NOTE_KEY = "orders"  # a journal note {"orders": [[sequence, client id, algo, good-till ms], ...]}
 
 
 class Job:
@@ -32,12 +37,13 @@ class Job:
 
 
 class Sequencer:
-    def __init__(self, exchange, hub, sidecar_path: str | None):
+    def __init__(self, exchange, hub):
         self.ex = exchange
         self.records = None  # set by Gateway.use_records
         self.hub = hub
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._sidecar = open(sidecar_path, "a", encoding="utf-8") if sidecar_path else None
+        # the engine's durable journal writer (None without --journal), for the notes
+        self._journal = getattr(exchange, "_journal_writer", None)
         self._task: asyncio.Task | None = None
         self.batches = 0
         self.failed: str | None = None
@@ -65,9 +71,6 @@ class Sequencer:
             except (asyncio.CancelledError, Exception):
                 pass
         self._commit()
-        if self._sidecar is not None:
-            self._sidecar.close()
-            self._sidecar = None
 
     async def _run(self) -> None:
         while True:
@@ -76,7 +79,7 @@ class Sequencer:
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             out = Outbox()
-            lines: list[str] = []
+            lines: list[list] = []
             errors: dict[int, BaseException] = {}
             for i, job in enumerate(batch):
                 try:
@@ -112,35 +115,40 @@ class Sequencer:
             before = self.ex.sequence
             events = self.ex.apply(command)
             if meta is not None and self.ex.sequence != before:
-                lines.append(json.dumps({"seq": self.ex.sequence, **meta}, separators=(",", ":")))
+                row = [self.ex.sequence, meta.get("cid", ""), bool(meta.get("algo")), int(meta.get("gtd", 0))]
+                if row[1] or row[2] or row[3]:  # an order without them gets the defaults on restore too
+                    lines.append(row)
             self.records.ingest(command, meta, events, out)
             if self.event_sink is not None:
                 self.event_sink(events)
             job.events.append(events)
 
-    def _commit(self, lines=()) -> None:
-        """Group commit: the sidecar lines, then one fsync of each file."""
-        if self._sidecar is not None and lines:
-            self._sidecar.write("\n".join(lines) + "\n")
-            self._sidecar.flush()
-            os.fsync(self._sidecar.fileno())
-        self.ex.sync_journal()  # the engine's durable journal (written with fsync policy "never")
+    def _commit(self, rows=()) -> None:
+        """Group commit: the batch's client order ids as one journal note, then one fsync of the journal (written
+        with fsync policy "never") for both."""
+        if rows and self._journal is not None and not self._journal.closed:
+            self._journal.note({NOTE_KEY: rows})
+        self.ex.sync_journal()
 
 
-def read_sidecar(path: str) -> dict[int, dict]:
-    """sequence -> metadata; a torn last line (a crash mid-write) is ignored."""
+def read_metas(notes, sidecar_path: str) -> dict[int, dict]:
+    """sequence -> gateway metadata, from the journal's notes and (a directory written before them) the sidecar
+    file, whose torn last line (a crash mid-write) is ignored."""
     metas: dict[int, dict] = {}
-    if not os.path.exists(path):
-        return metas
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            seq = row.pop("seq", None)
-            if isinstance(seq, int):
-                metas[seq] = row
+    if os.path.exists(sidecar_path):
+        with open(sidecar_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                seq = row.pop("seq", None)
+                if isinstance(seq, int):
+                    metas[seq] = row
+    for _, data in notes:
+        if isinstance(data, dict):
+            for seq, cid, algo, gtd in data.get(NOTE_KEY, ()):
+                metas[seq] = {"cid": cid, "algo": algo, "gtd": gtd}
     return metas
 
 

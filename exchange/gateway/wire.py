@@ -29,7 +29,8 @@ def fmt(value: Decimal, places: int) -> str:
 _STEPS: dict = {}  # step (Decimal) -> (m, places) with step == m / 10**places exactly
 
 
-def _step(step: Decimal) -> tuple[int, int]:
+def scale(step: Decimal) -> tuple[int, int]:
+    """``(m, places)`` with ``step == m / 10**places`` exactly (cached: steps are few)."""
     found = _STEPS.get(step)
     if found is None:
         places = decimals(step)
@@ -48,13 +49,13 @@ def _fixed(n: int, places: int) -> str:
 
 
 def price(inst, ticks: int | None) -> str:
-    m, places = _step(inst.tick_size)
+    m, places = scale(inst.tick_size)
     return _fixed(ticks * m if ticks else 0, places)
 
 
 def price_exact(inst, ticks: Fraction | int) -> str:
     """A fractional number of ticks (an average price) with 8 more decimals than the tick, trailing zeros cut."""
-    m, places = _step(inst.tick_size)
+    m, places = scale(inst.tick_size)
     places += 8
     if isinstance(ticks, int) or ticks.denominator == 1:
         text = _fixed(int(ticks) * m * 10 ** 8, places)
@@ -65,7 +66,7 @@ def price_exact(inst, ticks: Fraction | int) -> str:
 
 
 def qty(inst, lots: int) -> str:
-    m, places = _step(inst.lot_size)
+    m, places = scale(inst.lot_size)
     return _fixed(lots * m, places)
 
 
