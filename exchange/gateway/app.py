@@ -120,9 +120,9 @@ class Gateway:
 
     def _log_events(self, events) -> None:
         """Keep ``(n, event)``; the admin route converts them to rows when it is asked (events are immutable)."""
-        for e in events:
-            self._event_n += 1
-            self.event_log.append((self._event_n, e))
+        n = self._event_n
+        self.event_log.extend(zip(range(n + 1, n + 1 + len(events)), events))
+        self._event_n = n + len(events)
 
     # ---- HTTP ----------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
