@@ -113,12 +113,17 @@ def test_async_client_orders_and_streams(server):
             book = await nudged(pro.watch_order_book(SYMBOL))
             book = await nudged(pro.watch_order_book(SYMBOL))
             assert book["asks"][0] == [50500.0, 0.05]
-            # a second change: the diff chain (U/u/pu) stays consistent with the REST snapshot
+            # a second change: the diff chain (U/u/pu) stays consistent with the REST snapshot. The watch waits
+            # before the order is sent: the diff may reach the stream before the REST answer (as on Binance), and a
+            # watch started after it would only hear of the next change
+            watch = asyncio.ensure_future(pro.watch_order_book(SYMBOL))
+            await asyncio.sleep(0.2)
             await a.create_order(SYMBOL, "limit", "sell", 0.02, 50400)
+            book = await asyncio.wait_for(watch, 10)
             for _ in range(20):
-                book = await asyncio.wait_for(pro.watch_order_book(SYMBOL), 10)
                 if book["asks"][0][0] == 50400.0:
                     break
+                book = await asyncio.wait_for(pro.watch_order_book(SYMBOL), 10)
             assert book["asks"][:2] == [[50400.0, 0.02], [50500.0, 0.05]]
             # trades stream and isolation: account 2 watching its orders sees none of account 4's
             balances = [asyncio.ensure_future(pro.watch_balance()), asyncio.ensure_future(other.watch_balance())]

@@ -155,6 +155,8 @@ class Gateway:
                 raw_body = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in the request body.") from None
+        if method == "GET":
+            await self.sequencer.committed()  # a batch syncing in the thread is not visible yet
         raw_query = request.raw_path.partition("?")[2]  # as sent: signatures are over the percent-encoded query
         if len(raw_query) > MAX_QUERY:
             raise ApiError(errors.BAD_PARAM, f"Query string too long (more than {MAX_QUERY} bytes).", status=414)
@@ -274,7 +276,7 @@ def build(cfg, journal_dir: str | None, clock_mode: str) -> Gateway:
     for cmd in _initial_commands(cfg, instruments):
         gw.records.ingest(cmd, None, ex.apply(cmd), out)
     gw.depth = Depth(ex)
-    gw.sequencer._commit()
+    ex.sync_journal()
     return gw
 
 

@@ -7,6 +7,11 @@ commit**: the batch's client order ids go into the engine journal as one note (`
 fsync of the journal makes the whole batch durable, *before* any job of the batch is answered. Then the batch's
 stream messages are handed to the hub (which never blocks).
 
+A batch of more than one job (other clients are waiting) syncs in a thread, so the event loop keeps reading
+and parsing requests meanwhile (the next batch gathers); a lone job syncs inline (a thread hop would only add to
+its round trip). While a batch syncs, reads wait (:meth:`Sequencer.committed`): nothing answers from state that
+is not durable yet.
+
 Directories written before the notes kept the client order ids in a sidecar, ``gateway-orders.jsonl``;
 :func:`read_metas` still reads it.
 """
@@ -16,6 +21,7 @@ import asyncio
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ..engine import ExchangeHalted
 from ..persistence.journal import JournalError
@@ -45,6 +51,9 @@ class Sequencer:
         # the engine's durable journal writer (None without --journal), for the notes
         self._journal = getattr(exchange, "_journal_writer", None)
         self._task: asyncio.Task | None = None
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="journal-sync")
+        self._syncing = False  # a batch is applied and its sync runs in the thread
+        self._readers: list[asyncio.Future] = []  # reads waiting for that sync
         self.batches = 0
         self.failed: str | None = None
         self.event_sink = None  # callable(events) for the admin event log
@@ -63,6 +72,13 @@ class Sequencer:
         self.queue.put_nowait(job)
         return await job.future
 
+    async def committed(self) -> None:
+        """Return once no batch is applied without being durable (at once, unless one syncs in the thread)."""
+        if self._syncing:
+            waiter = asyncio.get_running_loop().create_future()
+            self._readers.append(waiter)
+            await waiter
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -70,7 +86,8 @@ class Sequencer:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._commit()
+        self._syncer.shutdown(wait=True)  # a sync still running in the thread ends before the journal closes
+        self.ex.sync_journal()
 
     async def _run(self) -> None:
         while True:
@@ -89,8 +106,13 @@ class Sequencer:
                     errors[i] = exc
                 except Exception as exc:  # a producer bug: answer it, keep serving
                     errors[i] = exc
+            off_loop = len(batch) > 1
             try:
-                self._commit(lines)
+                self._note(lines)
+                if off_loop:
+                    await self._sync_off_loop()
+                else:
+                    self.ex.sync_journal()
             except (OSError, JournalError) as exc:  # the journal's sync raises JournalError
                 self.failed = f"commit failed: {exc}"
                 for i in range(len(batch)):
@@ -107,6 +129,19 @@ class Sequencer:
                 self.hub.publish_batch(out)
             except Exception as exc:  # never let a stream problem stop the engine
                 print(f"gateway: stream publish failed: {exc!r}", flush=True)
+            if off_loop:  # the answers and the reads woken above run before the next batch is applied
+                await asyncio.sleep(0)
+
+    async def _sync_off_loop(self) -> None:
+        self._syncing = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._syncer, self.ex.sync_journal)
+        finally:
+            self._syncing = False
+            for waiter in self._readers:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._readers.clear()
 
     def _apply_job(self, job: Job, out: Outbox, lines: list) -> None:
         if job.producer is not None:
@@ -123,12 +158,10 @@ class Sequencer:
                 self.event_sink(events)
             job.events.append(events)
 
-    def _commit(self, rows=()) -> None:
-        """Group commit: the batch's client order ids as one journal note, then one fsync of the journal (written
-        with fsync policy "never") for both."""
+    def _note(self, rows) -> None:
+        """The batch's client order ids as one journal note (the batch's sync makes it durable with the commands)."""
         if rows and self._journal is not None and not self._journal.closed:
             self._journal.note({NOTE_KEY: rows})
-        self.ex.sync_journal()
 
 
 def read_metas(notes, sidecar_path: str) -> dict[int, dict]:
