@@ -298,6 +298,24 @@ def throughput(rest: str, n_clients: int, seconds: float, procs: int, server_pid
             "orders_per_server_cpu_s": total / server_cpu if server_cpu else None}
 
 
+def sync_probe(directory: Path, n: int = 200) -> dict:
+    """What one durable append costs on this disk now: p50 / p99 of (write 200 bytes, fdatasync) in the journal's
+    directory. The order round trip (a) pays one per batch, and this machine's disk varies (0.1 ms to 4 ms)."""
+    path = directory / "sync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    lat = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 200)
+            (getattr(os, "fdatasync", None) or os.fsync)(fd)
+            lat.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return summary(lat)
+
+
 def seed_book(server: Server) -> dict:
     """The maker (leverage 1: the widest position bracket) rests up to 300 BTC on each side in 10 BTC orders (as
     many as its bracket allows), so every benchmark order matches: a 60 s run at 5,000 orders/s of 0.001 BTC,
@@ -334,6 +352,9 @@ def report(result: dict, out: Path) -> None:
         table.add_row(name, p50, p99, target, "yes" if met else "NO")
 
     table.add_row("floor: GET /fapi/v1/ping, 1 client", f"{p['p50_ms']:.3f} ms", f"{p['p99_ms']:.3f} ms", "", "")
+    d = result["disk_sync"]
+    table.add_row("disk: append + fdatasync (before / after)", f"{d[0]['p50_ms']:.3f} / {d[1]['p50_ms']:.3f} ms",
+                  f"{d[0]['p99_ms']:.3f} / {d[1]['p99_ms']:.3f} ms", "", "")
     row("(a) order round trip, 1 client", f"{a['p50_ms']:.3f} ms", f"{a['p99_ms']:.3f} ms", "p50 ≤ 1, p99 ≤ 5 ms",
         a["p50_ms"] <= 1 and a["p99_ms"] <= 5)
     row(f"(b) orders/s, {t['clients']} clients ({t['procs']} procs, {t['seconds']:.0f} s)",
@@ -385,7 +406,9 @@ def main(argv=None) -> int:
             result = {"implementation": state["implementation"], "machine": f"{os.cpu_count()} CPUs, "
                       f"{platform.python_implementation()} {platform.python_version()}",
                       "load_before": os.getloadavg(), "maker_btc": seeded, "args": {k: str(v) for k, v in vars(args).items()}}
+            result["disk_sync"] = [sync_probe(tmp)]
             result.update(asyncio.run(floor_and_single(server.rest, server.ws, args.orders)))
+            result["disk_sync"].append(sync_probe(tmp))
             result["throughput"] = throughput(server.rest, args.clients, args.seconds, args.procs, server.proc.pid)
             result["load_after"] = os.getloadavg()
             state = server.admin("GET", "state")
