@@ -6,13 +6,20 @@
 It starts the real server (subprocess, ``--port 0 --ready-file``, ``--clock manual``, journal in a temp dir,
 group commit with fsync as always) with a maker account resting a deep book on both sides (admin API), then:
 
-  floor  GET /fapi/v1/ping round trip, one keep-alive client (aiohttp): what the HTTP stack alone costs
+  floor  GET /fapi/v1/ping round trip, one keep-alive client: what the HTTP stack alone costs
   (a)    REST order round trip, one client: sign + POST /fapi/v1/order (MARKET, 0.001, alternately BUY/SELL,
-         so every order matches the maker) + engine + group commit + the JSON answer; p50 / p99 over --orders
+         so every order matches the maker, each with its own newClientOrderId as ccxt sends one) + engine +
+         group commit + the JSON answer; p50 / p99 over --orders
   (b)    orders/s with --clients concurrent clients (the same matching orders) for --seconds, spread over
-         --procs client processes (the clients need CPU too: on a 2-core machine they compete with the server)
+         --procs client processes (the clients need CPU too: on a 2-core machine they compete with the server);
+         the server's CPU (user + system) and the clients' CPU per order are measured in the same window
   (c)    WebSocket: time from the REST answer of an order to its first ORDER_TRADE_UPDATE on the account's user
          stream, same client process and clock (negative = the event arrived before the REST answer)
+
+The floor, (a) and (b) use a lean client, as a load generator would: one keep-alive connection per client, the
+request written as bytes and the answer parsed from its Content-Length (:class:`RawHttp`), the HMAC key
+schedule done once per account; every order is still signed with its own timestamp, sent over HTTP, matched
+and answered. (c) uses aiohttp's client and its WebSocket.
 
 Targets (issue 12): (a) p50 <= 1 ms and p99 <= 5 ms; (b) >= 5,000 orders/s; (c) p50 <= 2 ms.
 Prints a table (rich) and writes JSON (--out, default bench_gateway.json). ``--profile`` runs the server under
@@ -62,21 +69,89 @@ def start_server(workdir: Path, n_clients: int, profile: Path | None = None) -> 
 
 
 # ---- a signed client ------------------------------------------------------------------------------------------
+_MACS: dict[int, hmac.HMAC] = {}
+
+
 def signed(account: int, params: dict) -> str:
     qs = urlencode(dict(params, timestamp=int(time.time() * 1000), recvWindow=60000))
-    sig = hmac.new(f"bench-secret-{account}".encode(), qs.encode(), hashlib.sha256).hexdigest()
-    return f"{qs}&signature={sig}"
+    mac = _MACS.get(account)
+    if mac is None:  # the key schedule once per account, as a client keeps its signer
+        mac = _MACS[account] = hmac.new(f"bench-secret-{account}".encode(), digestmod=hashlib.sha256)
+    mac = mac.copy()
+    mac.update(qs.encode())
+    return f"{qs}&signature={mac.hexdigest()}"
+
+
+_CIDS = iter(range(1, 1 << 62))
+
+
+def order_body(account: int, side: str) -> str:
+    """A MARKET order of 0.001 with its own client order id (ccxt sends one with every order)."""
+    return signed(account, {"symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": "0.001",
+                            "newClientOrderId": f"b{os.getpid()}-{account}-{next(_CIDS)}"})
 
 
 async def place(session: aiohttp.ClientSession, rest: str, account: int, side: str) -> dict:
-    body = signed(account, {"symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": "0.001"})
-    async with session.post(rest + "/fapi/v1/order", data=body,
+    async with session.post(rest + "/fapi/v1/order", data=order_body(account, side),
                             headers={"X-MBX-APIKEY": f"bench-key-{account}",
                                      "Content-Type": "application/x-www-form-urlencoded"}) as r:
         data = orjson.loads(await r.read())
         if r.status != 200:
             raise RuntimeError(f"order refused: {r.status} {data}")
         return data
+
+
+class RawHttp(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time; the answer is complete when its
+    Content-Length bytes arrived (the gateway always sends one)."""
+
+    def __init__(self):
+        self.transport = None
+        self.buf = b""
+        self.waiter: asyncio.Future | None = None
+
+    @classmethod
+    async def connect(cls, rest: str) -> "RawHttp":
+        host, port = rest.split("://", 1)[1].rsplit(":", 1)
+        _, client = await asyncio.get_running_loop().create_connection(cls, host, int(port))
+        client.host = f"{host}:{port}"
+        return client
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buf[:end].decode("latin-1")
+        length = next(int(line.split(":", 1)[1]) for line in head.split("\r\n") if line[:15].lower() == "content-length:")
+        if len(self.buf) >= end + 4 + length:
+            body, self.buf = self.buf[end + 4:end + 4 + length], self.buf[end + 4 + length:]
+            self.waiter.set_result((int(head[9:12]), body))
+
+    def connection_lost(self, exc):
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    async def request(self, method: str, path: str, headers: str = "", body: str = "") -> tuple[int, bytes]:
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{headers}"
+                             f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+        return await self.waiter
+
+    async def place(self, account: int, side: str) -> dict:
+        status, body = await self.request("POST", "/fapi/v1/order", f"X-MBX-APIKEY: bench-key-{account}\r\n"
+                                          "Content-Type: application/x-www-form-urlencoded\r\n",
+                                          order_body(account, side))
+        data = orjson.loads(body)
+        if status != 200:
+            raise RuntimeError(f"order refused: {status} {data}")
+        return data
+
+    def close(self):
+        self.transport.close()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -94,35 +169,33 @@ def summary(ms: list[float]) -> dict:
 async def floor_and_single(rest: str, ws_url: str, n: int) -> dict:
     """floor (ping), (a) order round trip, (c) REST answer -> ORDER_TRADE_UPDATE, one client."""
     out = {}
-    connector = aiohttp.TCPConnector(limit=1)
-    async with aiohttp.ClientSession(connector=connector) as s:
-        for _ in range(50):  # warm-up: connection, JIT-free but caches and the allocator
-            async with s.get(rest + "/fapi/v1/ping") as r:
-                await r.read()
-        lat = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            async with s.get(rest + "/fapi/v1/ping") as r:
-                await r.read()
-            lat.append((time.perf_counter() - t0) * 1000)
-        out["ping"] = summary(lat)
-
-        # sign alone (the client's part of the round trip)
+    raw = await RawHttp.connect(rest)
+    for _ in range(50):  # warm-up: connection, caches and the allocator
+        await raw.request("GET", "/fapi/v1/ping")
+    lat = []
+    for _ in range(n):
         t0 = time.perf_counter()
-        for _ in range(1000):
-            signed(FIRST_CLIENT, {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"})
-        out["sign_us"] = (time.perf_counter() - t0) * 1000
+        await raw.request("GET", "/fapi/v1/ping")
+        lat.append((time.perf_counter() - t0) * 1000)
+    out["ping"] = summary(lat)
 
-        account = FIRST_CLIENT
-        for i in range(20):
-            await place(s, rest, account, "BUY" if i % 2 == 0 else "SELL")
-        lat = []
-        for i in range(n):
-            t0 = time.perf_counter()
-            await place(s, rest, account, "BUY" if i % 2 == 0 else "SELL")
-            lat.append((time.perf_counter() - t0) * 1000)
-        out["order"] = summary(lat)
+    # sign alone (the client's part of the round trip)
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        order_body(FIRST_CLIENT, "BUY")
+    out["sign_us"] = (time.perf_counter() - t0) * 1000
 
+    account = FIRST_CLIENT
+    for i in range(20):
+        await raw.place(account, "BUY" if i % 2 == 0 else "SELL")
+    lat = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        await raw.place(account, "BUY" if i % 2 == 0 else "SELL")
+        lat.append((time.perf_counter() - t0) * 1000)
+    out["order"] = summary(lat)
+    raw.close()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
         # (c): a user stream of another account; time from the REST answer to the first ORDER_TRADE_UPDATE
         account = FIRST_CLIENT + 1
         async with s.post(rest + "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": f"bench-key-{account}"}) as r:
@@ -164,30 +237,39 @@ async def floor_and_single(rest: str, ws_url: str, n: int) -> dict:
 
 def _worker(rest: str, accounts: list[int], start_at: float, end_at: float) -> dict:
     async def client(account: int, lat: list, counts: list):
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
-            i = 0
-            while time.time() < start_at:
-                await asyncio.sleep(0.001)
-            while time.time() < end_at:
-                t0 = time.perf_counter()
-                await place(s, rest, account, "BUY" if i % 2 == 0 else "SELL")
-                lat.append((time.perf_counter() - t0) * 1000)
-                counts[0] += 1
-                i += 1
+        raw = await RawHttp.connect(rest)
+        i = 0
+        while time.time() < start_at:
+            await asyncio.sleep(0.001)
+        while time.time() < end_at:
+            t0 = time.perf_counter()
+            await raw.place(account, "BUY" if i % 2 == 0 else "SELL")
+            lat.append((time.perf_counter() - t0) * 1000)
+            counts[0] += 1
+            i += 1
+        raw.close()
 
     async def main():
         lat: list[float] = []
         counts = [0]
-        await asyncio.gather(*(client(a, lat, counts) for a in accounts))
-        return {"orders": counts[0], "lat": lat}
+        cpu = []
+
+        async def window():  # this process's CPU time in the timed window
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            cpu.append(time.process_time())
+            await asyncio.sleep(max(0.0, end_at - time.time()))
+            cpu.append(time.process_time())
+        await asyncio.gather(window(), *(client(a, lat, counts) for a in accounts))
+        return {"orders": counts[0], "lat": lat, "cpu_s": cpu[1] - cpu[0]}
 
     return asyncio.run(main())
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def throughput(rest: str, n_clients: int, seconds: float, procs: int, server_pid: int) -> dict:
@@ -200,15 +282,38 @@ def throughput(rest: str, n_clients: int, seconds: float, procs: int, server_pid
     with ProcessPoolExecutor(procs) as pool:
         jobs = pool.map(_worker, [rest] * procs, groups, [start_at] * procs, [end_at] * procs)
         time.sleep(max(0.0, start_at - time.time()))
-        cpu_start = cpu_seconds(server_pid)
+        user0, sys0 = cpu_seconds(server_pid)
         time.sleep(max(0.0, end_at - time.time()))
-        server_cpu = cpu_seconds(server_pid) - cpu_start
+        user1, sys1 = cpu_seconds(server_pid)
         results = list(jobs)
     total = sum(r["orders"] for r in results)
     lat = [x for r in results for x in r["lat"]]
+    server_cpu = user1 - user0 + sys1 - sys0
+    client_cpu = sum(r["cpu_s"] for r in results)
+    per_order = (lambda cpu: cpu / total * 1000 if total else None)
     return {"clients": n_clients, "procs": procs, "seconds": seconds, "orders": total, "orders_per_s": total / seconds,
-            "latency": summary(lat), "server_cpu_s": server_cpu,
+            "latency": summary(lat), "server_cpu_s": server_cpu, "server_user_s": user1 - user0,
+            "server_sys_s": sys1 - sys0, "client_cpu_s": client_cpu,
+            "server_cpu_ms_per_order": per_order(server_cpu), "client_cpu_ms_per_order": per_order(client_cpu),
             "orders_per_server_cpu_s": total / server_cpu if server_cpu else None}
+
+
+def sync_probe(directory: Path, n: int = 200) -> dict:
+    """What one durable append costs on this disk now: p50 / p99 of (write 200 bytes, fdatasync) in the journal's
+    directory. The order round trip (a) pays one per batch, and this machine's disk varies (0.1 ms to 4 ms)."""
+    path = directory / "sync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    lat = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 200)
+            (getattr(os, "fdatasync", None) or os.fsync)(fd)
+            lat.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return summary(lat)
 
 
 def seed_book(server: Server) -> dict:
@@ -247,6 +352,9 @@ def report(result: dict, out: Path) -> None:
         table.add_row(name, p50, p99, target, "yes" if met else "NO")
 
     table.add_row("floor: GET /fapi/v1/ping, 1 client", f"{p['p50_ms']:.3f} ms", f"{p['p99_ms']:.3f} ms", "", "")
+    d = result["disk_sync"]
+    table.add_row("disk: append + fdatasync (before / after)", f"{d[0]['p50_ms']:.3f} / {d[1]['p50_ms']:.3f} ms",
+                  f"{d[0]['p99_ms']:.3f} / {d[1]['p99_ms']:.3f} ms", "", "")
     row("(a) order round trip, 1 client", f"{a['p50_ms']:.3f} ms", f"{a['p99_ms']:.3f} ms", "p50 ≤ 1, p99 ≤ 5 ms",
         a["p50_ms"] <= 1 and a["p99_ms"] <= 5)
     row(f"(b) orders/s, {t['clients']} clients ({t['procs']} procs, {t['seconds']:.0f} s)",
@@ -257,7 +365,10 @@ def report(result: dict, out: Path) -> None:
     print(f"order / ping p50 ratio: {a['p50_ms'] / p['p50_ms']:.1f}x; signing: {result['sign_us']:.1f} µs per "
           f"request; (b) latency p50 {t['latency']['p50_ms']:.1f} ms; (c) {w['before_rest_answer']} of {w['n']} events "
           f"arrived before the REST answer, {w['missing']} missing; (b) the server used {t['server_cpu_s']:.2f} s of CPU "
-          f"in {t['seconds']:.0f} s: {t['orders_per_server_cpu_s'] or 0:,.0f} orders per server CPU second")
+          f"(user {t['server_user_s']:.2f}, system {t['server_sys_s']:.2f}) in {t['seconds']:.0f} s: "
+          f"{t['orders_per_server_cpu_s'] or 0:,.0f} orders per server CPU second, {t['server_cpu_ms_per_order'] or 0:.3f} ms "
+          f"of server CPU and {t['client_cpu_ms_per_order'] or 0:.3f} ms of client CPU per order; "
+          f"{result['server']['batches'] or 0:,} batches")
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 
@@ -295,7 +406,9 @@ def main(argv=None) -> int:
             result = {"implementation": state["implementation"], "machine": f"{os.cpu_count()} CPUs, "
                       f"{platform.python_implementation()} {platform.python_version()}",
                       "load_before": os.getloadavg(), "maker_btc": seeded, "args": {k: str(v) for k, v in vars(args).items()}}
+            result["disk_sync"] = [sync_probe(tmp)]
             result.update(asyncio.run(floor_and_single(server.rest, server.ws, args.orders)))
+            result["disk_sync"].append(sync_probe(tmp))
             result["throughput"] = throughput(server.rest, args.clients, args.seconds, args.procs, server.proc.pid)
             result["load_after"] = os.getloadavg()
             state = server.admin("GET", "state")

@@ -113,12 +113,17 @@ def test_async_client_orders_and_streams(server):
             book = await nudged(pro.watch_order_book(SYMBOL))
             book = await nudged(pro.watch_order_book(SYMBOL))
             assert book["asks"][0] == [50500.0, 0.05]
-            # a second change: the diff chain (U/u/pu) stays consistent with the REST snapshot
+            # a second change: the diff chain (U/u/pu) stays consistent with the REST snapshot. The watch waits
+            # before the order is sent: the diff may reach the stream before the REST answer (as on Binance), and a
+            # watch started after it would only hear of the next change
+            watch = asyncio.ensure_future(pro.watch_order_book(SYMBOL))
+            await asyncio.sleep(0.2)
             await a.create_order(SYMBOL, "limit", "sell", 0.02, 50400)
+            book = await asyncio.wait_for(watch, 10)
             for _ in range(20):
-                book = await asyncio.wait_for(pro.watch_order_book(SYMBOL), 10)
                 if book["asks"][0][0] == 50400.0:
                     break
+                book = await asyncio.wait_for(pro.watch_order_book(SYMBOL), 10)
             assert book["asks"][:2] == [[50400.0, 0.02], [50500.0, 0.05]]
             # trades stream and isolation: account 2 watching its orders sees none of account 4's
             balances = [asyncio.ensure_future(pro.watch_balance()), asyncio.ensure_future(other.watch_balance())]
@@ -164,3 +169,42 @@ def test_restore_keeps_orders_trades_and_client_ids(tmp_path):
         assert a2.cancel_order(resting["id"], SYMBOL)["status"] == "canceled"
     finally:
         assert s2.stop() == 0
+
+
+def test_client_ids_are_journal_notes_and_an_old_sidecar_directory_still_restores(tmp_path):
+    """Client order ids ride in the engine journal as notes (one sync per batch covers both); a directory of an
+    older gateway (a journal without notes + the ``gateway-orders.jsonl`` sidecar) restores with its ids and keeps
+    journaling, old ids and new ones side by side."""
+    import json
+
+    from exchange.persistence.journal import dump, read_file
+
+    s = Server(tmp_path)
+    try:
+        a = sync_client(s, 1)
+        old = a.create_order(SYMBOL, "limit", "buy", 0.01, 49000, {"clientOrderId": "old-bid"})
+        s.admin("POST", "order", {"account_id": 1, "symbol": "BTCUSDT", "side": "BUY", "qty": "0.01",
+                                  "price": "48000"})  # no client id: no note row (restored as sim-<order id>)
+    finally:
+        assert s.stop() == 0
+    path = s.journal / "journal"
+    contents = read_file(path)
+    rows = [row for _, data in contents.notes for row in data["orders"]]
+    assert [row[1] for row in rows] == ["old-bid"] and not (s.journal / "gateway-orders.jsonl").exists()
+    # rewrite it as an older gateway left it: no notes, the ids in the sidecar
+    with open(path, "wb") as f:
+        dump(contents.instruments, contents.commands, f, contents.options, contents.profile, contents.liquidation)
+    (s.journal / "gateway-orders.jsonl").write_text(
+        "".join(json.dumps({"seq": seq, "cid": cid, "algo": algo, "gtd": gtd}) + "\n" for seq, cid, algo, gtd in rows))
+    assert read_file(path).notes == []
+    for round_ in range(2):
+        s2 = Server(tmp_path, "--restore", journal=s.journal)
+        try:
+            a2 = sync_client(s2, 1)
+            assert a2.fetch_order(None, SYMBOL, {"origClientOrderId": "old-bid"})["id"] == old["id"]
+            if round_ == 0:
+                new = a2.create_order(SYMBOL, "limit", "buy", 0.01, 47000, {"clientOrderId": "new-bid"})
+            assert a2.fetch_order(None, SYMBOL, {"origClientOrderId": "new-bid"})["id"] == new["id"]
+            assert {o["clientOrderId"] for o in a2.fetch_open_orders(SYMBOL)} >= {"old-bid", "new-bid"}
+        finally:
+            assert s2.stop() == 0

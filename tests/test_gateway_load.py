@@ -5,7 +5,7 @@ SIGTERM and its journal is read with the engine's public API (``exchange.persist
 ``Exchange.apply``):
 
 * every acknowledged order (HTTP 200 with an ``orderId``) is a journaled PlaceOrder whose OrderAccepted
-  carries that id, for that account, with that client order id (sidecar);
+  carries that id, for that account, with that client order id (journal notes);
 * every journaled PlaceOrder of a load account was answered to its client (no phantom orders);
 * every acknowledged cancel is a journaled CancelOrder; the replayed state hash is the served one;
 * a ``--restore`` restart serves, for each account, exactly the open orders its client expects;
@@ -40,6 +40,7 @@ from exchange.engine import Exchange  # noqa: E402
 from exchange.events import OrderAccepted, OrderCanceled, Rejected  # noqa: E402
 from exchange.persistence.journal import read_file  # noqa: E402
 from exchange.persistence.recovery import replay_file  # noqa: E402
+from exchange.gateway.sequencer import read_metas  # noqa: E402
 
 N_CLIENTS = 50
 LOAD_SECONDS = float(os.environ.get("GATEWAY_LOAD_SECONDS", "4"))
@@ -271,15 +272,11 @@ async def http_abuser(rest: str, deadline: float, stats: dict) -> None:
 # ---- the journal ----------------------------------------------------------------------------------------
 def journal_orders(journal_dir) -> dict:
     """Replay the journal command by command (the engine's public API) and map every PlaceOrder / CancelOrder
-    to its outcome, with the client order id from the gateway's sidecar (keyed by engine sequence)."""
+    to its outcome, with the client order id from the gateway's journal notes (keyed by engine sequence)."""
     contents = read_file(os.path.join(journal_dir, "journal"))
     ex = Exchange(contents.instruments, options=contents.options, profile=contents.profile,
                   liquidation=contents.liquidation)
-    sidecar = {}
-    with open(os.path.join(journal_dir, "gateway-orders.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            sidecar[row["seq"]] = row
+    sidecar = read_metas(contents.notes, os.path.join(journal_dir, "gateway-orders.jsonl"))
     places, cancels = [], []
     for seq, cmd in enumerate(contents.commands, 1):
         events = ex.apply(cmd)

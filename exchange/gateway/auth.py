@@ -21,6 +21,8 @@ REPLAY_WINDOW_MS = 60_000
 class Authenticator:
     def __init__(self, accounts):
         self.by_key = {a.api_key: a for a in accounts}
+        # account id -> an HMAC keyed with its secret, copied for each request (the key schedule is done once)
+        self._macs = {a.account_id: hmac.new(a.secret.encode(), digestmod=hashlib.sha256) for a in accounts}
         self._seen: OrderedDict[str, int] = OrderedDict()  # signature -> wall ms (state-changing requests)
 
     def account_of_key(self, headers) -> object:
@@ -39,11 +41,10 @@ class Authenticator:
         payload, signature = _split_signature(raw_query, raw_body)
         if signature is None:
             raise errors.mandatory("signature")
-        expected = hmac.new(account.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature.lower()):
+        signature = signature.lower()
+        if not hmac.compare_digest(self._sign(account, payload), signature):
             # python-binance signs unencoded values: accept the decoded payload too
-            decoded = hmac.new(account.secret.encode(), unquote_plus(payload).encode(), hashlib.sha256).hexdigest()
-            if not hmac.compare_digest(decoded, signature.lower()):
+            if not hmac.compare_digest(self._sign(account, unquote_plus(payload)), signature):
                 raise ApiError(errors.SIGNATURE)
         now = int(time.time() * 1000)
         ts = params.get("timestamp")
@@ -56,8 +57,13 @@ class Authenticator:
         if ts >= now + 1000 or now - ts > int(window):
             raise ApiError(errors.TIMESTAMP)
         if method != "GET":
-            self._check_replay(signature.lower(), now)
+            self._check_replay(signature, now)
         return account
+
+    def _sign(self, account, payload: str) -> str:
+        mac = self._macs[account.account_id].copy()
+        mac.update(payload.encode())
+        return mac.hexdigest()
 
     def _check_replay(self, signature: str, now: int) -> None:
         seen = self._seen

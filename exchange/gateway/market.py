@@ -29,27 +29,31 @@ class Depth:
         bids, asks = self.ex.book(symbol).depth(1)
         return (bids[0][:2] if bids else (0, 0)), (asks[0][:2] if asks else (0, 0))
 
-    def diff(self, symbol):
-        """(event or None, bookTicker or None) after the book of ``symbol`` may have changed."""
+    def diff(self, symbol, messages: bool = True):
+        """(event or None, bookTicker or None) after the book of ``symbol`` may have changed. The update id and the
+        levels follow the book either way; ``messages=False`` (nobody streams the symbol's book) skips formatting
+        them and answers (None, None)."""
         old_b, old_a = self.levels[symbol]
         new_b, new_a = self._levels(symbol)
-        inst = self.ex.instruments[symbol]
-        db = [[wire.price(inst, p), wire.qty(inst, new_b.get(p, 0))] for p in sorted(set(old_b) | set(new_b), reverse=True)
-              if old_b.get(p) != new_b.get(p)]
-        da = [[wire.price(inst, p), wire.qty(inst, new_a.get(p, 0))] for p in sorted(set(old_a) | set(new_a))
-              if old_a.get(p) != new_a.get(p)]
+        bids = [p for p in sorted(old_b.keys() | new_b.keys(), reverse=True) if old_b.get(p) != new_b.get(p)]
+        asks = [p for p in sorted(old_a.keys() | new_a.keys()) if old_a.get(p) != new_a.get(p)]
         self.levels[symbol] = (new_b, new_a)
+        inst = self.ex.instruments[symbol]
         event = ticker = None
-        if db or da:
+        if bids or asks:
             pu = self.update_id[symbol]
             self.update_id[symbol] = u = pu + 1
-            event = {"e": "depthUpdate", "s": symbol, "U": u, "u": u, "pu": pu, "b": db, "a": da}
+            if messages:
+                event = {"e": "depthUpdate", "s": symbol, "U": u, "u": u, "pu": pu,
+                         "b": [[wire.price(inst, p), wire.qty(inst, new_b.get(p, 0))] for p in bids],
+                         "a": [[wire.price(inst, p), wire.qty(inst, new_a.get(p, 0))] for p in asks]}
         top = self._top(symbol)
         if top != self.top[symbol]:
             self.top[symbol] = top
             (bp, bq), (ap, aq) = top
-            ticker = {"e": "bookTicker", "u": self.update_id[symbol], "s": symbol, "b": wire.price(inst, bp),
-                      "B": wire.qty(inst, bq), "a": wire.price(inst, ap), "A": wire.qty(inst, aq)}
+            if messages:
+                ticker = {"e": "bookTicker", "u": self.update_id[symbol], "s": symbol, "b": wire.price(inst, bp),
+                          "B": wire.qty(inst, bq), "a": wire.price(inst, ap), "A": wire.qty(inst, aq)}
         return event, ticker
 
     def snapshot(self, symbol, limit):

@@ -63,8 +63,11 @@ class Order:
     def open(self) -> bool:
         return self.status in ("NEW", "PARTIALLY_FILLED")
 
-    def avg_ticks(self) -> Fraction:
-        return Fraction(self.quote_ticks_lots, self.executed_lots) if self.executed_lots else Fraction(0)
+    def avg_ticks(self) -> Fraction | int:
+        if not self.executed_lots:
+            return 0
+        whole, rest = divmod(self.quote_ticks_lots, self.executed_lots)
+        return whole if not rest else Fraction(self.quote_ticks_lots, self.executed_lots)
 
     def child_type(self) -> OrderType:
         """The type the order trades as once triggered."""
@@ -131,6 +134,9 @@ class Records:
         self.next_tran = 1
         self.next_synthetic = SYNTHETIC_BASE
         self.margin_calls: dict[int, list] = defaultdict(list)
+        # account -> its user-stream subscribers (the hub's, set by the gateway): stream messages are only made
+        # for these accounts (none while restoring)
+        self.listeners: dict = {}
 
     # ---- helpers --------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -272,12 +278,13 @@ class Records:
                 if trade is not None and e.realized_pnl_units:
                     trade.realized_units += e.realized_pnl_units
                     self._income(e.account_id, e.symbol, "REALIZED_PNL", e.realized_pnl_units, "", trade.trade_id)
-                if self.known(e.account_id):
+                if e.account_id in self.listeners:
                     positions_touch[e.account_id].add((e.symbol, e.position_side))
                     account_touch.setdefault(e.account_id, [])
             elif t is BalanceChanged:
-                if self.known(e.account_id):
+                if e.account_id in self.listeners:
                     account_touch.setdefault(e.account_id, []).append(e.reason)
+                if self.known(e.account_id):
                     if e.reason in (BalanceReason.DEPOSIT, BalanceReason.WITHDRAW):
                         self._income(e.account_id, "", "TRANSFER", e.delta_units, e.reason.name)
                     elif e.reason in (BalanceReason.LIQUIDATION, BalanceReason.INSURANCE_TOP_UP,
@@ -285,12 +292,12 @@ class Records:
                         self._income(e.account_id, "", "INSURANCE_CLEAR", e.delta_units, BalanceReason(e.reason).name)
             elif t is FundingPaid:
                 self._income(e.account_id, e.symbol, "FUNDING_FEE", -e.amount_units)
-                if self.known(e.account_id):
+                if e.account_id in self.listeners:
                     account_touch.setdefault(e.account_id, []).append(BalanceReason.FUNDING)
                     positions_touch[e.account_id].add((e.symbol, e.position_side))
                 out.mark_dirty.add(e.symbol)
             elif t is MarginCall:
-                if self.known(e.account_id):
+                if e.account_id in self.listeners:
                     out.user.append((e.account_id, ("MARGIN_CALL", e.symbol, e.position_side, now)))
             else:
                 name = t.__name__
@@ -390,12 +397,12 @@ class Records:
 
     # ---- stream payload markers (formatted by ws.py with engine queries at publish time) ----------
     def _order_update(self, order: Order, exec_type: str, out: Outbox, fill=None, expire_reason: int = 0) -> None:
-        if self.known(order.account_id):
+        if order.account_id in self.listeners:
             out.user.append((order.account_id, ("ORDER", order_snapshot(order), exec_type, fill, expire_reason,
                                                 self.now_ms())))
 
     def _algo_update(self, order: Order, out: Outbox) -> None:
-        if self.known(order.account_id):
+        if order.account_id in self.listeners:
             out.user.append((order.account_id, ("ALGO", order_snapshot(order), self.now_ms())))
 
     def _force_event(self, e: LiquidationFill, now: int) -> dict:

@@ -3,8 +3,17 @@
 Request handlers put a :class:`Job` (a list of commands with their gateway metadata, or a producer called
 inside the task) on a queue and await its future. The task drains the queue into a batch, applies every
 command in order (the engine journals each one), ingests the events into the records, then does a **group
-commit**: one fsync of the engine journal and one of the sidecar for the whole batch, *before* any job of the
-batch is answered. Then the batch's stream messages are handed to the hub (which never blocks).
+commit**: the batch's client order ids go into the engine journal as one note (``JournalWriter.note``) and one
+fsync of the journal makes the whole batch durable, *before* any job of the batch is answered. Then the batch's
+stream messages are handed to the hub (which never blocks).
+
+A batch of more than one job (other clients are waiting) syncs in a thread, so the event loop keeps reading
+and parsing requests meanwhile (the next batch gathers); a lone job syncs inline (a thread hop would only add to
+its round trip). While a batch syncs, reads wait (:meth:`Sequencer.committed`): nothing answers from state that
+is not durable yet.
+
+Directories written before the notes kept the client order ids in a sidecar, ``gateway-orders.jsonl``;
+:func:`read_metas` still reads it.
 """
 from __future__ import annotations
 
@@ -12,12 +21,14 @@ import asyncio
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ..engine import ExchangeHalted
 from ..persistence.journal import JournalError
 from .records import Outbox
 
 MAX_BATCH = 512
+NOTE_KEY = "orders"  # a journal note {"orders": [[sequence, client id, algo, good-till ms], ...]}
 
 
 class Job:
@@ -32,13 +43,17 @@ class Job:
 
 
 class Sequencer:
-    def __init__(self, exchange, records, hub, sidecar_path: str | None):
+    def __init__(self, exchange, hub):
         self.ex = exchange
-        self.records = records
+        self.records = None  # set by Gateway.use_records
         self.hub = hub
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._sidecar = open(sidecar_path, "a", encoding="utf-8") if sidecar_path else None
+        # the engine's durable journal writer (None without --journal), for the notes
+        self._journal = getattr(exchange, "_journal_writer", None)
         self._task: asyncio.Task | None = None
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="journal-sync")
+        self._syncing = False  # a batch is applied and its sync runs in the thread
+        self._readers: list[asyncio.Future] = []  # reads waiting for that sync
         self.batches = 0
         self.failed: str | None = None
         self.event_sink = None  # callable(events) for the admin event log
@@ -57,6 +72,13 @@ class Sequencer:
         self.queue.put_nowait(job)
         return await job.future
 
+    async def committed(self) -> None:
+        """Return once no batch is applied without being durable (at once, unless one syncs in the thread)."""
+        if self._syncing:
+            waiter = asyncio.get_running_loop().create_future()
+            self._readers.append(waiter)
+            await waiter
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -64,10 +86,8 @@ class Sequencer:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._commit()
-        if self._sidecar is not None:
-            self._sidecar.close()
-            self._sidecar = None
+        self._syncer.shutdown(wait=True)  # a sync still running in the thread ends before the journal closes
+        self.ex.sync_journal()
 
     async def _run(self) -> None:
         while True:
@@ -76,7 +96,7 @@ class Sequencer:
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             out = Outbox()
-            lines: list[str] = []
+            lines: list[list] = []
             errors: dict[int, BaseException] = {}
             for i, job in enumerate(batch):
                 try:
@@ -86,8 +106,13 @@ class Sequencer:
                     errors[i] = exc
                 except Exception as exc:  # a producer bug: answer it, keep serving
                     errors[i] = exc
+            off_loop = len(batch) > 1
             try:
-                self._commit(lines)
+                self._note(lines)
+                if off_loop:
+                    await self._sync_off_loop()
+                else:
+                    self.ex.sync_journal()
             except (OSError, JournalError) as exc:  # the journal's sync raises JournalError
                 self.failed = f"commit failed: {exc}"
                 for i in range(len(batch)):
@@ -104,6 +129,19 @@ class Sequencer:
                 self.hub.publish_batch(out)
             except Exception as exc:  # never let a stream problem stop the engine
                 print(f"gateway: stream publish failed: {exc!r}", flush=True)
+            if off_loop:  # the answers and the reads woken above run before the next batch is applied
+                await asyncio.sleep(0)
+
+    async def _sync_off_loop(self) -> None:
+        self._syncing = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._syncer, self.ex.sync_journal)
+        finally:
+            self._syncing = False
+            for waiter in self._readers:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._readers.clear()
 
     def _apply_job(self, job: Job, out: Outbox, lines: list) -> None:
         if job.producer is not None:
@@ -112,35 +150,38 @@ class Sequencer:
             before = self.ex.sequence
             events = self.ex.apply(command)
             if meta is not None and self.ex.sequence != before:
-                lines.append(json.dumps({"seq": self.ex.sequence, **meta}, separators=(",", ":")))
+                row = [self.ex.sequence, meta.get("cid", ""), bool(meta.get("algo")), int(meta.get("gtd", 0))]
+                if row[1] or row[2] or row[3]:  # an order without them gets the defaults on restore too
+                    lines.append(row)
             self.records.ingest(command, meta, events, out)
             if self.event_sink is not None:
                 self.event_sink(events)
             job.events.append(events)
 
-    def _commit(self, lines=()) -> None:
-        """Group commit: the sidecar lines, then one fsync of each file."""
-        if self._sidecar is not None and lines:
-            self._sidecar.write("\n".join(lines) + "\n")
-            self._sidecar.flush()
-            os.fsync(self._sidecar.fileno())
-        self.ex.sync_journal()  # the engine's durable journal (written with fsync policy "never")
+    def _note(self, rows) -> None:
+        """The batch's client order ids as one journal note (the batch's sync makes it durable with the commands)."""
+        if rows and self._journal is not None and not self._journal.closed:
+            self._journal.note({NOTE_KEY: rows})
 
 
-def read_sidecar(path: str) -> dict[int, dict]:
-    """sequence -> metadata; a torn last line (a crash mid-write) is ignored."""
+def read_metas(notes, sidecar_path: str) -> dict[int, dict]:
+    """sequence -> gateway metadata, from the journal's notes and (a directory written before them) the sidecar
+    file, whose torn last line (a crash mid-write) is ignored."""
     metas: dict[int, dict] = {}
-    if not os.path.exists(path):
-        return metas
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            seq = row.pop("seq", None)
-            if isinstance(seq, int):
-                metas[seq] = row
+    if os.path.exists(sidecar_path):
+        with open(sidecar_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                seq = row.pop("seq", None)
+                if isinstance(seq, int):
+                    metas[seq] = row
+    for _, data in notes:
+        if isinstance(data, dict):
+            for seq, cid, algo, gtd in data.get(NOTE_KEY, ()):
+                metas[seq] = {"cid": cid, "algo": algo, "gtd": gtd}
     return metas
 
 

@@ -31,14 +31,15 @@ def order_json(order: Order, inst) -> dict:
     typ, orig = _type_names(order)
     if order.kind == "LIQUIDATION":
         typ = orig = "LIMIT"
+    executed = wire.qty(inst, order.executed_lots)
     return {
         "orderId": order.order_id, "symbol": order.symbol, "status": order.status, "clientOrderId": order.client_id,
         "price": wire.price(inst, order.price_ticks), "avgPrice": wire.price_exact(inst, order.avg_ticks()),
-        "origQty": wire.qty(inst, order.qty_lots), "executedQty": wire.qty(inst, order.executed_lots),
-        "cumQty": wire.qty(inst, order.executed_lots), "cumQuote": wire.money(order.quote_ticks_lots * inst.k_units),
+        "origQty": wire.qty(inst, order.qty_lots), "executedQty": executed,
+        "cumQty": executed, "cumQuote": wire.money(order.quote_ticks_lots * inst.k_units),
         "timeInForce": wire.TIF.get(order.tif, "GTC"), "type": typ, "reduceOnly": order.reduce_only,
         "closePosition": order.close_position, "side": wire.SIDE[order.side],
-        "positionSide": wire.POSITION_SIDE[PositionSide(order.position_side)],
+        "positionSide": wire.POSITION_SIDE[order.position_side],  # an int finds its IntEnum key
         "stopPrice": wire.price(inst, order.stop_ticks), "workingType": wire.WORKING.get(order.working_type, "CONTRACT_PRICE"),
         "priceProtect": False, "origType": orig, "priceMatch": "NONE", "selfTradePreventionMode": "NONE",
         "goodTillDate": order.good_till, "time": order.create_ms, "updateTime": order.update_ms,

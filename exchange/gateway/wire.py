@@ -9,6 +9,8 @@ import orjson
 from ..enums import CancelReason, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from ..units import UNITS_PER_COIN
 
+assert UNITS_PER_COIN == 10 ** 8  # money() prints units with 8 decimals
+
 MONEY_PLACES = 8
 
 
@@ -24,29 +26,56 @@ def fmt(value: Decimal, places: int) -> str:
     return f"{value:.{places}f}"
 
 
+_STEPS: dict = {}  # step (Decimal) -> (m, places) with step == m / 10**places exactly
+
+
+def scale(step: Decimal) -> tuple[int, int]:
+    """``(m, places)`` with ``step == m / 10**places`` exactly (cached: steps are few)."""
+    found = _STEPS.get(step)
+    if found is None:
+        places = decimals(step)
+        found = _STEPS[step] = (int(step * 10 ** places), places)
+    return found
+
+
+def _fixed(n: int, places: int) -> str:
+    """The integer ``n`` scaled by 10**-places, with exactly ``places`` decimals (what ``fmt`` prints for it,
+    in integer arithmetic: the hot path of every answer)."""
+    if not places:
+        return str(n)
+    sign = "-" if n < 0 else ""
+    whole, frac = divmod(-n if n < 0 else n, 10 ** places)
+    return f"{sign}{whole}.{frac:0{places}d}"
+
+
 def price(inst, ticks: int | None) -> str:
-    if not ticks:
-        return fmt(Decimal(0), decimals(inst.tick_size))
-    return fmt(inst.tick_size * ticks, decimals(inst.tick_size))
+    m, places = scale(inst.tick_size)
+    return _fixed(ticks * m if ticks else 0, places)
 
 
-def price_exact(inst, ticks: Fraction) -> str:
-    """A fractional number of ticks (an average price) with 8 more decimals than the tick."""
-    places = decimals(inst.tick_size) + 8
-    value = Decimal(ticks.numerator) / Decimal(ticks.denominator) * inst.tick_size
-    return fmt(value, places).rstrip("0").rstrip(".") if "." in fmt(value, places) else fmt(value, places)
+def price_exact(inst, ticks: Fraction | int) -> str:
+    """A fractional number of ticks (an average price) with 8 more decimals than the tick, trailing zeros cut."""
+    m, places = scale(inst.tick_size)
+    places += 8
+    if isinstance(ticks, int) or ticks.denominator == 1:
+        text = _fixed(int(ticks) * m * 10 ** 8, places)
+    else:
+        value = Decimal(ticks.numerator) / Decimal(ticks.denominator) * inst.tick_size
+        text = fmt(value, places)
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def qty(inst, lots: int) -> str:
-    return fmt(inst.lot_size * lots, decimals(inst.lot_size))
+    m, places = scale(inst.lot_size)
+    return _fixed(lots * m, places)
 
 
 def money(units: int) -> str:
-    return fmt(Decimal(units) / UNITS_PER_COIN, MONEY_PLACES)
+    return _fixed(units, MONEY_PLACES)  # units are 10**-8 (UNITS_PER_COIN)
 
 
 def rate(e8: int) -> str:
-    return fmt(Decimal(e8) / 10 ** 8, 8)
+    return _fixed(e8, 8)
 
 
 SIDE = {Side.BUY: "BUY", Side.SELL: "SELL"}

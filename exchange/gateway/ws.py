@@ -13,7 +13,7 @@ import time
 import orjson
 from aiohttp import WSMsgType, web
 
-from . import market, views
+from . import market, views, wire
 from .errors import ApiError, LISTEN_KEY
 
 QUEUE_SIZE = 2000
@@ -129,7 +129,11 @@ class Hub:
         for stream in list(client.streams):
             self.unsubscribe(client, stream)
         for key, account_id in client.listen_keys.items():
-            self.by_account.get(account_id, set()).discard((client, key))
+            subs = self.by_account.get(account_id)
+            if subs is not None:
+                subs.discard((client, key))
+                if not subs:  # the records make user-stream messages only for accounts listed here
+                    del self.by_account[account_id]
         self.clients.discard(client)
 
     def close_key(self, key: str, account_id: int, expired: bool) -> None:
@@ -188,15 +192,21 @@ class Hub:
                 _, symbol, side, now = marker
                 self._user(account_id, views.margin_call(ex, account_id, symbol, side, now))
         now = gw.records.now_ms()
+        streams = self.by_stream
+        # what someone streams: symbols (lower case) and the all-market names ("!ticker", "!markPrice", ...)
+        live = {name.partition("@")[0] for name in streams}
         for stream, payload in out.market:
             self._stream(stream, payload)
             if stream.endswith("@forceOrder"):
                 self._stream("!forceOrder@arr", payload)
         traded = []
         for symbol, (tid, price_ticks, lots, t, buyer_maker) in out.trades:
-            inst = ex.instruments[symbol]
+            if symbol not in traded:
+                traded.append(symbol)
             s = symbol.lower()
-            from . import wire
+            if s not in live:
+                continue
+            inst = ex.instruments[symbol]
             if self._has(f"{s}@trade"):
                 self._stream(f"{s}@trade", {"e": "trade", "E": t, "T": t, "s": symbol, "t": tid,
                                             "p": wire.price(inst, price_ticks), "q": wire.qty(inst, lots),
@@ -205,13 +215,13 @@ class Hub:
                 self._stream(f"{s}@aggTrade", {"e": "aggTrade", "E": t, "s": symbol, "a": tid,
                                                "p": wire.price(inst, price_ticks), "q": wire.qty(inst, lots),
                                                "f": tid, "l": tid, "T": t, "m": buyer_maker})
-            if symbol not in traded:
-                traded.append(symbol)
         tickers, minis = [], []
         for symbol in traded:
             s = symbol.lower()
+            if s not in live and "!ticker" not in live and "!miniTicker" not in live:
+                continue
             inst = ex.instruments[symbol]
-            for stream in [st for st in self.by_stream if st.startswith(f"{s}@kline_")]:
+            for stream in [st for st in streams if st.startswith(f"{s}@kline_")]:
                 event = market.kline_event(gw.records, inst, stream.split("_", 1)[1], now)
                 if event:
                     self._stream(stream, event)
@@ -228,7 +238,7 @@ class Hub:
             self._stream("!miniTicker@arr", minis)
         for symbol in sorted(out.depth_dirty):
             s = symbol.lower()
-            event, ticker = gw.depth.diff(symbol)
+            event, ticker = gw.depth.diff(symbol, s in live or "!bookTicker" in live)  # the ids follow the book
             if event is not None:
                 event = {"e": "depthUpdate", "E": now, "T": now, **{k: v for k, v in event.items() if k != "e"}}
                 for v in DEPTH_VARIANTS:
@@ -242,8 +252,11 @@ class Hub:
                 self._stream(f"{s}@bookTicker", ticker)
                 self._stream("!bookTicker", ticker)
         marks = []
+        all_marks = "!markPrice" in live
         for symbol in sorted(out.mark_dirty):
             s = symbol.lower()
+            if s not in live and not all_marks:
+                continue
             event = market.mark_event(gw.records, ex, symbol)
             marks.append(event)
             self._stream(f"{s}@markPrice", event)

@@ -10,6 +10,9 @@ The byte format, the fsync policies and what survives a crash are specified in `
     frame 0           the header: a msgpack map (format, version, instruments, options, profile, liquidation)
     frame i (i >= 1)  command i: a msgpack array [TAG, *fields]  (encode_command)
     frame N + 1       the end record [0, N], written by JournalWriter.close(): the journal is *closed*
+    a note            [-1, n, data] between command frames (JournalWriter.note): data that belongs with the n
+                      commands before it (the gateway's client order ids), made durable by the same sync; not a
+                      command. Its payload CRC starts from n + 1, like the frame of the next command.
 
     frame   = length (u32 LE) | crc32(length bytes) (u32 LE) | crc32(payload, i) (u32 LE) | payload
               (zlib.crc32, i.e. CRC-32/ISO-HDLC; the payload's CRC starts from the frame number i, so a
@@ -61,6 +64,7 @@ FORMAT = "exchange-journal"
 VERSION = 2
 MAGIC = b"\x89EXJRNL\n"
 END_TAG = 0  # the end record [0, commands] that close() writes; command tags start at 1
+NOTE_TAG = -1  # a note [-1, commands before it, data] (JournalWriter.note); journals without notes read as before
 FRAME = struct.Struct("<III")  # payload length, crc32(length bytes), crc32(payload, frame number)
 MAX_HEADER_BYTES = 64 << 20
 MAX_RECORD_BYTES = 1 << 20
@@ -319,10 +323,11 @@ class JournalFile(Journal):
     as the version-1 4-tuple ``(instruments, commands, options, profile)``."""
 
     def __new__(cls, instruments, commands, options, profile, liquidation: LiquidationConfig | None = None,
-                report: ReadReport | None = None):
+                report: ReadReport | None = None, notes: list | None = None):
         self = super().__new__(cls, instruments, commands, options, profile)
         self.liquidation = liquidation or LiquidationConfig()
         self.report = report
+        self.notes = notes or []  # (commands before the note, data), in file order
         return self
 
     def __repr__(self) -> str:
@@ -363,6 +368,7 @@ def parse(data: bytes, name: str = "<journal>") -> JournalFile:
         raise NotAJournal(f"{name}: not an exchange journal{_legacy_hint(data)}", 0, 0)
     instruments, options, profile, liquidation, pos = _parse_header(data, name)
     commands: list = []
+    notes: list = []
     number = 1
     torn_bytes, torn_offset, closed_at = 0, None, None
     crc32, unpack_from, unpackb = zlib.crc32, FRAME.unpack_from, msgpack.unpackb
@@ -392,6 +398,12 @@ def parse(data: bytes, name: str = "<journal>") -> JournalFile:
                     raise ValueError(f"end record {row!r} does not match {len(commands)} commands")
                 closed_at, pos = pos, end
                 continue
+            if isinstance(row, list) and row and type(row[0]) is int and row[0] == NOTE_TAG:
+                if len(row) != 3 or row[1] != len(commands):
+                    raise ValueError(f"note {row[:2]!r} does not follow command {len(commands)}")
+                notes.append((row[1], row[2]))
+                pos = end
+                continue
             command = decode_command(row)
             problem = check_record(command)
         except _DECODE_ERRORS as exc:
@@ -403,7 +415,48 @@ def parse(data: bytes, name: str = "<journal>") -> JournalFile:
     valid_length = closed_at if closed_at is not None else size - torn_bytes
     report = ReadReport(name, len(commands), valid_length, size, _header_end(data), torn_bytes, torn_offset,
                         closed_at is not None)
-    return JournalFile(instruments, commands, options, profile, liquidation, report)
+    return JournalFile(instruments, commands, options, profile, liquidation, report, notes)
+
+
+def _tag(payload: bytes):
+    """The tag of a record (its array's first item), or None if it is not one."""
+    try:
+        row = msgpack.unpackb(payload, raw=False)
+    except _DECODE_ERRORS:
+        return None
+    return row[0] if isinstance(row, list) and row and type(row[0]) is int else None
+
+
+def _resume_offset(name: str, valid_length: int, commands: int) -> int:
+    """Where a writer resumed after command ``commands`` appends: ``valid_length`` when the next command's frame
+    (or the end record) starts there, else (a torn tail, or a cut computed from the command frames alone when
+    the journal holds notes) the end of that command's frame and of the notes that follow it."""
+    with open(name, "rb") as f:
+        f.seek(valid_length)
+        head = f.read(FRAME.size)
+        if len(head) == FRAME.size:
+            length, length_crc, payload_crc = FRAME.unpack(head)
+            payload = f.read(length) if zlib.crc32(head[:4]) == length_crc and 0 < length <= MAX_RECORD_BYTES else b""
+            if payload and len(payload) == length and zlib.crc32(payload, (commands + 1) & 0xFFFFFFFF) == payload_crc:
+                if _tag(payload) not in (None, NOTE_TAG):
+                    return valid_length
+        f.seek(0)
+        data = f.read()
+    pos, seen = _header_end(data), 0
+    while pos + FRAME.size <= len(data):
+        length = FRAME.unpack_from(data, pos)[0]
+        end = pos + FRAME.size + length
+        if not 0 < length <= MAX_RECORD_BYTES or end > len(data):
+            break  # the torn tail
+        tag = _tag(data[pos + FRAME.size:end])
+        if tag is None:
+            break
+        if tag != NOTE_TAG:
+            if seen == commands:
+                break
+            seen += 1
+        pos = end
+    return pos
 
 
 def _parse_header(data: bytes, name: str):
@@ -562,6 +615,7 @@ class JournalWriter:
             if size < valid_length:
                 raise JournalError(f"{name}: file is {size} bytes, shorter than its {valid_length} valid bytes")
             if size > valid_length:  # the end record or a torn tail: appending after it would be corruption
+                valid_length = _resume_offset(name, valid_length, commands)
                 os.ftruncate(fd, valid_length)
                 _datasync(fd)
         except OSError as exc:
@@ -597,6 +651,29 @@ class JournalWriter:
                     or self._every_s is not None and time.monotonic() - self._last_sync >= self._every_s):
                 self.sync()
         return number
+
+    def note(self, data) -> None:
+        """Append a note: ``data`` (msgpack-able) that belongs with the commands written so far, made durable by
+        the same sync as they (the gateway's client order ids: one fsync per batch covers both). Not a command:
+        the sequence does not change. :func:`read_file` returns the notes as ``JournalFile.notes``."""
+        if self._fd is None:
+            raise JournalError(f"{self.path}: journal is closed")
+        if self._failed:
+            raise JournalError(f"{self.path}: journal failed earlier ({self._failed}); recover from the file")
+        try:
+            payload = _packer.pack([NOTE_TAG, self.commands, data])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise JournalError(f"cannot journal the note: {exc}") from None
+        if len(payload) > MAX_RECORD_BYTES:
+            raise JournalError(f"cannot journal the note: {len(payload)} bytes > {MAX_RECORD_BYTES}")
+        data = frame(payload, self.commands + 1)
+        try:
+            _write_all(self._fd, data)
+        except OSError as exc:
+            self._fail(exc, truncate=True)
+        self.length += len(data)
+        if self.policy == "always":
+            self.sync()
 
     def sync(self) -> None:
         """fsync (fdatasync where available) what was appended so far."""
