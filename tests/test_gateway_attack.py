@@ -283,6 +283,32 @@ def test_garbage_on_the_socket_does_not_hurt_the_server(g):
     assert state_hash(g) == g.hash_before
 
 
+def test_a_body_sent_in_several_tcp_segments_is_read_whole(g):
+    """A signed POST whose body arrives in three writes (a slow link, Nagle off): the server reads it whole, the
+    signature holds and the order is placed (a single read of what had arrived would see a third of it)."""
+    acc = g.accounts[1]
+    raw = urlencode(dict(ORDER, price="39000", newClientOrderId="split-body", timestamp=now_ms()), quote_via=quote)
+    body = f"{raw}&signature={sign(acc['secret'], raw)}".encode()
+    head = (f"POST /fapi/v1/order HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: {acc['api_key']}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    host, port = urlsplit(g.rest).hostname, urlsplit(g.rest).port
+    with socket.create_connection((host, port), timeout=10) as so:
+        so.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        third = len(body) // 3
+        for part in (head + body[:third], body[third:2 * third], body[2 * third:]):
+            so.sendall(part)
+            time.sleep(0.05)
+        answer = b""
+        while chunk := so.recv(65536):
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.split()[1] == b"200", answer[:400]
+    placed = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert placed["clientOrderId"] == "split-body" and placed["status"] == "NEW"
+    call(g, "DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "origClientOrderId": "split-body"})
+
+
 # ---- every parameter: non-ASCII, huge, malformed ----------------------------------------------------------
 def _targets(g):
     oid = str(g.order1["orderId"])

@@ -148,7 +148,7 @@ class Gateway:
                     raise ApiError(errors.BAD_PARAM, f"Unknown Expect: {expect}", status=417)
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
-            data = await request.content.read(MAX_BODY + 1)
+            data = await _read_body(request.content)
             if len(data) > MAX_BODY:
                 raise ApiError(errors.BAD_PARAM, "Request body too large.", status=413)
             try:
@@ -229,6 +229,19 @@ def _pairs(text: str) -> list:
     if "%" in text or "+" in text:
         return parse_qsl(text, keep_blank_values=True)
     return [pair.partition("=")[::2] for pair in text.split("&") if pair]
+
+
+async def _read_body(content) -> bytes:
+    """The whole request body, however many TCP segments it came in (one ``read`` returns what has arrived so
+    far), but never more than ``MAX_BODY + 1`` bytes: the caller refuses anything longer. O(body)."""
+    parts, size = [], 0
+    while size <= MAX_BODY:
+        chunk = await content.read(MAX_BODY + 1 - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 def _params(raw_query: str, raw_body: str) -> dict:
