@@ -148,7 +148,12 @@ class Gateway:
                     raise ApiError(errors.BAD_PARAM, f"Unknown Expect: {expect}", status=417)
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
-            data = await _read_body(request.content)
+            try:
+                data = await _read_body(request.content)
+            except (ConnectionResetError, RuntimeError):  # aiohttp: reset by peer / "Connection closed."
+                if request.transport is not None and not request.transport.is_closing():
+                    raise  # the connection is fine: a bug, which handle reports
+                return web.Response(status=400)  # the client left mid-body: nothing ran, nobody to answer
             if len(data) > MAX_BODY:
                 raise ApiError(errors.BAD_PARAM, "Request body too large.", status=413)
             try:
