@@ -224,29 +224,53 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
                     empty = True
             _band_entries(out, s, lo, hi, mark, maxp, empty)
             continue
-        # warned: the half-line of {P : some line ≤ target} holding the mark
+        # warned: the run of prices around the mark on which u_s stays ≤ target (u_s concave)
         target = u[s] + (-slack - 1) * w[s] // total_w
-        below, above, everywhere = None, None, False  # floor of max root (α > 0), ceil of min root (α < 0)
-        for alpha, beta in _warn_lines(legs, k, rows, c, 0):
-            if alpha > 0:
-                root = (target - beta) // alpha
-                below = root if below is None else max(below, root)
-            elif alpha < 0:
-                root = -((beta - target) // alpha)
-                above = root if above is None else min(above, root)
-            elif beta <= target:
-                everywhere = True
-        if everywhere:
-            continue
-        if below is not None and mark <= below:
-            if below < maxp:
-                out.append((s, UP, below + 1))
-        elif above is not None and mark >= above:
-            if above > 1:
-                out.append((s, DOWN, above - 1))
-        else:  # unreachable: the mark satisfies its own target
-            out.append((s, DOWN, int(ALWAYS)))
+        _run_at_most(out, s, lambda p: _warn_sum(legs, k, rows, c, p), target, mark, maxp)
     return out, warned
+
+
+def _warn_sum(legs, k: int, rows, c: int, price: int) -> int:
+    """``u_s(P) = Σ_legs (c·uPnL − 10⁸·MM_exact)`` at ``price`` (concave: MM is convex)."""
+    total = 0
+    for q, e in legs:
+        notional = abs(q) * price * k
+        row = rows[bracket_index(rows, notional)]
+        total += c * (price * q - e) * k - (notional * row.mmr_e8 - row.cum_x8)
+    return total
+
+
+def _last_true(pred, good: int, bad: int) -> int:
+    """The last point where ``pred`` holds walking from ``good`` (true) to ``bad`` (false); ``pred`` monotone on
+    that segment. O(log |bad − good|) calls."""
+    while abs(bad - good) > 1:
+        middle = (good + bad) // 2
+        if pred(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def _run_at_most(out: list, s: int, f, target: int, mark: int, maxp: int) -> None:
+    """Append the entry of the run of prices around ``mark`` on which the concave ``f`` stays ``≤ target`` (it
+    holds at the mark): the run ends on the side of the first maximum past the mark only, at the last price
+    still ``≤ target`` (UP one tick above it / DOWN one tick below it); no entry when that maximum is ``≤ target``
+    too. O(log max_price) evaluations of ``f``."""
+    def rising(p):
+        return p < maxp and f(p + 1) > f(p)
+
+    def at_most(p):
+        return f(p) <= target
+
+    if rising(mark):
+        top = _last_true(rising, mark, maxp) + 1
+        if not at_most(top):
+            out.append((s, UP, _last_true(at_most, mark, top) + 1))
+    else:
+        top = _last_true(rising, 1, mark) + 1 if rising(1) else 1
+        if not at_most(top):
+            out.append((s, DOWN, _last_true(at_most, mark, top) - 1))
 
 
 def warn_entries_fixed(portfolio: Portfolio, marks, level_e8: int, slot: int):
@@ -290,8 +314,6 @@ def _warn_lines(legs, k, rows, c, per_leg):
 # -- trigger list ---------------------------------------------------------------------------------------
 class _TriggerList:
     """Entries of one (symbol, direction) that fire when ``stored ≥ threshold`` (UP values are negated)."""
-
-    __slots__ = ("v", "key", "ver", "n", "pv", "pkey", "pver", "m")
 
     def __init__(self):
         self.v = np.zeros(0, np.int64)
@@ -357,6 +379,12 @@ class _TriggerList:
         return self.n + self.m
 
 
+if _kernel is not None:
+    class _CompiledTriggerList(_kernel.PendingBuffer, _TriggerList):
+        """A :class:`_TriggerList` whose pending entries compiled code appends to without a numpy call (the risk
+        monitor's writer, :class:`exchange.clearing._sweep.MonitorWriter`)."""
+
+
 class LiqIndex:
     """Liquidation index over a :class:`~exchange.accounts.storage.Portfolio` (see the module docstring).
 
@@ -369,40 +397,44 @@ class LiqIndex:
         self.compiled = (_kernel is not None) if compiled is None else compiled
         if self.compiled and _kernel is None:
             raise RuntimeError("the compiled clearing kernel is not active")
+        self._list_class = _CompiledTriggerList if self.compiled else _TriggerList
         self.marks = portfolio.table.check_marks(marks_ticks).copy()
         self.rebuild()
 
     # -- building ----------------------------------------------------------------------------------------
     def _entries_iso(self, slots: np.ndarray):
         """Entries and current flags for isolated slots: (sym, dir, v, key), liq per slot."""
-        slots = np.ascontiguousarray(slots, np.int64)
-        n = len(slots)
         if self.compiled:
-            sym, dr, v, key = (np.zeros(n, np.int64), np.zeros(n, np.int8), np.zeros(n, np.int64), np.zeros(n, np.int64))
-            liq = np.zeros(n, np.uint8)
-            w = _kernel.iso_entries(self.portfolio, self.marks, slots, sym, dr, v, key, liq)
-            return (sym[:w], dr[:w], v[:w], key[:w]), liq.astype(bool)
-        rows, liq = [], np.zeros(n, bool)
-        for i, j in enumerate(slots.tolist()):
+            return self._kernel_entries(_kernel.iso_entries, slots, len(slots))
+        rows, liq = [], np.zeros(len(slots), bool)
+        for i, j in enumerate(np.asarray(slots, np.int64).tolist()):
             entry, liq[i] = iso_entry_reference(self.portfolio, self.marks, j)
             if entry is not None:
                 rows.append((*entry, 2 * j))
         return _columns(rows), liq
 
     def _entries_cross(self, accounts: np.ndarray):
-        accounts = np.ascontiguousarray(accounts, np.int64)
-        n = len(accounts)
+        """Entries and current flags for the cross parts of accounts."""
         if self.compiled:
-            cap = 2 * int(self.portfolio.acct_count[accounts].sum()) if n else 0
-            sym, dr, v, key = (np.zeros(cap, np.int64), np.zeros(cap, np.int8), np.zeros(cap, np.int64), np.zeros(cap, np.int64))
-            liq = np.zeros(n, np.uint8)
-            w = _kernel.cross_entries(self.portfolio, self.marks, accounts, sym, dr, v, key, liq)
-            return (sym[:w], dr[:w], v[:w], key[:w]), liq.astype(bool)
-        rows, liq = [], np.zeros(n, bool)
-        for i, a in enumerate(accounts.tolist()):
+            return self._kernel_entries(_kernel.cross_entries, accounts, self._cross_room(accounts))
+        rows, liq = [], np.zeros(len(accounts), bool)
+        for i, a in enumerate(np.asarray(accounts, np.int64).tolist()):
             entries, liq[i] = cross_entries_reference(self.portfolio, self.marks, a)
             rows.extend((s, d, v, 2 * a + 1) for s, d, v in entries)
         return _columns(rows), liq
+
+    def _cross_room(self, accounts) -> int:
+        """Room for the entries of these accounts' cross parts (two per position at most)."""
+        return 2 * int(self.portfolio.acct_count[np.asarray(accounts, np.int64)].sum()) if len(accounts) else 0
+
+    def _kernel_entries(self, kernel, items, room: int, *args):
+        """Run a compiled entries kernel over ``items`` with ``room`` entries of output; returns (sym, dir, v, key)
+        and the flags."""
+        items = np.ascontiguousarray(items, np.int64)
+        sym, dr, v, key = np.zeros(room, np.int64), np.zeros(room, np.int8), np.zeros(room, np.int64), np.zeros(room, np.int64)
+        flags = np.zeros(len(items), np.uint8)
+        w = kernel(self.portfolio, self.marks, *args, items, sym, dr, v, key, flags)
+        return (sym[:w], dr[:w], v[:w], key[:w]), flags.astype(bool)
 
     def rebuild(self) -> tuple[np.ndarray, np.ndarray]:
         """Recompute every entry from scratch (after ``compact()`` or bulk changes). O(positions · log).
@@ -427,18 +459,19 @@ class LiqIndex:
             for d in (DOWN, UP):
                 g = 2 * s + d
                 lo, hi = bounds[g], bounds[g + 1]
-                tl = _TriggerList()
+                tl = self._list_class()
                 tl.v, tl.key, tl.ver, tl.n = stored[lo:hi].copy(), key[lo:hi].copy(), np.zeros(hi - lo, np.uint32), hi - lo
                 pair.append(tl)
             self.lists.append(pair)
         return self.liquidatable
 
     def _ensure_size(self):
+        """Grow the version arrays to the portfolio (doubling: O(1) amortised per new slot or account)."""
         p = self.portfolio
         if len(self.pos_ver) < p.n_slots:
-            self.pos_ver = np.concatenate([self.pos_ver, np.zeros(p.n_slots - len(self.pos_ver), np.uint32)])
+            self.pos_ver = _grown(self.pos_ver, p.n_slots)
         if len(self.acct_ver) < p.n_accounts:
-            self.acct_ver = np.concatenate([self.acct_ver, np.zeros(p.n_accounts - len(self.acct_ver), np.uint32)])
+            self.acct_ver = _grown(self.acct_ver, p.n_accounts)
 
     def _valid(self, key, ver):
         ids = key >> 1
@@ -564,6 +597,13 @@ class LiqIndex:
 _EMPTY = np.zeros(0, np.int64)
 
 
+def _grown(versions: np.ndarray, need: int) -> np.ndarray:
+    """``versions`` followed by zeros, at least ``need`` long and at least twice as long."""
+    grown = np.zeros(max(need, 2 * len(versions)), versions.dtype)
+    grown[: len(versions)] = versions
+    return grown
+
+
 def _columns(rows):
     if not rows:
         return (np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -574,15 +614,22 @@ def _columns(rows):
 class WarnIndex(LiqIndex):
     """The trigger lists of :class:`LiqIndex` for the margin-call predicate (module docstring, "Warning
     level"): an entry fires when a part's *warned* state may have changed. Same API; the flags returned by
-    ``rebuild`` / ``rearm`` / ``update_*`` mean "warned now". Python thresholds only."""
+    ``rebuild`` / ``rearm`` / ``update_*`` mean "warned now". ``compiled``: the compiled entries
+    (``exchange.clearing._sweep.warn_entries``; None = when active; levels from 2⁴⁰ always take the reference,
+    whose sums are unbounded), else the Python reference (both give identical entries)."""
 
-    def __init__(self, portfolio: Portfolio, marks_ticks, level_e8: int):
+    def __init__(self, portfolio: Portfolio, marks_ticks, level_e8: int, *, compiled: bool | None = None):
         if level_e8 < 1:
             raise ValueError("the warning level must be ≥ 1 (×10⁸)")
         self.level_e8 = level_e8
-        super().__init__(portfolio, marks_ticks, compiled=False)
+        compiled = (_kernel is not None) if compiled is None else compiled
+        if compiled and _kernel is not None and level_e8 >= _kernel.MAX_WARN_LEVEL_E8:
+            compiled = False
+        super().__init__(portfolio, marks_ticks, compiled=compiled)
 
     def _entries_iso(self, slots: np.ndarray):
+        if self.compiled:
+            return self._kernel_entries(_kernel.warn_entries, slots, 2 * len(slots), self.level_e8, False)
         p = self.portfolio
         rows, flags = [], np.zeros(len(slots), bool)
         for i, j in enumerate(np.asarray(slots, np.int64).tolist()):
@@ -599,6 +646,8 @@ class WarnIndex(LiqIndex):
         return _columns(rows), flags
 
     def _entries_cross(self, accounts: np.ndarray):
+        if self.compiled:
+            return self._kernel_entries(_kernel.warn_entries, accounts, self._cross_room(accounts), self.level_e8, True)
         p = self.portfolio
         rows, flags = [], np.zeros(len(accounts), bool)
         for i, a in enumerate(np.asarray(accounts, np.int64).tolist()):
