@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=False
-"""Compiled clearing kernel: the full mark-to-market sweep and the liquidation-index thresholds.
+"""Compiled clearing kernel: the full mark-to-market sweep, the liquidation and warning index entries, and the
+risk monitor's writer of touched accounts (mirror rows and both indexes' entries).
 
 Twin of the pure-Python reference in ``exchange.clearing.sweep`` / ``exchange.liquidation.index`` (which define the results);
 same integers, same flags. Called only through those modules (users never import this one).
@@ -29,7 +30,8 @@ Arithmetic (all exact; see ``exchange.accounts.storage`` for the bounds that mak
 - Ratios (``ceil(MM × 10⁸ / balance)``, saturating at 2⁶³ − 1) are computed only at level 2, after the level-1
   pass, from its balances and MM (64-bit division when ``MM·10⁸ < 2⁶³``, else 128-bit).
 
-Sections: tables, position arithmetic, sweep, index thresholds (isolated), index bands (cross).
+Sections: tables, position arithmetic, sweep, index search, index entries (per part: isolated thresholds,
+cross bands, warning bands), entry batches (the ``*_entries`` functions), the monitor's writer.
 """
 cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t

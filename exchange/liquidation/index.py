@@ -53,13 +53,14 @@ marks, a box of per-symbol bands inside which the predicate keeps its current va
   notional, ``b_s = floor(F·w_s/Σw)``, and the band is ``{P : h_s(P) ≥ g_s − b_s}``: inside every band
   ``F > 0`` (so ``B > 0`` when ``c > 0``): not warned.
 - *warned*: ``U = c·B − 10⁸·MM_exact ≥ F`` (``MM ≥ MM_exact``) is concave per symbol (``u_s``); with
-  ``D = −U > 0`` split as ``b_s = floor((D − 1)·w_s/Σw)``, the band is the half-line of
-  ``{P : u_s(P) ≤ u_s + b_s}`` that holds the mark; inside every band ``U < 0``: warned. (``D ≤ 0``, possible
+  ``D = −U > 0`` split as ``b_s = floor((D − 1)·w_s/Σw)``, the band is the run of integer prices around the
+  mark on which ``u_s(P) ≤ u_s + b_s`` (a half-line: ``u_s`` is concave); inside every band ``U < 0``: warned. (``D ≤ 0``, possible
   only when the part is warned through ``balance ≤ 0`` at a zero MM, gets the always-firing entry.)
 
 Both are exact integer intervals (ceil / floor of the line roots), conservative, never optimistic; a
-mark outside the band fires the entry and the caller re-evaluates the part. Thresholds are computed in
-Python (no compiled twin yet). Both indexes need MM convex in the notional (marginal tiers, a max of the
+mark outside the band fires the entry and the caller re-evaluates the part. The warned band is found by
+binary search over the concave ``u_s`` (its first maximum past the mark, then the last price at most the
+target): :func:`_run_at_most`, twinned by ``exchange.clearing._sweep.warn_entries`` (identical entries). Both indexes need MM convex in the notional (marginal tiers, a max of the
 bracket lines); :func:`convex_brackets` says whether a table is.
 """
 from __future__ import annotations

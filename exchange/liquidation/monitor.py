@@ -21,11 +21,17 @@ last trade price until a mark exists) as the only other input, an account that i
 How it stays exact
 ------------------
 - A touched account is re-evaluated exactly (:meth:`exchange.accounts.pretrade.Risk.part_states`, Python integers) when
-  asked (:meth:`sync`, :meth:`liquidatable`, :meth:`margin_stage`) and becomes *dirty*: its mirror rows and
-  index entries are rewritten lazily, in one batch, just before the indexes are next consulted (the next
-  risk-price move), at the prices it was evaluated at (the indexes' marks are those prices until then).
-  Rewriting them after every command would cost more than the command (numpy and kernel call overhead),
-  and nothing reads them in between.
+  asked (:meth:`sync`, :meth:`liquidatable`, :meth:`margin_stage`) and becomes *dirty* until its mirror rows and
+  index entries are rewritten, at the prices it was evaluated at (the indexes' marks):
+  - compiled, at the end of the command (:meth:`margin_stage`), by one call into
+    :class:`exchange.clearing._sweep.MonitorWriter` (rows, both indexes' entries, their pending buffers: no
+    numpy call and no Python loop per account or position; a new account or position key only goes through
+    :meth:`_new_row` / :meth:`_add_slot`). So a price move never pays for work other commands did: after a
+    million commands the next mark costs what its fired entries cost.
+  - reference, lazily, in one batch, just before the indexes are next consulted (the next risk-price move),
+    where per-account numpy and Python calls cost less in bulk. The marks are the same either way (nothing
+    moves them in between), so both keep the same entries for every account the move does not concern, and
+    the same events, stale holders and state.
 - A risk-price move of a symbol pops the entries it fires: liquidation candidates (plus the parts already
   liquidatable and exposed to it, which may have recovered without firing) are re-checked exactly by the
   index (:meth:`~exchange.liquidation.index.LiqIndex.rearm`) and re-armed; warning candidates are the holders whose
@@ -41,8 +47,9 @@ How it stays exact
   mirror is written and both indexes are built at the current prices, once. An account whose values break
   the mirror's 2⁶² bounds is kept out of it (flat rows) and re-checked on every move of a symbol it holds.
 
-Costs: a command costs O(positions of the accounts it touched); a price move costs O(log n + entries fired
-+ liquidatable parts exposed to it) plus the batched rewrite of the accounts touched since the last one.
+Costs: a command costs O(positions of the accounts it touched · log max_price) (compiled: its rewrite
+included); a price move costs O(log n + entries fired + liquidatable parts exposed to it), plus, under the
+reference, the batched rewrite of the accounts touched since the last one.
 """
 from __future__ import annotations
 
@@ -171,7 +178,7 @@ class RiskMonitor:
         self._stale -= touched
         self._due, self._due_compared, self._due_stale = set(), set(), set()
         self._evaluated = {}
-        if self.indexed:
+        if self._writer is not None and self.indexed:  # compiled: the command's accounts are written as it ends
             self._rewrite(self._dirty)
         return events
 
