@@ -1209,6 +1209,14 @@ cdef class MonitorWriter:
             for a, left in written:
                 self._rearm(a, left)
 
+    def rows(self, int64_t a):
+        """``(wallet, ((size, entry cost, isolated margin, leverage, margin mode) per slot))`` of portfolio account
+        ``a`` as the mirror holds them (``RiskMonitor.written``). O(its slots)."""
+        self._views()
+        cdef int64_t b = self.a_begin[a], j
+        return self.a_wallet[a], tuple([(self.p_qty[j], self.p_ent[j], self.p_mar[j], self.p_lev[j], self.p_mode[j])
+                                        for j in range(b, b + self.a_count[a])])
+
     cdef int _views(self) except -1:
         """(Re)bind the portfolio's arrays when they were reallocated."""
         p = self.portfolio

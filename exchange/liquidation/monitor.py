@@ -225,12 +225,15 @@ class RiskMonitor:
         a = self._row.get(account_id)
         if a is None or account_id in self._unindexed:
             return None
-        p, rows = self.portfolio, []
-        for j, key in zip(p.slots_of(a), self.keys[a]):
-            q, e, m = int(p.pos_qty_lots[j]), int(p.pos_entry_cost[j]), int(p.pos_iso_margin_units[j])
-            if q or e or m:
-                rows.append((key, q, e, m, int(p.pos_leverage[j]), int(p.pos_mode[j])))
-        return int(p.acct_wallet_units[a]), tuple(sorted(rows))
+        wallet, slots = self._writer.rows(a) if self._writer is not None else self._rows(a)
+        return wallet, tuple(sorted((key, *row) for key, row in zip(self.keys[a], slots) if row[0] or row[1] or row[2]))
+
+    def _rows(self, a: int) -> tuple:
+        """What ``MonitorWriter.rows`` returns, read with numpy."""
+        p = self.portfolio
+        b, e = int(p.acct_begin[a]), int(p.acct_begin[a]) + int(p.acct_count[a])
+        columns = (p.pos_qty_lots, p.pos_entry_cost, p.pos_iso_margin_units, p.pos_leverage, p.pos_mode)
+        return int(p.acct_wallet_units[a]), tuple(zip(*(column[b:e].tolist() for column in columns)))
 
     def forget(self, account_ids) -> None:
         """Drop ``account_ids`` from the due re-evaluations of this command (the insurance funds)."""
