@@ -32,12 +32,12 @@ USDT = 10**8
 
 # -- the compiled warning entries ------------------------------------------------------------------------------
 def entry_sets(index) -> list:
-    """Per (symbol, direction): the sorted (stored value, key) of every entry, pending or merged."""
+    """Per (symbol, direction): the sorted (stored value, key) of every entry, in any tier."""
     found = []
     for pair in index.lists:
         for tl in pair:
-            v = np.concatenate([tl.v[: tl.n], tl.pv[: tl.m]])
-            key = np.concatenate([tl.key[: tl.n], tl.pkey[: tl.m]])
+            v = np.concatenate([tl.v[: tl.n], tl.mv[: tl.mn], tl.pv[: tl.m]])
+            key = np.concatenate([tl.key[: tl.n], tl.mkey[: tl.mn], tl.pkey[: tl.m]])
             found.append(sorted(zip(v.tolist(), key.tolist())))
     return found
 
@@ -70,8 +70,8 @@ def valid_entries(index) -> dict:
     found: dict = {}
     for s, pair in enumerate(index.lists):
         for d, tl in enumerate(pair):
-            for v, key, ver in ((tl.v, tl.key, tl.ver), (tl.pv, tl.pkey, tl.pver)):
-                n = tl.n if v is tl.v else tl.m
+            for v, key, ver, n in ((tl.v, tl.key, tl.ver, tl.n), (tl.mv, tl.mkey, tl.mver, tl.mn),
+                                   (tl.pv, tl.pkey, tl.pver, tl.m)):
                 keys, vers, values = key[:n], ver[:n], v[:n]
                 ok = index._valid(keys, vers)
                 for value, k in zip(values[ok].tolist(), keys[ok].tolist()):

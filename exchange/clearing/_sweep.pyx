@@ -1024,12 +1024,13 @@ def warn_entries(portfolio, marks_ticks, level_e8, bint cross, items, out_sym, o
 cdef class PendingBuffer:
     """The pending entries of a trigger list (``exchange.liquidation.index._TriggerList``, which subclasses this
     under the compiled implementation) in numpy arrays that compiled code appends to without a numpy call:
-    ``pv``, ``pkey``, ``pver`` (assigning one rebinds the compiled view), ``m`` entries pending, ``n`` entries
-    in the main array."""
+    ``pv``, ``pkey``, ``pver`` (assigning one rebinds the compiled view), ``m`` entries pending, ``pmax`` the
+    largest pending value."""
     cdef object _pv, _pkey, _pver
     cdef int64_t[::1] _v, _k
     cdef uint32_t[::1] _r
-    cdef public Py_ssize_t m, n
+    cdef public Py_ssize_t m
+    cdef public int64_t pmax
 
     @property
     def pv(self):
@@ -1071,6 +1072,8 @@ cdef class PendingBuffer:
         self._k[self.m] = key
         self._r[self.m] = ver
         self.m += 1
+        if v > self.pmax:
+            self.pmax = v
         return 0
 
 
@@ -1082,12 +1085,12 @@ cdef class _Armer:
     cdef const int64_t[::1] marks
     cdef uint32_t[::1] pos_ver, acct_ver
     cdef SymTab* tabs
-    cdef int64_t n_symbols, c_lvl, strict, min_mm, min_pending
+    cdef int64_t n_symbols, c_lvl, strict, min_mm, raw_pending
     cdef bint warn, iso_entry
 
-    def __cinit__(self, index, bint warn, int64_t min_pending):
+    def __cinit__(self, index, bint warn, int64_t raw_pending):
         table = index.portfolio.table
-        self.index, self.warn, self.min_pending = index, warn, min_pending
+        self.index, self.warn, self.raw_pending = index, warn, raw_pending
         self.n_symbols, self.iso_entry, self.strict, self.min_mm = table.n_symbols, table.iso_entry, table.strict, table.min_mm
         self.c_lvl = index.level_e8 - 1 if warn else 0
         if warn and not 1 <= index.level_e8 < MAX_WARN_LEVEL_E8:
@@ -1151,13 +1154,13 @@ cdef class _Armer:
         return 0
 
     cdef int _append(self, int64_t s, int d, int64_t v, int64_t key) except -1:
-        """Append one entry at its part's current version; merge the list when its pending part is full (the
-        rule of ``LiqIndex._insert``)."""
+        """Append one entry at its part's current version; fold the list's pending buffer when it is full
+        (``_TriggerList.settle``, as ``LiqIndex._insert`` does)."""
         cdef PendingBuffer tl = <PendingBuffer> self.flat[2 * s + d]
         cdef uint32_t ver = self.acct_ver[key >> 1] if key & 1 else self.pos_ver[key >> 1]
         tl.append(-v if d == DIR_UP else v, key, ver)
-        if tl.m > max(self.min_pending, tl.n >> 6):
-            tl.merge(self.valid)
+        if tl.m > self.raw_pending:
+            tl.settle(self.valid)
         return 0
 
 
@@ -1182,14 +1185,14 @@ cdef class MonitorWriter:
     cdef int64_t o_cap
     cdef list left
 
-    def __cinit__(self, monitor, liq_index, warn_index, int64_t min_pending):
+    def __cinit__(self, monitor, liq_index, warn_index, int64_t raw_pending):
         self.monitor, self.portfolio = monitor, monitor.portfolio
         self.accounts, self.rows_of, self.keys = monitor.ledger.accounts, monitor._row, monitor.keys
         self.unindexed, self.settings = monitor._unindexed, monitor.ledger.settings
         table = self.portfolio.table
         self.maxp, self.k, self.max_lev = table.max_price_ticks, table.k_units, table.max_leverage
-        self.liq = _Armer(liq_index, False, min_pending)
-        self.warn = _Armer(warn_index, True, min_pending)
+        self.liq = _Armer(liq_index, False, raw_pending)
+        self.warn = _Armer(warn_index, True, raw_pending)
         self.o_cap = 0
 
     def __dealloc__(self):

@@ -30,12 +30,15 @@ been reported (and everything liquidatable was reported when it became so). The 
 Data structure
 --------------
 Per (symbol, direction) a trigger list stores ``value`` (UP values negated, so both fire on
-``stored ≥ threshold``), ``key`` and ``version``: a large sorted main array plus a small unsorted pending
-buffer. A query is one ``searchsorted`` on the main array (the fired entries are its *suffix*, removed by
-truncation in O(1)) and a vectorised scan of the pending buffer; new entries go to the pending buffer,
-merged into the main array (O(n) ``np.insert``, dropping stale entries) when it passes a threshold.
+``stored ≥ threshold``), ``key`` and ``version`` in three tiers: a large sorted main array, a sorted middle
+tier (at most ``max(2048, n/64)`` entries) and an unsorted pending buffer (at most 256). A query is one
+``searchsorted`` per sorted tier (the fired entries are its *suffix*, removed by truncation in O(1)) and a
+vectorised scan of the pending buffer; new entries go to the pending buffer, which past 256 is sorted into
+the middle tier (O(middle)), which past its bound is merged into the main array (O(n) ``np.insert``); both
+folds drop stale entries. So a tick scans at most 256 unsorted entries however many accounts were written
+since the last one, and an entry costs O(1) amortised folding (≈ 64 + middle/256 element moves).
 Updating a position or account bumps its version, which lazily invalidates its old entries everywhere.
-Cost of a mark tick: O(log n + pending + fired); with nothing near liquidation, a few microseconds.
+Cost of a mark tick: O(log n + 256 + fired); with nothing near liquidation, a few microseconds.
 
 Caller contract: after changing a position, an isolated margin or a wallet call
 :meth:`LiqIndex.update_position` / :meth:`LiqIndex.update_account` (or :meth:`LiqIndex.rearm` for whole
@@ -83,7 +86,9 @@ from ..units import E8
 DOWN, UP = 0, 1
 ALWAYS = np.iinfo(np.int64).max  # a DOWN entry with this value fires on any mark
 ISO = int(MarginMode.ISOLATED)
-_MIN_PENDING = 2048
+_NOTHING = -(2**63)  # below every stored value
+_RAW_PENDING = 256  # unsorted entries a trigger list holds before sorting them into its middle tier
+_MIN_PENDING = 2048  # the middle tier is merged into the main array past max(this, main / 64) entries
 
 
 # -- entries: reference (Python ints) -------------------------------------------------------------------
@@ -314,22 +319,18 @@ def _warn_lines(legs, k, rows, c, per_leg):
 
 # -- trigger list ---------------------------------------------------------------------------------------
 class _TriggerList:
-    """Entries of one (symbol, direction) that fire when ``stored ≥ threshold`` (UP values are negated)."""
+    """Entries of one (symbol, direction) that fire when ``stored ≥ threshold`` (UP values are negated), in the
+    three tiers of the module docstring: main ``v, key, ver`` (``n`` entries, sorted), middle ``mv, mkey, mver``
+    (``mn``, sorted), pending ``pv, pkey, pver`` (``m``, unsorted)."""
 
     def __init__(self):
-        self.v = np.zeros(0, np.int64)
-        self.key = np.zeros(0, np.int64)
-        self.ver = np.zeros(0, np.uint32)
-        self.n = 0
+        self.v, self.key, self.ver, self.n = _empty_tier() + (0,)
+        self.mv, self.mkey, self.mver, self.mn = _empty_tier() + (0,)
         self.pv = np.zeros(64, np.int64)
         self.pkey = np.zeros(64, np.int64)
         self.pver = np.zeros(64, np.uint32)
         self.m = 0
-
-    def load(self, v, key, ver):
-        order = np.argsort(v, kind="stable")
-        self.v, self.key, self.ver, self.n = v[order], key[order], ver[order], len(v)
-        self.m = 0
+        self.pmax = _NOTHING  # the largest pending value (a tick below it skips the scan)
 
     def push(self, v, key, ver):
         k = len(v)
@@ -344,40 +345,85 @@ class _TriggerList:
         self.pkey[self.m:self.m + k] = key
         self.pver[self.m:self.m + k] = ver
         self.m += k
+        if k:
+            self.pmax = max(self.pmax, int(np.max(v)))
 
-    def fire(self, threshold):
-        """Remove and return ``(keys, versions)`` of every entry with ``stored ≥ threshold``."""
-        i = int(np.searchsorted(self.v[: self.n], threshold, side="left"))
-        keys, vers = self.key[i:self.n], self.ver[i:self.n]
-        self.n = i
-        if self.m:
-            pv = self.pv[: self.m]
-            hit = pv >= threshold
-            if hit.any():
-                keys = np.concatenate([keys, self.pkey[: self.m][hit]])
-                vers = np.concatenate([vers, self.pver[: self.m][hit]])
-                keep = ~hit
-                k = int(keep.sum())
-                self.pv[:k], self.pkey[:k], self.pver[:k] = pv[keep], self.pkey[: self.m][keep], self.pver[: self.m][keep]
-                self.m = k
-        return keys, vers
+    def settle(self, valid):
+        """Fold a full pending buffer into the middle tier, and a full middle tier into the main array, dropping
+        entries ``valid`` rejects. O(middle + 256 log 256), or O(n) when the main array takes the middle tier."""
+        if self.m <= _RAW_PENDING:
+            return
+        pending = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
+        self.mv, self.mkey, self.mver = _merged((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
+                                                pending, valid)
+        self.mn, self.m, self.pmax = len(self.mv), 0, _NOTHING
+        if self.mn > max(_MIN_PENDING, self.n >> 6):
+            self._fold_middle(valid)
 
     def merge(self, valid):
-        """Fold the pending buffer into the main array, dropping entries ``valid`` rejects. O(n + m log m)."""
-        v, key, ver = self.v[: self.n], self.key[: self.n], self.ver[: self.n]
-        ok = valid(key, ver)
-        v, key, ver = v[ok], key[ok], ver[ok]
-        pv, pk, pr = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
-        pok = valid(pk, pr)
-        pv, pk, pr = pv[pok], pk[pok], pr[pok]
-        order = np.argsort(pv, kind="stable")
-        pv, pk, pr = pv[order], pk[order], pr[order]
-        at = np.searchsorted(v, pv, side="right")
-        self.v, self.key, self.ver = np.insert(v, at, pv), np.insert(key, at, pk), np.insert(ver, at, pr)
-        self.n, self.m = len(self.v), 0
+        """Fold every tier into the main array, dropping entries ``valid`` rejects. O(n + pending log pending)."""
+        pending = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
+        self.mv, self.mkey, self.mver = _merged((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
+                                                pending, valid)
+        self.mn, self.m, self.pmax = len(self.mv), 0, _NOTHING
+        self._fold_middle(valid)
+
+    def _fold_middle(self, valid):
+        self.v, self.key, self.ver = _merged((self.v[: self.n], self.key[: self.n], self.ver[: self.n]),
+                                             (self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]), valid)
+        self.n = len(self.v)
+        self.mv, self.mkey, self.mver, self.mn = _empty_tier() + (0,)
+
+    def fire(self, threshold):
+        """Remove and return ``(keys, versions)`` of every entry with ``stored ≥ threshold``. O(1) per tier
+        that nothing in fires (its largest value is below the threshold), else O(log) per sorted tier and
+        O(pending)."""
+        keys, vers = [], []
+        if self.n and self.v[self.n - 1] >= threshold:
+            i = int(self.v[: self.n].searchsorted(threshold))
+            keys.append(self.key[i:self.n])
+            vers.append(self.ver[i:self.n])
+            self.n = i
+        if self.mn and self.mv[self.mn - 1] >= threshold:
+            i = int(self.mv[: self.mn].searchsorted(threshold))
+            keys.append(self.mkey[i:self.mn])
+            vers.append(self.mver[i:self.mn])
+            self.mn = i
+        if self.m and self.pmax >= threshold:
+            pv = self.pv[: self.m]
+            hit = pv >= threshold
+            keys.append(self.pkey[: self.m][hit])
+            vers.append(self.pver[: self.m][hit])
+            keep = ~hit
+            k = int(keep.sum())
+            self.pv[:k], self.pkey[:k], self.pver[:k] = pv[keep], self.pkey[: self.m][keep], self.pver[: self.m][keep]
+            self.m = k
+            self.pmax = int(self.pv[:k].max()) if k else _NOTHING
+        if len(keys) <= 1:
+            return (keys[0], vers[0]) if keys else (_EMPTY, _NO_VERSIONS)
+        return np.concatenate(keys), np.concatenate(vers)
 
     def __len__(self):
-        return self.n + self.m
+        return self.n + self.mn + self.m
+
+
+def _empty_tier() -> tuple:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32)
+
+
+def _merged(tier: tuple, other: tuple, valid) -> tuple:
+    """The sorted ``tier`` (values, keys, versions) with the entries of ``other`` (any order) inserted, both
+    without the entries ``valid`` rejects. O(len(tier) + len(other) · log)."""
+    v, key, ver = tier
+    ok = valid(key, ver)
+    v, key, ver = v[ok], key[ok], ver[ok]
+    pv, pk, pr = other
+    ok = valid(pk, pr)
+    pv, pk, pr = pv[ok], pk[ok], pr[ok]
+    order = np.argsort(pv, kind="stable")
+    pv, pk, pr = pv[order], pk[order], pr[order]
+    at = np.searchsorted(v, pv, side="right")
+    return np.insert(v, at, pv), np.insert(key, at, pk), np.insert(ver, at, pr)
 
 
 if _kernel is not None:
@@ -494,8 +540,7 @@ class LiqIndex:
             sel = (sym * 2 + dr) == g
             tl = self.lists[g >> 1][g & 1]
             tl.push(stored[sel], key[sel], ver[sel])
-            if tl.m > max(_MIN_PENDING, tl.n >> 6):
-                tl.merge(self._valid)
+            tl.settle(self._valid)
 
     # -- updates -----------------------------------------------------------------------------------------
     def rearm(self, accounts, left_slots=()) -> tuple[np.ndarray, np.ndarray]:
@@ -596,6 +641,7 @@ class LiqIndex:
 
 
 _EMPTY = np.zeros(0, np.int64)
+_NO_VERSIONS = np.zeros(0, np.uint32)
 
 
 def _grown(versions: np.ndarray, need: int) -> np.ndarray:

@@ -57,7 +57,7 @@ import numpy as np
 
 from ..accounts.ledger import Account, Ledger
 from ..enums import PositionSide
-from .index import _MIN_PENDING, LiqIndex, WarnIndex, index_supported
+from .index import _RAW_PENDING, LiqIndex, WarnIndex, index_supported
 from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/clearing/_sweep.pyx), None under the reference
 from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
 from ..accounts.storage import InstrumentTable, Portfolio, PortfolioError
@@ -102,7 +102,7 @@ class RiskMonitor:
         self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
         self._unindexed: set[int] = set()  # accounts outside the mirror's bounds
         # rows and entries of touched accounts written by compiled code (None: by _write and the indexes' rearm)
-        self._writer = _kernel.MonitorWriter(self, self.liq_index, self.warn_index, _MIN_PENDING) \
+        self._writer = _kernel.MonitorWriter(self, self.liq_index, self.warn_index, _RAW_PENDING) \
             if self.liq_index.compiled and self.warn_index.compiled else None
 
     # -- the engine's calls ---------------------------------------------------------------------------------
