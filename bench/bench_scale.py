@@ -11,7 +11,8 @@ Timed (``time.process_time``, CPU):
   the end of each command it rewrote every account changed since the last mark here (~40 s at 1,000,000);
 - the following marks (alternating 100.00 / 100.01; median of ``--marks``). Each emits only MarkPriceChanged.
 Memory: the growth of the process's resident set (RSS, ``/proc/self/statm``) over the set-up, divided by N —
-ledger, books, monitor mirror and indexes together.
+ledger, books, monitor mirror and indexes together. Each run is a fresh process (so no run reuses the memory
+another one freed).
 
 Options: ``--accounts N`` (default 1,000,000), ``--reference-accounts M`` (default 100,000; 0: none) also
 runs the pure-Python reference and the compiled implementation at M for the ratio, ``--marks K`` (default 21).
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from exchange import Deposit, Exchange, MarginMode, OrderType, PlaceOrder, SetMarginMode, SetMarkPrice
 from exchange._impl import core
@@ -88,6 +91,12 @@ def measure(n: int, implementation: str, marks: int) -> dict:
             "bytes_per_account": grown / n}
 
 
+def isolated(n: int, implementation: str, marks: int) -> dict:
+    """:func:`measure` in a fresh process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure, n, implementation, marks).result()
+
+
 def table(runs: list[dict]) -> str:
     lines = ["| implementation | accounts | set-up commands | set-up CPU s (commands/s) | first mark CPU ms | "
              "following marks CPU µs (median) | RSS growth per account |",
@@ -107,15 +116,15 @@ def main() -> int:
     args = parser.parse_args()
     runs = []
     if core is not None:
-        runs.append(measure(args.accounts, "cython", args.marks))
+        runs.append(isolated(args.accounts, "cython", args.marks))
         print(table(runs), flush=True)
     if args.reference_accounts:
-        small = [measure(args.reference_accounts, "python", args.marks)]
+        small = [isolated(args.reference_accounts, "python", args.marks)]
         if core is not None and args.reference_accounts != args.accounts:
-            small.append(measure(args.reference_accounts, "cython", args.marks))
+            small.append(isolated(args.reference_accounts, "cython", args.marks))
         runs += small
     elif core is None:
-        runs.append(measure(args.accounts, "python", args.marks))
+        runs.append(isolated(args.accounts, "python", args.marks))
     print(table(runs))
     by = {r["implementation"]: r for r in runs if r["accounts"] == args.reference_accounts}
     if {"python", "cython"} <= set(by):
