@@ -1,8 +1,8 @@
 """Benchmark: the first mark after N accounts were set up through commands, the marks after it, and the memory
 per account (a script, not collected by pytest: ``PYTHONPATH=. python bench/bench_scale.py [--accounts N]``).
 
-Set-up (timed separately, CPU): a maker deposits 10⁹ USDT and rests sell orders of N lots at the mark 100.00;
-then each of the N accounts deposits 10,000 USDT, 30 % of them switch to isolated margin, and each buys 1 lot
+Set-up (timed separately, CPU): one maker per 100,000 accounts deposits 10⁹ USDT and rests sell orders of
+100,000 lots at the mark 100.00; then each of the N accounts deposits 10,000 USDT, 30 % of them switch to isolated margin, and each buys 1 lot
 (an IOC order that fills against the maker) — the holders of ``bench/test_bench_exchange.py`` (b). Every
 command changes accounts; the risk monitor writes their mirror rows and index entries as the command ends.
 
@@ -37,6 +37,7 @@ from exchange.workload import workload_instrument
 USDT = 10**8
 MARK = 10_000  # ticks: 100.00
 CHUNK = 50_000  # lots per resting maker order
+PER_MAKER = 100_000  # lots each maker sells (one maker's margin brackets would refuse a million)
 
 
 def rss_bytes() -> int:
@@ -49,10 +50,14 @@ def set_up(n: int, implementation: str) -> tuple[Exchange, int, float]:
     """The exchange with ``n`` holders (module docstring); returns it, the commands applied and their CPU time."""
     inst = workload_instrument()
     ex = Exchange([inst], implementation=implementation)
-    maker, symbol = n + 1, inst.symbol
-    commands = [Deposit(maker, 10**9 * USDT), SetMarkPrice(symbol, MARK)]
-    commands += [PlaceOrder(maker, symbol, Side.SELL, min(CHUNK, n - start), MARK, OrderType.LIMIT, TimeInForce.GTC)
-                 for start in range(0, n, CHUNK)]
+    symbol = inst.symbol
+    makers = range(n + 1, n + 1 + -(-n // PER_MAKER))
+    commands = [SetMarkPrice(symbol, MARK)]
+    for i, maker in enumerate(makers):
+        lots = min(PER_MAKER, n - i * PER_MAKER)
+        commands.append(Deposit(maker, 10**9 * USDT))
+        commands += [PlaceOrder(maker, symbol, Side.SELL, min(CHUNK, lots - start), MARK, OrderType.LIMIT, TimeInForce.GTC)
+                     for start in range(0, lots, CHUNK)]
     for a in range(1, n + 1):
         commands.append(Deposit(a, 10_000 * USDT))
         if a % 10 < 3:
@@ -63,7 +68,7 @@ def set_up(n: int, implementation: str) -> tuple[Exchange, int, float]:
     for command in commands:
         apply(command)
     seconds = time.process_time() - started
-    assert len(ex.ledger.holders[symbol]) == n + 1
+    assert len(ex.ledger.holders[symbol]) == n + len(makers)
     return ex, len(commands), seconds
 
 
