@@ -1080,7 +1080,7 @@ cdef class PendingBuffer:
 cdef class _Armer:
     """One index (``LiqIndex`` or ``WarnIndex``) as :class:`MonitorWriter` re-arms it: its tables at its marks
     (columns recomputed for the symbols whose mark changed), its version arrays and trigger lists."""
-    cdef object index, marks_obj, pos_ver_obj, acct_ver_obj, lists_obj, valid
+    cdef object index, marks_obj, pos_ver_obj, acct_ver_obj, valid, generation
     cdef list flat  # the index's trigger lists, 2·symbol + direction
     cdef const int64_t[::1] marks
     cdef uint32_t[::1] pos_ver, acct_ver
@@ -1101,24 +1101,23 @@ cdef class _Armer:
         free(self.tabs)
 
     cdef int sync(self, int64_t n_slots, int64_t n_accounts) except -1:
-        """Follow the index's marks, version arrays (grown to the portfolio) and lists. O(symbols)."""
+        """Follow the index's marks, version arrays (grown to the portfolio) and lists (rebound when the index's
+        ``generation`` says they were replaced). O(symbols)."""
         cdef int64_t s
-        index = self.index
-        if index.marks is not self.marks_obj:
+        if self.pos_ver_obj is None or self.pos_ver.shape[0] < n_slots or self.acct_ver.shape[0] < n_accounts:
+            self.index._ensure_size()
+        if self.index.generation != self.generation:
+            index = self.index
+            self.generation = index.generation
             self.marks_obj = index.marks
             self.marks = self.marks_obj
+            self.pos_ver_obj, self.acct_ver_obj = index.pos_ver, index.acct_ver
+            self.pos_ver, self.acct_ver = self.pos_ver_obj, self.acct_ver_obj
+            self.flat = [tl for pair in index.lists for tl in pair]
+            self.valid = index._valid
         for s in range(self.n_symbols):
             if self.tabs[s].mark != self.marks[s]:
                 _set_mark(&self.tabs[s], self.marks[s])
-        if len(index.pos_ver) < n_slots or len(index.acct_ver) < n_accounts:
-            index._ensure_size()
-        if index.pos_ver is not self.pos_ver_obj or index.acct_ver is not self.acct_ver_obj:
-            self.pos_ver_obj, self.acct_ver_obj = index.pos_ver, index.acct_ver
-            self.pos_ver, self.acct_ver = self.pos_ver_obj, self.acct_ver_obj
-        if index.lists is not self.lists_obj:
-            self.lists_obj = index.lists
-            self.flat = [tl for pair in index.lists for tl in pair]
-            self.valid = index._valid
         return 0
 
     cdef int rearm(self, const Rows* r, int64_t a, const int64_t* left, int64_t n_left, Out* o) except -1:
@@ -1171,7 +1170,10 @@ cdef class MonitorWriter:
     ``exchange.accounts.storage.Portfolio`` checks them: an account outside them stays flat and is added to the
     monitor's ``unindexed``), then both indexes re-armed. New rows and slots (once per account and position
     key) go through the monitor's ``_new_row`` / ``_add_slot``. Per account O(positions² + entries · log)."""
-    cdef object monitor, portfolio, accounts, rows_of, keys, unindexed, settings
+    cdef object monitor, portfolio
+    cdef dict accounts, rows_of, defaults
+    cdef list keys
+    cdef set unindexed
     cdef _Armer liq, warn
     cdef object generation
     cdef int32_t[::1] p_acct
@@ -1188,7 +1190,7 @@ cdef class MonitorWriter:
     def __cinit__(self, monitor, liq_index, warn_index, int64_t raw_pending):
         self.monitor, self.portfolio = monitor, monitor.portfolio
         self.accounts, self.rows_of, self.keys = monitor.ledger.accounts, monitor._row, monitor.keys
-        self.unindexed, self.settings = monitor._unindexed, monitor.ledger.settings
+        self.unindexed, self.defaults = monitor._unindexed, monitor.ledger._defaults  # as Ledger.settings reads them
         table = self.portfolio.table
         self.maxp, self.k, self.max_lev = table.max_price_ticks, table.k_units, table.max_leverage
         self.liq = _Armer(liq_index, False, raw_pending)
@@ -1204,13 +1206,21 @@ cdef class MonitorWriter:
     def write(self, account_ids, bint rearm):
         """Write the rows of ``account_ids`` (ledger ids, in order) and, with ``rearm``, then re-arm both indexes
         for them."""
+        cdef list rows = []
+        cdef dict left = {}  # portfolio account -> the slots a relocation of its block freed (rare)
+        cdef int64_t a
+        for account_id in account_ids:
+            a = self._write(account_id)
+            rows.append(a)
+            if self.left is not None:
+                left[a] = self.left
+        if not rearm:
+            return
         p = self.portfolio
-        written = [(self._write(account_id), self.left) for account_id in account_ids]
-        if rearm:
-            self.liq.sync(p.n_slots, p.n_accounts)
-            self.warn.sync(p.n_slots, p.n_accounts)
-            for a, left in written:
-                self._rearm(a, left)
+        self.liq.sync(p.n_slots, p.n_accounts)
+        self.warn.sync(p.n_slots, p.n_accounts)
+        for a in rows:
+            self._rearm(a, left.get(a) if left else None)
 
     def rows(self, int64_t a):
         """``(wallet, ((size, entry cost, isolated margin, leverage, margin mode) per slot))`` of portfolio account
@@ -1249,14 +1259,13 @@ cdef class MonitorWriter:
         for j in range(b, b + cnt):
             self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
         self.a_wallet[a] = self.a_expo[a] = 0
-        keys = self.keys[a]
-        positions = account.positions
-        self.left = []
-        if len(positions) > cnt or any(key not in keys for key in positions):
-            for key in positions:
-                if key not in keys:
-                    self.left += self.monitor._add_slot(a, key)
-            self._views()
+        cdef list keys = self.keys[a]
+        cdef dict positions = account.positions
+        self.left = None
+        for key in positions:
+            if key not in keys:  # a new position key: a slot (Python, once per key)
+                self.left = (self.left or []) + self.monitor._add_slot(a, key)
+                self._views()
         if self._fill(a, account, keys, positions):
             self.unindexed.discard(account_id)
         else:
@@ -1267,21 +1276,24 @@ cdef class MonitorWriter:
             self.unindexed.add(account_id)
         return a
 
-    cdef bint _fill(self, int64_t a, account, keys, positions) except -1:
+    cdef bint _fill(self, int64_t a, account, list keys, dict positions) except -1:
         """Write the ledger's values into account a's flat rows; False (rows partly written) when a value breaks
         a bound."""
-        cdef int64_t b = self.a_begin[a], j, i, s, q, e, m, lev, mode, side
+        cdef int64_t b = self.a_begin[a], j, i, s, q, e, m, lev, mode, side, wallet
         cdef u128 total, term, limit = (<u128> 1) << 62
+        cdef dict stored = account.settings
         try:
-            total = _abs(account.wallet_units)
-            for i, key in enumerate(keys):
+            wallet = account.wallet_units
+            total = _abs(wallet)
+            for i in range(len(keys)):
+                key = keys[i]
                 position = positions.get(key)
                 if position is None:
                     continue
                 j = b + i
                 s = self.p_sym[j]
                 q, e, m = position.lots, position.entry_cost, position.isolated_margin_units
-                settings = self.settings(account, key[0])
+                settings = stored.get(key[0]) or self.defaults[key[0]]
                 lev, mode, side = settings.leverage, settings.margin_mode, self.p_side[j]
                 if mode != 1 and mode != ISOLATED or mode == 1 and m != 0 or not 1 <= lev <= self.max_lev[s]:
                     return False
@@ -1298,23 +1310,25 @@ cdef class MonitorWriter:
                 self.p_lev[j], self.p_mode[j] = lev, mode
             if total > limit:
                 return False
-            self.a_wallet[a] = account.wallet_units
+            self.a_wallet[a] = wallet
             self.a_expo[a] = <int64_t> total
         except OverflowError:
             return False
         return True
 
     cdef int _rearm(self, int64_t a, list left_slots) except -1:
-        """Re-arm both indexes for portfolio account a (and ``left_slots``, freed by a relocation)."""
-        cdef int64_t need = 2 * (self.a_count[a] + 1), i, n_left = len(left_slots)
-        cdef int64_t* left = <int64_t*> malloc(sizeof(int64_t) * (n_left if n_left else 1))
-        if left == NULL:
-            raise MemoryError()
+        """Re-arm both indexes for portfolio account a (and ``left_slots``, freed by a relocation, or None)."""
+        cdef int64_t need = 2 * (self.a_count[a] + 1), i, n_left = len(left_slots) if left_slots else 0
+        cdef int64_t* left = NULL
+        if need > self.o_cap:
+            self._grow_out(max(need, 2 * self.o_cap))
+        if n_left:
+            left = <int64_t*> malloc(sizeof(int64_t) * n_left)
+            if left == NULL:
+                raise MemoryError()
         try:
             for i in range(n_left):
                 left[i] = left_slots[i]
-            if need > self.o_cap:
-                self._grow_out(max(need, 2 * self.o_cap))
             self.liq.rearm(&self.r, a, left, n_left, &self.o)
             self.warn.rearm(&self.r, a, left, n_left, &self.o)
         finally:

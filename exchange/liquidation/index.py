@@ -487,6 +487,7 @@ class LiqIndex:
         """Recompute every entry from scratch (after ``compact()`` or bulk changes). O(positions · log).
         Returns (and keeps in ``self.liquidatable``) the isolated slots and accounts liquidatable now."""
         p = self.portfolio
+        self.generation = getattr(self, "generation", 0) + 1  # the version arrays and lists were replaced
         self.pos_ver = np.zeros(p.n_slots, np.uint32)
         self.acct_ver = np.zeros(p.n_accounts, np.uint32)
         iso_slots = np.flatnonzero((p.pos_account >= 0) & (p.pos_mode == ISO) & (p.pos_qty_lots != 0))
@@ -515,6 +516,8 @@ class LiqIndex:
     def _ensure_size(self):
         """Grow the version arrays to the portfolio (doubling: O(1) amortised per new slot or account)."""
         p = self.portfolio
+        if len(self.pos_ver) < p.n_slots or len(self.acct_ver) < p.n_accounts:
+            self.generation += 1
         if len(self.pos_ver) < p.n_slots:
             self.pos_ver = _grown(self.pos_ver, p.n_slots)
         if len(self.acct_ver) < p.n_accounts:

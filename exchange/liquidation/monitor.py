@@ -352,7 +352,7 @@ class RiskMonitor:
             else:
                 self.parts.pop(account_id, None)
 
-    def _rewrite(self, account_ids) -> None:
+    def _rewrite(self, account_ids: set[int]) -> None:
         """Rewrite the mirror rows of ``account_ids`` from the ledger and re-arm both indexes for them
         (one batch; compiled: :class:`exchange.clearing._sweep.MonitorWriter`, no numpy call per account).
         O(their positions) plus the index updates."""
@@ -360,7 +360,7 @@ class RiskMonitor:
             return
         self.version += 1
         ids = sorted(account_ids)
-        self._dirty -= set(account_ids)
+        self._dirty.difference_update(account_ids)
         if self._writer is not None:
             self._writer.write(ids, self.indexed)
             return
