@@ -10,8 +10,9 @@ Timed (``time.process_time``, CPU):
 - the first ``SetMarkPrice`` after the set-up (100.00 → 100.01): before the monitor wrote touched accounts at
   the end of each command it rewrote every account changed since the last mark here (~40 s at 1,000,000);
 - the following marks (alternating 100.00 / 100.01; median of ``--marks``). Each emits only MarkPriceChanged.
-Memory: the growth of the process's resident set (RSS, ``/proc/self/statm``) over the set-up, divided by N —
-ledger, books, monitor mirror and indexes together. Each run is a fresh process (so no run reuses the memory
+Memory: the growth of the process's resident set (RSS, ``/proc/self/statm``) over the set-up and the marks,
+divided by N — ledger, books, monitor mirror and indexes together (the marks included, because a monitor
+that writes its mirror lazily allocates it at the first mark). Each run is a fresh process (so no run reuses the memory
 another one freed).
 
 Options: ``--accounts N`` (default 1,000,000), ``--reference-accounts M`` (default 100,000; 0: none) also
@@ -86,11 +87,11 @@ def measure(n: int, implementation: str, marks: int) -> dict:
     gc.collect()
     before = rss_bytes()
     ex, n_commands, setup_s = set_up(n, implementation)
-    gc.collect()
-    grown = rss_bytes() - before
     first = mark(ex, MARK + 1)
     following = [mark(ex, MARK + (i % 2)) for i in range(marks)]
     assert ex.liquidatable() == []
+    gc.collect()
+    grown = rss_bytes() - before
     return {"implementation": implementation, "accounts": n, "commands": n_commands, "setup_s": setup_s,
             "first_ms": 1e3 * first, "following_us": 1e6 * statistics.median(following),
             "bytes_per_account": grown / n}
