@@ -1169,10 +1169,11 @@ cdef class MonitorWriter:
     cost, isolated margin, leverage and margin mode from the ledger (bounds checked as
     ``exchange.accounts.storage.Portfolio`` checks them: an account outside them stays flat and is added to the
     monitor's ``unindexed``), then both indexes re-armed. New rows and slots (once per account and position
-    key) go through the monitor's ``_new_row`` / ``_add_slot``. Per account O(positions² + entries · log)."""
+    key) are written here while the arrays have room, else by the monitor's ``_new_row`` / ``_add_slot`` (array
+    growth, block relocation). Per account O(positions² + entries · log)."""
     cdef object monitor, portfolio
-    cdef dict accounts, rows_of, defaults
-    cdef list keys
+    cdef dict accounts, rows_of, defaults, symbol_index
+    cdef list keys, ids
     cdef set unindexed
     cdef _Armer liq, warn
     cdef object generation
@@ -1180,7 +1181,7 @@ cdef class MonitorWriter:
     cdef int16_t[::1] p_sym, p_lev
     cdef int8_t[::1] p_side, p_mode
     cdef int64_t[::1] p_qty, p_ent, p_mar, a_begin, a_wallet, a_expo
-    cdef int32_t[::1] a_count
+    cdef int32_t[::1] a_count, a_cap
     cdef const int64_t[::1] maxp, k, max_lev
     cdef Rows r
     cdef Out o
@@ -1190,6 +1191,7 @@ cdef class MonitorWriter:
     def __cinit__(self, monitor, liq_index, warn_index, int64_t raw_pending):
         self.monitor, self.portfolio = monitor, monitor.portfolio
         self.accounts, self.rows_of, self.keys = monitor.ledger.accounts, monitor._row, monitor.keys
+        self.ids, self.symbol_index = monitor.ids, monitor._symbol_index
         self.unindexed, self.defaults = monitor._unindexed, monitor.ledger._defaults  # as Ledger.settings reads them
         table = self.portfolio.table
         self.maxp, self.k, self.max_lev = table.max_price_ticks, table.k_units, table.max_leverage
@@ -1239,7 +1241,7 @@ cdef class MonitorWriter:
         P, A = p._pos, p._acct
         self.p_acct, self.p_sym, self.p_side, self.p_mode = P["pos_account"], P["pos_symbol"], P["pos_side"], P["pos_mode"]
         self.p_lev, self.p_qty, self.p_ent, self.p_mar = P["pos_leverage"], P["pos_qty_lots"], P["pos_entry_cost"], P["pos_iso_margin_units"]
-        self.a_begin, self.a_count = A["acct_begin"], A["acct_count"]
+        self.a_begin, self.a_count, self.a_cap = A["acct_begin"], A["acct_count"], A["acct_cap"]
         self.a_wallet, self.a_expo = A["acct_wallet_units"], A["acct_exposure_units"]
         self.r.begin, self.r.count, self.r.wallet = &self.a_begin[0], &self.a_count[0], &self.a_wallet[0]
         self.r.acct, self.r.sym, self.r.mode = &self.p_acct[0], &self.p_sym[0], &self.p_mode[0]
@@ -1251,10 +1253,10 @@ cdef class MonitorWriter:
         ``left``), then the ledger's values (or flat, unindexed, when a bound breaks). Returns its portfolio
         account."""
         account = self.accounts[account_id]
+        self._views()
         row = self.rows_of.get(account_id)
         if row is None:
-            row = self.monitor._new_row(account)
-        self._views()
+            row = self._new_row(account_id, account)
         cdef int64_t a = row, j, b = self.a_begin[a], cnt = self.a_count[a]
         for j in range(b, b + cnt):
             self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
@@ -1263,9 +1265,8 @@ cdef class MonitorWriter:
         cdef dict positions = account.positions
         self.left = None
         for key in positions:
-            if key not in keys:  # a new position key: a slot (Python, once per key)
-                self.left = (self.left or []) + self.monitor._add_slot(a, key)
-                self._views()
+            if key not in keys:  # a new position key: a slot (once per key)
+                self._add_slot(a, key, keys)
         if self._fill(a, account, keys, positions):
             self.unindexed.discard(account_id)
         else:
@@ -1275,6 +1276,37 @@ cdef class MonitorWriter:
             self.a_wallet[a] = self.a_expo[a] = 0
             self.unindexed.add(account_id)
         return a
+
+    cdef int64_t _new_row(self, account_id, account) except -1:
+        """``RiskMonitor._new_row`` (a flat portfolio account with room for the account's positions), written
+        here while the portfolio's arrays have room (``Portfolio.add_account``'s writes), else by it. O(1)."""
+        p = self.portfolio
+        cdef int64_t a = p.n_accounts, b = p.n_slots, cap = max(1, len(account.positions))
+        if a >= self.a_begin.shape[0] or b + cap > self.p_qty.shape[0]:
+            row = self.monitor._new_row(account)
+            self._views()
+            return row
+        self.a_begin[a], self.a_count[a], self.a_cap[a], self.a_wallet[a], self.a_expo[a] = b, 0, cap, 0, 0
+        p.n_slots, p.n_accounts = b + cap, a + 1  # the slots past n_slots are flat with no account
+        self.rows_of[account_id] = a
+        self.ids.append(account_id)
+        self.keys.append([])
+        return a
+
+    cdef int _add_slot(self, int64_t a, tuple key, list keys) except -1:
+        """``RiskMonitor._add_slot`` (a flat cross slot at leverage 1 for a new position key), written here when
+        the account's block has room (``Portfolio.add_position``'s writes), else by it (a relocation: the slots
+        it freed join ``left``). O(1)."""
+        cdef int64_t b = self.a_begin[a], n = self.a_count[a], s = self.symbol_index[key[0]], j = b + n
+        if n >= self.a_cap[a] or self.max_lev[s] < 1:
+            self.left = (self.left or []) + self.monitor._add_slot(a, key)
+            self._views()
+            return 0
+        self.p_acct[j], self.p_sym[j], self.p_side[j], self.p_mode[j], self.p_lev[j] = a, s, key[1], 1, 1
+        self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
+        self.a_count[a] = n + 1
+        keys.append(key)
+        return 0
 
     cdef bint _fill(self, int64_t a, account, list keys, dict positions) except -1:
         """Write the ledger's values into account a's flat rows; False (rows partly written) when a value breaks
