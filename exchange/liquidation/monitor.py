@@ -25,9 +25,10 @@ How it stays exact
   index entries are rewritten, at the prices it was evaluated at (the indexes' marks):
   - compiled, at the end of the command (:meth:`margin_stage`), by one call into
     :class:`exchange.clearing._sweep.MonitorWriter` (rows, both indexes' entries, their pending buffers: no
-    numpy call and no Python loop per account or position; a new account or position key only goes through
-    :meth:`_new_row` / :meth:`_add_slot`). So a price move never pays for work other commands did: after a
-    million commands the next mark costs what its fired entries cost.
+    numpy call and no Python loop per account or position; a new account or position key goes through
+    :meth:`_new_row` / :meth:`_add_slot` only when the arrays must grow or a block moves). So a price move
+    never pays for work other commands did: after a million commands the next mark costs what its fired
+    entries cost.
   - reference, lazily, in one batch, just before the indexes are next consulted (the next risk-price move),
     where per-account numpy and Python calls cost less in bulk. The marks are the same either way (nothing
     moves them in between), so both keep the same entries for every account the move does not concern, and
