@@ -639,6 +639,15 @@ class LiqIndex:
             return _EMPTY, _EMPTY
         return np.unique(np.concatenate(pos)), np.unique(np.concatenate(acc))
 
+    def live_keys(self) -> np.ndarray:
+        """The keys (unique, ascending) of the entries whose version is current, in every list and tier."""
+        found = [_EMPTY]
+        for pair in self.lists:
+            for tl in pair:
+                for key, ver, n in ((tl.key, tl.ver, tl.n), (tl.mkey, tl.mver, tl.mn), (tl.pkey, tl.pver, tl.m)):
+                    found.append(key[:n][self._valid(key[:n], ver[:n])])
+        return np.unique(np.concatenate(found))
+
     def n_entries(self) -> int:
         return sum(len(tl) for pair in self.lists for tl in pair)
 

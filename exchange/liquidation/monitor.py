@@ -56,8 +56,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..accounts.ledger import Account, Ledger
-from ..enums import PositionSide
+from ..accounts.ledger import FUND_ACCOUNT_BASE, Account, Ledger
+from ..enums import MarginMode, PositionSide
 from .index import _RAW_PENDING, LiqIndex, WarnIndex, index_supported
 from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/clearing/_sweep.pyx), None under the reference
 from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
@@ -261,6 +261,31 @@ class RiskMonitor:
     def flush(self) -> None:
         """Rewrite every dirty account now (tests and benchmarks: the mirror then equals the ledger)."""
         self._rewrite(self._dirty)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the mirror or an index is inconsistent between commands: compiled, nothing is
+        left to rewrite; every trader's rows equal the ledger unless it waits to be rewritten (the reference's
+        lazy batch) or is outside the mirror's bounds; the portfolio's layout holds; both indexes follow the
+        risk prices; every current entry names a live part (an open isolated position, or an account with a
+        cross leg). O(accounts + entries)."""
+        if not self.indexed:
+            return
+        assert self._writer is None or not self._dirty, "compiled: accounts left to rewrite"
+        for account_id in self.ledger.accounts.keys() - self._dirty - self._unindexed:
+            if account_id < FUND_ACCOUNT_BASE:  # the insurance funds are never liquidated nor ranked
+                assert self.written(account_id) == self.signature(account_id), f"account {account_id}: rows"
+        p = self.portfolio
+        p.check_invariants()
+        for index in (self.liq_index, self.warn_index):
+            assert index.marks.tolist() == [max(price, 1) for price in self.prices], "index marks"
+            for key in index.live_keys().tolist():
+                i = key >> 1
+                if key & 1:
+                    legs = p.slots_of(i)
+                    live = ((p.pos_mode[legs] != int(MarginMode.ISOLATED)) & (p.pos_qty_lots[legs] != 0)).any()
+                else:
+                    live = p.pos_account[i] >= 0 and p.pos_mode[i] == int(MarginMode.ISOLATED) and p.pos_qty_lots[i] != 0
+                assert live, f"entry key {key} names no live part"
 
     # -- snapshots ------------------------------------------------------------------------------------------
     def snapshot_state(self) -> list:
