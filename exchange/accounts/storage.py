@@ -17,6 +17,10 @@ is moved to the end of the arrays with double the capacity, leaving a *hole* (sl
 slack and returns the old→new slot map; slot numbers are otherwise stable (a closed position keeps its
 slot with ``qty_lots = 0``, as a venue keeps an empty position row).
 
+Writers: this class's methods, and the compiled twin of the risk monitor's row writes
+(``exchange.clearing._sweep.MonitorWriter``), which writes the same fields under the same bounds straight into
+the arrays (``generation`` tells it when they were reallocated).
+
 Per position (34 bytes): ``pos_account`` int32, ``pos_symbol`` int16, ``pos_side`` int8 (PositionSide),
 ``pos_mode`` int8 (MarginMode), ``pos_leverage`` int16, ``pos_qty_lots`` int64 (signed, long > 0),
 ``pos_entry_cost`` int64 (Σ price_ticks × lots, signed like qty), ``pos_iso_margin_units`` int64
@@ -168,6 +172,7 @@ class Portfolio:
         self.n_slots = 0
         self.n_accounts = 0
         self.n_holes = 0
+        self.generation = 0  # changes whenever an array is reallocated (compiled writers rebind their views)
 
     # -- views -------------------------------------------------------------------------------------------
     def __getattr__(self, name):
@@ -212,6 +217,7 @@ class Portfolio:
             if name == "pos_account":
                 grown[cap:] = -1
             self._pos[name] = grown
+        self.generation += 1
 
     def _grow_acct(self, need: int) -> None:
         cap = len(self._acct["acct_begin"])
@@ -222,6 +228,7 @@ class Portfolio:
             grown = np.zeros(new, dtype=arr.dtype)
             grown[:cap] = arr
             self._acct[name] = grown
+        self.generation += 1
 
     # -- commands ----------------------------------------------------------------------------------------
     def add_account(self, wallet_units: int = 0, capacity: int = 4) -> int:
@@ -358,6 +365,7 @@ class Portfolio:
         for name, arr in list(self._acct.items()):
             self._acct[name] = np.ascontiguousarray(arr[: self.n_accounts])
         self.n_slots, self.n_holes = total, 0
+        self.generation += 1
         return old_to_new
 
     # -- bulk construction -------------------------------------------------------------------------------
@@ -438,6 +446,7 @@ class Portfolio:
             "acct_wallet_units": wallet.copy(), "acct_exposure_units": total.astype(np.int64),
         }
         self.n_slots, self.n_accounts, self.n_holes = n, len(wallet), 0
+        self.generation += 1
         return self
 
     # -- queries -----------------------------------------------------------------------------------------

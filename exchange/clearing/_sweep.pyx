@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=False
-"""Compiled clearing kernel: the full mark-to-market sweep and the liquidation-index thresholds.
+"""Compiled clearing kernel: the full mark-to-market sweep, the liquidation and warning index entries, and the
+risk monitor's writer of touched accounts (mirror rows and both indexes' entries).
 
 Twin of the pure-Python reference in ``exchange.clearing.sweep`` / ``exchange.liquidation.index`` (which define the results);
 same integers, same flags. Called only through those modules (users never import this one).
@@ -29,10 +30,11 @@ Arithmetic (all exact; see ``exchange.accounts.storage`` for the bounds that mak
 - Ratios (``ceil(MM × 10⁸ / balance)``, saturating at 2⁶³ − 1) are computed only at level 2, after the level-1
   pass, from its balances and MM (64-bit division when ``MM·10⁸ < 2⁶³``, else 128-bit).
 
-Sections: tables, position arithmetic, sweep, index thresholds (isolated), index bands (cross).
+Sections: tables, position arithmetic, sweep, index search, index entries (per part: isolated thresholds,
+cross bands, warning bands), entry batches (the ``*_entries`` functions), the monitor's writer.
 """
 cimport cython
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.math cimport isfinite
 
@@ -293,13 +295,10 @@ cdef SymTab* _load_tables(table, const int64_t[::1] marks) except NULL:
     if tabs == NULL:
         raise MemoryError()
     cdef int64_t s, b
-    cdef u128 r
     for s in range(n):
         tabs[s].k = k[s]
         tabs[s].maxp = maxp[s]
         tabs[s].nb = nbr[s]
-        tabs[s].mark = marks[s] if marks is not None else 1
-        tabs[s].mk = tabs[s].mark * k[s]
         for b in range(NBMAX):
             if b < nb:
                 tabs[s].cap[b] = <uint64_t> cap[s, b]
@@ -312,11 +311,22 @@ cdef SymTab* _load_tables(table, const int64_t[::1] marks) except NULL:
                 tabs[s].cq[b] = cq[s, nb - 1]
                 tabs[s].cr[b] = cr[s, nb - 1]
             tabs[s].crc[b] = <uint64_t> (E8 - 1 - tabs[s].cr[b])
-            tabs[s].qcap[b] = tabs[s].cap[b] // <uint64_t> tabs[s].mk
-            r = <u128> tabs[s].mk * <u128> tabs[s].mmr[b]
-            tabs[s].rhi[b] = <uint64_t> (r // E8U)
-            tabs[s].rlo[b] = <uint64_t> (r % E8U)
+        _set_mark(&tabs[s], marks[s] if marks is not None else 1)
     return tabs
+
+
+@cython.cdivision(True)
+cdef void _set_mark(SymTab* t, int64_t mark) noexcept nogil:
+    """The mark-dependent columns of one symbol's table (mark ≥ 1)."""
+    cdef int b
+    cdef u128 r
+    t.mark = mark
+    t.mk = mark * t.k
+    for b in range(NBMAX):
+        t.qcap[b] = t.cap[b] // <uint64_t> t.mk
+        r = <u128> t.mk * <u128> t.mmr[b]
+        t.rhi[b] = <uint64_t> (r // E8U)
+        t.rlo[b] = <uint64_t> (r % E8U)
 
 
 # =========================================================================================== position arithmetic
@@ -441,7 +451,10 @@ cdef struct Ctx:
     int64_t q[LEGMAX]
     int64_t e[LEGMAX]
     int64_t balance       # isolated margin (isolated predicate)
-    i128 c8               # band threshold ×1e8 (band predicate)
+    i128 c8               # threshold of the line-sum predicates
+    i128 cu               # uPnL factor of the line sums: 1e8 (liquidation bands) or c = level − 1 (warning bands)
+    i128 per_leg          # added per leg: −1e8 (the lower bounds h) or 0 (the warning sum u)
+    int64_t maxp
     int64_t mm_fixed      # the isolated MM when it is charged on the entry value (iso_entry), else −1
     int64_t strict        # the trigger (exchange.accounts.margin.trigger_terms)
     int64_t min_mm
@@ -458,26 +471,39 @@ cdef bint _iso_liq(const Ctx* c, int64_t p) noexcept nogil:
     return c.balance + (p * q - c.e[0]) * t.k + c.strict <= mm and mm >= c.min_mm
 
 
-cdef i128 _h8(const Ctx* c, int64_t p) noexcept nogil:
-    """10⁸ × (Σ_legs uPnL(p) − Σ_legs MM_exact(p) − legs): a concave lower bound of 10⁸·Σ(uPnL − MM)."""
+cdef inline i128 _exact8(const SymTab* t, uint64_t notional) noexcept nogil:
+    """10⁸ × the exact (unrounded) MM of a notional: notional·mmr − cum_x8 of its bracket."""
+    cdef int n = 0
+    while notional > t.cap[n]:
+        n += 1
+    return <i128> notional * <i128> t.mmr[n] - (<i128> t.cq[n] * E8 + t.cr[n])
+
+
+cdef i128 _line_sum(const Ctx* c, int64_t p) noexcept nogil:
+    """Σ_legs (cu·uPnL(p) − 10⁸·MM_exact(p) + per_leg): concave in p (MM convex). cu = 10⁸, per_leg = −10⁸:
+    10⁸·h of the liquidation bands; cu = c: the warning bands' h (per_leg −10⁸) and u (per_leg 0)."""
     cdef const SymTab* t = c.t
     cdef i128 total = 0
-    cdef int i, n
-    cdef uint64_t notional
+    cdef int i
     cdef int64_t q
     for i in range(c.nlegs):
         q = c.q[i]
-        notional = _abs(q) * <uint64_t> p * <uint64_t> t.k
-        n = 0
-        while notional > t.cap[n]:
-            n += 1
-        total += <i128> E8 * <i128> ((p * q - c.e[i]) * t.k) - <i128> notional * <i128> t.mmr[n] \
-            + <i128> t.cq[n] * E8 + t.cr[n] - E8
+        total += c.cu * <i128> ((p * q - c.e[i]) * t.k) - _exact8(t, _abs(q) * <uint64_t> p * <uint64_t> t.k) \
+            + c.per_leg
     return total
 
 
 cdef bint _band_ok(const Ctx* c, int64_t p) noexcept nogil:
-    return _h8(c, p) >= c.c8
+    return _line_sum(c, p) >= c.c8
+
+
+cdef bint _at_most(const Ctx* c, int64_t p) noexcept nogil:
+    return _line_sum(c, p) <= c.c8
+
+
+cdef bint _rising(const Ctx* c, int64_t p) noexcept nogil:
+    """Whether the (concave) line sum still rises after p inside the price range."""
+    return p < c.maxp and _line_sum(c, p + 1) > _line_sum(c, p)
 
 
 cdef int64_t _half(int64_t a, int64_t b) noexcept nogil:
@@ -528,9 +554,9 @@ cdef int64_t _boundary(pred_t pred, const Ctx* c, int64_t good, int64_t bad, int
 
 @cython.cdivision(True)
 cdef int64_t _guess(const Ctx* c, double target_shift, int64_t p0) noexcept nogil:
-    """Float seed for the search: p0 + target_shift / slope, slope of the balance in p0's bracket."""
+    """Float seed for the search: p0 + target_shift / slope, slope of (line sum)/10⁸ in p0's bracket."""
     cdef const SymTab* t = c.t
-    cdef double slope = 0.0, g
+    cdef double slope = 0.0, g, cu = <double> c.cu * 1e-8
     cdef int i, n
     cdef uint64_t notional
     for i in range(c.nlegs):
@@ -538,7 +564,7 @@ cdef int64_t _guess(const Ctx* c, double target_shift, int64_t p0) noexcept nogi
         n = 0
         while notional > t.cap[n]:
             n += 1
-        slope += <double> t.k * (<double> c.q[i] - <double> _abs(c.q[i]) * <double> t.mmr[n] * 1e-8)
+        slope += <double> t.k * (cu * <double> c.q[i] - <double> _abs(c.q[i]) * <double> t.mmr[n] * 1e-8)
     if slope == 0.0:
         return -1
     g = <double> p0 + target_shift / slope
@@ -547,213 +573,811 @@ cdef int64_t _guess(const Ctx* c, double target_shift, int64_t p0) noexcept nogi
     return <int64_t> g
 
 
-# =========================================================================================== index: isolated
-def iso_entries(portfolio, marks_ticks, slots, out_sym, out_dir, out_v, out_key, out_liq):
-    """Liquidation thresholds of isolated positions (one entry each at most).
+# =========================================================================================== index: entries
+cdef struct Out:
+    int64_t* sym
+    int8_t* dir
+    int64_t* v
+    int64_t* key
+    int64_t w             # entries written (callers guarantee the room)
 
-    For each slot in ``slots``: if it is an open isolated position, its exact liquidation tick T (long:
-    ``max{P : balance ≤ MM}``, entry DOWN = fires when mark ≤ T; short: ``min{...}``, entry UP), clamped to
-    ``[1, max_price]`` (no entry if no tick in range liquidates it), by the table's trigger and with the MM of
-    the entry value when ``iso_entry``. ``out_liq[i]`` = liquidatable at the current mark. Returns the number
-    of entries written (key = slot × 2)."""
-    table = portfolio.table
-    cdef const int64_t[::1] marks = marks_ticks
-    cdef const int64_t[::1] sl = slots
-    cdef const int16_t[::1] sym = portfolio.pos_symbol
-    cdef const int8_t[::1] mode = portfolio.pos_mode
-    cdef const int64_t[::1] qty = portfolio.pos_qty_lots
-    cdef const int64_t[::1] entry = portfolio.pos_entry_cost
-    cdef const int64_t[::1] margin = portfolio.pos_iso_margin_units
-    cdef const int32_t[::1] acct = portfolio.pos_account
-    cdef int64_t[::1] osym = out_sym, ov = out_v, okey = out_key
-    cdef int8_t[::1] odir = out_dir
-    cdef uint8_t[::1] oliq = out_liq
-    cdef int64_t n = sl.shape[0], i, j, s, q, maxp, p0, T, g, w = 0
-    cdef const SymTab* t
+
+cdef struct Rows:
+    const int64_t* begin
+    const int32_t* count
+    const int64_t* wallet
+    const int32_t* acct
+    const int16_t* sym
+    const int8_t* mode
+    const int64_t* qty
+    const int64_t* entry
+    const int64_t* margin
+
+
+cdef inline void _emit(Out* o, int64_t s, int d, int64_t v, int64_t key) noexcept nogil:
+    o.sym[o.w] = s
+    o.dir[o.w] = d
+    o.v[o.w] = v
+    o.key[o.w] = key
+    o.w += 1
+
+
+cdef inline bint _cross_leg(const Rows* r, int64_t j) noexcept nogil:
+    return r.mode[j] != ISOLATED and r.qty[j] != 0
+
+
+cdef inline bint _first_of_symbol(const Rows* r, int64_t b, int64_t j) noexcept nogil:
+    """Whether cross leg j is the first cross leg of its symbol in [b, j]."""
+    cdef int64_t jj
+    for jj in range(b, j):
+        if r.sym[jj] == r.sym[j] and _cross_leg(r, jj):
+            return False
+    return True
+
+
+cdef void _band(Ctx* c, int64_t s, int64_t key, Out* o) noexcept nogil:
+    """Entries of the band ``{P : line sum ≥ c8}`` (an interval: the sum is concave) around the mark: DOWN at
+    lo − 1 and UP at hi + 1 inside the price range; the always-firing entry when the mark is outside it."""
+    cdef const SymTab* t = c.t
+    cdef int64_t p0 = t.mark, g, lo, hi
+    cdef i128 h0 = _line_sum(c, p0)
+    c.maxp = t.maxp
+    if h0 < c.c8:
+        _emit(o, s, DIR_DOWN, I64MAX, key)
+        return
+    if not _band_ok(c, 1):
+        g = _guess(c, -<double> (h0 - c.c8) * 1e-8, p0)
+        lo = _boundary(_band_ok, c, p0, 1, g)
+        _emit(o, s, DIR_DOWN, lo - 1, key)
+    if not _band_ok(c, t.maxp):
+        g = _guess(c, -<double> (h0 - c.c8) * 1e-8, p0)
+        hi = _boundary(_band_ok, c, p0, t.maxp, g)
+        _emit(o, s, DIR_UP, hi + 1, key)
+
+
+cdef void _run_at_most(Ctx* c, int64_t s, int64_t key, Out* o) noexcept nogil:
+    """Entry of the run of prices around the mark on which the line sum stays ``≤ c8`` (it holds at the mark).
+    The sum is concave, so the run ends on the side of its maximum only: past the mark toward the top (the
+    first maximum in that direction), the last price still at most c8. No entry when the top itself is."""
+    cdef const SymTab* t = c.t
+    cdef int64_t p0 = t.mark, top
+    c.maxp = t.maxp
+    if _rising(c, p0):
+        top = _boundary(_rising, c, p0, t.maxp, -1) + 1
+        if not _at_most(c, top):
+            _emit(o, s, DIR_UP, _boundary(_at_most, c, p0, top, -1) + 1, key)
+    else:
+        top = _boundary(_rising, c, 1, p0, -1) + 1 if _rising(c, 1) else 1
+        if not _at_most(c, top):
+            _emit(o, s, DIR_DOWN, _boundary(_at_most, c, p0, top, -1) - 1, key)
+
+
+cdef bint _iso_part(const SymTab* tabs, const Rows* r, int64_t j, bint iso_entry, int64_t strict, int64_t min_mm,
+                    Out* o) noexcept nogil:
+    """Liquidation entry of the open isolated slot j (at most one, key j·2): its exact liquidation tick T (long:
+    ``max{P : liquidatable}``, DOWN; short: ``min{...}``, UP) in ``[1, max_price]``, none if no tick there
+    liquidates it. Returns whether it is liquidatable at the mark. O(log max_price)."""
+    cdef const SymTab* t = &tabs[r.sym[j]]
+    cdef int64_t q = r.qty[j], p0 = t.mark, maxp = t.maxp, T, g
     cdef Ctx c
-    cdef bint iso_entry = table.iso_entry
-    c.strict = table.strict
-    c.min_mm = table.min_mm
-    if osym.shape[0] < n or ov.shape[0] < n or okey.shape[0] < n or odir.shape[0] < n or oliq.shape[0] < n:
-        raise ValueError("output arrays too short")
-    cdef SymTab* tabs = _load_tables(table, marks)
-    try:
-        with nogil:
-            for i in range(n):
-                j = sl[i]
-                oliq[i] = 0
-                if j < 0 or j >= qty.shape[0] or acct[j] < 0 or mode[j] != ISOLATED or qty[j] == 0:
-                    continue
-                s = sym[j]
-                t = &tabs[s]
-                q = qty[j]
-                c.t = t
-                c.nlegs = 1
-                c.q[0] = q
-                c.e[0] = entry[j]
-                c.balance = margin[j]
-                c.mm_fixed = _mm_notional(t, _abs(entry[j]) * <uint64_t> t.k) if iso_entry else -1
-                maxp = t.maxp
-                p0 = t.mark
-                oliq[i] = _iso_liq(&c, p0)
-                if q > 0:
-                    if not _iso_liq(&c, 1):
-                        continue
-                    if _iso_liq(&c, maxp):
-                        T = maxp
-                    else:
-                        g = _guess(&c, -<double> (c.balance + (p0 * q - c.e[0]) * t.k - _mm_lots(t, _abs(q))), p0)
-                        T = _boundary(_iso_liq, &c, 1, maxp, g)
-                    odir[w] = DIR_DOWN
-                else:
-                    if not _iso_liq(&c, maxp):
-                        continue
-                    if _iso_liq(&c, 1):
-                        T = 1
-                    else:
-                        g = _guess(&c, -<double> (c.balance + (p0 * q - c.e[0]) * t.k - _mm_lots(t, _abs(q))), p0)
-                        T = _boundary(_iso_liq, &c, maxp, 1, g)
-                    odir[w] = DIR_UP
-                osym[w] = s
-                ov[w] = T
-                okey[w] = j * 2
-                w += 1
-    finally:
-        free(tabs)
-    return w
+    c.t = t
+    c.nlegs = 1
+    c.q[0] = q
+    c.e[0] = r.entry[j]
+    c.balance = r.margin[j]
+    c.cu = E8
+    c.strict = strict
+    c.min_mm = min_mm
+    c.mm_fixed = _mm_notional(t, _abs(r.entry[j]) * <uint64_t> t.k) if iso_entry else -1
+    cdef bint liq = _iso_liq(&c, p0)
+    if q > 0:
+        if not _iso_liq(&c, 1):
+            return liq
+        if _iso_liq(&c, maxp):
+            T = maxp
+        else:
+            g = _guess(&c, -<double> (c.balance + (p0 * q - c.e[0]) * t.k - _mm_lots(t, _abs(q))), p0)
+            T = _boundary(_iso_liq, &c, 1, maxp, g)
+        _emit(o, r.sym[j], DIR_DOWN, T, j * 2)
+    else:
+        if not _iso_liq(&c, maxp):
+            return liq
+        if _iso_liq(&c, 1):
+            T = 1
+        else:
+            g = _guess(&c, -<double> (c.balance + (p0 * q - c.e[0]) * t.k - _mm_lots(t, _abs(q))), p0)
+            T = _boundary(_iso_liq, &c, maxp, 1, g)
+        _emit(o, r.sym[j], DIR_UP, T, j * 2)
+    return liq
 
 
-# =========================================================================================== index: cross bands
 @cython.cdivision(True)
 cdef inline int64_t _share(int64_t slack, uint64_t w, uint64_t total) noexcept nogil:
     """floor(slack × w / total) for slack ≥ 0, w ≤ total (128-bit)."""
     return <int64_t> ((<u128> slack * w) // total)
 
 
-def cross_entries(portfolio, marks_ticks, accounts, out_sym, out_dir, out_v, out_key, out_liq):
-    """Safe price bands of the cross parts of ``accounts`` (see ``exchange.liquidation.index``).
+@cython.cdivision(True)
+cdef inline i128 _share128(i128 slack, uint64_t w, uint64_t total) noexcept nogil:
+    """floor(slack × w / total) for 0 ≤ slack < 2¹²⁶, w ≤ total < 2⁶⁴, without overflow."""
+    cdef u128 x = <u128> slack
+    return <i128> ((x // total) * w + ((x % total) * w) // total)
 
-    Per account: slack ``H = wallet + Σ_cross (uPnL − MM)`` at the current marks; ``out_liq[i] = size ≠ 0 and
-    H + strict ≤ 0 and Σ MM ≥ min_mm`` (the exact liquidation rule of the table's trigger). If liquidatable, one DOWN entry with value INT64_MAX per cross
-    symbol (fires on any mark). Otherwise symbol s gets budget ``b_s = floor((H − 1) × w_s / Σw)``
-    (w = gross notional) and the band ``{P ∈ [1, max_price] : h_s(P) ≥ g_s − b_s}``, h_s the concave lower
-    bound of its uPnL − MM (see ``_h8``); entries DOWN at ``lo − 1`` if ``lo > 1`` and UP at ``hi + 1`` if
-    ``hi < max_price`` (a band not containing the mark: the INT64_MAX entry). Key = account × 2 + 1.
-    Returns the number of entries written; raises ``ValueError`` for more than 8 legs of one symbol."""
-    table = portfolio.table
-    cdef const int64_t[::1] marks = marks_ticks
-    cdef const int64_t[::1] accs = accounts
-    cdef const int64_t[::1] begin = portfolio.acct_begin
-    cdef const int32_t[::1] count = portfolio.acct_count
-    cdef const int64_t[::1] wallet = portfolio.acct_wallet_units
-    cdef const int16_t[::1] sym = portfolio.pos_symbol
-    cdef const int8_t[::1] mode = portfolio.pos_mode
-    cdef const int64_t[::1] qty = portfolio.pos_qty_lots
-    cdef const int64_t[::1] entry = portfolio.pos_entry_cost
-    cdef int64_t[::1] osym = out_sym, ov = out_v, okey = out_key
-    cdef int8_t[::1] odir = out_dir
-    cdef uint8_t[::1] oliq = out_liq
-    cdef int64_t n = accs.shape[0], i, a, b, e, j, jj, s, q, H, mmsum, size, w = 0, cap_out = ov.shape[0]
-    cdef int64_t strict = table.strict, min_mm = table.min_mm
-    cdef int64_t lo, hi, p0, maxp, g, bs, gs, err = 0
-    cdef uint64_t W, ws
-    cdef bint seen
+
+cdef int _cross_part(const SymTab* tabs, const Rows* r, int64_t a, int64_t strict, int64_t min_mm,
+                     Out* o) noexcept nogil:
+    """Safe bands of account a's cross part (module docstring of exchange.liquidation.index; key a·2 + 1), at
+    most two entries per cross symbol. Returns liquidatable now (0/1), −1 for more than LEGMAX legs of a symbol.
+    O(legs² + symbols · log max_price)."""
+    cdef int64_t b = r.begin[a], e = b + r.count[a], j, jj, q, H = r.wallet[a], mmsum = 0, g, gs, key = 2 * a + 1
+    cdef uint64_t W = 0, ws
+    cdef bint size = False
     cdef const SymTab* t
     cdef Ctx c
-    cdef i128 h0
-    if osym.shape[0] < cap_out or okey.shape[0] < cap_out or odir.shape[0] < cap_out or oliq.shape[0] < n:
+    for j in range(b, e):
+        if not _cross_leg(r, j):
+            continue
+        t = &tabs[r.sym[j]]
+        q = r.qty[j]
+        g = _mm_lots(t, _abs(q))
+        H += q * t.mk - r.entry[j] * t.k - g
+        mmsum += g
+        W += _abs(q) * <uint64_t> t.mk
+        size = True
+    if not size:
+        return 0
+    cdef int liq = H + strict <= 0 and mmsum >= min_mm  # the trigger (balance = H + Σ MM)
+    c.cu = E8
+    c.per_leg = -E8
+    for j in range(b, e):
+        if not _cross_leg(r, j) or not _first_of_symbol(r, b, j):
+            continue
+        t = &tabs[r.sym[j]]
+        if H <= 0:
+            _emit(o, r.sym[j], DIR_DOWN, I64MAX, key)
+            continue
+        c.t = t
+        c.nlegs = 0
+        gs = 0
+        ws = 0
+        for jj in range(j, e):
+            if r.sym[jj] == r.sym[j] and _cross_leg(r, jj):
+                if c.nlegs == LEGMAX:
+                    return -1
+                q = r.qty[jj]
+                c.q[c.nlegs] = q
+                c.e[c.nlegs] = r.entry[jj]
+                c.nlegs += 1
+                gs += q * t.mk - r.entry[jj] * t.k - _mm_lots(t, _abs(q))
+                ws += _abs(q) * <uint64_t> t.mk
+        c.c8 = <i128> E8 * <i128> (gs - _share(H - 1, ws, W))
+        _band(&c, r.sym[j], key, o)
+    return liq
+
+
+cdef struct WarnSums:
+    int64_t balance       # base + Σ uPnL
+    i128 mm               # Σ MM (rounded up)
+    i128 g                # Σ (c·uPnL − 10⁸·MM)
+    i128 u                # Σ (c·uPnL − 10⁸·MM_exact)
+    uint64_t w            # Σ notional
+
+
+cdef inline void _warn_leg(const SymTab* t, int64_t q, int64_t e, i128 cu, WarnSums* z) noexcept nogil:
+    """Add one leg at the table's mark to the warning sums."""
+    cdef uint64_t notional = _abs(q) * <uint64_t> t.mk
+    cdef int64_t upnl = q * t.mk - e * t.k, mm = _mm_lots(t, _abs(q))
+    z.balance += upnl
+    z.mm += mm
+    z.g += cu * upnl - <i128> E8 * mm
+    z.u += cu * upnl - _exact8(t, notional)
+    z.w += notional
+
+
+cdef int _warn_part(const SymTab* tabs, const Rows* r, int64_t c_lvl, int64_t base, int64_t b, int64_t e,
+                    bint cross, int64_t key, Out* o) noexcept nogil:
+    """Warning-level entries of one part (module docstring of exchange.liquidation.index, "Warning level"):
+    the cross legs of slots [b, e) (``cross``) or the isolated slot b (e = b + 1), over ``base`` (the wallet or
+    the isolated margin); at most two entries per symbol. Returns warned now (0/1; 0 without legs), −1 for more
+    than LEGMAX legs of one symbol. O(legs² + symbols · log max_price)."""
+    cdef WarnSums z, zs
+    cdef int64_t j, jj
+    cdef i128 cu = c_lvl, slack
+    cdef const SymTab* t
+    cdef Ctx c
+    z.balance, z.mm, z.g, z.u, z.w = base, 0, 0, 0, 0
+    for j in range(b, e):
+        if not cross or _cross_leg(r, j):
+            _warn_leg(&tabs[r.sym[j]], r.qty[j], r.entry[j], cu, &z)
+    if z.w == 0:
+        return 0
+    cdef bint warned = z.balance <= 0 or cu * z.balance < <i128> E8 * z.mm
+    slack = cu * base + (z.u if warned else z.g)  # −D, or F ≥ 0
+    c.cu = cu
+    for j in range(b, e):
+        if cross and (not _cross_leg(r, j) or not _first_of_symbol(r, b, j)):
+            continue
+        t = &tabs[r.sym[j]]
+        if warned and slack >= 0:
+            _emit(o, r.sym[j], DIR_DOWN, I64MAX, key)
+            continue
+        c.t = t
+        c.nlegs = 0
+        zs.balance, zs.mm, zs.g, zs.u, zs.w = 0, 0, 0, 0, 0
+        for jj in range(j, e):
+            if r.sym[jj] == r.sym[j] and (not cross or _cross_leg(r, jj)):
+                if c.nlegs == LEGMAX:
+                    return -1
+                c.q[c.nlegs] = r.qty[jj]
+                c.e[c.nlegs] = r.entry[jj]
+                c.nlegs += 1
+                _warn_leg(t, r.qty[jj], r.entry[jj], cu, &zs)
+        if not warned:  # band {P : h_s(P) ≥ g_s − b_s}
+            c.per_leg = -E8
+            c.c8 = zs.g - _share128(slack, zs.w, z.w)
+            _band(&c, r.sym[j], key, o)
+        else:  # the run around the mark where u_s(P) ≤ u_s + b_s
+            c.per_leg = 0
+            c.c8 = zs.u + _share128(-slack - 1, zs.w, z.w)
+            _run_at_most(&c, r.sym[j], key, o)
+    return warned
+
+
+@cython.cdivision(True)
+cdef inline i128 _floordiv(i128 a, i128 b) noexcept nogil:
+    cdef i128 q = a / b
+    if a % b != 0 and (a < 0) != (b < 0):
+        q -= 1
+    return q
+
+
+@cython.cdivision(True)
+cdef int _warn_fixed(const SymTab* t, int64_t c_lvl, int64_t s, int64_t q, int64_t e, int64_t m, int64_t key,
+                     Out* o) noexcept nogil:
+    """Warning-level entry of an isolated slot whose MM is charged on its entry value (a constant, so the state
+    flips at one tick: ``exchange.liquidation.index.warn_entries_fixed``). Returns warned now. O(1)."""
+    cdef int64_t mm = _mm_notional(t, _abs(e) * <uint64_t> t.k), maxp = t.maxp
+    if c_lvl == 0 and mm > 0:
+        return 1
+    cdef i128 level = 0, T
+    if c_lvl:
+        level = (<i128> E8 * mm + c_lvl - 1) / c_lvl - 1
+        if level < 0:
+            level = 0
+    cdef bint warned = <i128> m + <i128> ((t.mark * q - e) * t.k) <= level
+    cdef i128 num = level - m + <i128> e * t.k  # B(P) ≤ level ⇔ P·q·K ≤ num
+    if q > 0:
+        T = _floordiv(num, <i128> q * t.k)
+        if T < 1:
+            return warned
+        if warned:
+            if T < maxp:
+                _emit(o, s, DIR_UP, <int64_t> T + 1, key)
+        else:
+            _emit(o, s, DIR_DOWN, <int64_t> (T if T < maxp else maxp), key)
+        return warned
+    T = -_floordiv(-num, <i128> q * t.k)
+    if T < 1:
+        T = 1
+    if warned:
+        if T > 1:
+            _emit(o, s, DIR_DOWN, <int64_t> T - 1, key)
+    elif T <= maxp:
+        _emit(o, s, DIR_UP, <int64_t> T, key)
+    return warned
+
+
+# =========================================================================================== index: entry batches
+cdef class _Views:
+    """Rows of a portfolio's used part as C pointers (kept alive by the memoryviews)."""
+    cdef const int64_t[::1] begin, wallet, qty, entry, margin
+    cdef const int32_t[::1] count, acct
+    cdef const int16_t[::1] sym
+    cdef const int8_t[::1] mode
+    cdef Rows r
+
+    def __init__(self, portfolio):
+        self.begin, self.count, self.wallet = portfolio.acct_begin, portfolio.acct_count, portfolio.acct_wallet_units
+        self.acct, self.sym, self.mode = portfolio.pos_account, portfolio.pos_symbol, portfolio.pos_mode
+        self.qty, self.entry, self.margin = portfolio.pos_qty_lots, portfolio.pos_entry_cost, portfolio.pos_iso_margin_units
+        if self.begin.shape[0]:
+            self.r.begin, self.r.count, self.r.wallet = &self.begin[0], &self.count[0], &self.wallet[0]
+        if self.qty.shape[0]:
+            self.r.acct, self.r.sym, self.r.mode = &self.acct[0], &self.sym[0], &self.mode[0]
+            self.r.qty, self.r.entry, self.r.margin = &self.qty[0], &self.entry[0], &self.margin[0]
+
+
+cdef class _Outputs:
+    """The caller's output columns as an Out (kept alive by the memoryviews)."""
+    cdef int64_t[::1] osym, ov, okey
+    cdef int8_t[::1] odir
+    cdef uint8_t[::1] flags
+    cdef Out o
+    cdef int64_t cap
+
+    def __init__(self, out_sym, out_dir, out_v, out_key, out_flags, int64_t n):
+        self.osym, self.odir, self.ov, self.okey, self.flags = out_sym, out_dir, out_v, out_key, out_flags
+        self.cap = min(self.osym.shape[0], self.odir.shape[0], self.ov.shape[0], self.okey.shape[0])
+        if self.flags.shape[0] < n:
+            raise ValueError("output arrays too short")
+        self.o.w = 0
+        if self.cap:
+            self.o.sym, self.o.dir, self.o.v, self.o.key = &self.osym[0], &self.odir[0], &self.ov[0], &self.okey[0]
+
+
+def iso_entries(portfolio, marks_ticks, slots, out_sym, out_dir, out_v, out_key, out_liq):
+    """Liquidation thresholds of isolated positions (one entry each at most; see ``_iso_part``): for each slot
+    in ``slots`` that is an open isolated position. ``out_liq[i]`` = liquidatable at the current mark. Returns
+    the number of entries written (key = slot × 2)."""
+    table = portfolio.table
+    cdef const int64_t[::1] sl = slots
+    cdef _Views v = _Views(portfolio)
+    cdef _Outputs out = _Outputs(out_sym, out_dir, out_v, out_key, out_liq, sl.shape[0])
+    cdef int64_t n = sl.shape[0], i, j, n_slots = v.qty.shape[0]
+    if out.cap < n:
         raise ValueError("output arrays too short")
-    cdef SymTab* tabs = _load_tables(table, marks)
+    cdef bint iso_entry = table.iso_entry
+    cdef int64_t strict = table.strict, min_mm = table.min_mm
+    cdef SymTab* tabs = _load_tables(table, marks_ticks)
+    try:
+        with nogil:
+            for i in range(n):
+                j = sl[i]
+                out.flags[i] = 0
+                if 0 <= j < n_slots and v.r.acct[j] >= 0 and v.r.mode[j] == ISOLATED and v.r.qty[j] != 0:
+                    out.flags[i] = _iso_part(tabs, &v.r, j, iso_entry, strict, min_mm, &out.o)
+    finally:
+        free(tabs)
+    return out.o.w
+
+
+def cross_entries(portfolio, marks_ticks, accounts, out_sym, out_dir, out_v, out_key, out_liq):
+    """Safe price bands of the cross parts of ``accounts`` (``_cross_part``; module docstring of
+    ``exchange.liquidation.index``); ``out_liq[i]`` = liquidatable now by the table's trigger. Key = account × 2
+    + 1. Returns the number of entries written; raises ``ValueError`` for more than 8 legs of one symbol."""
+    table = portfolio.table
+    cdef const int64_t[::1] accs = accounts
+    cdef _Views v = _Views(portfolio)
+    cdef _Outputs out = _Outputs(out_sym, out_dir, out_v, out_key, out_liq, accs.shape[0])
+    cdef int64_t n = accs.shape[0], i, a, n_acct = v.begin.shape[0], strict = table.strict, min_mm = table.min_mm
+    cdef int flag = 0
+    cdef SymTab* tabs = _load_tables(table, marks_ticks)
     try:
         with nogil:
             for i in range(n):
                 a = accs[i]
-                oliq[i] = 0
-                if a < 0 or a >= begin.shape[0]:
+                out.flags[i] = 0
+                if not 0 <= a < n_acct:
                     continue
-                b = begin[a]
-                e = b + count[a]
-                H = wallet[a]
-                mmsum = 0
-                size = 0
-                W = 0
-                for j in range(b, e):
-                    if mode[j] == ISOLATED or qty[j] == 0:
-                        continue
-                    t = &tabs[sym[j]]
-                    q = qty[j]
-                    g = _mm_lots(t, _abs(q))
-                    H += q * t.mk - entry[j] * t.k - g
-                    mmsum += g
-                    W += _abs(q) * <uint64_t> t.mk
-                    size = 1
-                if not size:
-                    continue
-                if w + 2 * (e - b) > cap_out:
-                    err = 2
+                if out.o.w + 2 * v.r.count[a] > out.cap:
+                    flag = -2
                     break
-                oliq[i] = H + strict <= 0 and mmsum >= min_mm  # the trigger (balance = H + Σ MM)
-                for j in range(b, e):
-                    if mode[j] == ISOLATED or qty[j] == 0:
-                        continue
-                    s = sym[j]
-                    seen = False
-                    for jj in range(b, j):
-                        if sym[jj] == s and mode[jj] != ISOLATED and qty[jj] != 0:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    t = &tabs[s]
-                    if H <= 0:
-                        osym[w] = s; odir[w] = DIR_DOWN; ov[w] = I64MAX; okey[w] = 2 * a + 1
-                        w += 1
-                        continue
-                    # legs of symbol s, their current value g_s and weight w_s
-                    c.t = t
-                    c.nlegs = 0
-                    gs = 0
-                    ws = 0
-                    for jj in range(j, e):
-                        if sym[jj] == s and mode[jj] != ISOLATED and qty[jj] != 0:
-                            if c.nlegs == LEGMAX:
-                                err = 1
-                                break
-                            q = qty[jj]
-                            c.q[c.nlegs] = q
-                            c.e[c.nlegs] = entry[jj]
-                            c.nlegs += 1
-                            gs += q * t.mk - entry[jj] * t.k - _mm_lots(t, _abs(q))
-                            ws += _abs(q) * <uint64_t> t.mk
-                    if err:
-                        break
-                    bs = _share(H - 1, ws, W)
-                    c.c8 = <i128> E8 * <i128> (gs - bs)
-                    p0 = t.mark
-                    maxp = t.maxp
-                    h0 = _h8(&c, p0)
-                    if h0 < c.c8:
-                        osym[w] = s; odir[w] = DIR_DOWN; ov[w] = I64MAX; okey[w] = 2 * a + 1
-                        w += 1
-                        continue
-                    if _band_ok(&c, 1):
-                        lo = 1
-                    else:
-                        g = _guess(&c, -<double> (h0 - c.c8) * 1e-8, p0)
-                        lo = _boundary(_band_ok, &c, p0, 1, g)
-                        osym[w] = s; odir[w] = DIR_DOWN; ov[w] = lo - 1; okey[w] = 2 * a + 1
-                        w += 1
-                    if not _band_ok(&c, maxp):
-                        g = _guess(&c, -<double> (h0 - c.c8) * 1e-8, p0)
-                        hi = _boundary(_band_ok, &c, p0, maxp, g)
-                        osym[w] = s; odir[w] = DIR_UP; ov[w] = hi + 1; okey[w] = 2 * a + 1
-                        w += 1
-                if err:
+                flag = _cross_part(tabs, &v.r, a, strict, min_mm, &out.o)
+                if flag < 0:
                     break
+                out.flags[i] = flag
     finally:
         free(tabs)
-    if err == 1:
+    if flag == -1:
         raise ValueError(f"more than {LEGMAX} cross positions of one symbol in one account")
-    if err == 2:
+    if flag == -2:
         raise ValueError("output arrays too short")
-    return w
+    return out.o.w
+
+
+MAX_WARN_LEVEL_E8 = 1 << 40  #: the compiled warning entries take levels below this (128-bit sums)
+
+
+def warn_entries(portfolio, marks_ticks, level_e8, bint cross, items, out_sym, out_dir, out_v, out_key, out_warned):
+    """Warning-level entries (compiled twin of ``exchange.liquidation.index.WarnIndex``'s reference entries):
+    of the cross parts of the accounts ``items`` (``cross``; key a·2 + 1) or of the open isolated slots
+    ``items`` (key j·2; MM on the entry value when the table says so). ``out_warned[i]``: warned now. Returns
+    the number of entries written (room for 2 per leg needed); ``ValueError`` for a level ≥ 2⁴⁰ or more than
+    8 legs of one symbol."""
+    table = portfolio.table
+    if not 1 <= level_e8 < MAX_WARN_LEVEL_E8:
+        raise ValueError("warning level out of the compiled range")
+    cdef int64_t c_lvl = level_e8 - 1
+    cdef const int64_t[::1] its = items
+    cdef _Views v = _Views(portfolio)
+    cdef _Outputs out = _Outputs(out_sym, out_dir, out_v, out_key, out_warned, its.shape[0])
+    cdef int64_t n = its.shape[0], i, x, b, need, n_acct = v.begin.shape[0], n_slots = v.qty.shape[0]
+    cdef bint iso_entry = table.iso_entry
+    cdef int flag = 0
+    cdef SymTab* tabs = _load_tables(table, marks_ticks)
+    try:
+        with nogil:
+            for i in range(n):
+                x = its[i]
+                out.flags[i] = 0
+                if cross:
+                    if not 0 <= x < n_acct:
+                        continue
+                    b, need = v.r.begin[x], 2 * v.r.count[x]
+                else:
+                    if not (0 <= x < n_slots and v.r.acct[x] >= 0 and v.r.mode[x] == ISOLATED and v.r.qty[x] != 0):
+                        continue
+                    b, need = x, 2
+                if out.o.w + need > out.cap:
+                    flag = -2
+                    break
+                if cross:
+                    flag = _warn_part(tabs, &v.r, c_lvl, v.r.wallet[x], b, b + v.r.count[x], True, 2 * x + 1, &out.o)
+                elif iso_entry:
+                    flag = _warn_fixed(&tabs[v.r.sym[x]], c_lvl, v.r.sym[x], v.r.qty[x], v.r.entry[x], v.r.margin[x],
+                                       2 * x, &out.o)
+                else:
+                    flag = _warn_part(tabs, &v.r, c_lvl, v.r.margin[x], x, x + 1, False, 2 * x, &out.o)
+                if flag < 0:
+                    break
+                out.flags[i] = flag
+    finally:
+        free(tabs)
+    if flag == -1:
+        raise ValueError(f"more than {LEGMAX} cross positions of one symbol in one account")
+    if flag == -2:
+        raise ValueError("output arrays too short")
+    return out.o.w
+
+
+# =========================================================================================== index: the monitor's writer
+cdef class PendingBuffer:
+    """The pending entries of a trigger list (``exchange.liquidation.index._TriggerList``, which subclasses this
+    under the compiled implementation) in numpy arrays that compiled code appends to without a numpy call:
+    ``pv``, ``pkey``, ``pver`` (assigning one rebinds the compiled view), ``m`` entries pending, ``pmax`` the
+    largest pending value."""
+    cdef object _pv, _pkey, _pver
+    cdef int64_t[::1] _v, _k
+    cdef uint32_t[::1] _r
+    cdef public Py_ssize_t m
+    cdef public int64_t pmax
+
+    @property
+    def pv(self):
+        return self._pv
+
+    @pv.setter
+    def pv(self, value):
+        self._v = value
+        self._pv = value
+
+    @property
+    def pkey(self):
+        return self._pkey
+
+    @pkey.setter
+    def pkey(self, value):
+        self._k = value
+        self._pkey = value
+
+    @property
+    def pver(self):
+        return self._pver
+
+    @pver.setter
+    def pver(self, value):
+        self._r = value
+        self._pver = value
+
+    cdef int append(self, int64_t v, int64_t key, uint32_t ver) except -1:
+        """Append one pending entry. O(1) amortised (the arrays double when full)."""
+        cdef Py_ssize_t cap = min(self._v.shape[0], self._k.shape[0], self._r.shape[0])
+        if self.m >= cap:
+            for name in ("pv", "pkey", "pver"):
+                arr = getattr(self, name)
+                grown = np.zeros(2 * cap + 64, arr.dtype)
+                grown[: self.m] = arr[: self.m]
+                setattr(self, name, grown)
+        self._v[self.m] = v
+        self._k[self.m] = key
+        self._r[self.m] = ver
+        self.m += 1
+        if v > self.pmax:
+            self.pmax = v
+        return 0
+
+
+cdef class _Armer:
+    """One index (``LiqIndex`` or ``WarnIndex``) as :class:`MonitorWriter` re-arms it: its tables at its marks
+    (columns recomputed for the symbols whose mark changed), its version arrays and trigger lists."""
+    cdef object index, marks_obj, pos_ver_obj, acct_ver_obj, valid, generation
+    cdef list flat  # the index's trigger lists, 2·symbol + direction
+    cdef const int64_t[::1] marks
+    cdef uint32_t[::1] pos_ver, acct_ver
+    cdef SymTab* tabs
+    cdef int64_t n_symbols, c_lvl, strict, min_mm, raw_pending
+    cdef bint warn, iso_entry
+
+    def __cinit__(self, index, bint warn, int64_t raw_pending):
+        table = index.portfolio.table
+        self.index, self.warn, self.raw_pending = index, warn, raw_pending
+        self.n_symbols, self.iso_entry, self.strict, self.min_mm = table.n_symbols, table.iso_entry, table.strict, table.min_mm
+        self.c_lvl = index.level_e8 - 1 if warn else 0
+        if warn and not 1 <= index.level_e8 < MAX_WARN_LEVEL_E8:
+            raise ValueError("warning level out of the compiled range")
+        self.tabs = _load_tables(table, index.marks)
+
+    def __dealloc__(self):
+        free(self.tabs)
+
+    cdef int sync(self, int64_t n_slots, int64_t n_accounts) except -1:
+        """Follow the index's marks, version arrays (grown to the portfolio) and lists (rebound when the index's
+        ``generation`` says they were replaced). O(symbols)."""
+        cdef int64_t s
+        if self.pos_ver_obj is None or self.pos_ver.shape[0] < n_slots or self.acct_ver.shape[0] < n_accounts:
+            self.index._ensure_size()
+        if self.index.generation != self.generation:
+            index = self.index
+            self.generation = index.generation
+            self.marks_obj = index.marks
+            self.marks = self.marks_obj
+            self.pos_ver_obj, self.acct_ver_obj = index.pos_ver, index.acct_ver
+            self.pos_ver, self.acct_ver = self.pos_ver_obj, self.acct_ver_obj
+            self.flat = [tl for pair in index.lists for tl in pair]
+            self.valid = index._valid
+        for s in range(self.n_symbols):
+            if self.tabs[s].mark != self.marks[s]:
+                _set_mark(&self.tabs[s], self.marks[s])
+        return 0
+
+    cdef int rearm(self, const Rows* r, int64_t a, const int64_t* left, int64_t n_left, Out* o) except -1:
+        """Re-arm portfolio account a (every position and its cross part) at the index's marks, like
+        ``LiqIndex.rearm``: bump its versions (and those of the ``left`` slots a relocation freed), compute its
+        entries, append them to the pending buffers. ``o`` has room for 2·(positions + 1). O(positions² +
+        entries · log max_price), merges amortised."""
+        cdef int64_t b = r.begin[a], e = b + r.count[a], j, i
+        cdef int flag
+        self.acct_ver[a] += 1
+        for j in range(b, e):
+            self.pos_ver[j] += 1
+        for i in range(n_left):
+            self.pos_ver[left[i]] += 1
+        o.w = 0
+        if self.warn:
+            flag = _warn_part(self.tabs, r, self.c_lvl, r.wallet[a], b, e, True, 2 * a + 1, o)
+        else:
+            flag = _cross_part(self.tabs, r, a, self.strict, self.min_mm, o)
+        if flag < 0:
+            raise ValueError(f"more than {LEGMAX} cross positions of one symbol in one account")
+        for j in range(b, e):
+            if r.mode[j] != ISOLATED or r.qty[j] == 0:
+                continue
+            if not self.warn:
+                _iso_part(self.tabs, r, j, self.iso_entry, self.strict, self.min_mm, o)
+            elif self.iso_entry:
+                _warn_fixed(&self.tabs[r.sym[j]], self.c_lvl, r.sym[j], r.qty[j], r.entry[j], r.margin[j], 2 * j, o)
+            else:
+                _warn_part(self.tabs, r, self.c_lvl, r.margin[j], j, j + 1, False, 2 * j, o)
+        for i in range(o.w):
+            self._append(o.sym[i], o.dir[i], o.v[i], o.key[i])
+        return 0
+
+    cdef int _append(self, int64_t s, int d, int64_t v, int64_t key) except -1:
+        """Append one entry at its part's current version; fold the list's pending buffer when it is full
+        (``_TriggerList.settle``, as ``LiqIndex._insert`` does)."""
+        cdef PendingBuffer tl = <PendingBuffer> self.flat[2 * s + d]
+        cdef uint32_t ver = self.acct_ver[key >> 1] if key & 1 else self.pos_ver[key >> 1]
+        tl.append(-v if d == DIR_UP else v, key, ver)
+        if tl.m > self.raw_pending:
+            tl.settle(self.valid)
+        return 0
+
+
+cdef class MonitorWriter:
+    """Compiled twin of the risk monitor's rewrite of touched accounts (``RiskMonitor._write`` of each, then
+    ``LiqIndex.rearm`` and ``WarnIndex.rearm``): per account its wallet and, per position slot, size, entry
+    cost, isolated margin, leverage and margin mode from the ledger (bounds checked as
+    ``exchange.accounts.storage.Portfolio`` checks them: an account outside them stays flat and is added to the
+    monitor's ``unindexed``), then both indexes re-armed. New rows and slots (once per account and position
+    key) are written here while the arrays have room, else by the monitor's ``_new_row`` / ``_add_slot`` (array
+    growth, block relocation). Per account O(positions² + entries · log)."""
+    cdef object monitor, portfolio
+    cdef dict accounts, rows_of, defaults, symbol_index
+    cdef list keys, ids
+    cdef set unindexed
+    cdef _Armer liq, warn
+    cdef object generation
+    cdef int32_t[::1] p_acct
+    cdef int16_t[::1] p_sym, p_lev
+    cdef int8_t[::1] p_side, p_mode
+    cdef int64_t[::1] p_qty, p_ent, p_mar, a_begin, a_wallet, a_expo
+    cdef int32_t[::1] a_count, a_cap
+    cdef const int64_t[::1] maxp, k, max_lev
+    cdef Rows r
+    cdef Out o
+    cdef int64_t o_cap
+    cdef list left
+
+    def __cinit__(self, monitor, liq_index, warn_index, int64_t raw_pending):
+        self.monitor, self.portfolio = monitor, monitor.portfolio
+        self.accounts, self.rows_of, self.keys = monitor.ledger.accounts, monitor._row, monitor.keys
+        self.ids, self.symbol_index = monitor.ids, monitor._symbol_index
+        self.unindexed, self.defaults = monitor._unindexed, monitor.ledger._defaults  # as Ledger.settings reads them
+        table = self.portfolio.table
+        self.maxp, self.k, self.max_lev = table.max_price_ticks, table.k_units, table.max_leverage
+        self.liq = _Armer(liq_index, False, raw_pending)
+        self.warn = _Armer(warn_index, True, raw_pending)
+        self.o_cap = 0
+
+    def __dealloc__(self):
+        free(self.o.sym)
+        free(self.o.dir)
+        free(self.o.v)
+        free(self.o.key)
+
+    def write(self, account_ids, bint rearm):
+        """Write the rows of ``account_ids`` (ledger ids, in order) and, with ``rearm``, then re-arm both indexes
+        for them."""
+        cdef list rows = []
+        cdef dict left = {}  # portfolio account -> the slots a relocation of its block freed (rare)
+        cdef int64_t a
+        for account_id in account_ids:
+            a = self._write(account_id)
+            rows.append(a)
+            if self.left is not None:
+                left[a] = self.left
+        if not rearm:
+            return
+        p = self.portfolio
+        self.liq.sync(p.n_slots, p.n_accounts)
+        self.warn.sync(p.n_slots, p.n_accounts)
+        for a in rows:
+            self._rearm(a, left.get(a) if left else None)
+
+    def rows(self, int64_t a):
+        """``(wallet, ((size, entry cost, isolated margin, leverage, margin mode) per slot))`` of portfolio account
+        ``a`` as the mirror holds them (``RiskMonitor.written``). O(its slots)."""
+        self._views()
+        cdef int64_t b = self.a_begin[a], j
+        return self.a_wallet[a], tuple([(self.p_qty[j], self.p_ent[j], self.p_mar[j], self.p_lev[j], self.p_mode[j])
+                                        for j in range(b, b + self.a_count[a])])
+
+    cdef int _views(self) except -1:
+        """(Re)bind the portfolio's arrays when they were reallocated."""
+        p = self.portfolio
+        if p.generation == self.generation:
+            return 0
+        self.generation = p.generation
+        P, A = p._pos, p._acct
+        self.p_acct, self.p_sym, self.p_side, self.p_mode = P["pos_account"], P["pos_symbol"], P["pos_side"], P["pos_mode"]
+        self.p_lev, self.p_qty, self.p_ent, self.p_mar = P["pos_leverage"], P["pos_qty_lots"], P["pos_entry_cost"], P["pos_iso_margin_units"]
+        self.a_begin, self.a_count, self.a_cap = A["acct_begin"], A["acct_count"], A["acct_cap"]
+        self.a_wallet, self.a_expo = A["acct_wallet_units"], A["acct_exposure_units"]
+        self.r.begin, self.r.count, self.r.wallet = &self.a_begin[0], &self.a_count[0], &self.a_wallet[0]
+        self.r.acct, self.r.sym, self.r.mode = &self.p_acct[0], &self.p_sym[0], &self.p_mode[0]
+        self.r.qty, self.r.entry, self.r.margin = &self.p_qty[0], &self.p_ent[0], &self.p_mar[0]
+        return 0
+
+    cdef int64_t _write(self, account_id) except -1:
+        """One account's rows: all flat, new slots for new position keys (the slots a relocation freed in
+        ``left``), then the ledger's values (or flat, unindexed, when a bound breaks). Returns its portfolio
+        account."""
+        account = self.accounts[account_id]
+        self._views()
+        row = self.rows_of.get(account_id)
+        if row is None:
+            row = self._new_row(account_id, account)
+        cdef int64_t a = row, j, b = self.a_begin[a], cnt = self.a_count[a]
+        for j in range(b, b + cnt):
+            self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
+        self.a_wallet[a] = self.a_expo[a] = 0
+        cdef list keys = self.keys[a]
+        cdef dict positions = account.positions
+        self.left = None
+        for key in positions:
+            if key not in keys:  # a new position key: a slot (once per key)
+                self._add_slot(a, key, keys)
+        if self._fill(a, account, keys, positions):
+            self.unindexed.discard(account_id)
+        else:
+            b, cnt = self.a_begin[a], self.a_count[a]
+            for j in range(b, b + cnt):
+                self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
+            self.a_wallet[a] = self.a_expo[a] = 0
+            self.unindexed.add(account_id)
+        return a
+
+    cdef int64_t _new_row(self, account_id, account) except -1:
+        """``RiskMonitor._new_row`` (a flat portfolio account with room for the account's positions), written
+        here while the portfolio's arrays have room (``Portfolio.add_account``'s writes), else by it. O(1)."""
+        p = self.portfolio
+        cdef int64_t a = p.n_accounts, b = p.n_slots, cap = max(1, len(account.positions))
+        if a >= self.a_begin.shape[0] or b + cap > self.p_qty.shape[0]:
+            row = self.monitor._new_row(account)
+            self._views()
+            return row
+        self.a_begin[a], self.a_count[a], self.a_cap[a], self.a_wallet[a], self.a_expo[a] = b, 0, cap, 0, 0
+        p.n_slots, p.n_accounts = b + cap, a + 1  # the slots past n_slots are flat with no account
+        self.rows_of[account_id] = a
+        self.ids.append(account_id)
+        self.keys.append([])
+        return a
+
+    cdef int _add_slot(self, int64_t a, tuple key, list keys) except -1:
+        """``RiskMonitor._add_slot`` (a flat cross slot at leverage 1 for a new position key), written here when
+        the account's block has room (``Portfolio.add_position``'s writes), else by it (a relocation: the slots
+        it freed join ``left``). O(1)."""
+        cdef int64_t b = self.a_begin[a], n = self.a_count[a], s = self.symbol_index[key[0]], j = b + n
+        if n >= self.a_cap[a] or self.max_lev[s] < 1:
+            self.left = (self.left or []) + self.monitor._add_slot(a, key)
+            self._views()
+            return 0
+        self.p_acct[j], self.p_sym[j], self.p_side[j], self.p_mode[j], self.p_lev[j] = a, s, key[1], 1, 1
+        self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
+        self.a_count[a] = n + 1
+        keys.append(key)
+        return 0
+
+    cdef bint _fill(self, int64_t a, account, list keys, dict positions) except -1:
+        """Write the ledger's values into account a's flat rows; False (rows partly written) when a value breaks
+        a bound."""
+        cdef int64_t b = self.a_begin[a], j, i, s, q, e, m, lev, mode, side, wallet
+        cdef u128 total, term, limit = (<u128> 1) << 62
+        cdef dict stored = account.settings
+        try:
+            wallet = account.wallet_units
+            total = _abs(wallet)
+            for i in range(len(keys)):
+                key = keys[i]
+                position = positions.get(key)
+                if position is None:
+                    continue
+                j = b + i
+                s = self.p_sym[j]
+                q, e, m = position.lots, position.entry_cost, position.isolated_margin_units
+                settings = stored.get(key[0]) or self.defaults[key[0]]
+                lev, mode, side = settings.leverage, settings.margin_mode, self.p_side[j]
+                if mode != 1 and mode != ISOLATED or mode == 1 and m != 0 or not 1 <= lev <= self.max_lev[s]:
+                    return False
+                if (q == 0 and e != 0) or (q > 0 and e < 0) or (q < 0 and e > 0) or (side == 2 and q < 0) \
+                        or (side == 3 and q > 0):
+                    return False
+                term = max(<u128> _abs(q) * <u128> self.maxp[s], <u128> _abs(e))
+                if term > limit:
+                    return False
+                total += term * <u128> self.k[s] + _abs(m)
+                if total > limit:
+                    return False
+                self.p_qty[j], self.p_ent[j], self.p_mar[j] = q, e, m
+                self.p_lev[j], self.p_mode[j] = lev, mode
+            if total > limit:
+                return False
+            self.a_wallet[a] = wallet
+            self.a_expo[a] = <int64_t> total
+        except OverflowError:
+            return False
+        return True
+
+    cdef int _rearm(self, int64_t a, list left_slots) except -1:
+        """Re-arm both indexes for portfolio account a (and ``left_slots``, freed by a relocation, or None)."""
+        cdef int64_t need = 2 * (self.a_count[a] + 1), i, n_left = len(left_slots) if left_slots else 0
+        cdef int64_t* left = NULL
+        if need > self.o_cap:
+            self._grow_out(max(need, 2 * self.o_cap))
+        if n_left:
+            left = <int64_t*> malloc(sizeof(int64_t) * n_left)
+            if left == NULL:
+                raise MemoryError()
+        try:
+            for i in range(n_left):
+                left[i] = left_slots[i]
+            self.liq.rearm(&self.r, a, left, n_left, &self.o)
+            self.warn.rearm(&self.r, a, left, n_left, &self.o)
+        finally:
+            free(left)
+        return 0
+
+    cdef int _grow_out(self, int64_t cap) except -1:
+        free(self.o.sym)
+        free(self.o.dir)
+        free(self.o.v)
+        free(self.o.key)
+        self.o.sym = <int64_t*> malloc(sizeof(int64_t) * cap)
+        self.o.dir = <int8_t*> malloc(sizeof(int8_t) * cap)
+        self.o.v = <int64_t*> malloc(sizeof(int64_t) * cap)
+        self.o.key = <int64_t*> malloc(sizeof(int64_t) * cap)
+        self.o_cap = cap
+        if self.o.sym == NULL or self.o.dir == NULL or self.o.v == NULL or self.o.key == NULL:
+            self.o_cap = 0
+            raise MemoryError()
+        return 0

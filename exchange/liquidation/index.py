@@ -30,12 +30,15 @@ been reported (and everything liquidatable was reported when it became so). The 
 Data structure
 --------------
 Per (symbol, direction) a trigger list stores ``value`` (UP values negated, so both fire on
-``stored ≥ threshold``), ``key`` and ``version``: a large sorted main array plus a small unsorted pending
-buffer. A query is one ``searchsorted`` on the main array (the fired entries are its *suffix*, removed by
-truncation in O(1)) and a vectorised scan of the pending buffer; new entries go to the pending buffer,
-merged into the main array (O(n) ``np.insert``, dropping stale entries) when it passes a threshold.
+``stored ≥ threshold``), ``key`` and ``version`` in three tiers: a large sorted main array, a sorted middle
+tier (at most ``max(2048, n/64)`` entries) and an unsorted pending buffer (at most 256). A query is one
+``searchsorted`` per sorted tier (the fired entries are its *suffix*, removed by truncation in O(1)) and a
+vectorised scan of the pending buffer; new entries go to the pending buffer, which past 256 is sorted into
+the middle tier (O(middle)), which past its bound is merged into the main array (O(n) ``np.insert``); both
+folds drop stale entries. So a tick scans at most 256 unsorted entries however many accounts were written
+since the last one, and an entry costs O(1) amortised folding (≈ 64 + middle/256 element moves).
 Updating a position or account bumps its version, which lazily invalidates its old entries everywhere.
-Cost of a mark tick: O(log n + pending + fired); with nothing near liquidation, a few microseconds.
+Cost of a mark tick: O(log n + 256 + fired); with nothing near liquidation, a few microseconds.
 
 Caller contract: after changing a position, an isolated margin or a wallet call
 :meth:`LiqIndex.update_position` / :meth:`LiqIndex.update_account` (or :meth:`LiqIndex.rearm` for whole
@@ -53,13 +56,14 @@ marks, a box of per-symbol bands inside which the predicate keeps its current va
   notional, ``b_s = floor(F·w_s/Σw)``, and the band is ``{P : h_s(P) ≥ g_s − b_s}``: inside every band
   ``F > 0`` (so ``B > 0`` when ``c > 0``): not warned.
 - *warned*: ``U = c·B − 10⁸·MM_exact ≥ F`` (``MM ≥ MM_exact``) is concave per symbol (``u_s``); with
-  ``D = −U > 0`` split as ``b_s = floor((D − 1)·w_s/Σw)``, the band is the half-line of
-  ``{P : u_s(P) ≤ u_s + b_s}`` that holds the mark; inside every band ``U < 0``: warned. (``D ≤ 0``, possible
+  ``D = −U > 0`` split as ``b_s = floor((D − 1)·w_s/Σw)``, the band is the run of integer prices around the
+  mark on which ``u_s(P) ≤ u_s + b_s`` (a half-line: ``u_s`` is concave); inside every band ``U < 0``: warned. (``D ≤ 0``, possible
   only when the part is warned through ``balance ≤ 0`` at a zero MM, gets the always-firing entry.)
 
 Both are exact integer intervals (ceil / floor of the line roots), conservative, never optimistic; a
-mark outside the band fires the entry and the caller re-evaluates the part. Thresholds are computed in
-Python (no compiled twin yet). Both indexes need MM convex in the notional (marginal tiers, a max of the
+mark outside the band fires the entry and the caller re-evaluates the part. The warned band is found by
+binary search over the concave ``u_s`` (its first maximum past the mark, then the last price at most the
+target): :func:`_run_at_most`, twinned by ``exchange.clearing._sweep.warn_entries`` (identical entries). Both indexes need MM convex in the notional (marginal tiers, a max of the
 bracket lines); :func:`convex_brackets` says whether a table is.
 """
 from __future__ import annotations
@@ -82,7 +86,9 @@ from ..units import E8
 DOWN, UP = 0, 1
 ALWAYS = np.iinfo(np.int64).max  # a DOWN entry with this value fires on any mark
 ISO = int(MarginMode.ISOLATED)
-_MIN_PENDING = 2048
+_NOTHING = -(2**63)  # below every stored value
+_RAW_PENDING = 256  # unsorted entries a trigger list holds before sorting them into its middle tier
+_MIN_PENDING = 2048  # the middle tier is merged into the main array past max(this, main / 64) entries
 
 
 # -- entries: reference (Python ints) -------------------------------------------------------------------
@@ -224,29 +230,53 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
                     empty = True
             _band_entries(out, s, lo, hi, mark, maxp, empty)
             continue
-        # warned: the half-line of {P : some line ≤ target} holding the mark
+        # warned: the run of prices around the mark on which u_s stays ≤ target (u_s concave)
         target = u[s] + (-slack - 1) * w[s] // total_w
-        below, above, everywhere = None, None, False  # floor of max root (α > 0), ceil of min root (α < 0)
-        for alpha, beta in _warn_lines(legs, k, rows, c, 0):
-            if alpha > 0:
-                root = (target - beta) // alpha
-                below = root if below is None else max(below, root)
-            elif alpha < 0:
-                root = -((beta - target) // alpha)
-                above = root if above is None else min(above, root)
-            elif beta <= target:
-                everywhere = True
-        if everywhere:
-            continue
-        if below is not None and mark <= below:
-            if below < maxp:
-                out.append((s, UP, below + 1))
-        elif above is not None and mark >= above:
-            if above > 1:
-                out.append((s, DOWN, above - 1))
-        else:  # unreachable: the mark satisfies its own target
-            out.append((s, DOWN, int(ALWAYS)))
+        _run_at_most(out, s, lambda p: _warn_sum(legs, k, rows, c, p), target, mark, maxp)
     return out, warned
+
+
+def _warn_sum(legs, k: int, rows, c: int, price: int) -> int:
+    """``u_s(P) = Σ_legs (c·uPnL − 10⁸·MM_exact)`` at ``price`` (concave: MM is convex)."""
+    total = 0
+    for q, e in legs:
+        notional = abs(q) * price * k
+        row = rows[bracket_index(rows, notional)]
+        total += c * (price * q - e) * k - (notional * row.mmr_e8 - row.cum_x8)
+    return total
+
+
+def _last_true(pred, good: int, bad: int) -> int:
+    """The last point where ``pred`` holds walking from ``good`` (true) to ``bad`` (false); ``pred`` monotone on
+    that segment. O(log |bad − good|) calls."""
+    while abs(bad - good) > 1:
+        middle = (good + bad) // 2
+        if pred(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def _run_at_most(out: list, s: int, f, target: int, mark: int, maxp: int) -> None:
+    """Append the entry of the run of prices around ``mark`` on which the concave ``f`` stays ``≤ target`` (it
+    holds at the mark): the run ends on the side of the first maximum past the mark only, at the last price
+    still ``≤ target`` (UP one tick above it / DOWN one tick below it); no entry when that maximum is ``≤ target``
+    too. O(log max_price) evaluations of ``f``."""
+    def rising(p):
+        return p < maxp and f(p + 1) > f(p)
+
+    def at_most(p):
+        return f(p) <= target
+
+    if rising(mark):
+        top = _last_true(rising, mark, maxp) + 1
+        if not at_most(top):
+            out.append((s, UP, _last_true(at_most, mark, top) + 1))
+    else:
+        top = _last_true(rising, 1, mark) + 1 if rising(1) else 1
+        if not at_most(top):
+            out.append((s, DOWN, _last_true(at_most, mark, top) - 1))
 
 
 def warn_entries_fixed(portfolio: Portfolio, marks, level_e8: int, slot: int):
@@ -289,24 +319,18 @@ def _warn_lines(legs, k, rows, c, per_leg):
 
 # -- trigger list ---------------------------------------------------------------------------------------
 class _TriggerList:
-    """Entries of one (symbol, direction) that fire when ``stored ≥ threshold`` (UP values are negated)."""
-
-    __slots__ = ("v", "key", "ver", "n", "pv", "pkey", "pver", "m")
+    """Entries of one (symbol, direction) that fire when ``stored ≥ threshold`` (UP values are negated), in the
+    three tiers of the module docstring: main ``v, key, ver`` (``n`` entries, sorted), middle ``mv, mkey, mver``
+    (``mn``, sorted), pending ``pv, pkey, pver`` (``m``, unsorted)."""
 
     def __init__(self):
-        self.v = np.zeros(0, np.int64)
-        self.key = np.zeros(0, np.int64)
-        self.ver = np.zeros(0, np.uint32)
-        self.n = 0
+        self.v, self.key, self.ver, self.n = _empty_tier() + (0,)
+        self.mv, self.mkey, self.mver, self.mn = _empty_tier() + (0,)
         self.pv = np.zeros(64, np.int64)
         self.pkey = np.zeros(64, np.int64)
         self.pver = np.zeros(64, np.uint32)
         self.m = 0
-
-    def load(self, v, key, ver):
-        order = np.argsort(v, kind="stable")
-        self.v, self.key, self.ver, self.n = v[order], key[order], ver[order], len(v)
-        self.m = 0
+        self.pmax = _NOTHING  # the largest pending value (a tick below it skips the scan)
 
     def push(self, v, key, ver):
         k = len(v)
@@ -321,40 +345,91 @@ class _TriggerList:
         self.pkey[self.m:self.m + k] = key
         self.pver[self.m:self.m + k] = ver
         self.m += k
+        if k:
+            self.pmax = max(self.pmax, int(np.max(v)))
 
-    def fire(self, threshold):
-        """Remove and return ``(keys, versions)`` of every entry with ``stored ≥ threshold``."""
-        i = int(np.searchsorted(self.v[: self.n], threshold, side="left"))
-        keys, vers = self.key[i:self.n], self.ver[i:self.n]
-        self.n = i
-        if self.m:
-            pv = self.pv[: self.m]
-            hit = pv >= threshold
-            if hit.any():
-                keys = np.concatenate([keys, self.pkey[: self.m][hit]])
-                vers = np.concatenate([vers, self.pver[: self.m][hit]])
-                keep = ~hit
-                k = int(keep.sum())
-                self.pv[:k], self.pkey[:k], self.pver[:k] = pv[keep], self.pkey[: self.m][keep], self.pver[: self.m][keep]
-                self.m = k
-        return keys, vers
+    def settle(self, valid):
+        """Fold a full pending buffer into the middle tier, and a full middle tier into the main array, dropping
+        entries ``valid`` rejects. O(middle + 256 log 256), or O(n) when the main array takes the middle tier."""
+        if self.m <= _RAW_PENDING:
+            return
+        pending = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
+        self.mv, self.mkey, self.mver = _merged((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
+                                                pending, valid)
+        self.mn, self.m, self.pmax = len(self.mv), 0, _NOTHING
+        if self.mn > max(_MIN_PENDING, self.n >> 6):
+            self._fold_middle(valid)
 
     def merge(self, valid):
-        """Fold the pending buffer into the main array, dropping entries ``valid`` rejects. O(n + m log m)."""
-        v, key, ver = self.v[: self.n], self.key[: self.n], self.ver[: self.n]
-        ok = valid(key, ver)
-        v, key, ver = v[ok], key[ok], ver[ok]
-        pv, pk, pr = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
-        pok = valid(pk, pr)
-        pv, pk, pr = pv[pok], pk[pok], pr[pok]
-        order = np.argsort(pv, kind="stable")
-        pv, pk, pr = pv[order], pk[order], pr[order]
-        at = np.searchsorted(v, pv, side="right")
-        self.v, self.key, self.ver = np.insert(v, at, pv), np.insert(key, at, pk), np.insert(ver, at, pr)
-        self.n, self.m = len(self.v), 0
+        """Fold every tier into the main array, dropping entries ``valid`` rejects. O(n + pending log pending)."""
+        pending = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
+        self.mv, self.mkey, self.mver = _merged((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
+                                                pending, valid)
+        self.mn, self.m, self.pmax = len(self.mv), 0, _NOTHING
+        self._fold_middle(valid)
+
+    def _fold_middle(self, valid):
+        self.v, self.key, self.ver = _merged((self.v[: self.n], self.key[: self.n], self.ver[: self.n]),
+                                             (self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]), valid)
+        self.n = len(self.v)
+        self.mv, self.mkey, self.mver, self.mn = _empty_tier() + (0,)
+
+    def fire(self, threshold):
+        """Remove and return ``(keys, versions)`` of every entry with ``stored ≥ threshold``. O(1) per tier
+        that nothing in fires (its largest value is below the threshold), else O(log) per sorted tier and
+        O(pending)."""
+        keys, vers = [], []
+        if self.n and self.v[self.n - 1] >= threshold:
+            i = int(self.v[: self.n].searchsorted(threshold))
+            keys.append(self.key[i:self.n])
+            vers.append(self.ver[i:self.n])
+            self.n = i
+        if self.mn and self.mv[self.mn - 1] >= threshold:
+            i = int(self.mv[: self.mn].searchsorted(threshold))
+            keys.append(self.mkey[i:self.mn])
+            vers.append(self.mver[i:self.mn])
+            self.mn = i
+        if self.m and self.pmax >= threshold:
+            pv = self.pv[: self.m]
+            hit = pv >= threshold
+            keys.append(self.pkey[: self.m][hit])
+            vers.append(self.pver[: self.m][hit])
+            keep = ~hit
+            k = int(keep.sum())
+            self.pv[:k], self.pkey[:k], self.pver[:k] = pv[keep], self.pkey[: self.m][keep], self.pver[: self.m][keep]
+            self.m = k
+            self.pmax = int(self.pv[:k].max()) if k else _NOTHING
+        if len(keys) <= 1:
+            return (keys[0], vers[0]) if keys else (_EMPTY, _NO_VERSIONS)
+        return np.concatenate(keys), np.concatenate(vers)
 
     def __len__(self):
-        return self.n + self.m
+        return self.n + self.mn + self.m
+
+
+def _empty_tier() -> tuple:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint32)
+
+
+def _merged(tier: tuple, other: tuple, valid) -> tuple:
+    """The sorted ``tier`` (values, keys, versions) with the entries of ``other`` (any order) inserted, both
+    without the entries ``valid`` rejects. O(len(tier) + len(other) · log)."""
+    v, key, ver = tier
+    ok = valid(key, ver)
+    v, key, ver = v[ok], key[ok], ver[ok]
+    pv, pk, pr = other
+    ok = valid(pk, pr)
+    pv, pk, pr = pv[ok], pk[ok], pr[ok]
+    order = np.argsort(pv, kind="stable")
+    pv, pk, pr = pv[order], pk[order], pr[order]
+    at = np.searchsorted(v, pv, side="right")
+    return np.insert(v, at, pv), np.insert(key, at, pk), np.insert(ver, at, pr)
+
+
+if _kernel is not None:
+    class _CompiledTriggerList(_kernel.PendingBuffer, _TriggerList):
+        """A :class:`_TriggerList` whose pending entries compiled code appends to without a numpy call (the risk
+        monitor's writer, :class:`exchange.clearing._sweep.MonitorWriter`)."""
 
 
 class LiqIndex:
@@ -369,45 +444,50 @@ class LiqIndex:
         self.compiled = (_kernel is not None) if compiled is None else compiled
         if self.compiled and _kernel is None:
             raise RuntimeError("the compiled clearing kernel is not active")
+        self._list_class = _CompiledTriggerList if self.compiled else _TriggerList
         self.marks = portfolio.table.check_marks(marks_ticks).copy()
         self.rebuild()
 
     # -- building ----------------------------------------------------------------------------------------
     def _entries_iso(self, slots: np.ndarray):
         """Entries and current flags for isolated slots: (sym, dir, v, key), liq per slot."""
-        slots = np.ascontiguousarray(slots, np.int64)
-        n = len(slots)
         if self.compiled:
-            sym, dr, v, key = (np.zeros(n, np.int64), np.zeros(n, np.int8), np.zeros(n, np.int64), np.zeros(n, np.int64))
-            liq = np.zeros(n, np.uint8)
-            w = _kernel.iso_entries(self.portfolio, self.marks, slots, sym, dr, v, key, liq)
-            return (sym[:w], dr[:w], v[:w], key[:w]), liq.astype(bool)
-        rows, liq = [], np.zeros(n, bool)
-        for i, j in enumerate(slots.tolist()):
+            return self._kernel_entries(_kernel.iso_entries, slots, len(slots))
+        rows, liq = [], np.zeros(len(slots), bool)
+        for i, j in enumerate(np.asarray(slots, np.int64).tolist()):
             entry, liq[i] = iso_entry_reference(self.portfolio, self.marks, j)
             if entry is not None:
                 rows.append((*entry, 2 * j))
         return _columns(rows), liq
 
     def _entries_cross(self, accounts: np.ndarray):
-        accounts = np.ascontiguousarray(accounts, np.int64)
-        n = len(accounts)
+        """Entries and current flags for the cross parts of accounts."""
         if self.compiled:
-            cap = 2 * int(self.portfolio.acct_count[accounts].sum()) if n else 0
-            sym, dr, v, key = (np.zeros(cap, np.int64), np.zeros(cap, np.int8), np.zeros(cap, np.int64), np.zeros(cap, np.int64))
-            liq = np.zeros(n, np.uint8)
-            w = _kernel.cross_entries(self.portfolio, self.marks, accounts, sym, dr, v, key, liq)
-            return (sym[:w], dr[:w], v[:w], key[:w]), liq.astype(bool)
-        rows, liq = [], np.zeros(n, bool)
-        for i, a in enumerate(accounts.tolist()):
+            return self._kernel_entries(_kernel.cross_entries, accounts, self._cross_room(accounts))
+        rows, liq = [], np.zeros(len(accounts), bool)
+        for i, a in enumerate(np.asarray(accounts, np.int64).tolist()):
             entries, liq[i] = cross_entries_reference(self.portfolio, self.marks, a)
             rows.extend((s, d, v, 2 * a + 1) for s, d, v in entries)
         return _columns(rows), liq
+
+    def _cross_room(self, accounts) -> int:
+        """Room for the entries of these accounts' cross parts (two per position at most)."""
+        return 2 * int(self.portfolio.acct_count[np.asarray(accounts, np.int64)].sum()) if len(accounts) else 0
+
+    def _kernel_entries(self, kernel, items, room: int, *args):
+        """Run a compiled entries kernel over ``items`` with ``room`` entries of output; returns (sym, dir, v, key)
+        and the flags."""
+        items = np.ascontiguousarray(items, np.int64)
+        sym, dr, v, key = np.zeros(room, np.int64), np.zeros(room, np.int8), np.zeros(room, np.int64), np.zeros(room, np.int64)
+        flags = np.zeros(len(items), np.uint8)
+        w = kernel(self.portfolio, self.marks, *args, items, sym, dr, v, key, flags)
+        return (sym[:w], dr[:w], v[:w], key[:w]), flags.astype(bool)
 
     def rebuild(self) -> tuple[np.ndarray, np.ndarray]:
         """Recompute every entry from scratch (after ``compact()`` or bulk changes). O(positions · log).
         Returns (and keeps in ``self.liquidatable``) the isolated slots and accounts liquidatable now."""
         p = self.portfolio
+        self.generation = getattr(self, "generation", 0) + 1  # the version arrays and lists were replaced
         self.pos_ver = np.zeros(p.n_slots, np.uint32)
         self.acct_ver = np.zeros(p.n_accounts, np.uint32)
         iso_slots = np.flatnonzero((p.pos_account >= 0) & (p.pos_mode == ISO) & (p.pos_qty_lots != 0))
@@ -427,18 +507,21 @@ class LiqIndex:
             for d in (DOWN, UP):
                 g = 2 * s + d
                 lo, hi = bounds[g], bounds[g + 1]
-                tl = _TriggerList()
+                tl = self._list_class()
                 tl.v, tl.key, tl.ver, tl.n = stored[lo:hi].copy(), key[lo:hi].copy(), np.zeros(hi - lo, np.uint32), hi - lo
                 pair.append(tl)
             self.lists.append(pair)
         return self.liquidatable
 
     def _ensure_size(self):
+        """Grow the version arrays to the portfolio (doubling: O(1) amortised per new slot or account)."""
         p = self.portfolio
+        if len(self.pos_ver) < p.n_slots or len(self.acct_ver) < p.n_accounts:
+            self.generation += 1
         if len(self.pos_ver) < p.n_slots:
-            self.pos_ver = np.concatenate([self.pos_ver, np.zeros(p.n_slots - len(self.pos_ver), np.uint32)])
+            self.pos_ver = _grown(self.pos_ver, p.n_slots)
         if len(self.acct_ver) < p.n_accounts:
-            self.acct_ver = np.concatenate([self.acct_ver, np.zeros(p.n_accounts - len(self.acct_ver), np.uint32)])
+            self.acct_ver = _grown(self.acct_ver, p.n_accounts)
 
     def _valid(self, key, ver):
         ids = key >> 1
@@ -460,8 +543,7 @@ class LiqIndex:
             sel = (sym * 2 + dr) == g
             tl = self.lists[g >> 1][g & 1]
             tl.push(stored[sel], key[sel], ver[sel])
-            if tl.m > max(_MIN_PENDING, tl.n >> 6):
-                tl.merge(self._valid)
+            tl.settle(self._valid)
 
     # -- updates -----------------------------------------------------------------------------------------
     def rearm(self, accounts, left_slots=()) -> tuple[np.ndarray, np.ndarray]:
@@ -557,11 +639,28 @@ class LiqIndex:
             return _EMPTY, _EMPTY
         return np.unique(np.concatenate(pos)), np.unique(np.concatenate(acc))
 
+    def live_keys(self) -> np.ndarray:
+        """The keys (unique, ascending) of the entries whose version is current, in every list and tier."""
+        found = [_EMPTY]
+        for pair in self.lists:
+            for tl in pair:
+                for key, ver, n in ((tl.key, tl.ver, tl.n), (tl.mkey, tl.mver, tl.mn), (tl.pkey, tl.pver, tl.m)):
+                    found.append(key[:n][self._valid(key[:n], ver[:n])])
+        return np.unique(np.concatenate(found))
+
     def n_entries(self) -> int:
         return sum(len(tl) for pair in self.lists for tl in pair)
 
 
 _EMPTY = np.zeros(0, np.int64)
+_NO_VERSIONS = np.zeros(0, np.uint32)
+
+
+def _grown(versions: np.ndarray, need: int) -> np.ndarray:
+    """``versions`` followed by zeros, at least ``need`` long and at least twice as long."""
+    grown = np.zeros(max(need, 2 * len(versions)), versions.dtype)
+    grown[: len(versions)] = versions
+    return grown
 
 
 def _columns(rows):
@@ -574,15 +673,22 @@ def _columns(rows):
 class WarnIndex(LiqIndex):
     """The trigger lists of :class:`LiqIndex` for the margin-call predicate (module docstring, "Warning
     level"): an entry fires when a part's *warned* state may have changed. Same API; the flags returned by
-    ``rebuild`` / ``rearm`` / ``update_*`` mean "warned now". Python thresholds only."""
+    ``rebuild`` / ``rearm`` / ``update_*`` mean "warned now". ``compiled``: the compiled entries
+    (``exchange.clearing._sweep.warn_entries``; None = when active; levels from 2⁴⁰ always take the reference,
+    whose sums are unbounded), else the Python reference (both give identical entries)."""
 
-    def __init__(self, portfolio: Portfolio, marks_ticks, level_e8: int):
+    def __init__(self, portfolio: Portfolio, marks_ticks, level_e8: int, *, compiled: bool | None = None):
         if level_e8 < 1:
             raise ValueError("the warning level must be ≥ 1 (×10⁸)")
         self.level_e8 = level_e8
-        super().__init__(portfolio, marks_ticks, compiled=False)
+        compiled = (_kernel is not None) if compiled is None else compiled
+        if compiled and _kernel is not None and level_e8 >= _kernel.MAX_WARN_LEVEL_E8:
+            compiled = False
+        super().__init__(portfolio, marks_ticks, compiled=compiled)
 
     def _entries_iso(self, slots: np.ndarray):
+        if self.compiled:
+            return self._kernel_entries(_kernel.warn_entries, slots, 2 * len(slots), self.level_e8, False)
         p = self.portfolio
         rows, flags = [], np.zeros(len(slots), bool)
         for i, j in enumerate(np.asarray(slots, np.int64).tolist()):
@@ -599,6 +705,8 @@ class WarnIndex(LiqIndex):
         return _columns(rows), flags
 
     def _entries_cross(self, accounts: np.ndarray):
+        if self.compiled:
+            return self._kernel_entries(_kernel.warn_entries, accounts, self._cross_room(accounts), self.level_e8, True)
         p = self.portfolio
         rows, flags = [], np.zeros(len(accounts), bool)
         for i, a in enumerate(np.asarray(accounts, np.int64).tolist()):

@@ -21,11 +21,18 @@ last trade price until a mark exists) as the only other input, an account that i
 How it stays exact
 ------------------
 - A touched account is re-evaluated exactly (:meth:`exchange.accounts.pretrade.Risk.part_states`, Python integers) when
-  asked (:meth:`sync`, :meth:`liquidatable`, :meth:`margin_stage`) and becomes *dirty*: its mirror rows and
-  index entries are rewritten lazily, in one batch, just before the indexes are next consulted (the next
-  risk-price move), at the prices it was evaluated at (the indexes' marks are those prices until then).
-  Rewriting them after every command would cost more than the command (numpy and kernel call overhead),
-  and nothing reads them in between.
+  asked (:meth:`sync`, :meth:`liquidatable`, :meth:`margin_stage`) and becomes *dirty* until its mirror rows and
+  index entries are rewritten, at the prices it was evaluated at (the indexes' marks):
+  - compiled, at the end of the command (:meth:`margin_stage`), by one call into
+    :class:`exchange.clearing._sweep.MonitorWriter` (rows, both indexes' entries, their pending buffers: no
+    numpy call and no Python loop per account or position; a new account or position key goes through
+    :meth:`_new_row` / :meth:`_add_slot` only when the arrays must grow or a block moves). So a price move
+    never pays for work other commands did: after a million commands the next mark costs what its fired
+    entries cost.
+  - reference, lazily, in one batch, just before the indexes are next consulted (the next risk-price move),
+    where per-account numpy and Python calls cost less in bulk. The marks are the same either way (nothing
+    moves them in between), so both keep the same entries for every account the move does not concern, and
+    the same events, stale holders and state.
 - A risk-price move of a symbol pops the entries it fires: liquidation candidates (plus the parts already
   liquidatable and exposed to it, which may have recovered without firing) are re-checked exactly by the
   index (:meth:`~exchange.liquidation.index.LiqIndex.rearm`) and re-armed; warning candidates are the holders whose
@@ -41,16 +48,18 @@ How it stays exact
   mirror is written and both indexes are built at the current prices, once. An account whose values break
   the mirror's 2⁶² bounds is kept out of it (flat rows) and re-checked on every move of a symbol it holds.
 
-Costs: a command costs O(positions of the accounts it touched); a price move costs O(log n + entries fired
-+ liquidatable parts exposed to it) plus the batched rewrite of the accounts touched since the last one.
+Costs: a command costs O(positions of the accounts it touched · log max_price) (compiled: its rewrite
+included); a price move costs O(log n + entries fired + liquidatable parts exposed to it), plus, under the
+reference, the batched rewrite of the accounts touched since the last one.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..accounts.ledger import Account, Ledger
-from ..enums import PositionSide
-from .index import LiqIndex, WarnIndex, index_supported
+from ..accounts.ledger import FUND_ACCOUNT_BASE, Account, Ledger
+from ..enums import MarginMode, PositionSide
+from .index import _RAW_PENDING, LiqIndex, WarnIndex, index_supported
+from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/clearing/_sweep.pyx), None under the reference
 from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
 from ..accounts.storage import InstrumentTable, Portfolio, PortfolioError
 from ..accounts.pretrade import CROSS, Liquidatable, Risk
@@ -76,12 +85,11 @@ class RiskMonitor:
         self.index_from_accounts = INDEX_FROM_ACCOUNTS
         marks = np.ones(len(self.symbols), np.int64)
         self.liq_index = LiqIndex(self.portfolio, marks, compiled=compiled)
-        self.warn_index = WarnIndex(self.portfolio, marks, risk.options.margin_call_e8)
+        self.warn_index = WarnIndex(self.portfolio, marks, risk.options.margin_call_e8, compiled=self.liq_index.compiled)
         self.prices = [0] * len(self.symbols)  # risk price each symbol was last followed at (0: none yet)
         self.ids: list[int] = []  # portfolio account -> ledger account id
         self._ids = np.zeros(0, dtype=np.int64)  # ``ids`` as an array (rebuilt when it grows)
         self.version = 0  # changes whenever mirror rows are written (readers cache on it)
-        self._written: dict[int, tuple] = {}  # account id -> the signature its rows were written from
         self.keys: list[list[tuple[str, PositionSide]]] = []  # portfolio account -> its slots' position keys
         self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
         self._row: dict[int, int] = {}  # ledger account id -> portfolio account
@@ -94,6 +102,9 @@ class RiskMonitor:
         self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
         self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
         self._unindexed: set[int] = set()  # accounts outside the mirror's bounds
+        # rows and entries of touched accounts written by compiled code (None: by _write and the indexes' rearm)
+        self._writer = _kernel.MonitorWriter(self, self.liq_index, self.warn_index, _RAW_PENDING) \
+            if self.liq_index.compiled and self.warn_index.compiled else None
 
     # -- the engine's calls ---------------------------------------------------------------------------------
     def mark_moved(self, symbol: str) -> None:
@@ -168,6 +179,8 @@ class RiskMonitor:
         self._stale -= touched
         self._due, self._due_compared, self._due_stale = set(), set(), set()
         self._evaluated = {}
+        if self._writer is not None and self.indexed:  # compiled: the command's accounts are written as it ends
+            self._rewrite(self._dirty)
         return events
 
     def liquidatable(self, touched: set[int]) -> list[Liquidatable]:
@@ -196,17 +209,32 @@ class RiskMonitor:
         return self.portfolio, self._ids, self.version
 
     def signature(self, account_id: int) -> tuple:
-        """What the mirror rows of an account hold, from the ledger: wallet; size, entry cost, isolated
-        margin and settings of every position. O(its positions)."""
+        """What the mirror rows of an account hold when they equal the ledger: the wallet, and by key every
+        position with a size, entry cost or isolated margin: those, leverage and margin mode. O(its positions)."""
         account = self.ledger.accounts[account_id]
-        return account.wallet_units, tuple(
-            (key, p.lots, p.entry_cost, p.isolated_margin_units, self.ledger.settings(account, key[0]))
-            for key, p in account.positions.items())
+        rows = []
+        for key, p in account.positions.items():
+            if p.lots or p.entry_cost or p.isolated_margin_units:
+                settings = self.ledger.settings(account, key[0])
+                rows.append((key, p.lots, p.entry_cost, p.isolated_margin_units, settings.leverage,
+                             int(settings.margin_mode)))
+        return account.wallet_units, tuple(sorted(rows))
 
     def written(self, account_id: int) -> tuple | None:
-        """The :meth:`signature` the account's rows were last written from (None: no rows, or outside the
-        mirror's bounds); rows equal the ledger exactly when it is the current signature."""
-        return None if account_id in self._unindexed else self._written.get(account_id)
+        """The :meth:`signature` the account's rows hold (read from them; None: no rows, or outside the
+        mirror's bounds); rows equal the ledger exactly when it is the current signature. O(its slots)."""
+        a = self._row.get(account_id)
+        if a is None or account_id in self._unindexed:
+            return None
+        wallet, slots = self._writer.rows(a) if self._writer is not None else self._rows(a)
+        return wallet, tuple(sorted((key, *row) for key, row in zip(self.keys[a], slots) if row[0] or row[1] or row[2]))
+
+    def _rows(self, a: int) -> tuple:
+        """What ``MonitorWriter.rows`` returns, read with numpy."""
+        p = self.portfolio
+        b, e = int(p.acct_begin[a]), int(p.acct_begin[a]) + int(p.acct_count[a])
+        columns = (p.pos_qty_lots, p.pos_entry_cost, p.pos_iso_margin_units, p.pos_leverage, p.pos_mode)
+        return int(p.acct_wallet_units[a]), tuple(zip(*(column[b:e].tolist() for column in columns)))
 
     def forget(self, account_ids) -> None:
         """Drop ``account_ids`` from the due re-evaluations of this command (the insurance funds)."""
@@ -233,6 +261,31 @@ class RiskMonitor:
     def flush(self) -> None:
         """Rewrite every dirty account now (tests and benchmarks: the mirror then equals the ledger)."""
         self._rewrite(self._dirty)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the mirror or an index is inconsistent between commands: compiled, nothing is
+        left to rewrite; every trader's rows equal the ledger unless it waits to be rewritten (the reference's
+        lazy batch) or is outside the mirror's bounds; the portfolio's layout holds; both indexes follow the
+        risk prices; every current entry names a live part (an open isolated position, or an account with a
+        cross leg). O(accounts + entries)."""
+        if not self.indexed:
+            return
+        assert self._writer is None or not self._dirty, "compiled: accounts left to rewrite"
+        for account_id in self.ledger.accounts.keys() - self._dirty - self._unindexed:
+            if account_id < FUND_ACCOUNT_BASE:  # the insurance funds are never liquidated nor ranked
+                assert self.written(account_id) == self.signature(account_id), f"account {account_id}: rows"
+        p = self.portfolio
+        p.check_invariants()
+        for index in (self.liq_index, self.warn_index):
+            assert index.marks.tolist() == [max(price, 1) for price in self.prices], "index marks"
+            for key in index.live_keys().tolist():
+                i = key >> 1
+                if key & 1:
+                    legs = p.slots_of(i)
+                    live = ((p.pos_mode[legs] != int(MarginMode.ISOLATED)) & (p.pos_qty_lots[legs] != 0)).any()
+                else:
+                    live = p.pos_account[i] >= 0 and p.pos_mode[i] == int(MarginMode.ISOLATED) and p.pos_qty_lots[i] != 0
+                assert live, f"entry key {key} names no live part"
 
     # -- snapshots ------------------------------------------------------------------------------------------
     def snapshot_state(self) -> list:
@@ -262,11 +315,14 @@ class RiskMonitor:
     def _start_indexes(self) -> None:
         """Write every account into the mirror and build both indexes at the prices last followed (which
         every account not stale was evaluated at). O(positions · log)."""
-        self.indexed = True
         self._dirty = set()
         self.version += 1
-        for account_id in self.ledger.accounts:
-            self._write(account_id)
+        if self._writer is not None:
+            self._writer.write(list(self.ledger.accounts), False)
+        else:
+            for account_id in self.ledger.accounts:
+                self._write(account_id)
+        self.indexed = True
         for index in (self.liq_index, self.warn_index):
             index.marks[:] = [max(price, 1) for price in self.prices]
             index.rebuild()
@@ -322,42 +378,59 @@ class RiskMonitor:
             else:
                 self.parts.pop(account_id, None)
 
-    def _rewrite(self, account_ids) -> None:
+    def _rewrite(self, account_ids: set[int]) -> None:
         """Rewrite the mirror rows of ``account_ids`` from the ledger and re-arm both indexes for them
-        (one batch). O(their positions) plus the index updates."""
+        (one batch; compiled: :class:`exchange.clearing._sweep.MonitorWriter`, no numpy call per account).
+        O(their positions) plus the index updates."""
         if not account_ids:
             return
         self.version += 1
+        ids = sorted(account_ids)
+        self._dirty.difference_update(account_ids)
+        if self._writer is not None:
+            self._writer.write(ids, self.indexed)
+            return
         rows, left = [], []
-        for account_id in sorted(account_ids):
+        for account_id in ids:
             row, moved = self._write(account_id)
             rows.append(row)
             left += moved
-        self._dirty -= set(account_ids)
         if self.indexed:
             self.liq_index.rearm(rows, left)
             self.warn_index.rearm(rows, left)
 
+    def _new_row(self, account: Account) -> int:
+        """A flat portfolio account for a ledger account the mirror does not hold yet."""
+        a = self._row[account.account_id] = self.portfolio.add_account(0, capacity=max(1, len(account.positions)))
+        self.ids.append(account.account_id)
+        self.keys.append([])
+        return a
+
+    def _add_slot(self, a: int, key: tuple[str, PositionSide]) -> list[int]:
+        """A flat slot for position ``key`` of portfolio account ``a``; returns the slots a relocation of its
+        block left."""
+        p = self.portfolio
+        begin, cap = int(p.acct_begin[a]), int(p.acct_cap[a])
+        p.add_position(a, self._symbol_index[key[0]], side=key[1])
+        self.keys[a].append(key)
+        return list(range(begin, begin + cap)) if int(p.acct_begin[a]) != begin else []
+
     def _write(self, account_id: int) -> tuple[int, list[int]]:
         """Write one account's rows (all flat first, so no intermediate state breaks a bound); returns its
-        portfolio account and the slots a relocation left. Outside the bounds it stays flat, unindexed."""
+        portfolio account and the slots a relocation left. Outside the bounds it stays flat, unindexed.
+        (The reference of :class:`exchange.clearing._sweep.MonitorWriter`.)"""
         p, account = self.portfolio, self.ledger.accounts[account_id]
-        self._written[account_id] = self.signature(account_id)
         a = self._row.get(account_id)
         if a is None:
-            a = self._row[account_id] = p.add_account(0, capacity=max(1, len(account.positions)))
-            self.ids.append(account_id)
-            self.keys.append([])
+            a = self._new_row(account)
         keys = self.keys[a]
-        begin, cap = int(p.acct_begin[a]), int(p.acct_cap[a])
         for j in p.slots_of(a):
             p.set_position(j, 0, 0, 0)
         p.set_wallet(a, 0)
+        left = []
         for key in account.positions:
             if key not in keys:
-                p.add_position(a, self._symbol_index[key[0]], side=key[1])
-                keys.append(key)
-        left = list(range(begin, begin + cap)) if int(p.acct_begin[a]) != begin else []
+                left += self._add_slot(a, key)
         try:
             p.set_wallet(a, account.wallet_units)
             for j, (symbol, side) in zip(p.slots_of(a), keys):

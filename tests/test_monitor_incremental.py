@@ -1,0 +1,178 @@
+"""The risk monitor's upkeep of its mirror and indexes (exchange.liquidation.monitor): compiled, the mirror rows and
+the index entries of the accounts a command changed are written when it ends (one call into
+``exchange.clearing._sweep.MonitorWriter``, no numpy call per account); the reference writes them in one batch
+at the next price move (``RiskMonitor._write`` and the indexes' ``rearm``), at the same marks, so both keep the
+same entries for every account the price move does not concern.
+
+- The compiled warning-level entries (``exchange.clearing._sweep.warn_entries``) equal the reference's on random
+  portfolios (every bracket configuration, extreme values, hedge legs, several warning levels).
+- Seeded streams (trades, marks, deposits, withdrawals, isolated margin, mode and leverage changes,
+  liquidations, two symbols) with the indexes kept from the first account, on every profile: both
+  implementations give the same events command by command and the same state hash, and after every command
+  the monitor's invariants hold (:func:`check_monitor`) and ``liquidatable()`` equals ``liquidatable_full()``.
+- A mark after many commands pays only for the entries it fires: nothing is left to rewrite.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from exchange import Deposit, Exchange, MarginMode, OrderType, PlaceOrder, SetMarginMode, SetMarkPrice, Side
+from exchange.liquidation.index import UP, WarnIndex
+from exchange.liquidation.waterfall import LiquidationConfig
+from exchange.profiles import PROFILES
+from tests.conftest import COMPILED, make_instrument, needs_compiled
+from tests.streams import liquidation_commands, random_commands
+from tests.test_sweep import CONFIGS, random_marks, random_portfolio
+
+IMPLEMENTATIONS = ("python", "cython") if COMPILED else ("python",)
+USDT = 10**8
+
+
+# -- the compiled warning entries ------------------------------------------------------------------------------
+def entry_sets(index) -> list:
+    """Per (symbol, direction): the sorted (stored value, key) of every entry, in any tier."""
+    found = []
+    for pair in index.lists:
+        for tl in pair:
+            v = np.concatenate([tl.v[: tl.n], tl.mv[: tl.mn], tl.pv[: tl.m]])
+            key = np.concatenate([tl.key[: tl.n], tl.mkey[: tl.mn], tl.pkey[: tl.m]])
+            found.append(sorted(zip(v.tolist(), key.tolist())))
+    return found
+
+
+@needs_compiled
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("extreme", [False, True])
+@pytest.mark.parametrize("level_e8", [80_000_000, 100_000_000, 150_000_000, 1])
+def test_compiled_warning_entries_equal_the_reference(seed, extreme, config, level_e8):
+    rng = np.random.default_rng(70 + seed)
+    p = random_portfolio(rng, 80, extreme=extreme, hedge=True, config=config)
+    marks = random_marks(rng, p, extreme)
+    compiled, reference = WarnIndex(p, marks, level_e8, compiled=True), WarnIndex(p, marks, level_e8, compiled=False)
+    assert compiled.compiled and not reference.compiled
+    assert entry_sets(compiled) == entry_sets(reference)
+    for a, b in zip(compiled.liquidatable, reference.liquidatable):  # the "warned now" flags
+        assert np.array_equal(a, b)
+
+
+def test_a_warning_level_beyond_the_compiled_range_takes_the_reference():
+    p = random_portfolio(np.random.default_rng(1), 10)
+    index = WarnIndex(p, random_marks(np.random.default_rng(1), p), 1 << 41)
+    assert not index.compiled
+
+
+# -- the monitor's invariants ------------------------------------------------------------------------------------
+def valid_entries(index) -> dict:
+    """key -> {(symbol, direction, stored value)} of the entries whose version is current."""
+    found: dict = {}
+    for s, pair in enumerate(index.lists):
+        for d, tl in enumerate(pair):
+            for v, key, ver, n in ((tl.v, tl.key, tl.ver, tl.n), (tl.mv, tl.mkey, tl.mver, tl.mn),
+                                   (tl.pv, tl.pkey, tl.pver, tl.m)):
+                keys, vers, values = key[:n], ver[:n], v[:n]
+                ok = index._valid(keys, vers)
+                for value, k in zip(values[ok].tolist(), keys[ok].tolist()):
+                    found.setdefault(k, set()).add((s, d, value))
+    return found
+
+
+def fresh_entries(index, a: int) -> dict:
+    """key -> entries of portfolio account ``a``'s parts computed now, at the index's marks."""
+    p = index.portfolio
+    slots = np.arange(int(p.acct_begin[a]), int(p.acct_begin[a]) + int(p.acct_count[a]), dtype=np.int64)
+    found: dict = {}
+    for (sym, dr, v, key), _ in (index._entries_iso(slots), index._entries_cross(np.array([a], np.int64))):
+        for s, d, value, k in zip(sym.tolist(), dr.tolist(), v.tolist(), key.tolist()):
+            found.setdefault(k, set()).add((s, d, -value if d == UP else value))
+    return found
+
+
+def check_monitor(ex: Exchange, written) -> None:
+    """After a command: the monitor's invariants (``RiskMonitor.check_invariants``), and, compiled, the accounts
+    ``written`` at the end of the command have exactly the entries a recomputation at the current marks gives."""
+    m = ex.monitor
+    m.check_invariants()
+    if not m.indexed or m._writer is None:
+        return
+    for index in (m.liq_index, m.warn_index):
+        live = valid_entries(index)
+        for account_id in written:
+            a = m.row_of(account_id)
+            fresh = fresh_entries(index, a)
+            keys = {2 * a + 1} | {2 * j for j in m.portfolio.slots_of(a)}
+            assert {k: live[k] for k in keys if k in live} == fresh, (account_id, index)
+
+
+class Recorder:
+    """The accounts of the monitor's last rewrite (reset before each command)."""
+
+    def __init__(self, monitor):
+        self.last: set = set()
+        self._rewrite = monitor._rewrite
+        monitor._rewrite = self
+
+    def __call__(self, account_ids):
+        self.last = set(account_ids)
+        self._rewrite(account_ids)
+
+
+def indexed_exchange(instruments, profile: str, implementation: str) -> tuple[Exchange, Recorder]:
+    ex = Exchange(instruments, implementation=implementation, profile=profile, liquidation=LiquidationConfig())
+    ex.monitor.index_from_accounts = 0
+    return ex, Recorder(ex.monitor)
+
+
+STREAMS = [("random", 4), ("liquidation", 9), ("two-symbol liquidation", 13)]
+
+
+def stream(kind: str, seed: int, n: int = 700):
+    if kind == "random":
+        return [make_instrument()], list(random_commands(seed, n))
+    if kind == "liquidation":
+        return [make_instrument()], list(liquidation_commands(seed, n))
+    alt = dataclasses.replace(make_instrument(), symbol="ALTUSDT")
+    return [make_instrument(), alt], list(liquidation_commands(seed, n, symbols=("TESTUSDT", "ALTUSDT")))
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+@pytest.mark.parametrize("kind, seed", STREAMS, ids=[kind for kind, _ in STREAMS])
+def test_streams_keep_the_monitor_exact_on_both_implementations(profile, kind, seed):
+    instruments, commands = stream(kind, seed)
+    runs = [indexed_exchange(instruments, profile, implementation) for implementation in IMPLEMENTATIONS]
+    for i, command in enumerate(commands):
+        results = []
+        for ex, recorder in runs:
+            recorder.last = set()
+            results.append(ex.apply(command))
+            check_monitor(ex, recorder.last)
+            if i % 7 == 0:
+                assert ex.liquidatable() == ex.liquidatable_full(), (i, command)
+        assert all(events == results[0] for events in results), (i, command)
+    assert len({ex.state_hash() for ex, _ in runs}) == 1
+    for ex, _ in runs:
+        ex.check_invariants()
+        assert ex.liquidatable() == ex.liquidatable_full()
+
+
+@needs_compiled
+def test_a_mark_after_many_commands_finds_nothing_to_rewrite():
+    """Compiled, accounts set up through commands are written as each command ends: the first mark afterwards
+    rewrites nobody (it pays only for the entries it fires), and emits only the mark change."""
+    inst = make_instrument()
+    ex = Exchange([inst], implementation="cython")
+    maker, n = 10_000, 300
+    ex.apply(Deposit(maker, 10**9 * USDT))
+    ex.apply(SetMarkPrice(inst.symbol, 10_000))
+    ex.apply(PlaceOrder(maker, inst.symbol, Side.SELL, n, 10_000))
+    for a in range(1, n + 1):
+        ex.apply(Deposit(a, 1_000 * USDT))
+        if a % 3 == 0:
+            ex.apply(SetMarginMode(a, inst.symbol, MarginMode.ISOLATED))
+        ex.apply(PlaceOrder(a, inst.symbol, Side.BUY, 1, 10_000, OrderType.MARKET))
+    assert ex.monitor.indexed and not ex.monitor._dirty
+    recorder = Recorder(ex.monitor)
+    assert [type(e).__name__ for e in ex.apply(SetMarkPrice(inst.symbol, 10_001))] == ["MarkPriceChanged"]
+    assert recorder.last == set()
+    check_monitor(ex, set())
