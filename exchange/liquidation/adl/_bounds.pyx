@@ -44,6 +44,22 @@ cdef inline Pnl _upnl(int64_t lots, int64_t cost, int64_t mark, double k):
     return r
 
 
+cdef class _Mirror:
+    """Typed views of the mirror's columns the bounds read (a Portfolio and its instrument table)."""
+    cdef const int64_t[:] qty, cost, iso, wallets, k_units
+    cdef const int8_t[:] mode
+    cdef const int32_t[:] owner
+    cdef const int16_t[:] pos_symbol
+    cdef const int64_t[:, :] caps, mmrs, cum_units, cum_rem
+
+    def __init__(self, p):
+        t = p.table
+        self.qty, self.cost, self.iso = p.pos_qty_lots, p.pos_entry_cost, p.pos_iso_margin_units
+        self.wallets, self.k_units = p.acct_wallet_units, t.k_units
+        self.mode, self.owner, self.pos_symbol = p.pos_mode, p.pos_account, p.pos_symbol
+        self.caps, self.mmrs, self.cum_units, self.cum_rem = t.br_lookup_cap, t.br_mmr_e8, t.br_cum_units, t.br_cum_rem_x8
+
+
 def side_slots(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base):
     """The slots of ``symbol`` whose position is long (``long``) or short, owned by a user account
     (``ids[owner] < fund_base``), ascending (int64). O(slots)."""
@@ -78,14 +94,12 @@ cdef inline void _maintenance(int symbol, int64_t notional, double *lo, double *
 
 def binance(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
     """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64. O(len(slots))."""
-    t = p.table
-    cdef const int64_t[:] qty = p.pos_qty_lots, cost = p.pos_entry_cost, iso = p.pos_iso_margin_units
-    cdef const int64_t[:] wallets = p.acct_wallet_units, k_units = t.k_units
-    cdef const int8_t[:] mode = p.pos_mode
-    cdef const int32_t[:] owner = p.pos_account
-    cdef const int16_t[:] pos_symbol = p.pos_symbol
-    cdef const int64_t[:, :] caps = t.br_lookup_cap, mmrs = t.br_mmr_e8, cum_units = t.br_cum_units
-    cdef const int64_t[:, :] cum_rem = t.br_cum_rem_x8
+    cdef _Mirror v = _Mirror(p)
+    cdef const int64_t[:] qty = v.qty, cost = v.cost, iso = v.iso, wallets = v.wallets, k_units = v.k_units
+    cdef const int8_t[:] mode = v.mode
+    cdef const int32_t[:] owner = v.owner
+    cdef const int16_t[:] pos_symbol = v.pos_symbol
+    cdef const int64_t[:, :] caps = v.caps, mmrs = v.mmrs, cum_units = v.cum_units, cum_rem = v.cum_rem
     cdef Py_ssize_t i, n = slots.shape[0]
     lo_out, hi_out = np.empty(n), np.empty(n)
     cdef double[:] lo = lo_out, hi = hi_out
@@ -115,12 +129,11 @@ def binance(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
 def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
     """Twin of :func:`exchange.liquidation.adl.bounds.bybit`: ``(lo, hi)`` float64. O(slots of the mirror):
     the cross balances are summed over every cross position first."""
-    t = p.table
-    cdef const int64_t[:] qty = p.pos_qty_lots, cost = p.pos_entry_cost, iso = p.pos_iso_margin_units
-    cdef const int64_t[:] wallets = p.acct_wallet_units, k_units = t.k_units
-    cdef const int8_t[:] mode = p.pos_mode
-    cdef const int32_t[:] owner = p.pos_account
-    cdef const int16_t[:] pos_symbol = p.pos_symbol
+    cdef _Mirror v = _Mirror(p)
+    cdef const int64_t[:] qty = v.qty, cost = v.cost, iso = v.iso, wallets = v.wallets, k_units = v.k_units
+    cdef const int8_t[:] mode = v.mode
+    cdef const int32_t[:] owner = v.owner
+    cdef const int16_t[:] pos_symbol = v.pos_symbol
     cdef Py_ssize_t i, j, n = slots.shape[0], n_slots = p.n_slots, n_accounts = p.n_accounts
     account_sum_out, account_err_out = np.empty(n_accounts), np.empty(n_accounts)
     cdef double[:] account_sum = account_sum_out, account_err = account_err_out
