@@ -22,6 +22,9 @@ Two layers:
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -311,3 +314,11 @@ class LiquidationEnded:
     """The account left liquidation mode: it may place orders that are not reduce-only again."""
 
     account_id: int
+
+
+def event_classes(module=None) -> list[type]:
+    """The event record classes of ``module`` (dataclasses defined in it; this module by default), in definition
+    order. Recorders and the batch interface discover their columns from it, so a new event needs no change there."""
+    module = sys.modules[__name__] if module is None else module
+    return [obj for obj in vars(module).values()
+            if inspect.isclass(obj) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__]

@@ -40,7 +40,6 @@ rebuilds the event records, equal to :meth:`apply`'s, from the arrays.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import operator
 import typing
 from functools import cache
@@ -49,6 +48,7 @@ import numpy as np
 
 from ..commands import COMMAND_TYPES, PlaceOrder
 from .. import events as _events
+from .validate import is_int
 
 SYMBOL_FIELD = "symbol"
 CHUNK = 4_096  #: event rows per class turned into an array at once (EventRows)
@@ -150,21 +150,15 @@ def _flags(cls) -> frozenset[str]:
 
 
 def _encodable(value, flag: bool) -> bool:
-    """An exact int or one of the package's enums within int64 (what the boundary accepts), or for a flag a
-    bool; a bool is refused elsewhere, as the boundary refuses it."""
+    """What the boundary accepts (an exact int or one of the commands' enums) within int64, or for a flag a
+    bool; a bool elsewhere is refused, as the boundary refuses it."""
     if type(value) is bool:
         return flag
-    return (type(value) is int or isinstance(value, enum.IntEnum) and type(value).__module__ == "exchange.enums") \
-        and -2**63 <= value < 2**63
+    return is_int(value) and -2**63 <= value < 2**63
 
 
 # ==== events =======================================================================================
-def _event_classes() -> dict[str, type]:
-    return {name: obj for name, obj in vars(_events).items()
-            if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == _events.__name__}
-
-
-EVENT_CLASSES: dict[str, type] = _event_classes()
+EVENT_CLASSES: dict[str, type] = {cls.__name__: cls for cls in _events.event_classes()}
 
 
 @cache
@@ -264,8 +258,8 @@ def run(exchange, commands: np.ndarray) -> BatchResult:
     one by one with :meth:`~exchange.engine.Exchange.apply`, collecting results and event rows. O(rows + events)."""
     symbols = exchange.symbols
     records = decode(commands, symbols)
-    results = np.zeros(len(records), RESULT_DTYPE)
-    codes, order_ids, firsts, counts = (results[name] for name in RESULT_DTYPE.names)
+    n = len(records)
+    codes, order_ids, firsts, counts = [0] * n, [0] * n, [0] * n, [0] * n
     rows = EventRows(symbols)
     apply = exchange.apply
     for i, command in enumerate(records):
@@ -278,4 +272,7 @@ def run(exchange, commands: np.ndarray) -> BatchResult:
             codes[i] = events[0].code
         elif type(command) is PlaceOrder and exchange.next_order_id > next_id:
             order_ids[i] = next_id
+    results = np.zeros(n, RESULT_DTYPE)
+    for name, column in zip(RESULT_DTYPE.names, (codes, order_ids, firsts, counts)):
+        results[name] = column
     return BatchResult(results, rows.arrays(), symbols)

@@ -60,7 +60,7 @@ class _Int:
         self.lo, self.hi, self.nonzero, self.what = lo, hi, nonzero, what
 
     def problem(self, value) -> tuple[int, str] | None:
-        if not _is_int(value):
+        if not is_int(value):
             return RejectCode.MALFORMED, f"expected an integer ({self.what}), got {_show(value)}"
         if not self.lo <= value <= self.hi or (self.nonzero and value == 0):
             return RejectCode.MALFORMED, f"{value} is outside {self.what}"
@@ -78,7 +78,7 @@ class _Enum:
         self.what = " or ".join(f"{member.name} ({int(member)})" for member in cls)
 
     def problem(self, value) -> tuple[int, str] | None:
-        if not _is_int(value):
+        if not is_int(value):
             return RejectCode.MALFORMED, f"expected one of {self.what}, got {_show(value)}"
         if value not in self.values:
             return self.code, f"{value} is not one of {self.what}"
@@ -111,7 +111,7 @@ class _Account:
     __slots__ = ()
 
     def problem(self, value) -> tuple[int, str] | None:
-        if not _is_int(value):
+        if not is_int(value):
             return RejectCode.MALFORMED, f"expected an account id (integer), got {_show(value)}"
         if value < 0:
             return RejectCode.MALFORMED, f"{value} is negative"
@@ -220,7 +220,7 @@ def safe_identity(command) -> tuple[str, int, int]:
     )
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
     """An exact ``int`` or a member of one of the package's enums; int subclasses of other kinds are refused
     (they may override comparisons and lie about their range)."""
     return type(value) in _INT_TYPES

@@ -41,10 +41,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import events as _events_module
 from ..accounts.ledger import FUND_ACCOUNT_BASE
 from ..enums import MarginMode
-from ..events import LiquidationStarted
+from ..events import LiquidationStarted, event_classes
 
 FORMAT = "exchange-run"
 FORMAT_VERSION = 1
@@ -64,12 +63,6 @@ WRITER_OPTIONS = dict(
 
 
 # ==== schema discovery ==============================================================================
-def event_classes(module=_events_module) -> list[type]:
-    """The event record classes of ``module`` (dataclasses defined in it), in definition order."""
-    return [obj for obj in vars(module).values()
-            if inspect.isclass(obj) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__]
-
-
 def _kind_of(tp) -> tuple[str, type | None]:
     """('int' | 'bool' | 'str' | 'enum', enum class or None) for a field's resolved type hint."""
     origin = typing.get_origin(tp)
