@@ -1072,8 +1072,7 @@ class Exchange:
 
     def _view(self, account, symbol: str, side: PositionSide):
         """The risk stage's view with the profile's bankruptcy price (:meth:`bankruptcy_price_ticks`)."""
-        view = self.risk.view(account, symbol, side)
-        return dataclasses.replace(view, bankruptcy_price_ticks=self.liquidation.bankruptcy_price_ticks(
+        return self.risk.view(account, symbol, side, lambda: self.liquidation.bankruptcy_price_ticks(
             account, self._part(account, symbol), symbol, side))
 
     @_known_symbol
@@ -1125,6 +1124,23 @@ class Exchange:
         uPnL); ``symbol`` omitted: the cross account."""
         account = self.ledger.get(account_id)
         return 0 if account is None else self.risk.part_state(account, self._part(account, symbol), position_side)[0]
+
+    def equity(self, account_id: int) -> int:
+        """Cross margin balance + the margin balance of every isolated position (units): the account's value at
+        the risk prices. O(positions), without building position views."""
+        return self.risk.equity(self.ledger.get(account_id))
+
+    def has_position(self, account_id: int) -> bool:
+        """Whether the account holds an open position in any symbol. O(1)."""
+        account = self.ledger.get(account_id)
+        return account is not None and bool(account.positions)
+
+    @_known_symbol
+    def position_lots(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH) -> int:
+        """The position's signed lots (long > 0), 0 when flat. O(1), without building a view."""
+        account = self.ledger.get(account_id)
+        position = account.positions.get((symbol, position_side)) if account is not None else None
+        return position.lots if position is not None else 0
 
     @_known_symbol
     def margin_ratio_e8(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:

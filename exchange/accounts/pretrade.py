@@ -240,6 +240,19 @@ class Risk:
         """Cross margin balance: wallet + Σ cross uPnL."""
         return account.wallet_units + sum(self.upnl(s, p) for s, p in self.cross_positions(account))
 
+    def equity(self, account: Account | None) -> int:
+        """The cross margin balance plus every isolated position's margin balance (margin + uPnL): what the
+        account would hold if every position closed at the risk price, before fees; 0 for no account.
+        O(positions)."""
+        if account is None:
+            return 0
+        total = account.wallet_units
+        for (symbol, _), position in account.positions.items():
+            total += self.upnl(symbol, position)
+            if self.is_isolated(account, symbol):
+                total += position.isolated_margin_units
+        return total
+
     def cross_mm(self, account: Account) -> int:
         return sum(self.position_mm(s, p) for s, p in self.cross_positions(account))
 
@@ -523,14 +536,18 @@ class Risk:
         return held + sum(self.initial_margin(symbol, self.notional(symbol, p), leverage)
                           for _, p in account.positions_in(symbol))
 
-    def view(self, account: Account, symbol: str, side: PositionSide) -> PositionView:
+    def view(self, account: Account, symbol: str, side: PositionSide, bankruptcy_price_ticks=None) -> PositionView:
+        """The position's view; ``bankruptcy_price_ticks`` (a callable of no argument) replaces this stage's own
+        bankruptcy price (the liquidation stage's, by the profile), so only one is computed."""
         position = self.ledger.position(account, symbol, side)
         settings = self.ledger.settings(account, symbol)
+        bankruptcy = bankruptcy_price_ticks() if bankruptcy_price_ticks is not None else \
+            self.bankruptcy_price_ticks(account, symbol, side)
         return PositionView(
             symbol, side, position.lots, position.entry_cost, position.isolated_margin_units, settings.margin_mode,
             settings.leverage, self.notional(symbol, position), self.upnl(symbol, position),
             self.position_im(account, symbol, position), self.part_mm(account, symbol, position),
-            self.liquidation_price_ticks(account, symbol, side), self.bankruptcy_price_ticks(account, symbol, side),
+            self.liquidation_price_ticks(account, symbol, side), bankruptcy,
         )
 
     def max_exposure(self, account: Account, symbol: str) -> int:

@@ -42,7 +42,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..accounts.ledger import FUND_ACCOUNT_BASE
-from ..enums import MarginMode
 from ..events import LiquidationStarted, event_classes
 
 FORMAT = "exchange-run"
@@ -133,33 +132,32 @@ class EventSchema:
 
 # ==== a buffered Parquet table ========================================================================
 class _Table:
-    """Rows buffered in column lists, written as one row group every ``flush_rows`` rows."""
+    """Rows buffered as they come, written as one row group every ``flush_rows`` rows (transposed to columns
+    then, in one pass)."""
 
     def __init__(self, path: Path, schema: pa.Schema, flush_rows: int):
         self.path, self.schema, self.flush_rows = path, schema, flush_rows
-        self.columns: list[list] = [[] for _ in schema.names]
+        self.buffer: list = []  # rows (sequences in schema order) not yet written
         self.rows = 0  # written + buffered
-        self.buffered = 0
         self.writer: pq.ParquetWriter | None = None
         self.closed = False
 
     def append(self, values) -> None:
-        for column, value in zip(self.columns, values):
-            column.append(value)
+        """Buffer one row (the table keeps ``values``; pass a new sequence per row). O(1) amortised."""
+        self.buffer.append(values)
         self.rows += 1
-        self.buffered += 1
-        if self.buffered >= self.flush_rows:
+        if len(self.buffer) >= self.flush_rows:
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered rows as one row group (nothing when none are buffered)."""
-        if not self.buffered:
+        if not self.buffer:
             return
+        columns = zip(*self.buffer)
         batch = pa.RecordBatch.from_arrays(
-            [pa.array(column, type=field.type) for column, field in zip(self.columns, self.schema)], schema=self.schema)
+            [pa.array(column, type=field.type) for column, field in zip(columns, self.schema)], schema=self.schema)
         self._writer().write_batch(batch, row_group_size=self.flush_rows)
-        self.columns = [[] for _ in self.schema.names]
-        self.buffered = 0
+        self.buffer = []
 
     def close(self) -> None:
         """Flush and write the footer; a table that got no rows is a valid empty file with the schema."""
@@ -262,9 +260,8 @@ class RunRecorder:
         for name, ids in cohorts.items():
             with_position = equity = wallet = liquidated = liquidations = 0
             for account_id in ids:
-                positions = ex.positions(account_id)
-                with_position += any(p.lots for p in positions)
-                equity += equity_units(ex, account_id, positions)
+                with_position += ex.has_position(account_id)
+                equity += ex.equity(account_id)
                 wallet += ex.wallet(account_id)
                 count = self.liquidations.get(account_id, 0)
                 liquidated += count > 0
@@ -290,7 +287,7 @@ class RunRecorder:
             positions = ex.positions(account_id)
             cohort = "|".join(membership[account_id]) if account_id in membership else None
             head = [account_id, cohort, account_id >= FUND_ACCOUNT_BASE, exists, ex.wallet(account_id),
-                    ex.margin_balance(account_id), equity_units(ex, account_id, positions),
+                    ex.margin_balance(account_id), ex.equity(account_id),
                     ex.available_balance(account_id) if exists else 0,
                     ex.in_liquidation(account_id), self.liquidations.get(account_id, 0)]
             if not positions:
@@ -411,16 +408,6 @@ def _check_cohorts(cohorts) -> dict[str, list[int]]:
             raise TypeError(f"cohort {name!r}: account ids are ints")
         checked[name] = ids
     return checked
-
-
-def equity_units(ex, account_id: int, positions) -> int:
-    """Cross margin balance (wallet + Σ cross uPnL) + the margin balance (margin + uPnL) of every isolated
-    position (units)."""
-    total = ex.margin_balance(account_id)
-    for p in positions:
-        if p.margin_mode == MarginMode.ISOLATED:
-            total += ex.margin_balance(account_id, p.symbol, p.position_side)
-    return total
 
 
 def _sha256(path: Path) -> str:

@@ -202,7 +202,7 @@ def run_world(scenario: Scenario, world: str, seed: int, directory, *, implement
     recording). Returns the manifest. ``progress(steps_done, steps_total)`` is called every 25 steps and at
     the end."""
     from ..engine import Exchange
-    from .record import JOURNAL_NAME, RunRecorder, equity_units
+    from .record import JOURNAL_NAME, RunRecorder
 
     directory = Path(directory)
     path = path if path is not None else build_path(scenario, seed)
@@ -232,13 +232,12 @@ def run_world(scenario: Scenario, world: str, seed: int, directory, *, implement
             if i % every == 0 or i == total - 1:
                 recorder.snapshot_metrics(i, exchange.now_ns)
                 for cohort, account_id in traders:
-                    positions = exchange.positions(account_id)
                     equity_rows["step"].append(i)
                     equity_rows["time_ns"].append(exchange.now_ns)
                     equity_rows["account_id"].append(account_id)
                     equity_rows["cohort"].append(cohort)
-                    equity_rows["equity_units"].append(equity_units(exchange, account_id, positions))
-                    equity_rows["in_position"].append(any(p.lots for p in positions))
+                    equity_rows["equity_units"].append(exchange.equity(account_id))
+                    equity_rows["in_position"].append(exchange.has_position(account_id))
             step[0] += 1
             if progress is not None and (step[0] % 25 == 0 or step[0] == total):
                 progress(step[0], total)
