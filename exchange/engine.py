@@ -1056,12 +1056,14 @@ class Exchange:
         return sum(account.holds.values()) if account is not None else 0
 
     @_known_symbol
-    def position(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH):
-        """A :class:`~exchange.accounts.pretrade.PositionView` of an open position, or None."""
+    def position(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH, *,
+                 prices: bool = True):
+        """A :class:`~exchange.accounts.pretrade.PositionView` of an open position, or None. ``prices=False``: the
+        view without its liquidation and bankruptcy prices (both None; the rest costs a small part of them)."""
         account = self.ledger.get(account_id)
         if account is None or (symbol, position_side) not in account.positions:
             return None
-        return self._view(account, symbol, PositionSide(position_side))
+        return self._view(account, symbol, PositionSide(position_side), prices)
 
     def positions(self, account_id: int) -> list:
         """Views of every open position of the account, by (symbol, position side)."""
@@ -1070,10 +1072,10 @@ class Exchange:
             return []
         return [self._view(account, symbol, side) for symbol, side in sorted(account.positions)]
 
-    def _view(self, account, symbol: str, side: PositionSide):
+    def _view(self, account, symbol: str, side: PositionSide, prices: bool = True):
         """The risk stage's view with the profile's bankruptcy price (:meth:`bankruptcy_price_ticks`)."""
         return self.risk.view(account, symbol, side, lambda: self.liquidation.bankruptcy_price_ticks(
-            account, self._part(account, symbol), symbol, side))
+            account, self._part(account, symbol), symbol, side), prices=prices)
 
     @_known_symbol
     def margin_mode(self, account_id: int, symbol: str) -> MarginMode:

@@ -1,5 +1,7 @@
 """The light account queries (equity, has_position, position_lots): values written out by hand from the ledger's
 fields, and the same as the heavier queries they replace in the recorder (margin balances, position views)."""
+import dataclasses
+
 import pytest
 
 from exchange import Deposit, InputError, MarginMode, PlaceOrder, SetMarginMode, SetMarkPrice, Side
@@ -75,3 +77,12 @@ def test_has_position_and_lots_follow_the_ledger(ex):
 def test_position_lots_names_only_listed_symbols(ex):
     with pytest.raises(InputError):
         ex.position_lots(1, "NOPEUSDT")
+
+
+def test_a_view_without_prices_is_the_view_less_its_prices(ex):
+    for account_id, symbol in ((1, A), (1, B), (2, A)):
+        full, light = ex.position(account_id, symbol), ex.position(account_id, symbol, prices=False)
+        if account_id == 1:  # account 2's long lot is safe at every price: no liquidation price anyway
+            assert full.liquidation_price_ticks is not None and full.bankruptcy_price_ticks is not None
+        assert light.liquidation_price_ticks is None and light.bankruptcy_price_ticks is None
+        assert dataclasses.replace(full, liquidation_price_ticks=None, bankruptcy_price_ticks=None) == light

@@ -536,18 +536,23 @@ class Risk:
         return held + sum(self.initial_margin(symbol, self.notional(symbol, p), leverage)
                           for _, p in account.positions_in(symbol))
 
-    def view(self, account: Account, symbol: str, side: PositionSide, bankruptcy_price_ticks=None) -> PositionView:
+    def view(self, account: Account, symbol: str, side: PositionSide, bankruptcy_price_ticks=None, *,
+             prices: bool = True) -> PositionView:
         """The position's view; ``bankruptcy_price_ticks`` (a callable of no argument) replaces this stage's own
-        bankruptcy price (the liquidation stage's, by the profile), so only one is computed."""
+        bankruptcy price (the liquidation stage's, by the profile), so only one is computed. ``prices=False``
+        leaves both prices None (not computed: they are the view's costly part)."""
         position = self.ledger.position(account, symbol, side)
         settings = self.ledger.settings(account, symbol)
-        bankruptcy = bankruptcy_price_ticks() if bankruptcy_price_ticks is not None else \
-            self.bankruptcy_price_ticks(account, symbol, side)
+        liquidation = bankruptcy = None
+        if prices:
+            liquidation = self.liquidation_price_ticks(account, symbol, side)
+            bankruptcy = bankruptcy_price_ticks() if bankruptcy_price_ticks is not None else \
+                self.bankruptcy_price_ticks(account, symbol, side)
         return PositionView(
             symbol, side, position.lots, position.entry_cost, position.isolated_margin_units, settings.margin_mode,
             settings.leverage, self.notional(symbol, position), self.upnl(symbol, position),
-            self.position_im(account, symbol, position), self.part_mm(account, symbol, position),
-            self.liquidation_price_ticks(account, symbol, side), bankruptcy,
+            self.position_im(account, symbol, position), self.part_mm(account, symbol, position), liquidation,
+            bankruptcy,
         )
 
     def max_exposure(self, account: Account, symbol: str) -> int:

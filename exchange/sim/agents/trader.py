@@ -67,6 +67,8 @@ class MarginPolicy:
         raise NotImplementedError
 
     def manage(self, trader: "LeveragedTrader", view: MarketView, state: "_PositionState", position) -> list:
+        """``position``: the open position's view without its liquidation and bankruptcy prices (None; ask
+        ``view.liquidation_price`` for one)."""
         return []
 
     def notify(self, trader: "LeveragedTrader", events: list) -> None:
@@ -302,7 +304,7 @@ class LeveragedTrader(BaseAgent):
         for symbol in sorted(self.active):
             state = self.active[symbol]
             it = state.intention
-            position = view.position(self.account, symbol)
+            position = view.position(self.account, symbol, prices=False)  # the prices are not used
             lots = position.lots if position is not None else 0
             if position is not None:
                 state.mode = position.margin_mode

@@ -70,14 +70,16 @@ class MarketView:
         return self.mark(symbol) or self.index(symbol) or self.last(symbol)
 
     # -- accounts ---------------------------------------------------------------------------------
-    def position(self, account: int, symbol: str, position_side: PositionSide = PositionSide.BOTH):
+    def position(self, account: int, symbol: str, position_side: PositionSide = PositionSide.BOTH, *,
+                 prices: bool = True):
         """A :class:`~exchange.accounts.pretrade.PositionView` (``lots`` signed, ``entry_cost`` = Σ price_ticks × lots,
-        ``margin_mode``, ``isolated_margin_units``, uPnL, IM, MM, liquidation price) or None when flat."""
-        return self._ex.position(account, symbol, position_side)
+        ``margin_mode``, ``isolated_margin_units``, uPnL, IM, MM, liquidation and bankruptcy prices) or None when
+        flat. ``prices=False`` skips the two prices (None), the view's costly part."""
+        return self._ex.position(account, symbol, position_side, prices=prices)
 
     def position_lots(self, account: int, symbol: str) -> int:
-        pos = self.position(account, symbol)
-        return pos.lots if pos is not None else 0
+        """Signed lots of the one-way position (0 when flat). O(1)."""
+        return self._ex.position_lots(account, symbol)
 
     def positions(self, account: int) -> list:
         return self._ex.positions(account)
