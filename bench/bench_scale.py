@@ -13,10 +13,12 @@ Timed (``time.process_time``, CPU):
 Memory: the growth of the process's resident set (RSS, ``/proc/self/statm``) over the set-up and the marks,
 divided by N — ledger, books, monitor mirror and indexes together (the marks included, because a monitor
 that writes its mirror lazily allocates it at the first mark). Each run is a fresh process (so no run reuses the memory
-another one freed).
+another one freed). The commands are made one at a time, and the exchange keeps no in-memory list of them
+(``keep_commands=False``, as the gateway and the study runner run it); ``--keep-commands`` keeps that list.
 
 Options: ``--accounts N`` (default 1,000,000), ``--reference-accounts M`` (default 100,000; 0: none) also
-runs the pure-Python reference and the compiled implementation at M for the ratio, ``--marks K`` (default 21).
+runs the pure-Python reference and the compiled implementation at M for the ratio, ``--marks K`` (default 21),
+``--keep-commands``.
 Prints a markdown table.
 """
 from __future__ import annotations
@@ -47,30 +49,36 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def set_up(n: int, implementation: str) -> tuple[Exchange, int, float]:
-    """The exchange with ``n`` holders (module docstring); returns it, the commands applied and their CPU time."""
-    inst = workload_instrument()
-    ex = Exchange([inst], implementation=implementation)
-    symbol = inst.symbol
+def commands(n: int, symbol: str):
+    """The set-up's commands (module docstring), made one at a time so that no list of them counts as memory."""
     makers = range(n + 1, n + 1 + -(-n // PER_MAKER))
-    commands = [SetMarkPrice(symbol, MARK)]
+    yield SetMarkPrice(symbol, MARK)
     for i, maker in enumerate(makers):
         lots = min(PER_MAKER, n - i * PER_MAKER)
-        commands.append(Deposit(maker, 10**9 * USDT))
-        commands += [PlaceOrder(maker, symbol, Side.SELL, min(CHUNK, lots - start), MARK, OrderType.LIMIT, TimeInForce.GTC)
-                     for start in range(0, lots, CHUNK)]
+        yield Deposit(maker, 10**9 * USDT)
+        for start in range(0, lots, CHUNK):
+            yield PlaceOrder(maker, symbol, Side.SELL, min(CHUNK, lots - start), MARK, OrderType.LIMIT, TimeInForce.GTC)
     for a in range(1, n + 1):
-        commands.append(Deposit(a, 10_000 * USDT))
+        yield Deposit(a, 10_000 * USDT)
         if a % 10 < 3:
-            commands.append(SetMarginMode(a, symbol, MarginMode.ISOLATED))
-        commands.append(PlaceOrder(a, symbol, Side.BUY, 1, MARK, OrderType.LIMIT, TimeInForce.IOC))
+            yield SetMarginMode(a, symbol, MarginMode.ISOLATED)
+        yield PlaceOrder(a, symbol, Side.BUY, 1, MARK, OrderType.LIMIT, TimeInForce.IOC)
+
+
+def set_up(n: int, implementation: str, keep_commands: bool = False) -> tuple[Exchange, int, float]:
+    """The exchange with ``n`` holders (module docstring); returns it, the commands applied and their CPU time
+    (the commands are made inside the timed loop: about 2 % of it)."""
+    inst = workload_instrument()
+    ex = Exchange([inst], implementation=implementation, keep_commands=keep_commands)
     apply = ex.apply
+    applied = 0
     started = time.process_time()
-    for command in commands:
+    for command in commands(n, inst.symbol):
         apply(command)
+        applied += 1
     seconds = time.process_time() - started
-    assert len(ex.ledger.holders[symbol]) == n + len(makers)
-    return ex, len(commands), seconds
+    assert len(ex.ledger.holders[inst.symbol]) == n + -(-n // PER_MAKER)
+    return ex, applied, seconds
 
 
 def mark(ex: Exchange, ticks: int) -> float:
@@ -83,10 +91,10 @@ def mark(ex: Exchange, ticks: int) -> float:
     return seconds
 
 
-def measure(n: int, implementation: str, marks: int) -> dict:
+def measure(n: int, implementation: str, marks: int, keep_commands: bool = False) -> dict:
     gc.collect()
     before = rss_bytes()
-    ex, n_commands, setup_s = set_up(n, implementation)
+    ex, n_commands, setup_s = set_up(n, implementation, keep_commands)
     first = mark(ex, MARK + 1)
     following = [mark(ex, MARK + (i % 2)) for i in range(marks)]
     assert ex.liquidatable() == []
@@ -97,10 +105,10 @@ def measure(n: int, implementation: str, marks: int) -> dict:
             "bytes_per_account": grown / n}
 
 
-def isolated(n: int, implementation: str, marks: int) -> dict:
+def isolated(n: int, implementation: str, marks: int, keep_commands: bool = False) -> dict:
     """:func:`measure` in a fresh process."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure, n, implementation, marks).result()
+        return pool.submit(measure, n, implementation, marks, keep_commands).result()
 
 
 def table(runs: list[dict]) -> str:
@@ -119,18 +127,20 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--reference-accounts", type=int, default=100_000)
     parser.add_argument("--marks", type=int, default=21)
+    parser.add_argument("--keep-commands", action="store_true",
+                        help="keep the exchange's in-memory list of applied commands (Exchange.journal)")
     args = parser.parse_args()
     runs = []
     if core is not None:
-        runs.append(isolated(args.accounts, "cython", args.marks))
+        runs.append(isolated(args.accounts, "cython", args.marks, args.keep_commands))
         print(table(runs), flush=True)
     if args.reference_accounts:
-        small = [isolated(args.reference_accounts, "python", args.marks)]
+        small = [isolated(args.reference_accounts, "python", args.marks, args.keep_commands)]
         if core is not None and args.reference_accounts != args.accounts:
-            small.append(isolated(args.reference_accounts, "cython", args.marks))
+            small.append(isolated(args.reference_accounts, "cython", args.marks, args.keep_commands))
         runs += small
     elif core is None:
-        runs.append(isolated(args.accounts, "python", args.marks))
+        runs.append(isolated(args.accounts, "python", args.marks, args.keep_commands))
     print(table(runs))
     by = {r["implementation"]: r for r in runs if r["accounts"] == args.reference_accounts}
     if {"python", "cython"} <= set(by):

@@ -138,13 +138,15 @@ class Exchange:
     ``journal`` (a path) makes the journal durable: every well-formed command is appended to that file before
     it is applied, with the ``fsync`` policy (``docs/journal.md``); :meth:`close` closes it. With
     ``snapshot_every=N`` a snapshot is written to ``<journal>.snapshots/`` after every N journaled commands (the
-    newest ``keep_snapshots`` kept), where :func:`exchange.recover` finds them.
+    newest ``keep_snapshots`` kept), where :func:`exchange.recover` finds them. ``keep_commands=False``: the
+    in-memory :attr:`journal` is None instead of a list of every applied command (a long run with a durable
+    journal need not hold its commands twice; the gateway and the study runner set it).
     """
 
     def __init__(self, instruments: list[Instrument], implementation: str | None = None,
                  options: RiskOptions | None = None, profile: VenueProfile | str = "binance",
                  liquidation: LiquidationConfig | None = None, journal=None, fsync="always",
-                 snapshot_every: int = 0, keep_snapshots: int = 3):
+                 snapshot_every: int = 0, keep_snapshots: int = 3, keep_commands: bool = True):
         instruments = list(instruments) if not isinstance(instruments, (str, bytes, Instrument)) and hasattr(
             instruments, "__iter__") else None
         if not instruments or not all(isinstance(i, Instrument) for i in instruments):
@@ -179,7 +181,8 @@ class Exchange:
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
         self._order_only = False  # this command is an order command and nothing has filled yet (:meth:`_run`)
-        self.journal: list = []  # the commands this object applied, in order (in memory)
+        # the commands this object applied, in order (in memory); None: not kept (keep_commands=False)
+        self.journal: list | None = [] if keep_commands else None
         self.sequence = 0  # well-formed commands journaled since the run began (a snapshot keeps it)
         self.halted: str | None = None  # why the exchange refuses commands (:meth:`_halt`), None while it runs
         self._journal_writer = None
@@ -258,7 +261,8 @@ class Exchange:
             return [Rejected(RejectCode(code), message, *validate.safe_identity(command))]
         if self._journal_writer is not None:
             self._journal_writer.append(command)
-        self.journal.append(command)
+        if self.journal is not None:
+            self.journal.append(command)
         self.sequence += 1
         try:
             events = self._run(command)

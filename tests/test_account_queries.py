@@ -86,3 +86,22 @@ def test_a_view_without_prices_is_the_view_less_its_prices(ex):
             assert full.liquidation_price_ticks is not None and full.bankruptcy_price_ticks is not None
         assert light.liquidation_price_ticks is None and light.bankruptcy_price_ticks is None
         assert dataclasses.replace(full, liquidation_price_ticks=None, bankruptcy_price_ticks=None) == light
+
+
+def test_keep_commands_false_keeps_none_in_memory_and_changes_nothing_else(tmp_path):
+    import pickle
+
+    from exchange import Exchange, recover
+
+    commands = [Deposit(1, 10_000 * USDT), SetMarkPrice(A, 10_000), PlaceOrder(1, A, Side.BUY, 2, 10_000),
+                PlaceOrder(2, A, Side.SELL, 1, 10_000)]  # the last: account 2 has no money -> rejected
+    kept = Exchange([instrument(A)])
+    lean = Exchange([instrument(A)], keep_commands=False, journal=tmp_path / "run.journal", fsync="never")
+    for command in commands:
+        assert kept.apply(command) == lean.apply(command)
+    assert kept.journal == commands and lean.journal is None
+    assert kept.state_hash() == lean.state_hash() and kept.sequence == lean.sequence == 4
+    assert pickle.loads(pickle.dumps(lean)).journal is None
+    lean.close()
+    again, _ = recover(tmp_path / "run.journal")  # the file still has every command
+    assert again.state_hash() == kept.state_hash()

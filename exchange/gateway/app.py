@@ -286,7 +286,7 @@ def build(cfg, journal_dir: str | None, clock_mode: str) -> Gateway:
             raise JournalFileError(f"{journal_dir}: already holds a journal; use --restore or another --journal")
         configmod.save(cfg, os.path.join(journal_dir, META))
         ex = Exchange(instruments, profile=cfg.profile, journal=os.path.join(journal_dir, JOURNAL), fsync="never",
-                      snapshot_every=SNAPSHOT_EVERY)
+                      snapshot_every=SNAPSHOT_EVERY, keep_commands=False)  # the journal file holds them
     else:
         ex = Exchange(instruments, profile=cfg.profile)
     gw = Gateway(cfg, ex, journal_dir, clock_mode)
@@ -304,9 +304,10 @@ def restore(journal_dir: str, clock_mode: str) -> Gateway:
     cfg = configmod.read_saved(os.path.join(journal_dir, META))
     path = os.path.join(journal_dir, JOURNAL)
     ex, report = recover(path, resume=True, fsync="never", snapshot_every=SNAPSHOT_EVERY)
+    ex.journal = None  # as in a new gateway: the journal file holds the commands, memory need not
     contents = read_file(path)
     scratch = Exchange(contents.instruments, options=contents.options, profile=contents.profile,
-                       liquidation=contents.liquidation)
+                       liquidation=contents.liquidation, keep_commands=False)
     metas = read_metas(contents.notes, os.path.join(journal_dir, SIDECAR))
     records = Records(scratch, {a.account_id for a in cfg.accounts}, cfg.epoch_ms)
     out = Outbox()

@@ -289,6 +289,5 @@ def unpickle(data: bytes, implementation: str, journal, exchange_class):
     if implementation == "cython" and _impl.core is None:
         implementation = None
     exchange = decode(data, implementation, exchange_class)
-    if journal is not None:
-        exchange.journal = journal
+    exchange.journal = journal  # None when the original kept no commands (keep_commands=False)
     return exchange

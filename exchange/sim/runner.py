@@ -210,7 +210,7 @@ def run_world(scenario: Scenario, world: str, seed: int, directory, *, implement
     directory.mkdir(parents=True, exist_ok=True)
     exchange = Exchange(scenario.instruments(), implementation=implementation, profile=scenario["profile"],
                         options=RiskOptions(allow_mode_switch_with_position=True),
-                        journal=directory / JOURNAL_NAME, fsync="never")
+                        journal=directory / JOURNAL_NAME, fsync="never", keep_commands=False)
     try:
         recorder = RunRecorder(directory, exchange, population.cohorts)
         for symbol in scenario.symbols:
