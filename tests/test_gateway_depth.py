@@ -1,6 +1,6 @@
 """The gateway's depth ids and diffs (exchange.gateway.market.Depth) on a real exchange, without a server:
-nobody streaming a symbol's book means its levels are not read, yet its update id still moves; a subscriber's
-first batch moves the id without a diff (an older snapshot then shows a gap), and later diffs are exact."""
+nobody streaming a symbol means its levels are not read, yet its update id still moves; a subscription reads
+them and moves the id (an older snapshot then shows a gap), and later diffs are exact."""
 from exchange import Exchange
 from exchange.commands import Deposit, PlaceOrder, SetIndexPrice, SetMarkPrice
 from exchange.enums import Side
@@ -40,21 +40,23 @@ def test_no_subscriber_moves_the_id_without_reading_the_levels():
     assert depth.update_id[SYM] == start + 2
 
 
-def test_a_subscriber_gets_a_gap_then_exact_diffs():
+def test_follow_reads_stale_levels_then_diffs_are_exact():
     ex = _exchange()
     depth = Depth(ex)
     _place(ex, 1, Side.BUY, 5, 9_990)
     depth.diff(SYM, messages=False)
     old_id, _, _ = _book(depth)  # a snapshot taken while nobody streamed
     _place(ex, 1, Side.BUY, 3, 9_980)
-    event, ticker = depth.diff(SYM, messages=True)  # the first batch with a subscriber: levels read, id moved
-    assert event is None and depth.update_id[SYM] == old_id + 1 and depth.levels[SYM] is not None
-    assert ticker is None  # the best bid did not change
-    snap_id, bids, asks = _book(depth)
+    depth.diff(SYM, messages=False)
+    depth.follow(SYM)  # someone subscribes: the levels are read, the id moves
+    assert depth.levels[SYM] is not None and depth.update_id[SYM] == old_id + 2
+    depth.follow(SYM)  # a second subscriber: nothing to read, the id stays
+    assert depth.update_id[SYM] == old_id + 2
+    snap_id, bids, asks = _book(depth)  # the subscriber's snapshot
     _place(ex, 2, Side.SELL, 2, 9_990)  # fills 2 of the 5 at 99.90
     _place(ex, 1, Side.SELL, 4, 10_020)
     event, ticker = depth.diff(SYM, messages=True)
-    # the older snapshot sees the gap; the new one continues exactly
+    # the diff continues the new snapshot; the older one sees a gap
     assert event["pu"] == snap_id != old_id and event["U"] == event["u"] == snap_id + 1
     bids.update(map(tuple, event["b"]))
     asks.update(map(tuple, event["a"]))
@@ -62,3 +64,6 @@ def test_a_subscriber_gets_a_gap_then_exact_diffs():
     assert {p: q for p, q in bids.items() if float(q)} == want_bids == {"99.90": "3", "99.80": "3"}
     assert {p: q for p, q in asks.items() if float(q)} == want_asks == {"100.20": "4"}
     assert ticker["b"] == "99.90" and ticker["B"] == "3" and ticker["u"] == event["u"]
+    _place(ex, 1, Side.SELL, 1, 10_030)
+    event, _ = depth.diff(SYM, messages=True)
+    assert event["pu"] == snap_id + 1 and event["a"] == [["100.30", "1"]] and event["b"] == []

@@ -145,7 +145,8 @@ class Gateway:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         method = request.method
-        if request.content_length is not None and request.content_length > MAX_BODY:
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
             raise ApiError(errors.BAD_PARAM, "Request body too large.", status=413)
         raw_body = ""
         if method in ("POST", "PUT", "DELETE") and request.can_read_body:
@@ -155,9 +156,9 @@ class Gateway:
                     raise ApiError(errors.BAD_PARAM, f"Unknown Expect: {expect}", status=417)
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
-            try:
-                data = await _read_body(request.content)
-            except (ConnectionResetError, RuntimeError):  # aiohttp: reset by peer / "Connection closed."
+            try:  # one read when the length is known (the parser delivers no more than it)
+                data = await (request.content.readexactly(length) if length is not None else _read_body(request.content))
+            except (ConnectionResetError, RuntimeError, asyncio.IncompleteReadError):  # reset by peer, closed, cut short
                 if request.transport is not None and not request.transport.is_closing():
                     raise  # the connection is fine: a bug, which handle reports
                 return web.Response(status=400)  # the client left mid-body: nothing ran, nobody to answer

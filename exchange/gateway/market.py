@@ -32,15 +32,13 @@ class Depth:
     def diff(self, symbol, messages: bool = True):
         """(event or None, bookTicker or None) after a batch that may have changed the book of ``symbol``.
 
-        ``messages=False`` (nobody streams the symbol's book): the update id moves on (the book may have changed)
-        and the levels are not read, which costs O(levels) per batch; they are marked stale. The first batch that
-        has someone streaming it again reads them and moves the id without a diff event: a client whose REST
-        snapshot is older sees the gap (``pu`` is not its ``lastUpdateId``) and takes a new snapshot, as Binance's
-        sync algorithm says; from then on every diff is exact (``U == u``, ``pu`` = the previous ``u``)."""
+        ``messages=False`` (nobody streams the symbol): the update id moves on (the book may have changed) but
+        the levels, O(levels) to read, are not read: they are marked stale until :meth:`follow`. Otherwise every
+        diff is exact (``U == u``, ``pu`` = the previous ``u``)."""
         inst = self.ex.instruments[symbol]
         event = ticker = None
         old = self.levels[symbol]
-        if not messages or old is None:
+        if not messages or old is None:  # (stale with messages only if nobody called follow: read, no diff)
             self.levels[symbol] = self._levels(symbol) if messages else None
             self.update_id[symbol] += 1
         else:
@@ -63,6 +61,14 @@ class Depth:
                 ticker = {"e": "bookTicker", "u": self.update_id[symbol], "s": symbol, "b": wire.price(inst, bp),
                           "B": wire.qty(inst, bq), "a": wire.price(inst, ap), "A": wire.qty(inst, aq)}
         return event, ticker
+
+    def follow(self, symbol) -> None:
+        """Someone starts streaming ``symbol``: stale levels are read now and the id moves on, so a REST snapshot
+        taken from now on is where the next diff starts (``pu`` = its ``lastUpdateId``), and an older one sees a
+        gap (Binance's sync algorithm: take a new snapshot)."""
+        if self.levels[symbol] is None:
+            self.levels[symbol] = self._levels(symbol)
+            self.update_id[symbol] += 1
 
     def snapshot(self, symbol, limit):
         inst = self.ex.instruments[symbol]
