@@ -374,6 +374,7 @@ async def serve(gw: Gateway, host: str, port: int, ready_file: str | None, speed
     await runner.cleanup()
     await gw.sequencer.stop()
     gw.exchange.close()
+    heap.release()
 
 
 def _run(coro):
