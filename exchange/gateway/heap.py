@@ -1,7 +1,7 @@
 """The gateway process's garbage-collector policy.
 
-Nearly all of the server's heap is long-lived: the records (orders, trades, income), the engine's state and its
-command list, the event log. CPython's full collection rescans all of it each time the heap grows by a quarter,
+Nearly all of the server's heap is long-lived: the records (orders, trades, income), the engine's state, the
+event log. CPython's full collection rescans all of it each time the heap grows by a quarter,
 and finds almost nothing to free: measured under the benchmark's 50-client load, the full passes took 0.78 s
 of 4.3 s of server CPU and the collector freed 32 objects in all (bench/bench_gateway.py). So the survivors of
 a full pass are frozen (``gc.freeze``: the collector no longer scans them; reference counting still frees them
