@@ -228,6 +228,12 @@ class Exchange:
         if self._journal_writer is not None:
             self._journal_writer.close()
 
+    @property
+    def journal_writer(self):
+        """The durable journal's :class:`~exchange.persistence.journal.JournalWriter`, or None without a journal
+        (for callers that add notes to it, as the gateway's sequencer does)."""
+        return self._journal_writer
+
     def sync_journal(self) -> None:
         """Flush and fsync the durable journal writer, if there is one; a no-op otherwise (no journal, or the
         journal already closed). For callers that journal with ``fsync="never"`` and commit a group of

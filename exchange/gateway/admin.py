@@ -175,7 +175,7 @@ async def engine_position(gw, p: Params):
 
 async def engine_events(gw, p: Params):
     since = p.int("since", default=0, low=0)
-    return [event_row(n, event) for n, event in gw.event_log if n > since]
+    return [event_row(n, event) for n, event in gw.logged_events(since)]
 
 
 def _plain(value):

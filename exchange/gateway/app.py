@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from ..engine import Exchange
 from ..persistence.journal import read_file
 from ..persistence.recovery import recover
 from . import admin, config as configmod, errors, rest_account as acc, rest_algo as algo, rest_market as mkt
-from . import rest_orders as orders
+from . import heap, rest_orders as orders
 from .auth import Authenticator
 from .errors import ApiError
 from .market import Depth
@@ -106,7 +107,7 @@ class Gateway:
         self.auth = Authenticator(cfg.accounts)
         self.sequencer = Sequencer(exchange, self.hub)
         self.use_records(Records(exchange, {a.account_id for a in cfg.accounts}, cfg.epoch_ms))
-        self.event_log: deque = deque(maxlen=EVENT_LOG)
+        self.event_log: deque = deque(maxlen=EVENT_LOG)  # the last events; _event_n is the number of the newest
         self._event_n = 0
         self.sequencer.event_sink = self._log_events
         self.last_snapshot = None
@@ -119,10 +120,16 @@ class Gateway:
         records.listeners = self.hub.by_account
 
     def _log_events(self, events) -> None:
-        """Keep ``(n, event)``; the admin route converts them to rows when it is asked (events are immutable)."""
-        n = self._event_n
-        self.event_log.extend(zip(range(n + 1, n + 1 + len(events)), events))
-        self._event_n = n + len(events)
+        """Keep the events (immutable; the admin route converts them to rows when asked). Their running numbers
+        follow from the count: no (n, event) pair per event for the collector to track."""
+        self.event_log.extend(events)
+        self._event_n += len(events)
+
+    def logged_events(self, since: int) -> list:
+        """``(n, event)`` of the kept events numbered above ``since``. O(kept)."""
+        first = self._event_n - len(self.event_log) + 1
+        skip = max(0, since + 1 - first)
+        return list(zip(itertools.count(first + skip), itertools.islice(self.event_log, skip, None)))
 
     # ---- HTTP ----------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -138,7 +145,8 @@ class Gateway:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
         method = request.method
-        if request.content_length is not None and request.content_length > MAX_BODY:
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
             raise ApiError(errors.BAD_PARAM, "Request body too large.", status=413)
         raw_body = ""
         if method in ("POST", "PUT", "DELETE") and request.can_read_body:
@@ -148,9 +156,9 @@ class Gateway:
                     raise ApiError(errors.BAD_PARAM, f"Unknown Expect: {expect}", status=417)
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
-            try:
-                data = await _read_body(request.content)
-            except (ConnectionResetError, RuntimeError):  # aiohttp: reset by peer / "Connection closed."
+            try:  # one read when the length is known (the parser delivers no more than it)
+                data = await (request.content.readexactly(length) if length is not None else _read_body(request.content))
+            except (ConnectionResetError, RuntimeError, asyncio.IncompleteReadError):  # reset by peer, closed, cut short
                 if request.transport is not None and not request.transport.is_closing():
                     raise  # the connection is fine: a bug, which handle reports
                 return web.Response(status=400)  # the client left mid-body: nothing ran, nobody to answer
@@ -331,6 +339,7 @@ async def serve(gw: Gateway, host: str, port: int, ready_file: str | None, speed
     await site.start()
     sockets = site._server.sockets if site._server else []
     actual = sockets[0].getsockname()[1] if sockets else port
+    heap.install()  # after the engine and the records are built or restored: they live as long as the process
     gw.sequencer.start()
     expiry = asyncio.get_running_loop().create_task(gw.expire_keys())
     if gw.clock_mode == "realtime":
@@ -366,6 +375,7 @@ async def serve(gw: Gateway, host: str, port: int, ready_file: str | None, speed
     await runner.cleanup()
     await gw.sequencer.stop()
     gw.exchange.close()
+    heap.release()
 
 
 def _run(coro):

@@ -79,6 +79,11 @@ class Authenticator:
 
 def _split_signature(raw_query: str, raw_body: str) -> tuple[str, str | None]:
     """(payload without the signature pair, signature)."""
+    source, other = (raw_body, raw_query) if raw_body else (raw_query, "")
+    at = source.rfind("signature=")
+    if at > 0 and source[at - 1] == "&" and "&" not in source[at:] and "signature=" not in other \
+            and source.count("signature=") == 1:  # the usual request: one signature, the last pair
+        return other + source[:at - 1], source[at + 10:]
     signature = None
     parts = []
     for source in (raw_query, raw_body):

@@ -30,20 +30,26 @@ class Depth:
         return (bids[0][:2] if bids else (0, 0)), (asks[0][:2] if asks else (0, 0))
 
     def diff(self, symbol, messages: bool = True):
-        """(event or None, bookTicker or None) after the book of ``symbol`` may have changed. The update id and the
-        levels follow the book either way; ``messages=False`` (nobody streams the symbol's book) skips formatting
-        them and answers (None, None)."""
-        old_b, old_a = self.levels[symbol]
-        new_b, new_a = self._levels(symbol)
-        bids = [p for p in sorted(old_b.keys() | new_b.keys(), reverse=True) if old_b.get(p) != new_b.get(p)]
-        asks = [p for p in sorted(old_a.keys() | new_a.keys()) if old_a.get(p) != new_a.get(p)]
-        self.levels[symbol] = (new_b, new_a)
+        """(event or None, bookTicker or None) after a batch that may have changed the book of ``symbol``.
+
+        ``messages=False`` (nobody streams the symbol): the update id moves on (the book may have changed) but
+        the levels, O(levels) to read, are not read: they are marked stale until :meth:`follow`. Otherwise every
+        diff is exact (``U == u``, ``pu`` = the previous ``u``)."""
         inst = self.ex.instruments[symbol]
         event = ticker = None
-        if bids or asks:
-            pu = self.update_id[symbol]
-            self.update_id[symbol] = u = pu + 1
-            if messages:
+        old = self.levels[symbol]
+        if not messages or old is None:  # (stale with messages only if nobody called follow: read, no diff)
+            self.levels[symbol] = self._levels(symbol) if messages else None
+            self.update_id[symbol] += 1
+        else:
+            old_b, old_a = old
+            new_b, new_a = self._levels(symbol)
+            bids = [p for p in sorted(old_b.keys() | new_b.keys(), reverse=True) if old_b.get(p) != new_b.get(p)]
+            asks = [p for p in sorted(old_a.keys() | new_a.keys()) if old_a.get(p) != new_a.get(p)]
+            self.levels[symbol] = (new_b, new_a)
+            if bids or asks:
+                pu = self.update_id[symbol]
+                self.update_id[symbol] = u = pu + 1
                 event = {"e": "depthUpdate", "s": symbol, "U": u, "u": u, "pu": pu,
                          "b": [[wire.price(inst, p), wire.qty(inst, new_b.get(p, 0))] for p in bids],
                          "a": [[wire.price(inst, p), wire.qty(inst, new_a.get(p, 0))] for p in asks]}
@@ -55,6 +61,14 @@ class Depth:
                 ticker = {"e": "bookTicker", "u": self.update_id[symbol], "s": symbol, "b": wire.price(inst, bp),
                           "B": wire.qty(inst, bq), "a": wire.price(inst, ap), "A": wire.qty(inst, aq)}
         return event, ticker
+
+    def follow(self, symbol) -> None:
+        """Someone starts streaming ``symbol``: stale levels are read now and the id moves on, so a REST snapshot
+        taken from now on is where the next diff starts (``pu`` = its ``lastUpdateId``), and an older one sees a
+        gap (Binance's sync algorithm: take a new snapshot)."""
+        if self.levels[symbol] is None:
+            self.levels[symbol] = self._levels(symbol)
+            self.update_id[symbol] += 1
 
     def snapshot(self, symbol, limit):
         inst = self.ex.instruments[symbol]

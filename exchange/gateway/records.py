@@ -145,16 +145,16 @@ class Records:
     def known(self, account_id: int) -> bool:
         return account_id in self.accounts
 
-    def _income(self, account_id, symbol, kind, units, info="", trade_id=0):
-        if not units or not self.known(account_id):
+    def _income(self, account_id, symbol, kind, units, info="", trade_id=0, now=None):
+        if not units or account_id not in self.accounts:
             return
-        self.income[account_id].append(Income(self.next_tran, account_id, symbol, kind, units, self.now_ms(), info,
-                                              trade_id))
+        self.income[account_id].append(Income(self.next_tran, account_id, symbol, kind, units,
+                                              self.now_ms() if now is None else now, info, trade_id))
         self.next_tran += 1
 
     def _new_order(self, order: Order) -> Order:
         self.orders[order.order_id] = order
-        if self.known(order.account_id):
+        if order.account_id in self.accounts:
             self.history[order.account_id].append(order.order_id)
             if order.client_id:
                 self.open_cids[(order.account_id, order.client_id)] = order.order_id
@@ -277,7 +277,7 @@ class Records:
                 trade = last_trade.get((e.account_id, e.symbol))
                 if trade is not None and e.realized_pnl_units:
                     trade.realized_units += e.realized_pnl_units
-                    self._income(e.account_id, e.symbol, "REALIZED_PNL", e.realized_pnl_units, "", trade.trade_id)
+                    self._income(e.account_id, e.symbol, "REALIZED_PNL", e.realized_pnl_units, "", trade.trade_id, now)
                 if e.account_id in self.listeners:
                     positions_touch[e.account_id].add((e.symbol, e.position_side))
                     account_touch.setdefault(e.account_id, [])
@@ -333,7 +333,7 @@ class Records:
             order.executed_lots += e.qty_lots
             order.quote_ticks_lots += e.price_ticks * e.qty_lots
             order.update_ms = now
-            if not self.known(account_id):
+            if account_id not in self.accounts:
                 if leaves == 0:
                     order.status = "FILLED"
                 continue
@@ -341,7 +341,7 @@ class Records:
                           order.position_side)
             self.trades[account_id].append(trade)
             last_trade[(account_id, sym)] = trade
-            self._income(account_id, sym, "COMMISSION", -fee, "", tid)
+            self._income(account_id, sym, "COMMISSION", -fee, "", tid, now)
             if leaves == 0:
                 self._close(order, "FILLED")
             else:

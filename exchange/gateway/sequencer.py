@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from ..engine import ExchangeHalted
@@ -47,9 +48,10 @@ class Sequencer:
         self.ex = exchange
         self.records = None  # set by Gateway.use_records
         self.hub = hub
-        self.queue: asyncio.Queue[Job] = asyncio.Queue()
+        self.queue: deque[Job] = deque()  # jobs waiting for the engine task, which _wake wakes
+        self._wake: asyncio.Future | None = None
         # the engine's durable journal writer (None without --journal), for the notes
-        self._journal = getattr(exchange, "_journal_writer", None)
+        self._journal = exchange.journal_writer
         self._task: asyncio.Task | None = None
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="journal-sync")
         self._syncing = False  # a batch is applied and its sync runs in the thread
@@ -64,13 +66,19 @@ class Sequencer:
     async def submit(self, commands, metas=None) -> list[list]:
         """Apply ``commands`` (in order, atomically w.r.t. other jobs); the events of each, after the commit."""
         job = Job(commands, metas)
-        self.queue.put_nowait(job)
+        self._put(job)
         return await job.future
 
     async def run_producer(self, producer) -> list[list]:
         job = Job(producer=producer)
-        self.queue.put_nowait(job)
+        self._put(job)
         return await job.future
+
+    def _put(self, job: Job) -> None:
+        self.queue.append(job)
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     async def committed(self) -> None:
         """Return once no batch is applied without being durable (at once, unless one syncs in the thread)."""
@@ -90,11 +98,16 @@ class Sequencer:
         self.ex.sync_journal()
 
     async def _run(self) -> None:
+        queue = self.queue
+        loop = asyncio.get_running_loop()
         while True:
-            job = await self.queue.get()
-            batch = [job]
-            while len(batch) < MAX_BATCH and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            if not queue:
+                self._wake = loop.create_future()
+                try:
+                    await self._wake
+                finally:
+                    self._wake = None
+            batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
             out = Outbox()
             lines: list[list] = []
             errors: dict[int, BaseException] = {}

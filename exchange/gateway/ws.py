@@ -112,6 +112,11 @@ class Hub:
     def subscribe(self, client: Client, stream: str) -> None:
         client.streams.add(stream)
         self.by_stream.setdefault(stream, set()).add(client)
+        # the depth levels of a symbol nobody streamed are stale (Depth.diff): read them before the next batch
+        name = stream.partition("@")[0]
+        instruments = self.gw.exchange.instruments
+        for symbol in instruments if name == "!bookTicker" else (name.upper(),) if name.upper() in instruments else ():
+            self.gw.depth.follow(symbol)
 
     def unsubscribe(self, client: Client, stream: str) -> None:
         client.streams.discard(stream)
