@@ -1,10 +1,11 @@
 """Benchmark of ``exchange-sim serve`` (issue 12 targets). A script, not a timed unit test:
 
     python bench/bench_gateway.py [--clients 50] [--seconds 10] [--orders 2000] [--procs 2] [--out FILE]
-                                  [--profile] [--load-test]
+                                  [--profile] [--load-test] [--sync batch|os]
 
 It starts the real server (subprocess, ``--port 0 --ready-file``, ``--clock manual``, journal in a temp dir,
-group commit with fsync as always) with a maker account resting a deep book on both sides (admin API), then:
+group commit with fsync before the answers; ``--sync os``: the server's mode that answers once the records are
+written and fsyncs in the background) with a maker account resting a deep book on both sides (admin API), then:
 
   floor  GET /fapi/v1/ping round trip, one keep-alive client: what the HTTP stack alone costs
   (a)    REST order round trip, one client: sign + POST /fapi/v1/order (MARKET, 0.001, alternately BUY/SELL,
@@ -62,10 +63,12 @@ def config(n_clients: int) -> str:
                                        f"bench-secret-{i}") for i in range(1, n_clients + FIRST_CLIENT + 1))
 
 
-def start_server(workdir: Path, n_clients: int, profile: Path | None = None) -> Server:
-    """The gateway as the tests start it (tests/gateway_helpers.py), manual clock; under cProfile if asked."""
+def start_server(workdir: Path, n_clients: int, profile: Path | None = None, sync: str = "batch") -> Server:
+    """The gateway as the tests start it (tests/gateway_helpers.py), manual clock, ``--sync`` mode; under cProfile
+    if asked."""
     python = ("-m", "cProfile", "-o", str(profile)) if profile else ()
-    return Server(workdir, "--clock", "manual", config=config(n_clients), python=python, start_timeout=60)
+    return Server(workdir, "--clock", "manual", "--sync", sync, config=config(n_clients), python=python,
+                  start_timeout=60)
 
 
 # ---- a signed client ------------------------------------------------------------------------------------------
@@ -389,6 +392,7 @@ def main(argv=None) -> int:
     ap.add_argument("--procs", type=int, default=2, help="(b) client processes")
     ap.add_argument("--out", type=Path, default=Path("bench_gateway.json"))
     ap.add_argument("--profile", action="store_true", help="run the server under cProfile and print where time goes")
+    ap.add_argument("--sync", choices=("batch", "os"), default="batch", help="the server's --sync mode")
     ap.add_argument("--load-test", action="store_true",
                     help="run tests/test_gateway_load.py for --seconds instead (no lost acknowledgement, disconnects)")
     args = ap.parse_args(argv)
@@ -399,7 +403,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         tmp = Path(tmp)
         prof = tmp / "server.prof" if args.profile else None
-        server = start_server(tmp, args.clients, prof)
+        server = start_server(tmp, args.clients, prof, args.sync)
         try:
             seeded = seed_book(server)
             state = server.admin("GET", "state")

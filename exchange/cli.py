@@ -160,6 +160,9 @@ def _serve_parser(sub) -> None:
     serve.add_argument("--speed", type=float, default=1.0, help="realtime: simulated seconds per wall second")
     serve.add_argument("--journal", metavar="DIR", help="journal directory (default ./exchange-sim-gateway)")
     serve.add_argument("--restore", action="store_true", help="restart from the snapshot + journal in --journal")
+    serve.add_argument("--sync", choices=("batch", "os"), default="batch",
+                       help="batch: answer once the batch is fsynced (default; survives a power loss); os: answer "
+                            "once written to the OS, fsync every 0.1 s (survives a gateway crash)")
     serve.add_argument("--ready-file", metavar="PATH", help="write the ready JSON (urls, admin token, keys) here")
     serve.add_argument("--admin-token", metavar="TOKEN", help="admin API token (default: generated)")
     serve.add_argument("--seed", type=int, default=1, help="realtime: seed of the price path (default 1)")

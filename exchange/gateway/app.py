@@ -399,5 +399,6 @@ def main(args) -> int:
     if args.admin_token:
         gw.config.admin_token = args.admin_token
     gw.listen_keys.ttl_ms = int(args.listen_key_ttl * 1000)
+    gw.sequencer.sync_mode = args.sync  # one of sequencer.SYNC_MODES (the parser's choices)
     _run(serve(gw, args.host, args.port, args.ready_file, args.speed, args.seed))
     return 0

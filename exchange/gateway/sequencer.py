@@ -12,6 +12,12 @@ and parsing requests meanwhile (the next batch gathers); a lone job syncs inline
 its round trip). While a batch syncs, reads wait (:meth:`Sequencer.committed`): nothing answers from state that
 is not durable yet.
 
+``--sync os`` (:attr:`Sequencer.sync_mode` ``"os"``) answers a batch once its records are written to the operating
+system (each record is one ``write`` as it is applied, the note one more): a crash of the gateway process loses
+nothing it answered, a power loss may lose what was answered in the last :data:`BACKGROUND_SYNC_S`. A task
+fsyncs in the thread every :data:`BACKGROUND_SYNC_S` while anything is unsynced, and reads never wait. For disks
+whose flush takes milliseconds, when a bot's round trip matters more than power-loss durability.
+
 Directories written before the notes kept the client order ids in a sidecar, ``gateway-orders.jsonl``;
 :func:`read_metas` still reads it.
 """
@@ -29,6 +35,8 @@ from ..persistence.journal import JournalError
 from .records import Outbox
 
 MAX_BATCH = 512
+SYNC_MODES = ("batch", "os")  # fsync before answering (the default) / answer once written, fsync in the background
+BACKGROUND_SYNC_S = 0.1  # "os": the longest an answered record waits for its fsync (plus the fsync's own time)
 NOTE_KEY = "orders"  # a journal note {"orders": [[sequence, client id, algo, good-till ms], ...]}
 
 
@@ -44,7 +52,10 @@ class Job:
 
 
 class Sequencer:
-    def __init__(self, exchange, hub):
+    def __init__(self, exchange, hub, sync_mode: str = "batch"):
+        if sync_mode not in SYNC_MODES:
+            raise ValueError(f"sync mode must be one of {', '.join(SYNC_MODES)}, got {sync_mode!r}")
+        self.sync_mode = sync_mode
         self.ex = exchange
         self.records = None  # set by Gateway.use_records
         self.hub = hub
@@ -53,6 +64,8 @@ class Sequencer:
         # the engine's durable journal writer (None without --journal), for the notes
         self._journal = exchange.journal_writer
         self._task: asyncio.Task | None = None
+        self._background: asyncio.Task | None = None  # "os": the periodic fsync
+        self._unsynced = False  # "os": records written since the last background fsync began
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="journal-sync")
         self._syncing = False  # a batch is applied and its sync runs in the thread
         self._readers: list[asyncio.Future] = []  # reads waiting for that sync
@@ -61,7 +74,10 @@ class Sequencer:
         self.event_sink = None  # callable(events) for the admin event log
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="engine-sequencer")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name="engine-sequencer")
+        if self.sync_mode == "os":
+            self._background = loop.create_task(self._sync_in_background(), name="journal-background-sync")
 
     async def submit(self, commands, metas=None) -> list[list]:
         """Apply ``commands`` (in order, atomically w.r.t. other jobs); the events of each, after the commit."""
@@ -88,12 +104,13 @@ class Sequencer:
             await waiter
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        for task in (self._task, self._background):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
         self._syncer.shutdown(wait=True)  # a sync still running in the thread ends before the journal closes
         self.ex.sync_journal()
 
@@ -122,7 +139,9 @@ class Sequencer:
             off_loop = len(batch) > 1
             try:
                 self._note(lines)
-                if off_loop:
+                if self.sync_mode == "os":
+                    self._unsynced = True  # written: _sync_in_background fsyncs it
+                elif off_loop:
                     await self._sync_off_loop()
                 else:
                     self.ex.sync_journal()
@@ -155,6 +174,21 @@ class Sequencer:
                 if not waiter.done():
                     waiter.set_result(None)
             self._readers.clear()
+
+    async def _sync_in_background(self) -> None:
+        """``"os"``: fsync in the thread every :data:`BACKGROUND_SYNC_S` while records were written since the last
+        one (the writes go on meanwhile: ``write`` and ``fdatasync`` on one descriptor need no lock)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(BACKGROUND_SYNC_S)
+            if not self._unsynced:
+                continue
+            self._unsynced = False
+            try:
+                await loop.run_in_executor(self._syncer, self.ex.sync_journal)
+            except (OSError, JournalError) as exc:  # the writer is failed now: the next append raises, nothing is answered
+                self.failed = f"background sync failed: {exc}"
+                print(f"gateway: {self.failed}", flush=True)
 
     def _apply_job(self, job: Job, out: Outbox, lines: list) -> None:
         if job.producer is not None:
