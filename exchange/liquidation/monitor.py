@@ -238,11 +238,15 @@ class RiskMonitor:
 
     def forget(self, account_ids) -> None:
         """Drop ``account_ids`` from the due re-evaluations of this command (the insurance funds)."""
-        self._due.difference_update(account_ids)
+        for due in (self._due, self._due_compared, self._due_stale):  # (compared ⊆ due: stale_due's test)
+            due.difference_update(account_ids)
 
     def stale_due(self) -> set[int]:
         """The due accounts whose rows do not match the ledger. A due account not also touched is unchanged
-        by the command, and its rows are not rewritten while it is due, so each is compared once per command."""
+        by the command, and its rows are not rewritten while it is due, so each is compared once per command.
+        O(1) when no account became due since the last call (``_due_compared`` ⊆ ``_due``)."""
+        if len(self._due_compared) == len(self._due):
+            return self._due_stale
         new = self._due - self._due_compared
         if new:
             self._due_compared |= new

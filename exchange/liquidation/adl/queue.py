@@ -73,6 +73,14 @@ class _Candidates:
     suspects: dict[int, tuple] = field(default_factory=dict)  # account id -> (signature, liquidated, fresh, stale keys)
     skip: np.ndarray | None = None  # portfolio accounts left out of the filter (ADLQueue._stale keeps it)
     skipped: set[int] = field(default_factory=set)  # the portfolio accounts set in ``skip``
+    stale: dict = field(default_factory=dict)  # the stale keys of every suspect, with their exact scores
+    fresh: set[int] = field(default_factory=set)  # suspects whose rows match the ledger
+    due_seen: set[int] = field(default_factory=set)  # stale-due accounts looked at
+    generation: int | None = -1  # the touched set's generation the above are for (-1: none yet)
+    logged: int = 0  # how much of the touched set's log the above have seen
+    liquidated: int | None = None  # the liquidated account of the previous call
+    hi_top: np.ndarray | None = None  # indices of the highest upper bounds, descending (grown on demand)
+    _hi_desc: np.ndarray | None = None  # minus their upper bounds (ascending, for the binary search)
 
     def key(self, j: int) -> Key:
         return int(self.accounts[j]), _SIDES[int(self.sides[j])]
@@ -84,6 +92,23 @@ class _Candidates:
             part = np.argpartition(-self.lo, keep - 1)[:keep] if keep < n else np.arange(n)
             self.top = part[np.lexsort((part, -self.lo[part]))]
         return self.top[:k]
+
+    def reaching(self, bound: float) -> np.ndarray:
+        """Indices of the candidates whose upper bound is ≥ ``bound``, by upper bound descending: a prefix of
+        the highest upper bounds, grown ×4 (from :data:`TOP`) until it ends below ``bound``. O(n) the first
+        time and at each growth, then O(log n + the answer)."""
+        n = len(self.hi)
+        if not n:
+            return np.zeros(0, np.int64)
+        while True:
+            top = self.hi_top
+            if top is None or (len(top) < n and -self._hi_desc[-1] >= bound):
+                keep = min(n, TOP if top is None else 4 * len(top))
+                part = np.argpartition(-self.hi, keep - 1)[:keep] if keep < n else np.arange(n)
+                self.hi_top = part[np.argsort(-self.hi[part], kind="stable")]
+                self._hi_desc = -self.hi[self.hi_top]  # ascending
+                continue
+            return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
 
     def zeros_by_key(self) -> np.ndarray:
         if self.zero_order is None:
@@ -137,36 +162,68 @@ class ADLQueue:
     def _stale(self, n_accounts: int, c: _Candidates, symbol: str, long: bool, ranking: ADLRanking,
                changing: set[int], liquidated: int) -> tuple[dict[Key, tuple | None], np.ndarray]:
         """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (as
-        :func:`_rank`; None
-        for the seeded order), and the portfolio accounts to leave out of the filter. An account the command
-        changed whose rows still match the ledger (:meth:`~exchange.liquidation.monitor.RiskMonitor.signature`) keeps its
-        rows; the liquidated account never does. Scores are kept per signature while the prices stay; what an
-        account contributes is kept per signature too (``c.suspects``), and the skip mask is updated by the
-        difference from the previous call, so a call costs one signature per suspect holder plus O(changes)."""
-        monitor, ledger = self.monitor, self.risk.ledger
-        suspect = changing | monitor.stale_due() | monitor.unindexed
-        suspect.add(liquidated)
-        fresh: set[int] = set()
-        stale: dict[Key, Fraction | None] = {}
-        for account_id in ledger.holders[symbol].intersection(suspect):
-            if account_id >= FUND_ACCOUNT_BASE:  # funds come last, from the ledger
-                continue
-            signature = monitor.signature(account_id)
-            known = c.suspects.get(account_id)
-            if known is None or known[0] != signature or known[1] != (account_id == liquidated):
-                known = c.suspects[account_id] = self._suspect(account_id, signature, symbol, long, ranking, liquidated)
-            if known[2]:
-                fresh.add(account_id)
+        :func:`_rank`; None for the seeded order), and the skip mask: the portfolio accounts to leave out of the
+        filter. The suspects are ``changing``, the monitor's :meth:`~exchange.liquidation.monitor.RiskMonitor.stale_due`
+        and unindexed accounts, and ``liquidated``. A suspect holder whose rows still match the ledger
+        (:meth:`~exchange.liquidation.monitor.RiskMonitor.signature`) keeps its rows; the liquidated account never
+        does. What each suspect contributes is kept per signature (``c.suspects``), and the stale scores and the
+        mask are kept up to date by difference.
+
+        Incremental: when ``changing`` is the engine's :class:`~exchange.accounts.touched.Touched`, only the
+        accounts logged since the previous call (plus new stale-due ones and the old and new liquidated
+        account) are looked at again; an account not logged since is unchanged (the sync rule). The first call
+        of a command (or of a new candidate set) looks at every suspect. O(accounts looked at · their positions)."""
+        monitor = self.monitor
+        generation = getattr(changing, "generation", None)
+        if generation is None or c.generation != generation:  # everything again
+            c.generation, c.suspects, c.stale, c.fresh, c.due_seen = generation, {}, {}, set(), set()
+            if c.skip is None or len(c.skip) != n_accounts:
+                c.skip = np.zeros(n_accounts, dtype=bool)
             else:
-                stale.update(known[3])
-        if c.skip is None or len(c.skip) != n_accounts:
-            c.skip, c.skipped = np.zeros(n_accounts, dtype=bool), set()
-        skipped = {row for row in map(monitor.row_of, suspect - fresh) if row is not None}
-        if skipped != c.skipped:
-            c.skip[list(c.skipped - skipped)] = False
-            c.skip[list(skipped - c.skipped)] = True
-            c.skipped = skipped
-        return stale, c.skip
+                c.skip[list(c.skipped)] = False
+            c.skipped = set()
+            look = set(changing) | monitor.unindexed
+        else:
+            look = set(changing.log[c.logged:])
+        if generation is not None:
+            c.logged = len(changing.log)
+        new_due = monitor.stale_due() - c.due_seen
+        c.due_seen |= new_due
+        look |= new_due
+        look.add(liquidated)
+        if c.liquidated is not None:
+            look.add(c.liquidated)
+        c.liquidated = liquidated
+        holders = self.risk.ledger.holders[symbol]
+        for account_id in look:
+            fresh = False
+            known = c.suspects.get(account_id)
+            if known is not None:  # drop what it contributed
+                for key in known[3]:
+                    c.stale.pop(key, None)
+            if account_id in holders and account_id < FUND_ACCOUNT_BASE:  # funds come last, from the ledger
+                signature = monitor.signature(account_id)
+                if known is None or known[0] != signature or known[1] != (account_id == liquidated):
+                    known = c.suspects[account_id] = self._suspect(account_id, signature, symbol, long, ranking,
+                                                                   liquidated)
+                fresh = known[2]
+                if not fresh:
+                    c.stale.update(known[3])
+            else:
+                c.suspects.pop(account_id, None)
+            if fresh:
+                c.fresh.add(account_id)
+            else:
+                c.fresh.discard(account_id)
+            row = monitor.row_of(account_id)
+            if row is not None:
+                if fresh and row in c.skipped:
+                    c.skipped.discard(row)
+                    c.skip[row] = False
+                elif not fresh and row not in c.skipped:
+                    c.skipped.add(row)
+                    c.skip[row] = True
+        return c.stale, c.skip
 
     def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
                  liquidated: int) -> tuple:
@@ -226,7 +283,7 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
         top = top[~skip[c.rows[top]]]
         complete = len(top) < m or m >= n
         bound = -math.inf if complete else float(c.lo[top[m - 1]])
-        inside = np.flatnonzero(c.hi >= bound)
+        inside = c.reaching(bound)
         inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
         floor = Fraction(bound) if not complete else None  # exact, converted once
         scores = {key: r for key, r in stale.items() if complete or r[0] > bound or (r[0] == bound and r[1] >= floor)}
