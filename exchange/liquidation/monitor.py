@@ -100,6 +100,7 @@ class RiskMonitor:
         self._evaluated: dict[int, list] = {}  # account id -> part states :meth:`sync` found in this command
         self._moves = 0  # risk-price moves followed so far (an evaluation stands while it is unchanged)
         self._synced: tuple | None = None  # (touched generation, _moves, log length) at this command's last sync
+        self._mirrored: tuple | None = None  # (touched generation, _moves) of the last full pass of :meth:`mirror`
         self._due_stale: set[int] = set()  # those whose rows did not match
         self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
         self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
@@ -196,7 +197,7 @@ class RiskMonitor:
             events += self.risk.margin_calls(account, states)
         self._stale -= touched
         self._due, self._due_compared, self._due_stale = set(), set(), set()
-        self._evaluated, self._synced = {}, None
+        self._evaluated, self._synced, self._mirrored = {}, None, None
         if self._writer is not None and self.indexed:  # compiled: the command's accounts are written as it ends
             self._rewrite(self._dirty)
         return events
@@ -221,7 +222,12 @@ class RiskMonitor:
         and :attr:`unindexed` (:meth:`signature` and :meth:`written` tell). None while the mirror is not kept."""
         if not self.indexed:
             return None
-        self._rewrite(self._dirty - changing - self._due)
+        # Within a command and without a price move, accounts become dirty after this only through sync and the
+        # margin stage, which record changing or due ones (both only grow until the command ends): one pass.
+        now = (getattr(changing, "generation", None), self._moves)
+        if now[0] is None or self._mirrored != now:
+            self._rewrite(self._dirty - changing - self._due)
+            self._mirrored = now
         if len(self._ids) != len(self.ids):
             self._ids = np.array(self.ids, dtype=np.int64)
         return self.portfolio, self._ids, self.version

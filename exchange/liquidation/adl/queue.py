@@ -33,12 +33,14 @@ not in the mirror) and for prices outside the mirror's bounds, the order is :fun
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
 import random
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import itemgetter
 from typing import Iterator
 
 import numpy as np
@@ -74,6 +76,7 @@ class _Candidates:
     skip: np.ndarray | None = None  # portfolio accounts left out of the filter (ADLQueue._stale keeps it)
     skipped: set[int] = field(default_factory=set)  # the portfolio accounts set in ``skip``
     stale: dict = field(default_factory=dict)  # the stale keys of every suspect, with their exact scores
+    stale_order: list = field(default_factory=list)  # (-float score, key) of the scored ones, ascending
     fresh: set[int] = field(default_factory=set)  # suspects whose rows match the ledger
     due_seen: set[int] = field(default_factory=set)  # stale-due accounts looked at
     generation: int | None = -1  # the touched set's generation the above are for (-1: none yet)
@@ -176,7 +179,7 @@ class ADLQueue:
         monitor = self.monitor
         generation = getattr(changing, "generation", None)
         if generation is None or c.generation != generation:  # everything again
-            c.generation, c.suspects, c.stale, c.fresh, c.due_seen = generation, {}, {}, set(), set()
+            c.generation, c.stale, c.stale_order, c.fresh, c.due_seen = generation, {}, [], set(), set()
             if c.skip is None or len(c.skip) != n_accounts:
                 c.skip = np.zeros(n_accounts, dtype=bool)
             else:
@@ -200,7 +203,9 @@ class ADLQueue:
             known = c.suspects.get(account_id)
             if known is not None:  # drop what it contributed
                 for key in known[3]:
-                    c.stale.pop(key, None)
+                    r = c.stale.pop(key, None)
+                    if r is not None:
+                        del c.stale_order[bisect.bisect_left(c.stale_order, (-r[0], key))]
             if account_id in holders and account_id < FUND_ACCOUNT_BASE:  # funds come last, from the ledger
                 signature = monitor.signature(account_id)
                 if known is None or known[0] != signature or known[1] != (account_id == liquidated):
@@ -209,6 +214,9 @@ class ADLQueue:
                 fresh = known[2]
                 if not fresh:
                     c.stale.update(known[3])
+                    for key, r in known[3].items():
+                        if r is not None:
+                            bisect.insort(c.stale_order, (-r[0], key))
             else:
                 c.suspects.pop(account_id, None)
             if fresh:
@@ -275,8 +283,9 @@ def _rank(score: Fraction) -> tuple[float, Fraction]:
 
 def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], score) -> Iterator[Key]:
     """Highest exact score first, ties by key, over the candidates outside the ``n_skipped`` ``skip``ped rows
-    and ``stale`` (scored already, as :func:`_rank`); ``score(key)`` scores one candidate exactly (module
-    docstring: the prefix argument)."""
+    and ``stale`` (``c.stale``, scored already, as :func:`_rank`; the ones that reach a prefix's bound are found
+    by binary search in ``c.stale_order``); ``score(key)`` scores one candidate exactly (module docstring: the
+    prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
     while True:
         top = c.highest(m + n_skipped if m < n else n)
@@ -286,7 +295,11 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
         inside = c.reaching(bound)
         inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
         floor = Fraction(bound) if not complete else None  # exact, converted once
-        scores = {key: r for key, r in stale.items() if complete or r[0] > bound or (r[0] == bound and r[1] >= floor)}
+        if complete:
+            scores = dict(stale)
+        else:  # the stale scores whose float reaches the bound: a prefix of c.stale_order
+            reach = c.stale_order[:bisect.bisect_right(c.stale_order, -bound, key=itemgetter(0))]
+            scores = {key: r for key, r in ((key, stale[key]) for _, key in reach) if r[0] > bound or r[1] >= floor}
         for j in inside.tolist():
             key = c.key(j)
             r = c.exact.get(j)
