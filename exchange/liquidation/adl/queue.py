@@ -84,6 +84,12 @@ class _Candidates:
     liquidated: int | None = None  # the liquidated account of the previous call
     hi_top: np.ndarray | None = None  # indices of the highest upper bounds, descending (grown on demand)
     _hi_desc: np.ndarray | None = None  # minus their upper bounds (ascending, for the binary search)
+    top_live: np.ndarray | None = None  # ``top`` without the skipped rows (None: to be made again)
+    hi_live: np.ndarray | None = None  # ``hi_top`` without the skipped rows (None: to be made again)
+    _hi_live_desc: np.ndarray | None = None
+    _hi_live_of: np.ndarray | None = None  # the ``hi_top`` that ``hi_live`` was made from
+    new_skips: list = field(default_factory=list)  # rows skipped since the live lists were filtered
+    unskipped: bool = False  # a row was unskipped since (the live lists are made again)
 
     def key(self, j: int) -> Key:
         return int(self.accounts[j]), _SIDES[int(self.sides[j])]
@@ -112,6 +118,41 @@ class _Candidates:
                 self._hi_desc = -self.hi[self.hi_top]  # ascending
                 continue
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
+
+    def follow_skips(self) -> None:
+        """Bring the live lists up to date with the skip mask: filter out the rows skipped since (O(live lists)),
+        or drop them when a row was unskipped. Their length does not grow with the number of skipped rows."""
+        if self.unskipped:
+            self.top_live = self.hi_live = None
+        elif self.new_skips:
+            rows = np.array(self.new_skips, dtype=self.rows.dtype)
+            if self.top_live is not None:
+                self.top_live = self.top_live[~np.isin(self.rows[self.top_live], rows)]
+            if self.hi_live is not None:
+                self.hi_live = self.hi_live[~np.isin(self.rows[self.hi_live], rows)]
+                self._hi_live_desc = -self.hi[self.hi_live]
+        self.new_skips, self.unskipped = [], False
+
+    def highest_live(self, k: int, skip: np.ndarray) -> np.ndarray:
+        """The first ``k`` candidates outside skipped rows by lower bound descending (ties by index), or every
+        one of them when there are fewer (:meth:`follow_skips` first). O(k) when the live list covers ``k``."""
+        while True:
+            live = self.top_live
+            if live is not None and (len(live) >= k or len(self.top) == len(self.lo)):
+                return live[:k]
+            if live is not None:  # too few live ones: a longer prefix of the lower bounds
+                self.highest(max(2 * len(self.top), k))
+            self.top_live = self.top[~skip[self.rows[self.top]]]
+
+    def reaching_live(self, bound: float, skip: np.ndarray) -> np.ndarray:
+        """:meth:`reaching` outside skipped rows (:meth:`follow_skips` first)."""
+        reach = self.reaching(bound)
+        if not len(reach):
+            return reach
+        if self.hi_live is None or self._hi_live_of is not self.hi_top:  # (re)made from the current prefix
+            self.hi_live, self._hi_live_of = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top
+            self._hi_live_desc = -self.hi[self.hi_live]
+        return self.hi_live[:np.searchsorted(self._hi_live_desc, -bound, side="right")]
 
     def zeros_by_key(self) -> np.ndarray:
         if self.zero_order is None:
@@ -184,7 +225,7 @@ class ADLQueue:
                 c.skip = np.zeros(n_accounts, dtype=bool)
             else:
                 c.skip[list(c.skipped)] = False
-            c.skipped = set()
+            c.skipped, c.unskipped = set(), True
             look = set(changing) | monitor.unindexed
         else:
             look = set(changing.log[c.logged:])
@@ -228,9 +269,11 @@ class ADLQueue:
                 if fresh and row in c.skipped:
                     c.skipped.discard(row)
                     c.skip[row] = False
+                    c.unskipped = True
                 elif not fresh and row not in c.skipped:
                     c.skipped.add(row)
                     c.skip[row] = True
+                    c.new_skips.append(row)
         return c.stale, c.skip
 
     def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
@@ -287,13 +330,13 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
     by binary search in ``c.stale_order``); ``score(key)`` scores one candidate exactly (module docstring: the
     prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
+    c.follow_skips()
     while True:
-        top = c.highest(m + n_skipped if m < n else n)
-        top = top[~skip[c.rows[top]]]
+        top = c.highest_live(m if m < n else n, skip)
         complete = len(top) < m or m >= n
         bound = -math.inf if complete else float(c.lo[top[m - 1]])
-        inside = c.reaching(bound)
-        inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
+        inside = c.reaching_live(bound, skip)
+        inside = inside[~c.zero[inside]]
         floor = Fraction(bound) if not complete else None  # exact, converted once
         if complete:
             scores = dict(stale)
