@@ -119,17 +119,16 @@ class _Candidates:
                 continue
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
 
-    def follow_skips(self) -> None:
-        """Bring the live lists up to date with the skip mask: filter out the rows skipped since (O(live lists)),
+    def follow_skips(self, skip: np.ndarray) -> None:
+        """Bring the live lists up to date with the ``skip`` mask: filter out the rows skipped since (O(live lists)),
         or drop them when a row was unskipped. Their length does not grow with the number of skipped rows."""
         if self.unskipped:
             self.top_live = self.hi_live = None
         elif self.new_skips:
-            rows = np.array(self.new_skips, dtype=self.rows.dtype)
             if self.top_live is not None:
-                self.top_live = self.top_live[~np.isin(self.rows[self.top_live], rows)]
+                self.top_live = self.top_live[~skip[self.rows[self.top_live]]]
             if self.hi_live is not None:
-                self.hi_live = self.hi_live[~np.isin(self.rows[self.hi_live], rows)]
+                self.hi_live = self.hi_live[~skip[self.rows[self.hi_live]]]
                 self._hi_live_desc = -self.hi[self.hi_live]
         self.new_skips, self.unskipped = [], False
 
@@ -330,7 +329,7 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
     by binary search in ``c.stale_order``); ``score(key)`` scores one candidate exactly (module docstring: the
     prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
-    c.follow_skips()
+    c.follow_skips(skip)
     while True:
         top = c.highest_live(m if m < n else n, skip)
         complete = len(top) < m or m >= n
