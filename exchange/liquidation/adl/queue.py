@@ -88,7 +88,8 @@ class _Candidates:
     hi_live: np.ndarray | None = None  # ``hi_top`` without the skipped rows (None: to be made again)
     _hi_live_desc: np.ndarray | None = None
     _hi_live_of: np.ndarray | None = None  # the ``hi_top`` that ``hi_live`` was made from
-    new_skips: list = field(default_factory=list)  # rows skipped since the live lists were filtered
+    top_at: int = 0  # where ``top_live`` starts (the skipped rows its prefix met are before)
+    hi_at: int = 0  # where ``hi_live`` starts
     unskipped: bool = False  # a row was unskipped since (the live lists are made again)
 
     def key(self, j: int) -> Key:
@@ -119,39 +120,51 @@ class _Candidates:
                 continue
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
 
-    def follow_skips(self, skip: np.ndarray) -> None:
-        """Bring the live lists up to date with the ``skip`` mask: filter out the rows skipped since (O(live lists)),
-        or drop them when a row was unskipped. Their length does not grow with the number of skipped rows."""
+    def follow_skips(self) -> None:
+        """Forget the live lists when a row was unskipped since they were made (skipped rows are dropped from
+        them as the prefixes reach them: :meth:`highest_live`, :meth:`reaching_live`)."""
         if self.unskipped:
             self.top_live = self.hi_live = None
-        elif self.new_skips:
-            if self.top_live is not None:
-                self.top_live = self.top_live[~skip[self.rows[self.top_live]]]
-            if self.hi_live is not None:
-                self.hi_live = self.hi_live[~skip[self.rows[self.hi_live]]]
-                self._hi_live_desc = -self.hi[self.hi_live]
-        self.new_skips, self.unskipped = [], False
+        self.unskipped = False
 
     def highest_live(self, k: int, skip: np.ndarray) -> np.ndarray:
         """The first ``k`` candidates outside skipped rows by lower bound descending (ties by index), or every
-        one of them when there are fewer (:meth:`follow_skips` first). O(k) when the live list covers ``k``."""
+        one of them when there are fewer. The live list drops the skipped rows its prefix meets (moving the
+        prefix's start), so a call costs O(k + rows skipped since), not O(rows skipped)."""
         while True:
-            live = self.top_live
-            if live is not None and (len(live) >= k or len(self.top) == len(self.lo)):
-                return live[:k]
-            if live is not None:  # too few live ones: a longer prefix of the lower bounds
-                self.highest(max(2 * len(self.top), k))
-            self.top_live = self.top[~skip[self.rows[self.top]]]
+            if self.top_live is None:
+                self.top_live, self.top_at = self.top[~skip[self.rows[self.top]]], 0
+            head = self.top_live[self.top_at:self.top_at + k]
+            keep = ~skip[self.rows[head]]
+            if not keep.all():  # drop them: the kept ones move up to the new start
+                kept = head[keep]
+                self.top_at += len(head) - len(kept)
+                self.top_live[self.top_at:self.top_at + len(kept)] = kept
+                continue
+            if len(head) >= k or len(self.top) == len(self.lo):
+                return head
+            self.highest(max(2 * len(self.top), k))  # too few live ones: a longer prefix of the lower bounds
+            self.top_live = None
 
     def reaching_live(self, bound: float, skip: np.ndarray) -> np.ndarray:
-        """:meth:`reaching` outside skipped rows (:meth:`follow_skips` first)."""
+        """:meth:`reaching` outside skipped rows, dropping the skipped rows it meets as :meth:`highest_live`
+        does. O(log n + the answer + rows skipped since)."""
         reach = self.reaching(bound)
         if not len(reach):
             return reach
         if self.hi_live is None or self._hi_live_of is not self.hi_top:  # (re)made from the current prefix
-            self.hi_live, self._hi_live_of = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top
+            self.hi_live, self._hi_live_of, self.hi_at = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top, 0
             self._hi_live_desc = -self.hi[self.hi_live]
-        return self.hi_live[:np.searchsorted(self._hi_live_desc, -bound, side="right")]
+        at = self.hi_at
+        head = self.hi_live[at:at + np.searchsorted(self._hi_live_desc[at:], -bound, side="right")]
+        keep = ~skip[self.rows[head]]
+        if keep.all():
+            return head
+        kept = head[keep]
+        self.hi_at = at = at + len(head) - len(kept)
+        self.hi_live[at:at + len(kept)] = kept
+        self._hi_live_desc[at:at + len(kept)] = -self.hi[kept]
+        return kept
 
     def zeros_by_key(self) -> np.ndarray:
         if self.zero_order is None:
@@ -272,7 +285,6 @@ class ADLQueue:
                 elif not fresh and row not in c.skipped:
                     c.skipped.add(row)
                     c.skip[row] = True
-                    c.new_skips.append(row)
         return c.stale, c.skip
 
     def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
@@ -329,7 +341,7 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
     by binary search in ``c.stale_order``); ``score(key)`` scores one candidate exactly (module docstring: the
     prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
-    c.follow_skips(skip)
+    c.follow_skips()
     while True:
         top = c.highest_live(m if m < n else n, skip)
         complete = len(top) < m or m >= n
