@@ -24,8 +24,11 @@ The order is a snapshot taken when the queue starts: the caller changes only the
 
 The candidates, their bounds, their highest lower bounds and their exact scores are kept per (symbol, side,
 ranking) while the mirror's version and the risk prices stay the same, which they usually do through a
-command's liquidation sweep: the first ADL step of a tick costs O(n) numpy, the others O(m + accounts the
-command changed + candidates with ``hi ≥ L``).
+command's liquidation sweep: the first ADL step of a tick costs O(n) numpy, the others O(m + accounts
+changed since the previous step + candidates with ``hi ≥ L`` + stale scores reaching ``L``). The suspects are
+followed through the log of the engine's touched set (:class:`~exchange.accounts.touched.Touched`), the stale
+scores are kept in float order, and the prefixes of the bounds are *live lists* that drop skipped rows as a
+prefix meets them, so no step pays for every account the command changed before it.
 
 dYdX's seeded order needs no scores: the mirror's candidates and the stale ones, in id order, rotated.
 Without the mirror (small exchanges, stepwise brackets), for the bitmex ranking (its bankruptcy prices are
