@@ -17,8 +17,10 @@ tick), and the ratio of the pure-Python reference's time to the compiled one's o
 the same process. Checked after each run: rules §9, nobody liquidatable, and both implementations end in the
 same state hash.
 
-Run: ``python bench/test_bench_cascade.py [n_accounts]`` (default 100,000: the markdown table for the README
-and docs/liquidation.md; about 3 minutes per implementation), or with pytest-benchmark
+Run: ``python bench/test_bench_cascade.py [n_accounts] [--compiled-only]`` (default 100,000: the markdown table
+for the README and docs/liquidation.md, with the CPU seconds of set-up, crash, final check and end to end;
+``--compiled-only`` skips the reference, e.g. ``python bench/test_bench_cascade.py 1000000 --compiled-only``
+for the million-account run end to end), or with pytest-benchmark
 ``CASCADE_ACCOUNTS=100000 python -m pytest bench/test_bench_cascade.py --benchmark-only`` (one round per
 implementation; the default there is 10,000 accounts). ``python -m pytest bench/test_bench_cascade.py``
 without ``--benchmark-only`` also runs a 2,000-account smoke test.
@@ -108,11 +110,18 @@ def crash(ex: Exchange, ticks: int = TICKS) -> dict:
 
 
 def measure(n_accounts: int, implementation: str, ticks: int = TICKS) -> dict:
-    """Build (not timed), crash (timed), check; the numbers and the end state hash."""
+    """Build, crash (timed tick by tick), check; the numbers, the end state hash, and the CPU time of the
+    set-up (``build``, its rules check included), of the final check, and of all three (end to end)."""
+    clock = time.process_time
+    t0 = clock()
     ex = build(n_accounts, implementation)
+    t1 = clock()
     result = crash(ex, ticks)
+    t2 = clock()
     check(ex)
-    return {"implementation": implementation, "accounts": n_accounts, "state_hash": ex.state_hash(), **result}
+    t3 = clock()
+    return {"implementation": implementation, "accounts": n_accounts, "state_hash": ex.state_hash(), **result,
+            "setup_s": t1 - t0, "check_s": t3 - t2, "end_to_end_s": t3 - t0}
 
 
 def check(ex: Exchange) -> None:
@@ -154,6 +163,9 @@ def table(runs: list[dict]) -> str:
     for r in runs:
         lines.append(f"| {r['implementation']} | {r['accounts']:,} | {r['ticks']:,} | {r['liquidations']:,} | "
                      f"{r['liq_per_s']:,.0f} | {r['ms_per_tick']:,.1f} | {r['median_ms_per_tick']:,.1f} |")
+    lines.append("\nCPU seconds: " + "; ".join(
+        f"{r['implementation']}: set-up {r['setup_s']:.1f}, crash {r['seconds']:.1f}, check {r['check_s']:.1f}, "
+        f"end to end {r['end_to_end_s']:.1f}" for r in runs))
     by = {r["implementation"]: r for r in runs}
     if {"python", "cython"} <= set(by):
         lines.append(f"\nreference ÷ compiled time at {by['cython']['accounts']:,} accounts: "
@@ -162,7 +174,11 @@ def table(runs: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else N_ACCOUNTS
-    runs = [measure(n, implementation) for implementation in (["cython"] if _impl.core else []) + ["python"]]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else N_ACCOUNTS
+    if "--compiled-only" in sys.argv and not _impl.core:
+        sys.exit("--compiled-only: the compiled core is not active")
+    implementations = ["cython"] if "--compiled-only" in sys.argv else (["cython"] if _impl.core else []) + ["python"]
+    runs = [measure(n, implementation) for implementation in implementations]
     assert len({r["state_hash"] for r in runs}) == 1, "the implementations disagree"
     print(table(runs))

@@ -33,7 +33,9 @@ it (``apply`` clears the set after the margin-call stage). A mark is set only th
 A path that changes a book's resting orders without :meth:`_drain` must call ``risk.refresh_holds`` (or
 ``risk.track_order``) for them. Then: after the handler the monitor follows the price moves (the holders
 they may have pushed become *due*); :meth:`liquidatable` and the margin-call stage re-evaluate the touched
-and due accounts (``_touched`` itself names only accounts the command changed: the ADL queue relies on it);
+and due accounts (``_touched`` itself names only accounts the command changed: the ADL queue relies on it,
+and, within the liquidation sweep, on each change being followed by its id's addition, which
+:class:`~exchange.accounts.touched.Touched` logs);
 the SoA mirror and the indexes are rewritten in a batch before the next price move.
 ``docs/margin.md`` "How the Exchange uses the index".
 - *time*: AdvanceTime visits each funding premium-sample time and settlement boundary it crosses, in time order
@@ -78,6 +80,7 @@ from ._impl import matching_engine_class  # re-exported: exchange.engine.matchin
 from .boundary import batch, validate
 from .liquidation.adl import ranking as deleveraging
 from .accounts.ledger import FUND_ACCOUNT_BASE, Ledger
+from .accounts.touched import Touched
 from .clearing.fills import clear_fill
 from .commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
@@ -179,7 +182,7 @@ class Exchange:
                          compiled=self.implementation == "cython")
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
-        self._touched: set[int] = set()  # ids of the accounts this command changed (module docstring, sync rule)
+        self._touched = Touched()  # ids of the accounts this command changed, logged (module docstring, sync rule)
         self._order_only = False  # this command is an order command and nothing has filled yet (:meth:`_run`)
         # the commands this object applied, in order (in memory); None: not kept (keep_commands=False)
         self.journal: list | None = [] if keep_commands else None

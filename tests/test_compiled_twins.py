@@ -8,7 +8,9 @@ exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and m
 - The quiet skip is exact: the same streams with the skip disabled (``RiskMonitor.quiet`` always False, so
   both stages run after every command) give the same events and state hash, on both implementations.
 - Crashes with ADL under every profile, with the risk monitor's mirror and indexes kept (so the compiled
-  index writer, warning entries and ADL bounds run): the same events, command by command, and state hash.
+  index writer, warning entries and ADL bounds run): the same events, command by command, and state hash;
+  and, on each implementation, the same with and without the touched set's log (the incremental ADL
+  suspects, monitor sync and mirror against their full paths).
 - The binding: the compiled Exchange runs the twins, the reference does not.
 """
 import pytest
@@ -69,6 +71,28 @@ def test_crashes_with_adl_are_the_same_on_both_implementations(profile):
         ex.check_invariants()
     assert runs[1].state_hash() == runs[0].state_hash()
     assert adl_fills > 10 and runs[1].monitor.indexed == runs[1].monitor.convex  # bitmex: stepwise, no index
+
+
+@pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_the_touched_log_changes_nothing_in_crashes_with_adl(profile, implementation):
+    """The incremental readers of the touched set's log (the ADL queue's suspects, the monitor's sync and
+    mirror) against their full paths: with a plain set as the touched set (no log) every command re-checks
+    every suspect, re-evaluates every touched and due account and rewrites the mirror's dirty rows, and the
+    same crash gives the same events, command by command, and the same state."""
+    runs = [crowd(profile, 300, seed=23, symbols=(SYMBOL, OTHER), implementation=implementation) for _ in range(2)]
+    runs[1]._touched = set()
+    adl_fills = 0
+    for mark in marks_down_and_up():
+        for symbol in (SYMBOL, OTHER):
+            command = SetMarkPrice(symbol, mark)
+            logged, full = (ex.apply(command) for ex in runs)
+            assert logged == full, f"{command!r}"
+            adl_fills += sum(type(e) is ADLFill for e in full)
+    for ex in runs:
+        ex.check_invariants()
+    assert runs[0].state_hash() == runs[1].state_hash()
+    assert adl_fills > 10
 
 
 @pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])

@@ -98,6 +98,9 @@ class RiskMonitor:
         self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
         self._due_compared: set[int] = set()  # due accounts :meth:`stale_due` compared with the ledger
         self._evaluated: dict[int, list] = {}  # account id -> part states :meth:`sync` found in this command
+        self._moves = 0  # risk-price moves followed so far (an evaluation stands while it is unchanged)
+        self._synced: tuple | None = None  # (touched generation, _moves, log length) at this command's last sync
+        self._mirrored: tuple | None = None  # (touched generation, _moves) of the last full pass of :meth:`mirror`
         self._due_stale: set[int] = set()  # those whose rows did not match
         self._marked: set[str] = set()  # symbols whose mark was set since prices were last followed
         self._unmarked: set[str] = set(self.symbols)  # no mark yet: the risk price is the last trade price
@@ -133,6 +136,7 @@ class RiskMonitor:
             warn: set[int] = set()
             if price != self.prices[i]:
                 self.prices[i] = price
+                self._moves += 1
                 warn = self._price_moved(i, price, holders, touched | self._due)
             if marked:
                 self._due |= warn | (self._stale & holders)
@@ -142,9 +146,20 @@ class RiskMonitor:
 
     def sync(self, touched: set[int]) -> None:
         """:meth:`follow_prices`, then re-evaluate the liquidatable parts of every touched or due account.
-        O(positions of those accounts)."""
+
+        Incremental within a command: when ``touched`` is the engine's :class:`~exchange.accounts.touched.Touched`
+        and no risk price moved since the previous call of the same command, only the accounts logged since
+        that call and the newly due ones are re-evaluated (the others are unchanged: the sync rule, and their
+        evaluations in :attr:`_evaluated` stand). O(positions of the accounts re-evaluated)."""
         self.follow_prices(touched)
-        for account_id in touched | self._due:
+        log = getattr(touched, "log", None)
+        now = (getattr(touched, "generation", None), self._moves)
+        if log is not None and self._synced is not None and self._synced[:2] == now:
+            todo = touched.intersection(log[self._synced[2]:]) | (self._due - self._evaluated.keys())
+        else:
+            todo = touched | self._due
+        self._synced = (*now, len(log)) if log is not None else None
+        for account_id in todo:
             account = self.ledger.accounts.get(account_id)
             if account is not None:
                 states = self._evaluated[account_id] = self.risk.part_states(account)
@@ -164,7 +179,11 @@ class RiskMonitor:
         its MarginCall events and its liquidatable parts from one evaluation (the one :meth:`sync` made in
         this command when the caller says nothing changed since); the command ends (nothing is due any
         more). Returns the events."""
-        self.follow_prices(touched)
+        if self._synced is not None:  # a sync in this command: bring it up to date, then use its evaluations
+            self.sync(touched)
+            unchanged_since_sync = True
+        else:
+            self.follow_prices(touched)
         touched = touched | self._due
         evaluated = self._evaluated if unchanged_since_sync else {}
         events: list = []
@@ -178,7 +197,7 @@ class RiskMonitor:
             events += self.risk.margin_calls(account, states)
         self._stale -= touched
         self._due, self._due_compared, self._due_stale = set(), set(), set()
-        self._evaluated = {}
+        self._evaluated, self._synced, self._mirrored = {}, None, None
         if self._writer is not None and self.indexed:  # compiled: the command's accounts are written as it ends
             self._rewrite(self._dirty)
         return events
@@ -203,7 +222,12 @@ class RiskMonitor:
         and :attr:`unindexed` (:meth:`signature` and :meth:`written` tell). None while the mirror is not kept."""
         if not self.indexed:
             return None
-        self._rewrite(self._dirty - changing - self._due)
+        # Within a command and without a price move, accounts become dirty after this only through sync and the
+        # margin stage, which record changing or due ones (both only grow until the command ends): one pass.
+        now = (getattr(changing, "generation", None), self._moves)
+        if now[0] is None or self._mirrored != now:
+            self._rewrite(self._dirty - changing - self._due)
+            self._mirrored = now
         if len(self._ids) != len(self.ids):
             self._ids = np.array(self.ids, dtype=np.int64)
         return self.portfolio, self._ids, self.version
@@ -238,11 +262,15 @@ class RiskMonitor:
 
     def forget(self, account_ids) -> None:
         """Drop ``account_ids`` from the due re-evaluations of this command (the insurance funds)."""
-        self._due.difference_update(account_ids)
+        for due in (self._due, self._due_compared, self._due_stale):  # (compared ⊆ due: stale_due's test)
+            due.difference_update(account_ids)
 
     def stale_due(self) -> set[int]:
         """The due accounts whose rows do not match the ledger. A due account not also touched is unchanged
-        by the command, and its rows are not rewritten while it is due, so each is compared once per command."""
+        by the command, and its rows are not rewritten while it is due, so each is compared once per command.
+        O(1) when no account became due since the last call (``_due_compared`` ⊆ ``_due``)."""
+        if len(self._due_compared) == len(self._due):
+            return self._due_stale
         new = self._due - self._due_compared
         if new:
             self._due_compared |= new

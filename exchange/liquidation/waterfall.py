@@ -257,6 +257,7 @@ class Liquidator:
             reason = InsuranceReason.LEFTOVER if left > 0 else InsuranceReason.TOP_UP
             balance_reason = BalanceReason.LIQUIDATION if left > 0 else BalanceReason.INSURANCE_TOP_UP
             events.append(BalanceChanged(account.account_id, -left, account.wallet_units, balance_reason))
+            self.ex._touched.add(account.account_id)  # logged after the change (the ADL queue reads the log)
             events += self.funds.sync(reason)
         if self.profile.loss_rule == LossRule.SOCIALIZED and self.funds.balance(symbol) < 0:
             events += self._socialize(symbol)
@@ -538,11 +539,14 @@ class Liquidator:
 
     def _charge_part(self, account: Account, symbol: str, side: PositionSide, units: int, reason) -> list:
         """Take ``units`` (negative: give) from the margin of the position's part."""
+        events = []
         if self.risk.is_isolated(account, symbol):
             account.positions[(symbol, side)].isolated_margin_units -= units
-            return []
-        account.wallet_units -= units
-        return [BalanceChanged(account.account_id, -units, account.wallet_units, reason)]
+        else:
+            account.wallet_units -= units
+            events.append(BalanceChanged(account.account_id, -units, account.wallet_units, reason))
+        self.ex._touched.add(account.account_id)  # logged after the change (the ADL queue reads the log)
+        return events
 
     def _refresh_mark(self, symbol: str) -> list:
         """Median mark with the new last price (cascades: rules §7 via §6)."""

@@ -24,8 +24,11 @@ The order is a snapshot taken when the queue starts: the caller changes only the
 
 The candidates, their bounds, their highest lower bounds and their exact scores are kept per (symbol, side,
 ranking) while the mirror's version and the risk prices stay the same, which they usually do through a
-command's liquidation sweep: the first ADL step of a tick costs O(n) numpy, the others O(m + accounts the
-command changed + candidates with ``hi ≥ L``).
+command's liquidation sweep: the first ADL step of a tick costs O(n) numpy, the others O(m + accounts
+changed since the previous step + candidates with ``hi ≥ L`` + stale scores reaching ``L``). The suspects are
+followed through the log of the engine's touched set (:class:`~exchange.accounts.touched.Touched`), the stale
+scores are kept in float order, and the prefixes of the bounds are *live lists* that drop skipped rows as a
+prefix meets them, so no step pays for every account the command changed before it.
 
 dYdX's seeded order needs no scores: the mirror's candidates and the stale ones, in id order, rotated.
 Without the mirror (small exchanges, stepwise brackets), for the bitmex ranking (its bankruptcy prices are
@@ -33,12 +36,14 @@ not in the mirror) and for prices outside the mirror's bounds, the order is :fun
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
 import random
 from dataclasses import dataclass, field
 from fractions import Fraction
+from operator import itemgetter
 from typing import Iterator
 
 import numpy as np
@@ -73,6 +78,22 @@ class _Candidates:
     suspects: dict[int, tuple] = field(default_factory=dict)  # account id -> (signature, liquidated, fresh, stale keys)
     skip: np.ndarray | None = None  # portfolio accounts left out of the filter (ADLQueue._stale keeps it)
     skipped: set[int] = field(default_factory=set)  # the portfolio accounts set in ``skip``
+    stale: dict = field(default_factory=dict)  # the stale keys of every suspect, with their exact scores
+    stale_order: list = field(default_factory=list)  # (-float score, key) of the scored ones, ascending
+    fresh: set[int] = field(default_factory=set)  # suspects whose rows match the ledger
+    due_seen: set[int] = field(default_factory=set)  # stale-due accounts looked at
+    generation: int | None = -1  # the touched set's generation the above are for (-1: none yet)
+    logged: int = 0  # how much of the touched set's log the above have seen
+    liquidated: int | None = None  # the liquidated account of the previous call
+    hi_top: np.ndarray | None = None  # indices of the highest upper bounds, descending (grown on demand)
+    _hi_desc: np.ndarray | None = None  # minus their upper bounds (ascending, for the binary search)
+    top_live: np.ndarray | None = None  # ``top`` without the skipped rows (None: to be made again)
+    hi_live: np.ndarray | None = None  # ``hi_top`` without the skipped rows (None: to be made again)
+    _hi_live_desc: np.ndarray | None = None
+    _hi_live_of: np.ndarray | None = None  # the ``hi_top`` that ``hi_live`` was made from
+    top_at: int = 0  # where ``top_live`` starts (the skipped rows its prefix met are before)
+    hi_at: int = 0  # where ``hi_live`` starts
+    unskipped: bool = False  # a row was unskipped since (the live lists are made again)
 
     def key(self, j: int) -> Key:
         return int(self.accounts[j]), _SIDES[int(self.sides[j])]
@@ -84,6 +105,69 @@ class _Candidates:
             part = np.argpartition(-self.lo, keep - 1)[:keep] if keep < n else np.arange(n)
             self.top = part[np.lexsort((part, -self.lo[part]))]
         return self.top[:k]
+
+    def reaching(self, bound: float) -> np.ndarray:
+        """Indices of the candidates whose upper bound is ≥ ``bound``, by upper bound descending: a prefix of
+        the highest upper bounds, grown ×4 (from :data:`TOP`) until it ends below ``bound``. O(n) the first
+        time and at each growth, then O(log n + the answer)."""
+        n = len(self.hi)
+        if not n:
+            return np.zeros(0, np.int64)
+        while True:
+            top = self.hi_top
+            if top is None or (len(top) < n and -self._hi_desc[-1] >= bound):
+                keep = min(n, TOP if top is None else 4 * len(top))
+                part = np.argpartition(-self.hi, keep - 1)[:keep] if keep < n else np.arange(n)
+                self.hi_top = part[np.argsort(-self.hi[part], kind="stable")]
+                self._hi_desc = -self.hi[self.hi_top]  # ascending
+                continue
+            return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
+
+    def follow_skips(self) -> None:
+        """Forget the live lists when a row was unskipped since they were made (skipped rows are dropped from
+        them as the prefixes reach them: :meth:`highest_live`, :meth:`reaching_live`)."""
+        if self.unskipped:
+            self.top_live = self.hi_live = None
+        self.unskipped = False
+
+    def highest_live(self, k: int, skip: np.ndarray) -> np.ndarray:
+        """The first ``k`` candidates outside skipped rows by lower bound descending (ties by index), or every
+        one of them when there are fewer. The live list drops the skipped rows its prefix meets (moving the
+        prefix's start), so a call costs O(k + rows skipped since), not O(rows skipped)."""
+        while True:
+            if self.top_live is None:
+                self.top_live, self.top_at = self.top[~skip[self.rows[self.top]]], 0
+            head = self.top_live[self.top_at:self.top_at + k]
+            keep = ~skip[self.rows[head]]
+            if not keep.all():  # drop them: the kept ones move up to the new start
+                kept = head[keep]
+                self.top_at += len(head) - len(kept)
+                self.top_live[self.top_at:self.top_at + len(kept)] = kept
+                continue
+            if len(head) >= k or len(self.top) == len(self.lo):
+                return head
+            self.highest(max(2 * len(self.top), k))  # too few live ones: a longer prefix of the lower bounds
+            self.top_live = None
+
+    def reaching_live(self, bound: float, skip: np.ndarray) -> np.ndarray:
+        """:meth:`reaching` outside skipped rows, dropping the skipped rows it meets as :meth:`highest_live`
+        does. O(log n + the answer + rows skipped since)."""
+        reach = self.reaching(bound)
+        if not len(reach):
+            return reach
+        if self.hi_live is None or self._hi_live_of is not self.hi_top:  # (re)made from the current prefix
+            self.hi_live, self._hi_live_of, self.hi_at = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top, 0
+            self._hi_live_desc = -self.hi[self.hi_live]
+        at = self.hi_at
+        head = self.hi_live[at:at + np.searchsorted(self._hi_live_desc[at:], -bound, side="right")]
+        keep = ~skip[self.rows[head]]
+        if keep.all():
+            return head
+        kept = head[keep]
+        self.hi_at = at = at + len(head) - len(kept)
+        self.hi_live[at:at + len(kept)] = kept
+        self._hi_live_desc[at:at + len(kept)] = -self.hi[kept]
+        return kept
 
     def zeros_by_key(self) -> np.ndarray:
         if self.zero_order is None:
@@ -137,36 +221,74 @@ class ADLQueue:
     def _stale(self, n_accounts: int, c: _Candidates, symbol: str, long: bool, ranking: ADLRanking,
                changing: set[int], liquidated: int) -> tuple[dict[Key, tuple | None], np.ndarray]:
         """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (as
-        :func:`_rank`; None
-        for the seeded order), and the portfolio accounts to leave out of the filter. An account the command
-        changed whose rows still match the ledger (:meth:`~exchange.liquidation.monitor.RiskMonitor.signature`) keeps its
-        rows; the liquidated account never does. Scores are kept per signature while the prices stay; what an
-        account contributes is kept per signature too (``c.suspects``), and the skip mask is updated by the
-        difference from the previous call, so a call costs one signature per suspect holder plus O(changes)."""
-        monitor, ledger = self.monitor, self.risk.ledger
-        suspect = changing | monitor.stale_due() | monitor.unindexed
-        suspect.add(liquidated)
-        fresh: set[int] = set()
-        stale: dict[Key, Fraction | None] = {}
-        for account_id in ledger.holders[symbol].intersection(suspect):
-            if account_id >= FUND_ACCOUNT_BASE:  # funds come last, from the ledger
-                continue
-            signature = monitor.signature(account_id)
-            known = c.suspects.get(account_id)
-            if known is None or known[0] != signature or known[1] != (account_id == liquidated):
-                known = c.suspects[account_id] = self._suspect(account_id, signature, symbol, long, ranking, liquidated)
-            if known[2]:
-                fresh.add(account_id)
+        :func:`_rank`; None for the seeded order), and the skip mask: the portfolio accounts to leave out of the
+        filter. The suspects are ``changing``, the monitor's :meth:`~exchange.liquidation.monitor.RiskMonitor.stale_due`
+        and unindexed accounts, and ``liquidated``. A suspect holder whose rows still match the ledger
+        (:meth:`~exchange.liquidation.monitor.RiskMonitor.signature`) keeps its rows; the liquidated account never
+        does. What each suspect contributes is kept per signature (``c.suspects``), and the stale scores and the
+        mask are kept up to date by difference.
+
+        Incremental: when ``changing`` is the engine's :class:`~exchange.accounts.touched.Touched`, only the
+        accounts logged since the previous call (plus new stale-due ones and the old and new liquidated
+        account) are looked at again; an account not logged since is unchanged (the sync rule). The first call
+        of a command (or of a new candidate set) looks at every suspect. O(accounts looked at · their positions)."""
+        monitor = self.monitor
+        generation = getattr(changing, "generation", None)
+        if generation is None or c.generation != generation:  # everything again
+            c.generation, c.stale, c.stale_order, c.fresh, c.due_seen = generation, {}, [], set(), set()
+            if c.skip is None or len(c.skip) != n_accounts:
+                c.skip = np.zeros(n_accounts, dtype=bool)
             else:
-                stale.update(known[3])
-        if c.skip is None or len(c.skip) != n_accounts:
-            c.skip, c.skipped = np.zeros(n_accounts, dtype=bool), set()
-        skipped = {row for row in map(monitor.row_of, suspect - fresh) if row is not None}
-        if skipped != c.skipped:
-            c.skip[list(c.skipped - skipped)] = False
-            c.skip[list(skipped - c.skipped)] = True
-            c.skipped = skipped
-        return stale, c.skip
+                c.skip[list(c.skipped)] = False
+            c.skipped, c.unskipped = set(), True
+            look = set(changing) | monitor.unindexed
+        else:
+            look = set(changing.log[c.logged:])
+        if generation is not None:
+            c.logged = len(changing.log)
+        new_due = monitor.stale_due() - c.due_seen
+        c.due_seen |= new_due
+        look |= new_due
+        look.add(liquidated)
+        if c.liquidated is not None:
+            look.add(c.liquidated)
+        c.liquidated = liquidated
+        holders = self.risk.ledger.holders[symbol]
+        for account_id in look:
+            fresh = False
+            known = c.suspects.get(account_id)
+            if known is not None:  # drop what it contributed
+                for key in known[3]:
+                    r = c.stale.pop(key, None)
+                    if r is not None:
+                        del c.stale_order[bisect.bisect_left(c.stale_order, (-r[0], key))]
+            if account_id in holders and account_id < FUND_ACCOUNT_BASE:  # funds come last, from the ledger
+                signature = monitor.signature(account_id)
+                if known is None or known[0] != signature or known[1] != (account_id == liquidated):
+                    known = c.suspects[account_id] = self._suspect(account_id, signature, symbol, long, ranking,
+                                                                   liquidated)
+                fresh = known[2]
+                if not fresh:
+                    c.stale.update(known[3])
+                    for key, r in known[3].items():
+                        if r is not None:
+                            bisect.insort(c.stale_order, (-r[0], key))
+            else:
+                c.suspects.pop(account_id, None)
+            if fresh:
+                c.fresh.add(account_id)
+            else:
+                c.fresh.discard(account_id)
+            row = monitor.row_of(account_id)
+            if row is not None:
+                if fresh and row in c.skipped:
+                    c.skipped.discard(row)
+                    c.skip[row] = False
+                    c.unskipped = True
+                elif not fresh and row not in c.skipped:
+                    c.skipped.add(row)
+                    c.skip[row] = True
+        return c.stale, c.skip
 
     def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
                  liquidated: int) -> tuple:
@@ -218,18 +340,23 @@ def _rank(score: Fraction) -> tuple[float, Fraction]:
 
 def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], score) -> Iterator[Key]:
     """Highest exact score first, ties by key, over the candidates outside the ``n_skipped`` ``skip``ped rows
-    and ``stale`` (scored already, as :func:`_rank`); ``score(key)`` scores one candidate exactly (module
-    docstring: the prefix argument)."""
+    and ``stale`` (``c.stale``, scored already, as :func:`_rank`; the ones that reach a prefix's bound are found
+    by binary search in ``c.stale_order``); ``score(key)`` scores one candidate exactly (module docstring: the
+    prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
+    c.follow_skips()
     while True:
-        top = c.highest(m + n_skipped if m < n else n)
-        top = top[~skip[c.rows[top]]]
+        top = c.highest_live(m if m < n else n, skip)
         complete = len(top) < m or m >= n
         bound = -math.inf if complete else float(c.lo[top[m - 1]])
-        inside = np.flatnonzero(c.hi >= bound)
-        inside = inside[~skip[c.rows[inside]] & ~c.zero[inside]]
+        inside = c.reaching_live(bound, skip)
+        inside = inside[~c.zero[inside]]
         floor = Fraction(bound) if not complete else None  # exact, converted once
-        scores = {key: r for key, r in stale.items() if complete or r[0] > bound or (r[0] == bound and r[1] >= floor)}
+        if complete:
+            scores = dict(stale)
+        else:  # the stale scores whose float reaches the bound: a prefix of c.stale_order
+            reach = c.stale_order[:bisect.bisect_right(c.stale_order, -bound, key=itemgetter(0))]
+            scores = {key: r for key, r in ((key, stale[key]) for _, key in reach) if r[0] > bound or r[1] >= floor}
         for j in inside.tolist():
             key = c.key(j)
             r = c.exact.get(j)
