@@ -52,6 +52,22 @@ def test_the_twins_give_the_reference_events_and_state(profile, stream):
 
 
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+def crash_side_by_side(runs) -> int:
+    """Both exchanges through the crash down and back up in both symbols, every command's events equal; then the
+    invariants and equal state hashes. Returns the ADL fills."""
+    adl_fills = 0
+    for mark in marks_down_and_up():
+        for symbol in (SYMBOL, OTHER):
+            command = SetMarkPrice(symbol, mark)
+            first, second = (ex.apply(command) for ex in runs)
+            assert second == first, f"{command!r}"
+            adl_fills += sum(type(e) is ADLFill for e in first)
+    for ex in runs:
+        ex.check_invariants()
+    assert runs[1].state_hash() == runs[0].state_hash()
+    return adl_fills
+
+
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_crashes_with_adl_are_the_same_on_both_implementations(profile):
     """300 traders in two symbols (one-way and hedge, isolated and cross), the indexes kept from the start,
@@ -60,17 +76,8 @@ def test_crashes_with_adl_are_the_same_on_both_implementations(profile):
     runs = [crowd(profile, 300, seed=23, symbols=(SYMBOL, OTHER), implementation=implementation)
             for implementation in ("python", "cython")]
     assert [ex.state_hash() for ex in runs][0] == runs[1].state_hash()
-    adl_fills = 0
-    for mark in marks_down_and_up():
-        for symbol in (SYMBOL, OTHER):
-            command = SetMarkPrice(symbol, mark)
-            reference, compiled = (ex.apply(command) for ex in runs)
-            assert compiled == reference, f"{command!r}"
-            adl_fills += sum(type(e) is ADLFill for e in reference)
-    for ex in runs:
-        ex.check_invariants()
-    assert runs[1].state_hash() == runs[0].state_hash()
-    assert adl_fills > 10 and runs[1].monitor.indexed == runs[1].monitor.convex  # bitmex: stepwise, no index
+    assert crash_side_by_side(runs) > 10  # ADL fills
+    assert runs[1].monitor.indexed == runs[1].monitor.convex  # bitmex: stepwise, no index
 
 
 @pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
@@ -82,17 +89,7 @@ def test_the_touched_log_changes_nothing_in_crashes_with_adl(profile, implementa
     same crash gives the same events, command by command, and the same state."""
     runs = [crowd(profile, 300, seed=23, symbols=(SYMBOL, OTHER), implementation=implementation) for _ in range(2)]
     runs[1]._touched = set()
-    adl_fills = 0
-    for mark in marks_down_and_up():
-        for symbol in (SYMBOL, OTHER):
-            command = SetMarkPrice(symbol, mark)
-            logged, full = (ex.apply(command) for ex in runs)
-            assert logged == full, f"{command!r}"
-            adl_fills += sum(type(e) is ADLFill for e in full)
-    for ex in runs:
-        ex.check_invariants()
-    assert runs[0].state_hash() == runs[1].state_hash()
-    assert adl_fills > 10
+    assert crash_side_by_side(runs) > 10  # ADL fills
 
 
 @pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])

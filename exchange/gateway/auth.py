@@ -84,6 +84,11 @@ def _split_signature(raw_query: str, raw_body: str) -> tuple[str, str | None]:
     if at > 0 and source[at - 1] == "&" and "&" not in source[at:] and "signature=" not in other \
             and source.count("signature=") == 1:  # the usual request: one signature, the last pair
         return other + source[:at - 1], source[at + 10:]
+    return _split_signature_pairs(raw_query, raw_body)
+
+
+def _split_signature_pairs(raw_query: str, raw_body: str) -> tuple[str, str | None]:
+    """The general rule: every pair named ``signature`` removed, the last one's value taken, query then body."""
     signature = None
     parts = []
     for source in (raw_query, raw_body):
