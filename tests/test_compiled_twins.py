@@ -51,7 +51,6 @@ def test_the_twins_give_the_reference_events_and_state(profile, stream):
     assert compiled[1] == reference[1]
 
 
-@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def crash_side_by_side(runs) -> int:
     """Both exchanges through the crash down and back up in both symbols, every command's events equal; then the
     invariants and equal state hashes. Returns the ADL fills."""
@@ -68,6 +67,7 @@ def crash_side_by_side(runs) -> int:
     return adl_fills
 
 
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_crashes_with_adl_are_the_same_on_both_implementations(profile):
     """300 traders in two symbols (one-way and hedge, isolated and cross), the indexes kept from the start,
