@@ -1,9 +1,9 @@
 """Sweep benchmark (docs/sweeps.md): the same 16 cells serially in this process and on a 2-worker LocalCluster.
 
-    PYTHONPATH=. python bench/bench_grid.py [--repeat 3] [--workers 2]
+    PYTHONPATH=. python bench/bench_grid.py [--repeat 3] [--workers 2] [--seeds 4]
 
 The grid: the embedded margin-modes scenario, ``path.drop`` × ``traders.count`` (2 × 2), the isolated world,
-4 seeds — 16 runs of ~2-3 s each. Both ways go through :func:`exchange.sim.grid.run_sweep` into fresh output
+4 seeds — 16 runs of ~1 s each (``--seeds N``: 4 × N runs). Both ways go through :func:`exchange.sim.grid.run_sweep` into fresh output
 directories (``cluster="serial"``: no Dask, one cell after another; ``cluster="local"``: a new LocalCluster,
 started and stopped inside the timed region), so both pay for the same writes, summary and report. Printed per
 repeat and as medians: wall time, CPU time (this process; for the sweep also its worker processes, counted when
@@ -64,12 +64,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per grid point (cells = 4 x seeds)")
     args = parser.parse_args()
 
     from exchange import _impl
     from exchange.sim.grid import load_grid, read_results
 
-    spec = load_grid(GRID)
+    spec = load_grid(GRID.replace("seeds = 4", f"seeds = {args.seeds}"))
     print(f"implementation {_impl.IMPLEMENTATION}; {len(spec.cells)} cells; {args.workers} workers; "
           f"{args.repeat} repeats")
     serial, sweep = [], []
