@@ -1153,9 +1153,7 @@ class Exchange:
     @_known_symbol
     def position_lots(self, account_id: int, symbol: str, position_side: PositionSide = PositionSide.BOTH) -> int:
         """The position's signed lots (long > 0), 0 when flat. O(1), without building a view."""
-        account = self.ledger.get(account_id)
-        position = account.positions.get((symbol, position_side)) if account is not None else None
-        return position.lots if position is not None else 0
+        return self.ledger.position(self.ledger.get(account_id), symbol, position_side).lots
 
     @_known_symbol
     def margin_ratio_e8(self, account_id: int, symbol: str = CROSS, position_side: PositionSide = PositionSide.BOTH) -> int:

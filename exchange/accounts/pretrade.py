@@ -536,18 +536,17 @@ class Risk:
         return held + sum(self.initial_margin(symbol, self.notional(symbol, p), leverage)
                           for _, p in account.positions_in(symbol))
 
-    def view(self, account: Account, symbol: str, side: PositionSide, bankruptcy_price_ticks=None, *,
+    def view(self, account: Account, symbol: str, side: PositionSide, bankruptcy_price_ticks, *,
              prices: bool = True) -> PositionView:
-        """The position's view; ``bankruptcy_price_ticks`` (a callable of no argument) replaces this stage's own
-        bankruptcy price (the liquidation stage's, by the profile), so only one is computed. ``prices=False``
-        leaves both prices None (not computed: they are the view's costly part)."""
+        """The position's view; ``bankruptcy_price_ticks`` (a callable of no argument) gives its bankruptcy price
+        (the liquidation stage's, by the profile: the engine passes it). ``prices=False`` leaves both prices None
+        (not computed: they are the view's costly part)."""
         position = self.ledger.position(account, symbol, side)
         settings = self.ledger.settings(account, symbol)
         liquidation = bankruptcy = None
         if prices:
             liquidation = self.liquidation_price_ticks(account, symbol, side)
-            bankruptcy = bankruptcy_price_ticks() if bankruptcy_price_ticks is not None else \
-                self.bankruptcy_price_ticks(account, symbol, side)
+            bankruptcy = bankruptcy_price_ticks()
         return PositionView(
             symbol, side, position.lots, position.entry_cost, position.isolated_margin_units, settings.margin_mode,
             settings.leverage, self.notional(symbol, position), self.upnl(symbol, position),
