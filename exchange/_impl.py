@@ -21,6 +21,9 @@ this module, never the compiled modules directly:
 - ``adl_bounds_kernel``: ``exchange.liquidation.adl._bounds`` (built from ``exchange/liquidation/adl/_bounds.pyx``), the
   compiled twin of :mod:`exchange.liquidation.adl.bounds` and of the ADL queue's candidate selection; None under
   the reference.
+- ``batch_kernel``: ``exchange.boundary._batch`` (built from ``exchange/boundary/_batch.pyx``), the compiled twin
+  of :func:`exchange.boundary.batch.make_records` (the command records of ``apply_batch``'s rows); None under the
+  reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -34,6 +37,7 @@ if PURE_PYTHON:
     fills_kernel = None
     entry_kernel = None
     adl_bounds_kernel = None
+    batch_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -49,6 +53,7 @@ else:
     from exchange.clearing import _fills as fills_kernel
     from exchange.orders import _entry as entry_kernel
     from exchange.liquidation.adl import _bounds as adl_bounds_kernel
+    from exchange.boundary import _batch as batch_kernel
     IMPLEMENTATION = "cython"
 
 

@@ -8,9 +8,11 @@ import pytest
 from exchange import (
     AdvanceTime, CancelOrder, Deposit, Exchange, OrderAccepted, PlaceOrder, Rejected, SetMarkPrice, Side, replay_file,
 )
+from exchange import _impl
+from exchange.boundary import batch
 from exchange.boundary.batch import BATCH_COMMAND_DTYPE, COMMAND_DEFAULTS, BatchError, decode, encode
 from exchange.commands import COMMAND_TYPES
-from tests.conftest import make_instrument
+from tests.conftest import make_instrument, needs_compiled
 from tests.streams import SYMBOL, fuzz_cases, liquidation_commands, random_commands
 
 OTHER = "XYZUSDT"
@@ -43,6 +45,11 @@ def test_a_batch_is_apply_one_by_one(profile, stream):
         assert order_id == (accepted[0] if accepted and not refused else 0)
     kinds = {type(e).__name__ for e in flat}
     assert set(result.events) == kinds and len(kinds) >= 10
+    owner = [i for i, events in enumerate(per_command) for _ in events]  # the command of each event
+    if stream == "random":  # commands without events sit between commands with events
+        assert any(not events for events in per_command)
+    for table in result.events.values():
+        assert table["command"].tolist() == [owner[seq] for seq in table["seq"].tolist()]
     fills = result.events.get("Fill")
     assert fills is not None and (fills["seq"] == np.sort(fills["seq"])).all()
     assert all(flat[seq].qty_lots == qty for seq, qty in zip(fills["seq"].tolist(), fills["qty_lots"].tolist()))
@@ -73,6 +80,16 @@ def test_encode_and_decode_are_inverse_for_every_command_kind():
     rows = encode(commands, (SYMBOL, OTHER))
     assert [type(c)(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)}) for c in decode(rows, (SYMBOL, OTHER))] \
         == commands
+
+
+@needs_compiled
+def test_the_compiled_record_maker_makes_the_reference_records():
+    commands = list(liquidation_commands(3, 2_000, (SYMBOL, OTHER))) + list(random_commands(4, 2_000))
+    rows = encode(commands, (SYMBOL, OTHER))
+    made = list(batch._records(rows, (SYMBOL, OTHER), _impl.batch_kernel.make_records))
+    assert made == decode(rows, (SYMBOL, OTHER)) == commands
+    assert [type(c) for c in made] == [type(c) for c in commands]
+    assert [hash(c) for c in made] == [hash(c) for c in commands]
 
 
 def test_a_row_template_holds_the_record_defaults():

@@ -39,6 +39,7 @@ rebuilds the event records, equal to :meth:`apply`'s, from the arrays.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import operator
 import typing
@@ -47,11 +48,12 @@ from functools import cache
 import numpy as np
 
 from ..commands import COMMAND_TYPES, PlaceOrder
+from .. import _impl
 from .. import events as _events
 from .validate import is_int
 
 SYMBOL_FIELD = "symbol"
-CHUNK = 4_096  #: event rows per class turned into an array at once (EventRows)
+CHUNK = 512  #: events turned into tables at once (EventRows), command rows made into records at once
 
 
 def _integer_fields(cls) -> list[str]:
@@ -83,37 +85,53 @@ class BatchError(ValueError):
 
 # ==== commands =====================================================================================
 @cache
-def _plan(tag: int) -> tuple[type, int, typing.Callable]:
-    """``(record class, position of its symbol field or -1, itemgetter of its other fields' columns)``."""
+def _plan(tag: int) -> tuple[type, tuple[str, ...], tuple[int, ...]]:
+    """``(record class, its field names, the column of each in a row)``, column -1 for the symbol (the row's
+    ``symbol`` index names it)."""
     cls = COMMAND_TYPES[tag]
-    names = [f.name for f in dataclasses.fields(cls)]
-    columns = [BATCH_COMMAND_DTYPE.names.index(name) for name in names if name != SYMBOL_FIELD]
-    get = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row, c=columns[0]: (row[c],))
-    return cls, names.index(SYMBOL_FIELD) if SYMBOL_FIELD in names else -1, get
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    return cls, names, tuple(-1 if name == SYMBOL_FIELD else BATCH_COMMAND_DTYPE.names.index(name) for name in names)
 
 
 def decode(rows: np.ndarray, symbols: typing.Sequence[str]) -> list:
     """Command records of ``rows`` (:data:`BATCH_COMMAND_DTYPE`). Raises :class:`BatchError` for another
     dtype, an unknown tag or a symbol index outside ``symbols``. O(rows)."""
+    return list(_records(rows, symbols, make_records))
+
+
+def make_records(rows: list, plans: dict, symbols: typing.Sequence[str]) -> list:
+    """The command records of ``rows`` (lists of a row's int64 columns, already checked); ``plans``: tag -> :func:`_plan`. The
+    compiled twin (``exchange.boundary._batch``) makes the same records without the dataclass ``__init__``.
+    O(rows × fields)."""
+    records = []
+    for row in rows:
+        cls, _, columns = plans[row[0]]
+        records.append(cls(*[symbols[row[1]] if column < 0 else row[column] for column in columns]))
+    return records
+
+
+def _records(rows: np.ndarray, symbols: typing.Sequence[str], make: typing.Callable) -> typing.Iterator:
+    """The command records of ``rows``, made by ``make`` (:func:`make_records` or its twin) :data:`CHUNK` rows
+    at a time, after every row was checked (:class:`BatchError` is raised before the first record). :func:`run`
+    applies them as they come, so no record of every command stays alive at once (a pile of them would
+    slow the cycle collector down). O(rows)."""
     if not isinstance(rows, np.ndarray) or rows.dtype != BATCH_COMMAND_DTYPE or rows.ndim != 1:
         raise BatchError(f"apply_batch needs a 1-d array of BATCH_COMMAND_DTYPE, got "
                          f"{getattr(rows, 'dtype', type(rows).__name__)}")
-    unknown = np.flatnonzero(~np.isin(rows["tag"], list(COMMAND_TYPES)))
+    tags = rows["tag"]
+    unknown = np.flatnonzero(~np.isin(tags, list(COMMAND_TYPES)))
     if len(unknown):
-        raise BatchError(f"row {unknown[0]}: unknown command tag {rows['tag'][unknown[0]]} "
+        raise BatchError(f"row {unknown[0]}: unknown command tag {tags[unknown[0]]} "
                          f"(known: {sorted(COMMAND_TYPES)})")
     plans = {tag: _plan(tag) for tag in COMMAND_TYPES}
-    commands, n_symbols = [], len(symbols)
-    for i, row in enumerate(rows.tolist()):
-        cls, at, get = plans[row[0]]
-        if at < 0:
-            commands.append(cls(*get(row)))
-            continue
-        if not 0 <= row[1] < n_symbols:
-            raise BatchError(f"row {i}: symbol index {row[1]} is outside 0..{n_symbols - 1}")
-        values = get(row)
-        commands.append(cls(*values[:at], symbols[row[1]], *values[at:]))
-    return commands
+    with_symbol = np.isin(tags, [tag for tag, plan in plans.items() if -1 in plan[2]])
+    outside = np.flatnonzero(with_symbol & ((rows["symbol"] < 0) | (rows["symbol"] >= len(symbols))))
+    if len(outside):
+        raise BatchError(f"row {outside[0]}: symbol index {rows['symbol'][outside[0]]} is outside "
+                         f"0..{len(symbols) - 1}")
+    table = np.ascontiguousarray(rows).view(np.int64).reshape(len(rows), len(BATCH_COMMAND_DTYPE.names))
+    return (record for start in range(0, len(rows), CHUNK)
+            for record in make(table[start:start + CHUNK].tolist(), plans, symbols))
 
 
 def encode(commands, symbols: typing.Sequence[str]) -> np.ndarray:
@@ -179,51 +197,64 @@ def event_dtype(cls) -> np.dtype:
 
 
 class EventRows:
-    """Collects events as row tuples per class (one C-level ``attrgetter`` per event) and turns them into the
-    tables a chunk at a time (:data:`CHUNK` rows), so few row tuples are alive at once: they hold enum members,
-    which keeps them tracked by the cycle collector, and a growing pile of tracked tuples would make its
-    collections slower and slower."""
+    """Collects the batch's events in one list and turns them into the tables a chunk at a time (at least
+    :data:`CHUNK` events): the chunk is split by class with numpy and each column read from its events by one
+    C-level pass (``np.fromiter`` over an ``attrgetter``), so no Python code runs per event, and few events
+    are alive at once (tracked by the cycle collector, a pile of them would make its collections slower and
+    slower). The ``command`` column is filled at the end from the commands' first events (:meth:`arrays`)."""
 
     def __init__(self, symbols: typing.Sequence[str]):
         self.index = {symbol: i for i, symbol in enumerate(symbols)}
         self.index[""] = -1
-        self.rows: dict[type, list[tuple]] = {}
+        self.pending: list = []
+        self.flushed = 0  # seq of pending[0]
         self.chunks: dict[type, list[np.ndarray]] = {}
-        self.getters: dict[type, typing.Callable] = {}
-        self.seq = 0
+        self.class_ids: dict[type, int] = {}
 
-    def add(self, command: int, events: list) -> None:
-        for event in events:
-            cls = type(event)
-            getter = self.getters.get(cls)
-            if getter is None:
-                names = [f.name for f in dataclasses.fields(cls)]
-                getter = self.getters[cls] = operator.attrgetter(*names) if len(names) > 1 else (
-                    lambda e, get=operator.attrgetter(names[0]): (get(e),))
-                self.rows[cls], self.chunks[cls] = [], []
-            rows = self.rows[cls]
-            rows.append((self.seq, command, *getter(event)))
-            self.seq += 1
-            if len(rows) == CHUNK:
-                self.chunks[cls].append(self._table(cls, rows))
-                rows.clear()
+    @property
+    def seq(self) -> int:
+        """The seq the next event gets."""
+        return self.flushed + len(self.pending)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {cls.__name__: np.concatenate(self.chunks[cls] + [self._table(cls, rows)])
-                for cls, rows in self.rows.items()}
+    def add(self, events: list) -> None:
+        self.pending += events
+        if len(self.pending) >= CHUNK:
+            self._flush()
 
-    def _table(self, cls, rows: list[tuple]) -> np.ndarray:
-        dtype = event_dtype(cls)
-        if SYMBOL_FIELD not in dtype.names:
-            return np.array(rows, dtype)
-        staged = np.array(rows, [(name, object if name == SYMBOL_FIELD else dtype[name]) for name in dtype.names])
-        table = np.empty(len(rows), dtype)
-        for name in dtype.names:
-            if name != SYMBOL_FIELD:
-                table[name] = staged[name]
-        names, inverse = np.unique(staged[SYMBOL_FIELD].astype(str), return_inverse=True)
-        table[SYMBOL_FIELD] = np.array([self.index[name] for name in names.tolist()], np.int64)[inverse]
-        return table
+    def arrays(self, firsts: np.ndarray) -> dict[str, np.ndarray]:
+        """The tables by class name; ``firsts``: the seq of each command's first event (its ``command`` rows)."""
+        self._flush()
+        tables = {cls.__name__: np.concatenate(chunks) for cls, chunks in self.chunks.items()}
+        for table in tables.values():
+            table["command"] = np.searchsorted(firsts, table["seq"], "right") - 1
+        return tables
+
+    def _flush(self) -> None:
+        """The pending events as one table per class. O(events × fields), in C."""
+        pending = self.pending
+        if not pending:
+            return
+        class_ids = self.class_ids
+        for cls in set(map(type, pending)) - class_ids.keys():
+            class_ids[cls] = len(class_ids)
+            self.chunks[cls] = []
+        ids = np.fromiter(map(class_ids.__getitem__, map(type, pending)), np.int64, len(pending))
+        for cls, k in class_ids.items():
+            at = np.flatnonzero(ids == k)
+            if not len(at):
+                continue
+            events = [pending[at[0]]] if len(at) == 1 else operator.itemgetter(*at.tolist())(pending)
+            dtype = event_dtype(cls)
+            table = np.empty(len(events), dtype)
+            table["seq"] = at + self.flushed
+            for name in dtype.names[2:]:
+                values = map(operator.attrgetter(name), events)
+                if name == SYMBOL_FIELD:
+                    values = map(self.index.__getitem__, values)
+                table[name] = np.fromiter(values, dtype[name], len(events))
+            self.chunks[cls].append(table)
+        self.flushed += len(pending)
+        pending.clear()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,25 +285,26 @@ class BatchResult:
 
 
 def run(exchange, commands: np.ndarray) -> BatchResult:
-    """:meth:`Exchange.apply_batch <exchange.engine.Exchange.apply_batch>`: decode every row first, then apply them
-    one by one with :meth:`~exchange.engine.Exchange.apply`, collecting results and event rows. O(rows + events)."""
+    """:meth:`Exchange.apply_batch <exchange.engine.Exchange.apply_batch>`: check every row first, then make and
+    apply the commands one by one with :meth:`~exchange.engine.Exchange.apply`, collecting results and event
+    rows. O(rows + events)."""
     symbols = exchange.symbols
-    records = decode(commands, symbols)
-    n = len(records)
-    codes, order_ids, firsts, counts = [0] * n, [0] * n, [0] * n, [0] * n
+    kernel = _impl.batch_kernel if exchange.implementation == "cython" else None
+    records = _records(commands, symbols, kernel.make_records if kernel is not None else make_records)
+    n = len(commands)
+    codes, order_ids, counts = (array.array("q", [0]) * n for _ in range(3))  # int64 columns, not tracked by the collector
     rows = EventRows(symbols)
     apply = exchange.apply
     for i, command in enumerate(records):
         next_id = exchange.next_order_id
-        firsts[i] = rows.seq
         events = apply(command)
-        rows.add(i, events)
+        rows.add(events)
         counts[i] = len(events)
         if events and type(events[0]) is _events.Rejected:
             codes[i] = events[0].code
         elif type(command) is PlaceOrder and exchange.next_order_id > next_id:
             order_ids[i] = next_id
     results = np.zeros(n, RESULT_DTYPE)
-    for name, column in zip(RESULT_DTYPE.names, (codes, order_ids, firsts, counts)):
-        results[name] = column
-    return BatchResult(results, rows.arrays(), symbols)
+    results["code"], results["order_id"], results["events"] = codes, order_ids, counts
+    results["first_event"] = np.cumsum(results["events"]) - results["events"]
+    return BatchResult(results, rows.arrays(results["first_event"]), symbols)
