@@ -196,6 +196,8 @@ cdef class RiskKernel:
         settings = account.settings.get(symbol)
         if settings is None:
             settings = self.defaults[symbol]
+        if not settings.imr_e8:  # SymbolSettings.exact_leverage without its Python frame
+            return settings.leverage
         return settings.exact_leverage
 
     cpdef tuple key_hold(self, account, symbol, side, extra=None, replacing=0, leverage=0):

@@ -7,6 +7,9 @@ since, in O(new entries) instead of re-checking the whole set: the ADL queue doe
 one sweep (:mod:`exchange.liquidation.adl.queue`). Within the liquidation sweep every change of an account is
 followed by adding its id (the waterfall and the fill paths add after they change an account), so an
 account missing from the log since a reader's mark is unchanged since that mark.
+
+The compiled drain (:mod:`exchange.clearing._fills`) adds to the set and appends to ``log`` directly, as
+:meth:`Touched.add` does, without its Python frame; whatever :meth:`Touched.add` does, that path must do too.
 """
 from __future__ import annotations
 

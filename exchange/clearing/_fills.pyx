@@ -20,6 +20,7 @@ Contents
                       O(rows + orders and accounts seen).
 """
 from cpython.object cimport PyObject_GenericSetAttr
+from cpython.set cimport PySet_Add
 from exchange.accounts._margin cimport initial_margin
 
 import dataclasses
@@ -197,9 +198,14 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
             del position_sides[order_id]
     store_holds = risk.store_holds
     touched = ex._touched
+    touched_log = getattr(touched, "log", None)  # a Touched (a plain set in tests of the full paths)
     for account_id in ordered:
         account = ledger_accounts.get(account_id)
         if account is not None:
             store_holds(account, symbol)
-            touched.add(account_id)
+            if touched_log is None:
+                touched.add(account_id)
+            else:  # Touched.add without its Python frame: the set and its log
+                PySet_Add(touched, account_id)
+                touched_log.append(account_id)
     return events
