@@ -24,6 +24,8 @@ this module, never the compiled modules directly:
 - ``batch_kernel``: ``exchange.boundary._batch`` (built from ``exchange/boundary/_batch.pyx``), the compiled twin
   of :func:`exchange.boundary.batch.make_records` (the command records of ``apply_batch``'s rows); None under the
   reference.
+- ``validate_kernel``: ``exchange.boundary._validate`` (built from ``exchange/boundary/_validate.pyx``), the compiled
+  twin of the validation boundary's fast check (:mod:`exchange.boundary.validate`); None under the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -38,6 +40,7 @@ if PURE_PYTHON:
     entry_kernel = None
     adl_bounds_kernel = None
     batch_kernel = None
+    validate_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -54,6 +57,7 @@ else:
     from exchange.orders import _entry as entry_kernel
     from exchange.liquidation.adl import _bounds as adl_bounds_kernel
     from exchange.boundary import _batch as batch_kernel
+    from exchange.boundary import _validate as validate_kernel
     IMPLEMENTATION = "cython"
 
 

@@ -214,6 +214,7 @@ class Exchange:
             self._drain = functools.partial(_impl.fills_kernel.drain, self)  # (exchange.orders._entry)
             self._handlers[PlaceOrder] = functools.partial(_impl.entry_kernel.place, self)
             self._handlers[CancelOrder] = functools.partial(_impl.entry_kernel.cancel, self)
+        self._check = validate.checker(self.implementation)  # compiled: the boundary's fast path in C
         self.settled: dict[str, int] = {}  # symbol -> its final settlement price (SettleSymbol); they trade no more
         if type(snapshot_every) is not int or snapshot_every < 0 or type(keep_snapshots) is not int or keep_snapshots < 1:
             raise InputError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")
@@ -264,7 +265,7 @@ class Exchange:
         stopped the exchange (see :meth:`_halt`)."""
         if self.halted is not None:
             raise ExchangeHalted(self.halted)
-        problem = validate.check(command)  # TypeError for a non-command
+        problem = self._check(command)  # TypeError for a non-command
         if problem is not None:
             code, message = problem
             return [Rejected(RejectCode(code), message, *validate.safe_identity(command))]

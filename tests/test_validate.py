@@ -2,6 +2,8 @@
 values: one regression test per defect found by the adversarial review, on both implementations."""
 from decimal import Decimal
 
+import numpy as np
+
 import pytest
 
 from exchange import (
@@ -293,8 +295,8 @@ def test_client_constructor_and_instruments_raise_input_error():
             Instrument.linear("BTCUSDT", **{**dict(tick_size="0.1", lot_size="0.001", min_qty="0.001"), **bad})
 
 
-# -- the compiled fast path accepts exactly what the rules accept ------------------------------------------------
-def test_fast_path_agrees_with_the_rules():
+# -- the fast paths (generated Python, compiled twin) accept exactly what the rules accept ------------------------------------------------
+def test_fast_paths_agree_with_the_rules():
     import dataclasses
 
     from hypothesis import given, settings, strategies as st
@@ -306,6 +308,7 @@ def test_fast_path_agrees_with_the_rules():
                                                                             2**63 - 1, 2**63, -(2**62)]),
         st.sampled_from(list(Side) + list(TimeInForce) + list(OrderType)), st.booleans(), st.none(),
         st.floats(allow_nan=True), st.text(max_size=70), st.just(Decimal(1)), st.just(SYM),
+        st.just(_SneakyInt(1)), st.just(np.int64(1)), st.just("é"), st.just("A" * 64), st.just("A" * 65),
     )
 
     @settings(max_examples=3_000, deadline=None)
@@ -315,8 +318,14 @@ def test_fast_path_agrees_with_the_rules():
         command = cls(**fields)
         slow = all(rule.problem(getattr(command, name)) is None for name, rule in validate.RULES[cls])
         assert validate._FAST[cls](command) == slow, command
+        if validate._FAST_COMPILED is not None:  # the compiled twin (exchange.boundary._validate)
+            assert validate._FAST_COMPILED[cls](command) == slow, command
 
     check_one()
+
+
+class _SneakyInt(int):
+    """An int subclass (refused everywhere an integer is expected, whatever it claims)."""
 
 
 def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(tmp_path, monkeypatch):

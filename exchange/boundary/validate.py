@@ -32,9 +32,15 @@ refused (convert with ``int()``). ``AdvanceTime`` may also jump at most :data:`M
 past the current time (checked by its stage, -1102 naming ``now_ns``): the cost of one command stays bounded
 (at most 8,784 hourly funding settlements). Fields are checked in declaration order and
 the first failure is reported. Cost: O(fields) per command, no allocation on success.
+
+The common case (every field passes) is one fast check per command type: a generated Python expression in
+the reference, and in the compiled implementation its twin :mod:`exchange.boundary._validate`, which runs the
+same tests with C comparisons (:func:`checker` gives each implementation's :func:`check`). Whatever a fast
+check refuses goes through the rules one by one, which decide and name the field.
 """
 from __future__ import annotations
 
+from .. import _impl
 from ..commands import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder,
     SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, SettleSymbol, Withdraw,
@@ -162,20 +168,25 @@ RULES: dict[type, tuple] = {
 }
 
 
-def check(command) -> tuple[int, str] | None:
-    """``None`` when every field of ``command`` passes, else ``(reject code, message naming the field)``.
-    Raises TypeError for an object that is not a command."""
-    fast = _FAST.get(type(command))
-    if fast is None:
-        raise TypeError(f"not a command: {_show(command)}")
-    if fast(command):
+def _checker(fast: dict):
+    """:func:`check` over the fast checks ``fast`` (class -> callable)."""
+
+    def check(command) -> tuple[int, str] | None:
+        """``None`` when every field of ``command`` passes, else ``(reject code, message naming the field)``.
+        Raises TypeError for an object that is not a command."""
+        passes = fast.get(type(command))
+        if passes is None:
+            raise TypeError(f"not a command: {_show(command)}")
+        if passes(command):
+            return None
+        for name, rule in RULES[type(command)]:
+            problem = rule.problem(getattr(command, name))
+            if problem is not None:
+                code, detail = problem
+                return code, f"{type(command).__name__}.{name}: {detail}."
         return None
-    for name, rule in RULES[type(command)]:
-        problem = rule.problem(getattr(command, name))
-        if problem is not None:
-            code, detail = problem
-            return code, f"{type(command).__name__}.{name}: {detail}."
-    return None
+
+    return check
 
 
 def _compile(cls, rules) -> object:
@@ -205,6 +216,28 @@ def _compile(cls, rules) -> object:
 _INT_TYPES = frozenset({int, Side, OrderType, TimeInForce, STPMode, WorkingType, PositionSide, PositionMode,
                         MarginMode})
 _FAST = {cls: _compile(cls, rules) for cls, rules in RULES.items()}
+
+
+def _kernel_fields(rules) -> tuple:
+    """``(name, kind, lo, hi, nonzero, values)`` per rule: the compiled twin's table
+    (:class:`exchange.boundary._validate.FastCheck`; kind 0 integer, 1 enum, 2 account, 3 symbol, 4 flag)."""
+    kinds = {_Enum: 1, _Account: 2, _Symbol: 3, _Flag: 4}
+    return tuple((name, 0, rule.lo, rule.hi, rule.nonzero, None) if isinstance(rule, _Int)
+                 else (name, kinds[type(rule)], 0, 0, False, rule.values if isinstance(rule, _Enum) else None)
+                 for name, rule in rules)
+
+
+_FAST_COMPILED = None if _impl.validate_kernel is None else {
+    cls: _impl.validate_kernel.FastCheck(_kernel_fields(rules), _INT_TYPES, MAX_SYMBOL_LENGTH)
+    for cls, rules in RULES.items()}
+
+check = _checker(_FAST)  #: the reference's check (generated Python expressions)
+
+
+def checker(implementation: str):
+    """:func:`check` of ``implementation``: under ``"cython"`` its fast path is the compiled twin
+    (:mod:`exchange.boundary._validate`), which accepts exactly what the reference's does."""
+    return _checker(_FAST_COMPILED) if implementation == "cython" and _FAST_COMPILED is not None else check
 
 
 def safe_identity(command) -> tuple[str, int, int]:
