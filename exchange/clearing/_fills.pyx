@@ -80,7 +80,7 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
     if settings is None:
         settings = ledger._defaults[symbol]
     cdef bint isolated = settings.margin_mode == ISOLATED
-    key = (symbol, position_side)
+    key = ledger._keys[symbol][position_side]  # Ledger.key: the interned key
     position = account.positions.get(key)
     if position is None:
         position = Position()

@@ -1173,7 +1173,7 @@ cdef class MonitorWriter:
     growth, block relocation). Per account O(positions² + entries · log)."""
     cdef object monitor, portfolio
     cdef dict accounts, rows_of, defaults, symbol_index
-    cdef list keys, ids
+    cdef list slot_keys, ids
     cdef set unindexed
     cdef _Armer liq, warn
     cdef object generation
@@ -1190,7 +1190,7 @@ cdef class MonitorWriter:
 
     def __cinit__(self, monitor, liq_index, warn_index, int64_t raw_pending):
         self.monitor, self.portfolio = monitor, monitor.portfolio
-        self.accounts, self.rows_of, self.keys = monitor.ledger.accounts, monitor._row, monitor.keys
+        self.accounts, self.rows_of, self.slot_keys = monitor.ledger.accounts, monitor._row, monitor._slot_keys
         self.ids, self.symbol_index = monitor.ids, monitor._symbol_index
         self.unindexed, self.defaults = monitor._unindexed, monitor.ledger._defaults  # as Ledger.settings reads them
         table = self.portfolio.table
@@ -1261,13 +1261,12 @@ cdef class MonitorWriter:
         for j in range(b, b + cnt):
             self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
         self.a_wallet[a] = self.a_expo[a] = 0
-        cdef list keys = self.keys[a]
         cdef dict positions = account.positions
         self.left = None
         for key in positions:
-            if key not in keys:  # a new position key: a slot (once per key)
-                self._add_slot(a, key, keys)
-        if self._fill(a, account, keys, positions):
+            if self._slot_of(a, key) < 0:  # a new position key: a slot (once per key)
+                self._add_slot(a, key)
+        if self._fill(a, account, positions):
             self.unindexed.discard(account_id)
         else:
             b, cnt = self.a_begin[a], self.a_count[a]
@@ -1290,10 +1289,17 @@ cdef class MonitorWriter:
         p.n_slots, p.n_accounts = b + cap, a + 1  # the slots past n_slots are flat with no account
         self.rows_of[account_id] = a
         self.ids.append(account_id)
-        self.keys.append([])
         return a
 
-    cdef int _add_slot(self, int64_t a, tuple key, list keys) except -1:
+    cdef int64_t _slot_of(self, int64_t a, tuple key) except -2:
+        """The slot of position ``key`` in account a's block (its symbol and side columns), −1: none. O(its slots)."""
+        cdef int64_t s = self.symbol_index[key[0]], side = key[1], j, b = self.a_begin[a]
+        for j in range(b, b + self.a_count[a]):
+            if self.p_sym[j] == s and self.p_side[j] == side:
+                return j
+        return -1
+
+    cdef int _add_slot(self, int64_t a, tuple key) except -1:
         """``RiskMonitor._add_slot`` (a flat cross slot at leverage 1 for a new position key), written here when
         the account's block has room (``Portfolio.add_position``'s writes), else by it (a relocation: the slots
         it freed join ``left``). O(1)."""
@@ -1305,25 +1311,23 @@ cdef class MonitorWriter:
         self.p_acct[j], self.p_sym[j], self.p_side[j], self.p_mode[j], self.p_lev[j] = a, s, key[1], 1, 1
         self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
         self.a_count[a] = n + 1
-        keys.append(key)
         return 0
 
-    cdef bint _fill(self, int64_t a, account, list keys, dict positions) except -1:
+    cdef bint _fill(self, int64_t a, account, dict positions) except -1:
         """Write the ledger's values into account a's flat rows; False (rows partly written) when a value breaks
         a bound."""
-        cdef int64_t b = self.a_begin[a], j, i, s, q, e, m, lev, mode, side, wallet
+        cdef int64_t b = self.a_begin[a], j, s, q, e, m, lev, mode, side, wallet
         cdef u128 total, term, limit = (<u128> 1) << 62
-        cdef dict stored = account.settings
+        stored = account.settings  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         try:
             wallet = account.wallet_units
             total = _abs(wallet)
-            for i in range(len(keys)):
-                key = keys[i]
+            for j in range(b, b + self.a_count[a]):
+                s = self.p_sym[j]
+                key = (<list> self.slot_keys[s])[self.p_side[j]]
                 position = positions.get(key)
                 if position is None:
                     continue
-                j = b + i
-                s = self.p_sym[j]
                 q, e, m = position.lots, position.entry_cost, position.isolated_margin_units
                 settings = stored.get(key[0]) or self.defaults[key[0]]
                 lev, mode, side = settings.leverage, settings.margin_mode, self.p_side[j]
