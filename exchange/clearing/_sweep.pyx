@@ -35,7 +35,7 @@ cross bands, warning bands), entry batches (the ``*_entries`` functions), the mo
 """
 cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport isfinite
 
 import numpy as np
@@ -1163,6 +1163,93 @@ cdef class _Armer:
         return 0
 
 
+cdef struct _IdRow:
+    int64_t id
+    int64_t row  # the portfolio account + 1; 0: an empty cell
+
+
+cdef class IdRows:
+    """The risk monitor's ``_row`` map, ledger account id -> portfolio account, in C: open addressing with linear
+    probing over one array of (id, row + 1) cells (16 bytes; filled at most to 2/3, doubled when it would be
+    more), where a dict of Python ints costs about 90 bytes per account. The reference keeps a dict; nothing
+    else tells them apart (no entry is ever removed, no caller iterates). Ids are int64 (ledger ids are
+    ``0 ≤ id < 2⁶² + symbols``)."""
+    cdef _IdRow* cells
+    cdef int64_t n, mask
+
+    def __cinit__(self):
+        self.n, self.mask = 0, 7
+        self.cells = <_IdRow*> calloc(8, sizeof(_IdRow))
+        if self.cells == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.cells)
+
+    cdef inline int64_t _cell(self, int64_t account_id) noexcept:
+        """The cell holding ``account_id``, or the empty cell where it would go."""
+        cdef uint64_t i = (<uint64_t> account_id * <uint64_t> 0x9E3779B97F4A7C15ULL) >> 32  # Fibonacci hashing
+        while True:
+            i &= <uint64_t> self.mask
+            if self.cells[i].row == 0 or self.cells[i].id == account_id:
+                return <int64_t> i
+            i += 1
+
+    cdef int64_t find(self, int64_t account_id) noexcept:
+        """The portfolio account of ``account_id``, −1: none. O(1) expected."""
+        return self.cells[self._cell(account_id)].row - 1
+
+    cdef int put(self, int64_t account_id, int64_t row) except -1:
+        """Map ``account_id`` to portfolio account ``row`` (≥ 0). O(1) amortised."""
+        cdef int64_t i = self._cell(account_id)
+        if self.cells[i].row == 0:
+            if 3 * (self.n + 1) > 2 * (self.mask + 1):
+                self._grow()
+                i = self._cell(account_id)
+            self.n += 1
+        self.cells[i].id, self.cells[i].row = account_id, row + 1
+        return 0
+
+    cdef int _grow(self) except -1:
+        cdef _IdRow* old = self.cells
+        cdef int64_t j, size = self.mask + 1
+        self.cells = <_IdRow*> calloc(2 * size, sizeof(_IdRow))
+        if self.cells == NULL:
+            self.cells = old
+            raise MemoryError()
+        self.mask = 2 * size - 1
+        for j in range(size):
+            if old[j].row:
+                self.cells[self._cell(old[j].id)] = old[j]
+        free(old)
+        return 0
+
+    def get(self, account_id, default=None):
+        cdef int64_t row = self.find(account_id)
+        return default if row < 0 else row
+
+    def __getitem__(self, account_id):
+        cdef int64_t row = self.find(account_id)
+        if row < 0:
+            raise KeyError(account_id)
+        return row
+
+    def __setitem__(self, account_id, row):
+        if row < 0:
+            raise ValueError("a portfolio account is ≥ 0")
+        self.put(account_id, row)
+
+    def __contains__(self, account_id):
+        return self.find(account_id) >= 0
+
+    def __len__(self):
+        return self.n
+
+    def nbytes(self) -> int:
+        """Bytes of the cell array."""
+        return (self.mask + 1) * sizeof(_IdRow)
+
+
 cdef class MonitorWriter:
     """Compiled twin of the risk monitor's rewrite of touched accounts (``RiskMonitor._write`` of each, then
     ``LiqIndex.rearm`` and ``WarnIndex.rearm``): per account its wallet and, per position slot, size, entry
@@ -1172,7 +1259,8 @@ cdef class MonitorWriter:
     key) are written here while the arrays have room, else by the monitor's ``_new_row`` / ``_add_slot`` (array
     growth, block relocation). Per account O(positions² + entries · log)."""
     cdef object monitor, portfolio
-    cdef dict accounts, rows_of, defaults, symbol_index
+    cdef dict accounts, defaults, symbol_index
+    cdef IdRows rows_of
     cdef list slot_keys, ids
     cdef set unindexed
     cdef _Armer liq, warn
@@ -1254,10 +1342,10 @@ cdef class MonitorWriter:
         account."""
         account = self.accounts[account_id]
         self._views()
-        row = self.rows_of.get(account_id)
-        if row is None:
-            row = self._new_row(account_id, account)
-        cdef int64_t a = row, j, b = self.a_begin[a], cnt = self.a_count[a]
+        cdef int64_t a = self.rows_of.find(account_id), j, b, cnt
+        if a < 0:
+            a = self._new_row(account_id, account)
+        b, cnt = self.a_begin[a], self.a_count[a]
         for j in range(b, b + cnt):
             self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
         self.a_wallet[a] = self.a_expo[a] = 0
@@ -1287,7 +1375,7 @@ cdef class MonitorWriter:
             return row
         self.a_begin[a], self.a_count[a], self.a_cap[a], self.a_wallet[a], self.a_expo[a] = b, 0, cap, 0, 0
         p.n_slots, p.n_accounts = b + cap, a + 1  # the slots past n_slots are flat with no account
-        self.rows_of[account_id] = a
+        self.rows_of.put(account_id, a)
         self.ids.append(account_id)
         return a
 
@@ -1385,3 +1473,4 @@ cdef class MonitorWriter:
             self.o_cap = 0
             raise MemoryError()
         return 0
+

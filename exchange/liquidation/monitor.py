@@ -8,6 +8,9 @@ What it keeps
   carry the risk stage's bracket rows). Portfolio account ``i`` is ledger account ``ids[i]``; a slot's
   position key is read from its symbol and side columns (:meth:`RiskMonitor.slot_key`: the ledger's interned
   key tuples, so the mirror keeps no Python object per position), and a closed position keeps its slot, flat.
+  Ledger account ``id`` is portfolio account ``_row[id]``: a dict under the reference, compiled a C hash map
+  (:class:`exchange.clearing._sweep.IdRows`, 16 bytes a cell, where a dict of Python ints costs about 90 bytes
+  an account). So per account the mirror holds, besides its arrays, one ``ids`` entry and one map cell.
 - Two trigger indexes over the mirror (:mod:`exchange.liquidation.index`): :class:`~exchange.liquidation.index.LiqIndex`
   (liquidation thresholds and safe bands; the compiled kernel when it is active) and
   :class:`~exchange.liquidation.index.WarnIndex` (bands of the margin-call level).
@@ -94,7 +97,8 @@ class RiskMonitor:
         # symbol index -> position side -> the ledger's interned key (what a slot's symbol and side columns name)
         self._slot_keys = [[ledger.key(symbol, side) if side else None for side in range(4)] for symbol in self.symbols]
         self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
-        self._row: dict[int, int] = {}  # ledger account id -> portfolio account
+        # ledger account id -> portfolio account (compiled: a C hash map of 16-byte cells, module docstring)
+        self._row: dict[int, int] = _kernel.IdRows() if _kernel is not None else {}
         self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
         self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
         self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
