@@ -174,3 +174,22 @@ def test_the_compiled_id_map_answers_as_a_dict():
     with pytest.raises(KeyError):
         rows[-5]
     assert rows.nbytes() <= 16 * 4 * len(expected)  # cells filled to at least 1/4 after the last doubling
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_positions_start_shared_and_return_to_the_shared_empty_when_the_last_one_closes(implementation):
+    ex = venue(implementation)
+    one, two = ex.ledger.accounts[1], ex.ledger.accounts[2]
+    assert one.positions is EMPTY is two.positions
+    ex.apply(PlaceOrder(9, SYM, Side.SELL, 2, 10_000, OrderType.LIMIT, TimeInForce.GTC))
+    ex.apply(PlaceOrder(1, SYM, Side.BUY, 2, 10_000, OrderType.LIMIT, TimeInForce.IOC))
+    assert type(one.positions) is dict and one.positions[(SYM, PositionSide.BOTH)].lots == 2
+    assert two.positions is EMPTY and not EMPTY
+    ex.apply(PlaceOrder(2, SYM, Side.BUY, 1, 10_000, OrderType.LIMIT, TimeInForce.GTC))
+    ex.apply(PlaceOrder(1, SYM, Side.SELL, 1, 10_000, OrderType.LIMIT, TimeInForce.IOC))  # partly closed
+    assert one.positions[(SYM, PositionSide.BOTH)].lots == 1 and two.positions[(SYM, PositionSide.BOTH)].lots == 1
+    ex.apply(PlaceOrder(2, SYM, Side.SELL, 1, 10_000, OrderType.LIMIT, TimeInForce.GTC))
+    ex.apply(PlaceOrder(1, SYM, Side.BUY, 1, 10_000, OrderType.LIMIT, TimeInForce.IOC))  # two's closed by one
+    assert two.positions is EMPTY and one.positions[(SYM, PositionSide.BOTH)].lots == 2
+    assert 2 not in ex.ledger.holders[SYM] and not EMPTY
+    ex.check_invariants()

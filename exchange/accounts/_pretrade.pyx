@@ -30,7 +30,7 @@ cdef object BUY = Side.BUY
 cdef object HEDGE = PositionMode.HEDGE
 cdef object LONG_SIDE, SHORT_SIDE, BOTH_SIDE
 from exchange.enums import PositionSide
-from exchange.accounts.ledger import EMPTY  # the shared empty holds (ledger module docstring, Memory)
+from exchange.accounts.ledger import EMPTY  # the shared empty positions and holds (ledger module docstring, Memory)
 LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
 
 
@@ -109,6 +109,8 @@ cdef class RiskKernel:
         cross_balance, cross_mm = account.wallet_units, 0
         cdef bint crossed = False, isolated_part
         cdef list isolated = []
+        if account.positions is EMPTY:  # no positions (the shared read-only empty): no part
+            return isolated
         cdef dict positions = account.positions
         for key in sorted(positions):
             symbol = key[0]

@@ -26,9 +26,11 @@ to ``FUND_ACCOUNT_BASE``). :mod:`exchange.liquidation.insurance` decides what th
 **Memory** (a venue holds millions of accounts, most with no settings, no holds and one or two positions):
 what many accounts hold alike is shared, never copied.
 
-- ``settings`` and ``holds`` of an account that has none are the one read-only :data:`EMPTY` mapping; a
-  writer replaces it by a dict of the account's own (:meth:`Account.own_holds`; ``holds`` goes back to
-  :data:`EMPTY` when its last hold is dropped). ``settings`` is written only by :meth:`Ledger.set_settings`,
+- ``positions``, ``settings`` and ``holds`` of an account that has none are the one read-only :data:`EMPTY`
+  mapping; a writer replaces it by a dict of the account's own (:meth:`Ledger.store`, :meth:`Account.own_holds`),
+  and ``positions`` / ``holds`` go back to :data:`EMPTY` when their last entry is dropped (writing to
+  :data:`EMPTY` raises TypeError, so a writer that forgets cannot write to every account). ``settings`` is
+  written only by :meth:`Ledger.set_settings`,
   which replaces the mapping: an account with one configured symbol at an integer leverage shares a
   read-only mapping with every account configured alike, so no ``settings`` is ever mutated in place.
 - :class:`SymbolSettings` values at an integer leverage are interned (their number is bounded by margin
@@ -96,7 +98,7 @@ class Account:
         self.wallet_units = 0
         self.position_mode = PositionMode.ONE_WAY
         self.settings: Mapping[str, SymbolSettings] = EMPTY  # read-only: Ledger.set_settings replaces it
-        self.positions: dict[tuple[str, PositionSide], Position] = {}
+        self.positions: Mapping[tuple[str, PositionSide], Position] = EMPTY  # written only by Ledger.store
         self.holds: Mapping[tuple[str, PositionSide], int] = EMPTY  # order IM held per position key (units, > 0)
         self.warned: frozenset | set[tuple[str, PositionSide]] = NO_WARNINGS  # margin-call keys at or above the level
 
@@ -209,12 +211,18 @@ class Ledger:
     def store(self, account: Account, symbol: str, side: PositionSide, position: Position) -> None:
         """Store ``position`` under its key, or drop the key when the position is empty."""
         key = self._keys[symbol][side]
+        positions = account.positions
         if position.lots:
-            account.positions[key] = position
+            if positions is EMPTY:
+                positions = account.positions = {}
+            positions[key] = position
             self.holders[symbol].add(account.account_id)
             return
         assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
-        account.positions.pop(key, None)
+        if key in positions:
+            del positions[key]
+            if not positions:
+                account.positions = EMPTY
         if not account.positions_in(symbol):
             self.holders[symbol].discard(account.account_id)
 

@@ -1349,7 +1349,7 @@ cdef class MonitorWriter:
         for j in range(b, b + cnt):
             self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
         self.a_wallet[a] = self.a_expo[a] = 0
-        cdef dict positions = account.positions
+        positions = account.positions  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         self.left = None
         for key in positions:
             if self._slot_of(a, key) < 0:  # a new position key: a slot (once per key)
@@ -1401,7 +1401,7 @@ cdef class MonitorWriter:
         self.a_count[a] = n + 1
         return 0
 
-    cdef bint _fill(self, int64_t a, account, dict positions) except -1:
+    cdef bint _fill(self, int64_t a, account, positions) except -1:
         """Write the ledger's values into account a's flat rows; False (rows partly written) when a value breaks
         a bound."""
         cdef int64_t b = self.a_begin[a], j, s, q, e, m, lev, mode, side, wallet
