@@ -30,9 +30,9 @@ what many accounts hold alike is shared, never copied.
   mapping; a writer replaces it by a dict of the account's own (:meth:`Ledger.store`, :meth:`Account.own_holds`),
   and ``positions`` / ``holds`` go back to :data:`EMPTY` when their last entry is dropped (writing to
   :data:`EMPTY` raises TypeError, so a writer that forgets cannot write to every account). ``settings`` is
-  written only by :meth:`Ledger.set_settings`,
-  which replaces the mapping: an account with one configured symbol at an integer leverage shares a
-  read-only mapping with every account configured alike, so no ``settings`` is ever mutated in place.
+  written only by :meth:`Ledger.set_settings`, which replaces the mapping (none is ever written in place): an
+  account with one configured symbol at an integer leverage shares a read-only mapping with every account
+  configured alike.
 - :class:`SymbolSettings` values at an integer leverage are interned (their number is bounded by margin
   modes × leverages; a rate set by ``SetInitialMarginRate`` is not interned, so no command can grow a pool).
 - position keys are the ledger's interned ``(symbol, side)`` tuples (:meth:`Ledger.key`), which the risk
@@ -51,7 +51,7 @@ from ..units import E8
 
 FUND_ACCOUNT_BASE = 2**62  #: the first reserved (insurance fund) account id; user ids are below it
 NO_WARNINGS: frozenset = frozenset()  #: ``Account.warned`` of an account with no margin-call key (shared, immutable)
-EMPTY = MappingProxyType({})  #: ``Account.settings`` / ``holds`` of an account that has none (shared, read-only)
+EMPTY = MappingProxyType({})  #: ``Account.positions`` / ``settings`` / ``holds`` when it has none (shared, read-only)
 DEFAULT_LEVERAGE = 20  #: leverage of a symbol the account never configured (capped by the instrument's max)
 
 

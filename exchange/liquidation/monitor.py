@@ -98,7 +98,7 @@ class RiskMonitor:
         self._slot_keys = [[ledger.key(symbol, side) if side else None for side in range(4)] for symbol in self.symbols]
         self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
         # ledger account id -> portfolio account (compiled: a C hash map of 16-byte cells, module docstring)
-        self._row: dict[int, int] = _kernel.IdRows() if _kernel is not None else {}
+        self._row = _kernel.IdRows() if _kernel is not None else {}
         self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
         self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
         self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
