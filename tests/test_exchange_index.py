@@ -59,7 +59,7 @@ def assert_mirror_is_the_ledger(ex):
     flagged = {(monitor.ids[a], "", PositionSide.BOTH) for a in acc.tolist()}
     for j in pos.tolist():
         a = int(p.pos_account[j])
-        flagged.add((monitor.ids[a], *monitor.keys[a][j - int(p.acct_begin[a])]))
+        flagged.add((monitor.ids[a], *monitor.slot_key(j)))
     flagged = {f for f in flagged if f[0] < FUND_ACCOUNT_BASE and f[0] not in monitor._unindexed}
     expected = {(x.account_id, x.symbol, x.position_side) for x in ex.liquidatable_full()
                 if x.account_id not in monitor._unindexed}

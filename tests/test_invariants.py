@@ -43,7 +43,7 @@ def some_position(ex):
     (lambda ex: setattr(ex.ledger, "fee_pool_units", ex.ledger.fee_pool_units + 1), "money not conserved"),
     (lambda ex: setattr(some_position(ex), "isolated_margin_units", 5), "isolated margin|money"),
     (lambda ex: setattr(some_position(ex), "lots", some_position(ex).lots * 2), "long lots|entry cost"),
-    (lambda ex: ex.ledger.accounts[1].holds.__setitem__(("TESTUSDT", 1), 7), "holds"),
+    (lambda ex: ex.ledger.accounts[1].own_holds().__setitem__(("TESTUSDT", 1), 7), "holds"),
     (lambda ex: ex._position_sides.__setitem__(10**9, 1), "not open"),
 ])
 def test_the_checker_catches_each_kind_of_corruption(corrupt, message):

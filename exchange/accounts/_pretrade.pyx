@@ -30,6 +30,7 @@ cdef object BUY = Side.BUY
 cdef object HEDGE = PositionMode.HEDGE
 cdef object LONG_SIDE, SHORT_SIDE, BOTH_SIDE
 from exchange.enums import PositionSide
+from exchange.accounts.ledger import EMPTY  # the shared empty positions and holds (ledger module docstring, Memory)
 LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
 
 
@@ -108,6 +109,8 @@ cdef class RiskKernel:
         cross_balance, cross_mm = account.wallet_units, 0
         cdef bint crossed = False, isolated_part
         cdef list isolated = []
+        if account.positions is EMPTY:  # no positions (the shared read-only empty): no part
+            return isolated
         cdef dict positions = account.positions
         for key in sorted(positions):
             symbol = key[0]
@@ -229,17 +232,21 @@ cdef class RiskKernel:
     cpdef store_holds(self, account, symbol):
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
-        cdef dict holds = account.holds
         if account.position_mode == HEDGE:
             keys = ((symbol, LONG_SIDE), (symbol, SHORT_SIDE))
         else:
             keys = ((symbol, BOTH_SIDE),)
+        holds = account.holds
         for key in keys:
             hold = self.key_hold(account, symbol, key[1])[0]
             if hold:
+                if holds is EMPTY:  # Account.own_holds
+                    holds = account.holds = {}
                 holds[key] = hold
-            else:
-                holds.pop(key, None)
+            elif key in holds:
+                del holds[key]
+        if not holds and holds is not EMPTY:
+            account.holds = EMPTY
 
     cpdef track_order(self, symbol, order_id, position_side, state):
         """Twin of :meth:`Risk.track_order`: bring the order sums in line with one order of ``symbol``

@@ -22,17 +22,36 @@ command may name): a fund's balance is its account's wallet, and the positions i
 positions, so open interest stays balanced and conservation needs no extra term. One fund per symbol
 (``fund_ids`` maps every symbol to ``FUND_ACCOUNT_BASE + its index``) or one shared fund (every symbol maps
 to ``FUND_ACCOUNT_BASE``). :mod:`exchange.liquidation.insurance` decides what the funds do.
+
+**Memory** (a venue holds millions of accounts, most with no settings, no holds and one or two positions):
+what many accounts hold alike is shared, never copied.
+
+- ``positions``, ``settings`` and ``holds`` of an account that has none are the one read-only :data:`EMPTY`
+  mapping; a writer replaces it by a dict of the account's own (:meth:`Ledger.store`, :meth:`Account.own_holds`),
+  and ``positions`` / ``holds`` go back to :data:`EMPTY` when their last entry is dropped (writing to
+  :data:`EMPTY` raises TypeError, so a writer that forgets cannot write to every account). ``settings`` is
+  written only by :meth:`Ledger.set_settings`, which replaces the mapping (none is ever written in place): an
+  account with one configured symbol at an integer leverage shares a read-only mapping with every account
+  configured alike.
+- :class:`SymbolSettings` values at an integer leverage are interned (their number is bounded by margin
+  modes × leverages; a rate set by ``SetInitialMarginRate`` is not interned, so no command can grow a pool).
+- position keys are the ledger's interned ``(symbol, side)`` tuples (:meth:`Ledger.key`), which the risk
+  monitor's mirror shares too. A lookup with an equal fresh tuple finds them as before.
+- ``warned`` of an account with no margin-call key is the shared :data:`NO_WARNINGS`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from types import MappingProxyType
+from typing import Mapping
 
 from ..enums import MarginMode, PositionMode, PositionSide
 from ..units import E8
 
 FUND_ACCOUNT_BASE = 2**62  #: the first reserved (insurance fund) account id; user ids are below it
 NO_WARNINGS: frozenset = frozenset()  #: ``Account.warned`` of an account with no margin-call key (shared, immutable)
+EMPTY = MappingProxyType({})  #: ``Account.positions`` / ``settings`` / ``holds`` when it has none (shared, read-only)
 DEFAULT_LEVERAGE = 20  #: leverage of a symbol the account never configured (capped by the instrument's max)
 
 
@@ -78,10 +97,17 @@ class Account:
         self.account_id = account_id
         self.wallet_units = 0
         self.position_mode = PositionMode.ONE_WAY
-        self.settings: dict[str, SymbolSettings] = {}
-        self.positions: dict[tuple[str, PositionSide], Position] = {}
-        self.holds: dict[tuple[str, PositionSide], int] = {}  # order IM held per position key (units, > 0)
+        self.settings: Mapping[str, SymbolSettings] = EMPTY  # read-only: Ledger.set_settings replaces it
+        self.positions: Mapping[tuple[str, PositionSide], Position] = EMPTY  # written only by Ledger.store
+        self.holds: Mapping[tuple[str, PositionSide], int] = EMPTY  # order IM held per position key (units, > 0)
         self.warned: frozenset | set[tuple[str, PositionSide]] = NO_WARNINGS  # margin-call keys at or above the level
+
+    def own_holds(self) -> dict[tuple[str, PositionSide], int]:
+        """``holds`` as a dict of this account's own, to write to (replaces the shared :data:`EMPTY`)."""
+        holds = self.holds
+        if holds is EMPTY:
+            holds = self.holds = {}
+        return holds
 
     def position_keys(self, symbol: str) -> tuple[tuple[str, PositionSide], ...]:
         """The position keys the account's mode allows in ``symbol`` (one-way: BOTH; hedge: LONG, SHORT)."""
@@ -121,6 +147,9 @@ class Ledger:
         self.fund_ids = {symbol: FUND_ACCOUNT_BASE + (0 if shared_fund else i)
                          for i, symbol in enumerate(sorted(self.default_leverage))}
         self.holders: dict[str, set[int]] = {symbol: set() for symbol in self.default_leverage}
+        # the interned position keys, symbol -> side -> (symbol, side) (module docstring, Memory)
+        self._keys = {symbol: {side: (symbol, side) for side in PositionSide} for symbol in self.default_leverage}
+        self._interned: dict = {}  # SymbolSettings at an integer leverage, and one-symbol settings mappings of them
 
     def money_in_units(self) -> int:
         """Net money the venue holds: deposits − withdrawals (bounded by 2⁶² at deposit)."""
@@ -157,7 +186,20 @@ class Ledger:
         is then its integer part)."""
         if imr_e8 and not imr_e8 * leverage <= E8 < imr_e8 * (leverage + 1):
             raise ValueError("leverage must be the integer part of 10⁸ / imr_e8")
-        account.settings[symbol] = SymbolSettings(MarginMode(margin_mode), leverage, imr_e8)
+        value = SymbolSettings(MarginMode(margin_mode), leverage, imr_e8)
+        if imr_e8:  # not interned: an account's own mapping
+            account.settings = {**account.settings, symbol: value}
+            return
+        value = self._interned.setdefault(value, value)
+        if account.settings.keys() <= {symbol}:  # none or only this symbol: the shared mapping of (symbol, value)
+            account.settings = self._interned.get((symbol, value)) or self._interned.setdefault(
+                (symbol, value), MappingProxyType({symbol: value}))
+        else:  # a new mapping of the account's own (settings are never written in place)
+            account.settings = {**account.settings, symbol: value}
+
+    def key(self, symbol: str, side: PositionSide) -> tuple[str, PositionSide]:
+        """The interned position key ``(symbol, side)`` (equal to a fresh tuple; KeyError for an unknown one)."""
+        return self._keys[symbol][side]
 
     # -- positions --------------------------------------------------------------------------------
     @staticmethod
@@ -168,13 +210,19 @@ class Ledger:
 
     def store(self, account: Account, symbol: str, side: PositionSide, position: Position) -> None:
         """Store ``position`` under its key, or drop the key when the position is empty."""
-        key = (symbol, side)
+        key = self._keys[symbol][side]
+        positions = account.positions
         if position.lots:
-            account.positions[key] = position
+            if positions is EMPTY:
+                positions = account.positions = {}
+            positions[key] = position
             self.holders[symbol].add(account.account_id)
             return
         assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
-        account.positions.pop(key, None)
+        if key in positions:
+            del positions[key]
+            if not positions:
+                account.positions = EMPTY
         if not account.positions_in(symbol):
             self.holders[symbol].discard(account.account_id)
 
@@ -219,7 +267,8 @@ class Ledger:
                     raise ValueError(f"account {account_id}: empty position stored")
                 self.store(account, self._symbol(symbol), PositionSide(side),
                            Position(int(lots), int(entry_cost), int(isolated)))
-            account.holds = {(self._symbol(symbol), PositionSide(side)): int(units) for symbol, side, units in holds}
+            account.holds = {self.key(self._symbol(symbol), PositionSide(side)): int(units)
+                             for symbol, side, units in holds} or EMPTY
             account.warned = {(self._symbol(symbol, part=True), PositionSide(side)) for symbol, side in warned} or NO_WARNINGS
 
     def _symbol(self, symbol, part: bool = False) -> str:

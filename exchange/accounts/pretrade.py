@@ -57,7 +57,7 @@ from math import ceil, floor
 from typing import Callable, Iterable
 
 from . import margin
-from .ledger import NO_WARNINGS, Account, Ledger, Position
+from .ledger import EMPTY, NO_WARNINGS, Account, Ledger, Position
 from ..enums import MarginMode, PositionSide, RejectCode, Side
 from ..events import MarginCall
 from ..profiles import BracketStyle, RiskOptions
@@ -444,9 +444,11 @@ class Risk:
         for key in account.position_keys(symbol):
             hold = self.key_hold(account, *key)[0]
             if hold:
-                account.holds[key] = hold
-            else:
-                account.holds.pop(key, None)
+                account.own_holds()[key] = hold
+            elif key in account.holds:
+                del account.holds[key]
+        if not account.holds:
+            account.holds = EMPTY  # the shared empty (ledger module docstring, Memory)
 
     def refresh_holds(self, account: Account, symbol: str) -> None:
         """Re-read the account's resting orders in ``symbol`` from the book, then :meth:`store_holds`: for

@@ -25,7 +25,7 @@ from exchange.accounts._margin cimport initial_margin
 
 import dataclasses
 
-from exchange.accounts.ledger import Position
+from exchange.accounts.ledger import EMPTY, Position
 from exchange.enums import BalanceReason, CancelReason, EventKind, MarginMode, OrderType, Side
 from exchange.events import BalanceChanged, Fill, OrderAccepted, OrderAmended, OrderCanceled, PositionChanged
 
@@ -81,7 +81,7 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
     if settings is None:
         settings = ledger._defaults[symbol]
     cdef bint isolated = settings.margin_mode == ISOLATED
-    key = (symbol, position_side)
+    key = ledger._keys[symbol][position_side]  # Ledger.key: the interned key
     position = account.positions.get(key)
     if position is None:
         position = Position()
@@ -117,12 +117,18 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
         if opening == qty_lots:
             account.wallet_units -= fee_units
     ledger.fee_pool_units += fee_units
+    positions = account.positions
     if position.lots:  # Ledger.store
-        account.positions[key] = position
+        if positions is EMPTY:
+            positions = account.positions = {}
+        positions[key] = position
         ledger.holders[symbol].add(account.account_id)
     else:
         assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
-        account.positions.pop(key, None)
+        if key in positions:
+            del positions[key]
+            if not positions:
+                account.positions = EMPTY
         if not account.positions_in(symbol):
             ledger.holders[symbol].discard(account.account_id)
     cdef list events = [_record(PositionChanged, POSITION_FIELDS, (

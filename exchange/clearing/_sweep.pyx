@@ -35,7 +35,7 @@ cross bands, warning bands), entry batches (the ``*_entries`` functions), the mo
 """
 cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport isfinite
 
 import numpy as np
@@ -1163,6 +1163,93 @@ cdef class _Armer:
         return 0
 
 
+cdef struct _IdRow:
+    int64_t id
+    int64_t row  # the portfolio account + 1; 0: an empty cell
+
+
+cdef class IdRows:
+    """The risk monitor's ``_row`` map, ledger account id -> portfolio account, in C: open addressing with linear
+    probing over one array of (id, row + 1) cells (16 bytes; filled at most to 2/3, doubled when it would be
+    more), where a dict of Python ints costs about 90 bytes per account. The reference keeps a dict; nothing
+    else tells them apart (no entry is ever removed, no caller iterates). Ids are int64 (ledger ids are
+    ``0 ≤ id < 2⁶² + symbols``)."""
+    cdef _IdRow* cells
+    cdef int64_t n, mask
+
+    def __cinit__(self):
+        self.n, self.mask = 0, 7
+        self.cells = <_IdRow*> calloc(8, sizeof(_IdRow))
+        if self.cells == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.cells)
+
+    cdef inline int64_t _cell(self, int64_t account_id) noexcept:
+        """The cell holding ``account_id``, or the empty cell where it would go."""
+        cdef uint64_t i = (<uint64_t> account_id * <uint64_t> 0x9E3779B97F4A7C15ULL) >> 32  # Fibonacci hashing
+        while True:
+            i &= <uint64_t> self.mask
+            if self.cells[i].row == 0 or self.cells[i].id == account_id:
+                return <int64_t> i
+            i += 1
+
+    cdef int64_t find(self, int64_t account_id) noexcept:
+        """The portfolio account of ``account_id``, −1: none. O(1) expected."""
+        return self.cells[self._cell(account_id)].row - 1
+
+    cdef int put(self, int64_t account_id, int64_t row) except -1:
+        """Map ``account_id`` to portfolio account ``row`` (≥ 0). O(1) amortised."""
+        cdef int64_t i = self._cell(account_id)
+        if self.cells[i].row == 0:
+            if 3 * (self.n + 1) > 2 * (self.mask + 1):
+                self._grow()
+                i = self._cell(account_id)
+            self.n += 1
+        self.cells[i].id, self.cells[i].row = account_id, row + 1
+        return 0
+
+    cdef int _grow(self) except -1:
+        cdef _IdRow* old = self.cells
+        cdef int64_t j, size = self.mask + 1
+        self.cells = <_IdRow*> calloc(2 * size, sizeof(_IdRow))
+        if self.cells == NULL:
+            self.cells = old
+            raise MemoryError()
+        self.mask = 2 * size - 1
+        for j in range(size):
+            if old[j].row:
+                self.cells[self._cell(old[j].id)] = old[j]
+        free(old)
+        return 0
+
+    def get(self, account_id, default=None):
+        cdef int64_t row = self.find(account_id)
+        return default if row < 0 else row
+
+    def __getitem__(self, account_id):
+        cdef int64_t row = self.find(account_id)
+        if row < 0:
+            raise KeyError(account_id)
+        return row
+
+    def __setitem__(self, account_id, row):
+        if row < 0:
+            raise ValueError("a portfolio account is ≥ 0")
+        self.put(account_id, row)
+
+    def __contains__(self, account_id):
+        return self.find(account_id) >= 0
+
+    def __len__(self):
+        return self.n
+
+    def nbytes(self) -> int:
+        """Bytes of the cell array."""
+        return (self.mask + 1) * sizeof(_IdRow)
+
+
 cdef class MonitorWriter:
     """Compiled twin of the risk monitor's rewrite of touched accounts (``RiskMonitor._write`` of each, then
     ``LiqIndex.rearm`` and ``WarnIndex.rearm``): per account its wallet and, per position slot, size, entry
@@ -1172,8 +1259,9 @@ cdef class MonitorWriter:
     key) are written here while the arrays have room, else by the monitor's ``_new_row`` / ``_add_slot`` (array
     growth, block relocation). Per account O(positions² + entries · log)."""
     cdef object monitor, portfolio
-    cdef dict accounts, rows_of, defaults, symbol_index
-    cdef list keys, ids
+    cdef dict accounts, defaults, symbol_index
+    cdef IdRows rows_of
+    cdef list slot_keys, ids
     cdef set unindexed
     cdef _Armer liq, warn
     cdef object generation
@@ -1190,7 +1278,7 @@ cdef class MonitorWriter:
 
     def __cinit__(self, monitor, liq_index, warn_index, int64_t raw_pending):
         self.monitor, self.portfolio = monitor, monitor.portfolio
-        self.accounts, self.rows_of, self.keys = monitor.ledger.accounts, monitor._row, monitor.keys
+        self.accounts, self.rows_of, self.slot_keys = monitor.ledger.accounts, monitor._row, monitor._slot_keys
         self.ids, self.symbol_index = monitor.ids, monitor._symbol_index
         self.unindexed, self.defaults = monitor._unindexed, monitor.ledger._defaults  # as Ledger.settings reads them
         table = self.portfolio.table
@@ -1254,20 +1342,19 @@ cdef class MonitorWriter:
         account."""
         account = self.accounts[account_id]
         self._views()
-        row = self.rows_of.get(account_id)
-        if row is None:
-            row = self._new_row(account_id, account)
-        cdef int64_t a = row, j, b = self.a_begin[a], cnt = self.a_count[a]
+        cdef int64_t a = self.rows_of.find(account_id), j, b, cnt
+        if a < 0:
+            a = self._new_row(account_id, account)
+        b, cnt = self.a_begin[a], self.a_count[a]
         for j in range(b, b + cnt):
             self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
         self.a_wallet[a] = self.a_expo[a] = 0
-        cdef list keys = self.keys[a]
-        cdef dict positions = account.positions
+        positions = account.positions  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         self.left = None
         for key in positions:
-            if key not in keys:  # a new position key: a slot (once per key)
-                self._add_slot(a, key, keys)
-        if self._fill(a, account, keys, positions):
+            if self._slot_of(a, key) < 0:  # a new position key: a slot (once per key)
+                self._add_slot(a, key)
+        if self._fill(a, account, positions):
             self.unindexed.discard(account_id)
         else:
             b, cnt = self.a_begin[a], self.a_count[a]
@@ -1288,12 +1375,19 @@ cdef class MonitorWriter:
             return row
         self.a_begin[a], self.a_count[a], self.a_cap[a], self.a_wallet[a], self.a_expo[a] = b, 0, cap, 0, 0
         p.n_slots, p.n_accounts = b + cap, a + 1  # the slots past n_slots are flat with no account
-        self.rows_of[account_id] = a
+        self.rows_of.put(account_id, a)
         self.ids.append(account_id)
-        self.keys.append([])
         return a
 
-    cdef int _add_slot(self, int64_t a, tuple key, list keys) except -1:
+    cdef int64_t _slot_of(self, int64_t a, tuple key) except -2:
+        """The slot of position ``key`` in account a's block (its symbol and side columns), −1: none. O(its slots)."""
+        cdef int64_t s = self.symbol_index[key[0]], side = key[1], j, b = self.a_begin[a]
+        for j in range(b, b + self.a_count[a]):
+            if self.p_sym[j] == s and self.p_side[j] == side:
+                return j
+        return -1
+
+    cdef int _add_slot(self, int64_t a, tuple key) except -1:
         """``RiskMonitor._add_slot`` (a flat cross slot at leverage 1 for a new position key), written here when
         the account's block has room (``Portfolio.add_position``'s writes), else by it (a relocation: the slots
         it freed join ``left``). O(1)."""
@@ -1305,25 +1399,23 @@ cdef class MonitorWriter:
         self.p_acct[j], self.p_sym[j], self.p_side[j], self.p_mode[j], self.p_lev[j] = a, s, key[1], 1, 1
         self.p_qty[j] = self.p_ent[j] = self.p_mar[j] = 0
         self.a_count[a] = n + 1
-        keys.append(key)
         return 0
 
-    cdef bint _fill(self, int64_t a, account, list keys, dict positions) except -1:
+    cdef bint _fill(self, int64_t a, account, positions) except -1:
         """Write the ledger's values into account a's flat rows; False (rows partly written) when a value breaks
         a bound."""
-        cdef int64_t b = self.a_begin[a], j, i, s, q, e, m, lev, mode, side, wallet
+        cdef int64_t b = self.a_begin[a], j, s, q, e, m, lev, mode, side, wallet
         cdef u128 total, term, limit = (<u128> 1) << 62
-        cdef dict stored = account.settings
+        stored = account.settings  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         try:
             wallet = account.wallet_units
             total = _abs(wallet)
-            for i in range(len(keys)):
-                key = keys[i]
+            for j in range(b, b + self.a_count[a]):
+                s = self.p_sym[j]
+                key = (<list> self.slot_keys[s])[self.p_side[j]]
                 position = positions.get(key)
                 if position is None:
                     continue
-                j = b + i
-                s = self.p_sym[j]
                 q, e, m = position.lots, position.entry_cost, position.isolated_margin_units
                 settings = stored.get(key[0]) or self.defaults[key[0]]
                 lev, mode, side = settings.leverage, settings.margin_mode, self.p_side[j]
@@ -1381,3 +1473,4 @@ cdef class MonitorWriter:
             self.o_cap = 0
             raise MemoryError()
         return 0
+

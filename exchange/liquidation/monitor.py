@@ -5,8 +5,12 @@ What it keeps
 -------------
 - A struct-of-arrays mirror of the ledger (:class:`~exchange.accounts.storage.Portfolio`: per account its wallet,
   per position key its size, entry cost, isolated margin, margin mode and leverage; the instrument tables
-  carry the risk stage's bracket rows). Portfolio account ``i`` is ledger account ``ids[i]``; its slots hold
-  the keys ``keys[i]`` in order (a closed position keeps its slot, flat).
+  carry the risk stage's bracket rows). Portfolio account ``i`` is ledger account ``ids[i]``; a slot's
+  position key is read from its symbol and side columns (:meth:`RiskMonitor.slot_key`: the ledger's interned
+  key tuples, so the mirror keeps no Python object per position), and a closed position keeps its slot, flat.
+  Ledger account ``id`` is portfolio account ``_row[id]``: a dict under the reference, compiled a C hash map
+  (:class:`exchange.clearing._sweep.IdRows`, 16 bytes a cell, where a dict of Python ints costs about 90 bytes
+  an account). So per account the mirror holds, besides its arrays, one ``ids`` entry and one map cell.
 - Two trigger indexes over the mirror (:mod:`exchange.liquidation.index`): :class:`~exchange.liquidation.index.LiqIndex`
   (liquidation thresholds and safe bands; the compiled kernel when it is active) and
   :class:`~exchange.liquidation.index.WarnIndex` (bands of the margin-call level).
@@ -90,9 +94,11 @@ class RiskMonitor:
         self.ids: list[int] = []  # portfolio account -> ledger account id
         self._ids = np.zeros(0, dtype=np.int64)  # ``ids`` as an array (rebuilt when it grows)
         self.version = 0  # changes whenever mirror rows are written (readers cache on it)
-        self.keys: list[list[tuple[str, PositionSide]]] = []  # portfolio account -> its slots' position keys
+        # symbol index -> position side -> the ledger's interned key (what a slot's symbol and side columns name)
+        self._slot_keys = [[ledger.key(symbol, side) if side else None for side in range(4)] for symbol in self.symbols]
         self.parts: dict[int, list[tuple[str, PositionSide]]] = {}  # account id -> liquidatable parts (non-empty)
-        self._row: dict[int, int] = {}  # ledger account id -> portfolio account
+        # ledger account id -> portfolio account (compiled: a C hash map of 16-byte cells, module docstring)
+        self._row = _kernel.IdRows() if _kernel is not None else {}
         self._dirty: set[int] = set()  # evaluated accounts whose rows and entries are not rewritten yet
         self._stale: set[int] = set()  # holders whose margin-call state a last-price move may have changed
         self._due: set[int] = set()  # holders a mark move of this command may have pushed (re-evaluated with touched)
@@ -251,7 +257,18 @@ class RiskMonitor:
         if a is None or account_id in self._unindexed:
             return None
         wallet, slots = self._writer.rows(a) if self._writer is not None else self._rows(a)
-        return wallet, tuple(sorted((key, *row) for key, row in zip(self.keys[a], slots) if row[0] or row[1] or row[2]))
+        return wallet, tuple(sorted((key, *row) for key, row in zip(self.keys_of(a), slots) if row[0] or row[1] or row[2]))
+
+    def slot_key(self, j: int) -> tuple[str, PositionSide]:
+        """The position key of portfolio slot ``j`` (an account's slot). O(1)."""
+        p = self.portfolio
+        return self._slot_keys[int(p.pos_symbol[j])][int(p.pos_side[j])]
+
+    def keys_of(self, a: int) -> list[tuple[str, PositionSide]]:
+        """The position keys of portfolio account ``a``'s slots, in slot order. O(its slots)."""
+        p = self.portfolio
+        b, e = int(p.acct_begin[a]), int(p.acct_begin[a]) + int(p.acct_count[a])
+        return [self._slot_keys[s][side] for s, side in zip(p.pos_symbol[b:e].tolist(), p.pos_side[b:e].tolist())]
 
     def _rows(self, a: int) -> tuple:
         """What ``MonitorWriter.rows`` returns, read with numpy."""
@@ -398,7 +415,7 @@ class RiskMonitor:
             found[a].append((CROSS, PositionSide.BOTH))
         for j in sorted(liq_slots.tolist()):
             a = int(p.pos_account[j])
-            found[a].append(self.keys[a][j - int(p.acct_begin[a])])
+            found[a].append(self.slot_key(j))
         for a, parts in found.items():
             account_id = self.ids[a]
             if parts:
@@ -431,7 +448,6 @@ class RiskMonitor:
         """A flat portfolio account for a ledger account the mirror does not hold yet."""
         a = self._row[account.account_id] = self.portfolio.add_account(0, capacity=max(1, len(account.positions)))
         self.ids.append(account.account_id)
-        self.keys.append([])
         return a
 
     def _add_slot(self, a: int, key: tuple[str, PositionSide]) -> list[int]:
@@ -440,7 +456,6 @@ class RiskMonitor:
         p = self.portfolio
         begin, cap = int(p.acct_begin[a]), int(p.acct_cap[a])
         p.add_position(a, self._symbol_index[key[0]], side=key[1])
-        self.keys[a].append(key)
         return list(range(begin, begin + cap)) if int(p.acct_begin[a]) != begin else []
 
     def _write(self, account_id: int) -> tuple[int, list[int]]:
@@ -451,7 +466,7 @@ class RiskMonitor:
         a = self._row.get(account_id)
         if a is None:
             a = self._new_row(account)
-        keys = self.keys[a]
+        keys = self.keys_of(a)
         for j in p.slots_of(a):
             p.set_position(j, 0, 0, 0)
         p.set_wallet(a, 0)
@@ -461,7 +476,7 @@ class RiskMonitor:
                 left += self._add_slot(a, key)
         try:
             p.set_wallet(a, account.wallet_units)
-            for j, (symbol, side) in zip(p.slots_of(a), keys):
+            for j, (symbol, side) in zip(p.slots_of(a), self.keys_of(a)):
                 position = account.positions.get((symbol, side))
                 if position is not None:
                     settings = self.ledger.settings(account, symbol)
