@@ -34,6 +34,15 @@ from exchange.accounts.ledger import EMPTY  # the shared empty positions and hol
 LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
 
 
+cdef inline object _settings(account, symbol, dict defaults):
+    """``Ledger.settings(account, symbol)``; the shared EMPTY (most accounts) without a mapping-proxy call."""
+    stored = account.settings
+    if stored is EMPTY:
+        return defaults[symbol]
+    settings = stored.get(symbol)
+    return settings if settings is not None else defaults[symbol]
+
+
 cdef class OrderSums:
     """One (account, symbol): its resting orders (id -> record) and their sums per position side
     (``[buy lots, buy cost, sell lots, sell cost, reduce-only buy lots, reduce-only sell lots]``).
@@ -117,9 +126,7 @@ cdef class RiskKernel:
             position = positions[key]
             mark, k, lots = self.mark_of(symbol), self.k_units[symbol], position.lots
             upnl = (mark * lots - position.entry_cost) * k
-            settings = account.settings.get(symbol)
-            if settings is None:
-                settings = self.defaults[symbol]
+            settings = _settings(account, symbol, self.defaults)
             isolated_part = settings.margin_mode == ISOLATED
             if isolated_part and self.isolated_at_entry:
                 valued = position.entry_cost if position.entry_cost >= 0 else -position.entry_cost
@@ -149,12 +156,11 @@ cdef class RiskKernel:
         if account is None:
             return 0
         cdef bint gains = self.count_gains if count_gains is None else count_gains
-        available = account.wallet_units - sum(account.holds.values())
+        holds = account.holds
+        available = account.wallet_units - (0 if holds is EMPTY else sum(holds.values()))
         for key, position in account.positions.items():
             symbol = key[0]
-            settings = account.settings.get(symbol)
-            if settings is None:
-                settings = self.defaults[symbol]
+            settings = _settings(account, symbol, self.defaults)
             if settings.margin_mode == ISOLATED:
                 continue
             mark, k, lots = self.mark_of(symbol), self.k_units[symbol], position.lots
@@ -189,16 +195,15 @@ cdef class RiskKernel:
                 break
         if chosen.max_leverage < self._leverage(account, symbol):
             return MAX_POSITION_AT_LEVERAGE
-        raised = hold - account.holds.get((symbol, side), 0)
+        holds = account.holds
+        raised = hold - (0 if holds is EMPTY else holds.get((symbol, side), 0))
         if raised > 0 and self.available(account) - raised < 0:
             return MARGIN_INSUFFICIENT
         return OK
 
     cdef object _leverage(self, account, symbol):
         """``Ledger.settings(account, symbol).exact_leverage``."""
-        settings = account.settings.get(symbol)
-        if settings is None:
-            settings = self.defaults[symbol]
+        settings = _settings(account, symbol, self.defaults)
         if not settings.imr_e8:  # SymbolSettings.exact_leverage without its Python frame
             return settings.leverage
         return settings.exact_leverage

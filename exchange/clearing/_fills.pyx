@@ -77,7 +77,8 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
                       object fee_units):
     """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
     symbol, k = inst.symbol, inst.k_units
-    settings = account.settings.get(symbol)
+    stored = account.settings  # Ledger.settings; the shared EMPTY (most accounts) without a mapping-proxy call
+    settings = None if stored is EMPTY else stored.get(symbol)
     if settings is None:
         settings = ledger._defaults[symbol]
     cdef bint isolated = settings.margin_mode == ISOLATED
