@@ -3,9 +3,9 @@
 
 Built to ``exchange.boundary._batch``; only :mod:`exchange._impl` imports it (``batch_kernel``). A command
 record is a frozen, slotted dataclass, whose generated ``__init__`` sets each field through a Python-level
-``object.__setattr__`` call (~3 µs for a PlaceOrder's 16 fields, more than applying a resting order). This
-twin makes the same object without that frame: ``cls.__new__(cls)`` and one ``PyObject_GenericSetAttr`` per
-field, in field order, which is what the generated ``__init__`` does. Every field is given, so no default
+``object.__setattr__`` call (about 3 µs for a PlaceOrder's 16 fields). This twin makes the same object
+without that frame: ``cls.__new__(cls)`` and one ``PyObject_GenericSetAttr`` per field, in field order,
+which is what the generated ``__init__`` does. Every field is given, so no default
 is involved, and the records have no ``__post_init__``.
 
 Contents
