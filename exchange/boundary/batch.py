@@ -100,9 +100,9 @@ def decode(rows: np.ndarray, symbols: typing.Sequence[str]) -> list:
 
 
 def make_records(rows: list, plans: dict, symbols: typing.Sequence[str]) -> list:
-    """The command records of ``rows`` (lists of a row's int64 columns, already checked); ``plans``: tag -> :func:`_plan`. The
-    compiled twin (``exchange.boundary._batch``) makes the same records without the dataclass ``__init__``.
-    O(rows × fields)."""
+    """The command records of ``rows`` (lists of a row's int64 columns, already checked); ``plans``: tag ->
+    :func:`_plan`. The compiled twin (``exchange.boundary._batch``) makes the same records without the dataclass
+    ``__init__``. O(rows × fields)."""
     records = []
     for row in rows:
         cls, _, columns = plans[row[0]]
@@ -211,11 +211,6 @@ class EventRows:
         self.chunks: dict[type, list[np.ndarray]] = {}
         self.class_ids: dict[type, int] = {}
 
-    @property
-    def seq(self) -> int:
-        """The seq the next event gets."""
-        return self.flushed + len(self.pending)
-
     def add(self, events: list) -> None:
         self.pending += events
         if len(self.pending) >= CHUNK:
@@ -292,7 +287,7 @@ def run(exchange, commands: np.ndarray) -> BatchResult:
     kernel = _impl.batch_kernel if exchange.implementation == "cython" else None
     records = _records(commands, symbols, kernel.make_records if kernel is not None else make_records)
     n = len(commands)
-    codes, order_ids, counts = (array.array("q", [0]) * n for _ in range(3))  # int64 columns, not tracked by the collector
+    codes, order_ids, counts = (array.array("q", [0]) * n for _ in range(3))  # int64, not tracked by the collector
     rows = EventRows(symbols)
     apply = exchange.apply
     for i, command in enumerate(records):
