@@ -22,8 +22,8 @@ this module, never the compiled modules directly:
   compiled twin of :mod:`exchange.liquidation.adl.bounds` and of the ADL queue's candidate selection; None under
   the reference.
 - ``batch_kernel``: ``exchange.boundary._batch`` (built from ``exchange/boundary/_batch.pyx``), the compiled twin
-  of :func:`exchange.boundary.batch.make_records` (the command records of ``apply_batch``'s rows); None under the
-  reference.
+  of the batch path of :mod:`exchange.boundary.batch` (``make_records``, ``EventRows``, ``apply_records``: the
+  command records of ``apply_batch``'s rows, its apply loop and its event tables); None under the reference.
 - ``validate_kernel``: ``exchange.boundary._validate`` (built from ``exchange/boundary/_validate.pyx``), the compiled
   twin of the validation boundary's fast check (:mod:`exchange.boundary.validate`); None under the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.

@@ -131,3 +131,40 @@ def test_a_batch_is_journaled_like_apply(tmp_path):
         ex.apply_batch(encode(commands, ex.symbols))
         expected = ex.state_hash()
     assert replay_file(tmp_path / "j.bin")[0].state_hash() == expected
+
+
+@dataclasses.dataclass(frozen=True)
+class Unslotted:  # an event-like record without slots: read by getattr
+    symbol: str
+    amount_units: int
+    flag: bool
+
+
+@needs_compiled
+def test_the_compiled_event_columns_make_the_reference_tables():
+    """EventColumns (slots read in C) against EventRows (attrgetter + numpy) on the same events: every event class
+    of a liquidation stream (a str column, bool columns, the empty symbol), a record class without slots, and
+    more events than a chunk."""
+    commands = list(liquidation_commands(7, 1_500, (SYMBOL, OTHER)))
+    _, per_command = one_by_one(commands)
+    per_command.append([Unslotted(OTHER, -2**63, True), Unslotted("", 2**63 - 1, False)])
+    assert sum(map(len, per_command)) > 2 * batch.CHUNK
+    reference = batch.EventRows((SYMBOL, OTHER))
+    compiled = _impl.batch_kernel.EventColumns((SYMBOL, OTHER), batch.event_dtype)
+    for events in per_command:
+        reference.add(events)
+        compiled.add(events)
+    firsts = np.cumsum([0] + [len(e) for e in per_command])[:-1]
+    want, got = reference.arrays(firsts), compiled.arrays(firsts)
+    assert set(got) == set(want) and len(want) >= 12 and "Unslotted" in want and "Rejected" in want
+    for name, table in want.items():
+        assert got[name].dtype == table.dtype and got[name].tolist() == table.tolist(), name
+
+
+@needs_compiled
+@pytest.mark.parametrize("value", [2**63, -2**63 - 1])
+def test_event_integers_beyond_int64_raise_in_both_collectors(value):
+    for rows in (batch.EventRows((SYMBOL,)), _impl.batch_kernel.EventColumns((SYMBOL,), batch.event_dtype)):
+        with pytest.raises(OverflowError):
+            rows.add([Unslotted(SYMBOL, value, False)] * (batch.CHUNK + 1))
+            rows.arrays(np.zeros(1, np.int64))

@@ -1,18 +1,62 @@
 # cython: language_level=3
-"""Compiled twin of the command maker of :mod:`exchange.boundary.batch` (:func:`~exchange.boundary.batch.make_records`).
+"""Compiled twin of the batch path of :mod:`exchange.boundary.batch`: command records in, event columns out.
 
-Built to ``exchange.boundary._batch``; only :mod:`exchange._impl` imports it (``batch_kernel``). A command
-record is a frozen, slotted dataclass, whose generated ``__init__`` sets each field through a Python-level
-``object.__setattr__`` call (about 3 µs for a PlaceOrder's 16 fields). This twin makes the same object
-without that frame: ``cls.__new__(cls)`` and one ``PyObject_GenericSetAttr`` per field, in field order,
-which is what the generated ``__init__`` does. Every field is given, so no default
-is involved, and the records have no ``__post_init__``.
+Built to ``exchange.boundary._batch``; only :mod:`exchange._impl` imports it (``batch_kernel``). Commands and
+events are frozen, slotted dataclasses. The generated ``__init__`` of one sets each field through a
+Python-level ``object.__setattr__`` call (about 3 µs for a PlaceOrder's 16 fields), and reading a field by
+name goes through the type's attribute lookup. Here both go straight to the slot: a slotted field is a member
+descriptor of an object slot, which holds the value at a fixed offset in the record (``_slot_offset``).
 
 Contents
 --------
-- :func:`make_records`  twin of ``batch.make_records``: the records of a list of decoded rows. O(rows × fields).
+- :func:`make_records`   twin of ``batch.make_records``: the records of a list of decoded rows, made with
+                         ``cls.__new__`` and each field stored in its slot, in field order (what the generated
+                         ``__init__`` does; every field is given, and the records have no ``__post_init__``).
+                         O(rows × fields).
+- :class:`EventColumns`  twin of ``batch.EventRows``: each event's fields read from their slots into one int64
+                         buffer per event class, turned into the same tables at the end. O(events × fields).
+- :func:`apply_records`  twin of ``batch.apply_records``: the apply loop of ``apply_batch``. O(commands + events).
 """
-from cpython.object cimport PyObject_GenericSetAttr
+from cpython cimport array
+from cpython.object cimport PyObject, PyObject_GenericSetAttr
+from cpython.ref cimport Py_INCREF
+
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    enum: T_OBJECT_EX
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+
+import array
+import types
+
+import numpy as np
+
+from exchange.commands import PlaceOrder
+from exchange.events import Rejected
+
+
+cdef Py_ssize_t _slot_offset(type cls, str name):
+    """Where the slot ``name`` of a ``cls`` record holds its value (a member descriptor of an object slot, the
+    kind a slotted dataclass field is), or -1 (use getattr / setattr). Only records of exactly ``cls`` are read
+    or written at it; an unset slot (NULL) is read with getattr, which raises as it would."""
+    descr = cls.__dict__.get(name)
+    if type(descr) is not types.MemberDescriptorType:
+        return -1
+    cdef PyMemberDef *member = (<PyMemberDescrObject *><PyObject *>descr).d_member
+    return member.offset if member.type == T_OBJECT_EX else -1
+
+
+cdef inline PyObject **_slot(object record, Py_ssize_t offset):
+    return <PyObject **>(<char *><PyObject *>record + offset)
+
+
+cdef array.array _offsets(type cls, tuple names):
+    return array.array("q", [_slot_offset(cls, name) for name in names])
 
 
 def make_records(list rows, dict plans, symbols):
@@ -22,11 +66,148 @@ def make_records(list rows, dict plans, symbols):
     cdef list row
     cdef tuple names, columns
     cdef Py_ssize_t i, column
+    cdef long long offset
+    cdef array.array offsets
+    cdef dict offsets_of = {}
     for row in rows:
         cls, names, columns = plans[row[0]]
+        offsets = offsets_of.get(cls)
+        if offsets is None:
+            offsets = offsets_of[cls] = _offsets(cls, names)
         record = cls.__new__(cls)
         for i in range(len(names)):
             column = columns[i]
-            PyObject_GenericSetAttr(record, names[i], symbols[row[1]] if column < 0 else row[column])
+            value = symbols[row[1]] if column < 0 else row[column]
+            offset = offsets.data.as_longlongs[i]
+            if offset >= 0 and _slot(record, offset)[0] == NULL:  # a fresh record's slot: store (member_set)
+                Py_INCREF(value)
+                _slot(record, offset)[0] = <PyObject *>value
+            else:
+                PyObject_GenericSetAttr(record, names[i], value)
         out.append(record)
     return out
+
+
+# ==== events ======================================================================================
+cdef enum:
+    INTEGER = 0  # an int or IntEnum field: its value as int64
+    FLAG = 1  # a bool field: its truth
+    SYMBOL = 2  # the symbol: its index (-1 for "")
+    OBJECT = 3  # a str field (Rejected.message): kept as the object
+
+
+cdef class _Table:
+    """One event class's rows so far: ``width`` int64 columns per row (seq, command, then the fields, an OBJECT
+    field's column holding 0) in one growing buffer, and the OBJECT fields' values in a list per field."""
+
+    cdef object dtype  # batch.event_dtype(cls)
+    cdef tuple names  # the fields after seq and command
+    cdef int[:] kinds
+    cdef long long[:] offsets  # where a slot field's value sits in the record (-1: read by getattr)
+    cdef Py_ssize_t width, n
+    cdef array.array data
+    cdef list objects  # one list per OBJECT field, in field order
+
+    def __init__(self, cls, dtype):
+        self.dtype = dtype
+        self.names = dtype.names[2:]
+        self.width = len(dtype.names)
+        kinds = array.array("i", [OBJECT if dtype[name] == object else FLAG if dtype[name] == np.bool_
+                                  else SYMBOL if name == "symbol" else INTEGER for name in self.names])
+        self.kinds = kinds
+        self.offsets = _offsets(cls, self.names)
+        self.data = array.array("q")
+        self.n = 0
+        self.objects = [[] for kind in kinds if kind == OBJECT]
+
+    cdef int add(self, event, long long seq, dict index) except -1:
+        cdef Py_ssize_t at = self.n * self.width, j, o = 0
+        cdef int kind
+        cdef Py_ssize_t offset
+        cdef PyObject *slot
+        array.resize_smart(self.data, at + self.width)
+        cdef long long *row = self.data.data.as_longlongs + at
+        row[0] = seq
+        row[1] = 0  # the command: arrays() fills it
+        for j in range(len(self.names)):
+            offset = self.offsets[j]
+            slot = NULL if offset < 0 else _slot(event, offset)[0]
+            value = getattr(event, self.names[j]) if slot == NULL else <object>slot
+            kind = self.kinds[j]
+            if kind == INTEGER:
+                row[j + 2] = value
+            elif kind == SYMBOL:
+                row[j + 2] = index[value]
+            elif kind == FLAG:
+                row[j + 2] = 1 if value else 0
+            else:
+                row[j + 2] = 0
+                (<list>self.objects[o]).append(value)
+                o += 1
+        self.n += 1
+        return 0
+
+    def table(self, firsts):
+        """The rows as one ``dtype`` array, the command column from ``firsts`` (EventRows.arrays)."""
+        rows = np.frombuffer(self.data, np.int64, self.n * self.width).reshape(self.n, self.width)
+        out = np.empty(self.n, self.dtype)
+        o = 0
+        for j, name in enumerate(self.dtype.names):
+            if j >= 2 and self.kinds[j - 2] == OBJECT:
+                out[name] = self.objects[o]
+                o += 1
+            elif j == 1:
+                out[name] = np.searchsorted(firsts, rows[:, 0], "right") - 1
+            else:
+                out[name] = rows[:, j]  # int64, or 0/1 into a bool column
+        return out
+
+
+cdef class EventColumns:
+    """Twin of ``batch.EventRows``: the same tables, written event by event into per-class int64 buffers by C
+    code (one attribute read per field, no Python frame, no record kept), so memory grows with the rows, not
+    with live records. O(events × fields)."""
+
+    cdef dict index, tables
+    cdef long long seq
+    cdef object event_dtype
+
+    def __init__(self, symbols, event_dtype):
+        self.index = {symbol: i for i, symbol in enumerate(symbols)}
+        self.index[""] = -1
+        self.tables = {}
+        self.seq = 0
+        self.event_dtype = event_dtype
+
+    cpdef add(self, list events):
+        cdef _Table table
+        for event in events:
+            cls = type(event)
+            table = self.tables.get(cls)
+            if table is None:
+                table = self.tables[cls] = _Table(cls, self.event_dtype(cls))
+            table.add(event, self.seq, self.index)
+            self.seq += 1
+
+    def arrays(self, firsts) -> dict:
+        """The tables by class name (EventRows.arrays)."""
+        return {cls.__name__: (<_Table>table).table(firsts) for cls, table in self.tables.items()}
+
+
+def apply_records(exchange, records, EventColumns columns, long long[:] codes, long long[:] order_ids,
+                  long long[:] counts):
+    """Twin of ``batch.apply_records``: apply each record with ``exchange.apply``, its events to ``columns``, its
+    reject code, new order id and event count to the arrays. O(records + events)."""
+    apply = exchange.apply
+    cdef Py_ssize_t i = 0
+    cdef list events
+    for command in records:
+        next_id = exchange.next_order_id
+        events = apply(command)
+        columns.add(events)
+        counts[i] = len(events)
+        if events and type(events[0]) is Rejected:
+            codes[i] = (<object>events[0]).code
+        elif type(command) is PlaceOrder and exchange.next_order_id > next_id:
+            order_ids[i] = next_id
+        i += 1

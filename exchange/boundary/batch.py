@@ -281,14 +281,30 @@ class BatchResult:
 
 def run(exchange, commands: np.ndarray) -> BatchResult:
     """:meth:`Exchange.apply_batch <exchange.engine.Exchange.apply_batch>`: check every row first, then make and
-    apply the commands one by one with :meth:`~exchange.engine.Exchange.apply`, collecting results and event
-    rows. O(rows + events)."""
+    apply the commands one by one with :meth:`~exchange.engine.Exchange.apply` (:func:`apply_records`), collecting
+    results and event rows. O(rows + events)."""
     symbols = exchange.symbols
     kernel = _impl.batch_kernel if exchange.implementation == "cython" else None
     records = _records(commands, symbols, kernel.make_records if kernel is not None else make_records)
     n = len(commands)
     codes, order_ids, counts = (array.array("q", [0]) * n for _ in range(3))  # int64, not tracked by the collector
-    rows = EventRows(symbols)
+    if kernel is not None:
+        rows = kernel.EventColumns(symbols, event_dtype)
+        kernel.apply_records(exchange, records, rows, codes, order_ids, counts)
+    else:
+        rows = EventRows(symbols)
+        apply_records(exchange, records, rows, codes, order_ids, counts)
+    results = np.zeros(n, RESULT_DTYPE)
+    results["code"], results["order_id"], results["events"] = codes, order_ids, counts
+    results["first_event"] = np.cumsum(results["events"]) - results["events"]
+    return BatchResult(results, rows.arrays(results["first_event"]), symbols)
+
+
+def apply_records(exchange, records: typing.Iterable, rows: EventRows, codes, order_ids, counts) -> None:
+    """Apply each record with ``exchange.apply``: its events to ``rows``, its reject code (0: none), the order id
+    it got (a PlaceOrder that took one, else 0) and its event count to ``codes``, ``order_ids`` and ``counts``
+    at its index. The compiled twin (``exchange.boundary._batch``) writes the events into C buffers as they come
+    (``EventColumns``). O(records + events)."""
     apply = exchange.apply
     for i, command in enumerate(records):
         next_id = exchange.next_order_id
@@ -299,7 +315,3 @@ def run(exchange, commands: np.ndarray) -> BatchResult:
             codes[i] = events[0].code
         elif type(command) is PlaceOrder and exchange.next_order_id > next_id:
             order_ids[i] = next_id
-    results = np.zeros(n, RESULT_DTYPE)
-    results["code"], results["order_id"], results["events"] = codes, order_ids, counts
-    results["first_event"] = np.cumsum(results["events"]) - results["events"]
-    return BatchResult(results, rows.arrays(results["first_event"]), symbols)
