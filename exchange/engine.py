@@ -269,6 +269,13 @@ class Exchange:
         if problem is not None:
             code, message = problem
             return [Rejected(RejectCode(code), message, *validate.safe_identity(command))]
+        return self._apply_valid(command)
+
+    def _apply_valid(self, command) -> list:
+        """:meth:`apply` of a command the validation boundary has passed (``apply_batch`` checks its rows in bulk
+        and calls this for the ones that pass): journal, run, snapshot."""
+        if self.halted is not None:
+            raise ExchangeHalted(self.halted)
         if self._journal_writer is not None:
             self._journal_writer.append(command)
         if self.journal is not None:

@@ -119,8 +119,9 @@ def test_encode_never_rounds():
     for bad in (1.5, float("nan"), "3", None, 2**63, True, np.int64(3)):
         with pytest.raises(BatchError, match="qty_lots"):
             encode([PlaceOrder(1, SYMBOL, Side.BUY, bad, 10_000)], [SYMBOL])
-    with pytest.raises(BatchError, match="unknown symbol"):
-        encode([CancelOrder(1, "NOPE", 1)], [SYMBOL])
+    for symbol in ("NOPE", ["TESTUSDT"], None):
+        with pytest.raises(BatchError, match="unknown symbol"):
+            encode([CancelOrder(1, symbol, 1)], [SYMBOL])
     with pytest.raises(BatchError, match="not a command"):
         encode([object()], [SYMBOL])
 
@@ -168,3 +169,42 @@ def test_event_integers_beyond_int64_raise_in_both_collectors(value):
         with pytest.raises(OverflowError):
             rows.add([Unslotted(SYMBOL, value, False)] * (batch.CHUNK + 1))
             rows.arrays(np.zeros(1, np.int64))
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_the_bulk_check_passes_exactly_what_the_boundary_passes(seed):
+    """``batch.passing`` (the rules on whole columns) against ``validate.check`` on each decoded record: fuzz
+    rows (ranges broken, enums out of range, reserved accounts, flags of 2) and well-formed ones of every kind;
+    commands without a symbol carry junk symbol indices, which they ignore."""
+    from exchange.boundary.validate import check
+    commands = [c for c, _, _ in fuzz_cases(seed, 3_000, (SYMBOL, OTHER))]
+    commands += list(liquidation_commands(seed, 1_000, (SYMBOL, OTHER))) + list(random_commands(seed, 1_000))
+    rows = []
+    for command in commands:
+        try:
+            rows.append(encode([command], (SYMBOL, OTHER))[0])
+        except BatchError:
+            continue
+    rows = np.array(rows, BATCH_COMMAND_DTYPE)
+    no_symbol = np.isin(rows["tag"], [tag for tag, cls in COMMAND_TYPES.items()
+                                      if "symbol" not in {f.name for f in dataclasses.fields(cls)}])
+    rows["symbol"][no_symbol] = np.arange(no_symbol.sum()) * 7 - 50
+    passes = batch.passing(rows, (SYMBOL, OTHER))
+    expected = [check(record) is None for record in decode(rows, (SYMBOL, OTHER))]
+    assert passes.tolist() == expected
+    assert 100 < sum(expected) < len(expected) - 100 and no_symbol.any()
+
+
+def test_a_symbol_the_boundary_refuses_is_refused_in_a_batch_too():
+    """An instrument whose symbol the boundary refuses (longer than 64 characters): the batch refuses its
+    commands as apply does, with the same message."""
+    long_symbol = "X" * 65 + "USDT"
+    instruments = [make_instrument(), dataclasses.replace(make_instrument(), symbol=long_symbol)]
+    commands = [Deposit(1, 10**12), SetMarkPrice(long_symbol, 10_000), PlaceOrder(1, long_symbol, Side.BUY, 1, 10_000),
+                PlaceOrder(1, SYMBOL, Side.BUY, 1, 10_000)]
+    reference = Exchange(instruments)
+    expected = [e for c in commands for e in reference.apply(c)]
+    ex = Exchange(instruments)
+    result = ex.apply_batch(encode(commands, ex.symbols))
+    assert batch.passing(encode(commands, ex.symbols), ex.symbols).tolist() == [1, 0, 0, 1]
+    assert result.records() == expected and result.results["code"].tolist()[1:3] == [-1102, -1102]

@@ -194,16 +194,17 @@ cdef class EventColumns:
         return {cls.__name__: (<_Table>table).table(firsts) for cls, table in self.tables.items()}
 
 
-def apply_records(exchange, records, EventColumns columns, long long[:] codes, long long[:] order_ids,
-                  long long[:] counts):
-    """Twin of ``batch.apply_records``: apply each record with ``exchange.apply``, its events to ``columns``, its
-    reject code, new order id and event count to the arrays. O(records + events)."""
-    apply = exchange.apply
+def apply_records(exchange, records, const unsigned char[:] checked, EventColumns columns, long long[:] codes,
+                  long long[:] order_ids, long long[:] counts):
+    """Twin of ``batch.apply_records``: each record applied (``exchange._apply_valid`` where ``checked``, else
+    ``exchange.apply``), its events to ``columns``, its reject code, new order id and event count to the arrays.
+    O(records + events)."""
+    apply, apply_valid = exchange.apply, exchange._apply_valid
     cdef Py_ssize_t i = 0
     cdef list events
     for command in records:
         next_id = exchange.next_order_id
-        events = apply(command)
+        events = apply_valid(command) if checked[i] else apply(command)
         columns.add(events)
         counts[i] = len(events)
         if events and type(events[0]) is Rejected:

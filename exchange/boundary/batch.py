@@ -50,6 +50,7 @@ import numpy as np
 from ..commands import COMMAND_TYPES, PlaceOrder
 from .. import _impl
 from .. import events as _events
+from . import validate
 from .validate import is_int
 
 SYMBOL_FIELD = "symbol"
@@ -129,9 +130,33 @@ def _records(rows: np.ndarray, symbols: typing.Sequence[str], make: typing.Calla
     if len(outside):
         raise BatchError(f"row {outside[0]}: symbol index {rows['symbol'][outside[0]]} is outside "
                          f"0..{len(symbols) - 1}")
-    table = np.ascontiguousarray(rows).view(np.int64).reshape(len(rows), len(BATCH_COMMAND_DTYPE.names))
+    table = _table(rows)
     return (record for start in range(0, len(rows), CHUNK)
             for record in make(table[start:start + CHUNK].tolist(), plans, symbols))
+
+
+def _table(rows: np.ndarray) -> np.ndarray:
+    """The rows as one 2-d int64 array (a column per field of :data:`BATCH_COMMAND_DTYPE`)."""
+    return np.ascontiguousarray(rows).view(np.int64).reshape(len(rows), len(BATCH_COMMAND_DTYPE.names))
+
+
+def passing(rows: np.ndarray, symbols: typing.Sequence[str]) -> np.ndarray:
+    """Which rows (already decodable: :func:`_records` checked them) pass the validation boundary, as uint8: 1
+    exactly where :func:`exchange.boundary.validate.check` passes the row's record (the rules tested on whole
+    columns, :func:`~exchange.boundary.validate.rows_pass`); :func:`apply_records` runs those without checking
+    them again, and gives the others to ``apply``, which rejects them naming the field. O(rows × fields)."""
+    table, tags = _table(rows), rows["tag"]
+    at = {name: j for j, name in enumerate(BATCH_COMMAND_DTYPE.names)}
+    symbol_ok = np.array([validate.SYMBOL.problem(symbol) is None for symbol in symbols], dtype=bool)
+    ok = np.zeros(len(rows), np.uint8)
+    for tag, cls in COMMAND_TYPES.items():
+        selected = np.flatnonzero(tags == tag)
+        if len(selected):
+            part = table[selected]
+            named = -1 in _plan(tag)[2]  # (a command without a symbol ignores the column: any value may be there)
+            ok[selected] = validate.rows_pass(cls, lambda name: part[:, at[name]],
+                                              symbol_ok[part[:, at["symbol"]]] if named else None)
+    return ok
 
 
 def encode(commands, symbols: typing.Sequence[str]) -> np.ndarray:
@@ -149,7 +174,7 @@ def encode(commands, symbols: typing.Sequence[str]) -> np.ndarray:
         for f in dataclasses.fields(command):
             value = getattr(command, f.name)
             if f.name == SYMBOL_FIELD:
-                if value not in index:
+                if type(value) is not str or value not in index:  # (an unhashable value is not a symbol either)
                     raise BatchError(f"item {i}: unknown symbol {value!r}")
                 row["symbol"] = index[value]
             elif _encodable(value, f.name in _flags(type(command))):
@@ -280,35 +305,38 @@ class BatchResult:
 
 
 def run(exchange, commands: np.ndarray) -> BatchResult:
-    """:meth:`Exchange.apply_batch <exchange.engine.Exchange.apply_batch>`: check every row first, then make and
-    apply the commands one by one with :meth:`~exchange.engine.Exchange.apply` (:func:`apply_records`), collecting
-    results and event rows. O(rows + events)."""
+    """:meth:`Exchange.apply_batch <exchange.engine.Exchange.apply_batch>`: check every row first (decodable, then
+    which pass the validation boundary), then make and apply the commands one by one (:func:`apply_records`),
+    collecting results and event rows. O(rows + events)."""
     symbols = exchange.symbols
     kernel = _impl.batch_kernel if exchange.implementation == "cython" else None
     records = _records(commands, symbols, kernel.make_records if kernel is not None else make_records)
+    checked = passing(commands, symbols)
     n = len(commands)
     codes, order_ids, counts = (array.array("q", [0]) * n for _ in range(3))  # int64, not tracked by the collector
     if kernel is not None:
         rows = kernel.EventColumns(symbols, event_dtype)
-        kernel.apply_records(exchange, records, rows, codes, order_ids, counts)
+        kernel.apply_records(exchange, records, checked, rows, codes, order_ids, counts)
     else:
         rows = EventRows(symbols)
-        apply_records(exchange, records, rows, codes, order_ids, counts)
+        apply_records(exchange, records, checked, rows, codes, order_ids, counts)
     results = np.zeros(n, RESULT_DTYPE)
     results["code"], results["order_id"], results["events"] = codes, order_ids, counts
     results["first_event"] = np.cumsum(results["events"]) - results["events"]
     return BatchResult(results, rows.arrays(results["first_event"]), symbols)
 
 
-def apply_records(exchange, records: typing.Iterable, rows: EventRows, codes, order_ids, counts) -> None:
-    """Apply each record with ``exchange.apply``: its events to ``rows``, its reject code (0: none), the order id
-    it got (a PlaceOrder that took one, else 0) and its event count to ``codes``, ``order_ids`` and ``counts``
-    at its index. The compiled twin (``exchange.boundary._batch``) writes the events into C buffers as they come
+def apply_records(exchange, records: typing.Iterable, checked: np.ndarray, rows: EventRows, codes, order_ids,
+                  counts) -> None:
+    """Apply each record: the ones ``checked`` (:func:`passing`) without checking them again, the others with
+    ``exchange.apply`` (which rejects them); its events to ``rows``, its reject code (0: none), the order id it
+    got (a PlaceOrder that took one, else 0) and its event count to ``codes``, ``order_ids`` and ``counts`` at its
+    index. The compiled twin (``exchange.boundary._batch``) writes the events into C buffers as they come
     (``EventColumns``). O(records + events)."""
-    apply = exchange.apply
+    apply, apply_valid = exchange.apply, exchange._apply_valid
     for i, command in enumerate(records):
         next_id = exchange.next_order_id
-        events = apply(command)
+        events = apply_valid(command) if checked[i] else apply(command)
         rows.add(events)
         counts[i] = len(events)
         if events and type(events[0]) is _events.Rejected:
