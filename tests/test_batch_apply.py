@@ -86,7 +86,8 @@ def test_encode_and_decode_are_inverse_for_every_command_kind():
 def test_the_compiled_record_maker_makes_the_reference_records():
     commands = list(liquidation_commands(3, 2_000, (SYMBOL, OTHER))) + list(random_commands(4, 2_000))
     rows = encode(commands, (SYMBOL, OTHER))
-    made = list(batch._records(rows, (SYMBOL, OTHER), _impl.batch_kernel.make_records))
+    made = list(batch._records(*batch.checked_table(rows, (SYMBOL, OTHER)), (SYMBOL, OTHER),
+                               _impl.batch_kernel.make_records))
     assert made == decode(rows, (SYMBOL, OTHER)) == commands
     assert [type(c) for c in made] == [type(c) for c in commands]
     assert [hash(c) for c in made] == [hash(c) for c in commands]

@@ -9,13 +9,14 @@ descriptor of an object slot, which holds the value at a fixed offset in the rec
 
 Contents
 --------
-- :func:`make_records`   twin of ``batch.make_records``: the records of a list of decoded rows, made with
-                         ``cls.__new__`` and each field stored in its slot, in field order (what the generated
-                         ``__init__`` does; every field is given, and the records have no ``__post_init__``).
-                         O(rows × fields).
+- :class:`Maker`         a row of the int64 table -> its command record, made with ``cls.__new__`` and each
+                         field stored in its slot, in field order (what the generated ``__init__`` does; every
+                         field is given, and the records have no ``__post_init__``). O(fields).
+- :func:`make_records`   twin of ``batch.make_records``: the records of a table's rows. O(rows × fields).
 - :class:`EventColumns`  twin of ``batch.EventRows``: each event's fields read from their slots into one int64
                          buffer per event class, turned into the same tables at the end. O(events × fields).
-- :func:`apply_records`  twin of ``batch.apply_records``: the apply loop of ``apply_batch``. O(commands + events).
+- :func:`apply_rows`     twin of ``batch.apply_records`` over ``batch._records``: the apply loop of ``apply_batch``,
+                         each record made from its row right before it runs. O(commands + events).
 """
 from cpython cimport array
 from cpython.object cimport PyObject, PyObject_GenericSetAttr
@@ -59,33 +60,41 @@ cdef array.array _offsets(type cls, tuple names):
     return array.array("q", [_slot_offset(cls, name) for name in names])
 
 
-def make_records(list rows, dict plans, symbols):
-    """The command records of ``rows`` (lists of a ``BATCH_COMMAND_DTYPE`` row's columns, already checked), ``plans``:
-    tag -> ``(class, field names, columns)`` with column -1 for the symbol (its index is the row's column 1)."""
-    cdef list out = []
-    cdef list row
-    cdef tuple names, columns
-    cdef Py_ssize_t i, column
-    cdef long long offset
-    cdef array.array offsets
-    cdef dict offsets_of = {}
-    for row in rows:
-        cls, names, columns = plans[row[0]]
-        offsets = offsets_of.get(cls)
-        if offsets is None:
-            offsets = offsets_of[cls] = _offsets(cls, names)
+cdef class Maker:
+    """Makes command records from rows of the int64 table (``batch._table``): per tag its class, field names,
+    columns (-1: the symbol, named by the row's column 1) and the fields' slot offsets."""
+
+    cdef dict plans  # tag -> (class, field names, columns, offsets)
+    cdef object symbols
+
+    def __init__(self, dict plans, symbols):
+        self.plans = {tag: (cls, names, columns, _offsets(cls, names)) for tag, (cls, names, columns) in plans.items()}
+        self.symbols = symbols
+
+    cdef object make(self, const long long[:, :] table, Py_ssize_t r):
+        """The record of row ``r``: ``cls.__new__`` and each field stored in its slot, in field order. O(fields)."""
+        cdef tuple names, columns
+        cdef array.array offsets
+        cdef Py_ssize_t i, column
+        cdef long long offset
+        cls, names, columns, offsets = self.plans[table[r, 0]]
         record = cls.__new__(cls)
         for i in range(len(names)):
             column = columns[i]
-            value = symbols[row[1]] if column < 0 else row[column]
+            value = self.symbols[table[r, 1]] if column < 0 else table[r, column]
             offset = offsets.data.as_longlongs[i]
             if offset >= 0 and _slot(record, offset)[0] == NULL:  # a fresh record's slot: store (member_set)
                 Py_INCREF(value)
                 _slot(record, offset)[0] = <PyObject *>value
             else:
                 PyObject_GenericSetAttr(record, names[i], value)
-        out.append(record)
-    return out
+        return record
+
+
+def make_records(const long long[:, :] table, dict plans, symbols):
+    """Twin of ``batch.make_records``: the command records of ``table``'s rows (already checked)."""
+    cdef Maker maker = Maker(plans, symbols)
+    return [maker.make(table, r) for r in range(table.shape[0])]
 
 
 # ==== events ======================================================================================
@@ -194,15 +203,16 @@ cdef class EventColumns:
         return {cls.__name__: (<_Table>table).table(firsts) for cls, table in self.tables.items()}
 
 
-def apply_records(exchange, records, const unsigned char[:] checked, EventColumns columns, long long[:] codes,
-                  long long[:] order_ids, long long[:] counts):
-    """Twin of ``batch.apply_records``: each record applied (``exchange._apply_valid`` where ``checked``, else
-    ``exchange.apply``), its events to ``columns``, its reject code, new order id and event count to the arrays.
-    O(records + events)."""
+def apply_rows(exchange, const long long[:, :] table, Maker maker, const unsigned char[:] checked,
+               EventColumns columns, long long[:] codes, long long[:] order_ids, long long[:] counts):
+    """Twin of ``batch.apply_records`` over ``batch._records``: each row made into its record right before it is
+    applied (``exchange._apply_valid`` where ``checked``, else ``exchange.apply``), its events to ``columns``,
+    its reject code, new order id and event count to the arrays. O(rows + events)."""
     apply, apply_valid = exchange.apply, exchange._apply_valid
-    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t i
     cdef list events
-    for command in records:
+    for i in range(table.shape[0]):
+        command = maker.make(table, i)
         next_id = exchange.next_order_id
         events = apply_valid(command) if checked[i] else apply(command)
         columns.add(events)
@@ -211,4 +221,3 @@ def apply_records(exchange, records, const unsigned char[:] checked, EventColumn
             codes[i] = (<object>events[0]).code
         elif type(command) is PlaceOrder and exchange.next_order_id > next_id:
             order_ids[i] = next_id
-        i += 1

@@ -97,25 +97,31 @@ def _plan(tag: int) -> tuple[type, tuple[str, ...], tuple[int, ...]]:
 def decode(rows: np.ndarray, symbols: typing.Sequence[str]) -> list:
     """Command records of ``rows`` (:data:`BATCH_COMMAND_DTYPE`). Raises :class:`BatchError` for another
     dtype, an unknown tag or a symbol index outside ``symbols``. O(rows)."""
-    return list(_records(rows, symbols, make_records))
+    return list(_records(*checked_table(rows, symbols), symbols, make_records))
 
 
-def make_records(rows: list, plans: dict, symbols: typing.Sequence[str]) -> list:
-    """The command records of ``rows`` (lists of a row's int64 columns, already checked); ``plans``: tag ->
-    :func:`_plan`. The compiled twin (``exchange.boundary._batch``) makes the same records without the dataclass
-    ``__init__``. O(rows × fields)."""
+def make_records(table: np.ndarray, plans: dict, symbols: typing.Sequence[str]) -> list:
+    """The command records of ``table``'s rows (:func:`_table`, already checked); ``plans``: tag -> :func:`_plan`.
+    The compiled twin (``exchange.boundary._batch``) makes the same records without the dataclass ``__init__``.
+    O(rows × fields)."""
     records = []
-    for row in rows:
+    for row in table.tolist():
         cls, _, columns = plans[row[0]]
         records.append(cls(*[symbols[row[1]] if column < 0 else row[column] for column in columns]))
     return records
 
 
-def _records(rows: np.ndarray, symbols: typing.Sequence[str], make: typing.Callable) -> typing.Iterator:
-    """The command records of ``rows``, made by ``make`` (:func:`make_records` or its twin) :data:`CHUNK` rows
-    at a time, after every row was checked (:class:`BatchError` is raised before the first record). :func:`run`
-    applies them as they come, so no record of every command stays alive at once (a pile of them would
-    slow the cycle collector down). O(rows)."""
+def _records(table: np.ndarray, plans: dict, symbols: typing.Sequence[str], make: typing.Callable) -> typing.Iterator:
+    """The command records of a checked table (:func:`checked_table`), made by ``make`` (:func:`make_records` or
+    its twin) :data:`CHUNK` rows at a time. :func:`apply_records` applies them as they come, so no record of
+    every command stays alive at once (a pile of them would slow the cycle collector down). O(rows)."""
+    return (record for start in range(0, len(table), CHUNK) for record in make(table[start:start + CHUNK], plans, symbols))
+
+
+def checked_table(rows: np.ndarray, symbols: typing.Sequence[str]) -> tuple[np.ndarray, dict]:
+    """``(the rows as a 2-d int64 table, tag -> _plan)`` once every row is known to be a command: raises
+    :class:`BatchError` naming the first row that is not (another dtype, an unknown tag, a symbol index outside
+    ``symbols`` in a command with a symbol). O(rows)."""
     if not isinstance(rows, np.ndarray) or rows.dtype != BATCH_COMMAND_DTYPE or rows.ndim != 1:
         raise BatchError(f"apply_batch needs a 1-d array of BATCH_COMMAND_DTYPE, got "
                          f"{getattr(rows, 'dtype', type(rows).__name__)}")
@@ -130,9 +136,7 @@ def _records(rows: np.ndarray, symbols: typing.Sequence[str], make: typing.Calla
     if len(outside):
         raise BatchError(f"row {outside[0]}: symbol index {rows['symbol'][outside[0]]} is outside "
                          f"0..{len(symbols) - 1}")
-    table = _table(rows)
-    return (record for start in range(0, len(rows), CHUNK)
-            for record in make(table[start:start + CHUNK].tolist(), plans, symbols))
+    return _table(rows), plans
 
 
 def _table(rows: np.ndarray) -> np.ndarray:
@@ -306,20 +310,21 @@ class BatchResult:
 
 def run(exchange, commands: np.ndarray) -> BatchResult:
     """:meth:`Exchange.apply_batch <exchange.engine.Exchange.apply_batch>`: check every row first (decodable, then
-    which pass the validation boundary), then make and apply the commands one by one (:func:`apply_records`),
-    collecting results and event rows. O(rows + events)."""
+    which pass the validation boundary), then make and apply the commands one by one (:func:`apply_records`; the
+    compiled twin makes each record from its row right before applying it), collecting results and event rows.
+    O(rows + events)."""
     symbols = exchange.symbols
     kernel = _impl.batch_kernel if exchange.implementation == "cython" else None
-    records = _records(commands, symbols, kernel.make_records if kernel is not None else make_records)
+    table, plans = checked_table(commands, symbols)
     checked = passing(commands, symbols)
     n = len(commands)
     codes, order_ids, counts = (array.array("q", [0]) * n for _ in range(3))  # int64, not tracked by the collector
     if kernel is not None:
         rows = kernel.EventColumns(symbols, event_dtype)
-        kernel.apply_records(exchange, records, checked, rows, codes, order_ids, counts)
+        kernel.apply_rows(exchange, table, kernel.Maker(plans, symbols), checked, rows, codes, order_ids, counts)
     else:
         rows = EventRows(symbols)
-        apply_records(exchange, records, checked, rows, codes, order_ids, counts)
+        apply_records(exchange, _records(table, plans, symbols, make_records), checked, rows, codes, order_ids, counts)
     results = np.zeros(n, RESULT_DTYPE)
     results["code"], results["order_id"], results["events"] = codes, order_ids, counts
     results["first_event"] = np.cumsum(results["events"]) - results["events"]
@@ -331,8 +336,8 @@ def apply_records(exchange, records: typing.Iterable, checked: np.ndarray, rows:
     """Apply each record: the ones ``checked`` (:func:`passing`) without checking them again, the others with
     ``exchange.apply`` (which rejects them); its events to ``rows``, its reject code (0: none), the order id it
     got (a PlaceOrder that took one, else 0) and its event count to ``codes``, ``order_ids`` and ``counts`` at its
-    index. The compiled twin (``exchange.boundary._batch``) writes the events into C buffers as they come
-    (``EventColumns``). O(records + events)."""
+    index. The compiled twin (``exchange.boundary._batch.apply_rows``) makes each record from its row as it goes,
+    and writes the events into C buffers as they come (``EventColumns``). O(records + events)."""
     apply, apply_valid = exchange.apply, exchange._apply_valid
     for i, command in enumerate(records):
         next_id = exchange.next_order_id
