@@ -5,7 +5,7 @@ Built to ``exchange.boundary._batch``; only :mod:`exchange._impl` imports it (``
 events are frozen, slotted dataclasses. The generated ``__init__`` of one sets each field through a
 Python-level ``object.__setattr__`` call (about 3 µs for a PlaceOrder's 16 fields), and reading a field by
 name goes through the type's attribute lookup. Here both go straight to the slot: a slotted field is a member
-descriptor of an object slot, which holds the value at a fixed offset in the record (``_slot_offset``).
+descriptor of an object slot, which holds the value at a fixed offset in the record (:mod:`exchange._records`).
 
 Contents
 --------
@@ -19,21 +19,10 @@ Contents
                          each record made from its row right before it runs. O(commands + events).
 """
 from cpython cimport array
-from cpython.object cimport PyObject, PyObject_GenericSetAttr
-from cpython.ref cimport Py_INCREF
-
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        int type
-        Py_ssize_t offset
-    enum: T_OBJECT_EX
-
-cdef extern from "Python.h":
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef *d_member
+from cpython.object cimport PyObject
+from exchange._records cimport slot_offset, slot_value, store
 
 import array
-import types
 
 import numpy as np
 
@@ -41,23 +30,9 @@ from exchange.commands import PlaceOrder
 from exchange.events import Rejected
 
 
-cdef Py_ssize_t _slot_offset(type cls, str name):
-    """Where the slot ``name`` of a ``cls`` record holds its value (a member descriptor of an object slot, the
-    kind a slotted dataclass field is), or -1 (use getattr / setattr). Only records of exactly ``cls`` are read
-    or written at it; an unset slot (NULL) is read with getattr, which raises as it would."""
-    descr = cls.__dict__.get(name)
-    if type(descr) is not types.MemberDescriptorType:
-        return -1
-    cdef PyMemberDef *member = (<PyMemberDescrObject *><PyObject *>descr).d_member
-    return member.offset if member.type == T_OBJECT_EX else -1
-
-
-cdef inline PyObject **_slot(object record, Py_ssize_t offset):
-    return <PyObject **>(<char *><PyObject *>record + offset)
-
-
 cdef array.array _offsets(type cls, tuple names):
-    return array.array("q", [_slot_offset(cls, name) for name in names])
+    """The slot offset of each field (``exchange._records.slot_offset``; -1: not a slot)."""
+    return array.array("q", [slot_offset(cls, name) for name in names])
 
 
 cdef class Maker:
@@ -76,18 +51,12 @@ cdef class Maker:
         cdef tuple names, columns
         cdef array.array offsets
         cdef Py_ssize_t i, column
-        cdef long long offset
         cls, names, columns, offsets = self.plans[table[r, 0]]
         record = cls.__new__(cls)
         for i in range(len(names)):
             column = columns[i]
             value = self.symbols[table[r, 1]] if column < 0 else table[r, column]
-            offset = offsets.data.as_longlongs[i]
-            if offset >= 0 and _slot(record, offset)[0] == NULL:  # a fresh record's slot: store (member_set)
-                Py_INCREF(value)
-                _slot(record, offset)[0] = <PyObject *>value
-            else:
-                PyObject_GenericSetAttr(record, names[i], value)
+            store(record, offsets.data.as_longlongs[i], names[i], value)
         return record
 
 
@@ -140,7 +109,7 @@ cdef class _Table:
         row[1] = 0  # the command: arrays() fills it
         for j in range(len(self.names)):
             offset = self.offsets[j]
-            slot = NULL if offset < 0 else _slot(event, offset)[0]
+            slot = NULL if offset < 0 else slot_value(event, offset)
             value = getattr(event, self.names[j]) if slot == NULL else <object>slot
             kind = self.kinds[j]
             if kind == INTEGER:
