@@ -18,9 +18,10 @@ Commands
 
 Decoding refuses, before any command runs, what cannot be a command at all (another dtype, an unknown tag,
 a symbol index outside the exchange's symbols) with :class:`BatchError` naming the first bad row. Everything
-else a row holds goes through the validation boundary exactly as the record would in
+else a row holds meets the validation boundary's rules exactly as the record would in
 :meth:`~exchange.engine.Exchange.apply` (an out-of-range side or quantity is a ``Rejected`` event of that
-command, not an exception).
+command, not an exception): the rules are tested on whole columns first (:func:`passing`); a row that passes
+runs without a second check, one that fails goes through ``apply``, which names the field.
 
 Results
 -------
