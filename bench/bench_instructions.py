@@ -14,8 +14,15 @@ Then:
 - ``resting``: ``Exchange.apply`` on each resting order (the path of an order that rests: validation,
   pre-trade check, matching, holds).
 
-(count of the mode − count of ``none``) / 20,000 is the instructions per command. Run it with the Python
-binary itself, not a shim that execs another process (pyenv's), or valgrind measures the shim.
+(count of the mode − count of ``none``) / 20,000 is the instructions per command.
+
+The crash has its own pair of modes: ``crash-none`` builds the 5,000-account exchange of
+``bench/test_bench_cascade.py`` (its ``build``), ``crash`` builds it and runs a 300-tick crash of 30 %
+(its ``crash``); (count of ``crash`` − count of ``crash-none``) / the liquidations it prints is the
+instructions per liquidation.
+
+Run it with the Python binary itself, not a shim that execs another process (pyenv's), or valgrind measures
+the shim.
 """
 from __future__ import annotations
 
@@ -31,7 +38,8 @@ from exchange.workload import workload_instrument  # noqa: E402
 from test_bench_exchange import demo_flow, funded_exchange  # noqa: E402
 
 N = 20_000
-MODES = ("none", "apply", "batch", "resting")
+MODES = ("none", "apply", "batch", "resting", "crash-none", "crash")
+CRASH_ACCOUNTS, CRASH_TICKS = 5_000, 300
 
 
 def main() -> int:
@@ -39,6 +47,8 @@ def main() -> int:
     if mode not in MODES:
         print(f"usage: bench_instructions.py {'|'.join(MODES)} (under valgrind --tool=callgrind)", file=sys.stderr)
         return 2
+    if mode.startswith("crash"):
+        return crash(mode == "crash")
     instrument, deposits, commands = demo_flow(N)
     commands = list(commands)
     ex = funded_exchange(instrument, deposits)
@@ -58,6 +68,15 @@ def main() -> int:
     elif mode == "resting":
         for order in orders:
             resting.apply(order)
+    return 0
+
+
+def crash(run: bool) -> int:
+    import test_bench_cascade as cascade
+
+    ex = cascade.build(CRASH_ACCOUNTS, "cython")
+    if run:
+        print(f"liquidations: {cascade.crash(ex, CRASH_TICKS)['liquidations']:,}")
     return 0
 
 
