@@ -300,7 +300,9 @@ class Exchange:
 
         Raises :class:`~exchange.boundary.batch.BatchError` before any command runs when the array cannot be
         commands (dtype, unknown tag, symbol index); otherwise raises as :meth:`apply` does, and a halt stops the
-        batch with the commands before it applied. O(rows + events)."""
+        batch with the commands before it applied. The rows that pass the boundary's rules (checked on whole
+        columns) run through :meth:`_apply_valid`, the step of :meth:`apply` after its check: a subclass that
+        wraps :meth:`apply` sees only the refused rows. O(rows + events)."""
         return batch.run(self, commands)
 
     @property
