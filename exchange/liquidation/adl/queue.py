@@ -94,6 +94,7 @@ class _Candidates:
     top_at: int = 0  # where ``top_live`` starts (the skipped rows its prefix met are before)
     hi_at: int = 0  # where ``hi_live`` starts
     unskipped: bool = False  # a row was unskipped since (the live lists are made again)
+    select: object = None  # top_k(values, k): :func:`~exchange.liquidation.adl.bounds.top_k` or its twin (the queue's)
 
     def key(self, j: int) -> Key:
         return int(self.accounts[j]), _SIDES[int(self.sides[j])]
@@ -101,9 +102,7 @@ class _Candidates:
     def highest(self, k: int) -> np.ndarray:
         """Indices of the ``k`` highest lower bounds, descending (ties by index)."""
         if k > len(self.top) and len(self.top) < len(self.lo):  # (a full list holds every candidate)
-            n, keep = len(self.lo), max(2 * k, TOP)
-            part = np.argpartition(-self.lo, keep - 1)[:keep] if keep < n else np.arange(n)
-            self.top = part[np.lexsort((part, -self.lo[part]))]
+            self.top = self.select(self.lo, max(2 * k, TOP))
         return self.top[:k]
 
     def reaching(self, bound: float) -> np.ndarray:
@@ -116,9 +115,7 @@ class _Candidates:
         while True:
             top = self.hi_top
             if top is None or (len(top) < n and -self._hi_desc[-1] >= bound):
-                keep = min(n, TOP if top is None else 4 * len(top))
-                part = np.argpartition(-self.hi, keep - 1)[:keep] if keep < n else np.arange(n)
-                self.hi_top = part[np.argsort(-self.hi[part], kind="stable")]
+                self.hi_top = self.select(self.hi, min(n, TOP if top is None else 4 * len(top)))
                 self._hi_desc = -self.hi[self.hi_top]  # ascending
                 continue
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
@@ -185,8 +182,8 @@ class ADLQueue:
         kernel = _impl.adl_bounds_kernel if compiled else None
         if compiled and kernel is None:
             raise RuntimeError("the compiled ADL bounds are not active")
-        self._bounds = kernel or adlbounds  # the candidate filter: the compiled twin or numpy
-        self._side_slots = kernel.side_slots if kernel else _side_slots
+        self._columns = kernel.candidates if kernel else _columns  # a side's candidate columns (the filter)
+        self._top_k = kernel.top_k if kernel else adlbounds.top_k
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
@@ -310,14 +307,20 @@ class ADLQueue:
         return signature, is_liquidated, False, scored
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
-        i = self.monitor.symbols.index(symbol)
-        slots = self._side_slots(p, ids, i, long, FUND_ACCOUNT_BASE)
-        rows = p.pos_account[slots]
-        if ranking == ADLRanking.SEEDED_OFFSET:
-            lo = hi = np.zeros(len(slots))
-        else:
-            lo, hi = getattr(self._bounds, BOUNDS[ranking])(p, slots, i, np.array(marks, dtype=np.int64))
-        return _Candidates(rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0), np.zeros(0, np.int64))
+        columns = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
+                                np.array(marks, dtype=np.int64), BOUNDS.get(ranking))
+        return _Candidates(*columns, np.zeros(0, np.int64), select=self._top_k)
+
+
+def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
+             ranking: str | None) -> tuple:
+    """``(rows, accounts, sides, lo, hi, zero)`` of the user positions on one side of ``symbol`` (numpy, a pass
+    per column): their portfolio accounts, ledger ids and position sides, the score bounds by ``ranking``
+    (a function name of :mod:`~exchange.liquidation.adl.bounds`; None: all 0) and where both are 0. O(slots)."""
+    slots = _side_slots(p, ids, symbol, long, fund_base)
+    rows = p.pos_account[slots]
+    lo, hi = (np.zeros(len(slots)),) * 2 if ranking is None else getattr(adlbounds, ranking)(p, slots, symbol, marks)
+    return rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0)
 
 
 def _side_slots(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int) -> np.ndarray:
