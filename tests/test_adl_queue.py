@@ -244,6 +244,42 @@ def test_the_compiled_top_k_on_long_arrays_with_ties(n, k):
             assert top_k(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
 
 
+@st.composite
+def live_lists(draw):
+    """A live list (distinct candidate indices) over candidates owned by a few rows, some skipped, its ``desc``
+    values ascending with ties, a start and a prefix length (both may pass the end)."""
+    n = draw(st.integers(0, 40))
+    rows = np.array(draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)), dtype=np.int32)
+    skip = np.array(draw(st.lists(st.booleans(), min_size=6, max_size=6)))
+    live = np.array(draw(st.permutations(range(n))), dtype=np.int64)[:draw(st.integers(0, n))]
+    desc = np.sort(np.array(draw(st.lists(st.sampled_from([-math.inf, -2.0, -1.0, -0.5, 0.0, 3.0, math.inf]),
+                                          min_size=len(live), max_size=len(live))), dtype=np.float64))
+    return live, desc, rows, skip, draw(st.integers(0, len(live) + 2)), draw(st.integers(0, 45))
+
+
+@pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
+@settings(max_examples=400, deadline=None)
+@given(live_lists(), st.sampled_from([-math.inf, -1.5, -1.0, 0.0, 1.0, math.inf]))
+def test_the_compiled_live_lists_drop_skipped_rows_as_the_reference(case, limit):
+    """``live_prefix`` and ``live_reach`` against the queue's numpy ones: the same start (and end) and the same
+    live list from the start on (what the queue reads), ``desc`` moved along; with no entry, every entry
+    skipped, a start past the end and an infinite limit among the cases."""
+    live, desc, rows, skip, at, k = case
+    at = min(at, len(live))
+    kernel = _impl.adl_bounds_kernel
+    mine, ref = live.copy(), live.copy()
+    start = kernel.live_prefix(mine, at, k, skip, rows)
+    assert start == adlqueue._live_prefix(ref, at, k, skip, rows)
+    assert mine[start:].tolist() == ref[start:].tolist()
+    assert not skip[rows[mine[start:start + k]]].any()
+    (mine, mine_desc), (ref, ref_desc) = (live.copy(), desc.copy()), (live.copy(), desc.copy())
+    got = kernel.live_reach(mine, mine_desc, at, limit, skip, rows)
+    assert got == adlqueue._live_reach(ref, ref_desc, at, limit, skip, rows)
+    assert mine[got[0]:].tolist() == ref[got[0]:].tolist() and mine_desc[got[0]:].tolist() == ref_desc[got[0]:].tolist()
+    kept = [j for j, d in zip(live[at:].tolist(), desc[at:].tolist()) if d <= limit and not skip[rows[j]]]
+    assert mine[got[0]:got[1]].tolist() == kept
+
+
 def test_bounds_are_tight_enough_to_filter():
     """On ordinary positions the interval is a hair wide (relative width below 1e-7)."""
     p = Portfolio(InstrumentTable([INSTRUMENT]))

@@ -8,6 +8,8 @@ twenty numpy passes:
 - :func:`side_slots`  the mirror slots of the user positions on one side of a symbol (the queue's filter).
 - :func:`candidates`  the queue's candidate columns of one side (``ADLQueue._candidates``) in two C passes.
 - :func:`top_k`       the ``k`` highest values by (value descending, index ascending), by a bounded heap.
+- :func:`live_prefix`, :func:`live_reach`  the queue's live lists (``_live_prefix``, ``_live_reach``) in one
+  pass over the entries they meet.
 - :func:`binance`     bounds of ``max(0, uPnL) / max(1, w) × MM / (w + uPnL)``.
 - :func:`bybit`       bounds of ``pnl% × leverage`` (÷ at a loss) on the part's margin balance.
 
@@ -278,3 +280,36 @@ def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base
         sides[i] = pos_side[s[i]]
         zero[i] = (lo[i] == 0.0) & (hi[i] == 0.0)
     return rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out
+
+
+def live_prefix(int64_t[::1] live, Py_ssize_t at, Py_ssize_t k, skip, const int32_t[::1] rows):
+    """Twin of ``exchange.liquidation.adl.queue._live_prefix``: drop from ``live[at:]`` the entries of skipped rows
+    (``skip[rows[entry]]``) met before ``k`` kept ones lead it (or it ends), the kept ones moving up to the new
+    start, which is returned. O(entries met)."""
+    cdef const uint8_t[::1] skipped = skip.view(np.uint8)
+    cdef Py_ssize_t n = live.shape[0], i = at, j, found = 0, w
+    while i < n and found < k:
+        found += not skipped[rows[live[i]]]
+        i += 1
+    w = i
+    for j in range(i - 1, at - 1, -1):  # from the end, so each kept entry moves at most once
+        if not skipped[rows[live[j]]]:
+            w -= 1
+            live[w] = live[j]
+    return w
+
+
+def live_reach(int64_t[::1] live, double[::1] desc, Py_ssize_t at, double limit, skip, const int32_t[::1] rows):
+    """Twin of ``exchange.liquidation.adl.queue._live_reach``: ``(start, end)``, ``live[start:end]`` the entries of
+    ``live[at:]`` whose ``desc`` (ascending) is ≤ ``limit``, those of skipped rows dropped (the kept ones and their
+    ``desc`` move up to the new start). O(the entries)."""
+    cdef const uint8_t[::1] skipped = skip.view(np.uint8)
+    cdef Py_ssize_t n = live.shape[0], end = at, j, w
+    while end < n and desc[end] <= limit:
+        end += 1
+    w = end
+    for j in range(end - 1, at - 1, -1):
+        if not skipped[rows[live[j]]]:
+            w -= 1
+            live[w], desc[w] = live[j], desc[j]
+    return w, end
