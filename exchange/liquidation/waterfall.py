@@ -236,17 +236,12 @@ class Liquidator:
         if self.dydx and keys:  # one position per block, from a seeded offset (GetPerpetualPositionToLiquidate)
             keys = [keys[adl.seeded_order(range(len(keys)), self._seed())[0]]]
         symbol = keys[0][0] if keys else part
-        state = None  # the part's _liquidatable while no step has followed it (evaluated once, not again)
         for symbol, side in keys:
-            while (symbol, side) in account.positions:
-                state = state or self._liquidatable(account, part, part_side)
-                if not state[0]:
-                    break
+            while (symbol, side) in account.positions and self._liquidatable(account, part, part_side)[0]:
                 events += self._step(account, part, symbol, side)
-                state = None
                 if self.dydx:
                     break
-        if not (state or self._liquidatable(account, part, part_side))[3]:  # liquidated to nothing
+        if not self._liquidatable(account, part, part_side)[3]:  # liquidated to nothing
             events += self._settle(account, part, symbol, wallet_before)
         return events
 
