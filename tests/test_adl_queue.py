@@ -195,6 +195,91 @@ def test_the_compiled_candidate_filter_is_the_numpy_one(case, long, n_funds):
         assert np.allclose(lo, ref_lo, rtol=1e-12, atol=0) and np.allclose(hi, ref_hi, rtol=1e-12, atol=0)
 
 
+@pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
+@settings(max_examples=200, deadline=None)
+@given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", None]))
+def test_the_compiled_candidate_columns_are_the_numpy_ones(case, long, n_funds, ranking):
+    """``candidates`` (one compiled call) against the queue's numpy columns: the same rows, ledger ids, sides
+    and zero flags, dtypes included, and bounds within 1e-12 relative (the seeded order's are all 0)."""
+    p, mark = case
+    ids = np.arange(p.n_accounts, dtype=np.int64) * 3 + 5  # ledger ids differ from the portfolio accounts
+    ids[:n_funds] += 2**62
+    marks = np.array([mark], np.int64)
+    got = _impl.adl_bounds_kernel.candidates(p, ids, 0, long, 2**62, marks, ranking)
+    want = adlqueue._columns(p, ids, 0, long, 2**62, marks, ranking)
+    for g, w in zip(got[:3] + got[5:], want[:3] + want[5:]):
+        assert g.dtype == w.dtype and g.tolist() == w.tolist()
+    for g, w in zip(got[3:5], want[3:5]):
+        assert g.dtype == w.dtype and np.allclose(g, w, rtol=1e-12, atol=0)
+    if ranking is None:
+        assert not got[3].any() and not got[4].any() and got[5].all()
+
+
+TOP_K_IMPLEMENTATIONS = [pytest.param(adlbounds.top_k, id="numpy"), pytest.param(
+    getattr(_impl.adl_bounds_kernel, "top_k", None), id="compiled",
+    marks=pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active"))]
+
+
+@pytest.mark.parametrize("top_k", TOP_K_IMPLEMENTATIONS)
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([0.0, -0.0, 1.0, 2.5, -1.0, math.inf, -math.inf]),
+                          st.floats(-1e300, 1e300)), max_size=200), st.integers(-1, 210))
+def test_top_k_is_the_first_k_of_the_stable_descending_sort(top_k, values, k):
+    """Ties (many: a few values drawn often), zeros of both signs, infinities, k beyond the length, k ≤ 0,
+    and no values at all: exactly the first k of a stable sort by value descending."""
+    v = np.array(values, dtype=np.float64)
+    got = top_k(v, k)
+    assert got.dtype == np.int64
+    assert got.tolist() == np.argsort(-v, kind="stable")[:max(k, 0)].tolist()
+
+
+@pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
+@pytest.mark.parametrize("n,k", [(10_000, 256), (10_000, 1_000), (4_096, 256), (4_096, 257), (300, 299)])
+def test_the_compiled_top_k_on_long_arrays_with_ties(n, k):
+    """Both of its paths (the heap for k up to n/16, the reference above) on arrays long enough to take them:
+    rising values (every one displaces the heap's root), many ties around the k-th value."""
+    rng = np.random.default_rng(n + k)
+    for v in (np.arange(n, dtype=np.float64), rng.integers(0, 50, n).astype(np.float64), rng.random(n)):
+        for top_k in (_impl.adl_bounds_kernel.top_k, adlbounds.top_k):
+            assert top_k(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
+
+
+@st.composite
+def live_lists(draw):
+    """A live list (distinct candidate indices) over candidates owned by a few rows, some skipped, its ``desc``
+    values ascending with ties, a start and a prefix length (both may pass the end)."""
+    n = draw(st.integers(0, 40))
+    rows = np.array(draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)), dtype=np.int32)
+    skip = np.array(draw(st.lists(st.booleans(), min_size=6, max_size=6)))
+    live = np.array(draw(st.permutations(range(n))), dtype=np.int64)[:draw(st.integers(0, n))]
+    desc = np.sort(np.array(draw(st.lists(st.sampled_from([-math.inf, -2.0, -1.0, -0.5, 0.0, 3.0, math.inf]),
+                                          min_size=len(live), max_size=len(live))), dtype=np.float64))
+    return live, desc, rows, skip, draw(st.integers(0, len(live) + 2)), draw(st.integers(0, 45))
+
+
+@pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
+@settings(max_examples=400, deadline=None)
+@given(live_lists(), st.sampled_from([-math.inf, -1.5, -1.0, 0.0, 1.0, math.inf]))
+def test_the_compiled_live_lists_drop_skipped_rows_as_the_reference(case, limit):
+    """``live_prefix`` and ``live_reach`` against the queue's numpy ones: the same start (and end) and the same
+    live list from the start on (what the queue reads), ``desc`` moved along; with no entry, every entry
+    skipped, a start past the end and an infinite limit among the cases."""
+    live, desc, rows, skip, at, k = case
+    at = min(at, len(live))
+    kernel = _impl.adl_bounds_kernel
+    mine, ref = live.copy(), live.copy()
+    start = kernel.live_prefix(mine, at, k, skip, rows)
+    assert start == adlqueue._live_prefix(ref, at, k, skip, rows)
+    assert mine[start:].tolist() == ref[start:].tolist()
+    assert not skip[rows[mine[start:start + k]]].any()
+    (mine, mine_desc), (ref, ref_desc) = (live.copy(), desc.copy()), (live.copy(), desc.copy())
+    got = kernel.live_reach(mine, mine_desc, at, limit, skip, rows)
+    assert got == adlqueue._live_reach(ref, ref_desc, at, limit, skip, rows)
+    assert mine[got[0]:].tolist() == ref[got[0]:].tolist() and mine_desc[got[0]:].tolist() == ref_desc[got[0]:].tolist()
+    kept = [j for j, d in zip(live[at:].tolist(), desc[at:].tolist()) if d <= limit and not skip[rows[j]]]
+    assert mine[got[0]:got[1]].tolist() == kept
+
+
 def test_bounds_are_tight_enough_to_filter():
     """On ordinary positions the interval is a hair wide (relative width below 1e-7)."""
     p = Portfolio(InstrumentTable([INSTRUMENT]))

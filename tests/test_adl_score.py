@@ -4,8 +4,10 @@ BTCUSDT: tick 0.01, lot 0.001 (K = 1,000); default brackets (50,000 .. 250,000 a
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from exchange import Client, Instrument, InputError, SetMarkPrice
+from exchange.liquidation.adl import score as adl
 from tests.checked import CheckedExchange
 
 BTC = "BTCUSDT"
@@ -84,3 +86,33 @@ def test_dydx_has_no_score_and_a_missing_position_none():
     assert ex.adl_score(ex.insurance_fund_account_id(BTC), BTC) is None
     with pytest.raises(InputError, match="unknown symbol"):
         ex.adl_score(1, "NOPEUSDT")
+
+
+def _binance_by_parts(upnl, wallet, mm):
+    """The binance score as the product of its two published factors, each a Fraction (the definition)."""
+    pnl_pct = Fraction(max(0, upnl), max(1, wallet))
+    balance = wallet + upnl
+    return pnl_pct * (Fraction(mm, balance) if balance > 0 else Fraction(0))
+
+
+def _bybit_by_parts(upnl, entry, notional, balance):
+    """The bybit score as pnl% × or ÷ leverage, each a Fraction (the definition)."""
+    if entry <= 0 or balance <= 0:
+        return Fraction(0)
+    pnl_pct, leverage = Fraction(upnl, entry), Fraction(notional, balance)
+    return pnl_pct * leverage if pnl_pct >= 0 else pnl_pct / leverage
+
+
+_units = st.one_of(st.integers(-2**70, 2**70), st.integers(-3, 3))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_units, _units, st.integers(0, 2**70))
+def test_binance_score_as_one_fraction_equals_the_product_of_its_factors(upnl, wallet, mm):
+    assert adl.binance_score(upnl, wallet, mm) == _binance_by_parts(upnl, wallet, mm)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_units, _units, st.integers(1, 2**70), _units)
+def test_bybit_score_as_one_fraction_equals_pnl_times_or_divided_by_leverage(upnl, entry, notional, balance):
+    assert adl.bybit_score(upnl, entry, notional, balance) == _bybit_by_parts(upnl, entry, notional, balance)

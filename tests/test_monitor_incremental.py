@@ -176,3 +176,48 @@ def test_a_mark_after_many_commands_finds_nothing_to_rewrite():
     assert [type(e).__name__ for e in ex.apply(SetMarkPrice(inst.symbol, 10_001))] == ["MarkPriceChanged"]
     assert recorder.last == set()
     check_monitor(ex, set())
+
+
+# -- the compiled signature and written rows --------------------------------------------------------------------
+@needs_compiled
+@pytest.mark.parametrize("profile", ["binance", "bybit"])
+def test_the_compiled_signature_and_written_rows_are_the_reference_ones(profile):
+    """``MonitorWriter.signature`` and ``.written`` against ``RiskMonitor``'s Python for every account (hedge legs,
+    isolated and cross, the funds, flat accounts) through a crash, and after the ledger was changed under the
+    rows (a wallet, a position, a leverage, a new position key): the twins agree where rows and ledger differ."""
+    from exchange.accounts.ledger import Position
+    from exchange.enums import PositionSide
+    from tests.test_adl_queue import SYMBOL, crowd, marks_down_and_up
+
+    ex = crowd(profile, 120, seed=5, implementation="cython")
+    monitor, ledger = ex.monitor, ex.ledger
+    writer = monitor._writer
+    assert writer is not None and monitor.indexed
+
+    def compare() -> int:
+        differ = 0
+        for account_id in list(ledger.accounts):
+            got = monitor.written(account_id), monitor.signature(account_id)
+            monitor._writer = None
+            try:
+                want = monitor.written(account_id), monitor.signature(account_id)
+            finally:
+                monitor._writer = writer
+            assert got == want, account_id
+            differ += got[0] != got[1]
+        return differ
+
+    for mark in marks_down_and_up()[::4]:
+        ex.apply(SetMarkPrice(SYMBOL, mark))
+        compare()
+    users = sorted(a for a in ledger.accounts if 0 < a < 2**40)
+    ledger.accounts[users[0]].wallet_units += 7
+    account = ledger.accounts[users[1]]
+    key, position = next(iter(account.positions.items()), ((SYMBOL, PositionSide.BOTH), Position(0, 0, 0)))
+    ledger.store(account, key[0], key[1], Position(position.lots + 1, position.entry_cost + 10_000, position.isolated_margin_units))
+    ledger.set_settings(ledger.accounts[users[2]], SYMBOL, MarginMode.CROSS, 3)
+    holder = ledger.accounts[users[3]]  # a position key its rows do not have yet
+    new_side = PositionSide.LONG if (SYMBOL, PositionSide.LONG) not in holder.positions else PositionSide.SHORT
+    lots = 2 if new_side == PositionSide.LONG else -2
+    ledger.store(holder, SYMBOL, new_side, Position(lots, lots * 10_000, 0))
+    assert compare() >= 2

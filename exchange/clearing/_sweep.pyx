@@ -1312,13 +1312,34 @@ cdef class MonitorWriter:
         for a in rows:
             self._rearm(a, left.get(a) if left else None)
 
-    def rows(self, int64_t a):
-        """``(wallet, ((size, entry cost, isolated margin, leverage, margin mode) per slot))`` of portfolio account
-        ``a`` as the mirror holds them (``RiskMonitor.written``). O(its slots)."""
+    def written(self, int64_t a):
+        """``RiskMonitor.written`` of portfolio account ``a`` (rows and indexed: the caller's test): its wallet
+        and, sorted, ``(key, size, entry cost, isolated margin, leverage, margin mode)`` of each slot with a size,
+        entry cost or isolated margin, as the mirror holds them. O(its slots · log)."""
         self._views()
         cdef int64_t b = self.a_begin[a], j
-        return self.a_wallet[a], tuple([(self.p_qty[j], self.p_ent[j], self.p_mar[j], self.p_lev[j], self.p_mode[j])
-                                        for j in range(b, b + self.a_count[a])])
+        cdef list rows = []
+        for j in range(b, b + self.a_count[a]):
+            if self.p_qty[j] or self.p_ent[j] or self.p_mar[j]:
+                rows.append(((<list> self.slot_keys[self.p_sym[j]])[self.p_side[j]], self.p_qty[j], self.p_ent[j],
+                             self.p_mar[j], self.p_lev[j], self.p_mode[j]))
+        rows.sort()
+        return self.a_wallet[a], tuple(rows)
+
+    def signature(self, account_id):
+        """``RiskMonitor.signature`` of a ledger account: its wallet and, sorted, ``(key, size, entry cost, isolated
+        margin, leverage, margin mode)`` of each position with a size, entry cost or isolated margin, the settings
+        read as ``Ledger.settings`` reads them. O(its positions · log)."""
+        account = self.accounts[account_id]
+        stored = account.settings  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
+        cdef list rows = []
+        for key, p in account.positions.items():
+            if p.lots or p.entry_cost or p.isolated_margin_units:
+                settings = stored.get(key[0]) or self.defaults[key[0]]
+                rows.append((key, p.lots, p.entry_cost, p.isolated_margin_units, settings.leverage,
+                             int(settings.margin_mode)))
+        rows.sort()
+        return account.wallet_units, tuple(rows)
 
     cdef int _views(self) except -1:
         """(Re)bind the portfolio's arrays when they were reallocated."""

@@ -240,7 +240,10 @@ class RiskMonitor:
 
     def signature(self, account_id: int) -> tuple:
         """What the mirror rows of an account hold when they equal the ledger: the wallet, and by key every
-        position with a size, entry cost or isolated margin: those, leverage and margin mode. O(its positions)."""
+        position with a size, entry cost or isolated margin: those, leverage and margin mode. O(its positions).
+        (Compiled: ``MonitorWriter.signature``.)"""
+        if self._writer is not None:
+            return self._writer.signature(account_id)
         account = self.ledger.accounts[account_id]
         rows = []
         for key, p in account.positions.items():
@@ -252,11 +255,14 @@ class RiskMonitor:
 
     def written(self, account_id: int) -> tuple | None:
         """The :meth:`signature` the account's rows hold (read from them; None: no rows, or outside the
-        mirror's bounds); rows equal the ledger exactly when it is the current signature. O(its slots)."""
+        mirror's bounds); rows equal the ledger exactly when it is the current signature. O(its slots).
+        (Compiled: ``MonitorWriter.written``.)"""
         a = self._row.get(account_id)
         if a is None or account_id in self._unindexed:
             return None
-        wallet, slots = self._writer.rows(a) if self._writer is not None else self._rows(a)
+        if self._writer is not None:
+            return self._writer.written(a)
+        wallet, slots = self._rows(a)
         return wallet, tuple(sorted((key, *row) for key, row in zip(self.keys_of(a), slots) if row[0] or row[1] or row[2]))
 
     def slot_key(self, j: int) -> tuple[str, PositionSide]:
@@ -271,7 +277,8 @@ class RiskMonitor:
         return [self._slot_keys[s][side] for s, side in zip(p.pos_symbol[b:e].tolist(), p.pos_side[b:e].tolist())]
 
     def _rows(self, a: int) -> tuple:
-        """What ``MonitorWriter.rows`` returns, read with numpy."""
+        """``(wallet, ((size, entry cost, isolated margin, leverage, margin mode) per slot))`` of portfolio account
+        ``a``, read with numpy."""
         p = self.portfolio
         b, e = int(p.acct_begin[a]), int(p.acct_begin[a]) + int(p.acct_count[a])
         columns = (p.pos_qty_lots, p.pos_entry_cost, p.pos_iso_margin_units, p.pos_leverage, p.pos_mode)

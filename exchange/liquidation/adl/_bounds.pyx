@@ -6,6 +6,10 @@ Each function takes the reference's arguments and returns what it returns, in on
 twenty numpy passes:
 
 - :func:`side_slots`  the mirror slots of the user positions on one side of a symbol (the queue's filter).
+- :func:`candidates`  the queue's candidate columns of one side (``ADLQueue._candidates``) in two C passes.
+- :func:`top_k`       the ``k`` highest values by (value descending, index ascending), by a bounded heap.
+- :func:`live_prefix`, :func:`live_reach`  the queue's live lists (``_live_prefix``, ``_live_reach``) in one
+  pass over the entries they meet.
 - :func:`binance`     bounds of ``max(0, uPnL) / max(1, w) × MM / (w + uPnL)``.
 - :func:`bybit`       bounds of ``pnl% × leverage`` (÷ at a loss) on the part's margin balance.
 
@@ -16,11 +20,12 @@ harmless: a sound interval decides only which candidates are scored exactly, nev
 Divisions are of doubles, or of non-negative integers (``cdivision``).
 """
 from libc.math cimport INFINITY, fabs
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
+from libc.stdlib cimport free, malloc
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
 
 import numpy as np
 
-from exchange.liquidation.adl.bounds import REL, WIDEN
+from exchange.liquidation.adl.bounds import REL, WIDEN, top_k as reference_top_k
 
 cdef double C_REL = REL
 cdef double C_WIDEN = WIDEN
@@ -62,19 +67,89 @@ cdef class _Mirror:
 
 def side_slots(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base):
     """The slots of ``symbol`` whose position is long (``long``) or short, owned by a user account
-    (``ids[owner] < fund_base``), ascending (int64). O(slots)."""
-    cdef const int16_t[:] pos_symbol = p.pos_symbol
-    cdef const int64_t[:] qty = p.pos_qty_lots
-    cdef const int32_t[:] owner = p.pos_account
-    cdef Py_ssize_t j, n = p.n_slots, found = 0
+    (``ids[owner] < fund_base``), ascending (int64). O(slots): a pass without branches keeps the slots of
+    the symbol and side (which alternate at random, so a branch would often be mispredicted), a second pass
+    over those drops the funds' (rare)."""
+    cdef const int16_t[::1] pos_symbol = p.pos_symbol  # (the portfolio's columns are contiguous)
+    cdef const int64_t[::1] qty = p.pos_qty_lots
+    cdef const int32_t[::1] owner = p.pos_account
+    cdef Py_ssize_t i, j, n = p.n_slots, found = 0, kept = 0
+    cdef int64_t sign = 1 if long else -1
     out = np.empty(n, dtype=np.int64)
-    cdef int64_t[:] slots = out
+    cdef int64_t[::1] slots = out
     for j in range(n):
-        if pos_symbol[j] == symbol and ((qty[j] > 0) if long else (qty[j] < 0)) and owner[j] >= 0 \
-                and ids[owner[j]] < fund_base:
-            slots[found] = j
-            found += 1
-    return out[:found]
+        slots[found] = j  # kept when the slot passes (found ≤ j: in range)
+        found += (pos_symbol[j] == symbol) & (qty[j] * sign > 0) & (owner[j] >= 0)
+    for i in range(found):
+        j = slots[i]
+        if ids[owner[j]] < fund_base:
+            slots[kept] = j
+            kept += 1
+    return out[:kept]
+
+
+cdef struct Item:
+    double value
+    int64_t index
+
+
+cdef inline bint _after(Item a, Item b) noexcept nogil:
+    """Whether ``a`` comes after ``b`` by (value descending, index ascending)."""
+    return a.value < b.value or (a.value == b.value and a.index > b.index)
+
+
+cdef void _sift(Item *heap, Py_ssize_t n, Py_ssize_t at) noexcept nogil:
+    """Restore the heap below ``at``: every item comes after (or is) its children's, so the root is the last
+    item by (value descending, index ascending)."""
+    cdef Item x = heap[at]
+    cdef Py_ssize_t child
+    while True:
+        child = 2 * at + 1
+        if child >= n:
+            break
+        if child + 1 < n and _after(heap[child + 1], heap[child]):
+            child += 1
+        if not _after(heap[child], x):
+            break
+        heap[at] = heap[child]
+        at = child
+    heap[at] = x
+
+
+def top_k(const double[:] values, Py_ssize_t k):
+    """Twin of :func:`exchange.liquidation.adl.bounds.top_k`: indices of the ``k`` highest ``values`` (every one
+    when there are fewer) by value descending, ties by index ascending. For ``k`` up to a sixteenth of the
+    values, a heap of the first ``k`` so far, scanned once: O(n + k log k + log k per displacement); above,
+    the reference (numpy's partition is faster there)."""
+    cdef Py_ssize_t n = values.shape[0], i, m
+    if k > n:
+        k = n
+    if k < 0:
+        k = 0
+    if 16 * k > n:
+        return reference_top_k(np.asarray(values), k)
+    out = np.empty(k, np.int64)
+    if k == 0:
+        return out
+    cdef int64_t[:] o = out
+    cdef Item *heap = <Item *> malloc(sizeof(Item) * k)
+    if heap == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(k):
+            heap[i].value, heap[i].index = values[i], i
+        for i in range(k // 2 - 1, -1, -1):
+            _sift(heap, k, i)
+        for i in range(k, n):
+            if values[i] > heap[0].value:  # (an equal value has a higher index: it comes after)
+                heap[0].value, heap[0].index = values[i], i
+                _sift(heap, k, 0)
+        for m in range(k, 0, -1):  # take the last item out each time: the order from the end
+            o[m - 1] = heap[0].index
+            heap[0] = heap[m - 1]
+            _sift(heap, m - 1, 0)
+    free(heap)
+    return out
 
 
 cdef inline void _maintenance(int symbol, int64_t notional, double *lo, double *hi,
@@ -176,3 +251,65 @@ def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
             lo[i] = -(size + u.error) * (balance + balance_err) / (entry * notional) * (1 + C_WIDEN)
             hi[i] = -max(size - u.error, 0.0) * max(balance - balance_err, 0.0) / (entry * notional) * (1 - C_WIDEN)
     return lo_out, hi_out
+
+
+def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks, ranking):
+    """The queue's candidates of one side (``ADLQueue._candidates`` builds the same with numpy): ``(rows,
+    accounts, sides, lo, hi, zero)``: the portfolio account (int32), ledger id (int64) and position side (int8)
+    of each slot of :func:`side_slots`, its score bounds by ``ranking`` ("binance", "bybit", or None: all
+    0.0) and whether both are 0.0. O(slots of the mirror)."""
+    slots = side_slots(p, ids, symbol, long, fund_base)
+    cdef const int64_t[:] s = slots
+    cdef Py_ssize_t i, n = s.shape[0]
+    if ranking is None:
+        lo_out, hi_out = np.zeros(n), np.zeros(n)
+    else:
+        lo_out, hi_out = (binance if ranking == "binance" else bybit)(p, slots, symbol, marks)
+    cdef const double[:] lo = lo_out, hi = hi_out
+    cdef const int32_t[:] owner = p.pos_account
+    cdef const int8_t[:] pos_side = p.pos_side
+    rows_out, accounts_out = np.empty(n, np.int32), np.empty(n, np.int64)
+    sides_out, zero_out = np.empty(n, np.int8), np.empty(n, np.bool_)
+    cdef int32_t[:] rows = rows_out
+    cdef int64_t[:] accounts = accounts_out
+    cdef int8_t[:] sides = sides_out
+    cdef uint8_t[:] zero = zero_out.view(np.uint8)
+    for i in range(n):
+        rows[i] = owner[s[i]]
+        accounts[i] = ids[rows[i]]
+        sides[i] = pos_side[s[i]]
+        zero[i] = (lo[i] == 0.0) & (hi[i] == 0.0)
+    return rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out
+
+
+def live_prefix(int64_t[::1] live, Py_ssize_t at, Py_ssize_t k, skip, const int32_t[::1] rows):
+    """Twin of ``exchange.liquidation.adl.queue._live_prefix``: drop from ``live[at:]`` the entries of skipped rows
+    (``skip[rows[entry]]``) met before ``k`` kept ones lead it (or it ends), the kept ones moving up to the new
+    start, which is returned. O(entries met)."""
+    cdef const uint8_t[::1] skipped = skip.view(np.uint8)
+    cdef Py_ssize_t n = live.shape[0], i = at, j, found = 0, w
+    while i < n and found < k:
+        found += not skipped[rows[live[i]]]
+        i += 1
+    w = i
+    for j in range(i - 1, at - 1, -1):  # from the end, so each kept entry moves at most once
+        if not skipped[rows[live[j]]]:
+            w -= 1
+            live[w] = live[j]
+    return w
+
+
+def live_reach(int64_t[::1] live, double[::1] desc, Py_ssize_t at, double limit, skip, const int32_t[::1] rows):
+    """Twin of ``exchange.liquidation.adl.queue._live_reach``: ``(start, end)``, ``live[start:end]`` the entries of
+    ``live[at:]`` whose ``desc`` (ascending) is ≤ ``limit``, those of skipped rows dropped (the kept ones and their
+    ``desc`` move up to the new start). O(the entries)."""
+    cdef const uint8_t[::1] skipped = skip.view(np.uint8)
+    cdef Py_ssize_t n = live.shape[0], end = at, j, w
+    while end < n and desc[end] <= limit:
+        end += 1
+    w = end
+    for j in range(end - 1, at - 1, -1):
+        if not skipped[rows[live[j]]]:
+            w -= 1
+            live[w], desc[w] = live[j], desc[j]
+    return w, end

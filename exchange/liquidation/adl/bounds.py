@@ -124,3 +124,19 @@ def _part_balances(p: Portfolio, slots: np.ndarray, marks: np.ndarray, upnl: np.
     value = np.where(isolated, margin + upnl, account_sum[owners])
     error = np.where(isolated, upnl_err + REL * (np.abs(margin) + np.abs(upnl)), account_err[owners])
     return value, error
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest ``values`` (every one when there are fewer) by value descending, ties by
+    index ascending: the first ``k`` of a stable sort by value descending, without sorting the others (the
+    ADL queue's prefixes of the highest bounds). The values hold no NaN. O(n + k log k)."""
+    n = len(values)
+    if k >= n:
+        order = np.arange(n)
+    elif k <= 0:
+        return np.zeros(0, np.int64)
+    else:
+        kth = np.partition(values, n - k)[n - k]  # the k-th highest value
+        above = np.flatnonzero(values > kth)
+        order = np.concatenate([above, np.flatnonzero(values == kth)[:k - len(above)]])
+    return order[np.lexsort((order, -values[order]))]

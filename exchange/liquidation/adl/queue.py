@@ -55,7 +55,7 @@ from .ranking import Key, ranked, score, side_positions
 from ...enums import PositionSide
 from ...profiles import ADLRanking
 
-FIRST_PREFIX = 16  #: candidates ranked exactly at first (then ×4 while the caller takes more)
+FIRST_PREFIX = 8  #: candidates ranked exactly at first (then ×4 while the caller takes more)
 TOP = 256  #: highest lower bounds kept sorted per side
 _SIDES = {int(side): side for side in PositionSide}
 BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: "binance", ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: "bybit",
@@ -74,7 +74,7 @@ class _Candidates:
     zero: np.ndarray  # True where the score is exactly 0
     top: np.ndarray  # indices of the highest lower bounds, descending (grown on demand)
     zero_order: np.ndarray | None = None  # indices of the zero candidates in key order (made on demand)
-    exact: dict[int, tuple] = field(default_factory=dict)  # exact scores found so far (as :func:`_rank`), by index
+    exact: dict[int, tuple] = field(default_factory=dict)  # index -> (key, exact score as :func:`_rank`) found so far
     suspects: dict[int, tuple] = field(default_factory=dict)  # account id -> (signature, liquidated, fresh, stale keys)
     skip: np.ndarray | None = None  # portfolio accounts left out of the filter (ADLQueue._stale keeps it)
     skipped: set[int] = field(default_factory=set)  # the portfolio accounts set in ``skip``
@@ -94,6 +94,9 @@ class _Candidates:
     top_at: int = 0  # where ``top_live`` starts (the skipped rows its prefix met are before)
     hi_at: int = 0  # where ``hi_live`` starts
     unskipped: bool = False  # a row was unskipped since (the live lists are made again)
+    select: object = None  # top_k(values, k): :func:`~exchange.liquidation.adl.bounds.top_k` or its twin (the queue's)
+    prefix: object = None  # :func:`_live_prefix` or its twin (the queue's)
+    reach: object = None  # :func:`_live_reach` or its twin (the queue's)
 
     def key(self, j: int) -> Key:
         return int(self.accounts[j]), _SIDES[int(self.sides[j])]
@@ -101,9 +104,7 @@ class _Candidates:
     def highest(self, k: int) -> np.ndarray:
         """Indices of the ``k`` highest lower bounds, descending (ties by index)."""
         if k > len(self.top) and len(self.top) < len(self.lo):  # (a full list holds every candidate)
-            n, keep = len(self.lo), max(2 * k, TOP)
-            part = np.argpartition(-self.lo, keep - 1)[:keep] if keep < n else np.arange(n)
-            self.top = part[np.lexsort((part, -self.lo[part]))]
+            self.top = self.select(self.lo, max(2 * k, TOP))
         return self.top[:k]
 
     def reaching(self, bound: float) -> np.ndarray:
@@ -116,9 +117,7 @@ class _Candidates:
         while True:
             top = self.hi_top
             if top is None or (len(top) < n and -self._hi_desc[-1] >= bound):
-                keep = min(n, TOP if top is None else 4 * len(top))
-                part = np.argpartition(-self.hi, keep - 1)[:keep] if keep < n else np.arange(n)
-                self.hi_top = part[np.argsort(-self.hi[part], kind="stable")]
+                self.hi_top = self.select(self.hi, min(n, TOP if top is None else 4 * len(top)))
                 self._hi_desc = -self.hi[self.hi_top]  # ascending
                 continue
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
@@ -137,13 +136,8 @@ class _Candidates:
         while True:
             if self.top_live is None:
                 self.top_live, self.top_at = self.top[~skip[self.rows[self.top]]], 0
+            self.top_at = self.prefix(self.top_live, self.top_at, k, skip, self.rows)
             head = self.top_live[self.top_at:self.top_at + k]
-            keep = ~skip[self.rows[head]]
-            if not keep.all():  # drop them: the kept ones move up to the new start
-                kept = head[keep]
-                self.top_at += len(head) - len(kept)
-                self.top_live[self.top_at:self.top_at + len(kept)] = kept
-                continue
             if len(head) >= k or len(self.top) == len(self.lo):
                 return head
             self.highest(max(2 * len(self.top), k))  # too few live ones: a longer prefix of the lower bounds
@@ -158,16 +152,8 @@ class _Candidates:
         if self.hi_live is None or self._hi_live_of is not self.hi_top:  # (re)made from the current prefix
             self.hi_live, self._hi_live_of, self.hi_at = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top, 0
             self._hi_live_desc = -self.hi[self.hi_live]
-        at = self.hi_at
-        head = self.hi_live[at:at + np.searchsorted(self._hi_live_desc[at:], -bound, side="right")]
-        keep = ~skip[self.rows[head]]
-        if keep.all():
-            return head
-        kept = head[keep]
-        self.hi_at = at = at + len(head) - len(kept)
-        self.hi_live[at:at + len(kept)] = kept
-        self._hi_live_desc[at:at + len(kept)] = -self.hi[kept]
-        return kept
+        self.hi_at, end = self.reach(self.hi_live, self._hi_live_desc, self.hi_at, -bound, skip, self.rows)
+        return self.hi_live[self.hi_at:end]
 
     def zeros_by_key(self) -> np.ndarray:
         if self.zero_order is None:
@@ -185,8 +171,9 @@ class ADLQueue:
         kernel = _impl.adl_bounds_kernel if compiled else None
         if compiled and kernel is None:
             raise RuntimeError("the compiled ADL bounds are not active")
-        self._bounds = kernel or adlbounds  # the candidate filter: the compiled twin or numpy
-        self._side_slots = kernel.side_slots if kernel else _side_slots
+        self._columns = kernel.candidates if kernel else _columns  # a side's candidate columns (the filter)
+        self._top_k = kernel.top_k if kernel else adlbounds.top_k
+        self._live = (kernel.live_prefix, kernel.live_reach) if kernel else (_live_prefix, _live_reach)
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
@@ -310,14 +297,49 @@ class ADLQueue:
         return signature, is_liquidated, False, scored
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
-        i = self.monitor.symbols.index(symbol)
-        slots = self._side_slots(p, ids, i, long, FUND_ACCOUNT_BASE)
-        rows = p.pos_account[slots]
-        if ranking == ADLRanking.SEEDED_OFFSET:
-            lo = hi = np.zeros(len(slots))
-        else:
-            lo, hi = getattr(self._bounds, BOUNDS[ranking])(p, slots, i, np.array(marks, dtype=np.int64))
-        return _Candidates(rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0), np.zeros(0, np.int64))
+        columns = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
+                                np.array(marks, dtype=np.int64), BOUNDS.get(ranking))
+        return _Candidates(*columns, np.zeros(0, np.int64), select=self._top_k, prefix=self._live[0],
+                           reach=self._live[1])
+
+
+def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
+             ranking: str | None) -> tuple:
+    """``(rows, accounts, sides, lo, hi, zero)`` of the user positions on one side of ``symbol`` (numpy, a pass
+    per column): their portfolio accounts, ledger ids and position sides, the score bounds by ``ranking``
+    (a function name of :mod:`~exchange.liquidation.adl.bounds`; None: all 0) and where both are 0. O(slots)."""
+    slots = _side_slots(p, ids, symbol, long, fund_base)
+    rows = p.pos_account[slots]
+    lo, hi = (np.zeros(len(slots)),) * 2 if ranking is None else getattr(adlbounds, ranking)(p, slots, symbol, marks)
+    return rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0)
+
+
+def _live_prefix(live: np.ndarray, at: int, k: int, skip: np.ndarray, rows: np.ndarray) -> int:
+    """Drop from ``live[at:]`` the entries of skipped rows met before ``k`` kept ones lead it (or it ends): the
+    kept ones move up to the new start, which is returned; ``live`` is changed in place. O(entries met)."""
+    while True:
+        head = live[at:at + k]
+        keep = ~skip[rows[head]]
+        if keep.all():
+            return at
+        kept = head[keep]
+        at += len(head) - len(kept)
+        live[at:at + len(kept)] = kept
+
+
+def _live_reach(live: np.ndarray, desc: np.ndarray, at: int, limit: float, skip: np.ndarray,
+                rows: np.ndarray) -> tuple[int, int]:
+    """``(start, end)``: ``live[start:end]`` the entries of ``live[at:]`` whose ``desc`` (ascending) is ≤ ``limit``,
+    those of skipped rows dropped (the kept ones, and their ``desc``, move up to the new start; in place).
+    O(log n + the entries)."""
+    end = at + int(np.searchsorted(desc[at:], limit, side="right"))
+    keep = ~skip[rows[live[at:end]]]
+    if keep.all():
+        return at, end
+    kept, kept_desc = live[at:end][keep], desc[at:end][keep]
+    at = end - len(kept)
+    live[at:end], desc[at:end] = kept, kept_desc
+    return at, end
 
 
 def _side_slots(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int) -> np.ndarray:
@@ -358,11 +380,11 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
             reach = c.stale_order[:bisect.bisect_right(c.stale_order, -bound, key=itemgetter(0))]
             scores = {key: r for key, r in ((key, stale[key]) for _, key in reach) if r[0] > bound or r[1] >= floor}
         for j in inside.tolist():
-            key = c.key(j)
-            r = c.exact.get(j)
-            if r is None:  # valid while the row is not skipped: it is the ledger's state, as when scored
-                r = c.exact[j] = _rank(score(key))
-            scores[key] = r
+            known = c.exact.get(j)
+            if known is None:  # valid while the row is not skipped: it is the ledger's state, as when scored
+                key = c.key(j)
+                known = c.exact[j] = key, _rank(score(key))
+            scores[known[0]] = known[1]
         keys = sorted(scores)
         keys.sort(key=scores.__getitem__, reverse=True)  # stable: equal scores stay in key order
         zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)

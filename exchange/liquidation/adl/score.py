@@ -24,11 +24,12 @@ from typing import Sequence
 
 
 def binance_score(upnl_units: int, wallet_units: int, mm_units: int) -> Fraction:
-    """Default ranking: ``max(0, upnl) / max(1, wallet) × MM / (wallet + upnl)``."""
-    pnl_pct = Fraction(max(0, upnl_units), max(1, wallet_units))
+    """Default ranking: ``max(0, upnl) / max(1, wallet) × MM / (wallet + upnl)`` (0 when that balance is ≤ 0),
+    as one fraction of integer products (one normalisation)."""
     balance = wallet_units + upnl_units
-    margin_ratio = Fraction(mm_units, balance) if balance > 0 else Fraction(0)
-    return pnl_pct * margin_ratio
+    if balance <= 0:
+        return Fraction(0)
+    return Fraction(max(0, upnl_units) * mm_units, max(1, wallet_units) * balance)
 
 
 def bitmex_score(side: int, entry_price: Fraction, mark_ticks: int, bankruptcy_price: Fraction) -> Fraction:
@@ -45,7 +46,9 @@ def bybit_score(upnl_units: int, entry_notional_units: int, mark_notional_units:
     ``effective leverage = mark notional / margin balance``. Zero for a non-positive balance."""
     if entry_notional_units <= 0 or margin_balance_units <= 0:
         return Fraction(0)
-    return _scaled(Fraction(upnl_units, entry_notional_units), Fraction(mark_notional_units, margin_balance_units))
+    if upnl_units >= 0:  # (upnl / entry) × (mark notional / balance), as one fraction
+        return Fraction(upnl_units * mark_notional_units, entry_notional_units * margin_balance_units)
+    return Fraction(upnl_units * margin_balance_units, entry_notional_units * mark_notional_units)  # ÷ leverage
 
 
 def rank(scores: dict[int, Fraction]) -> list[int]:
