@@ -5,8 +5,10 @@ thousands of ADL steps, so scoring every candidate exactly each time (O(n) Fract
 :meth:`ADLQueue.order` gives the same order as :func:`~exchange.liquidation.adl.ranking.ranked` (exactly, ties
 included) by *filter and refine*:
 
-- every candidate of the side in the mirror gets float bounds ``lo ≤ score ≤ hi`` in one vectorised pass
-  (:mod:`exchange.liquidation.adl.bounds`);
+- every candidate of the side in the mirror gets float bounds ``lo ≤ score ≤ hi`` in one pass
+  (:mod:`exchange.liquidation.adl.bounds` in numpy; compiled, one C call builds the side's columns, bounds
+  included, and the prefixes of the highest bounds come from a bounded heap: ``_bounds.candidates``,
+  ``_bounds.top_k``);
 - for a prefix of ``m``, let ``L`` be the m-th largest lower bound: a candidate whose upper bound is below
   ``L`` is beaten by m candidates, so the first m of the exactly sorted others are the true first m. Only
   those (the candidates with ``hi ≥ L``) are scored exactly; candidates known to score exactly 0 are put in
@@ -24,7 +26,7 @@ The order is a snapshot taken when the queue starts: the caller changes only the
 
 The candidates, their bounds, their highest lower bounds and their exact scores are kept per (symbol, side,
 ranking) while the mirror's version and the risk prices stay the same, which they usually do through a
-command's liquidation sweep: the first ADL step of a tick costs O(n) numpy, the others O(m + accounts
+command's liquidation sweep: the first ADL step of a tick costs O(n), the others O(m + accounts
 changed since the previous step + candidates with ``hi ≥ L`` + stale scores reaching ``L``). The suspects are
 followed through the log of the engine's touched set (:class:`~exchange.accounts.touched.Touched`), the stale
 scores are kept in float order, and the prefixes of the bounds are *live lists* that drop skipped rows as a
