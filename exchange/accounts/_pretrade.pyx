@@ -5,20 +5,37 @@ order-margin holds, the available balance and the pre-trade check of an opening 
 Built to ``exchange.accounts._pretrade``; only :mod:`exchange._impl` imports it (``pretrade_kernel``), and
 :class:`~exchange.accounts.pretrade.Risk` (``compiled=True``) binds its methods in place of the reference's.
 The data stay the reference's: the same dicts (``Risk._orders``: (account, symbol) -> sums,
-``Risk._order_home``: order id -> (account, symbol)), the same record tuples, the same ``Account.holds``;
-the arithmetic is on Python integers (exact, no overflow), so every value equals the reference's.
+``Risk._order_home``: order id -> (account, symbol)), the same record tuples, the same ``Account.holds``.
+The sums of one (account, symbol) are C int64 fields, and the holds are computed in int64, with every step
+checked for overflow: a value or step that leaves int64 sends that computation (and, for the sums, that
+(account, symbol) for good) to Python integers, so every value equals the reference's.
 
 Contents
 --------
 - :class:`OrderSums`      twin of ``pretrade._OrderSums``: one (account, symbol)'s resting orders and sums.
 - :func:`sums_hold`       twin of ``pretrade.sums_hold``. O(1).
-- :class:`RiskKernel`          twin of ``Risk.key_hold``, ``Risk.store_holds``, ``Risk.track_order`` and
-                          ``Risk.order_sums`` (each O(1): one or two keys), ``Risk.available`` (O(positions))
+- :class:`RiskKernel`     twin of ``Risk.key_hold``, ``Risk.store_holds``, ``Risk.track_order`` and
+                          ``Risk.order_sums`` (each O(1): one or two keys), ``reduce_only`` (the drain's test), ``Risk.available`` (O(positions))
                           , ``Risk.check_opening`` (O(1) + ``available`` when the hold rises) and
                           ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)).
 """
-from exchange.accounts._margin cimport initial_margin
+cimport cython
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
+
+cdef extern from *:
+    """
+    static inline int pretrade_add_ovf(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
+    static inline int pretrade_sub_ovf(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
+    static inline int pretrade_mul_ovf(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
+    """
+    bint add_ovf "pretrade_add_ovf" (long long a, long long b, long long *r)
+    bint sub_ovf "pretrade_sub_ovf" (long long a, long long b, long long *r)
+    bint mul_ovf "pretrade_mul_ovf" (long long a, long long b, long long *r)
+
+cdef extern from "<limits.h>":
+    const long long LLONG_MIN
 
 cdef object ISOLATED = MarginMode.ISOLATED
 cdef object E8 = 10**8
@@ -27,50 +44,168 @@ cdef object MAX_POSITION_AT_LEVERAGE = RejectCode.MAX_POSITION_AT_LEVERAGE
 cdef object MARGIN_INSUFFICIENT = RejectCode.MARGIN_INSUFFICIENT
 
 cdef object BUY = Side.BUY
+cdef long long BUY_VALUE = Side.BUY
 cdef object HEDGE = PositionMode.HEDGE
 cdef object LONG_SIDE, SHORT_SIDE, BOTH_SIDE
 from exchange.enums import PositionSide
 from exchange.accounts.ledger import EMPTY  # the shared empty positions and holds (ledger module docstring, Memory)
 LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
+cdef tuple SIDE_MEMBERS = (None, BOTH_SIDE, LONG_SIDE, SHORT_SIDE)  # OrderSums' row i holds SIDE_MEMBERS[i]
 
 
 cdef inline object _settings(account, symbol, dict defaults):
-    """``Ledger.settings(account, symbol)``; the shared EMPTY (most accounts) without a mapping-proxy call."""
-    stored = account.settings
-    if stored is EMPTY:
-        return defaults[symbol]
-    settings = stored.get(symbol)
-    return settings if settings is not None else defaults[symbol]
+    """``Ledger.settings(account, symbol)`` (:func:`exchange.accounts._margin.settings_of`)."""
+    return settings_of(account, symbol, EMPTY, defaults)
+
+
+cdef inline bint _i64(object value, long long *out):
+    """Whether ``value`` is an int within int64 (then stored in ``out``). O(1)."""
+    cdef int overflow = 0
+    if not isinstance(value, int):
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return overflow == 0
+
+
+cdef inline int _row(object position_side):
+    """OrderSums' row of a position side (1 BOTH, 2 LONG, 3 SHORT), 0 for anything else. O(1)."""
+    if position_side is BOTH_SIDE:
+        return 1
+    if position_side is LONG_SIDE:
+        return 2
+    if position_side is SHORT_SIDE:
+        return 3
+    return 0
+
+
+@cython.cdivision(True)
+cdef inline long long _floordiv(long long a, long long b):
+    """Python's ``a // b`` for ``b`` > 0 (here ``//`` and ``%`` are C's, truncating toward zero). O(1)."""
+    cdef long long q = a // b
+    if a % b < 0:
+        q -= 1
+    return q
+
+
+cdef inline bint _adding64(long long cost, long long k, long long lots, long long closable, long long *out):
+    """``_adding(cost × k, lots, closable)`` in int64; False (``out`` unset) when a step leaves int64. O(1)."""
+    cdef long long notional, product, q
+    if lots <= closable:
+        out[0] = 0
+        return True
+    if mul_ovf(cost, k, &notional) or mul_ovf(notional, closable - lots, &product):
+        return False
+    q = _floordiv(product, lots)  # lots > closable ≥ 0
+    if q == LLONG_MIN:
+        return False
+    out[0] = -q
+    return True
+
+
+cdef inline bint _hold64(long long k, long long leverage, long long position_lots, long long buy_lots,
+                         long long buy_cost, long long sell_lots, long long sell_cost, long long *out):
+    """``sums_hold`` in int64 (``leverage`` ≥ 1): ``out`` = hold, adding buy, adding sell; False (``out``
+    partly set) when a step leaves int64, for the caller to redo it on Python ints. O(1)."""
+    cdef long long most
+    if position_lots == LLONG_MIN:
+        return False
+    if not _adding64(buy_cost, k, buy_lots, -position_lots if position_lots < 0 else 0, &out[1]):
+        return False
+    if not _adding64(sell_cost, k, sell_lots, position_lots if position_lots > 0 else 0, &out[2]):
+        return False
+    most = out[1] if out[1] >= out[2] else out[2]
+    if most == LLONG_MIN:
+        return False
+    out[0] = -_floordiv(-most, leverage)  # margin.initial_margin at an int leverage
+    return True
 
 
 cdef class OrderSums:
-    """One (account, symbol): its resting orders (id -> record) and their sums per position side
-    (``[buy lots, buy cost, sell lots, sell cost, reduce-only buy lots, reduce-only sell lots]``).
-    Twin of ``exchange.accounts.pretrade._OrderSums``."""
+    """One (account, symbol): its resting orders (id -> record) and their sums per position side, read as
+    :attr:`sums` (``[buy lots, buy cost, sell lots, sell cost, reduce-only buy lots, reduce-only sell lots]``).
+    Twin of ``exchange.accounts.pretrade._OrderSums``.
+
+    The sums live in C int64 fields, one row per position side, while every value fits; the first change
+    that would leave int64 (or a position side that is not a ``PositionSide`` member) moves them for good to
+    the reference's layout on Python ints (``big``). Either way the values are the reference's."""
 
     cdef public dict orders
-    cdef public dict sums
+    cdef long long c[4][6]  # row _row(position side); row 0 unused
+    cdef unsigned char seen[3]  # the rows in the order their position side first came (the reference dict's)
+    cdef int n_seen
+    cdef readonly dict big  # the reference layout, once a value left int64; None before
 
     def __init__(self):
         self.orders = {}
-        self.sums = {}
+
+    @property
+    def sums(self):
+        """Position side -> the six sums, the reference's dict (a fresh one while the sums are in C fields). O(1)."""
+        if self.big is not None:
+            return self.big
+        cdef dict sums = {}
+        cdef int j, i
+        for j in range(self.n_seen):
+            i = self.seen[j]
+            sums[SIDE_MEMBERS[i]] = [self.c[i][0], self.c[i][1], self.c[i][2], self.c[i][3], self.c[i][4], self.c[i][5]]
+        return sums
+
+    cdef bint reduce_only(self):
+        """Whether some position side has reduce-only lots (the drain's test for the trim). O(1)."""
+        cdef int i
+        if self.big is not None:
+            return any(sums[4] or sums[5] for sums in self.big.values())
+        for i in range(1, 4):
+            if self.c[i][4] or self.c[i][5]:
+                return True
+        return False
 
     cpdef add(self, tuple record, object sign):
         """Add (``sign`` = 1) or remove (-1) one record from the sums. O(1)."""
         position_side, side, price_ticks, lots, reduce_only = record
-        cdef list sums = self.sums.get(position_side)
+        cdef long long s, q, p, signed_lots, signed_cost, new_lots, new_cost
+        cdef int i = _row(position_side) if self.big is None else 0
+        cdef int j
+        cdef bint buy
+        if i and _i64(sign, &s) and _i64(lots, &q) and _i64(side, &p) and not mul_ovf(s, q, &signed_lots):
+            buy = p == BUY_VALUE
+            if reduce_only:
+                j = 4 if buy else 5
+                if not add_ovf(self.c[i][j], signed_lots, &new_lots):
+                    self._see(i)
+                    self.c[i][j] = new_lots
+                    return
+            else:
+                j = 0 if buy else 2
+                if (_i64(price_ticks, &p) and not mul_ovf(signed_lots, p, &signed_cost)
+                        and not add_ovf(self.c[i][j], signed_lots, &new_lots)
+                        and not add_ovf(self.c[i][j + 1], signed_cost, &new_cost)):
+                    self._see(i)
+                    self.c[i][j] = new_lots
+                    self.c[i][j + 1] = new_cost
+                    return
+        if self.big is None:  # from now on, the reference's layout and arithmetic
+            self.big = self.sums
+        cdef list sums = self.big.get(position_side)
         if sums is None:
             sums = [0, 0, 0, 0, 0, 0]
-            self.sums[position_side] = sums
-        cdef bint buy = side == BUY
-        cdef int i
+            self.big[position_side] = sums
         if reduce_only:
-            i = 4 if buy else 5
-            sums[i] += sign * lots
+            j = 4 if side == BUY else 5
+            sums[j] += sign * lots
         else:
-            i = 0 if buy else 2
-            sums[i] += sign * lots
-            sums[i + 1] += sign * price_ticks * lots
+            j = 0 if side == BUY else 2
+            sums[j] += sign * lots
+            sums[j + 1] += sign * price_ticks * lots
+
+    cdef inline void _see(self, int i):
+        """Note that row ``i`` has an entry (the reference creates it at a side's first record)."""
+        cdef int j
+        for j in range(self.n_seen):
+            if self.seen[j] == i:
+                return
+        self.seen[self.n_seen] = i
+        self.n_seen += 1
 
 
 cdef inline object _adding(object notional_units, object lots, object closable_lots):
@@ -82,7 +217,20 @@ cdef inline object _adding(object notional_units, object lots, object closable_l
 
 cpdef tuple sums_hold(object k_units, object leverage, object position_lots, object buy_lots, object buy_cost,
                       object sell_lots, object sell_cost):
-    """Twin of :func:`exchange.accounts.pretrade.sums_hold`: ``(hold, adding_buy, adding_sell)``. O(1)."""
+    """Twin of :func:`exchange.accounts.pretrade.sums_hold`: ``(hold, adding_buy, adding_sell)``; in int64
+    when every input and step fits (and ``leverage`` is an int ≥ 1), else on Python ints. O(1)."""
+    cdef long long k, lev, pos, bl, bc, sl, sc
+    cdef long long out[3]
+    if (type(leverage) is int and _i64(leverage, &lev) and lev >= 1 and _i64(k_units, &k)
+            and _i64(position_lots, &pos) and _i64(buy_lots, &bl) and _i64(buy_cost, &bc) and _i64(sell_lots, &sl)
+            and _i64(sell_cost, &sc) and _hold64(k, lev, pos, bl, bc, sl, sc, out)):
+        return out[0], out[1], out[2]
+    return _sums_hold_py(k_units, leverage, position_lots, buy_lots, buy_cost, sell_lots, sell_cost)
+
+
+cdef tuple _sums_hold_py(object k_units, object leverage, object position_lots, object buy_lots, object buy_cost,
+                         object sell_lots, object sell_cost):
+    """:func:`sums_hold` on Python ints (the reference's arithmetic). O(1) big-int operations."""
     adding_buy = _adding(buy_cost * k_units, buy_lots, -position_lots if position_lots < 0 else 0)
     adding_sell = _adding(sell_cost * k_units, sell_lots, position_lots if position_lots > 0 else 0)
     notional = adding_buy if adding_buy >= adding_sell else adding_sell
@@ -210,7 +358,43 @@ cdef class RiskKernel:
 
     cpdef tuple key_hold(self, account, symbol, side, extra=None, replacing=0, leverage=0):
         """Twin of :meth:`Risk.key_hold`: ``order_hold`` of the key's resting opening orders, without order
-        ``replacing`` and with ``extra`` = (side, price, lots), at ``leverage`` (default: the account's). O(1)."""
+        ``replacing`` and with ``extra`` = (side, price, lots), at ``leverage`` (default: the account's). O(1):
+        in int64 from the sums' C fields when every value and step fits, else :meth:`_key_hold_py`."""
+        cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
+        cdef long long bl = 0, bc = 0, sl = 0, sc = 0, price, lots, cost, k, lev, pos = 0
+        cdef long long out[3]
+        cdef int i = _row(side)
+        cdef bint fast = i != 0 and (bucket is None or bucket.big is None)
+        if fast and bucket is not None:
+            bl, bc, sl, sc = bucket.c[i][0], bucket.c[i][1], bucket.c[i][2], bucket.c[i][3]
+            if replacing:
+                replaced = bucket.orders.get(replacing)
+                if replaced is not None and replaced[0] == side and not replaced[4]:
+                    fast = _i64(replaced[2], &price) and _i64(replaced[3], &lots) and not mul_ovf(price, lots, &cost)
+                    if fast:
+                        if replaced[1] == BUY:
+                            fast = not (sub_ovf(bl, lots, &bl) or sub_ovf(bc, cost, &bc))
+                        else:
+                            fast = not (sub_ovf(sl, lots, &sl) or sub_ovf(sc, cost, &sc))
+        if fast and extra is not None:
+            order_side, price_obj, lots_obj = extra
+            fast = _i64(price_obj, &price) and _i64(lots_obj, &lots) and not mul_ovf(price, lots, &cost)
+            if fast:
+                if order_side == BUY:
+                    fast = not (add_ovf(bl, lots, &bl) or add_ovf(bc, cost, &bc))
+                else:
+                    fast = not (add_ovf(sl, lots, &sl) or add_ovf(sc, cost, &sc))
+        if fast:
+            position = account.positions.get((symbol, side))
+            leverage_obj = leverage or self._leverage(account, symbol)
+            if ((position is None or _i64(position.lots, &pos)) and type(leverage_obj) is int
+                    and _i64(leverage_obj, &lev) and lev >= 1 and _i64(self.k_units[symbol], &k)
+                    and _hold64(k, lev, pos, bl, bc, sl, sc, out)):
+                return out[0], out[1], out[2]
+        return self._key_hold_py(account, symbol, side, extra, replacing, leverage)
+
+    cdef tuple _key_hold_py(self, account, symbol, side, extra, replacing, leverage):
+        """:meth:`key_hold` on Python ints, from :attr:`OrderSums.sums` (the reference's steps). O(1)."""
         cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
         buy_lots = buy_cost = sell_lots = sell_cost = 0
         if bucket is not None:
@@ -231,8 +415,8 @@ cdef class RiskKernel:
             else:
                 sell_lots, sell_cost = sell_lots + lots, sell_cost + price_ticks * lots
         position = account.positions.get((symbol, side))
-        return sums_hold(self.k_units[symbol], leverage or self._leverage(account, symbol),
-                         position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
+        return _sums_hold_py(self.k_units[symbol], leverage or self._leverage(account, symbol),
+                             position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
 
     cpdef store_holds(self, account, symbol):
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
@@ -277,6 +461,12 @@ cdef class RiskKernel:
             self.order_home[order_id] = key
 
     cpdef dict order_sums(self, account_id, symbol):
-        """Twin of :meth:`Risk.order_sums` (read-only)."""
+        """Twin of :meth:`Risk.order_sums` (read-only; equal to the reference's dict). O(1)."""
         cdef OrderSums bucket = self.orders.get((account_id, symbol))
         return bucket.sums if bucket is not None else {}
+
+    cpdef bint reduce_only(self, account_id, symbol):
+        """Whether the account has resting reduce-only lots in ``symbol``: ``any(sums[4] or sums[5] for sums in
+        order_sums(account_id, symbol).values())`` without building that dict. O(1)."""
+        cdef OrderSums bucket = self.orders.get((account_id, symbol))
+        return bucket is not None and bucket.reduce_only()

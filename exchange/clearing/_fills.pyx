@@ -21,7 +21,7 @@ Contents
 """
 from cpython.object cimport PyObject_GenericSetAttr
 from cpython.set cimport PySet_Add
-from exchange.accounts._margin cimport initial_margin
+from exchange.accounts._margin cimport initial_margin, settings_of
 
 import dataclasses
 
@@ -77,10 +77,7 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
                       object fee_units):
     """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
     symbol, k = inst.symbol, inst.k_units
-    stored = account.settings  # Ledger.settings; the shared EMPTY (most accounts) without a mapping-proxy call
-    settings = None if stored is EMPTY else stored.get(symbol)
-    if settings is None:
-        settings = ledger._defaults[symbol]
+    settings = settings_of(account, symbol, EMPTY, ledger._defaults)  # Ledger.settings
     cdef bint isolated = settings.margin_mode == ISOLATED
     key = ledger._keys[symbol][position_side]  # Ledger.key: the interned key
     position = account.positions.get(key)
@@ -186,7 +183,8 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
         else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
             raise AssertionError(f"unexpected matching row {row}")
     risk = ex.risk
-    track_order, order_sums = risk.track_order, risk.order_sums
+    track_order = risk.track_order
+    kernel = track_order.__self__  # the RiskKernel of the compiled Risk
     cdef list gone = []  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
     for order_id in order_ids:
         state = book.order(order_id)
@@ -195,24 +193,19 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
             gone.append(order_id)
     cdef list ordered = sorted(accounts)
     for account_id in ordered:
-        for sums in order_sums(account_id, symbol).values():
-            if sums[4] or sums[5]:  # a reduce-only order: the engine's trim decides (else it is a no-op)
-                events += ex._trim_reduce_only(symbol, account_id)
-                break
+        if kernel.reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
+            events += ex._trim_reduce_only(symbol, account_id)
     triggers = ex._triggers[symbol]
     for order_id in gone:
         if order_id in position_sides and order_id not in triggers:
             del position_sides[order_id]
     store_holds = risk.store_holds
-    touched = ex._touched
-    touched_log = getattr(touched, "log", None)  # a Touched (a plain set in tests of the full paths)
+    touched = ex._touched  # a Touched
+    cdef list touched_log = touched.log
     for account_id in ordered:
         account = ledger_accounts.get(account_id)
         if account is not None:
             store_holds(account, symbol)
-            if touched_log is None:
-                touched.add(account_id)
-            else:  # Touched.add without its Python frame: the set and its log
-                PySet_Add(touched, account_id)
-                touched_log.append(account_id)
+            PySet_Add(touched, account_id)  # Touched.add without its Python frame: the set and its log
+            touched_log.append(account_id)
     return events
