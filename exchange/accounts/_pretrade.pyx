@@ -58,6 +58,12 @@ cdef inline object _settings(account, symbol, dict defaults):
     return settings_of(account, symbol, EMPTY, defaults)
 
 
+cdef inline object _position(account, key):
+    """``account.positions.get(key)``; the shared EMPTY (no positions) without a mapping-proxy call. O(1)."""
+    positions = account.positions
+    return None if positions is EMPTY else positions.get(key)
+
+
 cdef inline bint _i64(object value, long long *out):
     """Whether ``value`` is an int within int64 (then stored in ``out``). O(1)."""
     cdef int overflow = 0
@@ -244,6 +250,7 @@ cdef class RiskKernel:
     cdef dict order_home  # Risk._order_home
     cdef dict k_units  # symbol -> K (money units per tick·lot)
     cdef dict defaults  # Ledger._defaults: the settings of a never-configured (account, symbol)
+    cdef dict keys  # Ledger._keys: symbol -> position side -> the interned key
     cdef dict brackets  # Risk.brackets: symbol -> bracket rows
     cdef object risk, mark_of
     cdef bint count_gains, open_interest_imf, isolated_at_entry
@@ -254,6 +261,7 @@ cdef class RiskKernel:
         self.order_home = risk._order_home
         self.k_units = {symbol: inst.k_units for symbol, inst in risk.instruments.items()}
         self.defaults = risk.ledger._defaults
+        self.keys = risk.ledger._keys
         self.brackets = risk.brackets
         self.mark_of = risk.mark_of
         self.count_gains = risk.options.count_unrealized_gains
@@ -306,7 +314,10 @@ cdef class RiskKernel:
         cdef bint gains = self.count_gains if count_gains is None else count_gains
         holds = account.holds
         available = account.wallet_units - (0 if holds is EMPTY else sum(holds.values()))
-        for key, position in account.positions.items():
+        positions = account.positions
+        if positions is EMPTY:  # no positions: no IM, no unrealized PnL
+            return available
+        for key, position in positions.items():
             symbol = key[0]
             settings = _settings(account, symbol, self.defaults)
             if settings.margin_mode == ISOLATED:
@@ -326,9 +337,10 @@ cdef class RiskKernel:
         amended to these values)."""
         if account is None:
             return MARGIN_INSUFFICIENT
-        hold, adding_buy, adding_sell = self.key_hold(account, symbol, side, (order_side, price_ticks, qty_lots),
-                                                      replacing)
-        position = account.positions.get((symbol, side))
+        hold, adding_buy, adding_sell = self._key_hold(account, symbol, side, order_side, price_ticks, qty_lots,
+                                                       replacing, 0)
+        key = self._key(symbol, side)
+        position = _position(account, key)
         lots = position.lots if position is not None else 0
         cdef bint buy = order_side == BUY
         cdef bint same_side = lots > 0 if buy else lots < 0
@@ -344,7 +356,7 @@ cdef class RiskKernel:
         if chosen.max_leverage < self._leverage(account, symbol):
             return MAX_POSITION_AT_LEVERAGE
         holds = account.holds
-        raised = hold - (0 if holds is EMPTY else holds.get((symbol, side), 0))
+        raised = hold - (0 if holds is EMPTY else holds.get(key, 0))
         if raised > 0 and self.available(account) - raised < 0:
             return MARGIN_INSUFFICIENT
         return OK
@@ -356,10 +368,23 @@ cdef class RiskKernel:
             return settings.leverage
         return settings.exact_leverage
 
+    cdef inline object _key(self, symbol, side):
+        """The ledger's interned position key ``(symbol, side)`` (a new tuple for a side it does not know). O(1)."""
+        sides = self.keys.get(symbol)
+        key = sides.get(side) if sides is not None else None
+        return key if key is not None else (symbol, side)
+
     cpdef tuple key_hold(self, account, symbol, side, extra=None, replacing=0, leverage=0):
         """Twin of :meth:`Risk.key_hold`: ``order_hold`` of the key's resting opening orders, without order
-        ``replacing`` and with ``extra`` = (side, price, lots), at ``leverage`` (default: the account's). O(1):
-        in int64 from the sums' C fields when every value and step fits, else :meth:`_key_hold_py`."""
+        ``replacing`` and with ``extra`` = (side, price, lots), at ``leverage`` (default: the account's). O(1)."""
+        if extra is None:
+            return self._key_hold(account, symbol, side, None, None, None, replacing, leverage)
+        order_side, price_ticks, lots = extra
+        return self._key_hold(account, symbol, side, order_side, price_ticks, lots, replacing, leverage)
+
+    cdef tuple _key_hold(self, account, symbol, side, extra_side, extra_price, extra_lots, replacing, leverage):
+        """:meth:`key_hold` with ``extra`` as three values (``extra_side`` None: none): in int64 from the sums'
+        C fields when every value and step fits, else :meth:`_key_hold_py`. O(1)."""
         cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
         cdef long long bl = 0, bc = 0, sl = 0, sc = 0, price, lots, cost, k, lev, pos = 0
         cdef long long out[3]
@@ -376,22 +401,22 @@ cdef class RiskKernel:
                             fast = not (sub_ovf(bl, lots, &bl) or sub_ovf(bc, cost, &bc))
                         else:
                             fast = not (sub_ovf(sl, lots, &sl) or sub_ovf(sc, cost, &sc))
-        if fast and extra is not None:
-            order_side, price_obj, lots_obj = extra
-            fast = _i64(price_obj, &price) and _i64(lots_obj, &lots) and not mul_ovf(price, lots, &cost)
+        if fast and extra_side is not None:
+            fast = _i64(extra_price, &price) and _i64(extra_lots, &lots) and not mul_ovf(price, lots, &cost)
             if fast:
-                if order_side == BUY:
+                if extra_side == BUY:
                     fast = not (add_ovf(bl, lots, &bl) or add_ovf(bc, cost, &bc))
                 else:
                     fast = not (add_ovf(sl, lots, &sl) or add_ovf(sc, cost, &sc))
         if fast:
-            position = account.positions.get((symbol, side))
+            position = _position(account, self._key(symbol, side))
             leverage_obj = leverage or self._leverage(account, symbol)
             if ((position is None or _i64(position.lots, &pos)) and type(leverage_obj) is int
                     and _i64(leverage_obj, &lev) and lev >= 1 and _i64(self.k_units[symbol], &k)
                     and _hold64(k, lev, pos, bl, bc, sl, sc, out)):
                 return out[0], out[1], out[2]
-        return self._key_hold_py(account, symbol, side, extra, replacing, leverage)
+        return self._key_hold_py(account, symbol, side, None if extra_side is None else (
+            extra_side, extra_price, extra_lots), replacing, leverage)
 
     cdef tuple _key_hold_py(self, account, symbol, side, extra, replacing, leverage):
         """:meth:`key_hold` on Python ints, from :attr:`OrderSums.sums` (the reference's steps). O(1)."""
@@ -422,12 +447,12 @@ cdef class RiskKernel:
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
         if account.position_mode == HEDGE:
-            keys = ((symbol, LONG_SIDE), (symbol, SHORT_SIDE))
+            keys = (self._key(symbol, LONG_SIDE), self._key(symbol, SHORT_SIDE))
         else:
-            keys = ((symbol, BOTH_SIDE),)
+            keys = (self._key(symbol, BOTH_SIDE),)
         holds = account.holds
         for key in keys:
-            hold = self.key_hold(account, symbol, key[1])[0]
+            hold = self._key_hold(account, symbol, key[1], None, None, None, 0, 0)[0]
             if hold:
                 if holds is EMPTY:  # Account.own_holds
                     holds = account.holds = {}
