@@ -185,20 +185,25 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
     risk = ex.risk
     track_order = risk.track_order
     kernel = track_order.__self__  # the RiskKernel of the compiled Risk
-    cdef list gone = []  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
+    gone = None  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
     for order_id in order_ids:
         state = book.order(order_id)
         track_order(symbol, order_id, position_sides.get(order_id), state)
         if state is None:
-            gone.append(order_id)
-    cdef list ordered = sorted(accounts)
+            if gone is None:
+                gone = [order_id]
+            else:
+                gone.append(order_id)
+    ordered = accounts if len(accounts) < 2 else sorted(accounts)  # ascending ids (one: no list to build)
+    reduce_only = kernel.reduce_only
     for account_id in ordered:
-        if kernel.reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
+        if reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
             events += ex._trim_reduce_only(symbol, account_id)
-    triggers = ex._triggers[symbol]
-    for order_id in gone:
-        if order_id in position_sides and order_id not in triggers:
-            del position_sides[order_id]
+    if gone is not None:
+        triggers = ex._triggers[symbol]
+        for order_id in gone:
+            if order_id in position_sides and order_id not in triggers:
+                del position_sides[order_id]
     store_holds = risk.store_holds
     touched = ex._touched  # a Touched
     cdef list touched_log = touched.log
