@@ -17,8 +17,8 @@ cdef inline object settings_of(object account, object symbol, object empty, dict
     ``defaults[symbol]`` (``Ledger._defaults``). ``empty`` is the ledger's shared EMPTY (most accounts' settings):
     answered without a call on the mapping proxy. O(1)."""
     stored = account.settings
-    if stored is not empty:
-        settings = stored.get(symbol)
+    if stored is not empty and symbol in stored:  # ``in`` and ``[]``: slot calls, cheaper than ``.get`` on a proxy
+        settings = stored[symbol]
         if settings is not None:
             return settings
     return defaults[symbol]

@@ -26,12 +26,14 @@ from exchange.accounts._margin cimport initial_margin, settings_of
 import dataclasses
 
 from exchange.accounts.ledger import EMPTY, Position
-from exchange.enums import BalanceReason, CancelReason, EventKind, MarginMode, OrderType, Side
+from exchange.enums import BalanceReason, CancelReason, EventKind, MarginMode, OrderType, PositionMode, PositionSide, Side
 from exchange.events import BalanceChanged, Fill, OrderAccepted, OrderAmended, OrderCanceled, PositionChanged
 
 cdef object ISOLATED = MarginMode.ISOLATED
 cdef object TRADE = BalanceReason.TRADE
 cdef object LIMIT = OrderType.LIMIT
+cdef object HEDGE = PositionMode.HEDGE
+cdef object BOTH = PositionSide.BOTH, LONG = PositionSide.LONG, SHORT = PositionSide.SHORT
 cdef dict SIDES = {int(member): member for member in Side}
 cdef dict REASONS = {int(member): member for member in CancelReason}
 cdef long long FILL_KIND = EventKind.FILL, CANCELED_KIND = EventKind.CANCELED
@@ -49,6 +51,17 @@ cdef tuple _fields(cls):
     return tuple(f.name for f in fields)
 
 
+cdef bint _position_fields():
+    """Check that ``Position.__new__`` plus zeroed fields is ``Position()``: a slotted dataclass of the three
+    fields, each defaulting to 0, whose ``__init__`` only stores them."""
+    fields = dataclasses.fields(Position)
+    assert [f.name for f in fields] == ["lots", "entry_cost", "isolated_margin_units"], fields
+    assert all(f.default == 0 and f.init for f in fields) and "__slots__" in vars(Position), Position
+    assert not hasattr(Position, "__post_init__"), Position
+    return True
+
+
+_position_fields()
 cdef tuple FILL_FIELDS = _fields(Fill)
 cdef tuple CANCELED_FIELDS = _fields(OrderCanceled)
 cdef tuple ACCEPTED_FIELDS = _fields(OrderAccepted)
@@ -79,10 +92,13 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
     symbol, k = inst.symbol, inst.k_units
     settings = settings_of(account, symbol, EMPTY, ledger._defaults)  # Ledger.settings
     cdef bint isolated = settings.margin_mode == ISOLATED
-    key = ledger._keys[symbol][position_side]  # Ledger.key: the interned key
-    position = account.positions.get(key)
-    if position is None:
-        position = Position()
+    keys = ledger._keys[symbol]
+    key = keys[position_side]  # Ledger.key: the interned key
+    positions = account.positions
+    position = None if positions is EMPTY else positions.get(key)  # EMPTY: no mapping-proxy call
+    if position is None:  # Position() without its dataclass __init__ frame (checked at import: _new_position)
+        position = Position.__new__(Position)
+        position.lots = position.entry_cost = position.isolated_margin_units = 0
     wallet_before = account.wallet_units
     realized = 0
     opening = qty_lots
@@ -127,7 +143,10 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
             del positions[key]
             if not positions:
                 account.positions = EMPTY
-        if not account.positions_in(symbol):
+        positions = account.positions  # Account.positions_in(symbol) is empty: none of its keys is held
+        if positions is EMPTY or not (
+                (keys[LONG] in positions or keys[SHORT] in positions) if account.position_mode == HEDGE
+                else keys[BOTH] in positions):
             ledger.holders[symbol].discard(account.account_id)
     cdef list events = [_record(PositionChanged, POSITION_FIELDS, (
         symbol, account.account_id, position_side, position.lots, position.entry_cost, position.isolated_margin_units,
