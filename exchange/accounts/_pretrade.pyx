@@ -337,8 +337,9 @@ cdef class RiskKernel:
         amended to these values)."""
         if account is None:
             return MARGIN_INSUFFICIENT
+        leverage = self._leverage(account, symbol)
         hold, adding_buy, adding_sell = self._key_hold(account, symbol, side, order_side, price_ticks, qty_lots,
-                                                       replacing, 0)
+                                                       replacing, leverage)
         key = self._key(symbol, side)
         position = _position(account, key)
         lots = position.lots if position is not None else 0
@@ -353,7 +354,7 @@ cdef class RiskKernel:
             if exposure <= row.cap_units:
                 chosen = row
                 break
-        if chosen.max_leverage < self._leverage(account, symbol):
+        if chosen.max_leverage < leverage:
             return MAX_POSITION_AT_LEVERAGE
         holds = account.holds
         raised = hold - (0 if holds is EMPTY else holds.get(key, 0))
@@ -451,8 +452,9 @@ cdef class RiskKernel:
         else:
             keys = (self._key(symbol, BOTH_SIDE),)
         holds = account.holds
+        leverage = self._leverage(account, symbol)  # the account's, as key_hold would take it for each key
         for key in keys:
-            hold = self._key_hold(account, symbol, key[1], None, None, None, 0, 0)[0]
+            hold = self._key_hold(account, symbol, key[1], None, None, None, 0, leverage)[0]
             if hold:
                 if holds is EMPTY:  # Account.own_holds
                     holds = account.holds = {}
@@ -467,7 +469,12 @@ cdef class RiskKernel:
         (``state``: the book's ``order(order_id)`` tuple, None once it no longer rests). O(1)."""
         cdef OrderSums bucket
         home = self.order_home.get(order_id)
-        record = None if state is None else (position_side, int(state[2]), state[3], state[4], bool(state[7]))
+        if state is None:
+            record = None
+        else:  # int(side) and bool(reduce only), without a call when they already are
+            side = state[2]
+            record = (position_side, side if type(side) is int else int(side), state[3], state[4],
+                      True if state[7] else False)
         if home is not None:
             bucket = self.orders[home]
             if bucket.orders[order_id] == record:
