@@ -19,7 +19,7 @@ Contents
                       when they have some), the order sides of orders gone, the holds of the accounts seen.
                       O(rows + orders and accounts seen).
 """
-from cpython.object cimport PyObject_GenericSetAttr
+from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
 from cpython.set cimport PySet_Add
 from exchange.accounts._margin cimport initial_margin, settings_of
 
@@ -70,11 +70,14 @@ cdef tuple POSITION_FIELDS = _fields(PositionChanged)
 cdef tuple BALANCE_FIELDS = _fields(BalanceChanged)
 
 
+cdef tuple NO_ARGS = ()
+
+
 cdef object _record(type cls, tuple fields, tuple values):
     """``cls(*values)`` without the dataclass ``__init__``'s Python frame: the same object (the generated
     ``__init__`` of a frozen slotted dataclass is one ``object.__setattr__`` per field, in field order, which
-    is ``PyObject_GenericSetAttr``)."""
-    record = cls.__new__(cls)
+    is ``PyObject_GenericSetAttr``; ``cls.__new__(cls)`` is the type's ``tp_new`` with no arguments)."""
+    record = (<PyTypeObject*>cls).tp_new(cls, <PyObject*>NO_ARGS, NULL)
     cdef Py_ssize_t i
     for i in range(len(fields)):
         PyObject_GenericSetAttr(record, fields[i], values[i])
@@ -89,6 +92,14 @@ cdef inline object _side(object value):
 cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
                       object fee_units):
     """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
+    cdef list events = []
+    _clear_into(events, ledger, inst, account, position_side, buy, price_ticks, qty_lots, fee_units)
+    return events
+
+
+cdef int _clear_into(list events, ledger, inst, account, position_side, bint buy, object price_ticks,
+                     object qty_lots, object fee_units) except -1:
+    """:func:`clear_fill`, its events appended to ``events`` (no list of its own). O(1)."""
     symbol, k = inst.symbol, inst.k_units
     settings = settings_of(account, symbol, EMPTY, ledger._defaults)  # Ledger.settings
     cdef bint isolated = settings.margin_mode == ISOLATED
@@ -148,13 +159,13 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
                 (keys[LONG] in positions or keys[SHORT] in positions) if account.position_mode == HEDGE
                 else keys[BOTH] in positions):
             ledger.holders[symbol].discard(account.account_id)
-    cdef list events = [_record(PositionChanged, POSITION_FIELDS, (
+    events.append(_record(PositionChanged, POSITION_FIELDS, (
         symbol, account.account_id, position_side, position.lots, position.entry_cost, position.isolated_margin_units,
-        realized))]
+        realized)))
     if account.wallet_units != wallet_before:
         events.append(_record(BalanceChanged, BALANCE_FIELDS, (
             account.account_id, account.wallet_units - wallet_before, account.wallet_units, TRADE)))
-    return events
+    return 0
 
 
 def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None):
@@ -183,10 +194,10 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
             events.append(fill)
             if on_taker_fill:
                 events += on_taker_fill(fill)
-            events += clear_fill(ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
-                                 taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
-            events += clear_fill(ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
-                                 taker_side == SELL_SIDE, row[4], row[5], row[11])
+            _clear_into(events, ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
+                        taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
+            _clear_into(events, ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
+                        taker_side == SELL_SIDE, row[4], row[5], row[11])
         elif kind == CANCELED_KIND:
             reason = REASONS.get(row[7])
             events.append(_record(OrderCanceled, CANCELED_FIELDS, (
