@@ -140,6 +140,7 @@ cdef class OrderSums:
     cdef unsigned char seen[3]  # the rows in the order their position side first came (the reference dict's)
     cdef int n_seen
     cdef readonly dict big  # the reference layout, once a value left int64; None before
+    cdef tuple key  # its (account, symbol) key in Risk._orders when track_order made it (shared by _order_home)
 
     def __init__(self):
         self.orders = {}
@@ -488,6 +489,9 @@ cdef class RiskKernel:
             bucket = self.orders.get(key)
             if bucket is None:
                 bucket = self.orders[key] = OrderSums()
+                bucket.key = key
+            elif bucket.key is not None:  # the bucket's own key object: no tuple kept per order
+                key = bucket.key
             bucket.orders[order_id] = record
             bucket.add(record, 1)
             self.order_home[order_id] = key
