@@ -170,7 +170,7 @@ cdef class OrderSums:
     cpdef add(self, tuple record, object sign):
         """Add (``sign`` = 1) or remove (-1) one record from the sums. O(1)."""
         position_side, side, price_ticks, lots, reduce_only = record
-        cdef long long s, q, p, signed_lots, signed_cost, new_lots, new_cost
+        cdef long long s = 0, q = 0, p = 0, signed_lots = 0, signed_cost = 0, new_lots = 0, new_cost = 0
         cdef int i = _row(position_side) if self.big is None else 0
         cdef int j
         cdef bint buy
@@ -226,8 +226,9 @@ cpdef tuple sums_hold(object k_units, object leverage, object position_lots, obj
                       object sell_lots, object sell_cost):
     """Twin of :func:`exchange.accounts.pretrade.sums_hold`: ``(hold, adding_buy, adding_sell)``; in int64
     when every input and step fits (and ``leverage`` is an int ≥ 1), else on Python ints. O(1)."""
-    cdef long long k, lev, pos, bl, bc, sl, sc
+    cdef long long k = 0, lev = 1, pos = 0, bl = 0, bc = 0, sl = 0, sc = 0
     cdef long long out[3]
+    out[0] = out[1] = out[2] = 0
     if (type(leverage) is int and _i64(leverage, &lev) and lev >= 1 and _i64(k_units, &k)
             and _i64(position_lots, &pos) and _i64(buy_lots, &bl) and _i64(buy_cost, &bc) and _i64(sell_lots, &sl)
             and _i64(sell_cost, &sc) and _hold64(k, lev, pos, bl, bc, sl, sc, out)):
@@ -388,8 +389,9 @@ cdef class RiskKernel:
         """:meth:`key_hold` with ``extra`` as three values (``extra_side`` None: none): in int64 from the sums'
         C fields when every value and step fits, else :meth:`_key_hold_py`. O(1)."""
         cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
-        cdef long long bl = 0, bc = 0, sl = 0, sc = 0, price, lots, cost, k, lev, pos = 0
+        cdef long long bl = 0, bc = 0, sl = 0, sc = 0, price = 0, lots = 0, cost = 0, k = 0, lev = 1, pos = 0
         cdef long long out[3]
+        out[0] = out[1] = out[2] = 0
         cdef int i = _row(side)
         cdef bint fast = i != 0 and (bucket is None or bucket.big is None)
         if fast and bucket is not None:
