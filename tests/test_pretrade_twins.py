@@ -6,7 +6,7 @@
 - A reference and a compiled :class:`~exchange.accounts.pretrade.Risk` over twin ledgers, fed the same
   ``track_order`` calls (new orders, amended leaves, removals, reduce-only and hedge orders, prices and lots up
   to 2⁸⁰): after each call ``order_sums``, the reduce-only test, ``key_hold`` (with an extra order, a
-  replaced one and a leverage) and ``store_holds`` agree, and the compiled sums equal a recomputation.
+  replaced one and a leverage), ``store_holds`` and ``available`` agree, and the compiled sums equal a recomputation.
 - Deterministic cases that must take the fallback (sums beyond int64, an extra order beyond it, a product
   beyond it with small inputs), and empty buckets.
 """
@@ -74,7 +74,8 @@ def _risk(compiled: bool, k_units: int, hedge: bool, position_lots: int):
     if hedge:
         account.position_mode = PositionMode.HEDGE
         if position_lots:
-            account.positions = {(SYM, LONG): Position(abs(position_lots), 0), (SYM, SHORT): Position(-abs(position_lots), 0)}
+            account.positions = {(SYM, LONG): Position(abs(position_lots), 0),
+                                 (SYM, SHORT): Position(-abs(position_lots), 0)}
     elif position_lots:
         account.positions = {(SYM, BOTH): Position(position_lots, 0)}
     return Risk(instruments, ledger, RiskOptions(), lambda symbol: 100, lambda account_id, symbol: [],
@@ -82,7 +83,8 @@ def _risk(compiled: bool, k_units: int, hedge: bool, position_lots: int):
 
 
 def _state(order_id, side, price, lots, reduce_only):
-    """A book ``order(order_id)`` tuple as the risk stage reads it (id, account, side, price, lots, .., .., reduce-only)."""
+    """A book ``order(order_id)`` tuple as the risk stage reads it (id, account, side, price, lots, -, -,
+    reduce-only)."""
     return order_id, 1, side, price, lots, 0, 0, reduce_only
 
 
@@ -98,6 +100,7 @@ def _compare(ref, ref_account, comp, comp_account, hedge, extra, replacing, leve
     comp.store_holds(comp_account, SYM)
     assert comp_account.holds == ref_account.holds
     assert (comp_account.holds is EMPTY) == (ref_account.holds is EMPTY)
+    assert comp.available(comp_account) == ref.available(ref_account)  # wallet − Σ holds (+ positions)
 
 
 operations = st.lists(st.tuples(st.integers(1, 6), st.sampled_from([Side.BUY, Side.SELL]), wide,

@@ -15,7 +15,8 @@ Contents
 - :class:`OrderSums`      twin of ``pretrade._OrderSums``: one (account, symbol)'s resting orders and sums.
 - :func:`sums_hold`       twin of ``pretrade.sums_hold``. O(1).
 - :class:`RiskKernel`     twin of ``Risk.key_hold``, ``Risk.store_holds``, ``Risk.track_order`` and
-                          ``Risk.order_sums`` (each O(1): one or two keys), ``reduce_only`` (the drain's test), ``Risk.available`` (O(positions))
+                          ``Risk.order_sums`` (each O(1): one or two keys), ``reduce_only`` (the drain's
+                          test), ``Risk.available`` (O(positions))
                           , ``Risk.check_opening`` (O(1) + ``available`` when the hold rises) and
                           ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)).
 """
@@ -26,9 +27,12 @@ from exchange.enums import MarginMode, PositionMode, RejectCode, Side
 
 cdef extern from *:
     """
-    static inline int pretrade_add_ovf(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
-    static inline int pretrade_sub_ovf(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
-    static inline int pretrade_mul_ovf(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
+    static inline int pretrade_add_ovf(long long a, long long b, long long *r)
+    { return __builtin_add_overflow(a, b, r); }
+    static inline int pretrade_sub_ovf(long long a, long long b, long long *r)
+    { return __builtin_sub_overflow(a, b, r); }
+    static inline int pretrade_mul_ovf(long long a, long long b, long long *r)
+    { return __builtin_mul_overflow(a, b, r); }
     """
     bint add_ovf "pretrade_add_ovf" (long long a, long long b, long long *r)
     bint sub_ovf "pretrade_sub_ovf" (long long a, long long b, long long *r)
@@ -315,7 +319,12 @@ cdef class RiskKernel:
             return 0
         cdef bint gains = self.count_gains if count_gains is None else count_gains
         holds = account.holds
-        available = account.wallet_units - (0 if holds is EMPTY else sum(holds.values()))
+        available = account.wallet_units
+        if type(holds) is dict:  # Σ holds over the dict itself (no view, no sum call)
+            for held in (<dict>holds).values():
+                available -= held
+        elif holds is not EMPTY:
+            available -= sum(holds.values())
         positions = account.positions
         if positions is EMPTY:  # no positions: no IM, no unrealized PnL
             return available

@@ -26,7 +26,8 @@ from exchange.accounts._margin cimport initial_margin, settings_of
 import dataclasses
 
 from exchange.accounts.ledger import EMPTY, Position
-from exchange.enums import BalanceReason, CancelReason, EventKind, MarginMode, OrderType, PositionMode, PositionSide, Side
+from exchange.enums import (BalanceReason, CancelReason, EventKind, MarginMode, OrderType, PositionMode, PositionSide,
+                            Side)
 from exchange.events import BalanceChanged, Fill, OrderAccepted, OrderAmended, OrderCanceled, PositionChanged
 
 cdef object ISOLATED = MarginMode.ISOLATED
