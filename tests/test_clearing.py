@@ -141,3 +141,48 @@ def test_an_isolated_flip_returns_the_old_margin_then_moves_the_new_one_in(ledge
     assert (changed.lots, changed.entry_cost, changed.isolated_margin_units) == (-3, -31500, 63 * 10**8)
     assert balance.delta_units == 5 * 10**9 - 100 - 63 * 10**8
     assert conserved(ledger)
+
+
+# -- the compiled twin (exchange/clearing/_fills.pyx clear_fill) against this reference -----------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from exchange import _impl  # noqa: E402
+from exchange.accounts.ledger import EMPTY  # noqa: E402
+from exchange.enums import PositionMode  # noqa: E402
+
+fill_steps = st.lists(st.tuples(st.integers(1, 4), st.booleans(), st.sampled_from([BOTH, LONG, SHORT]),
+                                st.one_of(st.integers(1, 20_000), st.integers(1, 2**70)),
+                                st.one_of(st.integers(1, 50), st.integers(1, 2**40)), st.integers(-10**6, 10**9)),
+                      min_size=1, max_size=30)
+
+
+def _twin_ledger(hedge_ids, isolated_ids, leverage):
+    ledger = Ledger({INST.symbol: 20})
+    for account_id in range(1, 5):
+        account = fund(ledger, account_id, 10**15)
+        if account_id in hedge_ids:
+            account.position_mode = PositionMode.HEDGE
+        if account_id in isolated_ids:
+            ledger.set_settings(account, INST.symbol, MarginMode.ISOLATED, leverage)
+    return ledger
+
+
+@pytest.mark.skipif(_impl.fills_kernel is None, reason="compiled core not active")
+@given(steps=fill_steps, hedge_ids=st.sets(st.integers(1, 4)), isolated_ids=st.sets(st.integers(1, 4)),
+       leverage=st.integers(1, 125))
+@settings(max_examples=200, deadline=None)
+def test_the_compiled_clear_fill_is_the_reference(steps, hedge_ids, isolated_ids, leverage):
+    """Seeded fills (opens, closes, flips, hedge legs, isolated margin, rebates, values beyond int64) on twin
+    ledgers: the same events, positions, wallets, fee pool, holders and shared empties."""
+    ledgers = [_twin_ledger(hedge_ids, isolated_ids, leverage) for _ in range(2)]
+    for account_id, buy, side, price, lots, fee in steps:
+        side = (LONG if side == LONG else SHORT) if account_id in hedge_ids else BOTH
+        got = [clear(ledger, INST, ledger.get(account_id), side, buy, price, lots, fee)
+               for ledger, clear in zip(ledgers, (clear_fill, _impl.fills_kernel.clear_fill))]
+        assert got[1] == got[0]
+        reference, compiled = ledgers
+        assert compiled.canonical_state() == reference.canonical_state()
+        assert compiled.holders == reference.holders and compiled.fee_pool_units == reference.fee_pool_units
+        assert [a.positions is EMPTY for a in compiled.accounts.values()] == \
+            [a.positions is EMPTY for a in reference.accounts.values()]

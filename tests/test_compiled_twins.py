@@ -13,10 +13,13 @@ exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and m
   suspects, monitor sync and mirror against their full paths).
 - The binding: the compiled Exchange runs the twins, the reference does not.
 """
+import itertools
+
 import pytest
 
 from exchange import ADLFill, Exchange, SetMarkPrice
 from exchange.accounts.pretrade import Risk
+from exchange.accounts.touched import Touched
 from exchange.liquidation.waterfall import LiquidationConfig
 from exchange.profiles import PROFILES
 from tests.conftest import COMPILED, make_instrument
@@ -24,6 +27,22 @@ from tests.streams import liquidation_commands, random_commands
 from tests.test_adl_queue import OTHER, SYMBOL, crowd, marks_down_and_up
 
 STREAMS = [("random", seed) for seed in (3, 11, 29)] + [("liquidation", seed) for seed in (5, 17)]
+
+
+class FullPathTouched(Touched):
+    """A real touched set (the drain adds to its set and log) whose ``generation`` is a new number at every
+    read, so that no incremental reader (ADL suspects, monitor sync and mirror) ever finds its mark current:
+    each one takes its full path."""
+
+    reads = itertools.count()
+
+    @property
+    def generation(self):
+        return next(self.reads)
+
+    @generation.setter
+    def generation(self, value):
+        pass
 
 
 def _commands(kind: str, seed: int) -> list:
@@ -84,11 +103,11 @@ def test_crashes_with_adl_are_the_same_on_both_implementations(profile):
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_the_touched_log_changes_nothing_in_crashes_with_adl(profile, implementation):
     """The incremental readers of the touched set's log (the ADL queue's suspects, the monitor's sync and
-    mirror) against their full paths: with a plain set as the touched set (no log) every command re-checks
-    every suspect, re-evaluates every touched and due account and rewrites the mirror's dirty rows, and the
-    same crash gives the same events, command by command, and the same state."""
+    mirror) against their full paths: with a :class:`FullPathTouched` as the touched set every command
+    re-checks every suspect, re-evaluates every touched and due account and rewrites the mirror's dirty rows,
+    and the same crash gives the same events, command by command, and the same state."""
     runs = [crowd(profile, 300, seed=23, symbols=(SYMBOL, OTHER), implementation=implementation) for _ in range(2)]
-    runs[1]._touched = set()
+    runs[1]._touched = FullPathTouched()
     assert crash_side_by_side(runs) > 10  # ADL fills
 
 

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Margin arithmetic shared by the compiled twins (``cimport``-ed; inlined, no module of its own)."""
+"""Margin arithmetic and look-ups shared by the compiled twins (``cimport``-ed; inlined, no module of its own)."""
 
 
 cdef inline object initial_margin(object notional_units, object leverage):
@@ -10,3 +10,15 @@ cdef inline object initial_margin(object notional_units, object leverage):
     if type(leverage) is int:
         return -((-notional_units) // leverage)
     return -((-(notional_units * leverage.denominator)) // leverage.numerator)
+
+
+cdef inline object settings_of(object account, object symbol, object empty, dict defaults):
+    """``Ledger.settings(account, symbol)`` of an account (not None): its stored settings of ``symbol``, else
+    ``defaults[symbol]`` (``Ledger._defaults``). ``empty`` is the ledger's shared EMPTY (most accounts' settings):
+    answered without a call on the mapping proxy. O(1)."""
+    stored = account.settings
+    if stored is not empty and symbol in stored:  # ``in`` and ``[]``: slot calls, cheaper than ``.get`` on a proxy
+        settings = stored[symbol]
+        if settings is not None:
+            return settings
+    return defaults[symbol]

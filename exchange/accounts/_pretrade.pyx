@@ -5,20 +5,41 @@ order-margin holds, the available balance and the pre-trade check of an opening 
 Built to ``exchange.accounts._pretrade``; only :mod:`exchange._impl` imports it (``pretrade_kernel``), and
 :class:`~exchange.accounts.pretrade.Risk` (``compiled=True``) binds its methods in place of the reference's.
 The data stay the reference's: the same dicts (``Risk._orders``: (account, symbol) -> sums,
-``Risk._order_home``: order id -> (account, symbol)), the same record tuples, the same ``Account.holds``;
-the arithmetic is on Python integers (exact, no overflow), so every value equals the reference's.
+``Risk._order_home``: order id -> (account, symbol)), the same record tuples, the same ``Account.holds``.
+The sums of one (account, symbol) are C int64 fields, and the holds are computed in int64, with every step
+checked for overflow: a value or step that leaves int64 sends that computation (and, for the sums, that
+(account, symbol) for good) to Python integers, so every value equals the reference's.
 
 Contents
 --------
 - :class:`OrderSums`      twin of ``pretrade._OrderSums``: one (account, symbol)'s resting orders and sums.
 - :func:`sums_hold`       twin of ``pretrade.sums_hold``. O(1).
-- :class:`RiskKernel`          twin of ``Risk.key_hold``, ``Risk.store_holds``, ``Risk.track_order`` and
-                          ``Risk.order_sums`` (each O(1): one or two keys), ``Risk.available`` (O(positions))
+- :class:`RiskKernel`     twin of ``Risk.key_hold``, ``Risk.store_holds``, ``Risk.track_order`` and
+                          ``Risk.order_sums`` (each O(1): one or two keys), ``reduce_only`` (the drain's
+                          test), ``Risk.available`` (O(positions))
                           , ``Risk.check_opening`` (O(1) + ``available`` when the hold rises) and
                           ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)).
 """
-from exchange.accounts._margin cimport initial_margin
+cimport cython
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
+
+cdef extern from *:
+    """
+    static inline int pretrade_add_ovf(long long a, long long b, long long *r)
+    { return __builtin_add_overflow(a, b, r); }
+    static inline int pretrade_sub_ovf(long long a, long long b, long long *r)
+    { return __builtin_sub_overflow(a, b, r); }
+    static inline int pretrade_mul_ovf(long long a, long long b, long long *r)
+    { return __builtin_mul_overflow(a, b, r); }
+    """
+    bint add_ovf "pretrade_add_ovf" (long long a, long long b, long long *r)
+    bint sub_ovf "pretrade_sub_ovf" (long long a, long long b, long long *r)
+    bint mul_ovf "pretrade_mul_ovf" (long long a, long long b, long long *r)
+
+cdef extern from "<limits.h>":
+    const long long LLONG_MIN
 
 cdef object ISOLATED = MarginMode.ISOLATED
 cdef object E8 = 10**8
@@ -27,50 +48,175 @@ cdef object MAX_POSITION_AT_LEVERAGE = RejectCode.MAX_POSITION_AT_LEVERAGE
 cdef object MARGIN_INSUFFICIENT = RejectCode.MARGIN_INSUFFICIENT
 
 cdef object BUY = Side.BUY
+cdef long long BUY_VALUE = Side.BUY
 cdef object HEDGE = PositionMode.HEDGE
 cdef object LONG_SIDE, SHORT_SIDE, BOTH_SIDE
 from exchange.enums import PositionSide
 from exchange.accounts.ledger import EMPTY  # the shared empty positions and holds (ledger module docstring, Memory)
 LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
+cdef tuple SIDE_MEMBERS = (None, BOTH_SIDE, LONG_SIDE, SHORT_SIDE)  # OrderSums' row i holds SIDE_MEMBERS[i]
 
 
 cdef inline object _settings(account, symbol, dict defaults):
-    """``Ledger.settings(account, symbol)``; the shared EMPTY (most accounts) without a mapping-proxy call."""
-    stored = account.settings
-    if stored is EMPTY:
-        return defaults[symbol]
-    settings = stored.get(symbol)
-    return settings if settings is not None else defaults[symbol]
+    """``Ledger.settings(account, symbol)`` (:func:`exchange.accounts._margin.settings_of`)."""
+    return settings_of(account, symbol, EMPTY, defaults)
+
+
+cdef inline object _position(account, key):
+    """``account.positions.get(key)``; the shared EMPTY (no positions) without a mapping-proxy call. O(1)."""
+    positions = account.positions
+    return None if positions is EMPTY else positions.get(key)
+
+
+cdef inline bint _i64(object value, long long *out):
+    """Whether ``value`` is an int within int64 (then stored in ``out``). O(1)."""
+    cdef int overflow = 0
+    if not isinstance(value, int):
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return overflow == 0
+
+
+cdef inline int _row(object position_side):
+    """OrderSums' row of a position side (1 BOTH, 2 LONG, 3 SHORT), 0 for anything else. O(1)."""
+    if position_side is BOTH_SIDE:
+        return 1
+    if position_side is LONG_SIDE:
+        return 2
+    if position_side is SHORT_SIDE:
+        return 3
+    return 0
+
+
+@cython.cdivision(True)
+cdef inline long long _floordiv(long long a, long long b):
+    """Python's ``a // b`` for ``b`` > 0 (here ``//`` and ``%`` are C's, truncating toward zero). O(1)."""
+    cdef long long q = a // b
+    if a % b < 0:
+        q -= 1
+    return q
+
+
+cdef inline bint _adding64(long long cost, long long k, long long lots, long long closable, long long *out):
+    """``_adding(cost × k, lots, closable)`` in int64; False (``out`` unset) when a step leaves int64. O(1)."""
+    cdef long long notional, product, q
+    if lots <= closable:
+        out[0] = 0
+        return True
+    if mul_ovf(cost, k, &notional) or mul_ovf(notional, closable - lots, &product):
+        return False
+    q = _floordiv(product, lots)  # lots > closable ≥ 0
+    if q == LLONG_MIN:
+        return False
+    out[0] = -q
+    return True
+
+
+cdef inline bint _hold64(long long k, long long leverage, long long position_lots, long long buy_lots,
+                         long long buy_cost, long long sell_lots, long long sell_cost, long long *out):
+    """``sums_hold`` in int64 (``leverage`` ≥ 1): ``out`` = hold, adding buy, adding sell; False (``out``
+    partly set) when a step leaves int64, for the caller to redo it on Python ints. O(1)."""
+    cdef long long most
+    if position_lots == LLONG_MIN:
+        return False
+    if not _adding64(buy_cost, k, buy_lots, -position_lots if position_lots < 0 else 0, &out[1]):
+        return False
+    if not _adding64(sell_cost, k, sell_lots, position_lots if position_lots > 0 else 0, &out[2]):
+        return False
+    most = out[1] if out[1] >= out[2] else out[2]
+    if most == LLONG_MIN:
+        return False
+    out[0] = -_floordiv(-most, leverage)  # margin.initial_margin at an int leverage
+    return True
 
 
 cdef class OrderSums:
-    """One (account, symbol): its resting orders (id -> record) and their sums per position side
-    (``[buy lots, buy cost, sell lots, sell cost, reduce-only buy lots, reduce-only sell lots]``).
-    Twin of ``exchange.accounts.pretrade._OrderSums``."""
+    """One (account, symbol): its resting orders (id -> record) and their sums per position side, read as
+    :attr:`sums` (``[buy lots, buy cost, sell lots, sell cost, reduce-only buy lots, reduce-only sell lots]``).
+    Twin of ``exchange.accounts.pretrade._OrderSums``.
+
+    The sums live in C int64 fields, one row per position side, while every value fits; the first change
+    that would leave int64 (or a position side that is not a ``PositionSide`` member) moves them for good to
+    the reference's layout on Python ints (``big``). Either way the values are the reference's."""
 
     cdef public dict orders
-    cdef public dict sums
+    cdef long long c[4][6]  # row _row(position side); row 0 unused
+    cdef unsigned char seen[3]  # the rows in the order their position side first came (the reference dict's)
+    cdef int n_seen
+    cdef readonly dict big  # the reference layout, once a value left int64; None before
+    cdef tuple key  # its (account, symbol) key in Risk._orders when track_order made it (shared by _order_home)
 
     def __init__(self):
         self.orders = {}
-        self.sums = {}
+
+    @property
+    def sums(self):
+        """Position side -> the six sums, the reference's dict (a fresh one while the sums are in C fields). O(1)."""
+        if self.big is not None:
+            return self.big
+        cdef dict sums = {}
+        cdef int j, i
+        for j in range(self.n_seen):
+            i = self.seen[j]
+            sums[SIDE_MEMBERS[i]] = [self.c[i][0], self.c[i][1], self.c[i][2], self.c[i][3], self.c[i][4], self.c[i][5]]
+        return sums
+
+    cdef bint reduce_only(self):
+        """Whether some position side has reduce-only lots (the drain's test for the trim). O(1)."""
+        cdef int i
+        if self.big is not None:
+            return any(sums[4] or sums[5] for sums in self.big.values())
+        for i in range(1, 4):
+            if self.c[i][4] or self.c[i][5]:
+                return True
+        return False
 
     cpdef add(self, tuple record, object sign):
         """Add (``sign`` = 1) or remove (-1) one record from the sums. O(1)."""
         position_side, side, price_ticks, lots, reduce_only = record
-        cdef list sums = self.sums.get(position_side)
+        cdef long long s = 0, q = 0, p = 0, signed_lots = 0, signed_cost = 0, new_lots = 0, new_cost = 0
+        cdef int i = _row(position_side) if self.big is None else 0
+        cdef int j
+        cdef bint buy
+        if i and _i64(sign, &s) and _i64(lots, &q) and _i64(side, &p) and not mul_ovf(s, q, &signed_lots):
+            buy = p == BUY_VALUE
+            if reduce_only:
+                j = 4 if buy else 5
+                if not add_ovf(self.c[i][j], signed_lots, &new_lots):
+                    self._see(i)
+                    self.c[i][j] = new_lots
+                    return
+            else:
+                j = 0 if buy else 2
+                if (_i64(price_ticks, &p) and not mul_ovf(signed_lots, p, &signed_cost)
+                        and not add_ovf(self.c[i][j], signed_lots, &new_lots)
+                        and not add_ovf(self.c[i][j + 1], signed_cost, &new_cost)):
+                    self._see(i)
+                    self.c[i][j] = new_lots
+                    self.c[i][j + 1] = new_cost
+                    return
+        if self.big is None:  # from now on, the reference's layout and arithmetic
+            self.big = self.sums
+        cdef list sums = self.big.get(position_side)
         if sums is None:
             sums = [0, 0, 0, 0, 0, 0]
-            self.sums[position_side] = sums
-        cdef bint buy = side == BUY
-        cdef int i
+            self.big[position_side] = sums
         if reduce_only:
-            i = 4 if buy else 5
-            sums[i] += sign * lots
+            j = 4 if side == BUY else 5
+            sums[j] += sign * lots
         else:
-            i = 0 if buy else 2
-            sums[i] += sign * lots
-            sums[i + 1] += sign * price_ticks * lots
+            j = 0 if side == BUY else 2
+            sums[j] += sign * lots
+            sums[j + 1] += sign * price_ticks * lots
+
+    cdef inline void _see(self, int i):
+        """Note that row ``i`` has an entry (the reference creates it at a side's first record)."""
+        cdef int j
+        for j in range(self.n_seen):
+            if self.seen[j] == i:
+                return
+        self.seen[self.n_seen] = i
+        self.n_seen += 1
 
 
 cdef inline object _adding(object notional_units, object lots, object closable_lots):
@@ -82,7 +228,21 @@ cdef inline object _adding(object notional_units, object lots, object closable_l
 
 cpdef tuple sums_hold(object k_units, object leverage, object position_lots, object buy_lots, object buy_cost,
                       object sell_lots, object sell_cost):
-    """Twin of :func:`exchange.accounts.pretrade.sums_hold`: ``(hold, adding_buy, adding_sell)``. O(1)."""
+    """Twin of :func:`exchange.accounts.pretrade.sums_hold`: ``(hold, adding_buy, adding_sell)``; in int64
+    when every input and step fits (and ``leverage`` is an int ≥ 1), else on Python ints. O(1)."""
+    cdef long long k = 0, lev = 1, pos = 0, bl = 0, bc = 0, sl = 0, sc = 0
+    cdef long long out[3]
+    out[0] = out[1] = out[2] = 0
+    if (type(leverage) is int and _i64(leverage, &lev) and lev >= 1 and _i64(k_units, &k)
+            and _i64(position_lots, &pos) and _i64(buy_lots, &bl) and _i64(buy_cost, &bc) and _i64(sell_lots, &sl)
+            and _i64(sell_cost, &sc) and _hold64(k, lev, pos, bl, bc, sl, sc, out)):
+        return out[0], out[1], out[2]
+    return _sums_hold_py(k_units, leverage, position_lots, buy_lots, buy_cost, sell_lots, sell_cost)
+
+
+cdef tuple _sums_hold_py(object k_units, object leverage, object position_lots, object buy_lots, object buy_cost,
+                         object sell_lots, object sell_cost):
+    """:func:`sums_hold` on Python ints (the reference's arithmetic). O(1) big-int operations."""
     adding_buy = _adding(buy_cost * k_units, buy_lots, -position_lots if position_lots < 0 else 0)
     adding_sell = _adding(sell_cost * k_units, sell_lots, position_lots if position_lots > 0 else 0)
     notional = adding_buy if adding_buy >= adding_sell else adding_sell
@@ -96,6 +256,7 @@ cdef class RiskKernel:
     cdef dict order_home  # Risk._order_home
     cdef dict k_units  # symbol -> K (money units per tick·lot)
     cdef dict defaults  # Ledger._defaults: the settings of a never-configured (account, symbol)
+    cdef dict keys  # Ledger._keys: symbol -> position side -> the interned key
     cdef dict brackets  # Risk.brackets: symbol -> bracket rows
     cdef object risk, mark_of
     cdef bint count_gains, open_interest_imf, isolated_at_entry
@@ -106,6 +267,7 @@ cdef class RiskKernel:
         self.order_home = risk._order_home
         self.k_units = {symbol: inst.k_units for symbol, inst in risk.instruments.items()}
         self.defaults = risk.ledger._defaults
+        self.keys = risk.ledger._keys
         self.brackets = risk.brackets
         self.mark_of = risk.mark_of
         self.count_gains = risk.options.count_unrealized_gains
@@ -157,8 +319,16 @@ cdef class RiskKernel:
             return 0
         cdef bint gains = self.count_gains if count_gains is None else count_gains
         holds = account.holds
-        available = account.wallet_units - (0 if holds is EMPTY else sum(holds.values()))
-        for key, position in account.positions.items():
+        available = account.wallet_units
+        if type(holds) is dict:  # Σ holds over the dict itself (no view, no sum call)
+            for held in (<dict>holds).values():
+                available -= held
+        elif holds is not EMPTY:
+            available -= sum(holds.values())
+        positions = account.positions
+        if positions is EMPTY:  # no positions: no IM, no unrealized PnL
+            return available
+        for key, position in positions.items():
             symbol = key[0]
             settings = _settings(account, symbol, self.defaults)
             if settings.margin_mode == ISOLATED:
@@ -178,9 +348,11 @@ cdef class RiskKernel:
         amended to these values)."""
         if account is None:
             return MARGIN_INSUFFICIENT
-        hold, adding_buy, adding_sell = self.key_hold(account, symbol, side, (order_side, price_ticks, qty_lots),
-                                                      replacing)
-        position = account.positions.get((symbol, side))
+        leverage = self._leverage(account, symbol)
+        hold, adding_buy, adding_sell = self._key_hold(account, symbol, side, order_side, price_ticks, qty_lots,
+                                                       replacing, leverage)
+        key = self._key(symbol, side)
+        position = _position(account, key)
         lots = position.lots if position is not None else 0
         cdef bint buy = order_side == BUY
         cdef bint same_side = lots > 0 if buy else lots < 0
@@ -193,10 +365,10 @@ cdef class RiskKernel:
             if exposure <= row.cap_units:
                 chosen = row
                 break
-        if chosen.max_leverage < self._leverage(account, symbol):
+        if chosen.max_leverage < leverage:
             return MAX_POSITION_AT_LEVERAGE
         holds = account.holds
-        raised = hold - (0 if holds is EMPTY else holds.get((symbol, side), 0))
+        raised = hold - (0 if holds is EMPTY else holds.get(key, 0))
         if raised > 0 and self.available(account) - raised < 0:
             return MARGIN_INSUFFICIENT
         return OK
@@ -208,9 +380,59 @@ cdef class RiskKernel:
             return settings.leverage
         return settings.exact_leverage
 
+    cdef inline object _key(self, symbol, side):
+        """The ledger's interned position key ``(symbol, side)`` (a new tuple for a side it does not know). O(1)."""
+        sides = self.keys.get(symbol)
+        key = sides.get(side) if sides is not None else None
+        return key if key is not None else (symbol, side)
+
     cpdef tuple key_hold(self, account, symbol, side, extra=None, replacing=0, leverage=0):
         """Twin of :meth:`Risk.key_hold`: ``order_hold`` of the key's resting opening orders, without order
         ``replacing`` and with ``extra`` = (side, price, lots), at ``leverage`` (default: the account's). O(1)."""
+        if extra is None:
+            return self._key_hold(account, symbol, side, None, None, None, replacing, leverage)
+        order_side, price_ticks, lots = extra
+        return self._key_hold(account, symbol, side, order_side, price_ticks, lots, replacing, leverage)
+
+    cdef tuple _key_hold(self, account, symbol, side, extra_side, extra_price, extra_lots, replacing, leverage):
+        """:meth:`key_hold` with ``extra`` as three values (``extra_side`` None: none): in int64 from the sums'
+        C fields when every value and step fits, else :meth:`_key_hold_py`. O(1)."""
+        cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
+        cdef long long bl = 0, bc = 0, sl = 0, sc = 0, price = 0, lots = 0, cost = 0, k = 0, lev = 1, pos = 0
+        cdef long long out[3]
+        out[0] = out[1] = out[2] = 0
+        cdef int i = _row(side)
+        cdef bint fast = i != 0 and (bucket is None or bucket.big is None)
+        if fast and bucket is not None:
+            bl, bc, sl, sc = bucket.c[i][0], bucket.c[i][1], bucket.c[i][2], bucket.c[i][3]
+            if replacing:
+                replaced = bucket.orders.get(replacing)
+                if replaced is not None and replaced[0] == side and not replaced[4]:
+                    fast = _i64(replaced[2], &price) and _i64(replaced[3], &lots) and not mul_ovf(price, lots, &cost)
+                    if fast:
+                        if replaced[1] == BUY:
+                            fast = not (sub_ovf(bl, lots, &bl) or sub_ovf(bc, cost, &bc))
+                        else:
+                            fast = not (sub_ovf(sl, lots, &sl) or sub_ovf(sc, cost, &sc))
+        if fast and extra_side is not None:
+            fast = _i64(extra_price, &price) and _i64(extra_lots, &lots) and not mul_ovf(price, lots, &cost)
+            if fast:
+                if extra_side == BUY:
+                    fast = not (add_ovf(bl, lots, &bl) or add_ovf(bc, cost, &bc))
+                else:
+                    fast = not (add_ovf(sl, lots, &sl) or add_ovf(sc, cost, &sc))
+        if fast:
+            position = _position(account, self._key(symbol, side))
+            leverage_obj = leverage or self._leverage(account, symbol)
+            if ((position is None or _i64(position.lots, &pos)) and type(leverage_obj) is int
+                    and _i64(leverage_obj, &lev) and lev >= 1 and _i64(self.k_units[symbol], &k)
+                    and _hold64(k, lev, pos, bl, bc, sl, sc, out)):
+                return out[0], out[1], out[2]
+        return self._key_hold_py(account, symbol, side, None if extra_side is None else (
+            extra_side, extra_price, extra_lots), replacing, leverage)
+
+    cdef tuple _key_hold_py(self, account, symbol, side, extra, replacing, leverage):
+        """:meth:`key_hold` on Python ints, from :attr:`OrderSums.sums` (the reference's steps). O(1)."""
         cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
         buy_lots = buy_cost = sell_lots = sell_cost = 0
         if bucket is not None:
@@ -231,19 +453,20 @@ cdef class RiskKernel:
             else:
                 sell_lots, sell_cost = sell_lots + lots, sell_cost + price_ticks * lots
         position = account.positions.get((symbol, side))
-        return sums_hold(self.k_units[symbol], leverage or self._leverage(account, symbol),
-                         position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
+        return _sums_hold_py(self.k_units[symbol], leverage or self._leverage(account, symbol),
+                             position.lots if position is not None else 0, buy_lots, buy_cost, sell_lots, sell_cost)
 
     cpdef store_holds(self, account, symbol):
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
         if account.position_mode == HEDGE:
-            keys = ((symbol, LONG_SIDE), (symbol, SHORT_SIDE))
+            keys = (self._key(symbol, LONG_SIDE), self._key(symbol, SHORT_SIDE))
         else:
-            keys = ((symbol, BOTH_SIDE),)
+            keys = (self._key(symbol, BOTH_SIDE),)
         holds = account.holds
+        leverage = self._leverage(account, symbol)  # the account's, as key_hold would take it for each key
         for key in keys:
-            hold = self.key_hold(account, symbol, key[1])[0]
+            hold = self._key_hold(account, symbol, key[1], None, None, None, 0, leverage)[0]
             if hold:
                 if holds is EMPTY:  # Account.own_holds
                     holds = account.holds = {}
@@ -258,7 +481,12 @@ cdef class RiskKernel:
         (``state``: the book's ``order(order_id)`` tuple, None once it no longer rests). O(1)."""
         cdef OrderSums bucket
         home = self.order_home.get(order_id)
-        record = None if state is None else (position_side, int(state[2]), state[3], state[4], bool(state[7]))
+        if state is None:
+            record = None
+        else:  # int(side) and bool(reduce only), without a call when they already are
+            side = state[2]
+            record = (position_side, side if type(side) is int else int(side), state[3], state[4],
+                      True if state[7] else False)
         if home is not None:
             bucket = self.orders[home]
             if bucket.orders[order_id] == record:
@@ -272,11 +500,20 @@ cdef class RiskKernel:
             bucket = self.orders.get(key)
             if bucket is None:
                 bucket = self.orders[key] = OrderSums()
+                bucket.key = key
+            elif bucket.key is not None:  # the bucket's own key object: no tuple kept per order
+                key = bucket.key
             bucket.orders[order_id] = record
             bucket.add(record, 1)
             self.order_home[order_id] = key
 
     cpdef dict order_sums(self, account_id, symbol):
-        """Twin of :meth:`Risk.order_sums` (read-only)."""
+        """Twin of :meth:`Risk.order_sums` (read-only; equal to the reference's dict). O(1)."""
         cdef OrderSums bucket = self.orders.get((account_id, symbol))
         return bucket.sums if bucket is not None else {}
+
+    cpdef bint reduce_only(self, account_id, symbol):
+        """Whether the account has resting reduce-only lots in ``symbol``: ``any(sums[4] or sums[5] for sums in
+        order_sums(account_id, symbol).values())`` without building that dict. O(1)."""
+        cdef OrderSums bucket = self.orders.get((account_id, symbol))
+        return bucket is not None and bucket.reduce_only()

@@ -19,19 +19,22 @@ Contents
                       when they have some), the order sides of orders gone, the holds of the accounts seen.
                       O(rows + orders and accounts seen).
 """
-from cpython.object cimport PyObject_GenericSetAttr
+from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
 from cpython.set cimport PySet_Add
-from exchange.accounts._margin cimport initial_margin
+from exchange.accounts._margin cimport initial_margin, settings_of
 
 import dataclasses
 
 from exchange.accounts.ledger import EMPTY, Position
-from exchange.enums import BalanceReason, CancelReason, EventKind, MarginMode, OrderType, Side
+from exchange.enums import (BalanceReason, CancelReason, EventKind, MarginMode, OrderType, PositionMode, PositionSide,
+                            Side)
 from exchange.events import BalanceChanged, Fill, OrderAccepted, OrderAmended, OrderCanceled, PositionChanged
 
 cdef object ISOLATED = MarginMode.ISOLATED
 cdef object TRADE = BalanceReason.TRADE
 cdef object LIMIT = OrderType.LIMIT
+cdef object HEDGE = PositionMode.HEDGE
+cdef object BOTH = PositionSide.BOTH, LONG = PositionSide.LONG, SHORT = PositionSide.SHORT
 cdef dict SIDES = {int(member): member for member in Side}
 cdef dict REASONS = {int(member): member for member in CancelReason}
 cdef long long FILL_KIND = EventKind.FILL, CANCELED_KIND = EventKind.CANCELED
@@ -49,6 +52,17 @@ cdef tuple _fields(cls):
     return tuple(f.name for f in fields)
 
 
+cdef bint _position_fields():
+    """Check that ``Position.__new__`` plus zeroed fields is ``Position()``: a slotted dataclass of the three
+    fields, each defaulting to 0, whose ``__init__`` only stores them."""
+    fields = dataclasses.fields(Position)
+    assert [f.name for f in fields] == ["lots", "entry_cost", "isolated_margin_units"], fields
+    assert all(f.default == 0 and f.init for f in fields) and "__slots__" in vars(Position), Position
+    assert not hasattr(Position, "__post_init__"), Position
+    return True
+
+
+_position_fields()
 cdef tuple FILL_FIELDS = _fields(Fill)
 cdef tuple CANCELED_FIELDS = _fields(OrderCanceled)
 cdef tuple ACCEPTED_FIELDS = _fields(OrderAccepted)
@@ -57,11 +71,14 @@ cdef tuple POSITION_FIELDS = _fields(PositionChanged)
 cdef tuple BALANCE_FIELDS = _fields(BalanceChanged)
 
 
+cdef tuple NO_ARGS = ()
+
+
 cdef object _record(type cls, tuple fields, tuple values):
     """``cls(*values)`` without the dataclass ``__init__``'s Python frame: the same object (the generated
     ``__init__`` of a frozen slotted dataclass is one ``object.__setattr__`` per field, in field order, which
-    is ``PyObject_GenericSetAttr``)."""
-    record = cls.__new__(cls)
+    is ``PyObject_GenericSetAttr``; ``cls.__new__(cls)`` is the type's ``tp_new`` with no arguments)."""
+    record = (<PyTypeObject*>cls).tp_new(cls, <PyObject*>NO_ARGS, NULL)
     cdef Py_ssize_t i
     for i in range(len(fields)):
         PyObject_GenericSetAttr(record, fields[i], values[i])
@@ -76,16 +93,24 @@ cdef inline object _side(object value):
 cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
                       object fee_units):
     """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
+    cdef list events = []
+    _clear_into(events, ledger, inst, account, position_side, buy, price_ticks, qty_lots, fee_units)
+    return events
+
+
+cdef int _clear_into(list events, ledger, inst, account, position_side, bint buy, object price_ticks,
+                     object qty_lots, object fee_units) except -1:
+    """:func:`clear_fill`, its events appended to ``events`` (no list of its own). O(1)."""
     symbol, k = inst.symbol, inst.k_units
-    stored = account.settings  # Ledger.settings; the shared EMPTY (most accounts) without a mapping-proxy call
-    settings = None if stored is EMPTY else stored.get(symbol)
-    if settings is None:
-        settings = ledger._defaults[symbol]
+    settings = settings_of(account, symbol, EMPTY, ledger._defaults)  # Ledger.settings
     cdef bint isolated = settings.margin_mode == ISOLATED
-    key = ledger._keys[symbol][position_side]  # Ledger.key: the interned key
-    position = account.positions.get(key)
-    if position is None:
-        position = Position()
+    keys = ledger._keys[symbol]
+    key = keys[position_side]  # Ledger.key: the interned key
+    positions = account.positions
+    position = None if positions is EMPTY else positions.get(key)  # EMPTY: no mapping-proxy call
+    if position is None:  # Position() without its dataclass __init__ frame (checked at import: _new_position)
+        position = Position.__new__(Position)
+        position.lots = position.entry_cost = position.isolated_margin_units = 0
     wallet_before = account.wallet_units
     realized = 0
     opening = qty_lots
@@ -130,15 +155,18 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
             del positions[key]
             if not positions:
                 account.positions = EMPTY
-        if not account.positions_in(symbol):
+        positions = account.positions  # Account.positions_in(symbol) is empty: none of its keys is held
+        if positions is EMPTY or not (
+                (keys[LONG] in positions or keys[SHORT] in positions) if account.position_mode == HEDGE
+                else keys[BOTH] in positions):
             ledger.holders[symbol].discard(account.account_id)
-    cdef list events = [_record(PositionChanged, POSITION_FIELDS, (
+    events.append(_record(PositionChanged, POSITION_FIELDS, (
         symbol, account.account_id, position_side, position.lots, position.entry_cost, position.isolated_margin_units,
-        realized))]
+        realized)))
     if account.wallet_units != wallet_before:
         events.append(_record(BalanceChanged, BALANCE_FIELDS, (
             account.account_id, account.wallet_units - wallet_before, account.wallet_units, TRADE)))
-    return events
+    return 0
 
 
 def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None):
@@ -167,10 +195,10 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
             events.append(fill)
             if on_taker_fill:
                 events += on_taker_fill(fill)
-            events += clear_fill(ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
-                                 taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
-            events += clear_fill(ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
-                                 taker_side == SELL_SIDE, row[4], row[5], row[11])
+            _clear_into(events, ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
+                        taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
+            _clear_into(events, ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
+                        taker_side == SELL_SIDE, row[4], row[5], row[11])
         elif kind == CANCELED_KIND:
             reason = REASONS.get(row[7])
             events.append(_record(OrderCanceled, CANCELED_FIELDS, (
@@ -186,33 +214,34 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
         else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
             raise AssertionError(f"unexpected matching row {row}")
     risk = ex.risk
-    track_order, order_sums = risk.track_order, risk.order_sums
-    cdef list gone = []  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
+    track_order = risk.track_order
+    kernel = track_order.__self__  # the RiskKernel of the compiled Risk
+    gone = None  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
     for order_id in order_ids:
         state = book.order(order_id)
         track_order(symbol, order_id, position_sides.get(order_id), state)
         if state is None:
-            gone.append(order_id)
-    cdef list ordered = sorted(accounts)
+            if gone is None:
+                gone = [order_id]
+            else:
+                gone.append(order_id)
+    ordered = accounts if len(accounts) < 2 else sorted(accounts)  # ascending ids (one: no list to build)
+    reduce_only = kernel.reduce_only
     for account_id in ordered:
-        for sums in order_sums(account_id, symbol).values():
-            if sums[4] or sums[5]:  # a reduce-only order: the engine's trim decides (else it is a no-op)
-                events += ex._trim_reduce_only(symbol, account_id)
-                break
-    triggers = ex._triggers[symbol]
-    for order_id in gone:
-        if order_id in position_sides and order_id not in triggers:
-            del position_sides[order_id]
+        if reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
+            events += ex._trim_reduce_only(symbol, account_id)
+    if gone is not None:
+        triggers = ex._triggers[symbol]
+        for order_id in gone:
+            if order_id in position_sides and order_id not in triggers:
+                del position_sides[order_id]
     store_holds = risk.store_holds
-    touched = ex._touched
-    touched_log = getattr(touched, "log", None)  # a Touched (a plain set in tests of the full paths)
+    touched = ex._touched  # a Touched
+    cdef list touched_log = touched.log
     for account_id in ordered:
         account = ledger_accounts.get(account_id)
         if account is not None:
             store_holds(account, symbol)
-            if touched_log is None:
-                touched.add(account_id)
-            else:  # Touched.add without its Python frame: the set and its log
-                PySet_Add(touched, account_id)
-                touched_log.append(account_id)
+            PySet_Add(touched, account_id)  # Touched.add without its Python frame: the set and its log
+            touched_log.append(account_id)
     return events
