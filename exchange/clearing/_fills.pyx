@@ -19,9 +19,13 @@ Contents
                       when they have some), the order sides of orders gone, the holds of the accounts seen.
                       O(rows + orders and accounts seen).
 """
-from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
+from cpython cimport array
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.set cimport PySet_Add
+from exchange._records cimport slot_offset, store
 from exchange.accounts._margin cimport initial_margin, settings_of
+
+import array
 
 import dataclasses
 
@@ -42,14 +46,25 @@ cdef long long ACCEPTED_KIND = EventKind.ACCEPTED, AMENDED_KIND = EventKind.AMEN
 cdef long long BUY_SIDE = Side.BUY, SELL_SIDE = Side.SELL
 
 
-cdef tuple _fields(cls):
-    """The field names of an event record class, checked to be what ``_record`` may fill: a frozen, slotted
+cdef class _Fields:
+    """An event record class's field names and their slot offsets (:mod:`exchange._records`), in field order."""
+
+    cdef tuple names
+    cdef array.array offsets
+
+    def __init__(self, tuple names, array.array offsets):
+        self.names, self.offsets = names, offsets
+
+
+cdef _Fields _fields(type cls):
+    """The fields of an event record class, checked to be what ``_record`` may fill: a frozen, slotted
     dataclass whose ``__init__`` only stores its arguments (no ``__post_init__``, no ``InitVar``)."""
     params = cls.__dataclass_params__
     assert params.frozen and "__slots__" in vars(cls) and not hasattr(cls, "__post_init__"), cls
     fields = dataclasses.fields(cls)
     assert all(f.init for f in fields) and len(fields) == len(cls.__slots__), cls
-    return tuple(f.name for f in fields)
+    names = tuple(f.name for f in fields)
+    return _Fields(names, array.array("q", [slot_offset(cls, name) for name in names]))
 
 
 cdef bint _position_fields():
@@ -63,25 +78,27 @@ cdef bint _position_fields():
 
 
 _position_fields()
-cdef tuple FILL_FIELDS = _fields(Fill)
-cdef tuple CANCELED_FIELDS = _fields(OrderCanceled)
-cdef tuple ACCEPTED_FIELDS = _fields(OrderAccepted)
-cdef tuple AMENDED_FIELDS = _fields(OrderAmended)
-cdef tuple POSITION_FIELDS = _fields(PositionChanged)
-cdef tuple BALANCE_FIELDS = _fields(BalanceChanged)
+cdef _Fields FILL_FIELDS = _fields(Fill)
+cdef _Fields CANCELED_FIELDS = _fields(OrderCanceled)
+cdef _Fields ACCEPTED_FIELDS = _fields(OrderAccepted)
+cdef _Fields AMENDED_FIELDS = _fields(OrderAmended)
+cdef _Fields POSITION_FIELDS = _fields(PositionChanged)
+cdef _Fields BALANCE_FIELDS = _fields(BalanceChanged)
 
 
 cdef tuple NO_ARGS = ()
 
 
-cdef object _record(type cls, tuple fields, tuple values):
+cdef object _record(type cls, _Fields fields, tuple values):
     """``cls(*values)`` without the dataclass ``__init__``'s Python frame: the same object (the generated
-    ``__init__`` of a frozen slotted dataclass is one ``object.__setattr__`` per field, in field order, which
-    is ``PyObject_GenericSetAttr``; ``cls.__new__(cls)`` is the type's ``tp_new`` with no arguments)."""
+    ``__init__`` of a frozen slotted dataclass stores each field in field order; here each goes straight into
+    its slot, :func:`exchange._records.store`; ``cls.__new__(cls)`` is the type's ``tp_new`` with no arguments)."""
     record = (<PyTypeObject*>cls).tp_new(cls, <PyObject*>NO_ARGS, NULL)
     cdef Py_ssize_t i
-    for i in range(len(fields)):
-        PyObject_GenericSetAttr(record, fields[i], values[i])
+    cdef tuple names = fields.names
+    cdef long long *offsets = fields.offsets.data.as_longlongs
+    for i in range(len(names)):
+        store(record, offsets[i], names[i], values[i])
     return record
 
 
