@@ -160,6 +160,7 @@ class Risk:
         self._orders: dict[tuple[int, str], _OrderSums] = {}  # (account, symbol) -> its resting orders, summed
         self._order_home: dict[int, tuple[int, str]] = {}  # resting order id -> (account, symbol)
         self._sums_class = _OrderSums
+        self.kernel = None  # compiled: the RiskKernel whose methods are bound below (the compiled drain calls it)
         self.open_interest_imf = style == BracketStyle.OPEN_INTEREST_IMF
         self.trigger = margin.LiquidationTrigger(trigger)
         self.isolated_at_entry = margin.IsolatedMaintenance(isolated_maintenance) == margin.IsolatedMaintenance.ENTRY
@@ -172,7 +173,7 @@ class Risk:
             from .. import _impl
 
             self._sums_class = _impl.pretrade_kernel.OrderSums
-            kernel = _impl.pretrade_kernel.RiskKernel(self)
+            kernel = self.kernel = _impl.pretrade_kernel.RiskKernel(self)
             self.key_hold, self.store_holds = kernel.key_hold, kernel.store_holds
             self.track_order, self.order_sums = kernel.track_order, kernel.order_sums
             self.available, self.check_opening = kernel.available, kernel.check_opening

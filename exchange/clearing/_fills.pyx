@@ -125,7 +125,7 @@ cdef int _clear_into(list events, ledger, inst, account, position_side, bint buy
     key = keys[position_side]  # Ledger.key: the interned key
     positions = account.positions
     position = None if positions is EMPTY else positions.get(key)  # EMPTY: no mapping-proxy call
-    if position is None:  # Position() without its dataclass __init__ frame (checked at import: _new_position)
+    if position is None:  # Position() without its dataclass __init__ frame (checked at import: _position_fields)
         position = Position.__new__(Position)
         position.lots = position.entry_cost = position.isolated_margin_units = 0
     wallet_before = account.wallet_units
@@ -232,7 +232,7 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
             raise AssertionError(f"unexpected matching row {row}")
     risk = ex.risk
     track_order = risk.track_order
-    kernel = track_order.__self__  # the RiskKernel of the compiled Risk
+    kernel = risk.kernel  # the RiskKernel of the compiled Risk
     gone = None  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
     for order_id in order_ids:
         state = book.order(order_id)
