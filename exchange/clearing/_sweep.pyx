@@ -37,8 +37,11 @@ cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport isfinite
+from exchange.accounts._margin cimport settings_of
 
 import numpy as np
+
+from exchange.accounts.ledger import EMPTY  # the shared empty settings (Ledger.settings, settings_of)
 
 cdef extern from "clearing_int128.h":
     ctypedef long long i128 "clr_i128"
@@ -1331,11 +1334,10 @@ cdef class MonitorWriter:
         margin, leverage, margin mode)`` of each position with a size, entry cost or isolated margin, the settings
         read as ``Ledger.settings`` reads them. O(its positions · log)."""
         account = self.accounts[account_id]
-        stored = account.settings  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         cdef list rows = []
         for key, p in account.positions.items():
             if p.lots or p.entry_cost or p.isolated_margin_units:
-                settings = stored.get(key[0]) or self.defaults[key[0]]
+                settings = settings_of(account, key[0], EMPTY, self.defaults)
                 rows.append((key, p.lots, p.entry_cost, p.isolated_margin_units, settings.leverage,
                              int(settings.margin_mode)))
         rows.sort()
@@ -1427,7 +1429,6 @@ cdef class MonitorWriter:
         a bound."""
         cdef int64_t b = self.a_begin[a], j, s, q, e, m, lev, mode, side, wallet
         cdef u128 total, term, limit = (<u128> 1) << 62
-        stored = account.settings  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         try:
             wallet = account.wallet_units
             total = _abs(wallet)
@@ -1438,7 +1439,7 @@ cdef class MonitorWriter:
                 if position is None:
                     continue
                 q, e, m = position.lots, position.entry_cost, position.isolated_margin_units
-                settings = stored.get(key[0]) or self.defaults[key[0]]
+                settings = settings_of(account, key[0], EMPTY, self.defaults)  # Ledger.settings
                 lev, mode, side = settings.leverage, settings.margin_mode, self.p_side[j]
                 if mode != 1 and mode != ISOLATED or mode == 1 and m != 0 or not 1 <= lev <= self.max_lev[s]:
                     return False
