@@ -26,6 +26,12 @@ this module, never the compiled modules directly:
   command records of ``apply_batch``'s rows, its apply loop and its event tables); None under the reference.
 - ``validate_kernel``: ``exchange.boundary._validate`` (built from ``exchange/boundary/_validate.pyx``), the compiled
   twin of the validation boundary's fast check (:mod:`exchange.boundary.validate`); None under the reference.
+- ``monitor_kernel``: ``exchange.liquidation._monitor`` (built from ``exchange/liquidation/_monitor.pyx``), the
+  compiled twin of the risk monitor's per-command methods (``sync``, ``liquidatable``, ``margin_stage``; a compiled
+  ``RiskMonitor`` binds them); None under the reference.
+- ``engine_kernel``: ``exchange._engine`` (built from ``exchange/_engine.pyx``), the compiled twin of the engine's
+  command loop (``Exchange.apply``, ``_apply_valid``, ``_run``; the compiled ``Exchange`` binds its ``Loop``); None
+  under the reference.
 - :func:`matching_engine_class`: the ``MatchingEngine`` class of either implementation.
 """
 import os
@@ -41,6 +47,8 @@ if PURE_PYTHON:
     adl_bounds_kernel = None
     batch_kernel = None
     validate_kernel = None
+    engine_kernel = None
+    monitor_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -58,6 +66,8 @@ else:
     from exchange.liquidation.adl import _bounds as adl_bounds_kernel
     from exchange.boundary import _batch as batch_kernel
     from exchange.boundary import _validate as validate_kernel
+    from exchange.liquidation import _monitor as monitor_kernel
+    from exchange import _engine as engine_kernel
     IMPLEMENTATION = "cython"
 
 

@@ -177,7 +177,9 @@ class Exchange:
         self.ledger = Ledger({s: min(self.options.default_leverage, i.max_leverage) for s, i in self.instruments.items()},
                              shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
         self.prices = Prices(self.instruments, self.profile.funding_interval_ns, self.profile.mark_source)
-        self.risk = Risk(self.instruments, self.ledger, self.options, self.risk_price, self._open_orders,
+        risk_price = self.risk_price if self.implementation == "python" else \
+            _impl.engine_kernel.RiskPrice(self._books)  # compiled: the same, without a Python frame per call
+        self.risk = Risk(self.instruments, self.ledger, self.options, risk_price, self._open_orders,
                          self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance,
                          compiled=self.implementation == "cython")
         self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
@@ -215,6 +217,11 @@ class Exchange:
             self._handlers[PlaceOrder] = functools.partial(_impl.entry_kernel.place, self)
             self._handlers[CancelOrder] = functools.partial(_impl.entry_kernel.cancel, self)
         self._check = validate.checker(self.implementation)  # compiled: the boundary's fast path in C
+        if self.implementation == "cython":  # the compiled command loop (exchange._engine); a subclass's apply stays
+            loop = _impl.engine_kernel.Loop(self, ExchangeHalted, _ORDER_COMMANDS, validate.fast_checks(), Exchange.apply)
+            self._apply_valid = loop.apply_valid
+            if type(self).apply is Exchange.apply:
+                self.apply = loop.apply
         self.settled: dict[str, int] = {}  # symbol -> its final settlement price (SettleSymbol); they trade no more
         if type(snapshot_every) is not int or snapshot_every < 0 or type(keep_snapshots) is not int or keep_snapshots < 1:
             raise InputError("snapshot_every must be an int >= 0 and keep_snapshots an int >= 1")

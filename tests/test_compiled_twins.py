@@ -22,6 +22,7 @@ from exchange.accounts.pretrade import Risk
 from exchange.accounts.touched import Touched
 from exchange.liquidation.waterfall import LiquidationConfig
 from exchange.profiles import PROFILES
+from tests.checked import CheckedExchange
 from tests.conftest import COMPILED, make_instrument
 from tests.streams import liquidation_commands, random_commands
 from tests.test_adl_queue import OTHER, SYMBOL, crowd, marks_down_and_up
@@ -49,11 +50,25 @@ def _commands(kind: str, seed: int) -> list:
     return list(random_commands(seed, 1_500) if kind == "random" else liquidation_commands(seed, 1_500))
 
 
+def without_the_quiet_skip(ex: Exchange) -> None:
+    """Make every command of ``ex`` run the liquidation and margin-call stages. Both command loops (the
+    engine's ``_run`` and its compiled twin) skip them only while ``_order_only`` is still set after the
+    command's handler; each handler is wrapped to clear it, as a fill does."""
+    def full(handler):
+        def run(command):
+            events = handler(command)
+            ex._order_only = False
+            return events
+        return run
+
+    ex._handlers = {cls: full(handler) for cls, handler in ex._handlers.items()}
+
+
 def _run(commands, profile: str, implementation: str, quiet: bool = True):
     ex = Exchange([make_instrument()], implementation=implementation, profile=profile,
                   liquidation=LiquidationConfig())
     if not quiet:
-        ex.monitor.quiet = lambda touched: False
+        without_the_quiet_skip(ex)
     events = [ex.apply(command) for command in commands]
     ex.check_invariants()
     return events, ex.state_hash()
@@ -125,14 +140,22 @@ def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     from exchange import PlaceOrder
-    from exchange._impl import entry_kernel, fills_kernel, pretrade_kernel
+    from exchange._impl import engine_kernel, entry_kernel, fills_kernel, monitor_kernel, pretrade_kernel
 
     compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
     assert compiled._drain.func is fills_kernel.drain
     assert compiled._handlers[PlaceOrder].func is entry_kernel.place
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
+    assert type(compiled.apply.__self__) is engine_kernel.Loop and compiled._apply_valid.__self__ is compiled.apply.__self__
+    assert type(compiled.risk.mark_of) is engine_kernel.RiskPrice
+    assert type(compiled.monitor.sync.__self__) is monitor_kernel.Stage
+    assert compiled.monitor.margin_stage.__self__ is compiled.monitor.liquidatable.__self__ is compiled.monitor.sync.__self__
+    checked = CheckedExchange([make_instrument()], implementation="cython")  # a subclass's own apply stays
+    assert checked.apply.__func__ is CheckedExchange.apply and type(checked._apply_valid.__self__) is engine_kernel.Loop
     assert "_drain" not in vars(reference) and reference._handlers[PlaceOrder] == reference._place
+    assert not {"apply", "_apply_valid"} & vars(reference).keys() and reference.risk.mark_of == reference.risk_price
+    assert not {"sync", "liquidatable", "margin_stage"} & vars(reference.monitor).keys()
     assert not {"key_hold", "check_opening", "part_states"} & vars(reference.risk).keys()
     assert isinstance(reference.risk, Risk)
 
@@ -160,7 +183,7 @@ def test_the_quiet_skip_changes_nothing_with_the_indexes_kept(implementation):
     for quiet in (True, False):
         ex = Exchange([instrument], implementation=implementation)
         if not quiet:
-            ex.monitor.quiet = lambda touched: False
+            without_the_quiet_skip(ex)
         runs.append(([ex.apply(command) for command in commands], ex.state_hash()))
         assert ex.monitor.indexed
     assert runs[0] == runs[1]

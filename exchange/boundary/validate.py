@@ -236,6 +236,13 @@ _FAST_COMPILED = None if _impl.validate_kernel is None else {
 check = _checker(_FAST)  #: the reference's check (generated Python expressions)
 
 
+def fast_checks() -> dict:
+    """Command class -> the compiled fast check that :func:`checker` ``("cython")`` tries first (True: every
+    field passes; False: ask the checker, which says why). Only under the compiled implementation."""
+    assert _FAST_COMPILED is not None, "the compiled core is not active"
+    return _FAST_COMPILED
+
+
 def checker(implementation: str):
     """:func:`check` of ``implementation``: under ``"cython"`` its fast path is the compiled twin
     (:mod:`exchange.boundary._validate`), which accepts exactly what the reference's does."""

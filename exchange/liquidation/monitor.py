@@ -64,6 +64,7 @@ from ..accounts.ledger import FUND_ACCOUNT_BASE, Account, Ledger
 from ..enums import MarginMode, PositionSide
 from .index import _RAW_PENDING, LiqIndex, WarnIndex, index_supported
 from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/clearing/_sweep.pyx), None under the reference
+from .._impl import monitor_kernel as _stage_kernel  # the compiled per-command methods (exchange/liquidation/_monitor.pyx)
 from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
 from ..accounts.storage import InstrumentTable, Portfolio, PortfolioError
 from ..accounts.pretrade import CROSS, Liquidatable, Risk
@@ -114,6 +115,9 @@ class RiskMonitor:
         # rows and entries of touched accounts written by compiled code (None: by _write and the indexes' rearm)
         self._writer = _kernel.MonitorWriter(self, self.liq_index, self.warn_index, _RAW_PENDING) \
             if self.liq_index.compiled and self.warn_index.compiled else None
+        if self._writer is not None:  # compiled: sync, liquidatable and margin_stage are the twins in C
+            stage = _stage_kernel.Stage(self, Liquidatable)
+            self.sync, self.liquidatable, self.margin_stage = stage.sync, stage.liquidatable, stage.margin_stage
 
     # -- the engine's calls ---------------------------------------------------------------------------------
     def mark_moved(self, symbol: str) -> None:

@@ -1,0 +1,125 @@
+# cython: language_level=3
+"""Compiled twin of the engine's command loop: ``Exchange.apply``, ``Exchange._apply_valid`` and
+``Exchange._run`` (the validation boundary, journaling, the stages of one command, the halt on an internal error).
+
+Built to ``exchange._engine``; only :mod:`exchange._impl` imports it (``engine_kernel``). The
+:class:`~exchange.Exchange` of the compiled implementation makes one :class:`Loop` and binds its ``apply``
+(unless a subclass overrides ``apply``: then the subclass's method runs and reaches this loop through
+``_apply_valid``) and ``apply_valid``. Each reads the exchange's attributes on every call, as the reference
+does (a restore may replace them), and calls the same stage methods in the same order, so events and state
+equal the reference's.
+
+What it saves is the Python frames of the loop on every command. Three small methods of other modules run
+inline here, each marked "twin of": ``RiskMonitor.follow_prices`` when no price moved (its early return),
+``RiskMonitor.quiet`` and ``Touched.clear``; whatever those do, this must do too (the differential tests run
+every stream through both).
+
+Contents
+--------
+- :class:`Loop`       ``apply(command)`` and ``apply_valid(command)`` of one exchange. O(1) + the command's stages.
+- :class:`RiskPrice`  twin of ``Exchange.risk_price`` (the risk stage's ``mark_of``). O(1).
+"""
+from cpython.set cimport PySet_Clear
+
+from exchange.events import Rejected
+
+
+cdef class Loop:
+    """The command loop of one exchange (module docstring)."""
+
+    cdef object ex
+    cdef object halted_error  # exchange.engine.ExchangeHalted
+    cdef frozenset order_commands  # exchange.engine._ORDER_COMMANDS
+    cdef dict fast  # command class -> the boundary's compiled fast check (what ex._check tries first)
+    cdef object checked_apply  # Exchange.apply itself: for a command the fast check does not pass
+
+    def __init__(self, ex, halted_error, frozenset order_commands, dict fast, checked_apply):
+        self.ex, self.halted_error, self.order_commands = ex, halted_error, order_commands
+        self.fast, self.checked_apply = fast, checked_apply
+
+    def apply(self, command):
+        """Twin of ``Exchange.apply``: a command the boundary's fast check passes (``ex._check`` would return
+        None at once) goes on to :meth:`apply_valid`; any other object goes through ``Exchange.apply`` itself,
+        which checks it field by field (a Rejected naming the field, TypeError for a non-command, or, when
+        every rule passes after all, :meth:`apply_valid` again)."""
+        ex = self.ex
+        if ex.halted is not None:
+            raise self.halted_error(ex.halted)
+        passes = self.fast.get(type(command))
+        if passes is None or not passes(command):
+            return self.checked_apply(ex, command)
+        return self.apply_valid(command)
+
+    def apply_valid(self, command):
+        """Twin of ``Exchange._apply_valid``."""
+        ex = self.ex
+        if ex.halted is not None:
+            raise self.halted_error(ex.halted)
+        writer = ex._journal_writer
+        if writer is not None:
+            writer.append(command)
+        journal = ex.journal
+        if journal is not None:
+            journal.append(command)
+        ex.sequence += 1
+        try:
+            events = self._run(ex, command)
+        except BaseException as exc:
+            ex._halt(command, exc)
+            if isinstance(exc, Exception):
+                raise self.halted_error(ex.halted) from exc
+            raise
+        every = ex.snapshot_every
+        if every and ex.sequence % every == 0:
+            ex._periodic_snapshot()
+        return events
+
+    cdef list _run(self, ex, command):
+        """Twin of ``Exchange._run``: the stages of one well-formed, journaled command."""
+        cls = type(command)
+        ex._order_only = cls in self.order_commands  # cleared by the drain at the first fill
+        cdef list events = ex._handlers[cls](command)
+        monitor = ex.monitor
+        touched = ex._touched
+        # twin of RiskMonitor.follow_prices's early return (no index to start, no price moved)
+        if not ((not monitor.indexed and monitor.convex and len(ex.ledger.accounts) >= monitor.index_from_accounts)
+                or monitor._marked or monitor._unmarked):
+            pass
+        else:
+            monitor.follow_prices(touched)
+        # twin of RiskMonitor.quiet (the exact skip of Exchange._run: see there)
+        if ex._order_only and not ex.liquidation.in_liquidation and not (
+                monitor._marked or monitor._due or monitor._evaluated or monitor.parts) \
+                and monitor._stale.isdisjoint(touched):
+            _clear(touched)
+            return events
+        stage = None
+        if not (len(events) == 1 and isinstance(events[0], Rejected)):
+            stage = ex.liquidation.stage(command)
+            events += stage
+        events += monitor.margin_stage(touched, stage == [])
+        _clear(touched)
+        return events
+
+
+cdef inline int _clear(touched) except -1:
+    """Twin of ``Touched.clear``: the set, its log, the next generation."""
+    PySet_Clear(touched)
+    touched.log.clear()
+    touched.generation += 1
+    return 0
+
+
+cdef class RiskPrice:
+    """Twin of ``Exchange.risk_price`` over the exchange's books: the mark, or the last trade price until a
+    mark is set. The compiled exchange hands it to the risk stage as ``mark_of``, which every margin
+    evaluation calls once per position."""
+
+    cdef dict books
+
+    def __init__(self, dict books):
+        self.books = books
+
+    def __call__(self, symbol):
+        book = self.books[symbol]
+        return book.mark() or book.last_price()

@@ -1,0 +1,132 @@
+# cython: language_level=3
+"""Compiled twin of the risk monitor's per-command methods (:class:`exchange.liquidation.monitor.RiskMonitor`):
+``sync``, ``liquidatable``, ``margin_stage`` and ``_record``, the re-evaluation of the accounts a command
+touched that every command with a fill pays for.
+
+Built to ``exchange.liquidation._monitor``; only :mod:`exchange._impl` imports it (``monitor_kernel``). A
+``RiskMonitor`` whose compiled writer is active makes one :class:`Stage` and binds its three methods over its
+own. They work on the monitor's own sets and dicts (read on every call: a restore replaces them) in the
+reference's order, and call the same risk methods (``part_states``, ``margin_calls``, ``part_state``), so events
+and state equal the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices``'s early
+return (no index to start, no price moved), ``Risk.is_liquidatable`` (the trigger's integer terms, read once)
+and ``RiskMonitor._rewrite`` of the dirty set; whatever those do, this must do too.
+
+Contents
+--------
+- :class:`Stage`  ``sync(touched)``, ``liquidatable(touched)``, ``margin_stage(touched, unchanged_since_sync)``
+                  of one monitor. O(positions of the accounts re-evaluated) + the writer's rewrite.
+"""
+from exchange.accounts.margin import margin_ratio_e8, trigger_terms
+
+
+cdef class Stage:
+    """The per-command methods of one risk monitor (module docstring)."""
+
+    cdef object monitor
+    cdef object strict, min_mm  # margin.trigger_terms of the risk stage's trigger
+    cdef type liquidatable_part  # exchange.accounts.pretrade.Liquidatable
+
+    def __init__(self, monitor, type liquidatable_part):
+        self.monitor, self.liquidatable_part = monitor, liquidatable_part
+        self.strict, self.min_mm = trigger_terms(monitor.risk.trigger)
+
+    cdef int _follow(self, touched) except -1:
+        """``monitor.follow_prices(touched)``, without the call when it would return at once."""
+        m = self.monitor
+        if (not m.indexed and m.convex and len(m.ledger.accounts) >= m.index_from_accounts) or m._marked \
+                or m._unmarked:
+            m.follow_prices(touched)
+        return 0
+
+    cdef int _record(self, dict parts, set dirty, account, list states) except -1:
+        """Twin of ``RiskMonitor._record``: the account's exact liquidatable parts from its part states; it
+        becomes dirty."""
+        cdef list found = None
+        strict, min_mm = self.strict, self.min_mm
+        for symbol, side, balance, mm in states:
+            if balance + strict <= mm and mm >= min_mm:  # Risk.is_liquidatable with exposure
+                if found is None:
+                    found = []
+                found.append((symbol, side))
+        account_id = account.account_id
+        if found is not None:
+            parts[account_id] = found
+        else:
+            parts.pop(account_id, None)
+        dirty.add(account_id)
+        return 0
+
+    def sync(self, touched):
+        """Twin of ``RiskMonitor.sync``."""
+        m = self.monitor
+        self._follow(touched)
+        log = getattr(touched, "log", None)
+        now = (getattr(touched, "generation", None), m._moves)
+        synced = m._synced
+        due = m._due
+        if log is not None and synced is not None and synced[:2] == now:
+            todo = touched.intersection(log[synced[2]:]) | (due - m._evaluated.keys())
+        else:
+            todo = touched | due
+        m._synced = (now[0], now[1], len(log)) if log is not None else None
+        if not todo:
+            return
+        cdef dict accounts = m.ledger.accounts, evaluated = m._evaluated, parts = m.parts
+        cdef set dirty = m._dirty
+        part_states = m.risk.part_states
+        for account_id in todo:
+            account = accounts.get(account_id)
+            if account is not None:
+                states = evaluated[account_id] = part_states(account)
+                self._record(parts, dirty, account, states)
+
+    def liquidatable(self, touched):
+        """Twin of ``RiskMonitor.liquidatable``."""
+        self.sync(touched)
+        m = self.monitor
+        cdef dict parts = m.parts
+        cdef list found = []
+        if not parts:
+            return found
+        accounts, part_state = m.ledger.accounts, m.risk.part_state
+        for account_id in sorted(parts):
+            account = accounts[account_id]
+            for symbol, side in parts[account_id]:
+                balance, mm, exposed = part_state(account, symbol, side)
+                found.append(self.liquidatable_part(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
+        return found
+
+    def margin_stage(self, touched, unchanged_since_sync=False):
+        """Twin of ``RiskMonitor.margin_stage``."""
+        m = self.monitor
+        if m._synced is not None:
+            self.sync(touched)
+            unchanged_since_sync = True
+        else:
+            self._follow(touched)
+        touched = touched | m._due
+        cdef dict evaluated = m._evaluated if unchanged_since_sync else {}
+        cdef dict accounts = m.ledger.accounts, parts = m.parts
+        cdef set dirty = m._dirty
+        cdef list events = []
+        risk = m.risk
+        part_states, margin_calls = risk.part_states, risk.margin_calls
+        for account_id in (sorted(touched) if len(touched) > 1 else touched):
+            account = accounts[account_id]
+            states = evaluated.get(account_id)
+            if states is None:
+                states = part_states(account)
+                self._record(parts, dirty, account, states)
+            calls = margin_calls(account, states)
+            if calls:
+                events += calls
+        m._stale -= touched
+        m._due, m._due_compared, m._due_stale = set(), set(), set()
+        m._evaluated, m._synced, m._mirrored = {}, None, None
+        writer = m._writer
+        if writer is not None and m.indexed and dirty:  # twin of RiskMonitor._rewrite(self._dirty)
+            m.version += 1
+            ids = sorted(dirty)
+            dirty.clear()
+            writer.write(ids, True)
+        return events
