@@ -248,7 +248,7 @@ def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None)
         if reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
             events += ex._trim_reduce_only(symbol, account_id)
     if gone is not None:
-        triggers = ex._triggers[symbol]
+        triggers = ex._triggers[symbol]._orders  # TriggerBook's dict: `in` without its __contains__ frame
         for order_id in gone:
             if order_id in position_sides and order_id not in triggers:
                 del position_sides[order_id]

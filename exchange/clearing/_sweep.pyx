@@ -1123,11 +1123,13 @@ cdef class _Armer:
                 _set_mark(&self.tabs[s], self.marks[s])
         return 0
 
-    cdef int rearm(self, const Rows* r, int64_t a, const int64_t* left, int64_t n_left, Out* o) except -1:
+    cdef int rearm(self, const Rows* r, int64_t a, const int64_t* left, int64_t n_left, Out* o,
+                   list liq_slots=None, list liq_accounts=None) except -1:
         """Re-arm portfolio account a (every position and its cross part) at the index's marks, like
         ``LiqIndex.rearm``: bump its versions (and those of the ``left`` slots a relocation freed), compute its
-        entries, append them to the pending buffers. ``o`` has room for 2·(positions + 1). O(positions² +
-        entries · log max_price), merges amortised."""
+        entries, append them to the pending buffers. ``o`` has room for 2·(positions + 1). The liquidation
+        index's armer appends to ``liq_slots`` / ``liq_accounts`` (when given) the isolated slots and the
+        account whose part is liquidatable now. O(positions² + entries · log max_price), merges amortised."""
         cdef int64_t b = r.begin[a], e = b + r.count[a], j, i
         cdef int flag
         self.acct_ver[a] += 1
@@ -1142,11 +1144,14 @@ cdef class _Armer:
             flag = _cross_part(self.tabs, r, a, self.strict, self.min_mm, o)
         if flag < 0:
             raise ValueError(f"more than {LEGMAX} cross positions of one symbol in one account")
+        if flag and liq_accounts is not None and not self.warn:
+            liq_accounts.append(a)
         for j in range(b, e):
             if r.mode[j] != ISOLATED or r.qty[j] == 0:
                 continue
             if not self.warn:
-                _iso_part(self.tabs, r, j, self.iso_entry, self.strict, self.min_mm, o)
+                if _iso_part(self.tabs, r, j, self.iso_entry, self.strict, self.min_mm, o) and liq_slots is not None:
+                    liq_slots.append(j)
             elif self.iso_entry:
                 _warn_fixed(&self.tabs[r.sym[j]], self.c_lvl, r.sym[j], r.qty[j], r.entry[j], r.margin[j], 2 * j, o)
             else:
@@ -1314,6 +1319,25 @@ cdef class MonitorWriter:
         self.warn.sync(p.n_slots, p.n_accounts)
         for a in rows:
             self._rearm(a, left.get(a) if left else None)
+
+    def recheck(self, rows):
+        """``LiqIndex.rearm(rows)`` without a numpy call per step: re-arm the liquidation index for the portfolio
+        accounts ``rows`` (whose mirror rows are current) at its marks; returns ``(isolated slots, accounts)``
+        among them liquidatable now, as int64 arrays (slots in no particular order). O(their positions² +
+        entries · log max_price)."""
+        cdef list slots = [], accounts = []
+        cdef int64_t a, need
+        self._views()
+        p = self.portfolio
+        self.liq.sync(p.n_slots, p.n_accounts)
+        for a in sorted(set(rows)):
+            if a < 0:
+                continue
+            need = 2 * (self.a_count[a] + 1)
+            if need > self.o_cap:
+                self._grow_out(max(need, 2 * self.o_cap))
+            self.liq.rearm(&self.r, a, NULL, 0, &self.o, slots, accounts)
+        return np.array(slots, np.int64), np.array(accounts, np.int64)
 
     def written(self, int64_t a):
         """``RiskMonitor.written`` of portfolio account ``a`` (rows and indexed: the caller's test): its wallet

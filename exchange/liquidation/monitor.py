@@ -409,8 +409,9 @@ class RiskMonitor:
             self._record(self.ledger.accounts[account_id], self.risk.part_states(self.ledger.accounts[account_id]))
             self._dirty.discard(account_id)  # their rows did not change
         rechecked = [self._row[a] for a in liq if a not in self._unindexed and self.indexed]
-        if rechecked:
-            self._store_flags(rechecked, *self.liq_index.rearm(rechecked))
+        if rechecked:  # (compiled: the writer re-arms them without a numpy call per step)
+            rearm = self.liq_index.rearm if self._writer is None else self._writer.recheck
+            self._store_flags(rechecked, *rearm(rechecked))
         return warn
 
     def _owners(self, slots: np.ndarray, accounts: np.ndarray) -> set[int]:

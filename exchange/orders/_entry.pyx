@@ -92,7 +92,7 @@ def place(ex, cmd):
     ex.next_order_id = order_id + 1
     ex._position_sides[order_id] = position_side
     events = ex._drain(symbol, order_type)
-    if len(ex._triggers[symbol]):  # else no conditional order waits: nothing fires (engine._observe_fills)
+    if ex._triggers[symbol]._orders:  # else no conditional order waits: nothing fires (engine._observe_fills)
         return events + ex._fire_triggers(symbol, events)
     return events
 
@@ -101,7 +101,7 @@ def cancel(ex, cmd):
     """Twin of ``Exchange._cancel(cmd)`` (module docstring)."""
     symbol = cmd.symbol
     book = ex._books.get(symbol)
-    if book is None or ex._triggers[symbol].get(cmd.order_id) is not None:
+    if book is None or cmd.order_id in ex._triggers[symbol]._orders:  # (TriggerBook.get without its frame)
         return type(ex)._cancel(ex, cmd)
     code = book.cancel(cmd.order_id, cmd.account_id)
     if code:

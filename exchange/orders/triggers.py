@@ -95,7 +95,8 @@ class ConditionalOrder:
 
 
 class TriggerBook:
-    """The waiting conditional orders of one symbol."""
+    """The waiting conditional orders of one symbol. (The compiled order entry and drain read ``_orders``, the
+    dict by order id, directly: it is the whole state, and no method may keep another.)"""
 
     def __init__(self):
         self._orders: dict[int, ConditionalOrder] = {}
