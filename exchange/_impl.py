@@ -26,6 +26,9 @@ this module, never the compiled modules directly:
   command records of ``apply_batch``'s rows, its apply loop and its event tables); None under the reference.
 - ``validate_kernel``: ``exchange.boundary._validate`` (built from ``exchange/boundary/_validate.pyx``), the compiled
   twin of the validation boundary's fast check (:mod:`exchange.boundary.validate`); None under the reference.
+- ``positions_kernel``: ``exchange.accounts._positions`` (built from ``exchange/accounts/_positions.pyx``), the
+  compiled ledger's compact positions (an account's one position as a ``OnePosition``; the compiled ``Exchange``
+  hands it to its ``Ledger``); None under the reference.
 - ``monitor_kernel``: ``exchange.liquidation._monitor`` (built from ``exchange/liquidation/_monitor.pyx``), the
   compiled twin of the risk monitor's per-command methods (``sync``, ``liquidatable``, ``margin_stage``; a compiled
   ``RiskMonitor`` binds them); None under the reference.
@@ -49,6 +52,7 @@ if PURE_PYTHON:
     validate_kernel = None
     engine_kernel = None
     monitor_kernel = None
+    positions_kernel = None
     IMPLEMENTATION = "python"
 else:
     try:
@@ -60,6 +64,7 @@ else:
         ) from exc
     # missing = a broken install, reported like the matching core
     from exchange.clearing import _sweep as sweep_kernel
+    from exchange.accounts import _positions as positions_kernel
     from exchange.accounts import _pretrade as pretrade_kernel
     from exchange.clearing import _fills as fills_kernel
     from exchange.orders import _entry as entry_kernel

@@ -175,7 +175,8 @@ class Exchange:
         self._triggers = {symbol: TriggerBook() for symbol in self.instruments}
         self._position_sides: dict[int, PositionSide] = {}  # open order id (resting or conditional) -> side
         self.ledger = Ledger({s: min(self.options.default_leverage, i.max_leverage) for s, i in self.instruments.items()},
-                             shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED)
+                             shared_fund=self.profile.insurance_scope == InsuranceScope.SHARED,
+                             compact_positions=_impl.positions_kernel if self.implementation == "cython" else None)
         self.prices = Prices(self.instruments, self.profile.funding_interval_ns, self.profile.mark_source)
         risk_price = self.risk_price if self.implementation == "python" else \
             _impl.engine_kernel.RiskPrice(self._books)  # compiled: the same, without a Python frame per call

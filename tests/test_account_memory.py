@@ -183,7 +183,8 @@ def test_positions_start_shared_and_return_to_the_shared_empty_when_the_last_one
     assert one.positions is EMPTY is two.positions
     ex.apply(PlaceOrder(9, SYM, Side.SELL, 2, 10_000, OrderType.LIMIT, TimeInForce.GTC))
     ex.apply(PlaceOrder(1, SYM, Side.BUY, 2, 10_000, OrderType.LIMIT, TimeInForce.IOC))
-    assert type(one.positions) is dict and one.positions[(SYM, PositionSide.BOTH)].lots == 2
+    one_kind = dict if implementation == "python" else _impl.positions_kernel.OnePosition  # (compiled: compact)
+    assert type(one.positions) is one_kind and one.positions[(SYM, PositionSide.BOTH)].lots == 2
     assert two.positions is EMPTY and not EMPTY
     ex.apply(PlaceOrder(2, SYM, Side.BUY, 1, 10_000, OrderType.LIMIT, TimeInForce.GTC))
     ex.apply(PlaceOrder(1, SYM, Side.SELL, 1, 10_000, OrderType.LIMIT, TimeInForce.IOC))  # partly closed

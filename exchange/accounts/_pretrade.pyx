@@ -282,7 +282,7 @@ cdef class RiskKernel:
         cdef list isolated = []
         if account.positions is EMPTY:  # no positions (the shared read-only empty): no part
             return isolated
-        cdef dict positions = account.positions
+        positions = account.positions  # a dict, or the compiled ledger's OnePosition
         for key in sorted(positions):
             symbol = key[0]
             position = positions[key]

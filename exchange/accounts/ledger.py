@@ -38,6 +38,9 @@ what many accounts hold alike is shared, never copied.
 - position keys are the ledger's interned ``(symbol, side)`` tuples (:meth:`Ledger.key`), which the risk
   monitor's mirror shares too. A lookup with an equal fresh tuple finds them as before.
 - ``warned`` of an account with no margin-call key is the shared :data:`NO_WARNINGS`.
+- compiled (``compact_positions``: :mod:`exchange.accounts._positions`), an account with exactly one position
+  holds it as a read-only ``OnePosition`` mapping (32 bytes) instead of a dict of one entry (~220 bytes); it
+  answers as that dict would, in the same key order, and the ledger replaces it rather than writing to it.
 """
 from __future__ import annotations
 
@@ -137,8 +140,10 @@ class Ledger:
     ``shared_fund``: one insurance fund for every symbol instead of one per symbol.
     """
 
-    def __init__(self, default_leverage: dict[str, int], shared_fund: bool = False):
+    def __init__(self, default_leverage: dict[str, int], shared_fund: bool = False, compact_positions=None):
         self.default_leverage = dict(default_leverage)
+        # the compiled ledger: exchange.accounts._positions (an account's one position as a OnePosition), else None
+        self._compact = compact_positions
         self._defaults = {s: SymbolSettings(MarginMode.CROSS, lev) for s, lev in self.default_leverage.items()}
         self.accounts: dict[int, Account] = {}
         self.deposits_units = 0
@@ -212,14 +217,20 @@ class Ledger:
         """Store ``position`` under its key, or drop the key when the position is empty."""
         key = self._keys[symbol][side]
         positions = account.positions
+        compact = self._compact
         if position.lots:
-            if positions is EMPTY:
-                positions = account.positions = {}
-            positions[key] = position
+            if compact is not None:  # the compiled ledger: one position as a OnePosition
+                compact.store_position(account, key, position, EMPTY)
+            else:
+                if positions is EMPTY:
+                    positions = account.positions = {}
+                positions[key] = position
             self.holders[symbol].add(account.account_id)
             return
         assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
-        if key in positions:
+        if compact is not None:
+            compact.drop_position(account, key, EMPTY)
+        elif key in positions:
             del positions[key]
             if not positions:
                 account.positions = EMPTY

@@ -24,6 +24,7 @@ from cpython.object cimport PyObject, PyTypeObject
 from cpython.set cimport PySet_Add
 from exchange._records cimport slot_offset, store
 from exchange.accounts._margin cimport initial_margin, settings_of
+from exchange.accounts._positions cimport drop as drop_position, store as store_position
 
 import array
 
@@ -160,18 +161,12 @@ cdef int _clear_into(list events, ledger, inst, account, position_side, bint buy
         if opening == qty_lots:
             account.wallet_units -= fee_units
     ledger.fee_pool_units += fee_units
-    positions = account.positions
-    if position.lots:  # Ledger.store
-        if positions is EMPTY:
-            positions = account.positions = {}
-        positions[key] = position
+    if position.lots:  # Ledger.store (the compiled ledger's compact positions, exchange.accounts._positions)
+        store_position(account, key, position, EMPTY)
         ledger.holders[symbol].add(account.account_id)
     else:
         assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
-        if key in positions:
-            del positions[key]
-            if not positions:
-                account.positions = EMPTY
+        drop_position(account, key, EMPTY)
         positions = account.positions  # Account.positions_in(symbol) is empty: none of its keys is held
         if positions is EMPTY or not (
                 (keys[LONG] in positions or keys[SHORT] in positions) if account.position_mode == HEDGE
