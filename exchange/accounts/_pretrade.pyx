@@ -19,11 +19,13 @@ Contents
                           test), ``Risk.available`` (O(positions))
                           , ``Risk.check_opening`` (O(1) + ``available`` when the hold rises) and
                           ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)); the
-                          per-part queries of the liquidation stage (``notional``, ``upnl``, ``position_mm``,
-                          ``isolated_mm``, ``part_mm``, ``is_isolated``, ``is_liquidatable``,
+                          per-part queries of the liquidation stage and the monitor (``notional``, ``upnl``,
+                          ``position_mm``, ``isolated_mm``, ``part_mm``, ``is_isolated``, ``is_liquidatable``,
                           ``cross_positions``, ``cross_balance``, ``cross_mm``, ``part_state``,
-                          ``margin_calls``, ``bankruptcy_price_ticks``): Python-int arithmetic in C code,
-                          the reference's values and iteration order.
+                          ``part_liquidatable``, ``margin_calls``, ``bankruptcy_price_ticks``; O(1) for one
+                          position, O(positions) for a part) and ``refresh_holds`` (O(orders there)): Python-int
+                          arithmetic in C code (exact at any size, no int64 fallback needed), the reference's
+                          values and iteration order.
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
