@@ -18,12 +18,21 @@ Contents
                           ``Risk.order_sums`` (each O(1): one or two keys), ``reduce_only`` (the drain's
                           test), ``Risk.available`` (O(positions))
                           , ``Risk.check_opening`` (O(1) + ``available`` when the hold rises) and
-                          ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)).
+                          ``Risk.part_states`` (every margin part's balance and MM; O(positions · log)); the
+                          per-part queries of the liquidation stage and the monitor (``notional``, ``upnl``,
+                          ``position_mm``, ``isolated_mm``, ``part_mm``, ``is_isolated``, ``is_liquidatable``,
+                          ``cross_positions``, ``cross_balance``, ``cross_mm``, ``part_state``,
+                          ``part_liquidatable``, ``margin_calls``, ``bankruptcy_price_ticks``; O(1) for one
+                          position, O(positions) for a part) and ``refresh_holds`` (O(orders there)): Python-int
+                          arithmetic in C code (exact at any size, no int64 fallback needed), the reference's
+                          values and iteration order.
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
+from exchange.events import MarginCall
+from exchange.accounts.margin import RATIO_INF as _RATIO_INF, trigger_terms
 
 cdef extern from *:
     """
@@ -55,6 +64,8 @@ from exchange.enums import PositionSide
 from exchange.accounts.ledger import EMPTY  # the shared empty positions and holds (ledger module docstring, Memory)
 LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, PositionSide.BOTH
 cdef tuple SIDE_MEMBERS = (None, BOTH_SIDE, LONG_SIDE, SHORT_SIDE)  # OrderSums' row i holds SIDE_MEMBERS[i]
+from exchange.accounts.ledger import NO_WARNINGS
+cdef object RATIO_INF = _RATIO_INF
 
 
 cdef inline object _settings(account, symbol, dict defaults):
@@ -128,6 +139,21 @@ cdef inline bint _hold64(long long k, long long leverage, long long position_lot
         return False
     out[0] = -_floordiv(-most, leverage)  # margin.initial_margin at an int leverage
     return True
+
+
+cdef inline object _mm(object rows, object notional):
+    """:func:`exchange.accounts.margin.maintenance_margin`: ``ceil((notional × mmr − cum_x8) / 10⁸)`` of the first
+    bracket with ``notional ≤ cap`` (the last one above every cap), on Python ints. O(brackets)."""
+    row = rows[len(rows) - 1]
+    for candidate in rows:
+        if notional <= candidate.cap_units:
+            row = candidate
+            break
+    return -((-(notional * row.mmr_e8 - row.cum_x8)) // E8)
+
+
+cdef inline object _abs(object value):
+    return value if value >= 0 else -value
 
 
 cdef class OrderSums:
@@ -258,8 +284,9 @@ cdef class RiskKernel:
     cdef dict defaults  # Ledger._defaults: the settings of a never-configured (account, symbol)
     cdef dict keys  # Ledger._keys: symbol -> position side -> the interned key
     cdef dict brackets  # Risk.brackets: symbol -> bracket rows
-    cdef object risk, mark_of
+    cdef object risk, mark_of, options, orders_of
     cdef bint count_gains, open_interest_imf, isolated_at_entry
+    cdef object strict, min_mm  # margin.trigger_terms of the profile's liquidation trigger
 
     def __init__(self, risk):
         self.risk = risk
@@ -273,6 +300,180 @@ cdef class RiskKernel:
         self.count_gains = risk.options.count_unrealized_gains
         self.open_interest_imf = risk.open_interest_imf
         self.isolated_at_entry = risk.isolated_at_entry
+        self.options = risk.options
+        self.orders_of = risk.orders_of
+        self.strict, self.min_mm = trigger_terms(risk.trigger)
+
+    # -- one position (twins of Risk.notional ... Risk.part_mm; O(1), MM O(brackets)) -------------------
+    cpdef object notional(self, symbol, position):
+        """Twin of :meth:`Risk.notional`: ``|lots| × risk price × K`` units."""
+        return _abs(position.lots) * self.mark_of(symbol) * self.k_units[symbol]
+
+    cpdef object upnl(self, symbol, position):
+        """Twin of :meth:`Risk.upnl`: ``(risk price × lots − entry cost) × K`` units."""
+        return (self.mark_of(symbol) * position.lots - position.entry_cost) * self.k_units[symbol]
+
+    cpdef object position_mm(self, symbol, position):
+        """Twin of :meth:`Risk.position_mm`: the bracketed MM of the notional at the risk price."""
+        return _mm(self.brackets[symbol], _abs(position.lots) * self.mark_of(symbol) * self.k_units[symbol])
+
+    cpdef object isolated_mm(self, symbol, position):
+        """Twin of :meth:`Risk.isolated_mm`: MM on the entry value under ``isolated_maintenance`` ENTRY, else
+        :meth:`position_mm`."""
+        if self.isolated_at_entry:
+            return _mm(self.brackets[symbol], _abs(position.entry_cost) * self.k_units[symbol])
+        return self.position_mm(symbol, position)
+
+    cpdef object part_mm(self, account, symbol, position):
+        """Twin of :meth:`Risk.part_mm`: :meth:`isolated_mm` or :meth:`position_mm` by the symbol's margin mode."""
+        if self.is_isolated(account, symbol):
+            return self.isolated_mm(symbol, position)
+        return self.position_mm(symbol, position)
+
+    cpdef bint is_isolated(self, account, symbol):
+        """Twin of :meth:`Risk.is_isolated` (``account`` None: the default settings)."""
+        settings = self.defaults[symbol] if account is None else _settings(account, symbol, self.defaults)
+        return settings.margin_mode == ISOLATED
+
+    cpdef bint is_liquidatable(self, balance_units, mm_units, exposed):
+        """Twin of :meth:`Risk.is_liquidatable`: exposure and ``balance + strict ≤ MM`` and ``MM ≥ min_mm``
+        (:func:`exchange.accounts.margin.trigger_terms` of the profile's trigger). O(1)."""
+        return bool(exposed) and balance_units + self.strict <= mm_units and mm_units >= self.min_mm
+
+    # -- account totals and margin parts --------------------------------------------------------------
+    cpdef list cross_positions(self, account, exclude_symbol=""):
+        """Twin of :meth:`Risk.cross_positions`: ``(symbol, position)`` of the cross positions by key, without
+        ``exclude_symbol``. O(positions · log)."""
+        cdef list out = []
+        positions = account.positions
+        if positions is EMPTY:
+            return out
+        for key in sorted(positions):
+            symbol = key[0]
+            if symbol != exclude_symbol and not self.is_isolated(account, symbol):
+                out.append((symbol, positions[key]))
+        return out
+
+    cpdef object cross_balance(self, account):
+        """Twin of :meth:`Risk.cross_balance`: wallet + Σ cross uPnL (a sum of ints: any order). O(positions)."""
+        balance = account.wallet_units
+        positions = account.positions
+        if positions is EMPTY:
+            return balance
+        for key, position in positions.items():
+            symbol = key[0]
+            if not self.is_isolated(account, symbol):
+                balance += (self.mark_of(symbol) * position.lots - position.entry_cost) * self.k_units[symbol]
+        return balance
+
+    cpdef object cross_mm(self, account):
+        """Twin of :meth:`Risk.cross_mm`: Σ MM of the cross positions at the risk price. O(positions)."""
+        total = 0
+        positions = account.positions
+        if positions is EMPTY:
+            return total
+        for key, position in positions.items():
+            symbol = key[0]
+            if not self.is_isolated(account, symbol):
+                total += self.position_mm(symbol, position)
+        return total
+
+    cpdef tuple part_liquidatable(self, account, symbol, side):
+        """Twin of :meth:`Risk.part_liquidatable`: ``(liquidatable, margin balance, MM, has exposure)`` of a
+        part (:meth:`part_state` and :meth:`is_liquidatable` in one call). O(positions)."""
+        balance, mm, exposed = self.part_state(account, symbol, side)
+        return self.is_liquidatable(balance, mm, exposed), balance, mm, exposed
+
+    cpdef tuple part_state(self, account, symbol, side):
+        """Twin of :meth:`Risk.part_state`: ``(margin balance, MM, has exposure)`` of the cross account
+        (``symbol == ""``, one pass over the positions) or of an isolated position. O(positions)."""
+        cdef bint crossed = False
+        if symbol == "":
+            balance, mm = account.wallet_units, 0
+            positions = account.positions
+            if positions is not EMPTY:
+                for key, position in positions.items():
+                    cross_symbol = key[0]
+                    if self.is_isolated(account, cross_symbol):
+                        continue
+                    mark, k, lots = self.mark_of(cross_symbol), self.k_units[cross_symbol], position.lots
+                    balance += (mark * lots - position.entry_cost) * k
+                    mm += _mm(self.brackets[cross_symbol], _abs(lots) * mark * k)
+                    crossed = True
+            return balance, mm, crossed
+        position = None if account is None else _position(account, (symbol, side))
+        if position is None:  # Ledger.position: a new empty position
+            lots = entry_cost = margin_units = 0
+        else:
+            lots, entry_cost, margin_units = position.lots, position.entry_cost, position.isolated_margin_units
+        mark, k = self.mark_of(symbol), self.k_units[symbol]
+        valued = _abs(entry_cost) if self.isolated_at_entry else _abs(lots) * mark
+        return margin_units + (mark * lots - entry_cost) * k, _mm(self.brackets[symbol], valued * k), lots != 0
+
+    cpdef list margin_calls(self, account, states=None):
+        """Twin of :meth:`Risk.margin_calls`: update the account's warned parts; a MarginCall for each part that
+        reached the warning level (``states``: its :meth:`part_states` if already computed). O(positions)."""
+        positions = account.positions
+        if positions is EMPTY or not positions:
+            account.warned = NO_WARNINGS
+            return []
+        cdef list calls = [], warned = []
+        level = self.options.margin_call_e8
+        before = account.warned
+        for symbol, side, balance, mm in (self.part_states(account) if states is None else states):
+            if balance <= 0:  # margin.margin_ratio_e8 with exposure
+                ratio = RATIO_INF
+            else:
+                ratio = -((-(mm * E8)) // balance)
+                if ratio > RATIO_INF:
+                    ratio = RATIO_INF
+            if ratio >= level:
+                key = (symbol, side)
+                warned.append(key)
+                if key not in before:
+                    calls.append(MarginCall(account.account_id, symbol, side, ratio))
+        account.warned = set(warned) if warned else NO_WARNINGS
+        return calls
+
+    # -- the bankruptcy price of a part ---------------------------------------------------------------
+    cpdef object bankruptcy_price_ticks(self, account, symbol, side):
+        """Twin of :meth:`Risk.bankruptcy_price_ticks`: the zero-balance price of the position's margin part,
+        rounded against the account (net long: down, net short: up); None when there is no position, the net
+        size is 0 or the price is ≤ 0. Exact integers (``floor(a / b) = a // b`` for any sign of ``b``), as
+        :func:`exchange.accounts.margin.bankruptcy_price_ticks` on Fractions. O(positions)."""
+        position = None if account is None else _position(account, (symbol, side))
+        if position is None or not position.lots:
+            return None
+        k = self.k_units[symbol]
+        if self.is_isolated(account, symbol):
+            net, cost, balance = position.lots, position.entry_cost, position.isolated_margin_units
+        else:
+            net = cost = 0
+            found = False
+            positions = account.positions
+            if account.position_mode == HEDGE:
+                keys = ((symbol, LONG_SIDE), (symbol, SHORT_SIDE))
+            else:
+                keys = ((symbol, BOTH_SIDE),)
+            for key in keys:  # Account.positions_in, the legs with a size (margin._legs)
+                leg = positions.get(key)
+                if leg is not None and leg.lots != 0:
+                    net += leg.lots
+                    cost += leg.entry_cost
+                    found = True
+            if not found:
+                raise ValueError("no position: a liquidation price needs a non-zero size")
+            balance = account.wallet_units
+            for key, other in positions.items():  # WB + Σ uPnL of the other cross positions
+                other_symbol = key[0]
+                if other_symbol != symbol and not self.is_isolated(account, other_symbol):
+                    balance += (self.mark_of(other_symbol) * other.lots - other.entry_cost) * self.k_units[other_symbol]
+        if net == 0:
+            return None
+        num, den = cost * k - balance, net * k
+        if num == 0 or (num > 0) != (den > 0):  # the price (num / den) is ≤ 0
+            return None
+        return num // den if net > 0 else -((-num) // den)
 
     cpdef list part_states(self, account):
         """Twin of :meth:`Risk.part_states`: ``(symbol, side, margin balance, MM)`` of every part with exposure,
@@ -294,14 +495,7 @@ cdef class RiskKernel:
                 valued = position.entry_cost if position.entry_cost >= 0 else -position.entry_cost
             else:
                 valued = (lots if lots >= 0 else -lots) * mark
-            notional = valued * k
-            rows = self.brackets[symbol]
-            row = rows[len(rows) - 1]  # margin.maintenance_margin: the first bracket with notional ≤ cap
-            for candidate in rows:
-                if notional <= candidate.cap_units:
-                    row = candidate
-                    break
-            mm = -((-(notional * row.mmr_e8 - row.cum_x8)) // E8)
+            mm = _mm(self.brackets[symbol], valued * k)
             if isolated_part:
                 isolated.append((symbol, key[1], position.isolated_margin_units + upnl, mm))
             else:
@@ -475,6 +669,29 @@ cdef class RiskKernel:
                 del holds[key]
         if not holds and holds is not EMPTY:
             account.holds = EMPTY
+
+    cpdef refresh_holds(self, account, symbol):
+        """Twin of :meth:`Risk.refresh_holds`: re-read the account's resting orders in ``symbol`` from the book
+        (``Risk.orders_of``), then :meth:`store_holds`. O(its orders there)."""
+        cdef OrderSums bucket = self.orders.pop((account.account_id, symbol), None)
+        if bucket is not None:
+            for order_id in bucket.orders:
+                del self.order_home[order_id]
+        bucket = None
+        for order in self.orders_of(account.account_id, symbol):  # Risk._remember of each
+            if bucket is None:
+                key = (account.account_id, symbol)
+                bucket = self.orders.get(key)
+                if bucket is None:
+                    bucket = self.orders[key] = OrderSums()
+                    bucket.key = key
+            side = order.side
+            record = (order.position_side, side if type(side) is int else int(side), order.price_ticks, order.lots,
+                      True if order.reduce_only else False)
+            bucket.orders[order.order_id] = record
+            bucket.add(record, 1)
+            self.order_home[order.order_id] = bucket.key if bucket.key is not None else (account.account_id, symbol)
+        self.store_holds(account, symbol)
 
     cpdef track_order(self, symbol, order_id, position_side, state):
         """Twin of :meth:`Risk.track_order`: bring the order sums in line with one order of ``symbol``

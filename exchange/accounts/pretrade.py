@@ -142,7 +142,11 @@ class Risk:
     """The margin view over the ledger. ``mark_of(symbol)`` gives the risk price (ticks);
     ``compiled``: the order sums, holds, available balance, pre-trade check and part states (:meth:`key_hold`,
     :meth:`store_holds`, :meth:`track_order`, :meth:`order_sums`, :meth:`available`, :meth:`check_opening`,
-    :meth:`part_states`) run in their compiled twin, :mod:`exchange.accounts._pretrade` (the same dicts and values);
+    :meth:`part_states`) and the per-part queries (:meth:`notional`, :meth:`upnl`, :meth:`position_mm`,
+    :meth:`isolated_mm`, :meth:`part_mm`, :meth:`is_isolated`, :meth:`is_liquidatable`, :meth:`cross_positions`,
+    :meth:`cross_balance`, :meth:`cross_mm`, :meth:`part_state`, :meth:`margin_calls`,
+    :meth:`bankruptcy_price_ticks`, :meth:`part_liquidatable`, :meth:`refresh_holds`) run in their compiled twin, :mod:`exchange.accounts._pretrade` (the same dicts
+    and values);
     ``orders_of(account_id, symbol)`` the account's resting orders there as :class:`OpenOrder`;
     ``bracket_style`` a :class:`~exchange.profiles.BracketStyle` (default MARGINAL); ``trigger`` and
     ``isolated_maintenance`` the profile's liquidation comparison and isolated MM basis (module docstring)."""
@@ -178,6 +182,13 @@ class Risk:
             self.track_order, self.order_sums = kernel.track_order, kernel.order_sums
             self.available, self.check_opening = kernel.available, kernel.check_opening
             self.part_states = kernel.part_states
+            # the per-part queries of the liquidation stage and the monitor
+            self.notional, self.upnl, self.position_mm = kernel.notional, kernel.upnl, kernel.position_mm
+            self.isolated_mm, self.part_mm, self.is_isolated = kernel.isolated_mm, kernel.part_mm, kernel.is_isolated
+            self.is_liquidatable, self.cross_positions = kernel.is_liquidatable, kernel.cross_positions
+            self.cross_balance, self.cross_mm, self.part_state = kernel.cross_balance, kernel.cross_mm, kernel.part_state
+            self.margin_calls, self.bankruptcy_price_ticks = kernel.margin_calls, kernel.bankruptcy_price_ticks
+            self.part_liquidatable, self.refresh_holds = kernel.part_liquidatable, kernel.refresh_holds
 
     # -- one position -----------------------------------------------------------------------------
     def notional(self, symbol: str, position: Position) -> int:
@@ -288,6 +299,12 @@ class Risk:
         position = self.ledger.position(account, symbol, side)
         return (position.isolated_margin_units + self.upnl(symbol, position), self.isolated_mm(symbol, position),
                 position.lots != 0)
+
+    def part_liquidatable(self, account: Account, symbol: str, side: PositionSide) -> tuple[bool, int, int, bool]:
+        """``(liquidatable, margin balance, MM, has exposure)`` of a part: :meth:`part_state` judged by
+        :meth:`is_liquidatable` (the waterfall's re-check). O(positions)."""
+        balance, mm, exposed = self.part_state(account, symbol, side)
+        return self.is_liquidatable(balance, mm, exposed), balance, mm, exposed
 
     def margin_ratio_e8(self, account: Account, symbol: str, side: PositionSide) -> int:
         balance, mm, exposed = self.part_state(account, symbol, side)

@@ -75,6 +75,7 @@ class InsuranceFunds:
         self.history: list[HistoryEntry] = []
         self._recorded: dict[int, int] = {}  # fund account id -> balance at the last history entry
         self._ids = tuple(sorted(set(ledger.fund_ids.values())))
+        self._symbols = {fund_id: self.symbol_of(fund_id) for fund_id in self._ids}  # (fund ids are fixed)
 
     # -- queries ----------------------------------------------------------------------------------
     def account_id(self, symbol: str) -> int:
@@ -128,14 +129,15 @@ class InsuranceFunds:
     def sync(self, reason: InsuranceReason) -> list[InsuranceFundChanged]:
         """Record every fund balance change since the last record, attributed to ``reason``. O(funds)."""
         events = []
-        for fund_id in self.ids():
-            account = self.ledger.get(fund_id)
+        accounts, recorded = self.ledger.accounts, self._recorded
+        for fund_id in self._ids:
+            account = accounts.get(fund_id)
             balance = account.wallet_units if account is not None else 0
-            delta = balance - self._recorded.get(fund_id, 0)
+            delta = balance - recorded.get(fund_id, 0)
             if delta:
-                self._recorded[fund_id] = balance
+                recorded[fund_id] = balance
                 self.history.append(HistoryEntry(*self.clock(), fund_id, delta, balance, reason))
-                events.append(InsuranceFundChanged(fund_id, self.symbol_of(fund_id), delta, balance, reason))
+                events.append(InsuranceFundChanged(fund_id, self._symbols[fund_id], delta, balance, reason))
         return events
 
     # -- snapshots --------------------------------------------------------------------------------------

@@ -217,12 +217,8 @@ class Liquidator:
         return RejectCode.USER_IN_LIQUIDATION if placing else RejectCode.REDUCE_ONLY_ORDER_PERMISSION
 
     # ==== one part ================================================================================
-    def _liquidatable(self, account: Account, part: str, side: PositionSide) -> tuple[bool, int, int, bool]:
-        balance, mm, exposed = self.risk.part_state(account, part, side)
-        return self.risk.is_liquidatable(balance, mm, exposed), balance, mm, exposed
-
     def _liquidate(self, account: Account, part: str, part_side: PositionSide) -> list:
-        liquidatable, balance, mm, exposed = self._liquidatable(account, part, part_side)
+        liquidatable, balance, mm, exposed = self.risk.part_liquidatable(account, part, part_side)
         if not liquidatable:
             return []
         events: list = [LiquidationStarted(account.account_id, part, part_side,
@@ -237,11 +233,11 @@ class Liquidator:
             keys = [keys[adl.seeded_order(range(len(keys)), self._seed())[0]]]
         symbol = keys[0][0] if keys else part
         for symbol, side in keys:
-            while (symbol, side) in account.positions and self._liquidatable(account, part, part_side)[0]:
+            while (symbol, side) in account.positions and self.risk.part_liquidatable(account, part, part_side)[0]:
                 events += self._step(account, part, symbol, side)
                 if self.dydx:
                     break
-        if not self._liquidatable(account, part, part_side)[3]:  # liquidated to nothing
+        if not self.risk.part_liquidatable(account, part, part_side)[3]:  # liquidated to nothing
             events += self._settle(account, part, symbol, wallet_before)
         return events
 
@@ -411,6 +407,11 @@ class Liquidator:
     def _bankruptcy_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
         """BP of the position per the profile's rule, rounded as the profile rounds it, clamped to the price range."""
         long = position.lots > 0
+        rule = self.profile.bankruptcy
+        if rule != BankruptcyRule.DYDX_DELTA and (rule != BankruptcyRule.ENTRY_IMR or part == CROSS):
+            # the zero-balance rule (_rule_bankruptcy is None): already whole ticks, no Fraction to round
+            ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
+            return self._clamp(symbol, ticks if ticks is not None else 0 if long else 2**63)
         exact = self._rule_bankruptcy(account, part, symbol, side)
         if exact is not None and self._toward_account():
             return self._clamp(symbol, ceil(exact) if long else floor(exact))
