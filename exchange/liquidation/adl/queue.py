@@ -173,7 +173,7 @@ class ADLQueue:
         kernel = _impl.adl_bounds_kernel if compiled else None
         if compiled and kernel is None:
             raise RuntimeError("the compiled ADL bounds are not active")
-        self._columns = kernel.candidates if kernel else _columns  # a side's candidate columns (the filter)
+        self._columns = kernel.candidates_top if kernel else _columns_top  # a side's candidate columns (the filter)
         self._top_k = kernel.top_k if kernel else adlbounds.top_k
         self._live = (kernel.live_prefix, kernel.live_reach) if kernel else (_live_prefix, _live_reach)
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
@@ -299,10 +299,16 @@ class ADLQueue:
         return signature, is_liquidated, False, scored
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
-        columns = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
-                                np.array(marks, dtype=np.int64), BOUNDS.get(ranking))
-        return _Candidates(*columns, np.zeros(0, np.int64), select=self._top_k, prefix=self._live[0],
-                           reach=self._live[1])
+        """The side's candidates, with the prefixes of :data:`TOP` highest lower and upper bounds that the first
+        :meth:`_Candidates.highest` and :meth:`_Candidates.reaching` would select (none for the seeded order,
+        which needs no bounds). O(slots of the mirror + n log TOP)."""
+        *columns, top, hi_top = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
+                                              np.array(marks, dtype=np.int64), BOUNDS.get(ranking),
+                                              0 if ranking == ADLRanking.SEEDED_OFFSET else TOP)
+        c = _Candidates(*columns, top, select=self._top_k, prefix=self._live[0], reach=self._live[1])
+        if len(hi_top):
+            c.hi_top, c._hi_desc = hi_top, -c.hi[hi_top]
+        return c
 
 
 def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
@@ -314,6 +320,14 @@ def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks:
     rows = p.pos_account[slots]
     lo, hi = (np.zeros(len(slots)),) * 2 if ranking is None else getattr(adlbounds, ranking)(p, slots, symbol, marks)
     return rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0)
+
+
+def _columns_top(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
+                 ranking: str | None, k: int) -> tuple:
+    """:func:`_columns` and the indices of its ``k`` highest lower and upper bounds (:func:`~exchange.liquidation.adl.bounds.top_k`):
+    ``(rows, accounts, sides, lo, hi, zero, top lo, top hi)``. O(slots + n log n)."""
+    columns = _columns(p, ids, symbol, long, fund_base, marks, ranking)
+    return (*columns, adlbounds.top_k(columns[3], k), adlbounds.top_k(columns[4], k))
 
 
 def _live_prefix(live: np.ndarray, at: int, k: int, skip: np.ndarray, rows: np.ndarray) -> int:

@@ -1,0 +1,62 @@
+"""Compiled twins of the ADL queue's per-step helpers (``exchange.liquidation.adl._bounds``) against their
+references in ``exchange.liquidation.adl.queue`` / ``bounds``, on the same inputs (hypothesis)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from exchange import _impl
+from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue
+from tests.test_adl_queue import portfolios
+
+kernel = _impl.adl_bounds_kernel
+compiled = pytest.mark.skipif(kernel is None, reason="compiled core not active")
+
+
+@compiled
+@settings(max_examples=200, deadline=None)
+@given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", None]),
+       st.integers(0, 20))
+def test_candidates_with_their_first_prefixes_are_the_references(case, long, n_funds, ranking, k):
+    """``candidates_top``: the columns of ``candidates`` (the numpy ones' twin: same rows, ids, sides and zero
+    flags, bounds within 1e-12), and its prefixes exactly the stable descending order's first ``k`` of its own
+    bounds (as the reference ``_columns_top`` gives of the numpy bounds)."""
+    p, mark = case
+    ids = np.arange(p.n_accounts, dtype=np.int64) * 3 + 5
+    ids[:n_funds] += 2**62
+    marks = np.array([mark], np.int64)
+    got = kernel.candidates_top(p, ids, 0, long, 2**62, marks, ranking, k)
+    want = adlqueue._columns_top(p, ids, 0, long, 2**62, marks, ranking, k)
+    assert len(got) == len(want) == 8
+    for g, w in zip(got[:3] + got[5:6], want[:3] + want[5:6]):
+        assert g.dtype == w.dtype and g.tolist() == w.tolist()
+    for g, w in zip(got[3:5], want[3:5]):
+        assert g.dtype == w.dtype and np.allclose(g, w, rtol=1e-12, atol=0)
+    for values, top in ((got[3], got[6]), (got[4], got[7]), (want[3], want[6]), (want[4], want[7])):
+        assert top.dtype == np.int64
+        assert top.tolist() == np.argsort(-values, kind="stable")[:k].tolist()
+    plain = kernel.candidates(p, ids, 0, long, 2**62, marks, ranking)
+    for g, w in zip(got[:6], plain):
+        assert g.tolist() == w.tolist()  # the same columns as candidates, bit for bit
+
+
+@compiled
+@settings(max_examples=10, deadline=None)
+@given(portfolios())
+def test_candidates_reject_an_unknown_ranking(case):
+    p, mark = case
+    ids = np.arange(p.n_accounts, dtype=np.int64)
+    with pytest.raises(ValueError):
+        kernel.candidates(p, ids, 0, True, 2**62, np.array([mark], np.int64), "bitmex")
+
+
+@compiled
+@pytest.mark.parametrize("n,k", [(300, 256), (1_000, 256), (4_000, 257), (10_000, 2_000)])
+def test_top_k_on_both_sides_of_its_heap_threshold(n, k):
+    """The heap now serves any k up to HEAP_K (256) whatever the length; above it and n/16, numpy's path."""
+    rng = np.random.default_rng(n * k)
+    for v in (np.arange(n, dtype=np.float64), rng.integers(0, 7, n).astype(np.float64), rng.random(n),
+              np.zeros(n), np.where(rng.random(n) < 0.5, -math.inf, math.inf)):
+        assert kernel.top_k(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
+        assert kernel.top_k(v[::2], k).tolist() == np.argsort(-v[::2], kind="stable")[:k].tolist()  # strided
