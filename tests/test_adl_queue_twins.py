@@ -21,7 +21,8 @@ compiled = pytest.mark.skipif(kernel is None, reason="compiled core not active")
 def test_candidates_with_their_first_prefixes_are_the_references(case, long, n_funds, ranking, k):
     """``candidates_top``: the columns of ``candidates`` (the numpy ones' twin: same rows, ids, sides and zero
     flags, bounds within 1e-12), and its prefixes exactly the stable descending order's first ``k`` of its own
-    bounds (as the reference ``_columns_top`` gives of the numpy bounds)."""
+    lower bounds and of its upper bounds with the zero candidates' at -inf (as the reference ``_columns_top``
+    gives of the numpy bounds)."""
     p, mark = case
     ids = np.arange(p.n_accounts, dtype=np.int64) * 3 + 5
     ids[:n_funds] += 2**62
@@ -33,7 +34,8 @@ def test_candidates_with_their_first_prefixes_are_the_references(case, long, n_f
         assert g.dtype == w.dtype and g.tolist() == w.tolist()
     for g, w in zip(got[3:5], want[3:5]):
         assert g.dtype == w.dtype and np.allclose(g, w, rtol=1e-12, atol=0)
-    for values, top in ((got[3], got[6]), (got[4], got[7]), (want[3], want[6]), (want[4], want[7])):
+    reach = [np.where(cols[5], -math.inf, cols[4]) for cols in (got, want)]  # the zero candidates' hi at -inf
+    for values, top in ((got[3], got[6]), (reach[0], got[7]), (want[3], want[6]), (reach[1], want[7])):
         assert top.dtype == np.int64
         assert top.tolist() == np.argsort(-values, kind="stable")[:k].tolist()
     plain = kernel.candidates(p, ids, 0, long, 2**62, marks, ranking)

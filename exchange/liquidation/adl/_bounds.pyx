@@ -21,7 +21,7 @@ harmless: a sound interval decides only which candidates are scored exactly, nev
 Divisions are of doubles, or of non-negative integers (``cdivision``).
 """
 from libc.math cimport INFINITY, fabs
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
 
 import numpy as np
@@ -321,9 +321,7 @@ def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base
     cdef const int64_t[::1] qty = p.pos_qty_lots
     cdef Py_ssize_t i, n_slots = p.n_slots, n = 0
     cdef int64_t sign = 1 if long else -1, j
-    cdef int32_t *s = <int32_t *> malloc(sizeof(int32_t) * (n_slots + 1))
-    if s == NULL:
-        raise MemoryError()
+    cdef int32_t *s = _slot_buffer(n_slots + 1)
     for j in range(n_slots):  # side_slots into a private buffer (int32: half the memory traffic)
         s[n] = <int32_t>j
         n += (pos_symbol[j] == symbol) & (qty[j] * sign > 0) & (owner[j] >= 0)
@@ -333,20 +331,34 @@ def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base
             s[i] = s[j]
             i += 1
     n = i
-    try:
-        rows_out, accounts_out = np.empty(n, np.int32), np.empty(n, np.int64)
-        sides_out, zero_out = np.empty(n, np.int8), np.empty(n, np.bool_)
-        if ranking == "bybit":
-            slots = np.empty(n, np.int64)
-            _widen(s, slots, n)
-            lo_out, hi_out = bybit(p, slots, symbol, marks)
-        else:
-            lo_out, hi_out = np.zeros(n), np.zeros(n)
-        _fill(p, ids, symbol, marks, ranking == "binance", s, n, rows_out, accounts_out, sides_out, lo_out, hi_out,
-              zero_out)
-    finally:
-        free(s)
+    rows_out, accounts_out = np.empty(n, np.int32), np.empty(n, np.int64)
+    sides_out, zero_out = np.empty(n, np.int8), np.empty(n, np.bool_)
+    if ranking == "bybit":
+        slots = np.empty(n, np.int64)
+        _widen(s, slots, n)
+        lo_out, hi_out = bybit(p, slots, symbol, marks)
+        s = _slot_buffer(0)  # (the same buffer: bybit does not use it)
+    else:
+        lo_out, hi_out = np.zeros(n), np.zeros(n)
+    _fill(p, ids, symbol, marks, ranking == "binance", s, n, rows_out, accounts_out, sides_out, lo_out, hi_out,
+          zero_out)
     return rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out
+
+
+cdef int32_t *_slots = NULL  # candidates' slot buffer, kept between calls (a fresh one costs page faults)
+cdef Py_ssize_t _slots_size = 0
+
+
+cdef int32_t *_slot_buffer(Py_ssize_t size) except NULL:
+    """The slot buffer, grown to at least ``size`` int32 (its contents kept)."""
+    global _slots, _slots_size
+    cdef int32_t *grown
+    if size > _slots_size or _slots == NULL:
+        grown = <int32_t *> realloc(_slots, sizeof(int32_t) * max(size, 2 * _slots_size, 1))
+        if grown == NULL:
+            raise MemoryError()
+        _slots, _slots_size = grown, max(size, 2 * _slots_size, 1)
+    return _slots
 
 
 cdef void _widen(const int32_t *s, int64_t[::1] out, Py_ssize_t n) noexcept:
@@ -428,8 +440,16 @@ def live_reach(int64_t[::1] live, double[::1] desc, Py_ssize_t at, double limit,
 def candidates_top(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks,
                    ranking, Py_ssize_t k):
     """:func:`candidates` and, by the heap of :func:`top_k`, the indices of its ``k`` highest lower bounds and of
-    its ``k`` highest upper bounds (each by value descending, ties by index; all when there are fewer):
-    ``(rows, accounts, sides, lo, hi, zero, top_lo, top_hi)``, the queue's first prefixes with its columns
-    (``ADLQueue._candidates``; reference ``queue._columns_top``). O(slots of the mirror + n log k)."""
+    its ``k`` highest upper bounds counting the zero candidates' as -inf (each by value descending, ties by
+    index; all when there are fewer): ``(rows, accounts, sides, lo, hi, zero, top_lo, top_hi)``, the queue's
+    first prefixes with its columns (``ADLQueue._candidates``; reference ``queue._columns_top``).
+    O(slots of the mirror + n log k)."""
     columns = candidates(p, ids, symbol, long, fund_base, marks, ranking)
-    return (*columns, _top_array(columns[3], k), _top_array(columns[4], k))
+    cdef const double[::1] hi = columns[4]
+    cdef const uint8_t[::1] zero = columns[5].view(np.uint8)
+    cdef Py_ssize_t i, n = hi.shape[0]
+    reach_out = np.empty(n)
+    cdef double[::1] reach = reach_out
+    for i in range(n):
+        reach[i] = -INFINITY if zero[i] else hi[i]
+    return (*columns, _top_array(columns[3], k), _top_array(reach_out, k))

@@ -87,7 +87,8 @@ class _Candidates:
     generation: int | None = -1  # the touched set's generation the above are for (-1: none yet)
     logged: int = 0  # how much of the touched set's log the above have seen
     liquidated: int | None = None  # the liquidated account of the previous call
-    hi_top: np.ndarray | None = None  # indices of the highest upper bounds, descending (grown on demand)
+    hi_top: np.ndarray | None = None  # indices of the highest upper bounds, descending (grown on demand; zeros as -inf)
+    reach_hi: np.ndarray | None = None  # the upper bounds ``hi_top`` is by (:func:`_reach_values`; made on demand)
     _hi_desc: np.ndarray | None = None  # minus their upper bounds (ascending, for the binary search)
     top_live: np.ndarray | None = None  # ``top`` without the skipped rows (None: to be made again)
     hi_live: np.ndarray | None = None  # ``hi_top`` without the skipped rows (None: to be made again)
@@ -110,17 +111,20 @@ class _Candidates:
         return self.top[:k]
 
     def reaching(self, bound: float) -> np.ndarray:
-        """Indices of the candidates whose upper bound is ≥ ``bound``, by upper bound descending: a prefix of
-        the highest upper bounds, grown ×4 (from :data:`TOP`) until it ends below ``bound``. O(n) the first
-        time and at each growth, then O(log n + the answer)."""
+        """Indices of the candidates whose upper bound is ≥ ``bound``, by upper bound descending, the zero
+        candidates counted at -inf (:func:`_reach_values`: the caller drops them): a prefix of the highest
+        upper bounds, grown ×4 (from :data:`TOP`) until it ends below ``bound``. O(n) the first time and at
+        each growth, then O(log n + the answer)."""
         n = len(self.hi)
         if not n:
             return np.zeros(0, np.int64)
         while True:
             top = self.hi_top
             if top is None or (len(top) < n and -self._hi_desc[-1] >= bound):
-                self.hi_top = self.select(self.hi, min(n, TOP if top is None else 4 * len(top)))
-                self._hi_desc = -self.hi[self.hi_top]  # ascending
+                if self.reach_hi is None:
+                    self.reach_hi = _reach_values(self.hi, self.zero)
+                self.hi_top = self.select(self.reach_hi, min(n, TOP if top is None else 4 * len(top)))
+                self._hi_desc = -self.reach_hi[self.hi_top]  # ascending
                 continue
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
 
@@ -153,7 +157,7 @@ class _Candidates:
             return reach
         if self.hi_live is None or self._hi_live_of is not self.hi_top:  # (re)made from the current prefix
             self.hi_live, self._hi_live_of, self.hi_at = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top, 0
-            self._hi_live_desc = -self.hi[self.hi_live]
+            self._hi_live_desc = np.where(self.zero[self.hi_live], np.inf, -self.hi[self.hi_live])
         self.hi_at, end = self.reach(self.hi_live, self._hi_live_desc, self.hi_at, -bound, skip, self.rows)
         return self.hi_live[self.hi_at:end]
 
@@ -307,7 +311,7 @@ class ADLQueue:
                                               0 if ranking == ADLRanking.SEEDED_OFFSET else TOP)
         c = _Candidates(*columns, top, select=self._top_k, prefix=self._live[0], reach=self._live[1])
         if len(hi_top):
-            c.hi_top, c._hi_desc = hi_top, -c.hi[hi_top]
+            c.hi_top, c._hi_desc = hi_top, np.where(c.zero[hi_top], np.inf, -c.hi[hi_top])
         return c
 
 
@@ -324,10 +328,18 @@ def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks:
 
 def _columns_top(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
                  ranking: str | None, k: int) -> tuple:
-    """:func:`_columns` and the indices of its ``k`` highest lower and upper bounds (:func:`~exchange.liquidation.adl.bounds.top_k`):
-    ``(rows, accounts, sides, lo, hi, zero, top lo, top hi)``. O(slots + n log n)."""
+    """:func:`_columns` and the indices of its ``k`` highest lower bounds and of its ``k`` highest
+    :func:`_reach_values` (:func:`~exchange.liquidation.adl.bounds.top_k`): ``(rows, accounts, sides, lo, hi, zero,
+    top lo, top hi)``. O(slots + n log n)."""
     columns = _columns(p, ids, symbol, long, fund_base, marks, ranking)
-    return (*columns, adlbounds.top_k(columns[3], k), adlbounds.top_k(columns[4], k))
+    return (*columns, adlbounds.top_k(columns[3], k), adlbounds.top_k(_reach_values(columns[4], columns[5]), k))
+
+
+def _reach_values(hi: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """The upper bounds :meth:`_Candidates.reaching` selects by: ``hi``, with the candidates known to score 0 at
+    -inf (never in a prefix's scored set: the zeros come in key order, unscored), so a bound of 0 does not
+    reach every zero candidate of a side. O(n)."""
+    return np.where(zero, -np.inf, hi)
 
 
 def _live_prefix(live: np.ndarray, at: int, k: int, skip: np.ndarray, rows: np.ndarray) -> int:
