@@ -62,3 +62,62 @@ def test_top_k_on_both_sides_of_its_heap_threshold(n, k):
               np.zeros(n), np.where(rng.random(n) < 0.5, -math.inf, math.inf)):
         assert kernel.top_k(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
         assert kernel.top_k(v[::2], k).tolist() == np.argsort(-v[::2], kind="stable")[:k].tolist()  # strided
+
+
+KERNELS = [pytest.param(None, id="reference"), pytest.param(
+    "compiled", id="compiled", marks=pytest.mark.skipif(kernel is None, reason="compiled core not active"))]
+
+
+def _side(lo, hi, rows, which):
+    """A side's ``_Candidates`` over the given bounds, with the first prefixes ``ADLQueue._candidates`` gives it,
+    by the reference helpers or the compiled ones."""
+    lo, hi, rows = np.array(lo, np.float64), np.array(hi, np.float64), np.array(rows, np.int32)
+    zero = (lo == 0) & (hi == 0)
+    k = adlqueue.TOP
+    if which is None:
+        select, prefix, reach = adlbounds.top_k, adlqueue._live_prefix, adlqueue._live_reach
+        top, hi_top = select(lo, k), select(adlqueue._reach_values(hi, zero), k)
+    else:
+        select, prefix, reach = kernel.top_k, kernel.live_prefix, kernel.live_reach
+        top, hi_top = kernel.top_k(lo, k), kernel.top_k(np.where(zero, -math.inf, hi), k)
+    c = adlqueue._Candidates(rows, rows.astype(np.int64), np.zeros(len(rows), np.int8), lo, hi, zero, top,
+                             select=select, prefix=prefix, reach=reach)
+    if len(hi_top):
+        c.hi_top, c._hi_desc = hi_top, np.where(zero[hi_top], math.inf, -hi[hi_top])
+    return c
+
+
+BOUND_VALUES = st.sampled_from([0.0, -1.0, 1.0, 2.0, 3.5, -math.inf, math.inf])
+
+
+@st.composite
+def sides(draw):
+    """Candidates (up to 700: past the first prefixes of TOP, so they grow) with bounds lo ≤ hi from a few
+    values (many ties, zero candidates, ±inf), owned by a few rows of which some are skipped; bounds to reach,
+    in call order."""
+    n = draw(st.integers(0, 700))
+    pairs = [sorted((draw(BOUND_VALUES), draw(BOUND_VALUES))) for _ in range(n)]
+    rows = [draw(st.integers(0, 9)) for _ in range(n)]
+    skipped = draw(st.lists(st.booleans(), min_size=10, max_size=10))
+    return [p[0] for p in pairs], [p[1] for p in pairs], rows, skipped, draw(st.lists(BOUND_VALUES, min_size=1, max_size=4))
+
+
+@pytest.mark.parametrize("which", KERNELS)
+@settings(max_examples=150, deadline=None)
+@given(sides())
+def test_reaching_live_is_every_live_nonzero_candidate_whose_upper_bound_reaches(which, side):
+    """The oracle: candidates outside skipped rows, not known to score 0, with ``hi ≥ bound``, by ``hi``
+    descending then index (the zero candidates are left to the caller: in the result only at a bound of -inf,
+    where it drops them); and :meth:`highest_live` the first k live ones by ``lo`` descending then index."""
+    lo, hi, rows, skipped, bounds = side
+    c = _side(lo, hi, rows, which)
+    skip = np.array(skipped)
+    for bound in bounds:
+        got = c.reaching_live(bound, skip)
+        got = got[~c.zero[got]] if bound == -math.inf else got
+        want = sorted((j for j in range(len(lo)) if not skipped[rows[j]] and not (lo[j] == 0 == hi[j]) and hi[j] >= bound),
+                      key=lambda j: (-hi[j], j))
+        assert got.tolist() == want
+        for k in (1, 8, 300):
+            live = sorted((j for j in range(len(lo)) if not skipped[rows[j]]), key=lambda j: (-lo[j], j))
+            assert c.highest_live(k, skip).tolist() == live[:k]

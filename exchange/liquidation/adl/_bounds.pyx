@@ -32,7 +32,7 @@ cdef double C_REL = REL
 cdef double C_WIDEN = WIDEN
 cdef int8_t ISOLATED = 2  # exchange.enums.MarginMode.ISOLATED
 cdef int8_t CROSS = 1     # exchange.enums.MarginMode.CROSS
-HEAP_K = 256  #: top_k takes the heap up to this k whatever the length (the queue's first prefixes)
+HEAP_K = 256  #: top_k takes the heap up to this k whatever the length (the queue's prefixes up to 256)
 
 
 cdef struct Pnl:

@@ -7,12 +7,13 @@ included) by *filter and refine*:
 
 - every candidate of the side in the mirror gets float bounds ``lo ≤ score ≤ hi`` in one pass
   (:mod:`exchange.liquidation.adl.bounds` in numpy; compiled, one C call builds the side's columns, bounds
-  included, and the prefixes of the highest bounds come from a bounded heap: ``_bounds.candidates``,
-  ``_bounds.top_k``);
+  included, with the first prefixes of the highest bounds from a bounded heap: ``_bounds.candidates_top``;
+  longer prefixes come from ``_bounds.top_k``);
 - for a prefix of ``m``, let ``L`` be the m-th largest lower bound: a candidate whose upper bound is below
   ``L`` is beaten by m candidates, so the first m of the exactly sorted others are the true first m. Only
   those (the candidates with ``hi ≥ L``) are scored exactly; candidates known to score exactly 0 are put in
-  key order by numpy, unscored. ``m`` starts at :data:`FIRST_PREFIX` and grows ×4 while the caller takes more;
+  key order by numpy, unscored (the prefixes of the highest upper bounds count them at -inf). ``m`` starts
+  at :data:`FIRST_PREFIX` and grows ×4 while the caller takes more;
 - the mirror is the ledger except for the accounts the command has changed so far (the engine's sync rule).
   Among those, an account whose rows still match its ledger state (its
   :meth:`~exchange.liquidation.monitor.RiskMonitor.signature` is the one its rows were written from: accounts the
@@ -58,7 +59,7 @@ from ...enums import PositionSide
 from ...profiles import ADLRanking
 
 FIRST_PREFIX = 8  #: candidates ranked exactly at first (then ×4 while the caller takes more)
-TOP = 256  #: highest lower bounds kept sorted per side
+TOP = 64  #: highest lower (and upper) bounds kept sorted per side at first (then grown on demand)
 _SIDES = {int(side): side for side in PositionSide}
 BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: "binance", ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: "bybit",
           ADLRanking.PNL_LEVERAGE_INDEX: "bybit"}  #: the bounds function of each ranking (adl.bounds or its twin)
@@ -110,11 +111,11 @@ class _Candidates:
             self.top = self.select(self.lo, max(2 * k, TOP))
         return self.top[:k]
 
-    def reaching(self, bound: float) -> np.ndarray:
+    def reaching(self, bound: float, select_only: bool = False) -> np.ndarray | None:
         """Indices of the candidates whose upper bound is ≥ ``bound``, by upper bound descending, the zero
         candidates counted at -inf (:func:`_reach_values`: the caller drops them): a prefix of the highest
         upper bounds, grown ×4 (from :data:`TOP`) until it ends below ``bound``. O(n) the first time and at
-        each growth, then O(log n + the answer)."""
+        each growth, then O(log n + the answer). ``select_only``: grow the prefix, return None."""
         n = len(self.hi)
         if not n:
             return np.zeros(0, np.int64)
@@ -126,6 +127,8 @@ class _Candidates:
                 self.hi_top = self.select(self.reach_hi, min(n, TOP if top is None else 4 * len(top)))
                 self._hi_desc = -self.reach_hi[self.hi_top]  # ascending
                 continue
+            if select_only:
+                return None
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
 
     def follow_skips(self) -> None:
@@ -151,10 +154,10 @@ class _Candidates:
 
     def reaching_live(self, bound: float, skip: np.ndarray) -> np.ndarray:
         """:meth:`reaching` outside skipped rows, dropping the skipped rows it meets as :meth:`highest_live`
-        does. O(log n + the answer + rows skipped since)."""
-        reach = self.reaching(bound)
-        if not len(reach):
-            return reach
+        does (the prefix grown as :meth:`reaching` grows it). O(the answer + rows skipped since)."""
+        if not len(self.hi):
+            return np.zeros(0, np.int64)
+        self.reaching(bound, select_only=True)
         if self.hi_live is None or self._hi_live_of is not self.hi_top:  # (re)made from the current prefix
             self.hi_live, self._hi_live_of, self.hi_at = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top, 0
             self._hi_live_desc = np.where(self.zero[self.hi_live], np.inf, -self.hi[self.hi_live])
@@ -400,13 +403,20 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
         complete = len(top) < m or m >= n
         bound = -math.inf if complete else float(c.lo[top[m - 1]])
         inside = c.reaching_live(bound, skip)
-        inside = inside[~c.zero[inside]]
-        floor = Fraction(bound) if not complete else None  # exact, converted once
+        if bound == -math.inf:  # (above -inf, the reaching prefixes hold no zero candidate: _reach_values)
+            inside = inside[~c.zero[inside]]
         if complete:
             scores = dict(stale)
         else:  # the stale scores whose float reaches the bound: a prefix of c.stale_order
             reach = c.stale_order[:bisect.bisect_right(c.stale_order, -bound, key=itemgetter(0))]
-            scores = {key: r for key, r in ((key, stale[key]) for _, key in reach) if r[0] > bound or r[1] >= floor}
+            scores, floor = {}, None
+            for _, key in reach:
+                r = stale[key]
+                if r[0] <= bound:  # an equal float: the exact comparison decides
+                    floor = Fraction(bound) if floor is None else floor  # (exact, converted once)
+                    if r[1] < floor:
+                        continue
+                scores[key] = r
         for j in inside.tolist():
             known = c.exact.get(j)
             if known is None:  # valid while the row is not skipped: it is the ledger's state, as when scored
@@ -415,11 +425,15 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
             scores[known[0]] = known[1]
         keys = sorted(scores)
         keys.sort(key=scores.__getitem__, reverse=True)  # stable: equal scores stay in key order
-        zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)
-        order = itertools.chain((k for k in keys if scores[k][1].numerator > 0),
-                                heapq.merge((k for k in keys if scores[k][1].numerator == 0), _keys(c, zeros, skip)),
-                                (k for k in keys if scores[k][1].numerator < 0))
-        for key in itertools.islice(order, taken, None if complete else m):
+        if bound <= 0 and len(c.zeros_by_key()):  # the zero candidates join the scores of 0, in key order
+            order = itertools.chain((k for k in keys if scores[k][1].numerator > 0),
+                                    heapq.merge((k for k in keys if scores[k][1].numerator == 0),
+                                                _keys(c, c.zeros_by_key(), skip)),
+                                    (k for k in keys if scores[k][1].numerator < 0))
+            order = itertools.islice(order, taken, None if complete else m)
+        else:  # (keys is by score descending, ties in key order: positive, 0, negative already)
+            order = keys[taken:None if complete else m]
+        for key in order:
             yield key
             taken += 1
         if complete:
