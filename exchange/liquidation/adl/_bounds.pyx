@@ -170,52 +170,71 @@ def top_k(const double[:] values, Py_ssize_t k):
     return _top_array(np.ascontiguousarray(values), k)
 
 
-cdef inline void _maintenance(int symbol, int64_t notional, double *lo, double *hi,
-                              const int64_t[:, :] caps, const int64_t[:, :] mmrs, const int64_t[:, :] cum_units,
-                              const int64_t[:, :] cum_rem) noexcept:
-    """The reference's ``_maintenance`` for one notional (caps ascending: the first cap ≥ notional)."""
-    cdef Py_ssize_t b = 0, nb = caps.shape[1]
-    while b < nb - 1 and caps[symbol, b] < notional:
-        b += 1
-    cdef double mmr = <double>mmrs[symbol, b]
-    cdef double cum = <double>cum_units[symbol, b] + <double>cum_rem[symbol, b] / 1e8
-    cdef double value = <double>notional * mmr / 1e8 - cum
-    cdef double error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
-    lo[0] = value - error
-    hi[0] = value + error + 1.0  # + 1: the exact MM is rounded up
+cdef struct Brackets:
+    const int64_t *caps  # one symbol's rows of the instrument table's bracket columns (contiguous)
+    const int64_t *mmrs
+    const int64_t *cum_units
+    const int64_t *cum_rem
+    Py_ssize_t n
+
+
+cdef Brackets _brackets(t, int symbol) except *:
+    """The bracket rows of ``symbol`` in the instrument table ``t`` (its columns are C-contiguous; they must
+    outlive the use of the pointers: the portfolio holds the table)."""
+    cdef const int64_t[:, ::1] caps = t.br_lookup_cap, mmrs = t.br_mmr_e8, cum_units = t.br_cum_units
+    cdef const int64_t[:, ::1] cum_rem = t.br_cum_rem_x8
+    cdef Brackets b
+    b.caps, b.mmrs, b.cum_units, b.cum_rem = &caps[symbol, 0], &mmrs[symbol, 0], &cum_units[symbol, 0], &cum_rem[symbol, 0]
+    b.n = caps.shape[1]
+    return b
+
+
+cdef inline void _binance_one(int64_t lots, int64_t cost, int64_t mark, double k, int64_t mk, int64_t wallet,
+                              const Brackets *b, double *lo, double *hi) noexcept nogil:
+    """:func:`binance`'s bounds of one position (the same operations in the same order): ``lots``, ``cost``
+    and ``wallet`` (the isolated margin or the owner's wallet) from its row, ``mark`` and ``k`` (``mk`` =
+    mark × K) its symbol's."""
+    cdef Pnl u = _upnl(lots, cost, mark, k)
+    cdef double w = <double>wallet, balance = w + u.value
+    cdef double balance_err = u.error + C_REL * (fabs(w) + fabs(u.value)), denominator
+    cdef int64_t notional
+    cdef Py_ssize_t j = 0
+    cdef double mmr, cum, value, error, mm_lo, mm_hi
+    if u.sign <= 0 or balance + balance_err <= 0:
+        lo[0] = hi[0] = 0.0
+    elif fabs(balance) <= balance_err:
+        lo[0], hi[0] = -INFINITY, INFINITY
+    else:  # _maintenance on the row's bracket
+        notional = (lots if lots >= 0 else -lots) * mk
+        while j < b.n - 1 and b.caps[j] < notional:
+            j += 1
+        mmr = <double>b.mmrs[j]
+        cum = <double>b.cum_units[j] + <double>b.cum_rem[j] / 1e8
+        value = <double>notional * mmr / 1e8 - cum
+        error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
+        mm_lo, mm_hi = value - error, value + error + 1.0  # + 1: the exact MM is rounded up
+        denominator = <double>(wallet if wallet > 1 else 1)
+        lo[0] = (max(u.value - u.error, 0.0) * max(mm_lo, 0.0) / (denominator * (balance + balance_err))) * (1 - C_WIDEN)
+        hi[0] = ((u.value + u.error) * mm_hi / (denominator * (balance - balance_err))) * (1 + C_WIDEN)
 
 
 def binance(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
-    """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64. O(len(slots))."""
+    """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64 (each slot by
+    :func:`_binance_one`). O(len(slots))."""
     cdef _Mirror v = _Mirror(p)
     cdef const int64_t[:] qty = v.qty, cost = v.cost, iso = v.iso, wallets = v.wallets, k_units = v.k_units
     cdef const int8_t[:] mode = v.mode
     cdef const int32_t[:] owner = v.owner
     cdef const int16_t[:] pos_symbol = v.pos_symbol
-    cdef const int64_t[:, :] caps = v.caps, mmrs = v.mmrs, cum_units = v.cum_units, cum_rem = v.cum_rem
     cdef Py_ssize_t i, n = slots.shape[0]
     lo_out, hi_out = np.empty(n), np.empty(n)
-    cdef double[:] lo = lo_out, hi = hi_out
-    cdef int64_t mark = marks[symbol], mk = mark * k_units[symbol], s, wallet, lots
-    cdef double w, balance, balance_err, mm_lo, mm_hi, denominator
-    cdef Pnl u
+    cdef double[::1] lo = lo_out, hi = hi_out
+    cdef int64_t mark = marks[symbol], mk = mark * k_units[symbol], s
+    cdef Brackets b = _brackets(p.table, symbol)
     for i in range(n):
         s = slots[i]
-        lots = qty[s]
-        u = _upnl(lots, cost[s], marks[pos_symbol[s]], <double>k_units[pos_symbol[s]])
-        wallet = iso[s] if mode[s] == ISOLATED else wallets[owner[s]]
-        w = <double>wallet
-        balance = w + u.value
-        balance_err = u.error + C_REL * (fabs(w) + fabs(u.value))
-        if u.sign <= 0 or balance + balance_err <= 0:
-            lo[i] = hi[i] = 0.0
-        elif fabs(balance) <= balance_err:
-            lo[i], hi[i] = -INFINITY, INFINITY
-        else:
-            _maintenance(symbol, (lots if lots >= 0 else -lots) * mk, &mm_lo, &mm_hi, caps, mmrs, cum_units, cum_rem)
-            denominator = <double>(wallet if wallet > 1 else 1)
-            lo[i] = (max(u.value - u.error, 0.0) * max(mm_lo, 0.0) / (denominator * (balance + balance_err))) * (1 - C_WIDEN)
-            hi[i] = ((u.value + u.error) * mm_hi / (denominator * (balance - balance_err))) * (1 + C_WIDEN)
+        _binance_one(qty[s], cost[s], marks[pos_symbol[s]], <double>k_units[pos_symbol[s]], mk,
+                     iso[s] if mode[s] == ISOLATED else wallets[owner[s]], &b, &lo[i], &hi[i])
     return lo_out, hi_out
 
 
@@ -271,43 +290,6 @@ def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
     return lo_out, hi_out
 
 
-cdef struct Brackets:
-    const int64_t *caps  # one symbol's rows of the instrument table's bracket columns (contiguous)
-    const int64_t *mmrs
-    const int64_t *cum_units
-    const int64_t *cum_rem
-    Py_ssize_t n
-
-
-cdef inline void _binance_one(int64_t lots, int64_t cost, int64_t mark, double k, int64_t mk, int64_t wallet,
-                              const Brackets *b, double *lo, double *hi) noexcept nogil:
-    """:func:`binance`'s bounds of one position (the same operations in the same order): ``lots``, ``cost``
-    and ``wallet`` (the isolated margin or the owner's wallet) from its row, ``mark`` and ``k`` (``mk`` =
-    mark × K) its symbol's."""
-    cdef Pnl u = _upnl(lots, cost, mark, k)
-    cdef double w = <double>wallet, balance = w + u.value
-    cdef double balance_err = u.error + C_REL * (fabs(w) + fabs(u.value)), denominator
-    cdef int64_t notional
-    cdef Py_ssize_t j = 0
-    cdef double mmr, cum, value, error, mm_lo, mm_hi
-    if u.sign <= 0 or balance + balance_err <= 0:
-        lo[0] = hi[0] = 0.0
-    elif fabs(balance) <= balance_err:
-        lo[0], hi[0] = -INFINITY, INFINITY
-    else:  # _maintenance on the row's bracket
-        notional = (lots if lots >= 0 else -lots) * mk
-        while j < b.n - 1 and b.caps[j] < notional:
-            j += 1
-        mmr = <double>b.mmrs[j]
-        cum = <double>b.cum_units[j] + <double>b.cum_rem[j] / 1e8
-        value = <double>notional * mmr / 1e8 - cum
-        error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
-        mm_lo, mm_hi = value - error, value + error + 1.0  # + 1: the exact MM is rounded up
-        denominator = <double>(wallet if wallet > 1 else 1)
-        lo[0] = (max(u.value - u.error, 0.0) * max(mm_lo, 0.0) / (denominator * (balance + balance_err))) * (1 - C_WIDEN)
-        hi[0] = ((u.value + u.error) * mm_hi / (denominator * (balance - balance_err))) * (1 + C_WIDEN)
-
-
 def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks, ranking):
     """The queue's candidates of one side (``ADLQueue._candidates`` builds the same with numpy): ``(rows,
     accounts, sides, lo, hi, zero)``: the portfolio account (int32), ledger id (int64) and position side (int8)
@@ -321,8 +303,10 @@ def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base
     cdef const int64_t[::1] qty = p.pos_qty_lots
     cdef Py_ssize_t i, n_slots = p.n_slots, n = 0
     cdef int64_t sign = 1 if long else -1, j
+    if n_slots >= 2**31 - 1:
+        raise OverflowError("more mirror slots than an int32 holds")
     cdef int32_t *s = _slot_buffer(n_slots + 1)
-    for j in range(n_slots):  # side_slots into a private buffer (int32: half the memory traffic)
+    for j in range(n_slots):  # side_slots' filter, into a buffer kept between calls (int32: less memory traffic)
         s[n] = <int32_t>j
         n += (pos_symbol[j] == symbol) & (qty[j] * sign > 0) & (owner[j] >= 0)
     i = 0
@@ -381,15 +365,12 @@ cdef void _fill(p, const int64_t[:] ids, int symbol, const int64_t[:] marks, bin
     cdef int64_t[::1] accounts = accounts_out
     cdef int8_t[::1] sides = sides_out
     cdef uint8_t[::1] zero = zero_out.view(np.uint8)
-    cdef const int64_t[:, ::1] caps, mmrs, cum_units, cum_rem
     cdef Brackets b
     cdef int64_t mark = 0, mk = 0, j
     cdef double k = 0.0
     if by_binance and n:
         t = p.table
-        caps, mmrs, cum_units, cum_rem = t.br_lookup_cap, t.br_mmr_e8, t.br_cum_units, t.br_cum_rem_x8
-        b.caps, b.mmrs, b.cum_units, b.cum_rem = &caps[symbol, 0], &mmrs[symbol, 0], &cum_units[symbol, 0], &cum_rem[symbol, 0]
-        b.n = caps.shape[1]
+        b = _brackets(t, symbol)
         mark = marks[symbol]
         mk = mark * <int64_t>t.k_units[symbol]
         k = <double><int64_t>t.k_units[symbol]
