@@ -58,7 +58,7 @@ from .ranking import Key, ranked, score, side_positions
 from ...enums import PositionSide
 from ...profiles import ADLRanking
 
-FIRST_PREFIX = 8  #: candidates ranked exactly at first (then ×4 while the caller takes more)
+FIRST_PREFIX = 4  #: candidates ranked exactly at first, then ×4 while the caller takes more (a crash step takes ~3)
 TOP = 64  #: highest lower (and upper) bounds kept sorted per side at first (then grown on demand)
 _SIDES = {int(side): side for side in PositionSide}
 BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: "binance", ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: "bybit",
