@@ -6,7 +6,8 @@ Each function takes the reference's arguments and returns what it returns, in on
 twenty numpy passes:
 
 - :func:`side_slots`  the mirror slots of the user positions on one side of a symbol (the queue's filter).
-- :func:`candidates`  the queue's candidate columns of one side (``ADLQueue._candidates``) in two C passes.
+- :func:`candidates`  the queue's candidate columns of one side (``ADLQueue._candidates``) in two C passes;
+  :func:`candidates_top` adds the first prefixes of its highest bounds (the queue's first call).
 - :func:`top_k`       the ``k`` highest values by (value descending, index ascending), by a bounded heap.
 - :func:`live_prefix`, :func:`live_reach`  the queue's live lists (``_live_prefix``, ``_live_reach``) in one
   pass over the entries they meet.
@@ -20,7 +21,7 @@ harmless: a sound interval decides only which candidates are scored exactly, nev
 Divisions are of doubles, or of non-negative integers (``cdivision``).
 """
 from libc.math cimport INFINITY, fabs
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
 
 import numpy as np
@@ -31,6 +32,7 @@ cdef double C_REL = REL
 cdef double C_WIDEN = WIDEN
 cdef int8_t ISOLATED = 2  # exchange.enums.MarginMode.ISOLATED
 cdef int8_t CROSS = 1     # exchange.enums.MarginMode.CROSS
+HEAP_K = 256  #: top_k takes the heap up to this k whatever the length (the queue's prefixes up to 256)
 
 
 cdef struct Pnl:
@@ -39,7 +41,7 @@ cdef struct Pnl:
     double error  # |value − exact| ≤ error
 
 
-cdef inline Pnl _upnl(int64_t lots, int64_t cost, int64_t mark, double k):
+cdef inline Pnl _upnl(int64_t lots, int64_t cost, int64_t mark, double k) noexcept nogil:
     """The reference's ``_upnl`` for one slot."""
     cdef Pnl r
     cdef int64_t qp = lots * mark  # exact: |lots| × mark × K ≤ 2^62
@@ -116,88 +118,123 @@ cdef void _sift(Item *heap, Py_ssize_t n, Py_ssize_t at) noexcept nogil:
     heap[at] = x
 
 
+cdef int _top(const double *values, Py_ssize_t n, Py_ssize_t k, int64_t *out) noexcept nogil:
+    """Write to ``out`` the indices of the ``k`` (≤ n) highest ``values`` by value descending, ties by index
+    ascending: a heap of the first ``k`` so far, scanned once. O(n + k log k + log k per displacement).
+    Returns -1 when out of memory (nothing written), else 0."""
+    cdef Py_ssize_t i, m
+    if k <= 0:
+        return 0
+    cdef Item *heap = <Item *> malloc(sizeof(Item) * k)
+    if heap == NULL:
+        return -1
+    for i in range(k):
+        heap[i].value, heap[i].index = values[i], i
+    for i in range(k // 2 - 1, -1, -1):
+        _sift(heap, k, i)
+    for i in range(k, n):
+        if values[i] > heap[0].value:  # (an equal value has a higher index: it comes after)
+            heap[0].value, heap[0].index = values[i], i
+            _sift(heap, k, 0)
+    for m in range(k, 0, -1):  # take the last item out each time: the order from the end
+        out[m - 1] = heap[0].index
+        heap[0] = heap[m - 1]
+        _sift(heap, m - 1, 0)
+    free(heap)
+    return 0
+
+
+cdef object _top_array(const double[::1] values, Py_ssize_t k):
+    """:func:`_top` of a contiguous array as a new int64 array (``k`` clipped to 0..n)."""
+    cdef Py_ssize_t n = values.shape[0]
+    k = min(max(k, 0), n)
+    out = np.empty(k, np.int64)
+    cdef int64_t[::1] o = out
+    if k and _top(&values[0], n, k, &o[0]) != 0:
+        raise MemoryError()
+    return out
+
+
 def top_k(const double[:] values, Py_ssize_t k):
     """Twin of :func:`exchange.liquidation.adl.bounds.top_k`: indices of the ``k`` highest ``values`` (every one
     when there are fewer) by value descending, ties by index ascending. For ``k`` up to a sixteenth of the
-    values, a heap of the first ``k`` so far, scanned once: O(n + k log k + log k per displacement); above,
-    the reference (numpy's partition is faster there)."""
-    cdef Py_ssize_t n = values.shape[0], i, m
+    values, or up to :data:`HEAP_K`, a heap of the first ``k`` so far, scanned once: O(n + k log k + log k per
+    displacement); above, the reference (numpy's partition is faster there)."""
+    cdef Py_ssize_t n = values.shape[0]
     if k > n:
         k = n
     if k < 0:
         k = 0
-    if 16 * k > n:
+    if 16 * k > n and k > HEAP_K:
         return reference_top_k(np.asarray(values), k)
-    out = np.empty(k, np.int64)
-    if k == 0:
-        return out
-    cdef int64_t[:] o = out
-    cdef Item *heap = <Item *> malloc(sizeof(Item) * k)
-    if heap == NULL:
-        raise MemoryError()
-    with nogil:
-        for i in range(k):
-            heap[i].value, heap[i].index = values[i], i
-        for i in range(k // 2 - 1, -1, -1):
-            _sift(heap, k, i)
-        for i in range(k, n):
-            if values[i] > heap[0].value:  # (an equal value has a higher index: it comes after)
-                heap[0].value, heap[0].index = values[i], i
-                _sift(heap, k, 0)
-        for m in range(k, 0, -1):  # take the last item out each time: the order from the end
-            o[m - 1] = heap[0].index
-            heap[0] = heap[m - 1]
-            _sift(heap, m - 1, 0)
-    free(heap)
-    return out
+    return _top_array(np.ascontiguousarray(values), k)
 
 
-cdef inline void _maintenance(int symbol, int64_t notional, double *lo, double *hi,
-                              const int64_t[:, :] caps, const int64_t[:, :] mmrs, const int64_t[:, :] cum_units,
-                              const int64_t[:, :] cum_rem) noexcept:
-    """The reference's ``_maintenance`` for one notional (caps ascending: the first cap ≥ notional)."""
-    cdef Py_ssize_t b = 0, nb = caps.shape[1]
-    while b < nb - 1 and caps[symbol, b] < notional:
-        b += 1
-    cdef double mmr = <double>mmrs[symbol, b]
-    cdef double cum = <double>cum_units[symbol, b] + <double>cum_rem[symbol, b] / 1e8
-    cdef double value = <double>notional * mmr / 1e8 - cum
-    cdef double error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
-    lo[0] = value - error
-    hi[0] = value + error + 1.0  # + 1: the exact MM is rounded up
+cdef struct Brackets:
+    const int64_t *caps  # one symbol's rows of the instrument table's bracket columns (contiguous)
+    const int64_t *mmrs
+    const int64_t *cum_units
+    const int64_t *cum_rem
+    Py_ssize_t n
+
+
+cdef Brackets _brackets(t, int symbol) except *:
+    """The bracket rows of ``symbol`` in the instrument table ``t`` (its columns are C-contiguous; they must
+    outlive the use of the pointers: the portfolio holds the table)."""
+    cdef const int64_t[:, ::1] caps = t.br_lookup_cap, mmrs = t.br_mmr_e8, cum_units = t.br_cum_units
+    cdef const int64_t[:, ::1] cum_rem = t.br_cum_rem_x8
+    cdef Brackets b
+    b.caps, b.mmrs, b.cum_units, b.cum_rem = &caps[symbol, 0], &mmrs[symbol, 0], &cum_units[symbol, 0], &cum_rem[symbol, 0]
+    b.n = caps.shape[1]
+    return b
+
+
+cdef inline void _binance_one(int64_t lots, int64_t cost, int64_t mark, double k, int64_t mk, int64_t wallet,
+                              const Brackets *b, double *lo, double *hi) noexcept nogil:
+    """:func:`binance`'s bounds of one position (the same operations in the same order): ``lots``, ``cost``
+    and ``wallet`` (the isolated margin or the owner's wallet) from its row, ``mark`` and ``k`` (``mk`` =
+    mark × K) its symbol's."""
+    cdef Pnl u = _upnl(lots, cost, mark, k)
+    cdef double w = <double>wallet, balance = w + u.value
+    cdef double balance_err = u.error + C_REL * (fabs(w) + fabs(u.value)), denominator
+    cdef int64_t notional
+    cdef Py_ssize_t j = 0
+    cdef double mmr, cum, value, error, mm_lo, mm_hi
+    if u.sign <= 0 or balance + balance_err <= 0:
+        lo[0] = hi[0] = 0.0
+    elif fabs(balance) <= balance_err:
+        lo[0], hi[0] = -INFINITY, INFINITY
+    else:  # _maintenance on the row's bracket
+        notional = (lots if lots >= 0 else -lots) * mk
+        while j < b.n - 1 and b.caps[j] < notional:
+            j += 1
+        mmr = <double>b.mmrs[j]
+        cum = <double>b.cum_units[j] + <double>b.cum_rem[j] / 1e8
+        value = <double>notional * mmr / 1e8 - cum
+        error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
+        mm_lo, mm_hi = value - error, value + error + 1.0  # + 1: the exact MM is rounded up
+        denominator = <double>(wallet if wallet > 1 else 1)
+        lo[0] = (max(u.value - u.error, 0.0) * max(mm_lo, 0.0) / (denominator * (balance + balance_err))) * (1 - C_WIDEN)
+        hi[0] = ((u.value + u.error) * mm_hi / (denominator * (balance - balance_err))) * (1 + C_WIDEN)
 
 
 def binance(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
-    """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64. O(len(slots))."""
+    """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64 (each slot by
+    :func:`_binance_one`). O(len(slots))."""
     cdef _Mirror v = _Mirror(p)
     cdef const int64_t[:] qty = v.qty, cost = v.cost, iso = v.iso, wallets = v.wallets, k_units = v.k_units
     cdef const int8_t[:] mode = v.mode
     cdef const int32_t[:] owner = v.owner
     cdef const int16_t[:] pos_symbol = v.pos_symbol
-    cdef const int64_t[:, :] caps = v.caps, mmrs = v.mmrs, cum_units = v.cum_units, cum_rem = v.cum_rem
     cdef Py_ssize_t i, n = slots.shape[0]
     lo_out, hi_out = np.empty(n), np.empty(n)
-    cdef double[:] lo = lo_out, hi = hi_out
-    cdef int64_t mark = marks[symbol], mk = mark * k_units[symbol], s, wallet, lots
-    cdef double w, balance, balance_err, mm_lo, mm_hi, denominator
-    cdef Pnl u
+    cdef double[::1] lo = lo_out, hi = hi_out
+    cdef int64_t mark = marks[symbol], mk = mark * k_units[symbol], s
+    cdef Brackets b = _brackets(p.table, symbol)
     for i in range(n):
         s = slots[i]
-        lots = qty[s]
-        u = _upnl(lots, cost[s], marks[pos_symbol[s]], <double>k_units[pos_symbol[s]])
-        wallet = iso[s] if mode[s] == ISOLATED else wallets[owner[s]]
-        w = <double>wallet
-        balance = w + u.value
-        balance_err = u.error + C_REL * (fabs(w) + fabs(u.value))
-        if u.sign <= 0 or balance + balance_err <= 0:
-            lo[i] = hi[i] = 0.0
-        elif fabs(balance) <= balance_err:
-            lo[i], hi[i] = -INFINITY, INFINITY
-        else:
-            _maintenance(symbol, (lots if lots >= 0 else -lots) * mk, &mm_lo, &mm_hi, caps, mmrs, cum_units, cum_rem)
-            denominator = <double>(wallet if wallet > 1 else 1)
-            lo[i] = (max(u.value - u.error, 0.0) * max(mm_lo, 0.0) / (denominator * (balance + balance_err))) * (1 - C_WIDEN)
-            hi[i] = ((u.value + u.error) * mm_hi / (denominator * (balance - balance_err))) * (1 + C_WIDEN)
+        _binance_one(qty[s], cost[s], marks[pos_symbol[s]], <double>k_units[pos_symbol[s]], mk,
+                     iso[s] if mode[s] == ISOLATED else wallets[owner[s]], &b, &lo[i], &hi[i])
     return lo_out, hi_out
 
 
@@ -257,29 +294,95 @@ def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base
     """The queue's candidates of one side (``ADLQueue._candidates`` builds the same with numpy): ``(rows,
     accounts, sides, lo, hi, zero)``: the portfolio account (int32), ledger id (int64) and position side (int8)
     of each slot of :func:`side_slots`, its score bounds by ``ranking`` ("binance", "bybit", or None: all
-    0.0) and whether both are 0.0. O(slots of the mirror)."""
-    slots = side_slots(p, ids, symbol, long, fund_base)
-    cdef const int64_t[:] s = slots
-    cdef Py_ssize_t i, n = s.shape[0]
-    if ranking is None:
-        lo_out, hi_out = np.zeros(n), np.zeros(n)
-    else:
-        lo_out, hi_out = (binance if ranking == "binance" else bybit)(p, slots, symbol, marks)
-    cdef const double[:] lo = lo_out, hi = hi_out
-    cdef const int32_t[:] owner = p.pos_account
-    cdef const int8_t[:] pos_side = p.pos_side
+    0.0) and whether both are 0.0. O(slots of the mirror): the filter, then one pass over the candidates
+    (binance's bounds computed there, with the symbol's mark and brackets read once; bybit's by :func:`bybit`)."""
+    if ranking not in (None, "binance", "bybit"):
+        raise ValueError(f"unknown ADL bounds {ranking!r}")
+    cdef const int16_t[::1] pos_symbol = p.pos_symbol
+    cdef const int32_t[::1] owner = p.pos_account
+    cdef const int64_t[::1] qty = p.pos_qty_lots
+    cdef Py_ssize_t i, n_slots = p.n_slots, n = 0
+    cdef int64_t sign = 1 if long else -1, j
+    if n_slots >= 2**31 - 1:
+        raise OverflowError("more mirror slots than an int32 holds")
+    cdef int32_t *s = _slot_buffer(n_slots + 1)
+    for j in range(n_slots):  # side_slots' filter, into a buffer kept between calls (int32: less memory traffic)
+        s[n] = <int32_t>j
+        n += (pos_symbol[j] == symbol) & (qty[j] * sign > 0) & (owner[j] >= 0)
+    i = 0
+    for j in range(n):
+        if ids[owner[s[j]]] < fund_base:
+            s[i] = s[j]
+            i += 1
+    n = i
     rows_out, accounts_out = np.empty(n, np.int32), np.empty(n, np.int64)
     sides_out, zero_out = np.empty(n, np.int8), np.empty(n, np.bool_)
-    cdef int32_t[:] rows = rows_out
-    cdef int64_t[:] accounts = accounts_out
-    cdef int8_t[:] sides = sides_out
-    cdef uint8_t[:] zero = zero_out.view(np.uint8)
-    for i in range(n):
-        rows[i] = owner[s[i]]
-        accounts[i] = ids[rows[i]]
-        sides[i] = pos_side[s[i]]
-        zero[i] = (lo[i] == 0.0) & (hi[i] == 0.0)
+    if ranking == "bybit":
+        slots = np.empty(n, np.int64)
+        _widen(s, slots, n)
+        lo_out, hi_out = bybit(p, slots, symbol, marks)
+        s = _slot_buffer(0)  # (the same buffer: bybit does not use it)
+    else:
+        lo_out, hi_out = np.zeros(n), np.zeros(n)
+    _fill(p, ids, symbol, marks, ranking == "binance", s, n, rows_out, accounts_out, sides_out, lo_out, hi_out,
+          zero_out)
     return rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out
+
+
+cdef int32_t *_slots = NULL  # candidates' slot buffer, kept between calls (a fresh one costs page faults)
+cdef Py_ssize_t _slots_size = 0
+
+
+cdef int32_t *_slot_buffer(Py_ssize_t size) except NULL:
+    """The slot buffer, grown to at least ``size`` int32 (its contents kept)."""
+    global _slots, _slots_size
+    cdef int32_t *grown
+    if size > _slots_size or _slots == NULL:
+        grown = <int32_t *> realloc(_slots, sizeof(int32_t) * max(size, 2 * _slots_size, 1))
+        if grown == NULL:
+            raise MemoryError()
+        _slots, _slots_size = grown, max(size, 2 * _slots_size, 1)
+    return _slots
+
+
+cdef void _widen(const int32_t *s, int64_t[::1] out, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = s[i]
+
+
+cdef void _fill(p, const int64_t[:] ids, int symbol, const int64_t[:] marks, bint by_binance, const int32_t *s,
+                Py_ssize_t n, rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out) except *:
+    """:func:`candidates`'s pass over its ``n`` slots ``s``: rows, ledger ids, sides, binance's bounds (when
+    ``by_binance``; else ``lo``/``hi`` are kept) and the zero flags."""
+    cdef Py_ssize_t i
+    cdef double[::1] lo = lo_out, hi = hi_out
+    cdef const int32_t[::1] owner = p.pos_account
+    cdef const int8_t[::1] pos_side = p.pos_side, mode = p.pos_mode
+    cdef const int64_t[::1] qty = p.pos_qty_lots, cost = p.pos_entry_cost, iso = p.pos_iso_margin_units
+    cdef const int64_t[::1] wallets = p.acct_wallet_units
+    cdef int32_t[::1] rows = rows_out
+    cdef int64_t[::1] accounts = accounts_out
+    cdef int8_t[::1] sides = sides_out
+    cdef uint8_t[::1] zero = zero_out.view(np.uint8)
+    cdef Brackets b
+    cdef int64_t mark = 0, mk = 0, j
+    cdef double k = 0.0
+    if by_binance and n:
+        t = p.table
+        b = _brackets(t, symbol)
+        mark = marks[symbol]
+        mk = mark * <int64_t>t.k_units[symbol]
+        k = <double><int64_t>t.k_units[symbol]
+    for i in range(n):
+        j = s[i]
+        rows[i] = owner[j]
+        accounts[i] = ids[rows[i]]
+        sides[i] = pos_side[j]
+        if by_binance:
+            _binance_one(qty[j], cost[j], mark, k, mk, iso[j] if mode[j] == ISOLATED else wallets[owner[j]], &b,
+                         &lo[i], &hi[i])
+        zero[i] = (lo[i] == 0.0) & (hi[i] == 0.0)
 
 
 def live_prefix(int64_t[::1] live, Py_ssize_t at, Py_ssize_t k, skip, const int32_t[::1] rows):
@@ -313,3 +416,21 @@ def live_reach(int64_t[::1] live, double[::1] desc, Py_ssize_t at, double limit,
             w -= 1
             live[w], desc[w] = live[j], desc[j]
     return w, end
+
+
+def candidates_top(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks,
+                   ranking, Py_ssize_t k):
+    """:func:`candidates` and, by the heap of :func:`top_k`, the indices of its ``k`` highest lower bounds and of
+    its ``k`` highest upper bounds counting the zero candidates' as -inf (each by value descending, ties by
+    index; all when there are fewer): ``(rows, accounts, sides, lo, hi, zero, top_lo, top_hi)``, the queue's
+    first prefixes with its columns (``ADLQueue._candidates``; reference ``queue._columns_top``).
+    O(slots of the mirror + n log k)."""
+    columns = candidates(p, ids, symbol, long, fund_base, marks, ranking)
+    cdef const double[::1] hi = columns[4]
+    cdef const uint8_t[::1] zero = columns[5].view(np.uint8)
+    cdef Py_ssize_t i, n = hi.shape[0]
+    reach_out = np.empty(n)
+    cdef double[::1] reach = reach_out
+    for i in range(n):
+        reach[i] = -INFINITY if zero[i] else hi[i]
+    return (*columns, _top_array(columns[3], k), _top_array(reach_out, k))

@@ -7,12 +7,13 @@ included) by *filter and refine*:
 
 - every candidate of the side in the mirror gets float bounds ``lo ≤ score ≤ hi`` in one pass
   (:mod:`exchange.liquidation.adl.bounds` in numpy; compiled, one C call builds the side's columns, bounds
-  included, and the prefixes of the highest bounds come from a bounded heap: ``_bounds.candidates``,
-  ``_bounds.top_k``);
+  included, with the first prefixes of the highest bounds from a bounded heap: ``_bounds.candidates_top``;
+  longer prefixes come from ``_bounds.top_k``);
 - for a prefix of ``m``, let ``L`` be the m-th largest lower bound: a candidate whose upper bound is below
   ``L`` is beaten by m candidates, so the first m of the exactly sorted others are the true first m. Only
   those (the candidates with ``hi ≥ L``) are scored exactly; candidates known to score exactly 0 are put in
-  key order by numpy, unscored. ``m`` starts at :data:`FIRST_PREFIX` and grows ×4 while the caller takes more;
+  key order by numpy, unscored (the prefixes of the highest upper bounds count them at -inf). ``m`` starts
+  at :data:`FIRST_PREFIX` and grows ×4 while the caller takes more;
 - the mirror is the ledger except for the accounts the command has changed so far (the engine's sync rule).
   Among those, an account whose rows still match its ledger state (its
   :meth:`~exchange.liquidation.monitor.RiskMonitor.signature` is the one its rows were written from: accounts the
@@ -57,8 +58,8 @@ from .ranking import Key, ranked, score, side_positions
 from ...enums import PositionSide
 from ...profiles import ADLRanking
 
-FIRST_PREFIX = 8  #: candidates ranked exactly at first (then ×4 while the caller takes more)
-TOP = 256  #: highest lower bounds kept sorted per side
+FIRST_PREFIX = 4  #: candidates ranked exactly at first, then ×4 while the caller takes more (a crash step takes ~3)
+TOP = 64  #: highest lower (and upper) bounds kept sorted per side at first (then grown on demand)
 _SIDES = {int(side): side for side in PositionSide}
 BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: "binance", ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: "bybit",
           ADLRanking.PNL_LEVERAGE_INDEX: "bybit"}  #: the bounds function of each ranking (adl.bounds or its twin)
@@ -87,7 +88,8 @@ class _Candidates:
     generation: int | None = -1  # the touched set's generation the above are for (-1: none yet)
     logged: int = 0  # how much of the touched set's log the above have seen
     liquidated: int | None = None  # the liquidated account of the previous call
-    hi_top: np.ndarray | None = None  # indices of the highest upper bounds, descending (grown on demand)
+    hi_top: np.ndarray | None = None  # indices of the highest upper bounds, descending (grown on demand; zeros as -inf)
+    reach_hi: np.ndarray | None = None  # the upper bounds ``hi_top`` is by (:func:`_reach_values`; made on demand)
     _hi_desc: np.ndarray | None = None  # minus their upper bounds (ascending, for the binary search)
     top_live: np.ndarray | None = None  # ``top`` without the skipped rows (None: to be made again)
     hi_live: np.ndarray | None = None  # ``hi_top`` without the skipped rows (None: to be made again)
@@ -109,19 +111,24 @@ class _Candidates:
             self.top = self.select(self.lo, max(2 * k, TOP))
         return self.top[:k]
 
-    def reaching(self, bound: float) -> np.ndarray:
-        """Indices of the candidates whose upper bound is ≥ ``bound``, by upper bound descending: a prefix of
-        the highest upper bounds, grown ×4 (from :data:`TOP`) until it ends below ``bound``. O(n) the first
-        time and at each growth, then O(log n + the answer)."""
+    def reaching(self, bound: float, select_only: bool = False) -> np.ndarray | None:
+        """Indices of the candidates whose upper bound is ≥ ``bound``, by upper bound descending, the zero
+        candidates counted at -inf (:func:`_reach_values`: the caller drops them): a prefix of the highest
+        upper bounds, grown ×4 (from :data:`TOP`) until it ends below ``bound``. O(n) the first time and at
+        each growth, then O(log n + the answer). ``select_only``: grow the prefix, return None."""
         n = len(self.hi)
         if not n:
             return np.zeros(0, np.int64)
         while True:
             top = self.hi_top
             if top is None or (len(top) < n and -self._hi_desc[-1] >= bound):
-                self.hi_top = self.select(self.hi, min(n, TOP if top is None else 4 * len(top)))
-                self._hi_desc = -self.hi[self.hi_top]  # ascending
+                if self.reach_hi is None:
+                    self.reach_hi = _reach_values(self.hi, self.zero)
+                self.hi_top = self.select(self.reach_hi, min(n, TOP if top is None else 4 * len(top)))
+                self._hi_desc = -self.reach_hi[self.hi_top]  # ascending
                 continue
+            if select_only:
+                return None
             return top[:np.searchsorted(self._hi_desc, -bound, side="right")]
 
     def follow_skips(self) -> None:
@@ -147,13 +154,13 @@ class _Candidates:
 
     def reaching_live(self, bound: float, skip: np.ndarray) -> np.ndarray:
         """:meth:`reaching` outside skipped rows, dropping the skipped rows it meets as :meth:`highest_live`
-        does. O(log n + the answer + rows skipped since)."""
-        reach = self.reaching(bound)
-        if not len(reach):
-            return reach
+        does (the prefix grown as :meth:`reaching` grows it). O(the answer + rows skipped since)."""
+        if not len(self.hi):
+            return np.zeros(0, np.int64)
+        self.reaching(bound, select_only=True)
         if self.hi_live is None or self._hi_live_of is not self.hi_top:  # (re)made from the current prefix
             self.hi_live, self._hi_live_of, self.hi_at = self.hi_top[~skip[self.rows[self.hi_top]]], self.hi_top, 0
-            self._hi_live_desc = -self.hi[self.hi_live]
+            self._hi_live_desc = np.where(self.zero[self.hi_live], np.inf, -self.hi[self.hi_live])
         self.hi_at, end = self.reach(self.hi_live, self._hi_live_desc, self.hi_at, -bound, skip, self.rows)
         return self.hi_live[self.hi_at:end]
 
@@ -173,7 +180,7 @@ class ADLQueue:
         kernel = _impl.adl_bounds_kernel if compiled else None
         if compiled and kernel is None:
             raise RuntimeError("the compiled ADL bounds are not active")
-        self._columns = kernel.candidates if kernel else _columns  # a side's candidate columns (the filter)
+        self._columns = kernel.candidates_top if kernel else _columns_top  # a side's candidate columns (the filter)
         self._top_k = kernel.top_k if kernel else adlbounds.top_k
         self._live = (kernel.live_prefix, kernel.live_reach) if kernel else (_live_prefix, _live_reach)
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
@@ -299,10 +306,16 @@ class ADLQueue:
         return signature, is_liquidated, False, scored
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
-        columns = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
-                                np.array(marks, dtype=np.int64), BOUNDS.get(ranking))
-        return _Candidates(*columns, np.zeros(0, np.int64), select=self._top_k, prefix=self._live[0],
-                           reach=self._live[1])
+        """The side's candidates, with the prefixes of :data:`TOP` highest lower and upper bounds that the first
+        :meth:`_Candidates.highest` and :meth:`_Candidates.reaching` would select (none for the seeded order,
+        which needs no bounds). O(slots of the mirror + n log TOP)."""
+        *columns, top, hi_top = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
+                                              np.array(marks, dtype=np.int64), BOUNDS.get(ranking),
+                                              0 if ranking == ADLRanking.SEEDED_OFFSET else TOP)
+        c = _Candidates(*columns, top, select=self._top_k, prefix=self._live[0], reach=self._live[1])
+        if len(hi_top):
+            c.hi_top, c._hi_desc = hi_top, np.where(c.zero[hi_top], np.inf, -c.hi[hi_top])
+        return c
 
 
 def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
@@ -314,6 +327,22 @@ def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks:
     rows = p.pos_account[slots]
     lo, hi = (np.zeros(len(slots)),) * 2 if ranking is None else getattr(adlbounds, ranking)(p, slots, symbol, marks)
     return rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0)
+
+
+def _columns_top(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
+                 ranking: str | None, k: int) -> tuple:
+    """:func:`_columns` and the indices of its ``k`` highest lower bounds and of its ``k`` highest
+    :func:`_reach_values` (:func:`~exchange.liquidation.adl.bounds.top_k`): ``(rows, accounts, sides, lo, hi, zero,
+    top lo, top hi)``. O(slots + n log n)."""
+    columns = _columns(p, ids, symbol, long, fund_base, marks, ranking)
+    return (*columns, adlbounds.top_k(columns[3], k), adlbounds.top_k(_reach_values(columns[4], columns[5]), k))
+
+
+def _reach_values(hi: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """The upper bounds :meth:`_Candidates.reaching` selects by: ``hi``, with the candidates known to score 0 at
+    -inf (never in a prefix's scored set: the zeros come in key order, unscored), so a bound of 0 does not
+    reach every zero candidate of a side. O(n)."""
+    return np.where(zero, -np.inf, hi)
 
 
 def _live_prefix(live: np.ndarray, at: int, k: int, skip: np.ndarray, rows: np.ndarray) -> int:
@@ -374,13 +403,20 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
         complete = len(top) < m or m >= n
         bound = -math.inf if complete else float(c.lo[top[m - 1]])
         inside = c.reaching_live(bound, skip)
-        inside = inside[~c.zero[inside]]
-        floor = Fraction(bound) if not complete else None  # exact, converted once
+        if bound == -math.inf:  # (above -inf, the reaching prefixes hold no zero candidate: _reach_values)
+            inside = inside[~c.zero[inside]]
         if complete:
             scores = dict(stale)
         else:  # the stale scores whose float reaches the bound: a prefix of c.stale_order
             reach = c.stale_order[:bisect.bisect_right(c.stale_order, -bound, key=itemgetter(0))]
-            scores = {key: r for key, r in ((key, stale[key]) for _, key in reach) if r[0] > bound or r[1] >= floor}
+            scores, floor = {}, None
+            for _, key in reach:
+                r = stale[key]
+                if r[0] <= bound:  # an equal float: the exact comparison decides
+                    floor = Fraction(bound) if floor is None else floor  # (exact, converted once)
+                    if r[1] < floor:
+                        continue
+                scores[key] = r
         for j in inside.tolist():
             known = c.exact.get(j)
             if known is None:  # valid while the row is not skipped: it is the ledger's state, as when scored
@@ -389,11 +425,15 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
             scores[known[0]] = known[1]
         keys = sorted(scores)
         keys.sort(key=scores.__getitem__, reverse=True)  # stable: equal scores stay in key order
-        zeros = c.zeros_by_key() if bound <= 0 else np.zeros(0, np.int64)
-        order = itertools.chain((k for k in keys if scores[k][1].numerator > 0),
-                                heapq.merge((k for k in keys if scores[k][1].numerator == 0), _keys(c, zeros, skip)),
-                                (k for k in keys if scores[k][1].numerator < 0))
-        for key in itertools.islice(order, taken, None if complete else m):
+        if bound <= 0 and len(c.zeros_by_key()):  # the zero candidates join the scores of 0, in key order
+            order = itertools.chain((k for k in keys if scores[k][1].numerator > 0),
+                                    heapq.merge((k for k in keys if scores[k][1].numerator == 0),
+                                                _keys(c, c.zeros_by_key(), skip)),
+                                    (k for k in keys if scores[k][1].numerator < 0))
+            order = itertools.islice(order, taken, None if complete else m)
+        else:  # (keys is by score descending, ties in key order: positive, 0, negative already)
+            order = keys[taken:None if complete else m]
+        for key in order:
             yield key
             taken += 1
         if complete:

@@ -1,0 +1,123 @@
+"""Compiled twins of the ADL queue's per-step helpers (``exchange.liquidation.adl._bounds``) against their
+references in ``exchange.liquidation.adl.queue`` / ``bounds``, on the same inputs (hypothesis)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from exchange import _impl
+from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue
+from tests.test_adl_queue import portfolios
+
+kernel = _impl.adl_bounds_kernel
+compiled = pytest.mark.skipif(kernel is None, reason="compiled core not active")
+
+
+@compiled
+@settings(max_examples=200, deadline=None)
+@given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", None]),
+       st.integers(0, 20))
+def test_candidates_with_their_first_prefixes_are_the_references(case, long, n_funds, ranking, k):
+    """``candidates_top``: the columns of ``candidates`` (the numpy ones' twin: same rows, ids, sides and zero
+    flags, bounds within 1e-12), and its prefixes exactly the stable descending order's first ``k`` of its own
+    lower bounds and of its upper bounds with the zero candidates' at -inf (as the reference ``_columns_top``
+    gives of the numpy bounds)."""
+    p, mark = case
+    ids = np.arange(p.n_accounts, dtype=np.int64) * 3 + 5
+    ids[:n_funds] += 2**62
+    marks = np.array([mark], np.int64)
+    got = kernel.candidates_top(p, ids, 0, long, 2**62, marks, ranking, k)
+    want = adlqueue._columns_top(p, ids, 0, long, 2**62, marks, ranking, k)
+    assert len(got) == len(want) == 8
+    for g, w in zip(got[:3] + got[5:6], want[:3] + want[5:6]):
+        assert g.dtype == w.dtype and g.tolist() == w.tolist()
+    for g, w in zip(got[3:5], want[3:5]):
+        assert g.dtype == w.dtype and np.allclose(g, w, rtol=1e-12, atol=0)
+    reach = [np.where(cols[5], -math.inf, cols[4]) for cols in (got, want)]  # the zero candidates' hi at -inf
+    for values, top in ((got[3], got[6]), (reach[0], got[7]), (want[3], want[6]), (reach[1], want[7])):
+        assert top.dtype == np.int64
+        assert top.tolist() == np.argsort(-values, kind="stable")[:k].tolist()
+    plain = kernel.candidates(p, ids, 0, long, 2**62, marks, ranking)
+    for g, w in zip(got[:6], plain):
+        assert g.tolist() == w.tolist()  # the same columns as candidates, bit for bit
+
+
+@compiled
+@settings(max_examples=10, deadline=None)
+@given(portfolios())
+def test_candidates_reject_an_unknown_ranking(case):
+    p, mark = case
+    ids = np.arange(p.n_accounts, dtype=np.int64)
+    with pytest.raises(ValueError):
+        kernel.candidates(p, ids, 0, True, 2**62, np.array([mark], np.int64), "bitmex")
+
+
+@compiled
+@pytest.mark.parametrize("n,k", [(300, 256), (1_000, 256), (4_000, 257), (10_000, 2_000)])
+def test_top_k_on_both_sides_of_its_heap_threshold(n, k):
+    """The heap now serves any k up to HEAP_K (256) whatever the length; above it and n/16, numpy's path."""
+    rng = np.random.default_rng(n * k)
+    for v in (np.arange(n, dtype=np.float64), rng.integers(0, 7, n).astype(np.float64), rng.random(n),
+              np.zeros(n), np.where(rng.random(n) < 0.5, -math.inf, math.inf)):
+        assert kernel.top_k(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
+        assert kernel.top_k(v[::2], k).tolist() == np.argsort(-v[::2], kind="stable")[:k].tolist()  # strided
+
+
+KERNELS = [pytest.param(None, id="reference"), pytest.param(
+    "compiled", id="compiled", marks=pytest.mark.skipif(kernel is None, reason="compiled core not active"))]
+
+
+def _side(lo, hi, rows, which):
+    """A side's ``_Candidates`` over the given bounds, with the first prefixes ``ADLQueue._candidates`` gives it,
+    by the reference helpers or the compiled ones."""
+    lo, hi, rows = np.array(lo, np.float64), np.array(hi, np.float64), np.array(rows, np.int32)
+    zero = (lo == 0) & (hi == 0)
+    k = adlqueue.TOP
+    if which is None:
+        select, prefix, reach = adlbounds.top_k, adlqueue._live_prefix, adlqueue._live_reach
+        top, hi_top = select(lo, k), select(adlqueue._reach_values(hi, zero), k)
+    else:
+        select, prefix, reach = kernel.top_k, kernel.live_prefix, kernel.live_reach
+        top, hi_top = kernel.top_k(lo, k), kernel.top_k(np.where(zero, -math.inf, hi), k)
+    c = adlqueue._Candidates(rows, rows.astype(np.int64), np.zeros(len(rows), np.int8), lo, hi, zero, top,
+                             select=select, prefix=prefix, reach=reach)
+    if len(hi_top):
+        c.hi_top, c._hi_desc = hi_top, np.where(zero[hi_top], math.inf, -hi[hi_top])
+    return c
+
+
+BOUND_VALUES = st.sampled_from([0.0, -1.0, 1.0, 2.0, 3.5, -math.inf, math.inf])
+
+
+@st.composite
+def sides(draw):
+    """Candidates (up to 700: past the first prefixes of TOP, so they grow) with bounds lo ≤ hi from a few
+    values (many ties, zero candidates, ±inf), owned by a few rows of which some are skipped; bounds to reach,
+    in call order."""
+    n = draw(st.integers(0, 700))
+    pairs = [sorted((draw(BOUND_VALUES), draw(BOUND_VALUES))) for _ in range(n)]
+    rows = [draw(st.integers(0, 9)) for _ in range(n)]
+    skipped = draw(st.lists(st.booleans(), min_size=10, max_size=10))
+    return [p[0] for p in pairs], [p[1] for p in pairs], rows, skipped, draw(st.lists(BOUND_VALUES, min_size=1, max_size=4))
+
+
+@pytest.mark.parametrize("which", KERNELS)
+@settings(max_examples=150, deadline=None)
+@given(sides())
+def test_reaching_live_is_every_live_nonzero_candidate_whose_upper_bound_reaches(which, side):
+    """The oracle: candidates outside skipped rows, not known to score 0, with ``hi ≥ bound``, by ``hi``
+    descending then index (the zero candidates are left to the caller: in the result only at a bound of -inf,
+    where it drops them); and :meth:`highest_live` the first k live ones by ``lo`` descending then index."""
+    lo, hi, rows, skipped, bounds = side
+    c = _side(lo, hi, rows, which)
+    skip = np.array(skipped)
+    for bound in bounds:
+        got = c.reaching_live(bound, skip)
+        got = got[~c.zero[got]] if bound == -math.inf else got
+        want = sorted((j for j in range(len(lo)) if not skipped[rows[j]] and not (lo[j] == 0 == hi[j]) and hi[j] >= bound),
+                      key=lambda j: (-hi[j], j))
+        assert got.tolist() == want
+        for k in (1, 8, 300):
+            live = sorted((j for j in range(len(lo)) if not skipped[rows[j]]), key=lambda j: (-lo[j], j))
+            assert c.highest_live(k, skip).tolist() == live[:k]
