@@ -412,12 +412,9 @@ class Liquidator:
             # the zero-balance rule (_rule_bankruptcy is None): already whole ticks, no Fraction to round
             ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
             return self._clamp(symbol, ticks if ticks is not None else 0 if long else 2**63)
-        exact = self._rule_bankruptcy(account, part, symbol, side)
-        if exact is not None and self._toward_account():
+        exact = self._rule_bankruptcy(account, part, symbol, side)  # a Fraction under the other two rules
+        if self._toward_account():
             return self._clamp(symbol, ceil(exact) if long else floor(exact))
-        if exact is None:
-            ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
-            exact = Fraction(ticks) if ticks is not None else Fraction(0 if long else 2**63)
         return self._clamp(symbol, floor(exact) if long else ceil(exact))
 
     def _fillable_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
