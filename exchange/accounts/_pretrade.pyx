@@ -355,28 +355,14 @@ cdef class RiskKernel:
         return out
 
     cpdef object cross_balance(self, account):
-        """Twin of :meth:`Risk.cross_balance`: wallet + Σ cross uPnL (a sum of ints: any order). O(positions)."""
-        balance = account.wallet_units
-        positions = account.positions
-        if positions is EMPTY:
-            return balance
-        for key, position in positions.items():
-            symbol = key[0]
-            if not self.is_isolated(account, symbol):
-                balance += (self.mark_of(symbol) * position.lots - position.entry_cost) * self.k_units[symbol]
-        return balance
+        """Twin of :meth:`Risk.cross_balance`: wallet + Σ cross uPnL, the cross part's margin balance
+        (:meth:`part_state`). O(positions)."""
+        return self.part_state(account, "", BOTH_SIDE)[0]
 
     cpdef object cross_mm(self, account):
-        """Twin of :meth:`Risk.cross_mm`: Σ MM of the cross positions at the risk price. O(positions)."""
-        total = 0
-        positions = account.positions
-        if positions is EMPTY:
-            return total
-        for key, position in positions.items():
-            symbol = key[0]
-            if not self.is_isolated(account, symbol):
-                total += self.position_mm(symbol, position)
-        return total
+        """Twin of :meth:`Risk.cross_mm`: Σ MM of the cross positions at the risk price, the cross part's MM
+        (:meth:`part_state`). O(positions)."""
+        return self.part_state(account, "", BOTH_SIDE)[1]
 
     cpdef tuple part_liquidatable(self, account, symbol, side):
         """Twin of :meth:`Risk.part_liquidatable`: ``(liquidatable, margin balance, MM, has exposure)`` of a
