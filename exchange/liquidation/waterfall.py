@@ -442,7 +442,7 @@ class Liquidator:
         """How many of ``qty`` lots the book fills for the liquidation order at ``limit`` (band-clamped) before a
         fill would fail the venue's checks (fund below zero, block limits): the resting orders it meets are
         walked in priority order with the part's state carried from fill to fill."""
-        book = self.ex.book(symbol)
+        book = self.ex._books[symbol]
         limit = self._band_limit(symbol, long, limit)
         best = book.best_bid() if long else book.best_ask()
         if not best or (best < limit if long else best > limit):
@@ -475,7 +475,7 @@ class Liquidator:
               bp: int) -> tuple[int, list]:
         """Send the liquidation order; ``(lots filled, events)``. A LIMIT is clamped into the price band."""
         order_type, tif, limit = book_order
-        book = self.ex.book(symbol)
+        book = self.ex._books[symbol]
         if order_type == OrderType.LIMIT:
             limit = self._band_limit(symbol, long, limit)
         order_id = self.ex.next_order_id
@@ -497,7 +497,7 @@ class Liquidator:
 
     def _band_limit(self, symbol: str, long: bool, limit: int) -> int:
         """A liquidation LIMIT's price clamped into the price band around the mark (when there is one)."""
-        mark = self.ex.book(symbol).mark()
+        mark = self.ex._books[symbol].mark()
         if not mark:
             return limit
         inst = self.ex.instruments[symbol]
@@ -548,7 +548,7 @@ class Liquidator:
 
     def _refresh_mark(self, symbol: str) -> list:
         """Median mark with the new last price (cascades: rules §7 via §6)."""
-        book = self.ex.book(symbol)
+        book = self.ex._books[symbol]
         mark = self.ex.prices.refresh_mark(symbol, self.ex.now_ns, book.last_price())
         if mark is None or mark == book.mark():
             return []
@@ -655,7 +655,7 @@ class Liquidator:
         events: list = []
         for account_id in sorted(self.ledger.accounts):
             events += self.cancel_orders(account_id, symbol, CancelReason.SETTLEMENT)
-        if self.ex.book(symbol).mark() != price:
+        if self.ex._books[symbol].mark() != price:
             events += self.ex._move_mark(symbol, price)
         bankrupt = []  # (account, part, side, deficit) in account order
         for long in (True, False):
@@ -704,7 +704,7 @@ class Liquidator:
     # ==== orders, unwinding, liquidation mode ====================================================
     def cancel_orders(self, account_id: int, symbol: str, reason: CancelReason) -> list:
         """Cancel every open order (resting and conditional) of the account in ``symbol``; refresh its holds."""
-        book = self.ex.book(symbol)
+        book = self.ex._books[symbol]
         events: list = []
         for order_id in book.orders_of(account_id):
             _, _, order_side, price_ticks, leaves_lots, *_ = book.order(order_id)
@@ -725,7 +725,7 @@ class Liquidator:
         for fund_id in self.funds.ids():
             account = self.ledger.get(fund_id)
             for (symbol, side), position in sorted(account.positions.items()) if account is not None else ():
-                book = self.ex.book(symbol)
+                book = self.ex._books[symbol]
                 if not book.mark():
                     continue
                 buy, limit, qty = self.funds.unwind_order(self.ex.instruments[symbol], position.lots, book.mark())
