@@ -407,12 +407,10 @@ class Liquidator:
     def _bankruptcy_ticks(self, account: Account, part: str, symbol: str, side: PositionSide, position: Position) -> int:
         """BP of the position per the profile's rule, rounded as the profile rounds it, clamped to the price range."""
         long = position.lots > 0
-        rule = self.profile.bankruptcy
-        if rule != BankruptcyRule.DYDX_DELTA and (rule != BankruptcyRule.ENTRY_IMR or part == CROSS):
-            # the zero-balance rule (_rule_bankruptcy is None): already whole ticks, no Fraction to round
+        exact = self._rule_bankruptcy(account, part, symbol, side)
+        if exact is None:  # the zero-balance rule: already whole ticks, no Fraction to round
             ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
             return self._clamp(symbol, ticks if ticks is not None else 0 if long else 2**63)
-        exact = self._rule_bankruptcy(account, part, symbol, side)  # a Fraction under the other two rules
         if self._toward_account():
             return self._clamp(symbol, ceil(exact) if long else floor(exact))
         return self._clamp(symbol, floor(exact) if long else ceil(exact))
