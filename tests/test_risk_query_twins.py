@@ -4,10 +4,11 @@
 A reference and a compiled :class:`~exchange.accounts.pretrade.Risk` over twin ledgers built from the same
 hypothesis draw: two symbols with their own K and bracket tables (MARGINAL, STEPWISE, OPEN_INTEREST_IMF), one-way
 and hedge accounts, cross and isolated symbols (integer leverages and initial margin rates), ``isolated_maintenance``
-MARK and ENTRY, every liquidation trigger, and prices, sizes, entry costs and balances up to 2⁸⁰ (beyond int64).
+MARK and ENTRY, every liquidation trigger, and prices, sizes, entry costs and balances up to 2⁸⁰ (beyond int64;
+bracket caps up to 2¹⁰⁰, beyond the kernel's int64 / 128-bit terms).
 Compared: ``notional``, ``upnl``, ``position_mm``, ``isolated_mm``, ``part_mm``, ``is_isolated``,
 ``is_liquidatable``, ``cross_positions`` (with its order), ``cross_balance``, ``cross_mm``, ``part_state`` (of
-every part, and of absent positions), ``margin_calls`` (the calls and the account's warned set), ``bankruptcy_price_ticks`` (every key, present or
+every part, and of absent positions), ``part_states``, ``available``, ``margin_calls`` (the calls and the account's warned set), ``bankruptcy_price_ticks`` (every key, present or
 not) and ``part_liquidatable``; and ``refresh_holds`` (order records, sums, order homes and holds re-read from a
 book of hypothesis orders, over earlier tracked ones).
 """
@@ -41,7 +42,8 @@ k_units = st.one_of(st.integers(1, 10**8), st.sampled_from([2**40, INT64 - 1, 2*
 def bracket_tables(draw):
     """Plain ``(cap, mmr_e8, max leverage)`` rows: caps increasing (some beyond int64), MMR non-decreasing."""
     n = draw(st.integers(1, 4))
-    caps = sorted(draw(st.sets(st.one_of(st.integers(1, 10**15), st.integers(1, 2**80)), min_size=n, max_size=n)))
+    caps = sorted(draw(st.sets(st.one_of(st.integers(1, 10**15), st.integers(1, 2**80), st.integers(1, 2**100)),
+                               min_size=n, max_size=n)))  # (2¹⁰⁰: deductions beyond the kernel's 128-bit terms)
     mmrs = sorted(draw(st.lists(st.integers(0, E8 - 1), min_size=n, max_size=n)))
     return [(cap, mmr, max(1, 125 >> i)) for i, (cap, mmr) in enumerate(zip(caps, mmrs))]
 
@@ -146,6 +148,9 @@ def test_per_part_queries_are_the_reference(world):
         for exposed in (True, False):
             assert comp.is_liquidatable(balance, mm, exposed) == ref.is_liquidatable(balance, mm, exposed)
     states = ref.part_states(ref_account)
+    assert comp.part_states(comp_account) == states
+    for gains in (None, True, False):  # the available balance: cross uPnL and IM at random marks and leverages
+        assert comp.available(comp_account, gains) == ref.available(ref_account, gains)
     assert comp.margin_calls(comp_account) == ref.margin_calls(ref_account)
     assert comp_account.warned == ref_account.warned
     assert (comp_account.warned is NO_WARNINGS) == (ref_account.warned is NO_WARNINGS)

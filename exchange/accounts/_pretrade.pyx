@@ -49,6 +49,7 @@ cdef extern from *:
 
 cdef extern from "<limits.h>":
     const long long LLONG_MIN
+    const long long LLONG_MAX
 
 cdef object ISOLATED = MarginMode.ISOLATED
 cdef object E8 = 10**8
@@ -275,6 +276,93 @@ cdef tuple _sums_hold_py(object k_units, object leverage, object position_lots, 
     return initial_margin(notional, leverage), adding_buy, adding_sell
 
 
+cdef extern from *:
+    """
+    typedef __int128 pretrade_i128;
+    """
+    ctypedef long long i128 "pretrade_i128"  # (Cython needs a C name; the arithmetic is 128-bit)
+
+DEF MAX_BRACKETS = 32
+
+
+cdef class Terms:
+    """One symbol's margin terms in C, for the int64 fast path of the per-position arithmetic: K and the
+    bracket rows (cap, MMR ×10⁸, the cumulative deduction ×10⁸ in 128 bits). ``fits`` is False when a value
+    does not fit (or there are more than ``MAX_BRACKETS`` rows): then every caller takes the Python-int path."""
+
+    cdef long long k
+    cdef int n
+    cdef long long cap[MAX_BRACKETS]
+    cdef long long mmr[MAX_BRACKETS]
+    cdef i128 cum[MAX_BRACKETS]
+    cdef bint fits
+
+    def __init__(self, k_units, rows):
+        cdef long long hi
+        cdef unsigned long long lo
+        self.n = len(rows)
+        self.fits = _i64(k_units, &self.k) and 0 < self.n <= MAX_BRACKETS
+        if not self.fits:
+            return
+        for i, row in enumerate(rows):
+            # a cap beyond int64 holds every int64 notional, as LLONG_MAX does
+            if not _i64(row.cap_units, &self.cap[i]):
+                self.fits = isinstance(row.cap_units, int) and row.cap_units > 0
+                self.cap[i] = LLONG_MAX
+            cum = row.cum_x8
+            if not (_i64(row.mmr_e8, &self.mmr[i]) and isinstance(cum, int) and -2**120 < cum < 2**120):
+                self.fits = False
+            if not self.fits:
+                return
+            hi, lo = cum >> 64, cum & 0xFFFFFFFFFFFFFFFF
+            self.cum[i] = (<i128>hi) * 4294967296 * 4294967296 + <i128>lo  # hi · 2⁶⁴ + lo
+
+
+@cython.cdivision(True)
+cdef inline bint _mm64(Terms t, long long notional, long long *out):
+    """:func:`_mm` in C (``notional`` ≥ 0): ``ceil((notional × mmr − cum) / 10⁸)`` of the first row with
+    ``notional ≤ cap`` (else the last), in 128 bits; False when the result leaves int64. O(brackets)."""
+    cdef int i = t.n - 1, j
+    for j in range(t.n):
+        if notional <= t.cap[j]:
+            i = j
+            break
+    cdef i128 x = (<i128>notional) * t.mmr[i] - t.cum[i]
+    cdef i128 q = x / 100000000  # C truncates toward zero: the ceiling for x ≤ 0
+    if x % 100000000 > 0:
+        q += 1
+    if q > <i128>LLONG_MAX or q < <i128>LLONG_MIN:
+        return False
+    out[0] = <long long>q
+    return True
+
+
+cdef inline bint _value64(Terms t, object mark_obj, object position, bint valued_at_entry, long long *lots,
+                          long long *margin, long long *upnl, long long *notional):
+    """One position's size, isolated margin, ``(mark × lots − entry cost) × K`` and the notional its MM is of
+    (``|entry cost| × K`` when ``valued_at_entry``, else ``|lots| × mark × K``) in int64 (``position`` None: an
+    empty one); False when a value or step leaves int64 (or the mark is not an int ≥ 0), for the caller to redo
+    it on Python ints. O(1)."""
+    cdef long long mark, entry = 0, value, valued
+    lots[0] = margin[0] = 0
+    if not (t.fits and _i64(mark_obj, &mark) and mark >= 0):
+        return False
+    if position is not None and not (_i64(position.lots, lots) and _i64(position.entry_cost, &entry)
+                                     and _i64(position.isolated_margin_units, margin)):
+        return False
+    if mul_ovf(mark, lots[0], &value) or value == LLONG_MIN or sub_ovf(value, entry, upnl) or mul_ovf(upnl[0], t.k, upnl):
+        return False
+    valued = entry if valued_at_entry else value
+    return valued != LLONG_MIN and not mul_ovf(valued if valued >= 0 else -valued, t.k, notional)
+
+
+cdef inline bint _position64(Terms t, object mark_obj, object position, bint valued_at_entry, long long *lots,
+                             long long *margin, long long *upnl, long long *mm):
+    """:func:`_value64` with the MM of the notional (:func:`_mm64`) in ``mm``. O(brackets)."""
+    cdef long long notional
+    return _value64(t, mark_obj, position, valued_at_entry, lots, margin, upnl, &notional) and _mm64(t, notional, mm)
+
+
 cdef class RiskKernel:
     """The holds methods of one :class:`~exchange.accounts.pretrade.Risk`, over its own dicts (module docstring)."""
 
@@ -284,6 +372,7 @@ cdef class RiskKernel:
     cdef dict defaults  # Ledger._defaults: the settings of a never-configured (account, symbol)
     cdef dict keys  # Ledger._keys: symbol -> position side -> the interned key
     cdef dict brackets  # Risk.brackets: symbol -> bracket rows
+    cdef dict terms  # symbol -> its Terms (K and the brackets in C: the int64 fast path)
     cdef object risk, mark_of, options, orders_of
     cdef bint count_gains, open_interest_imf, isolated_at_entry
     cdef object strict, min_mm  # margin.trigger_terms of the profile's liquidation trigger
@@ -296,6 +385,7 @@ cdef class RiskKernel:
         self.defaults = risk.ledger._defaults
         self.keys = risk.ledger._keys
         self.brackets = risk.brackets
+        self.terms = {symbol: Terms(inst.k_units, risk.brackets[symbol]) for symbol, inst in risk.instruments.items()}
         self.mark_of = risk.mark_of
         self.count_gains = risk.options.count_unrealized_gains
         self.open_interest_imf = risk.open_interest_imf
@@ -374,6 +464,7 @@ cdef class RiskKernel:
         """Twin of :meth:`Risk.part_state`: ``(margin balance, MM, has exposure)`` of the cross account
         (``symbol == ""``, one pass over the positions) or of an isolated position. O(positions)."""
         cdef bint crossed = False
+        cdef long long lots64, margin64, upnl64, mm64, balance64
         if symbol == "":
             balance, mm = account.wallet_units, 0
             positions = account.positions
@@ -382,17 +473,27 @@ cdef class RiskKernel:
                     cross_symbol = key[0]
                     if self.is_isolated(account, cross_symbol):
                         continue
-                    mark, k, lots = self.mark_of(cross_symbol), self.k_units[cross_symbol], position.lots
-                    balance += (mark * lots - position.entry_cost) * k
-                    mm += _mm(self.brackets[cross_symbol], _abs(lots) * mark * k)
+                    mark = self.mark_of(cross_symbol)
+                    if _position64(self.terms[cross_symbol], mark, position, False, &lots64, &margin64, &upnl64,
+                                   &mm64):
+                        balance += upnl64
+                        mm += mm64
+                    else:
+                        k, lots = self.k_units[cross_symbol], position.lots
+                        balance += (mark * lots - position.entry_cost) * k
+                        mm += _mm(self.brackets[cross_symbol], _abs(lots) * mark * k)
                     crossed = True
             return balance, mm, crossed
         position = None if account is None else _position(account, (symbol, side))
+        mark = self.mark_of(symbol)
+        if _position64(self.terms[symbol], mark, position, self.isolated_at_entry, &lots64, &margin64, &upnl64,
+                       &mm64) and not add_ovf(margin64, upnl64, &balance64):
+            return balance64, mm64, lots64 != 0
         if position is None:  # Ledger.position: a new empty position
             lots = entry_cost = margin_units = 0
         else:
             lots, entry_cost, margin_units = position.lots, position.entry_cost, position.isolated_margin_units
-        mark, k = self.mark_of(symbol), self.k_units[symbol]
+        k = self.k_units[symbol]
         valued = _abs(entry_cost) if self.isolated_at_entry else _abs(lots) * mark
         return margin_units + (mark * lots - entry_cost) * k, _mm(self.brackets[symbol], valued * k), lots != 0
 
@@ -470,13 +571,26 @@ cdef class RiskKernel:
         if account.positions is EMPTY:  # no positions (the shared read-only empty): no part
             return isolated
         positions = account.positions  # a dict, or the compiled ledger's OnePosition
-        for key in sorted(positions):
+        cdef long long lots64, margin64, upnl64, mm64, balance64
+        for key in (sorted(positions) if len(positions) > 1 else positions):
             symbol = key[0]
             position = positions[key]
-            mark, k, lots = self.mark_of(symbol), self.k_units[symbol], position.lots
-            upnl = (mark * lots - position.entry_cost) * k
+            mark = self.mark_of(symbol)
             settings = _settings(account, symbol, self.defaults)
             isolated_part = settings.margin_mode == ISOLATED
+            if _position64(self.terms[symbol], mark, position, isolated_part and self.isolated_at_entry, &lots64,
+                           &margin64, &upnl64, &mm64):
+                if not isolated_part:
+                    cross_balance += upnl64
+                    cross_mm += mm64
+                    crossed = True
+                elif not add_ovf(margin64, upnl64, &balance64):
+                    isolated.append((symbol, key[1], balance64, mm64))
+                else:
+                    isolated.append((symbol, key[1], margin64 + <object>upnl64, mm64))
+                continue
+            k, lots = self.k_units[symbol], position.lots  # on Python ints
+            upnl = (mark * lots - position.entry_cost) * k
             if isolated_part and self.isolated_at_entry:
                 valued = position.entry_cost if position.entry_cost >= 0 else -position.entry_cost
             else:
@@ -508,12 +622,21 @@ cdef class RiskKernel:
         positions = account.positions
         if positions is EMPTY:  # no positions: no IM, no unrealized PnL
             return available
+        cdef long long lots64, margin64, upnl64, notional64, leverage64
         for key, position in positions.items():
             symbol = key[0]
             settings = _settings(account, symbol, self.defaults)
             if settings.margin_mode == ISOLATED:
                 continue
-            mark, k, lots = self.mark_of(symbol), self.k_units[symbol], position.lots
+            mark = self.mark_of(symbol)
+            if (not self.open_interest_imf and not settings.imr_e8 and _i64(settings.leverage, &leverage64)
+                    and leverage64 >= 1 and _value64(self.terms[symbol], mark, position, False, &lots64, &margin64,
+                                                     &upnl64, &notional64)):  # an int leverage, in int64
+                if gains or upnl64 < 0:
+                    available += upnl64
+                available -= -_floordiv(-notional64, leverage64)  # margin.initial_margin (notional ≥ 0)
+                continue
+            k, lots = self.k_units[symbol], position.lots
             upnl = (mark * lots - position.entry_cost) * k
             notional = (lots if lots >= 0 else -lots) * mark * k
             if self.open_interest_imf:
