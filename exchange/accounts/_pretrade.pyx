@@ -23,9 +23,11 @@ Contents
                           ``position_mm``, ``isolated_mm``, ``part_mm``, ``is_isolated``, ``is_liquidatable``,
                           ``cross_positions``, ``cross_balance``, ``cross_mm``, ``part_state``,
                           ``part_liquidatable``, ``margin_calls``, ``bankruptcy_price_ticks``; O(1) for one
-                          position, O(positions) for a part) and ``refresh_holds`` (O(orders there)): Python-int
-                          arithmetic in C code (exact at any size, no int64 fallback needed), the reference's
-                          values and iteration order.
+                          position, O(positions) for a part) and ``refresh_holds`` (O(orders there)), the
+                          reference's values and iteration order. ``part_state``, ``part_states`` and
+                          ``available`` compute a position's uPnL, notional, MM and integer-leverage IM in int64
+                          (:class:`Terms`, ``_value64``, ``_mm64``), falling back to Python ints on overflow.
+- :class:`Terms`          one symbol's K and bracket rows in C (the int64 fast path's terms).
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
