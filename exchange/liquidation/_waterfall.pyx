@@ -13,17 +13,27 @@ and state equal the reference's. Whatever a twinned method does, its twin must d
 Contents
 --------
 - :class:`Funds`  twins of ``InsuranceFunds.sync`` (O(funds)) and ``InsuranceFunds.equity`` (O(fund positions)).
-- :class:`Steps`  twins of ``Liquidator._book``, ``_takeover``, ``_transfer`` (O(1) + the drain, the holds
+- :class:`Steps`  twins of ``Liquidator._liquidate`` and ``_step`` (dYdX: the reference's, which its block
+                  rules keep apart), ``_book``, ``_takeover``, ``_transfer`` (O(1) + the drain, the holds
                   refresh), ``cancel_orders`` (O(orders of the account in the symbol)), ``_kept_lots``
-                  (O(brackets)) and ``_bankruptcy_ticks`` (O(positions) under the zero-balance rule).
+                  (O(brackets)) and ``_bankruptcy_ticks`` (O(positions) under the zero-balance rule); the rarer
+                  branches (profile-specific bankruptcy rules, the vault, sliced sizes, the loss rule) call the
+                  reference's methods.
 """
 from cpython.set cimport PySet_Add
 
 from exchange.accounts.ledger import Position
-from exchange.enums import InsuranceReason, OrderType, PositionSide, Side, STPMode
-from exchange.events import InsuranceFundChanged, LiquidationFill, OrderCanceled
+from exchange.accounts.margin import margin_ratio_e8
+from exchange.enums import CancelReason, InsuranceReason, OrderType, PositionSide, Side, STPMode, TimeInForce
+from exchange.events import InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
+from exchange.profiles import LiquidationOrder
 
-cdef object LIMIT = OrderType.LIMIT
+cdef object LIMIT = OrderType.LIMIT, MARKET = OrderType.MARKET
+cdef object IOC = TimeInForce.IOC, FOK = TimeInForce.FOK
+cdef object LIQUIDATION = CancelReason.LIQUIDATION
+cdef object IOC_AT_BANKRUPTCY = LiquidationOrder.IOC_AT_BANKRUPTCY, LIMIT_AT_BANKRUPTCY = LiquidationOrder.LIMIT_AT_BANKRUPTCY
+cdef object FOK_TIER_THEN_TAKEOVER = LiquidationOrder.FOK_TIER_THEN_TAKEOVER
+cdef object MARKET_SLICES = LiquidationOrder.MARKET_SLICES
 cdef object BUY = Side.BUY, SELL = Side.SELL
 cdef object STP_NONE = STPMode.NONE
 cdef object BOTH = PositionSide.BOTH
@@ -35,6 +45,12 @@ cdef object E8 = 10**8
 
 cdef inline object _abs(object value):
     return value if value >= 0 else -value
+
+
+cdef inline object _open_lots(account, symbol, side):
+    """Twin of ``Liquidator._open_lots``: |lots| of the position, 0 when there is none."""
+    position = account.positions.get((symbol, side))
+    return _abs(position.lots) if position is not None else 0
 
 
 cdef inline int _touch(touched, account_id) except -1:
@@ -100,23 +116,104 @@ cdef class _FillFee:
 
 cdef class Steps:
     """Twins of the per-step methods of one :class:`~exchange.liquidation.waterfall.Liquidator` (module
-    docstring). ``rule_bankruptcy``: the reference's ``_bankruptcy_ticks``, which this calls where a
-    profile-specific rule prices the part."""
+    docstring), made before the compiled ``Liquidator`` binds them: it keeps the reference's own methods for
+    the branches it hands back."""
 
-    cdef object liquidator, ex, ledger, risk, funds, clear_fill, rule_bankruptcy
+    cdef object liquidator, ex, ledger, risk, funds, clear_fill
+    cdef object reference_liquidate, reference_step, reference_step_qty, reference_bankruptcy_ticks
+    cdef object order  # the profile's LiquidationOrder
     cdef dict instruments
+    cdef bint dydx, vault  # Liquidator.dydx, Liquidator._has_vault()
     cdef bint rule_for_cross, rule_for_isolated  # Liquidator._rule_prices of a cross part, of an isolated one
 
-    def __init__(self, liquidator, rule_bankruptcy):
+    def __init__(self, liquidator):
         self.liquidator, self.ex = liquidator, liquidator.ex
         self.ledger, self.risk, self.funds = liquidator.ledger, liquidator.risk, liquidator.funds
         self.clear_fill, self.instruments = liquidator._clear_fill, liquidator.ex.instruments
-        self.rule_bankruptcy = rule_bankruptcy
+        self.reference_liquidate, self.reference_step = liquidator._liquidate, liquidator._step
+        self.reference_step_qty, self.reference_bankruptcy_ticks = liquidator._step_qty, liquidator._bankruptcy_ticks
+        self.order, self.dydx, self.vault = liquidator.profile.liquidation_order, liquidator.dydx, liquidator._has_vault()
         self.rule_for_cross = liquidator._rule_prices(CROSS)
         self.rule_for_isolated = liquidator._rule_prices("ISOLATED")  # an isolated part is named by its symbol
 
+    # -- one part ----------------------------------------------------------------------------------
+    cpdef list liquidate(self, account, part, part_side):
+        """Twin of ``Liquidator._liquidate`` (dYdX: the reference's)."""
+        if self.dydx:
+            return self.reference_liquidate(account, part, part_side)
+        risk = self.risk
+        liquidatable, balance, mm, exposed = risk.part_liquidatable(account, part, part_side)
+        if not liquidatable:
+            return []
+        account_id = account.account_id
+        cdef list events = [LiquidationStarted(account_id, part, part_side, margin_ratio_e8(mm, balance, exposed),
+                                               balance, mm)]
+        self.liquidator.in_liquidation.add(account_id)
+        cdef bint cross = part == CROSS
+        cdef list symbols = [s for s in self.instruments if not risk.is_isolated(account, s)] if cross else [part]
+        for symbol in symbols:
+            events += self.cancel_orders(account_id, symbol, LIQUIDATION)
+        wallet_before = account.wallet_units
+        cdef list keys = [(s, side) for s, side in sorted(account.positions) if s in symbols and (cross or side == part_side)]
+        symbol = keys[0][0] if keys else part
+        for symbol, side in keys:
+            while (symbol, side) in account.positions and risk.part_liquidatable(account, part, part_side)[0]:
+                events += self.step(account, part, symbol, side)
+        if not risk.part_liquidatable(account, part, part_side)[3]:  # liquidated to nothing
+            events += self.liquidator._settle(account, part, symbol, wallet_before)
+        return events
+
+    # -- one step ----------------------------------------------------------------------------------
+    cpdef list step(self, account, part, symbol, side):
+        """Twin of ``Liquidator._step`` (dYdX: the reference's)."""
+        if self.dydx:
+            return self.reference_step(account, part, symbol, side)
+        liquidator = self.liquidator
+        position = self.ledger.accounts[account.account_id].positions[(symbol, side)]
+        is_long = position.lots > 0
+        bp = self.bankruptcy_ticks(account, part, symbol, side, position)
+        order = self.order
+        if order == IOC_AT_BANKRUPTCY or order == FOK_TIER_THEN_TAKEOVER:  # twin of Liquidator._step_qty there
+            qty = _abs(position.lots) - self.kept_lots(account, part, symbol, side, position)
+        else:
+            qty = self.reference_step_qty(account, part, symbol, side, position)
+        cdef list events = []
+        filled = 0
+        book_order = None  # (order type, tif, limit) of the order sent to the book, if any
+        if self.vault and liquidator._vault_takes_over(account, part, side):
+            qty = _abs(position.lots)
+        elif order == IOC_AT_BANKRUPTCY or order == LIMIT_AT_BANKRUPTCY:
+            book_order = LIMIT, IOC, bp
+        elif order == FOK_TIER_THEN_TAKEOVER and qty < _abs(position.lots):
+            book_order = LIMIT, FOK, bp
+        elif order == MARKET_SLICES:
+            book_order = MARKET, IOC, 0
+            if qty < _abs(position.lots):  # a slice: the account's next liquidation orders are whole positions
+                liquidator._start_cooldown(account.account_id)
+        if book_order is not None:
+            inst = self.instruments[symbol]
+            most = inst.max_market_qty_lots if book_order[0] == MARKET else inst.max_qty_lots
+            if most < qty:
+                qty = most
+            if qty:
+                filled, placed = self.book(account, symbol, side, is_long, book_order, qty, bp)
+                events += placed
+            if book_order[1] == FOK and not filled:
+                qty = _abs(position.lots)  # bybit: the reduction failed, the whole position goes to the fund
+            else:
+                qty -= filled
+        open_lots = _open_lots(account, symbol, side)
+        if open_lots < qty:
+            qty = open_lots
+        if qty:
+            events += self.takeover(account, symbol, side, is_long, qty, bp)
+            qty -= open_lots - _open_lots(account, symbol, side)
+        if qty:
+            events += liquidator._deleverage(account, symbol, side, is_long, qty, bp)
+        return events
+
     # -- the book ----------------------------------------------------------------------------------
-    def book(self, account, symbol, side, is_long, book_order, qty, bp):
+    cpdef tuple book(self, account, symbol, side, is_long, book_order, qty, bp):
         """Twin of ``Liquidator._book``."""
         order_type, tif, limit = book_order
         ex = self.ex
@@ -153,7 +250,7 @@ cdef class Steps:
         return band if band < limit else limit
 
     # -- takeover and transfers --------------------------------------------------------------------
-    def takeover(self, account, symbol, side, is_long, qty, bp):
+    cpdef list takeover(self, account, symbol, side, is_long, qty, bp):
         """Twin of ``Liquidator._takeover``."""
         taken = self.liquidator._takeover_lots(symbol, qty, is_long)
         if not taken:
@@ -165,7 +262,7 @@ cdef class Steps:
         events += self.funds.sync(TAKEOVER)
         return events
 
-    def transfer(self, symbol, account, side, is_long, counter, counter_side, price, qty):
+    cpdef list transfer(self, symbol, account, side, is_long, counter, counter_side, price, qty):
         """Twin of ``Liquidator._transfer``: close ``qty`` lots against ``counter`` at ``price``, no fee."""
         inst = self.instruments[symbol]
         cdef list events = self.clear_fill(self.ledger, inst, account, side, not is_long, price, qty, 0)
@@ -179,7 +276,7 @@ cdef class Steps:
         return events
 
     # -- orders ------------------------------------------------------------------------------------
-    def cancel_orders(self, account_id, symbol, reason):
+    cpdef list cancel_orders(self, account_id, symbol, reason):
         """Twin of ``Liquidator.cancel_orders``."""
         ex = self.ex
         book = ex._books[symbol]
@@ -205,7 +302,7 @@ cdef class Steps:
         return events
 
     # -- sizes and prices --------------------------------------------------------------------------
-    def kept_lots(self, account, part, symbol, side, position):
+    cpdef object kept_lots(self, account, part, symbol, side, position):
         """Twin of ``Liquidator._kept_lots`` (``margin.bracket_index`` and ``div_ceil`` inline). O(brackets)."""
         risk = self.risk
         rows = risk.brackets[symbol]
@@ -236,11 +333,11 @@ cdef class Steps:
                 return keep
         return 0
 
-    def bankruptcy_ticks(self, account, part, symbol, side, position):
+    cpdef object bankruptcy_ticks(self, account, part, symbol, side, position):
         """Twin of ``Liquidator._bankruptcy_ticks``: the zero-balance rule here (already whole ticks), a
         profile-specific rule by the reference."""
         if self.rule_for_cross if part == CROSS else self.rule_for_isolated:
-            return self.rule_bankruptcy(account, part, symbol, side, position)
+            return self.reference_bankruptcy_ticks(account, part, symbol, side, position)
         ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
         if ticks is None:
             ticks = 0 if position.lots > 0 else 2**63

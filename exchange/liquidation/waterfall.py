@@ -160,10 +160,10 @@ class Liquidator:
         self.adl_queue = ADLQueue(exchange.risk, exchange.monitor, compiled=compiled)
         self._clear_fill = _impl.fills_kernel.clear_fill if compiled else clear_fill  # ADL and takeover transfers
         if compiled:  # the per-step glue in C (exchange/liquidation/_waterfall.pyx), over this object's state
-            steps = _impl.waterfall_kernel.Steps(self, self._bankruptcy_ticks)
-            self._book, self._takeover, self._transfer = steps.book, steps.takeover, steps.transfer
-            self.cancel_orders, self._kept_lots, self._bankruptcy_ticks = steps.cancel_orders, steps.kept_lots, \
-                steps.bankruptcy_ticks
+            steps = _impl.waterfall_kernel.Steps(self)
+            self._liquidate, self._step, self._book = steps.liquidate, steps.step, steps.book
+            self._takeover, self._transfer, self.cancel_orders = steps.takeover, steps.transfer, steps.cancel_orders
+            self._kept_lots, self._bankruptcy_ticks = steps.kept_lots, steps.bankruptcy_ticks
 
     # ==== snapshots ===============================================================================
     def cooldowns(self) -> list[list[int]]:
@@ -362,10 +362,14 @@ class Liquidator:
     def _vault_takes_over(self, account: Account, part: str, side: PositionSide) -> bool:
         """Hyperliquid: the backstop vault takes the whole part when equity < backstop level × MM (level 0:
         no vault)."""
-        if self.profile.backstop != Backstop.BACKSTOP_VAULT or not self.profile.backstop_equity_e8:
+        if not self._has_vault():
             return False
         balance, mm, _ = self.risk.part_state(account, part, side)
         return balance * E8 < self.profile.backstop_equity_e8 * mm
+
+    def _has_vault(self) -> bool:
+        """Whether the profile has a backstop vault (hyperliquid with a backstop level)."""
+        return self.profile.backstop == Backstop.BACKSTOP_VAULT and bool(self.profile.backstop_equity_e8)
 
     # -- prices ------------------------------------------------------------------------------------
     def bankruptcy_price_exact(self, account: Account, part: str, symbol: str, side: PositionSide) -> Fraction | None:
