@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 REQUIRED = ("exchange.orders._matching", "exchange.clearing._sweep", "exchange.accounts._pretrade", "exchange.clearing._fills",
             "exchange.orders._entry", "exchange.liquidation.adl._bounds", "exchange.boundary._batch",
             "exchange.boundary._validate", "exchange._engine",
-            "exchange.liquidation._monitor", "exchange.accounts._positions")  # the package cannot run without them (exchange/_impl.py)
+            "exchange.liquidation._monitor", "exchange.accounts._positions",
+            "exchange.liquidation._waterfall")  # the package cannot run without them (exchange/_impl.py)
 COMPILE_ARGS = ["-O3", "-Wno-unused-function", "-Wno-unreachable-code"]
 CYTHON_DIRECTIVES = {
     "boundscheck": False,

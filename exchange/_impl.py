@@ -32,6 +32,10 @@ this module, never the compiled modules directly:
 - ``monitor_kernel``: ``exchange.liquidation._monitor`` (built from ``exchange/liquidation/_monitor.pyx``), the
   compiled twin of the risk monitor's per-command methods (``sync``, ``liquidatable``, ``margin_stage``; a compiled
   ``RiskMonitor`` binds them); None under the reference.
+- ``waterfall_kernel``: ``exchange.liquidation._waterfall`` (built from ``exchange/liquidation/_waterfall.pyx``), the
+  compiled twin of the liquidation waterfall's per-step glue (``Liquidator._book``, ``_takeover``, ``_transfer``,
+  ``cancel_orders``, ``_kept_lots``, ``_bankruptcy_ticks``; a compiled ``Liquidator`` binds them) and of
+  ``InsuranceFunds.sync`` and ``equity`` (a compiled ``InsuranceFunds`` binds them); None under the reference.
 - ``engine_kernel``: ``exchange._engine`` (built from ``exchange/_engine.pyx``), the compiled twin of the engine's
   command loop (``Exchange.apply``, ``_apply_valid``, ``_run``; the compiled ``Exchange`` binds its ``Loop``); None
   under the reference.
@@ -52,6 +56,7 @@ if PURE_PYTHON:
     validate_kernel = None
     engine_kernel = None
     monitor_kernel = None
+    waterfall_kernel = None
     positions_kernel = None
     IMPLEMENTATION = "python"
 else:
@@ -72,6 +77,7 @@ else:
     from exchange.boundary import _batch as batch_kernel
     from exchange.boundary import _validate as validate_kernel
     from exchange.liquidation import _monitor as monitor_kernel
+    from exchange.liquidation import _waterfall as waterfall_kernel
     from exchange import _engine as engine_kernel
     IMPLEMENTATION = "cython"
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "exchange"
 COMPILED = {"exchange.orders._matching", "exchange.clearing._sweep", "exchange.accounts._pretrade", "exchange.clearing._fills",
             "exchange.orders._entry", "exchange.liquidation.adl._bounds", "exchange.boundary._batch",
-            "exchange.boundary._validate"}  # built from the .pyx beside their references
+            "exchange.boundary._validate", "exchange.liquidation._waterfall"}  # built from the .pyx beside their references
 
 
 def _module_name(path: Path, root: Path) -> str:

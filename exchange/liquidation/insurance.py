@@ -65,9 +65,10 @@ class HistoryEntry:
 
 class InsuranceFunds:
     """The funds of one exchange over its ledger. ``upnl(symbol, position)`` values a position at the mark;
-    ``clock()`` gives ``(seq, now_ns)`` of the command being applied, for the history."""
+    ``clock()`` gives ``(seq, now_ns)`` of the command being applied, for the history; ``compiled``: :meth:`sync`
+    and :meth:`equity` run in their compiled twin (:mod:`exchange.liquidation._waterfall`)."""
 
-    def __init__(self, ledger: Ledger, limits: FundLimits, upnl, clock):
+    def __init__(self, ledger: Ledger, limits: FundLimits, upnl, clock, compiled: bool = False):
         self.ledger = ledger
         self.limits = limits
         self.upnl = upnl
@@ -76,6 +77,11 @@ class InsuranceFunds:
         self._recorded: dict[int, int] = {}  # fund account id -> balance at the last history entry
         self._ids = tuple(sorted(set(ledger.fund_ids.values())))
         self._symbols = {fund_id: self.symbol_of(fund_id) for fund_id in self._ids}  # (fund ids are fixed)
+        if compiled:
+            from .. import _impl
+
+            twin = _impl.waterfall_kernel.Funds(self, HistoryEntry)
+            self.sync, self.equity = twin.sync, twin.equity
 
     # -- queries ----------------------------------------------------------------------------------
     def account_id(self, symbol: str) -> int:

@@ -151,14 +151,19 @@ class Liquidator:
         self.config = config
         self.ledger = exchange.ledger
         self.risk = exchange.risk
+        compiled = exchange.implementation == "cython"
         self.funds = InsuranceFunds(exchange.ledger, config.fund, exchange.risk.upnl,
-                                    lambda: (exchange.sequence - 1, exchange.now_ns))
+                                    lambda: (exchange.sequence - 1, exchange.now_ns), compiled=compiled)
         self.in_liquidation: set[int] = set()
         self.dydx = self.profile.liquidation_order == LiquidationOrder.IOC_AT_FILLABLE_PRICE  # rules 1-4 of exchange.liquidation.dydx
         self.cooldown_until: dict[int, int] = {}  # account -> end (ns) of its cooldown after a sliced liquidation
-        compiled = exchange.implementation == "cython"
         self.adl_queue = ADLQueue(exchange.risk, exchange.monitor, compiled=compiled)
         self._clear_fill = _impl.fills_kernel.clear_fill if compiled else clear_fill  # ADL and takeover transfers
+        if compiled:  # the per-step glue in C (exchange/liquidation/_waterfall.pyx), over this object's state
+            steps = _impl.waterfall_kernel.Steps(self)
+            self._liquidate, self._step, self._book = steps.liquidate, steps.step, steps.book
+            self._takeover, self._transfer, self.cancel_orders = steps.takeover, steps.transfer, steps.cancel_orders
+            self._kept_lots, self._bankruptcy_ticks = steps.kept_lots, steps.bankruptcy_ticks
 
     # ==== snapshots ===============================================================================
     def cooldowns(self) -> list[list[int]]:
@@ -357,10 +362,14 @@ class Liquidator:
     def _vault_takes_over(self, account: Account, part: str, side: PositionSide) -> bool:
         """Hyperliquid: the backstop vault takes the whole part when equity < backstop level × MM (level 0:
         no vault)."""
-        if self.profile.backstop != Backstop.BACKSTOP_VAULT or not self.profile.backstop_equity_e8:
+        if not self._has_vault():
             return False
         balance, mm, _ = self.risk.part_state(account, part, side)
         return balance * E8 < self.profile.backstop_equity_e8 * mm
+
+    def _has_vault(self) -> bool:
+        """Whether the profile has a backstop vault (hyperliquid with a backstop level)."""
+        return self.profile.backstop == Backstop.BACKSTOP_VAULT and bool(self.profile.backstop_equity_e8)
 
     # -- prices ------------------------------------------------------------------------------------
     def bankruptcy_price_exact(self, account: Account, part: str, symbol: str, side: PositionSide) -> Fraction | None:
@@ -389,16 +398,20 @@ class Liquidator:
         """The exact BP of a profile-specific rule (bybit isolated, dYdX), possibly ≤ 0; None under the
         zero-balance rule (:meth:`exchange.accounts.pretrade.Risk.bankruptcy_price_exact`)."""
         position = account.positions[(symbol, side)]
+        if not self._rule_prices(part):
+            return None
         long = position.lots > 0
-        rule = self.profile.bankruptcy
-        if rule == BankruptcyRule.ENTRY_IMR and part != CROSS:
+        if self.profile.bankruptcy == BankruptcyRule.ENTRY_IMR:
             leverage = self.ledger.settings(account, symbol).exact_leverage
             return Fraction(abs(position.entry_cost) * (leverage - 1 if long else leverage + 1),
                             abs(position.lots) * leverage)
-        if rule == BankruptcyRule.DYDX_DELTA:  # the whole position's quote, as the venue computes it (for the part)
-            risk = self._dydx_part(account, part, symbol, side)
-            return Fraction(dydx.bankruptcy_quote(risk, abs(position.lots), 0), position.lots * risk.k)
-        return None
+        risk = self._dydx_part(account, part, symbol, side)  # DYDX_DELTA: the whole position's quote, as the venue computes it
+        return Fraction(dydx.bankruptcy_quote(risk, abs(position.lots), 0), position.lots * risk.k)
+
+    def _rule_prices(self, part: str) -> bool:
+        """Whether a profile-specific rule gives the BP of ``part`` (bybit isolated, dYdX); else the zero-balance rule."""
+        rule = self.profile.bankruptcy
+        return rule == BankruptcyRule.DYDX_DELTA or (rule == BankruptcyRule.ENTRY_IMR and part != CROSS)
 
     def _toward_account(self) -> bool:
         """dYdX rounds its bankruptcy price toward the account (a long's up, a short's down); the others against."""
@@ -554,14 +567,8 @@ class Liquidator:
 
     # -- takeover and ADL ----------------------------------------------------------------------------
     def _takeover(self, account: Account, symbol: str, side: PositionSide, long: bool, qty: int, bp: int) -> list:
-        backstop = self.profile.backstop
-        if self.profile.loss_rule == LossRule.SOCIALIZED:
-            taken = qty
-        elif backstop == Backstop.INSURANCE_PER_FILL:
-            taken = 0
-        else:
-            limited = backstop in (Backstop.INSURANCE_TAKEOVER, Backstop.BACKSTOP_VAULT)
-            taken = self.funds.takeover_lots(symbol, qty, long, limited)
+        """The fund takes over what it may of ``qty`` lots at ``bp`` (:meth:`_takeover_lots`)."""
+        taken = self._takeover_lots(symbol, qty, long)
         if not taken:
             return []
         fund = self.funds.fund(symbol)
@@ -569,6 +576,16 @@ class Liquidator:
                                         bp, 0, 0, fund.account_id)]
         events += self._transfer(symbol, account, side, long, fund, PositionSide.BOTH, bp, taken)
         return events + self.funds.sync(InsuranceReason.TAKEOVER)
+
+    def _takeover_lots(self, symbol: str, qty: int, long: bool) -> int:
+        """How many of ``qty`` lots the fund takes over, by the profile's loss rule and backstop."""
+        backstop = self.profile.backstop
+        if self.profile.loss_rule == LossRule.SOCIALIZED:
+            return qty
+        if backstop == Backstop.INSURANCE_PER_FILL:
+            return 0
+        limited = backstop in (Backstop.INSURANCE_TAKEOVER, Backstop.BACKSTOP_VAULT)
+        return self.funds.takeover_lots(symbol, qty, long, limited)
 
     def _deleverage(self, account: Account, symbol: str, side: PositionSide, long: bool, qty: int, bp: int,
                     at_bankruptcy: bool = False, skip: frozenset = frozenset()) -> list:
