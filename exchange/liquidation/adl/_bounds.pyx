@@ -189,67 +189,58 @@ cdef Brackets _brackets(t, int symbol) except *:
     return b
 
 
-cdef inline void _maintenance(int64_t lots, int64_t mk, const Brackets *b, double *mm_lo, double *mm_hi) noexcept nogil:
-    """The reference's ``_maintenance`` of one position at ``mk`` = mark × K: ``(lo, hi)`` of its bracketed MM."""
-    cdef int64_t notional = (lots if lots >= 0 else -lots) * mk
+cdef inline void _binance_one(int64_t lots, int64_t cost, int64_t mark, double k, int64_t mk, int64_t wallet,
+                              const Brackets *b, double *lo, double *hi) noexcept nogil:
+    """:func:`binance`'s bounds of one position (the same operations in the same order): ``lots``, ``cost``
+    and ``wallet`` (the isolated margin or the owner's wallet) from its row, ``mark`` and ``k`` (``mk`` =
+    mark × K) its symbol's."""
+    cdef Pnl u = _upnl(lots, cost, mark, k)
+    cdef double w = <double>wallet, balance = w + u.value
+    cdef double balance_err = u.error + C_REL * (fabs(w) + fabs(u.value)), denominator
+    cdef int64_t notional
     cdef Py_ssize_t j = 0
-    cdef double mmr, cum, value, error
-    while j < b.n - 1 and b.caps[j] < notional:
-        j += 1
-    mmr = <double>b.mmrs[j]
-    cum = <double>b.cum_units[j] + <double>b.cum_rem[j] / 1e8
-    value = <double>notional * mmr / 1e8 - cum
-    error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
-    mm_lo[0], mm_hi[0] = value - error, value + error + 1.0  # + 1: the exact MM is rounded up
-
-
-cdef inline void _binance_one(int64_t lots, int64_t cost, int64_t low, int64_t high, double k, int64_t k_units,
-                              int64_t wallet, const Brackets *b, double *lo, double *hi) noexcept nogil:
-    """:func:`binance`'s bounds of one position for every mark in ``[low, high]`` (the same operations in the same
-    order): ``lots``, ``cost`` and ``wallet`` (the isolated margin or the owner's wallet) from its row, ``k`` =
-    ``k_units`` its symbol's K. Each factor at the end where it is least or greatest (the reference's docstring)."""
-    cdef Pnl at_low = _upnl(lots, cost, low, k), at_high = _upnl(lots, cost, high, k)
-    cdef Pnl most = at_high if lots > 0 else at_low, least = at_low if lots > 0 else at_high
-    cdef double w = <double>wallet, most_balance = w + most.value, least_balance = w + least.value
-    cdef double most_err = most.error + C_REL * (fabs(w) + fabs(most.value))
-    cdef double least_err = least.error + C_REL * (fabs(w) + fabs(least.value))
-    cdef double mm_lo, mm_hi, unused, denominator
-    if most.sign <= 0 or most_balance + most_err <= 0:
+    cdef double mmr, cum, value, error, mm_lo, mm_hi
+    if u.sign <= 0 or balance + balance_err <= 0:
         lo[0] = hi[0] = 0.0
-    elif least_balance - least_err <= 0:
+    elif fabs(balance) <= balance_err:
         lo[0], hi[0] = -INFINITY, INFINITY
-    else:
-        _maintenance(lots, low * k_units, b, &mm_lo, &unused)
-        _maintenance(lots, high * k_units, b, &unused, &mm_hi)
+    else:  # _maintenance on the row's bracket
+        notional = (lots if lots >= 0 else -lots) * mk
+        while j < b.n - 1 and b.caps[j] < notional:
+            j += 1
+        mmr = <double>b.mmrs[j]
+        cum = <double>b.cum_units[j] + <double>b.cum_rem[j] / 1e8
+        value = <double>notional * mmr / 1e8 - cum
+        error = C_REL * (<double>notional * mmr / 1e8 + cum) + 1.0
+        mm_lo, mm_hi = value - error, value + error + 1.0  # + 1: the exact MM is rounded up
         denominator = <double>(wallet if wallet > 1 else 1)
-        lo[0] = (max(least.value - least.error, 0.0) * max(mm_lo, 0.0) / (denominator * (most_balance + most_err))) * (1 - C_WIDEN)
-        hi[0] = ((most.value + most.error) * mm_hi / (denominator * (least_balance - least_err))) * (1 + C_WIDEN)
+        lo[0] = (max(u.value - u.error, 0.0) * max(mm_lo, 0.0) / (denominator * (balance + balance_err))) * (1 - C_WIDEN)
+        hi[0] = ((u.value + u.error) * mm_hi / (denominator * (balance - balance_err))) * (1 + C_WIDEN)
 
 
-def binance(p, const int64_t[:] slots, int symbol, const int64_t[:] marks, high=None):
-    """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64 for every mark of ``symbol``
-    in ``[marks[symbol], high]`` (default: that mark), each slot by :func:`_binance_one`. O(len(slots))."""
+def binance(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
+    """Twin of :func:`exchange.liquidation.adl.bounds.binance`: ``(lo, hi)`` float64 (each slot by
+    :func:`_binance_one`). O(len(slots))."""
     cdef _Mirror v = _Mirror(p)
     cdef const int64_t[:] qty = v.qty, cost = v.cost, iso = v.iso, wallets = v.wallets, k_units = v.k_units
     cdef const int8_t[:] mode = v.mode
     cdef const int32_t[:] owner = v.owner
+    cdef const int16_t[:] pos_symbol = v.pos_symbol
     cdef Py_ssize_t i, n = slots.shape[0]
     lo_out, hi_out = np.empty(n), np.empty(n)
     cdef double[::1] lo = lo_out, hi = hi_out
-    cdef int64_t low = marks[symbol], top = low if high is None else high, kk = k_units[symbol], s
+    cdef int64_t mark = marks[symbol], mk = mark * k_units[symbol], s
     cdef Brackets b = _brackets(p.table, symbol)
     for i in range(n):
         s = slots[i]
-        _binance_one(qty[s], cost[s], low, top, <double>kk, kk, iso[s] if mode[s] == ISOLATED else wallets[owner[s]],
-                     &b, &lo[i], &hi[i])
+        _binance_one(qty[s], cost[s], marks[pos_symbol[s]], <double>k_units[pos_symbol[s]], mk,
+                     iso[s] if mode[s] == ISOLATED else wallets[owner[s]], &b, &lo[i], &hi[i])
     return lo_out, hi_out
 
 
-def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks, high=None):
-    """Twin of :func:`exchange.liquidation.adl.bounds.bybit`: ``(lo, hi)`` float64 at ``marks`` (``high`` must be
-    None). O(slots of the mirror): the cross balances are summed over every cross position first."""
-    if high is not None:
-        raise ValueError("bybit's bounds are for one set of marks")
+def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
+    """Twin of :func:`exchange.liquidation.adl.bounds.bybit`: ``(lo, hi)`` float64. O(slots of the mirror):
+    the cross balances are summed over every cross position first."""
     cdef _Mirror v = _Mirror(p)
     cdef const int64_t[:] qty = v.qty, cost = v.cost, iso = v.iso, wallets = v.wallets, k_units = v.k_units
     cdef const int8_t[:] mode = v.mode
@@ -299,12 +290,11 @@ def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks, high=No
     return lo_out, hi_out
 
 
-def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks, ranking,
-               high=None):
+def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks, ranking):
     """The queue's candidates of one side (``ADLQueue._candidates`` builds the same with numpy): ``(rows,
     accounts, sides, lo, hi, zero)``: the portfolio account (int32), ledger id (int64) and position side (int8)
     of each slot of :func:`side_slots`, its score bounds by ``ranking`` ("binance", "bybit", or None: all
-    0.0; binance's for every mark of ``symbol`` up to ``high``, as :func:`binance`) and whether both are 0.0. O(slots of the mirror): the filter, then one pass over the candidates
+    0.0) and whether both are 0.0. O(slots of the mirror): the filter, then one pass over the candidates
     (binance's bounds computed there, with the symbol's mark and brackets read once; bybit's by :func:`bybit`)."""
     if ranking not in (None, "binance", "bybit"):
         raise ValueError(f"unknown ADL bounds {ranking!r}")
@@ -330,12 +320,12 @@ def candidates(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base
     if ranking == "bybit":
         slots = np.empty(n, np.int64)
         _widen(s, slots, n)
-        lo_out, hi_out = bybit(p, slots, symbol, marks, high)
+        lo_out, hi_out = bybit(p, slots, symbol, marks)
         s = _slot_buffer(0)  # (the same buffer: bybit does not use it)
     else:
         lo_out, hi_out = np.zeros(n), np.zeros(n)
-    _fill(p, ids, symbol, marks, marks[symbol] if high is None else high, ranking == "binance", s, n, rows_out,
-          accounts_out, sides_out, lo_out, hi_out, zero_out)
+    _fill(p, ids, symbol, marks, ranking == "binance", s, n, rows_out, accounts_out, sides_out, lo_out, hi_out,
+          zero_out)
     return rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out
 
 
@@ -361,10 +351,10 @@ cdef void _widen(const int32_t *s, int64_t[::1] out, Py_ssize_t n) noexcept:
         out[i] = s[i]
 
 
-cdef void _fill(p, const int64_t[:] ids, int symbol, const int64_t[:] marks, int64_t high, bint by_binance,
-                const int32_t *s, Py_ssize_t n, rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out) except *:
-    """:func:`candidates`'s pass over its ``n`` slots ``s``: rows, ledger ids, sides, binance's bounds up to the mark
-    ``high`` (when ``by_binance``; else ``lo``/``hi`` are kept) and the zero flags."""
+cdef void _fill(p, const int64_t[:] ids, int symbol, const int64_t[:] marks, bint by_binance, const int32_t *s,
+                Py_ssize_t n, rows_out, accounts_out, sides_out, lo_out, hi_out, zero_out) except *:
+    """:func:`candidates`'s pass over its ``n`` slots ``s``: rows, ledger ids, sides, binance's bounds (when
+    ``by_binance``; else ``lo``/``hi`` are kept) and the zero flags."""
     cdef Py_ssize_t i
     cdef double[::1] lo = lo_out, hi = hi_out
     cdef const int32_t[::1] owner = p.pos_account
@@ -376,20 +366,22 @@ cdef void _fill(p, const int64_t[:] ids, int symbol, const int64_t[:] marks, int
     cdef int8_t[::1] sides = sides_out
     cdef uint8_t[::1] zero = zero_out.view(np.uint8)
     cdef Brackets b
-    cdef int64_t mark = 0, kk = 0, j
+    cdef int64_t mark = 0, mk = 0, j
+    cdef double k = 0.0
     if by_binance and n:
         t = p.table
         b = _brackets(t, symbol)
         mark = marks[symbol]
-        kk = <int64_t>t.k_units[symbol]
+        mk = mark * <int64_t>t.k_units[symbol]
+        k = <double><int64_t>t.k_units[symbol]
     for i in range(n):
         j = s[i]
         rows[i] = owner[j]
         accounts[i] = ids[rows[i]]
         sides[i] = pos_side[j]
         if by_binance:
-            _binance_one(qty[j], cost[j], mark, high, <double>kk, kk, iso[j] if mode[j] == ISOLATED else wallets[owner[j]],
-                         &b, &lo[i], &hi[i])
+            _binance_one(qty[j], cost[j], mark, k, mk, iso[j] if mode[j] == ISOLATED else wallets[owner[j]], &b,
+                         &lo[i], &hi[i])
         zero[i] = (lo[i] == 0.0) & (hi[i] == 0.0)
 
 
@@ -427,13 +419,13 @@ def live_reach(int64_t[::1] live, double[::1] desc, Py_ssize_t at, double limit,
 
 
 def candidates_top(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks,
-                   ranking, Py_ssize_t k, high=None):
+                   ranking, Py_ssize_t k):
     """:func:`candidates` and, by the heap of :func:`top_k`, the indices of its ``k`` highest lower bounds and of
     its ``k`` highest upper bounds counting the zero candidates' as -inf (each by value descending, ties by
     index; all when there are fewer): ``(rows, accounts, sides, lo, hi, zero, top_lo, top_hi)``, the queue's
     first prefixes with its columns (``ADLQueue._candidates``; reference ``queue._columns_top``).
     O(slots of the mirror + n log k)."""
-    columns = candidates(p, ids, symbol, long, fund_base, marks, ranking, high)
+    columns = candidates(p, ids, symbol, long, fund_base, marks, ranking)
     cdef const double[::1] hi = columns[4]
     cdef const uint8_t[::1] zero = columns[5].view(np.uint8)
     cdef Py_ssize_t i, n = hi.shape[0]

@@ -62,53 +62,32 @@ def _ambiguous(value: np.ndarray, error: np.ndarray) -> np.ndarray:
     return np.abs(value) <= error
 
 
-def binance(p: Portfolio, slots: np.ndarray, symbol: int, marks: np.ndarray,
-            high: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def binance(p: Portfolio, slots: np.ndarray, symbol: int, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of ``max(0, uPnL) / max(1, w) × MM / (w + uPnL)`` (0 when ``w + uPnL ≤ 0``), ``w`` the isolated
-    margin or the cross wallet, valid for every mark of ``symbol`` in ``[marks[symbol], high]`` (default: that
-    mark alone). The uPnL and the balance are monotonic in the mark and the MM is non-decreasing in it (the
-    queue runs on convex brackets, with MM(0) = 0: :func:`~exchange.liquidation.index.index_supported`), so each
-    factor is bounded at one end: the lower bound takes the least uPnL and MM over the greatest balance, the
-    upper bound the reverse; zero when the greatest uPnL or balance is ≤ 0. O(len(slots))."""
-    lows = highs = _binance_terms(p, slots, symbol, marks)
-    if high is not None:
-        top = marks.copy()
-        top[symbol] = high
-        highs = _binance_terms(p, slots, symbol, top)
-    up = p.pos_qty_lots[slots] > 0  # a long's uPnL grows with the mark, a short's falls
-    sign, most, most_err, most_balance, most_balance_err = (np.where(up, h, l) for l, h in zip(lows[:5], highs[:5]))
-    _, least, least_err, least_balance, least_balance_err = (np.where(up, l, h) for l, h in zip(lows[:5], highs[:5]))
-    mm_lo, mm_hi = lows[5], highs[6]
-    denominator = np.maximum(lows[7], 1).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo = np.maximum(least - least_err, 0) * np.maximum(mm_lo, 0) / (denominator * (most_balance + most_balance_err))
-        hi = (most + most_err) * mm_hi / (denominator * (least_balance - least_balance_err))
-    lo, hi = lo * (1 - WIDEN), hi * (1 + WIDEN)
-    zero = (sign <= 0) | (most_balance + most_balance_err <= 0)
-    unknown = ~zero & (least_balance - least_balance_err <= 0)  # (one mark: |balance| ≤ its error)
-    lo = np.where(zero, 0.0, np.where(unknown, -np.inf, lo))
-    hi = np.where(zero, 0.0, np.where(unknown, np.inf, hi))
-    return lo, hi
-
-
-def _binance_terms(p: Portfolio, slots: np.ndarray, symbol: int, marks: np.ndarray) -> tuple:
-    """``(uPnL sign, uPnL, its error, balance, its error, MM low, MM high, w)`` of :func:`binance` at ``marks``."""
+    margin or the cross wallet."""
     sign, upnl, upnl_err = _upnl(p, slots, marks)
     isolated = p.pos_mode[slots] == MarginMode.ISOLATED
     wallet = np.where(isolated, p.pos_iso_margin_units[slots], p.acct_wallet_units[p.pos_account[slots]])
     w = wallet.astype(np.float64)
     balance = w + upnl
     balance_err = upnl_err + REL * (np.abs(w) + np.abs(upnl))
-    return (sign, upnl, upnl_err, balance, balance_err, *_maintenance(p, slots, symbol, int(marks[symbol])), wallet)
+    mm_lo, mm_hi = _maintenance(p, slots, symbol, int(marks[symbol]))
+    denominator = np.maximum(wallet, 1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.maximum(upnl - upnl_err, 0) * np.maximum(mm_lo, 0) / (denominator * (balance + balance_err))
+        hi = (upnl + upnl_err) * mm_hi / (denominator * (balance - balance_err))
+    lo, hi = lo * (1 - WIDEN), hi * (1 + WIDEN)
+    zero = (sign <= 0) | (balance + balance_err <= 0)
+    unknown = ~zero & _ambiguous(balance, balance_err)
+    lo = np.where(zero, 0.0, np.where(unknown, -np.inf, lo))
+    hi = np.where(zero, 0.0, np.where(unknown, np.inf, hi))
+    return lo, hi
 
 
-def bybit(p: Portfolio, slots: np.ndarray, symbol: int, marks: np.ndarray,
-          high: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def bybit(p: Portfolio, slots: np.ndarray, symbol: int, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of ``pnl% × leverage`` (÷ at a loss), ``pnl% = uPnL / entry notional``, ``leverage = notional /
     margin balance`` (0 when the balance is ≤ 0); the balance is the isolated one, or the account's cross
-    balance (wallet + every cross position's uPnL). At ``marks`` only (``high`` must be None)."""
-    if high is not None:
-        raise ValueError("bybit's bounds are for one set of marks")
+    balance (wallet + every cross position's uPnL)."""
     sign, upnl, upnl_err = _upnl(p, slots, marks)
     k = float(p.table.k_units[symbol])
     entry = np.abs(p.pos_entry_cost[slots]).astype(np.float64) * k

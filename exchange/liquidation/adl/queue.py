@@ -26,30 +26,12 @@ The order is a snapshot taken when the queue starts: the caller changes only the
 (scored before they were yielded) and the liquidated account (scored at the start).
 
 The candidates, their bounds, their highest lower bounds and their exact scores are kept per (symbol, side,
-ranking) through a command's liquidation sweep: the first ADL step of a command costs what bringing them up to
-date costs, the others O(m + accounts changed since the previous step + candidates with ``hi ≥ L`` + stale
-scores reaching ``L``). The suspects are followed through the log of the engine's touched set
-(:class:`~exchange.accounts.touched.Touched`), the stale scores are kept in float order, and the prefixes of the
-bounds are *live lists* that drop skipped rows as a prefix meets them, so no step pays for every account the
-command changed before it.
-
-Across commands the candidates are kept too, while their bounds hold at the risk prices
-(:meth:`_Candidates.holds`):
-
-- binance's bounds read only the symbol's mark, and are made for every mark within 1/:data:`SPAN` of it
-  (:func:`~exchange.liquidation.adl.bounds.binance` over a span: each factor is monotonic in the mark); bybit's
-  read every mark (the cross balance) and hold at those marks only; the seeded order reads none;
-- the mirror rows written since (:meth:`~exchange.liquidation.monitor.RiskMonitor.rows_written`) are patched
-  (:meth:`ADLQueue._patch`): their old candidates become DEAD (an always-skipped row), their positions of the
-  side are appended with their bounds and merged into the prefixes; O(portfolio accounts + candidates) numpy
-  instead of a pass over every slot and every candidate's bounds (made anew once a quarter are dead);
-- when the mark moved within the span, the exact scores are forgotten, and a prefix's pool (the candidates
-  whose span bounds reach ``L``) is filtered again by its bounds at the mark now (:func:`_tightened`: the first
-  m are in the pool, so the m-th highest of the pool's tighter lower bounds is a bound too): the span costs a
-  few bounds, not exact scores.
-
-Exact scores are integer ratios compared by cross-multiplication (:class:`_Ratio`, as the Fraction would
-compare, without its gcd).
+ranking) while the mirror's version and the risk prices stay the same, which they usually do through a
+command's liquidation sweep: the first ADL step of a tick costs O(n), the others O(m + accounts
+changed since the previous step + candidates with ``hi ≥ L`` + stale scores reaching ``L``). The suspects are
+followed through the log of the engine's touched set (:class:`~exchange.accounts.touched.Touched`), the stale
+scores are kept in float order, and the prefixes of the bounds are *live lists* that drop skipped rows as a
+prefix meets them, so no step pays for every account the command changed before it.
 
 dYdX's seeded order needs no scores: the mirror's candidates and the stale ones, in id order, rotated.
 Without the mirror (small exchanges, stepwise brackets), for the bitmex ranking (its bankruptcy prices are
@@ -76,7 +58,6 @@ from .ranking import Key, ranked, score_ratio, side_positions
 from ...enums import PositionSide
 from ...profiles import ADLRanking
 
-SPAN = 100  #: binance's bounds are made for the symbol's marks within 1/SPAN of the mark (kept while it stays there)
 FIRST_PREFIX = 4  #: candidates ranked exactly at first, then ×4 while the caller takes more (a crash step takes ~3)
 TOP = 64  #: highest lower (and upper) bounds kept sorted per side at first (then grown on demand)
 _SIDES = {int(side): side for side in PositionSide}
@@ -118,10 +99,7 @@ class _Candidates:
     hi_at: int = 0  # where ``hi_live`` starts
     unskipped: bool = False  # a row was unskipped since (the live lists are made again)
     scores: dict = field(default_factory=dict)  # key -> (signature, exact score as :func:`_rank`) of stale positions
-    read: tuple = ()  # the risk prices the exact scores are for (:func:`_marks_read`)
-    span: tuple | None = None  # binance: the symbol's marks (low, high) the bounds hold for (others: ``read``'s)
-    made_at: tuple = ()  # (marks, high): the bounds' arguments (:func:`~exchange.liquidation.adl.bounds.binance`)
-    tight: np.ndarray | None = None  # (lo, hi) rows: bounds at the marks now (NaN: not made yet; ADLQueue._bounds_now)
+    read: tuple = ()  # the risk prices the bounds and scores were made at (:func:`_marks_read`)
     version: int = -1  # the mirror's version the columns are for
     written: tuple | None = None  # the monitor's mark of the rows written (RiskMonitor.rows_written) at ``version``
     dead: int = 0  # candidates of rows written since they were made (their row set to DEAD: always skipped)
@@ -131,16 +109,6 @@ class _Candidates:
 
     def key(self, j: int) -> Key:
         return int(self.accounts[j]), _SIDES[int(self.sides[j])]
-
-    def holds(self, read: tuple) -> bool:
-        """Whether the bounds hold at the risk prices ``read`` (:func:`_marks_read`): within the span, or (bybit,
-        the seeded order) at the prices they were made at."""
-        return self.read == read if self.span is None else self.span[0] <= read[0] <= self.span[1]
-
-    def rescore(self, read: tuple) -> None:
-        """The risk prices moved within the bounds' span to ``read``: forget the exact scores (and the suspects,
-        which hold some), scored at the old prices."""
-        self.read, self.exact, self.scores, self.suspects, self.generation, self.tight = read, {}, {}, {}, -1, None
 
     def highest(self, k: int) -> np.ndarray:
         """Indices of the ``k`` highest lower bounds, descending (ties by index)."""
@@ -239,10 +207,8 @@ class ADLQueue:
         if ranking == ADLRanking.SEEDED_OFFSET:
             yield from _seeded(candidates, skip, list(stale), seed)
         else:
-            tighten = None if candidates.span is None else \
-                lambda pool: self._bounds_now(candidates, *view[:2], symbol, long, marks, pool)
             yield from _by_score(candidates, skip, len(candidates.skipped), stale,
-                                 lambda key: score_ratio(risk, symbol, key, ranking), tighten)
+                                 lambda key: score_ratio(risk, symbol, key, ranking))
         ledger = risk.ledger
         yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
 
@@ -340,42 +306,41 @@ class ADLQueue:
 
     def _side(self, p, ids: np.ndarray, version: int, symbol: str, long: bool, ranking: ADLRanking,
               marks: tuple) -> _Candidates:
-        """The side's candidates: the kept ones while their bounds hold at the risk prices
-        (:meth:`_Candidates.holds`), patched for the rows written since (:meth:`_patch`), else made anew
-        (:meth:`_candidates`); their exact scores are forgotten when the prices they read move
-        (:func:`_marks_read`). O(portfolio accounts + candidates) numpy when patched, O(slots) when made."""
-        i = self.monitor.symbols.index(symbol)
-        read = _marks_read(ranking, marks, i)
+        """The side's candidates: the kept ones while the risk prices their bounds and scores read stay
+        (:func:`_marks_read`), patched for the rows written since (:meth:`_patch`), else made anew
+        (:meth:`_candidates`). O(portfolio accounts + candidates) numpy when patched, O(slots) when made."""
+        read = _marks_read(ranking, marks, self.monitor.symbols.index(symbol))
         c = self._cache.get((symbol, long, ranking))
-        if c is None or not c.holds(read) or (c.version != version and not self._patch(c, p, ids, i, long, ranking)):
-            c = self._cache[symbol, long, ranking] = self._candidates(p, ids, i, long, ranking, marks)
-            c.read, c.written = read, self.monitor.rows_written(None)[1]
-        c.version = version
-        if c.read != read:
-            c.rescore(read)
+        if c is not None and c.read == read and (c.version == version or self._patch(c, p, ids, symbol, long, ranking,
+                                                                                      marks)):
+            c.version = version
+            return c
+        c = self._cache[symbol, long, ranking] = self._candidates(p, ids, symbol, long, ranking, marks)
+        c.read, c.version, c.written = read, version, self.monitor.rows_written(None)[1]
         return c
 
-    def _patch(self, c: _Candidates, p, ids: np.ndarray, symbol: int, long: bool, ranking: ADLRanking) -> bool:
+    def _patch(self, c: _Candidates, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking,
+               marks: tuple) -> bool:
         """Bring ``c`` up to the mirror's rows: the candidates of the rows written since ``c.written`` become DEAD
         (their row set to the always-skipped DEAD row, ``p.n_accounts``), the user positions of those rows on the
-        side are appended with their bounds (made as the others were: ``c.made_at``), and each prefix of the
-        highest bounds takes the new ones that enter it (the prefix stays the first of the whole order). False
-        (nothing changed) when that is not possible or not worth it: bybit's bounds (each reads the whole
-        mirror), accounts added, the index rebuilt, or a quarter of the candidates dead. The exact scores of the
-        others stand (same rows, same prices). O(portfolio accounts + candidates) numpy, O(the written rows'
-        slots) for their bounds."""
+        side are appended with their bounds, and each prefix of the highest bounds takes the new ones that enter
+        it (the prefix stays the first of the whole order). False (nothing changed) when that is not possible
+        or not worth it: bybit's bounds (each reads the whole mirror), accounts added, the index rebuilt, or a
+        quarter of the candidates dead. The exact scores of the others stand (same rows, same prices).
+        O(portfolio accounts + candidates) numpy, O(the written rows' slots) for their bounds."""
         bounds = BOUNDS.get(ranking)
         written, mark = self.monitor.rows_written(c.written)
         if bounds == "bybit" or written is None or len(c.written[1]) != p.n_accounts \
                 or 4 * (c.dead + len(written)) > len(c.lo) + TOP:  # (DEAD is the row after the last one)
             return False
+        symbol_index = self.monitor.symbols.index(symbol)
         dead = np.zeros(p.n_accounts + 1, dtype=bool)
         dead[written] = True
         dead = np.flatnonzero(dead[c.rows])
         c.rows[dead] = p.n_accounts
-        slots = _rows_side_slots(p, ids, written, symbol, long, FUND_ACCOUNT_BASE)
-        lo, hi = (np.zeros(len(slots)),) * 2 if bounds is None else getattr(self._bounds, bounds)(p, slots, symbol,
-                                                                                                 *c.made_at)
+        slots = _rows_side_slots(p, ids, written, symbol_index, long, FUND_ACCOUNT_BASE)
+        lo, hi = (np.zeros(len(slots)),) * 2 if bounds is None else \
+            getattr(self._bounds, bounds)(p, slots, symbol_index, np.array(marks, dtype=np.int64))
         rows = p.pos_account[slots]
         n = len(c.lo)
         c.rows, c.accounts, c.sides, c.lo, c.hi, c.zero = (
@@ -388,65 +353,40 @@ class ADLQueue:
             c.hi_top = _merged_prefix(c.hi_top, c.reach_hi, n, new)
             c._hi_desc = -c.reach_hi[c.hi_top]
         c.dead += len(dead)
-        c.zero_order = c.top_live = c.hi_live = c._hi_live_of = c.tight = None
+        c.zero_order = c.top_live = c.hi_live = c._hi_live_of = None
         c.suspects, c.generation, c.written = {}, -1, mark  # (whether a suspect's rows are fresh: asked again)
         return True
 
-    def _bounds_now(self, c: _Candidates, p, ids: np.ndarray, symbol: str, long: bool, marks: tuple,
-                    indices: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Binance's bounds of the live candidates ``indices`` (their rows as when made) at ``marks`` (not over the
-        span), from their mirror slots, kept in ``c.tight`` until the candidates change or are re-scored; None
-        when a row does not hold exactly one slot of the side (which a live candidate's does). O(indices) numpy,
-        O(their slots) for those not known yet."""
-        if c.tight is None:
-            c.tight = np.full((2, len(c.lo)), np.nan)
-        need = indices[np.isnan(c.tight[0, indices])]
-        if len(need):
-            i = self.monitor.symbols.index(symbol)
-            slots = _rows_side_slots(p, ids, c.rows[need], i, long, FUND_ACCOUNT_BASE)
-            if len(slots) != len(need) or (p.pos_side[slots] != c.sides[need]).any() \
-                    or (ids[p.pos_account[slots]] != c.accounts[need]).any():
-                return None
-            c.tight[:, need] = self._bounds.binance(p, slots, i, np.array(marks, dtype=np.int64))
-        return c.tight[0, indices], c.tight[1, indices]
-
-    def _candidates(self, p, ids: np.ndarray, symbol: int, long: bool, ranking: ADLRanking, marks) -> _Candidates:
+    def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         """The side's candidates, with the prefixes of :data:`TOP` highest lower and upper bounds that the first
         :meth:`_Candidates.highest` and :meth:`_Candidates.reaching` would select (none for the seeded order,
-        which needs no bounds); binance's bounds hold while the symbol's mark stays within 1/:data:`SPAN` of
-        its value now (and in the mirror's price range). O(slots of the mirror + n log TOP)."""
-        at, high, span = np.array(marks, dtype=np.int64), None, None
-        if BOUNDS.get(ranking) == "binance":
-            mark, cap = marks[symbol], int(p.table.max_price_ticks[symbol])
-            span = max(0, mark - mark // SPAN), min(cap, mark + mark // SPAN)
-            at[symbol], high = span
-        *columns, top, hi_top = self._columns(p, ids, symbol, long, FUND_ACCOUNT_BASE, at, BOUNDS.get(ranking),
-                                              0 if ranking == ADLRanking.SEEDED_OFFSET else TOP, high)
-        c = _Candidates(*columns, top, select=self._top_k, prefix=self._live[0], reach=self._live[1], span=span,
-                        made_at=(at, high))
+        which needs no bounds). O(slots of the mirror + n log TOP)."""
+        *columns, top, hi_top = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
+                                              np.array(marks, dtype=np.int64), BOUNDS.get(ranking),
+                                              0 if ranking == ADLRanking.SEEDED_OFFSET else TOP)
+        c = _Candidates(*columns, top, select=self._top_k, prefix=self._live[0], reach=self._live[1])
         if len(hi_top):
             c.hi_top, c._hi_desc = hi_top, np.where(c.zero[hi_top], np.inf, -c.hi[hi_top])
         return c
 
 
 def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
-             ranking: str | None, high: int | None = None) -> tuple:
+             ranking: str | None) -> tuple:
     """``(rows, accounts, sides, lo, hi, zero)`` of the user positions on one side of ``symbol`` (numpy, a pass
     per column): their portfolio accounts, ledger ids and position sides, the score bounds by ``ranking``
     (a function name of :mod:`~exchange.liquidation.adl.bounds`; None: all 0) and where both are 0. O(slots)."""
     slots = _side_slots(p, ids, symbol, long, fund_base)
     rows = p.pos_account[slots]
-    lo, hi = (np.zeros(len(slots)),) * 2 if ranking is None else getattr(adlbounds, ranking)(p, slots, symbol, marks,
-                                                                                            high)
+    lo, hi = (np.zeros(len(slots)),) * 2 if ranking is None else getattr(adlbounds, ranking)(p, slots, symbol, marks)
     return rows, ids[rows], p.pos_side[slots], lo, hi, (lo == 0) & (hi == 0)
 
 
 def _columns_top(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
-                 ranking: str | None, k: int, high: int | None = None) -> tuple:
+                 ranking: str | None, k: int) -> tuple:
     """:func:`_columns` and the indices of its ``k`` highest lower bounds and of its ``k`` highest
     :func:`_reach_values` (:func:`~exchange.liquidation.adl.bounds.top_k`): ``(rows, accounts, sides, lo, hi, zero,
     top lo, top hi)``. O(slots + n log n)."""
-    columns = _columns(p, ids, symbol, long, fund_base, marks, ranking, high)
+    columns = _columns(p, ids, symbol, long, fund_base, marks, ranking)
     return (*columns, adlbounds.top_k(columns[3], k), adlbounds.top_k(_reach_values(columns[4], columns[5]), k))
 
 
@@ -474,11 +414,11 @@ def _merged_prefix(prefix: np.ndarray, values: np.ndarray, n: int, new: np.ndarr
     """``prefix``, the first indices of the ``n`` first ``values`` by (value descending, index ascending), with
     those of ``new`` (indices from ``n`` on) that enter it: all of them when it held every index, else those
     above its last value (an equal one has a higher index: it comes after). Still the first of the whole order.
-    O(prefix + new log new)."""
+    O((prefix + new) log)."""
     if len(prefix) < n:
         new = new[values[new] > values[prefix[-1]]] if len(prefix) else new[:0]
-    new = new[np.lexsort((new, -values[new]))]
-    return np.insert(prefix, np.searchsorted(-values[prefix], -values[new], side="right"), new)
+    merged = np.concatenate([prefix, new])
+    return merged[np.lexsort((merged, -values[merged]))]
 
 
 def _reach_values(hi: np.ndarray, zero: np.ndarray) -> np.ndarray:
@@ -559,13 +499,11 @@ def _rank(ratio: tuple[int, int]) -> tuple[float, _Ratio]:
     return value, _Ratio(numerator, denominator)
 
 
-def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], score,
-              tighten=None) -> Iterator[Key]:
+def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], score) -> Iterator[Key]:
     """Highest exact score first, ties by key, over the candidates outside the ``n_skipped`` ``skip``ped rows
     and ``stale`` (``c.stale``, scored already, as :func:`_rank`; the ones that reach a prefix's bound are found
     by binary search in ``c.stale_order``); ``score(key)`` scores one candidate exactly (module docstring: the
-    prefix argument); ``tighten(indices)``: bounds of those candidates at the prices now, for bounds made over a
-    span (:func:`_tightened`). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
+    prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
     c.follow_skips()
     while True:
@@ -575,8 +513,6 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
         inside = c.reaching_live(bound, skip)
         if bound == -math.inf:  # (above -inf, the reaching prefixes hold no zero candidate: _reach_values)
             inside = inside[~c.zero[inside]]
-        elif tighten is not None:
-            bound, inside = _tightened(inside, bound, m, tighten)
         if complete:
             scores = dict(stale)
         else:  # the stale scores whose float reaches the bound: a prefix of c.stale_order
@@ -611,20 +547,6 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
         if complete:
             return
         m *= 4
-
-
-def _tightened(pool: np.ndarray, bound: float, m: int, tighten) -> tuple[float, np.ndarray]:
-    """``(bound, the candidates to score)`` of a prefix of ``m`` by the bounds at the prices now, ``tighten(pool)``
-    (None: not known), within ``pool``, the candidates whose span bounds reach ``bound``: the first m are in the
-    pool (every other is beaten by the m highest lower bounds), so the m-th highest of the pool's tighter lower
-    bounds is a bound too (and the higher of the two), and only the pool's candidates whose tighter upper bound
-    reaches it need an exact score. O(pool)."""
-    tight = tighten(pool) if len(pool) >= m else None
-    if tight is None:
-        return bound, pool
-    lo, hi = tight
-    bound = max(bound, float(np.partition(lo, len(lo) - m)[len(lo) - m]))
-    return bound, pool[hi >= bound]
 
 
 def _keys(c: _Candidates, indices: np.ndarray, skip: np.ndarray, chunk: int = 256) -> Iterator[Key]:
