@@ -269,19 +269,6 @@ class RiskMonitor:
         wallet, slots = self._rows(a)
         return wallet, tuple(sorted((key, *row) for key, row in zip(self.keys_of(a), slots) if row[0] or row[1] or row[2]))
 
-    def rows_written(self, since: tuple | None) -> tuple[np.ndarray | None, tuple]:
-        """``(rows, mark)``: the portfolio accounts whose rows may have been written since ``since`` (the ``mark``
-        of an earlier call; ascending), or None when that is not known (no mark, or the liquidation index was
-        rebuilt or its version arrays grown since), and the mark of now. Every write of an account's rows
-        re-arms it, which bumps its account version in the liquidation index (an index's re-check bumps it too:
-        a row that did not change may be named). O(portfolio accounts), numpy."""
-        index, n = self.liq_index, self.portfolio.n_accounts
-        mark = (index.generation, index.acct_ver[:n].copy())
-        if since is None or since[0] != mark[0] or len(since[1]) > n:
-            return None, mark
-        old = since[1]
-        return np.concatenate([np.flatnonzero(mark[1][:len(old)] != old), np.arange(len(old), n)]), mark
-
     def slot_key(self, j: int) -> tuple[str, PositionSide]:
         """The position key of portfolio slot ``j`` (an account's slot). O(1)."""
         p = self.portfolio

@@ -98,11 +98,6 @@ class _Candidates:
     top_at: int = 0  # where ``top_live`` starts (the skipped rows its prefix met are before)
     hi_at: int = 0  # where ``hi_live`` starts
     unskipped: bool = False  # a row was unskipped since (the live lists are made again)
-    scores: dict = field(default_factory=dict)  # key -> (signature, exact score as :func:`_rank`) of stale positions
-    read: tuple = ()  # the risk prices the bounds and scores were made at (:func:`_marks_read`)
-    version: int = -1  # the mirror's version the columns are for
-    written: tuple | None = None  # the monitor's mark of the rows written (RiskMonitor.rows_written) at ``version``
-    dead: int = 0  # candidates of rows written since they were made (their row set to DEAD: always skipped)
     select: object = None  # top_k(values, k): :func:`~exchange.liquidation.adl.bounds.top_k` or its twin (the queue's)
     prefix: object = None  # :func:`_live_prefix` or its twin (the queue's)
     reach: object = None  # :func:`_live_reach` or its twin (the queue's)
@@ -188,8 +183,9 @@ class ADLQueue:
         self._columns = kernel.candidates_top if kernel else _columns_top  # a side's candidate columns (the filter)
         self._top_k = kernel.top_k if kernel else adlbounds.top_k
         self._live = (kernel.live_prefix, kernel.live_reach) if kernel else (_live_prefix, _live_reach)
-        self._bounds = kernel or adlbounds  # the bounds of given slots (binance, bybit)
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
+        self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
+        self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
 
     def order(self, symbol: str, long: bool, ranking: ADLRanking, seed: int, changing: set[int],
               liquidated: int) -> Iterator[Key]:
@@ -202,8 +198,14 @@ class ADLQueue:
         if view is None or not all(0 <= m <= cap for m, cap in zip(marks, caps)):
             yield from ranked(risk, symbol, long, ranking, seed)
             return
-        candidates = self._side(*view, symbol, long, ranking, marks)
-        stale, skip = self._stale(view[0].n_accounts, candidates, symbol, long, ranking, changing, liquidated)
+        portfolio, ids, version = view
+        if self._cache_for != (version, marks):
+            self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
+        candidates = self._cache.get((symbol, long, ranking))
+        if candidates is None:
+            candidates = self._candidates(portfolio, ids, symbol, long, ranking, marks)
+            self._cache[symbol, long, ranking] = candidates
+        stale, skip = self._stale(portfolio.n_accounts, candidates, symbol, long, ranking, changing, liquidated)
         if ranking == ADLRanking.SEEDED_OFFSET:
             yield from _seeded(candidates, skip, list(stale), seed)
         else:
@@ -230,9 +232,8 @@ class ADLQueue:
         generation = getattr(changing, "generation", None)
         if generation is None or c.generation != generation:  # everything again
             c.generation, c.stale, c.stale_order, c.fresh, c.due_seen = generation, {}, [], set(), set()
-            if c.skip is None or len(c.skip) != n_accounts + 1:
-                c.skip = np.zeros(n_accounts + 1, dtype=bool)
-                c.skip[n_accounts] = True  # the DEAD row (ADLQueue._patch)
+            if c.skip is None or len(c.skip) != n_accounts:
+                c.skip = np.zeros(n_accounts, dtype=bool)
             else:
                 c.skip[list(c.skipped)] = False
             c.skipped, c.unskipped = set(), True
@@ -260,7 +261,7 @@ class ADLQueue:
             if account_id in holders and account_id < FUND_ACCOUNT_BASE:  # funds come last, from the ledger
                 signature = monitor.signature(account_id)
                 if known is None or known[0] != signature or known[1] != (account_id == liquidated):
-                    known = c.suspects[account_id] = self._suspect(c, account_id, signature, symbol, long, ranking,
+                    known = c.suspects[account_id] = self._suspect(account_id, signature, symbol, long, ranking,
                                                                    liquidated)
                 fresh = known[2]
                 if not fresh:
@@ -285,8 +286,8 @@ class ADLQueue:
                     c.skip[row] = True
         return c.stale, c.skip
 
-    def _suspect(self, c: _Candidates, account_id: int, signature: tuple, symbol: str, long: bool,
-                 ranking: ADLRanking, liquidated: int) -> tuple:
+    def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
+                 liquidated: int) -> tuple:
         """``(signature, liquidated, fresh, {key: exact score as _rank})`` of a suspect holder of ``symbol`` (``_stale``):
         fresh when it is not the liquidated account and its rows were written from ``signature``; otherwise
         its positions on the side, scored exactly from the ledger (None for the seeded order). O(its positions)."""
@@ -297,65 +298,12 @@ class ADLQueue:
             return signature, is_liquidated, True, {}
         scored = {}
         for key in keys:
-            known = c.scores.get(key)
+            known = self._scores.get((symbol, ranking, key))
             if known is None or known[0] != signature:
                 exact = None if ranking == ADLRanking.SEEDED_OFFSET else _rank(score_ratio(self.risk, symbol, key, ranking))
-                known = c.scores[key] = signature, exact
+                known = self._scores[symbol, ranking, key] = signature, exact
             scored[key] = known[1]
         return signature, is_liquidated, False, scored
-
-    def _side(self, p, ids: np.ndarray, version: int, symbol: str, long: bool, ranking: ADLRanking,
-              marks: tuple) -> _Candidates:
-        """The side's candidates: the kept ones while the risk prices their bounds and scores read stay
-        (:func:`_marks_read`), patched for the rows written since (:meth:`_patch`), else made anew
-        (:meth:`_candidates`). O(portfolio accounts + candidates) numpy when patched, O(slots) when made."""
-        read = _marks_read(ranking, marks, self.monitor.symbols.index(symbol))
-        c = self._cache.get((symbol, long, ranking))
-        if c is not None and c.read == read and (c.version == version or self._patch(c, p, ids, symbol, long, ranking,
-                                                                                      marks)):
-            c.version = version
-            return c
-        c = self._cache[symbol, long, ranking] = self._candidates(p, ids, symbol, long, ranking, marks)
-        c.read, c.version, c.written = read, version, self.monitor.rows_written(None)[1]
-        return c
-
-    def _patch(self, c: _Candidates, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking,
-               marks: tuple) -> bool:
-        """Bring ``c`` up to the mirror's rows: the candidates of the rows written since ``c.written`` become DEAD
-        (their row set to the always-skipped DEAD row, ``p.n_accounts``), the user positions of those rows on the
-        side are appended with their bounds, and each prefix of the highest bounds takes the new ones that enter
-        it (the prefix stays the first of the whole order). False (nothing changed) when that is not possible
-        or not worth it: bybit's bounds (each reads the whole mirror), accounts added, the index rebuilt, or a
-        quarter of the candidates dead. The exact scores of the others stand (same rows, same prices).
-        O(portfolio accounts + candidates) numpy, O(the written rows' slots) for their bounds."""
-        bounds = BOUNDS.get(ranking)
-        written, mark = self.monitor.rows_written(c.written)
-        if bounds == "bybit" or written is None or len(c.written[1]) != p.n_accounts \
-                or 4 * (c.dead + len(written)) > len(c.lo) + TOP:  # (DEAD is the row after the last one)
-            return False
-        symbol_index = self.monitor.symbols.index(symbol)
-        dead = np.zeros(p.n_accounts + 1, dtype=bool)
-        dead[written] = True
-        dead = np.flatnonzero(dead[c.rows])
-        c.rows[dead] = p.n_accounts
-        slots = _rows_side_slots(p, ids, written, symbol_index, long, FUND_ACCOUNT_BASE)
-        lo, hi = (np.zeros(len(slots)),) * 2 if bounds is None else \
-            getattr(self._bounds, bounds)(p, slots, symbol_index, np.array(marks, dtype=np.int64))
-        rows = p.pos_account[slots]
-        n = len(c.lo)
-        c.rows, c.accounts, c.sides, c.lo, c.hi, c.zero = (
-            np.concatenate(pair) for pair in ((c.rows, rows), (c.accounts, ids[rows]), (c.sides, p.pos_side[slots]),
-                                              (c.lo, lo), (c.hi, hi), (c.zero, (lo == 0) & (hi == 0))))
-        new = np.arange(n, len(c.lo))
-        c.top = _merged_prefix(c.top, c.lo, n, new)
-        if c.hi_top is not None:
-            c.reach_hi = _reach_values(c.hi, c.zero)
-            c.hi_top = _merged_prefix(c.hi_top, c.reach_hi, n, new)
-            c._hi_desc = -c.reach_hi[c.hi_top]
-        c.dead += len(dead)
-        c.zero_order = c.top_live = c.hi_live = c._hi_live_of = None
-        c.suspects, c.generation, c.written = {}, -1, mark  # (whether a suspect's rows are fresh: asked again)
-        return True
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         """The side's candidates, with the prefixes of :data:`TOP` highest lower and upper bounds that the first
@@ -388,37 +336,6 @@ def _columns_top(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, ma
     top lo, top hi)``. O(slots + n log n)."""
     columns = _columns(p, ids, symbol, long, fund_base, marks, ranking)
     return (*columns, adlbounds.top_k(columns[3], k), adlbounds.top_k(_reach_values(columns[4], columns[5]), k))
-
-
-def _marks_read(ranking: ADLRanking, marks: tuple, symbol: int) -> tuple:
-    """The risk prices a side's bounds and exact scores read by ``ranking``: binance's, the symbol's mark (uPnL,
-    maintenance margin; the wallet is a row's); bybit's, every mark (the cross balance); the seeded order,
-    none."""
-    if ranking == ADLRanking.SEEDED_OFFSET:
-        return ()
-    return (marks[symbol],) if ranking == ADLRanking.PNL_X_MARGIN_RATIO else marks
-
-
-def _rows_side_slots(p, ids: np.ndarray, rows: np.ndarray, symbol: int, long: bool, fund_base: int) -> np.ndarray:
-    """:func:`_side_slots` among the slots of the portfolio accounts ``rows`` (by row, each in slot order).
-    O(their slots)."""
-    counts = p.acct_count[rows].astype(np.int64)
-    ends = np.cumsum(counts)
-    slots = np.repeat(p.acct_begin[rows].astype(np.int64) - ends + counts, counts) + np.arange(int(ends[-1]) if len(ends) else 0)
-    owners = p.pos_account[slots]
-    side = (p.pos_qty_lots[slots] > 0) if long else (p.pos_qty_lots[slots] < 0)
-    return slots[(p.pos_symbol[slots] == symbol) & side & (owners >= 0) & (ids[np.maximum(owners, 0)] < fund_base)]
-
-
-def _merged_prefix(prefix: np.ndarray, values: np.ndarray, n: int, new: np.ndarray) -> np.ndarray:
-    """``prefix``, the first indices of the ``n`` first ``values`` by (value descending, index ascending), with
-    those of ``new`` (indices from ``n`` on) that enter it: all of them when it held every index, else those
-    above its last value (an equal one has a higher index: it comes after). Still the first of the whole order.
-    O((prefix + new) log)."""
-    if len(prefix) < n:
-        new = new[values[new] > values[prefix[-1]]] if len(prefix) else new[:0]
-    merged = np.concatenate([prefix, new])
-    return merged[np.lexsort((merged, -values[merged]))]
 
 
 def _reach_values(hi: np.ndarray, zero: np.ndarray) -> np.ndarray:
