@@ -54,7 +54,7 @@ import numpy as np
 from . import bounds as adlbounds
 from ... import _impl
 from ...accounts.ledger import FUND_ACCOUNT_BASE
-from .ranking import Key, ranked, score, side_positions
+from .ranking import Key, ranked, score_ratio, side_positions
 from ...enums import PositionSide
 from ...profiles import ADLRanking
 
@@ -210,7 +210,7 @@ class ADLQueue:
             yield from _seeded(candidates, skip, list(stale), seed)
         else:
             yield from _by_score(candidates, skip, len(candidates.skipped), stale,
-                                 lambda key: score(risk, symbol, key, ranking))
+                                 lambda key: score_ratio(risk, symbol, key, ranking))
         ledger = risk.ledger
         yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
 
@@ -300,7 +300,7 @@ class ADLQueue:
         for key in keys:
             known = self._scores.get((symbol, ranking, key))
             if known is None or known[0] != signature:
-                exact = None if ranking == ADLRanking.SEEDED_OFFSET else _rank(score(self.risk, symbol, key, ranking))
+                exact = None if ranking == ADLRanking.SEEDED_OFFSET else _rank(score_ratio(self.risk, symbol, key, ranking))
                 known = self._scores[symbol, ranking, key] = signature, exact
             scored[key] = known[1]
         return signature, is_liquidated, False, scored
@@ -381,14 +381,39 @@ def _side_slots(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int) -> 
 
 
 
-def _rank(score: Fraction) -> tuple[float, Fraction]:
-    """``(float(score), score)``: sorts exactly as ``score`` but compares as a float first. Rounding to the
-    nearest float is monotonic, so ``float(a) < float(b)`` implies ``a < b``, and equal floats fall through to
-    the Fractions; a score beyond the float range is ±inf, which keeps the order too."""
+class _Ratio:
+    """An exact score ``numerator / denominator`` (denominator > 0, not normalised) that compares with another, or
+    with a Fraction, by cross-multiplication: what a Fraction gives, without its gcd. O(size of the products)."""
+
+    __slots__ = ("numerator", "denominator")
+
+    def __init__(self, numerator: int, denominator: int):
+        self.numerator, self.denominator = numerator, denominator
+
+    def __eq__(self, other) -> bool:
+        return self.numerator * other.denominator == other.numerator * self.denominator
+
+    def __lt__(self, other) -> bool:
+        return self.numerator * other.denominator < other.numerator * self.denominator
+
+    def __gt__(self, other) -> bool:
+        return self.numerator * other.denominator > other.numerator * self.denominator
+
+    __hash__ = None  # (compared, never a key)
+
+
+def _rank(ratio: tuple[int, int]) -> tuple[float, _Ratio]:
+    """``(float(score), score)`` of the score ``ratio`` (:func:`~exchange.liquidation.adl.ranking.score_ratio`):
+    sorts exactly as the score but compares as a float first. ``n / d`` of ints is the correctly rounded
+    quotient (as a Fraction's float), and rounding to the nearest float is monotonic, so ``float(a) < float(b)``
+    implies ``a < b``, and equal floats fall through to the exact :class:`_Ratio`; a score beyond the float range
+    is ±inf, which keeps the order too. O(1) divisions."""
+    numerator, denominator = ratio
     try:
-        return float(score), score
+        value = numerator / denominator
     except OverflowError:
-        return (math.inf if score > 0 else -math.inf), score
+        value = math.inf if numerator > 0 else -math.inf
+    return value, _Ratio(numerator, denominator)
 
 
 def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], score) -> Iterator[Key]:

@@ -80,17 +80,26 @@ def quantile(risk, symbol: str, key: Key, ranking: ADLRanking, seed: int,
 
 def score(risk, symbol: str, key: Key, ranking: ADLRanking) -> Fraction:
     """The exact ADL score of one position by ``ranking`` (module docstring), from the ledger."""
+    if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE:
+        account = risk.ledger.accounts[key[0]]
+        position = risk.ledger.position(account, symbol, key[1])
+        bankruptcy = risk.bankruptcy_price_ticks(account, symbol, key[1]) or 0
+        entry = Fraction(position.entry_cost, position.lots)
+        return adl.bitmex_score(1 if position.lots > 0 else -1, entry, risk.mark_of(symbol), Fraction(bankruptcy))
+    return Fraction(*score_ratio(risk, symbol, key, ranking))
+
+
+def score_ratio(risk, symbol: str, key: Key, ranking: ADLRanking) -> tuple[int, int]:
+    """:func:`score` by the binance or bybit formula (``ranking`` PNL_X_MARGIN_RATIO, or any other but bitmex's) as
+    ``(numerator, denominator)``, not normalised (:func:`~exchange.liquidation.adl.score.binance_ratio`,
+    :func:`~exchange.liquidation.adl.score.bybit_ratio`): the ADL queue compares these without a gcd."""
     account = risk.ledger.accounts[key[0]]
     position = risk.ledger.position(account, symbol, key[1])
     upnl = risk.upnl(symbol, position)
     isolated = risk.is_isolated(account, symbol)
     if ranking == ADLRanking.PNL_X_MARGIN_RATIO:
         wallet = position.isolated_margin_units if isolated else account.wallet_units
-        return adl.binance_score(upnl, wallet, risk.position_mm(symbol, position))
-    if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE:
-        bankruptcy = risk.bankruptcy_price_ticks(account, symbol, key[1]) or 0
-        entry = Fraction(position.entry_cost, position.lots)
-        return adl.bitmex_score(1 if position.lots > 0 else -1, entry, risk.mark_of(symbol), Fraction(bankruptcy))
+        return adl.binance_ratio(upnl, wallet, risk.position_mm(symbol, position))
     balance = risk.part_state(account, symbol if isolated else CROSS, key[1])[0]
     k = risk.instruments[symbol].k_units
-    return adl.bybit_score(upnl, abs(position.entry_cost) * k, risk.notional(symbol, position), balance)
+    return adl.bybit_ratio(upnl, abs(position.entry_cost) * k, risk.notional(symbol, position), balance)

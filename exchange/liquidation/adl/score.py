@@ -26,10 +26,15 @@ from typing import Sequence
 def binance_score(upnl_units: int, wallet_units: int, mm_units: int) -> Fraction:
     """Default ranking: ``max(0, upnl) / max(1, wallet) × MM / (wallet + upnl)`` (0 when that balance is ≤ 0),
     as one fraction of integer products (one normalisation)."""
+    return Fraction(*binance_ratio(upnl_units, wallet_units, mm_units))
+
+
+def binance_ratio(upnl_units: int, wallet_units: int, mm_units: int) -> tuple[int, int]:
+    """:func:`binance_score` as ``(numerator, denominator > 0)``, not normalised (no gcd). O(1) products."""
     balance = wallet_units + upnl_units
     if balance <= 0:
-        return Fraction(0)
-    return Fraction(max(0, upnl_units) * mm_units, max(1, wallet_units) * balance)
+        return 0, 1
+    return max(0, upnl_units) * mm_units, max(1, wallet_units) * balance
 
 
 def bitmex_score(side: int, entry_price: Fraction, mark_ticks: int, bankruptcy_price: Fraction) -> Fraction:
@@ -44,11 +49,18 @@ def bitmex_score(side: int, entry_price: Fraction, mark_ticks: int, bankruptcy_p
 def bybit_score(upnl_units: int, entry_notional_units: int, mark_notional_units: int, margin_balance_units: int) -> Fraction:
     """``pnl% × effective leverage`` (÷ when at a loss); ``pnl% = upnl / entry notional``,
     ``effective leverage = mark notional / margin balance``. Zero for a non-positive balance."""
+    return Fraction(*bybit_ratio(upnl_units, entry_notional_units, mark_notional_units, margin_balance_units))
+
+
+def bybit_ratio(upnl_units: int, entry_notional_units: int, mark_notional_units: int,
+                margin_balance_units: int) -> tuple[int, int]:
+    """:func:`bybit_score` as ``(numerator, denominator)``, not normalised (no gcd); the denominator is > 0 for
+    a position with a mark (as the Fraction's, it is 0 only for a zero mark notional at a loss). O(1) products."""
     if entry_notional_units <= 0 or margin_balance_units <= 0:
-        return Fraction(0)
+        return 0, 1
     if upnl_units >= 0:  # (upnl / entry) × (mark notional / balance), as one fraction
-        return Fraction(upnl_units * mark_notional_units, entry_notional_units * margin_balance_units)
-    return Fraction(upnl_units * margin_balance_units, entry_notional_units * mark_notional_units)  # ÷ leverage
+        return upnl_units * mark_notional_units, entry_notional_units * margin_balance_units
+    return upnl_units * margin_balance_units, entry_notional_units * mark_notional_units  # ÷ leverage
 
 
 def rank(scores: dict[int, Fraction]) -> list[int]:
