@@ -1,5 +1,6 @@
 # cython: language_level=3
 """Margin arithmetic and look-ups shared by the compiled twins (``cimport``-ed; inlined, no module of its own)."""
+from exchange.accounts._ledger cimport Account
 
 
 cdef inline object initial_margin(object notional_units, object leverage):
@@ -16,7 +17,7 @@ cdef inline object settings_of(object account, object symbol, object empty, dict
     """``Ledger.settings(account, symbol)`` of an account (not None): its stored settings of ``symbol``, else
     ``defaults[symbol]`` (``Ledger._defaults``). ``empty`` is the ledger's shared EMPTY (most accounts' settings):
     answered without a call on the mapping proxy. O(1)."""
-    stored = account.settings
+    stored = (<Account?>account).settings  # the slot (exchange.accounts._ledger)
     if stored is not empty and symbol in stored:  # ``in`` and ``[]``: slot calls, cheaper than ``.get`` on a proxy
         settings = stored[symbol]
         if settings is not None:

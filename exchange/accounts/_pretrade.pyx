@@ -31,6 +31,7 @@ Contents
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec, check_layout
 from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
 from exchange.events import MarginCall
@@ -53,6 +54,7 @@ cdef extern from "<limits.h>":
     const long long LLONG_MIN
     const long long LLONG_MAX
 
+check_layout()
 cdef object ISOLATED = MarginMode.ISOLATED
 cdef object E8 = 10**8
 cdef object OK = RejectCode.OK
@@ -71,14 +73,14 @@ from exchange.accounts.ledger import NO_WARNINGS
 cdef object RATIO_INF = _RATIO_INF
 
 
-cdef inline object _settings(account, symbol, dict defaults):
+cdef inline SettingsRec _settings(account, symbol, dict defaults):
     """``Ledger.settings(account, symbol)`` (:func:`exchange.accounts._margin.settings_of`)."""
     return settings_of(account, symbol, EMPTY, defaults)
 
 
 cdef inline object _position(account, key):
     """``account.positions.get(key)``; the shared EMPTY (no positions) without a mapping-proxy call. O(1)."""
-    positions = account.positions
+    positions = (<AccountRec?>account).positions
     return None if positions is EMPTY else positions.get(key)
 
 
@@ -284,7 +286,8 @@ cdef extern from *:
     """
     ctypedef long long i128 "pretrade_i128"  # (Cython needs a C name; the arithmetic is 128-bit)
 
-DEF MAX_BRACKETS = 32
+cdef enum:
+    MAX_BRACKETS = 32  # bracket rows a Terms holds in C (more: the Python-int path)
 
 
 cdef class Terms:
@@ -346,12 +349,14 @@ cdef inline bint _value64(Terms t, object mark_obj, object position, bint valued
     empty one); False when a value or step leaves int64 (or the mark is not an int ≥ 0), for the caller to redo
     it on Python ints. O(1)."""
     cdef long long mark, entry = 0, value, valued
+    cdef PositionRec p
     lots[0] = margin[0] = 0
     if not (t.fits and _i64(mark_obj, &mark) and mark >= 0):
         return False
-    if position is not None and not (_i64(position.lots, lots) and _i64(position.entry_cost, &entry)
-                                     and _i64(position.isolated_margin_units, margin)):
-        return False
+    if position is not None:
+        p = position
+        if not (_i64(p.lots, lots) and _i64(p.entry_cost, &entry) and _i64(p.isolated_margin_units, margin)):
+            return False
     if mul_ovf(mark, lots[0], &value) or value == LLONG_MIN or sub_ovf(value, entry, upnl) or mul_ovf(upnl[0], t.k, upnl):
         return False
     valued = entry if valued_at_entry else value
@@ -467,9 +472,11 @@ cdef class RiskKernel:
         (``symbol == ""``, one pass over the positions) or of an isolated position. O(positions)."""
         cdef bint crossed = False
         cdef long long lots64, margin64, upnl64, mm64, balance64
+        cdef AccountRec acc
         if symbol == "":
-            balance, mm = account.wallet_units, 0
-            positions = account.positions
+            acc = account
+            balance, mm = acc.wallet_units, 0
+            positions = acc.positions
             if positions is not EMPTY:
                 for key, position in positions.items():
                     cross_symbol = key[0]
@@ -502,13 +509,14 @@ cdef class RiskKernel:
     cpdef list margin_calls(self, account, states=None):
         """Twin of :meth:`Risk.margin_calls`: update the account's warned parts; a MarginCall for each part that
         reached the warning level (``states``: its :meth:`part_states` if already computed). O(positions)."""
-        positions = account.positions
+        cdef AccountRec acc = account
+        positions = acc.positions
         if positions is EMPTY or not positions:
-            account.warned = NO_WARNINGS
+            acc.warned = NO_WARNINGS
             return []
         cdef list calls = [], warned = []
         level = self.options.margin_call_e8
-        before = account.warned
+        before = acc.warned
         for symbol, side, balance, mm in (self.part_states(account) if states is None else states):
             if balance <= 0:  # margin.margin_ratio_e8 with exposure
                 ratio = RATIO_INF
@@ -520,8 +528,8 @@ cdef class RiskKernel:
                 key = (symbol, side)
                 warned.append(key)
                 if key not in before:
-                    calls.append(MarginCall(account.account_id, symbol, side, ratio))
-        account.warned = set(warned) if warned else NO_WARNINGS
+                    calls.append(MarginCall(acc.account_id, symbol, side, ratio))
+        acc.warned = set(warned) if warned else NO_WARNINGS
         return calls
 
     # -- the bankruptcy price of a part ---------------------------------------------------------------
@@ -567,19 +575,19 @@ cdef class RiskKernel:
     cpdef list part_states(self, account):
         """Twin of :meth:`Risk.part_states`: ``(symbol, side, margin balance, MM)`` of every part with exposure,
         the cross account ("") first, then the isolated positions by key. O(positions · log)."""
-        cross_balance, cross_mm = account.wallet_units, 0
+        cdef AccountRec acc = account
+        cross_balance, cross_mm = acc.wallet_units, 0
         cdef bint crossed = False, isolated_part
         cdef list isolated = []
-        if account.positions is EMPTY:  # no positions (the shared read-only empty): no part
+        positions = acc.positions  # a dict, or the compiled ledger's OnePosition
+        if positions is EMPTY:  # no positions (the shared read-only empty): no part
             return isolated
-        positions = account.positions  # a dict, or the compiled ledger's OnePosition
         cdef long long lots64, margin64, upnl64, mm64, balance64
         for key in (sorted(positions) if len(positions) > 1 else positions):
             symbol = key[0]
             position = positions[key]
             mark = self.mark_of(symbol)
-            settings = _settings(account, symbol, self.defaults)
-            isolated_part = settings.margin_mode == ISOLATED
+            isolated_part = _settings(account, symbol, self.defaults).margin_mode == ISOLATED
             if _position64(self.terms[symbol], mark, position, isolated_part and self.isolated_at_entry, &lots64,
                            &margin64, &upnl64, &mm64):
                 if not isolated_part:
@@ -614,14 +622,16 @@ cdef class RiskKernel:
         if account is None:
             return 0
         cdef bint gains = self.count_gains if count_gains is None else count_gains
-        holds = account.holds
-        available = account.wallet_units
+        cdef AccountRec acc = account
+        cdef SettingsRec settings
+        holds = acc.holds
+        available = acc.wallet_units
         if type(holds) is dict:  # Σ holds over the dict itself (no view, no sum call)
             for held in (<dict>holds).values():
                 available -= held
         elif holds is not EMPTY:
             available -= sum(holds.values())
-        positions = account.positions
+        positions = acc.positions
         if positions is EMPTY:  # no positions: no IM, no unrealized PnL
             return available
         cdef long long lots64, margin64, upnl64, notional64, leverage64
@@ -641,10 +651,11 @@ cdef class RiskKernel:
             k, lots = self.k_units[symbol], position.lots
             upnl = (mark * lots - position.entry_cost) * k
             notional = (lots if lots >= 0 else -lots) * mark * k
+            exact = settings.leverage if not settings.imr_e8 else (<object>settings).exact_leverage
             if self.open_interest_imf:
-                im = self.risk.initial_margin(symbol, notional, settings.exact_leverage)
+                im = self.risk.initial_margin(symbol, notional, exact)
             else:
-                im = initial_margin(notional, settings.exact_leverage)
+                im = initial_margin(notional, exact)
             available += (upnl if gains or upnl < 0 else 0) - im
         return available
 
@@ -658,7 +669,7 @@ cdef class RiskKernel:
                                                        replacing, leverage)
         key = self._key(symbol, side)
         position = _position(account, key)
-        lots = position.lots if position is not None else 0
+        lots = (<PositionRec?>position).lots if position is not None else 0
         cdef bint buy = order_side == BUY
         cdef bint same_side = lots > 0 if buy else lots < 0
         exposure = (adding_buy if buy else adding_sell)
@@ -672,7 +683,7 @@ cdef class RiskKernel:
                 break
         if chosen.max_leverage < leverage:
             return MAX_POSITION_AT_LEVERAGE
-        holds = account.holds
+        holds = (<AccountRec?>account).holds
         raised = hold - (0 if holds is EMPTY else holds.get(key, 0))
         if raised > 0 and self.available(account) - raised < 0:
             return MARGIN_INSUFFICIENT
@@ -680,10 +691,10 @@ cdef class RiskKernel:
 
     cdef object _leverage(self, account, symbol):
         """``Ledger.settings(account, symbol).exact_leverage``."""
-        settings = _settings(account, symbol, self.defaults)
+        cdef SettingsRec settings = _settings(account, symbol, self.defaults)
         if not settings.imr_e8:  # SymbolSettings.exact_leverage without its Python frame
             return settings.leverage
-        return settings.exact_leverage
+        return (<object>settings).exact_leverage
 
     cdef inline object _key(self, symbol, side):
         """The ledger's interned position key ``(symbol, side)`` (a new tuple for a side it does not know). O(1)."""
@@ -702,7 +713,7 @@ cdef class RiskKernel:
     cdef tuple _key_hold(self, account, symbol, side, extra_side, extra_price, extra_lots, replacing, leverage):
         """:meth:`key_hold` with ``extra`` as three values (``extra_side`` None: none): in int64 from the sums'
         C fields when every value and step fits, else :meth:`_key_hold_py`. O(1)."""
-        cdef OrderSums bucket = self.orders.get((account.account_id, symbol))
+        cdef OrderSums bucket = self.orders.get(((<AccountRec?>account).account_id, symbol))
         cdef long long bl = 0, bc = 0, sl = 0, sc = 0, price = 0, lots = 0, cost = 0, k = 0, lev = 1, pos = 0
         cdef long long out[3]
         out[0] = out[1] = out[2] = 0
@@ -729,7 +740,7 @@ cdef class RiskKernel:
         if fast:
             position = _position(account, self._key(symbol, side))
             leverage_obj = leverage or self._leverage(account, symbol)
-            if ((position is None or _i64(position.lots, &pos)) and type(leverage_obj) is int
+            if ((position is None or _i64((<PositionRec?>position).lots, &pos)) and type(leverage_obj) is int
                     and _i64(leverage_obj, &lev) and lev >= 1 and _i64(self.k_units[symbol], &k)
                     and _hold64(k, lev, pos, bl, bc, sl, sc, out)):
                 return out[0], out[1], out[2]
@@ -764,22 +775,23 @@ cdef class RiskKernel:
     cpdef store_holds(self, account, symbol):
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
-        if account.position_mode == HEDGE:
+        cdef AccountRec acc = account
+        if acc.position_mode == HEDGE:
             keys = (self._key(symbol, LONG_SIDE), self._key(symbol, SHORT_SIDE))
         else:
             keys = (self._key(symbol, BOTH_SIDE),)
-        holds = account.holds
+        holds = acc.holds
         leverage = self._leverage(account, symbol)  # the account's, as key_hold would take it for each key
         for key in keys:
             hold = self._key_hold(account, symbol, key[1], None, None, None, 0, leverage)[0]
             if hold:
                 if holds is EMPTY:  # Account.own_holds
-                    holds = account.holds = {}
+                    holds = acc.holds = {}
                 holds[key] = hold
             elif key in holds:
                 del holds[key]
         if not holds and holds is not EMPTY:
-            account.holds = EMPTY
+            acc.holds = EMPTY
 
     cpdef refresh_holds(self, account, symbol):
         """Twin of :meth:`Risk.refresh_holds`: re-read the account's resting orders in ``symbol`` from the book

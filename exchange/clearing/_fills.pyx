@@ -23,6 +23,7 @@ from cpython cimport array
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.set cimport PySet_Add
 from exchange._records cimport slot_offset, store
+from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec, check_layout
 from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.accounts._positions cimport drop as drop_position, store as store_position
 
@@ -79,6 +80,7 @@ cdef bint _position_fields():
 
 
 _position_fields()
+check_layout()
 cdef _Fields FILL_FIELDS = _fields(Fill)
 cdef _Fields CANCELED_FIELDS = _fields(OrderCanceled)
 cdef _Fields ACCEPTED_FIELDS = _fields(OrderAccepted)
@@ -116,19 +118,23 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
     return events
 
 
-cdef int _clear_into(list events, ledger, inst, account, position_side, bint buy, object price_ticks,
+cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint buy, object price_ticks,
                      object qty_lots, object fee_units) except -1:
-    """:func:`clear_fill`, its events appended to ``events`` (no list of its own). O(1)."""
+    """:func:`clear_fill`, its events appended to ``events`` (no list of its own). The account, its position and
+    settings are read and written through their slots (:mod:`exchange.accounts._ledger`). O(1)."""
+    cdef AccountRec account = account_obj
+    cdef PositionRec position
+    cdef SettingsRec settings = settings_of(account, inst.symbol, EMPTY, ledger._defaults)  # Ledger.settings
     symbol, k = inst.symbol, inst.k_units
-    settings = settings_of(account, symbol, EMPTY, ledger._defaults)  # Ledger.settings
     cdef bint isolated = settings.margin_mode == ISOLATED
     keys = ledger._keys[symbol]
     key = keys[position_side]  # Ledger.key: the interned key
     positions = account.positions
-    position = None if positions is EMPTY else positions.get(key)  # EMPTY: no mapping-proxy call
-    if position is None:  # Position() without its dataclass __init__ frame (checked at import: _position_fields)
-        position = Position.__new__(Position)
-        position.lots = position.entry_cost = position.isolated_margin_units = 0
+    found = None if positions is EMPTY else positions.get(key)  # EMPTY: no mapping-proxy call
+    if found is None:  # Position() without its dataclass __init__ frame (checked at import: _position_fields);
+        found = Position.__new__(Position)  # its slots are still empty: set through the descriptors
+        found.lots = found.entry_cost = found.isolated_margin_units = 0
+    position = found
     wallet_before = account.wallet_units
     realized = 0
     opening = qty_lots
@@ -140,11 +146,11 @@ cdef int _clear_into(list events, ledger, inst, account, position_side, bint buy
         removed = -((-(position.entry_cost * closing)) // held)  # div_ceil
         realized = (sign * price_ticks * closing - removed) * k
         position.lots = lots - sign * closing
-        position.entry_cost -= removed
+        position.entry_cost = position.entry_cost - removed
         if isolated:  # fills._settle
-            position.isolated_margin_units += realized - fee_units
+            position.isolated_margin_units = position.isolated_margin_units + (realized - fee_units)
         else:
-            account.wallet_units += realized - fee_units
+            account.wallet_units = account.wallet_units + (realized - fee_units)
         if isolated and position.lots == 0:  # fills._return_isolated
             left = position.isolated_margin_units
             position.isolated_margin_units = 0
@@ -152,14 +158,15 @@ cdef int _clear_into(list events, ledger, inst, account, position_side, bint buy
         opening = qty_lots - closing
     if opening:
         signed = opening if buy else -opening
-        position.lots += signed
-        position.entry_cost += price_ticks * signed
+        position.lots = position.lots + signed
+        position.entry_cost = position.entry_cost + price_ticks * signed
         if isolated:
-            margin = initial_margin(price_ticks * opening * k, settings.exact_leverage)
-            account.wallet_units -= margin
-            position.isolated_margin_units += margin
+            margin = initial_margin(price_ticks * opening * k,
+                                    settings.leverage if not settings.imr_e8 else (<object>settings).exact_leverage)
+            account.wallet_units = account.wallet_units - margin
+            position.isolated_margin_units = position.isolated_margin_units + margin
         if opening == qty_lots:
-            account.wallet_units -= fee_units
+            account.wallet_units = account.wallet_units - fee_units
     ledger.fee_pool_units += fee_units
     if position.lots:  # Ledger.store (the compiled ledger's compact positions, exchange.accounts._positions)
         store_position(account, key, position, EMPTY)

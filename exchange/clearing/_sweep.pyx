@@ -37,11 +37,14 @@ cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport isfinite
+from exchange.accounts._ledger cimport check_layout
 from exchange.accounts._margin cimport settings_of
 
 import numpy as np
 
 from exchange.accounts.ledger import EMPTY  # the shared empty settings (Ledger.settings, settings_of)
+
+check_layout()  # settings_of reads the account's settings slot
 
 cdef extern from "clearing_int128.h":
     ctypedef long long i128 "clr_i128"
