@@ -49,3 +49,69 @@ cdef inline int store(object record, Py_ssize_t offset, str name, object value) 
             slot[0] = <PyObject *>value
             return 0
     return PyObject_GenericSetAttr(record, name, value)
+
+
+# The engine's two most frequent commands as C structs (a slotted class's fields sit in sorted name order after
+# the header; Cython refuses a size mismatch, check_command_layout() any other change): fields read at their
+# offsets. Only the command handlers' compiled twins (exchange/orders/_entry.pyx) cimport them.
+cdef extern from *:
+    """
+    #include <stddef.h>
+    typedef struct { PyObject_HEAD PyObject *account_id; PyObject *activation_ticks; PyObject *callback_e8;
+                     PyObject *close_position; PyObject *expire_ns; PyObject *order_type; PyObject *position_side;
+                     PyObject *price_ticks; PyObject *qty_lots; PyObject *reduce_only; PyObject *side;
+                     PyObject *stop_ticks; PyObject *stp; PyObject *symbol; PyObject *tif; PyObject *working_type;
+                   } exch_PlaceOrder;
+    typedef struct { PyObject_HEAD PyObject *account_id; PyObject *order_id; PyObject *symbol; } exch_CancelOrder;
+    static const Py_ssize_t exch_place_offsets[] = {offsetof(exch_PlaceOrder, account_id),
+        offsetof(exch_PlaceOrder, activation_ticks), offsetof(exch_PlaceOrder, callback_e8),
+        offsetof(exch_PlaceOrder, close_position), offsetof(exch_PlaceOrder, expire_ns),
+        offsetof(exch_PlaceOrder, order_type), offsetof(exch_PlaceOrder, position_side),
+        offsetof(exch_PlaceOrder, price_ticks), offsetof(exch_PlaceOrder, qty_lots),
+        offsetof(exch_PlaceOrder, reduce_only), offsetof(exch_PlaceOrder, side), offsetof(exch_PlaceOrder, stop_ticks),
+        offsetof(exch_PlaceOrder, stp), offsetof(exch_PlaceOrder, symbol), offsetof(exch_PlaceOrder, tif),
+        offsetof(exch_PlaceOrder, working_type)};
+    static const Py_ssize_t exch_cancel_offsets[] = {offsetof(exch_CancelOrder, account_id),
+        offsetof(exch_CancelOrder, order_id), offsetof(exch_CancelOrder, symbol)};
+    """
+    ctypedef class exchange.commands.PlaceOrder [object exch_PlaceOrder, check_size error]:
+        cdef object account_id
+        cdef object activation_ticks
+        cdef object callback_e8
+        cdef object close_position
+        cdef object expire_ns
+        cdef object order_type
+        cdef object position_side
+        cdef object price_ticks
+        cdef object qty_lots
+        cdef object reduce_only
+        cdef object side
+        cdef object stop_ticks
+        cdef object stp
+        cdef object symbol
+        cdef object tif
+        cdef object working_type
+
+    ctypedef class exchange.commands.CancelOrder [object exch_CancelOrder, check_size error]:
+        cdef object account_id
+        cdef object order_id
+        cdef object symbol
+
+    const Py_ssize_t exch_place_offsets[16]
+    const Py_ssize_t exch_cancel_offsets[3]
+
+
+cdef inline int check_command_layout() except -1:
+    """Raise ImportError unless every field of PlaceOrder and CancelOrder sits where its struct says."""
+    cdef Py_ssize_t i
+    cdef tuple place = ("account_id", "activation_ticks", "callback_e8", "close_position", "expire_ns", "order_type",
+                        "position_side", "price_ticks", "qty_lots", "reduce_only", "side", "stop_ticks", "stp",
+                        "symbol", "tif", "working_type")
+    cdef tuple cancel = ("account_id", "order_id", "symbol")
+    for i in range(16):
+        if slot_offset(PlaceOrder, place[i]) != exch_place_offsets[i]:
+            raise ImportError(f"PlaceOrder.{place[i]} is not where exchange/_records.pxd says: update the struct")
+    for i in range(3):
+        if slot_offset(CancelOrder, cancel[i]) != exch_cancel_offsets[i]:
+            raise ImportError(f"CancelOrder.{cancel[i]} is not where exchange/_records.pxd says: update the struct")
+    return 0

@@ -1,4 +1,5 @@
-"""The compiled twins read and write the ledger's records through their slots (exchange/accounts/_ledger.pxd).
+"""The compiled twins read and write the ledger's records through their slots (exchange/accounts/_ledger.pxd),
+and read the PlaceOrder and CancelOrder commands through theirs (exchange/_records.pxd).
 
 - The layout the structs assume: CPython keeps a slotted class's fields in sorted name order, one pointer each
   after the object header, with nothing else in the object; the declared structs follow that order.
@@ -16,7 +17,8 @@ import pytest
 from exchange import _impl
 from exchange.accounts.ledger import Account, Ledger, Position, SymbolSettings
 from exchange.clearing.fills import clear_fill
-from exchange.enums import MarginMode, PositionSide
+from exchange.commands import CancelOrder, PlaceOrder
+from exchange.enums import MarginMode, OrderType, PositionSide, Side, STPMode, TimeInForce, WorkingType
 from tests.conftest import COMPILED, make_instrument
 
 INST = make_instrument()
@@ -30,12 +32,16 @@ class Tracked(int):
 def _records():
     account = Account(7)
     account.wallet_units, account.holds, account.warned = 10**20, {}, set()
-    return [account, Position(3, 30_000, 10**19), SymbolSettings(MarginMode.ISOLATED, 25, 4_000_000)]
+    place = PlaceOrder(5, "BTCUSDT", Side.SELL, 12, 34_567, OrderType.STOP, TimeInForce.IOC, STPMode.EXPIRE_MAKER,
+                       True, False, 34_000, WorkingType.CONTRACT_PRICE, 0, 0, 10**18, PositionSide.SHORT)
+    return [account, Position(3, 30_000, 10**19), SymbolSettings(MarginMode.ISOLATED, 25, 4_000_000), place,
+            CancelOrder(9, "ETHUSDT", 77)]
 
 
 @pytest.mark.parametrize("record", _records(), ids=lambda r: type(r).__name__)
 def test_slots_sit_in_sorted_name_order_one_pointer_each_after_the_header(record):
-    """What the structs of exchange/accounts/_ledger.pxd declare, read back from the objects' memory."""
+    """What the structs of exchange/accounts/_ledger.pxd and exchange/_records.pxd declare, read back from the
+    objects' memory."""
     cls = type(record)
     names = sorted(cls.__slots__)
     header, pointer = object.__basicsize__, ctypes.sizeof(ctypes.c_void_p)
@@ -72,8 +78,7 @@ def test_stores_through_slots_release_the_values_they_replace():
 
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_slot_reads_see_what_python_code_wrote():
-    from exchange import Deposit, Exchange, PlaceOrder, SetMarkPrice
-    from exchange.enums import Side
+    from exchange import Deposit, Exchange, SetMarkPrice
 
     exchanges = [Exchange([INST], implementation=impl) for impl in ("python", "cython")]
     for ex in exchanges:

@@ -15,9 +15,14 @@ Contents
                   checks, ``MatchingEngine.place``, the drain, last-price triggers. O(1) + the match.
 - :func:`cancel`  twin of ``Exchange._cancel``. O(1) + the drain.
 """
+from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec, check_command_layout
+from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
+
 from exchange.enums import OrderType, PositionMode, PositionSide, RejectCode, STPMode, Side, TimeInForce, reject_message
 from exchange.events import Rejected
 
+check_command_layout()
+check_layout()
 cdef dict ORDER_TYPES = {int(member): member for member in OrderType}
 cdef dict POSITION_SIDES = {int(member): member for member in PositionSide}
 cdef dict SIDES = {int(member): member for member in Side}
@@ -41,8 +46,11 @@ cdef list _rejected(object code, str symbol, object account_id, object order_id)
     return [Rejected(RejectCode(code), reject_message(code), symbol, account_id, order_id)]
 
 
-def place(ex, cmd):
-    """Twin of ``Exchange._place(cmd)`` (module docstring)."""
+def place(ex, command):
+    """Twin of ``Exchange._place(cmd)`` (module docstring). The command's fields, the account's and its
+    position's are read from their slots (``exchange._records``, ``exchange.accounts._ledger``)."""
+    cdef PlaceRec cmd = command
+    cdef AccountRec account
     symbol = cmd.symbol
     book = ex._books.get(symbol)
     order_type = ORDER_TYPES.get(cmd.order_type)
@@ -75,7 +83,7 @@ def place(ex, cmd):
         if not code:  # engine._check_order
             if reduce_only:
                 position = account.positions.get((symbol, position_side)) if account is not None else None
-                lots = position.lots if position is not None else 0
+                lots = (<PositionRec?>position).lots if position is not None else 0
                 closable = (-lots if lots < 0 else 0) if side == BUY else (lots if lots > 0 else 0)
                 code = OK if closable >= qty_lots else REDUCE_ONLY_REJECTED
             elif account is not None and account.account_id in ex.liquidation.in_liquidation:
@@ -97,8 +105,9 @@ def place(ex, cmd):
     return events
 
 
-def cancel(ex, cmd):
+def cancel(ex, command):
     """Twin of ``Exchange._cancel(cmd)`` (module docstring)."""
+    cdef CancelRec cmd = command
     symbol = cmd.symbol
     book = ex._books.get(symbol)
     if book is None or cmd.order_id in ex._triggers[symbol]._orders:  # (TriggerBook.get without its frame)
