@@ -32,10 +32,16 @@ cdef class Loop:
     cdef frozenset order_commands  # exchange.engine._ORDER_COMMANDS
     cdef dict fast  # command class -> the boundary's compiled fast check (what ex._check tries first)
     cdef object checked_apply  # Exchange.apply itself: for a command the fast check does not pass
+    # what the exchange sets once in its constructor (the rest, which a restore or a test may replace, is read
+    # from it on every command)
+    cdef dict handlers, accounts
+    cdef object monitor, liquidation
 
     def __init__(self, ex, halted_error, frozenset order_commands, dict fast, checked_apply):
         self.ex, self.halted_error, self.order_commands = ex, halted_error, order_commands
         self.fast, self.checked_apply = fast, checked_apply
+        self.handlers, self.accounts = ex._handlers, ex.ledger.accounts
+        self.monitor, self.liquidation = ex.monitor, ex.liquidation
 
     def apply(self, command):
         """Twin of ``Exchange.apply``: a command the boundary's fast check passes (``ex._check`` would return
@@ -78,24 +84,24 @@ cdef class Loop:
         """Twin of ``Exchange._run``: the stages of one well-formed, journaled command."""
         cls = type(command)
         ex._order_only = cls in self.order_commands  # cleared by the drain at the first fill
-        cdef list events = ex._handlers[cls](command)
-        monitor = ex.monitor
+        cdef list events = self.handlers[cls](command)
+        monitor = self.monitor
         touched = ex._touched
         # twin of RiskMonitor.follow_prices's early return (no index to start, no price moved)
-        if not ((not monitor.indexed and monitor.convex and len(ex.ledger.accounts) >= monitor.index_from_accounts)
+        if not ((not monitor.indexed and monitor.convex and len(self.accounts) >= monitor.index_from_accounts)
                 or monitor._marked or monitor._unmarked):
             pass
         else:
             monitor.follow_prices(touched)
         # twin of RiskMonitor.quiet (the exact skip of Exchange._run: see there)
-        if ex._order_only and not ex.liquidation.in_liquidation and not (
+        if ex._order_only and not self.liquidation.in_liquidation and not (
                 monitor._marked or monitor._due or monitor._evaluated or monitor.parts) \
                 and monitor._stale.isdisjoint(touched):
             _clear(touched)
             return events
         stage = None
         if not (len(events) == 1 and isinstance(events[0], Rejected)):
-            stage = ex.liquidation.stage(command)
+            stage = self.liquidation.stage(command)
             events += stage
         events += monitor.margin_stage(touched, stage == [])
         _clear(touched)

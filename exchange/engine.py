@@ -58,7 +58,7 @@ conserved exactly, open interest balances per symbol, and the stored holds equal
   (``tests/test_compiled_twins.py`` runs streams both ways).
 
 Compiled twins (selected in ``__init__`` through :mod:`exchange._impl`): under the compiled implementation
-``_drain`` is :func:`exchange.clearing._fills.drain` (rows -> events, clearing, order sums, trim, holds), the
+``_drain`` is :class:`exchange.clearing._fills.Drain` (rows -> events, clearing, order sums, trim, holds), the
 PlaceOrder / CancelOrder handlers are :mod:`exchange.orders._entry`'s, and the risk stage's order sums, holds,
 available balance, pre-trade check and part states run in :mod:`exchange.accounts._pretrade`.
 
@@ -214,9 +214,9 @@ class Exchange:
             SettleSymbol: self._settle_symbol,
         }
         if self.implementation == "cython":  # the compiled twins of _drain (exchange.clearing._fills), _place, _cancel
-            self._drain = functools.partial(_impl.fills_kernel.drain, self)  # (exchange.orders._entry)
-            self._handlers[PlaceOrder] = functools.partial(_impl.entry_kernel.place, self)
-            self._handlers[CancelOrder] = functools.partial(_impl.entry_kernel.cancel, self)
+            self._drain = _impl.fills_kernel.Drain(self)  # (exchange.orders._entry)
+            entry = _impl.entry_kernel.Entry(self, self._drain)
+            self._handlers[PlaceOrder], self._handlers[CancelOrder] = entry.place, entry.cancel
         self._check = validate.checker(self.implementation)  # compiled: the boundary's fast path in C
         if self.implementation == "cython":  # the compiled command loop (exchange._engine); a subclass's apply stays
             loop = _impl.engine_kernel.Loop(self, ExchangeHalted, _ORDER_COMMANDS, validate.fast_checks(), Exchange.apply)

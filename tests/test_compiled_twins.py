@@ -139,12 +139,13 @@ def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
 
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
-    from exchange import PlaceOrder
+    from exchange import CancelOrder, PlaceOrder
     from exchange._impl import engine_kernel, entry_kernel, fills_kernel, monitor_kernel, pretrade_kernel
 
     compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
-    assert compiled._drain.func is fills_kernel.drain
-    assert compiled._handlers[PlaceOrder].func is entry_kernel.place
+    assert type(compiled._drain) is fills_kernel.Drain
+    assert type(compiled._handlers[PlaceOrder].__self__) is entry_kernel.Entry
+    assert compiled._handlers[CancelOrder].__self__ is compiled._handlers[PlaceOrder].__self__
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
     assert type(compiled.apply.__self__) is engine_kernel.Loop and compiled._apply_valid.__self__ is compiled.apply.__self__

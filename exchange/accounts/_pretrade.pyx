@@ -371,18 +371,8 @@ cdef inline bint _position64(Terms t, object mark_obj, object position, bint val
 
 
 cdef class RiskKernel:
-    """The holds methods of one :class:`~exchange.accounts.pretrade.Risk`, over its own dicts (module docstring)."""
-
-    cdef dict orders  # Risk._orders
-    cdef dict order_home  # Risk._order_home
-    cdef dict k_units  # symbol -> K (money units per tick·lot)
-    cdef dict defaults  # Ledger._defaults: the settings of a never-configured (account, symbol)
-    cdef dict keys  # Ledger._keys: symbol -> position side -> the interned key
-    cdef dict brackets  # Risk.brackets: symbol -> bracket rows
-    cdef dict terms  # symbol -> its Terms (K and the brackets in C: the int64 fast path)
-    cdef object risk, mark_of, options, orders_of
-    cdef bint count_gains, open_interest_imf, isolated_at_entry
-    cdef object strict, min_mm  # margin.trigger_terms of the profile's liquidation trigger
+    """The holds methods of one :class:`~exchange.accounts.pretrade.Risk`, over its own dicts (module docstring;
+    ``_pretrade.pxd`` declares its fields and methods)."""
 
     def __init__(self, risk):
         self.risk = risk
@@ -696,7 +686,7 @@ cdef class RiskKernel:
             return settings.leverage
         return (<object>settings).exact_leverage
 
-    cdef inline object _key(self, symbol, side):
+    cdef object _key(self, symbol, side):
         """The ledger's interned position key ``(symbol, side)`` (a new tuple for a side it does not know). O(1)."""
         sides = self.keys.get(symbol)
         key = sides.get(side) if sides is not None else None

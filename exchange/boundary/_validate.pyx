@@ -12,9 +12,12 @@ in 64 bits is out of range.
 
 Contents
 --------
-- :class:`FastCheck`  one command type's check. ``__call__`` O(fields), no allocation.
+- :class:`FastCheck`  one command type's check. ``__call__`` O(fields), no allocation; a record of exactly
+                      its class has its fields read from their slots (:mod:`exchange._records`).
 """
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject
+from exchange._records cimport slot_offset, slot_value
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object)
@@ -38,7 +41,7 @@ cdef class FastCheck:
     """The fast check of one command type: ``fields`` is ``(name, kind, lo, hi, nonzero, values)`` per field in
     declaration order (kind: 0 integer, 1 enum, 2 account, 3 symbol, 4 flag; ``values`` a frozenset for an
     enum, else None); ``int_types`` the exact types an integer field accepts; ``max_symbol`` the longest
-    symbol."""
+    symbol; ``cls`` the command class, whose records' fields are read from their slots (None: by name)."""
 
     cdef tuple names, values
     cdef Py_ssize_t n
@@ -46,10 +49,12 @@ cdef class FastCheck:
     cdef long long los[MAX_FIELDS]
     cdef long long his[MAX_FIELDS]
     cdef bint nonzeros[MAX_FIELDS]
+    cdef Py_ssize_t offsets[MAX_FIELDS]  # each field's slot in a record of exactly ``cls`` (-1: by name)
+    cdef type cls
     cdef frozenset int_types
     cdef Py_ssize_t max_symbol
 
-    def __init__(self, tuple fields, frozenset int_types, Py_ssize_t max_symbol):
+    def __init__(self, tuple fields, frozenset int_types, Py_ssize_t max_symbol, type cls=None):
         if len(fields) > MAX_FIELDS:
             raise ValueError(f"at most {MAX_FIELDS} fields")
         self.n = len(fields)
@@ -57,6 +62,8 @@ cdef class FastCheck:
         self.values = tuple(field[5] for field in fields)
         for i, (_, kind, lo, hi, nonzero, _) in enumerate(fields):
             self.kinds[i], self.los[i], self.his[i], self.nonzeros[i] = kind, lo, hi, nonzero
+            self.offsets[i] = -1 if cls is None else slot_offset(cls, self.names[i])
+        self.cls = cls
         self.int_types = int_types
         self.max_symbol = max_symbol
 
@@ -64,8 +71,11 @@ cdef class FastCheck:
         cdef Py_ssize_t i
         cdef int kind, overflow
         cdef long long x
+        cdef PyObject *slot
+        cdef bint exact = type(command) is self.cls
         for i in range(self.n):
-            value = getattr(command, <str>self.names[i])
+            slot = slot_value(command, self.offsets[i]) if exact and self.offsets[i] >= 0 else NULL
+            value = <object>slot if slot != NULL else getattr(command, <str>self.names[i])
             kind = self.kinds[i]
             if kind == SYMBOL:
                 if not (type(value) is str and PyUnicode_GET_LENGTH(value) <= self.max_symbol

@@ -230,7 +230,7 @@ def _kernel_fields(rules) -> tuple:
 
 
 _FAST_COMPILED = None if _impl.validate_kernel is None else {
-    cls: _impl.validate_kernel.FastCheck(_kernel_fields(rules), _INT_TYPES, MAX_SYMBOL_LENGTH)
+    cls: _impl.validate_kernel.FastCheck(_kernel_fields(rules), _INT_TYPES, MAX_SYMBOL_LENGTH, cls)
     for cls, rules in RULES.items()}
 
 check = _checker(_FAST)  #: the reference's check (generated Python expressions)

@@ -3,7 +3,7 @@
 order sums, reduce-only trim, holds (rules §4, §5, ``docs/matching.md``).
 
 Built to ``exchange.clearing._fills``; only :mod:`exchange._impl` imports it (``fills_kernel``), and the
-:class:`~exchange.Exchange` of the compiled implementation binds :func:`drain` as its ``_drain``. It works on
+:class:`~exchange.Exchange` of the compiled implementation binds a :class:`Drain` as its ``_drain``. It works on
 the reference's own state (ledger accounts and positions, the risk stage's order sums, the engine's order
 sides and touched set) with Python integers, so every value and event equals the reference's.
 
@@ -13,7 +13,8 @@ Contents
                       realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
 - ``_record``         an event record built as its dataclass ``__init__`` builds it, without the Python
                       frame (checked at import: frozen, slotted, no ``__post_init__``).
-- :func:`drain`       twin of ``Exchange._drain``: the book's rows (``MatchingEngine.take_event_rows``) in
+- :class:`Drain`      twin of ``Exchange._drain`` for one exchange (``_fills.pxd`` declares it, for order
+                      entry to call ``run`` directly): the book's rows (``MatchingEngine.take_event_rows``) in
                       order, each fill cleared as it comes, then the order sums of every order seen, the trim
                       of the accounts' reduce-only orders (the engine's ``_trim_reduce_only``, called only
                       when they have some), the order sides of orders gone, the holds of the accounts seen.
@@ -188,79 +189,90 @@ cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint
     return 0
 
 
-def drain(ex, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None):
-    """Twin of ``Exchange._drain(symbol, order_type, skip_accepted, on_taker_fill)`` (module docstring)."""
-    cdef list events = []
-    cdef set accounts = set()
-    cdef set order_ids = set()
-    cdef tuple row
-    cdef long long kind
-    book = ex._books[symbol]
-    ledger = ex.ledger
-    cdef dict ledger_accounts = ledger.accounts
-    cdef dict position_sides = ex._position_sides
-    inst = ex.instruments[symbol]
-    for row in book.take_event_rows():
-        kind = row[0]
-        accounts.add(row[2])
-        order_ids.add(row[1])
-        if kind == FILL_KIND:
-            ex._order_only = False
-            taker_side = _side(row[3])
-            fill = _record(Fill, FILL_FIELDS, (symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8], row[9],
-                                               row[10], 0 if on_taker_fill else row[12], row[11]))
-            accounts.add(row[9])
-            order_ids.add(row[8])
-            events.append(fill)
-            if on_taker_fill:
-                events += on_taker_fill(fill)
-            _clear_into(events, ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
-                        taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
-            _clear_into(events, ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
-                        taker_side == SELL_SIDE, row[4], row[5], row[11])
-        elif kind == CANCELED_KIND:
-            reason = REASONS.get(row[7])
-            events.append(_record(OrderCanceled, CANCELED_FIELDS, (
-                symbol, row[1], row[2], _side(row[3]), row[4], row[5],
-                reason if reason is not None else CancelReason(row[7]))))
-        elif kind == ACCEPTED_KIND:
-            if not skip_accepted:
-                events.append(_record(OrderAccepted, ACCEPTED_FIELDS, (
-                    symbol, row[1], row[2], _side(row[3]), order_type, row[4], row[5])))
-        elif kind == AMENDED_KIND:
-            events.append(_record(OrderAmended, AMENDED_FIELDS, (
-                symbol, row[1], row[2], _side(row[3]), row[4], row[6], bool(row[7]))))
-        else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
-            raise AssertionError(f"unexpected matching row {row}")
-    risk = ex.risk
-    track_order = risk.track_order
-    kernel = risk.kernel  # the RiskKernel of the compiled Risk
-    gone = None  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
-    for order_id in order_ids:
-        state = book.order(order_id)
-        track_order(symbol, order_id, position_sides.get(order_id), state)
-        if state is None:
-            if gone is None:
-                gone = [order_id]
-            else:
-                gone.append(order_id)
-    ordered = accounts if len(accounts) < 2 else sorted(accounts)  # ascending ids (one: no list to build)
-    reduce_only = kernel.reduce_only
-    for account_id in ordered:
-        if reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
-            events += ex._trim_reduce_only(symbol, account_id)
-    if gone is not None:
-        triggers = ex._triggers[symbol]._orders  # TriggerBook's dict: `in` without its __contains__ frame
-        for order_id in gone:
-            if order_id in position_sides and order_id not in triggers:
-                del position_sides[order_id]
-    store_holds = risk.store_holds
-    touched = ex._touched  # a Touched
-    cdef list touched_log = touched.log
-    for account_id in ordered:
-        account = ledger_accounts.get(account_id)
-        if account is not None:
-            store_holds(account, symbol)
-            PySet_Add(touched, account_id)  # Touched.add without its Python frame: the set and its log
-            touched_log.append(account_id)
-    return events
+cdef class Drain:
+    """Twin of ``Exchange._drain(symbol, order_type, skip_accepted, on_taker_fill)`` (module docstring) for one
+    exchange. It keeps what the exchange sets once in its constructor (books, ledger and its accounts dict,
+    instruments, the risk stage's kernel, trigger books) and reads the rest (the order sides, which a restore
+    replaces, and the touched set) on every call."""
+
+    def __init__(self, ex):
+        self.ex, self.books, self.ledger, self.accounts = ex, ex._books, ex.ledger, ex.ledger.accounts
+        self.instruments, self.kernel = ex.instruments, ex.risk.kernel
+        self.triggers = ex._triggers
+
+    def __call__(self, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None):
+        return self.run(symbol, order_type, skip_accepted, on_taker_fill)
+
+    cpdef list run(self, symbol, order_type=LIMIT, bint skip_accepted=False, on_taker_fill=None):
+        """The drain of ``symbol``'s book (see :meth:`__call__`)."""
+        cdef list events = []
+        cdef set accounts = set()
+        cdef set order_ids = set()
+        cdef tuple row
+        cdef long long kind
+        ex = self.ex
+        book = self.books[symbol]
+        ledger = self.ledger
+        cdef dict ledger_accounts = self.accounts
+        cdef dict position_sides = ex._position_sides
+        inst = self.instruments[symbol]
+        for row in book.take_event_rows():
+            kind = row[0]
+            accounts.add(row[2])
+            order_ids.add(row[1])
+            if kind == FILL_KIND:
+                ex._order_only = False
+                taker_side = _side(row[3])
+                fill = _record(Fill, FILL_FIELDS, (symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8], row[9],
+                                                   row[10], 0 if on_taker_fill else row[12], row[11]))
+                accounts.add(row[9])
+                order_ids.add(row[8])
+                events.append(fill)
+                if on_taker_fill:
+                    events += on_taker_fill(fill)
+                _clear_into(events, ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
+                            taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
+                _clear_into(events, ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
+                            taker_side == SELL_SIDE, row[4], row[5], row[11])
+            elif kind == CANCELED_KIND:
+                reason = REASONS.get(row[7])
+                events.append(_record(OrderCanceled, CANCELED_FIELDS, (
+                    symbol, row[1], row[2], _side(row[3]), row[4], row[5],
+                    reason if reason is not None else CancelReason(row[7]))))
+            elif kind == ACCEPTED_KIND:
+                if not skip_accepted:
+                    events.append(_record(OrderAccepted, ACCEPTED_FIELDS, (
+                        symbol, row[1], row[2], _side(row[3]), order_type, row[4], row[5])))
+            elif kind == AMENDED_KIND:
+                events.append(_record(OrderAmended, AMENDED_FIELDS, (
+                    symbol, row[1], row[2], _side(row[3]), row[4], row[6], bool(row[7]))))
+            else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
+                raise AssertionError(f"unexpected matching row {row}")
+        kernel = self.kernel  # the RiskKernel of the compiled Risk: its methods called directly
+        gone = None  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
+        for order_id in order_ids:
+            state = book.order(order_id)
+            kernel.track_order(symbol, order_id, position_sides.get(order_id), state)
+            if state is None:
+                if gone is None:
+                    gone = [order_id]
+                else:
+                    gone.append(order_id)
+        ordered = accounts if len(accounts) < 2 else sorted(accounts)  # ascending ids (one: no list to build)
+        for account_id in ordered:
+            if kernel.reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
+                events += ex._trim_reduce_only(symbol, account_id)
+        if gone is not None:
+            triggers = self.triggers[symbol]._orders  # TriggerBook's dict: `in` without its __contains__ frame
+            for order_id in gone:
+                if order_id in position_sides and order_id not in triggers:
+                    del position_sides[order_id]
+        touched = ex._touched  # a Touched
+        cdef list touched_log = touched.log
+        for account_id in ordered:
+            account = ledger_accounts.get(account_id)
+            if account is not None:
+                kernel.store_holds(account, symbol)
+                PySet_Add(touched, account_id)  # Touched.add without its Python frame: the set and its log
+                touched_log.append(account_id)
+        return events

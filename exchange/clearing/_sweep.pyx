@@ -37,14 +37,15 @@ cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.math cimport isfinite
-from exchange.accounts._ledger cimport check_layout
+from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
+                                        check_layout)
 from exchange.accounts._margin cimport settings_of
 
 import numpy as np
 
 from exchange.accounts.ledger import EMPTY  # the shared empty settings (Ledger.settings, settings_of)
 
-check_layout()  # settings_of reads the account's settings slot
+check_layout()  # settings_of and the monitor's writer read the ledger's records through their slots
 
 cdef extern from "clearing_int128.h":
     ctypedef long long i128 "clr_i128"
@@ -1390,7 +1391,7 @@ cdef class MonitorWriter:
         """One account's rows: all flat, new slots for new position keys (the slots a relocation freed in
         ``left``), then the ledger's values (or flat, unindexed, when a bound breaks). Returns its portfolio
         account."""
-        account = self.accounts[account_id]
+        cdef AccountRec account = self.accounts[account_id]
         self._views()
         cdef int64_t a = self.rows_of.find(account_id), j, b, cnt
         if a < 0:
@@ -1451,20 +1452,23 @@ cdef class MonitorWriter:
         self.a_count[a] = n + 1
         return 0
 
-    cdef bint _fill(self, int64_t a, account, positions) except -1:
+    cdef bint _fill(self, int64_t a, AccountRec account, positions) except -1:
         """Write the ledger's values into account a's flat rows; False (rows partly written) when a value breaks
-        a bound."""
+        a bound. The account, its positions and settings are read through their slots."""
         cdef int64_t b = self.a_begin[a], j, s, q, e, m, lev, mode, side, wallet
         cdef u128 total, term, limit = (<u128> 1) << 62
+        cdef PositionRec position
+        cdef SettingsRec settings
         try:
             wallet = account.wallet_units
             total = _abs(wallet)
             for j in range(b, b + self.a_count[a]):
                 s = self.p_sym[j]
                 key = (<list> self.slot_keys[s])[self.p_side[j]]
-                position = positions.get(key)
-                if position is None:
+                found = positions.get(key)
+                if found is None:
                     continue
+                position = found
                 q, e, m = position.lots, position.entry_cost, position.isolated_margin_units
                 settings = settings_of(account, key[0], EMPTY, self.defaults)  # Ledger.settings
                 lev, mode, side = settings.leverage, settings.margin_mode, self.p_side[j]

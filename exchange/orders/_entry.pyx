@@ -3,20 +3,23 @@
 ``Exchange._cancel``), on their common path.
 
 Built to ``exchange.orders._entry``; only :mod:`exchange._impl` imports it (``entry_kernel``), and the
-:class:`~exchange.Exchange` of the compiled implementation binds :func:`place` and :func:`cancel` as its
-handlers. Each runs the reference's checks in the reference's order on the reference's state; whatever is
-not the common path (unknown or settled symbol, an order type that is not a plain one, ``close_position``,
-a position side the account's mode refuses, a conditional order, a cancel of a waiting conditional order)
-is handed, before anything changed, to the reference method itself. Events and state equal the reference's.
+:class:`~exchange.Exchange` of the compiled implementation makes one :class:`Entry` and binds its ``place`` and
+``cancel`` as its handlers. Each runs the reference's checks in the reference's order on the reference's state;
+whatever is not the common path (unknown or settled symbol, an order type that is not a plain one,
+``close_position``, a position side the account's mode refuses, a conditional order, a cancel of a waiting
+conditional order) is handed, before anything changed, to the reference method itself. Events and state equal
+the reference's.
 
 Contents
 --------
-- :func:`place`   twin of ``Exchange._place``: field filters, reduce-only / liquidation-mode / pre-trade
-                  checks, ``MatchingEngine.place``, the drain, last-price triggers. O(1) + the match.
-- :func:`cancel`  twin of ``Exchange._cancel``. O(1) + the drain.
+- :class:`Entry`  ``place``: twin of ``Exchange._place``: field filters, reduce-only / liquidation-mode /
+                  pre-trade checks, ``MatchingEngine.place``, the drain (called directly), last-price
+                  triggers. O(1) + the match. ``cancel``: twin of ``Exchange._cancel``. O(1) + the drain.
 """
 from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec, check_command_layout
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
+from exchange.accounts._pretrade cimport RiskKernel
+from exchange.clearing._fills cimport Drain
 
 from exchange.enums import OrderType, PositionMode, PositionSide, RejectCode, STPMode, Side, TimeInForce, reject_message
 from exchange.events import Rejected
@@ -30,6 +33,7 @@ cdef frozenset STP_MODES = frozenset(int(member) for member in STPMode)
 cdef frozenset TIME_IN_FORCES = frozenset(int(member) for member in TimeInForce)
 cdef object STOP = OrderType.STOP
 cdef object MARKET = OrderType.MARKET
+cdef object LIMIT = OrderType.LIMIT
 cdef object HEDGE = PositionMode.HEDGE
 cdef object BOTH = PositionSide.BOTH
 cdef object LONG = PositionSide.LONG
@@ -46,74 +50,92 @@ cdef list _rejected(object code, str symbol, object account_id, object order_id)
     return [Rejected(RejectCode(code), reject_message(code), symbol, account_id, order_id)]
 
 
-def place(ex, command):
-    """Twin of ``Exchange._place(cmd)`` (module docstring). The command's fields, the account's and its
-    position's are read from their slots (``exchange._records``, ``exchange.accounts._ledger``)."""
-    cdef PlaceRec cmd = command
-    cdef AccountRec account
-    symbol = cmd.symbol
-    book = ex._books.get(symbol)
-    order_type = ORDER_TYPES.get(cmd.order_type)
-    if book is None or symbol in ex.settled or order_type is None or cmd.close_position or order_type >= STOP:
-        return type(ex)._place(ex, cmd)
-    account = ex.ledger.accounts.get(cmd.account_id)
-    position_side = cmd.position_side
-    if account is not None and account.position_mode == HEDGE:
-        if not (position_side == LONG or position_side == SHORT):
+cdef class Entry:
+    """The PlaceOrder and CancelOrder handlers of one exchange (module docstring). It keeps what the exchange
+    sets once in its constructor (books, ledger accounts, instruments, the risk kernel, liquidation stage, profile,
+    trigger books, its :class:`~exchange.clearing._fills.Drain`) and reads the rest (settled symbols, the next
+    order id, the order sides, the accounts in liquidation) on every call."""
+
+    cdef object ex, liquidation, profile
+    cdef dict books, accounts, instruments, triggers
+    cdef Drain drain
+    cdef RiskKernel kernel  # the risk stage's compiled kernel: the pre-trade check called directly
+
+    def __init__(self, ex, Drain drain):
+        self.ex, self.books, self.accounts, self.instruments = ex, ex._books, ex.ledger.accounts, ex.instruments
+        self.liquidation, self.profile, self.triggers = ex.liquidation, ex.profile, ex._triggers
+        self.drain, self.kernel = drain, ex.risk.kernel
+
+    def place(self, command):
+        """Twin of ``Exchange._place(cmd)`` (module docstring). The command's fields, the account's and its
+        position's are read from their slots (``exchange._records``, ``exchange.accounts._ledger``)."""
+        cdef PlaceRec cmd = command
+        cdef AccountRec account
+        ex = self.ex
+        symbol = cmd.symbol
+        book = self.books.get(symbol)
+        order_type = ORDER_TYPES.get(cmd.order_type)
+        if book is None or symbol in ex.settled or order_type is None or cmd.close_position or order_type >= STOP:
             return type(ex)._place(ex, cmd)
-    elif not position_side == BOTH:
-        return type(ex)._place(ex, cmd)
-    position_side = POSITION_SIDES[position_side]
-    side, price_ticks, qty_lots, tif, stp = cmd.side, cmd.price_ticks, cmd.qty_lots, cmd.tif, cmd.stp
-    cdef bint reduce_only = bool(cmd.reduce_only) or (position_side == LONG and side == SELL) or (
-        position_side == SHORT and side == BUY)  # pretrade.closes
-    inst = ex.instruments[symbol]
-    cdef bint market = order_type == MARKET
-    code = OK
-    # engine._well_formed: side, STP, TIF, then filters.check_qty and filters.check_price_range all pass
-    if ((side == BUY or side == SELL) and stp in STP_MODES and (market or tif in TIME_IN_FORCES)
-            and not (qty_lots <= 0 or qty_lots < inst.min_qty_lots
-                     or (market and qty_lots > inst.max_market_qty_lots) or qty_lots > inst.max_qty_lots)
-            and (market or not (price_ticks <= 0 or price_ticks < inst.min_price_ticks
-                                or price_ticks > inst.max_price_ticks))):
-        margin_price = ex._market_margin_price(symbol, side) if market else price_ticks
-        profile = ex.profile
-        if profile.price_sig_figs or profile.price_decimals:  # else every price passes the precision rule
-            code = ex._price_precision(inst, price_ticks)
-        if not code:  # engine._check_order
-            if reduce_only:
-                position = account.positions.get((symbol, position_side)) if account is not None else None
-                lots = (<PositionRec?>position).lots if position is not None else 0
-                closable = (-lots if lots < 0 else 0) if side == BUY else (lots if lots > 0 else 0)
-                code = OK if closable >= qty_lots else REDUCE_ONLY_REJECTED
-            elif account is not None and account.account_id in ex.liquidation.in_liquidation:
-                code = USER_IN_LIQUIDATION  # Liquidator.order_code, placing
-            else:
-                code = ex.risk.check_opening(account, symbol, position_side, SIDES[side], margin_price, qty_lots, 0)
-    order_id = ex.next_order_id
-    if not code:
-        code = book.place(order_id, cmd.account_id, side, order_type, tif, price_ticks, qty_lots,
-                          ex.profile.stp_override or stp, int(reduce_only), cmd.expire_ns)
-    if code:
-        book.clear_events()
-        return _rejected(code, symbol, cmd.account_id, 0)
-    ex.next_order_id = order_id + 1
-    ex._position_sides[order_id] = position_side
-    events = ex._drain(symbol, order_type)
-    if ex._triggers[symbol]._orders:  # else no conditional order waits: nothing fires (engine._observe_fills)
-        return events + ex._fire_triggers(symbol, events)
-    return events
+        account = self.accounts.get(cmd.account_id)
+        position_side = cmd.position_side
+        if account is not None and account.position_mode == HEDGE:
+            if not (position_side == LONG or position_side == SHORT):
+                return type(ex)._place(ex, cmd)
+        elif not position_side == BOTH:
+            return type(ex)._place(ex, cmd)
+        position_side = POSITION_SIDES[position_side]
+        side, price_ticks, qty_lots, tif, stp = cmd.side, cmd.price_ticks, cmd.qty_lots, cmd.tif, cmd.stp
+        cdef bint reduce_only = bool(cmd.reduce_only) or (position_side == LONG and side == SELL) or (
+            position_side == SHORT and side == BUY)  # pretrade.closes
+        inst = self.instruments[symbol]
+        cdef bint market = order_type == MARKET
+        code = OK
+        profile = self.profile
+        # engine._well_formed: side, STP, TIF, then filters.check_qty and filters.check_price_range all pass
+        if ((side == BUY or side == SELL) and stp in STP_MODES and (market or tif in TIME_IN_FORCES)
+                and not (qty_lots <= 0 or qty_lots < inst.min_qty_lots
+                         or (market and qty_lots > inst.max_market_qty_lots) or qty_lots > inst.max_qty_lots)
+                and (market or not (price_ticks <= 0 or price_ticks < inst.min_price_ticks
+                                    or price_ticks > inst.max_price_ticks))):
+            margin_price = ex._market_margin_price(symbol, side) if market else price_ticks
+            if profile.price_sig_figs or profile.price_decimals:  # else every price passes the precision rule
+                code = ex._price_precision(inst, price_ticks)
+            if not code:  # engine._check_order
+                if reduce_only:
+                    position = account.positions.get((symbol, position_side)) if account is not None else None
+                    lots = (<PositionRec?>position).lots if position is not None else 0
+                    closable = (-lots if lots < 0 else 0) if side == BUY else (lots if lots > 0 else 0)
+                    code = OK if closable >= qty_lots else REDUCE_ONLY_REJECTED
+                elif account is not None and account.account_id in self.liquidation.in_liquidation:
+                    code = USER_IN_LIQUIDATION  # Liquidator.order_code, placing
+                else:
+                    code = self.kernel.check_opening(account, symbol, position_side, SIDES[side], margin_price,
+                                                     qty_lots, 0)
+        order_id = ex.next_order_id
+        if not code:
+            code = book.place(order_id, cmd.account_id, side, order_type, tif, price_ticks, qty_lots,
+                              profile.stp_override or stp, int(reduce_only), cmd.expire_ns)
+        if code:
+            book.clear_events()
+            return _rejected(code, symbol, cmd.account_id, 0)
+        ex.next_order_id = order_id + 1
+        ex._position_sides[order_id] = position_side
+        events = self.drain.run(symbol, order_type, False, None)
+        if self.triggers[symbol]._orders:  # else no conditional order waits: nothing fires (engine._observe_fills)
+            return events + ex._fire_triggers(symbol, events)
+        return events
 
-
-def cancel(ex, command):
-    """Twin of ``Exchange._cancel(cmd)`` (module docstring)."""
-    cdef CancelRec cmd = command
-    symbol = cmd.symbol
-    book = ex._books.get(symbol)
-    if book is None or cmd.order_id in ex._triggers[symbol]._orders:  # (TriggerBook.get without its frame)
-        return type(ex)._cancel(ex, cmd)
-    code = book.cancel(cmd.order_id, cmd.account_id)
-    if code:
-        book.clear_events()
-        return _rejected(code, symbol, cmd.account_id, cmd.order_id)
-    return ex._drain(symbol)
+    def cancel(self, command):
+        """Twin of ``Exchange._cancel(cmd)`` (module docstring)."""
+        cdef CancelRec cmd = command
+        ex = self.ex
+        symbol = cmd.symbol
+        book = self.books.get(symbol)
+        if book is None or cmd.order_id in self.triggers[symbol]._orders:  # (TriggerBook.get without its frame)
+            return type(ex)._cancel(ex, cmd)
+        code = book.cancel(cmd.order_id, cmd.account_id)
+        if code:
+            book.clear_events()
+            return _rejected(code, symbol, cmd.account_id, cmd.order_id)
+        return self.drain.run(symbol, LIMIT, False, None)

@@ -1,0 +1,16 @@
+# cython: language_level=3
+"""The compiled drain (``exchange/clearing/_fills.pyx``): what order entry ``cimport``-s to call it directly."""
+from exchange.accounts._pretrade cimport RiskKernel
+
+
+cdef class Drain:
+    cdef readonly object ex
+    cdef dict books, accounts, instruments, triggers
+    cdef object ledger
+    cdef RiskKernel kernel  # the risk stage's compiled kernel, called directly
+
+    cpdef list run(self, symbol, order_type=*, bint skip_accepted=*, on_taker_fill=*)
+
+
+cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
+                      object fee_units)
