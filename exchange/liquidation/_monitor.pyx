@@ -6,8 +6,8 @@ touched that every command with a fill pays for.
 Built to ``exchange.liquidation._monitor``; only :mod:`exchange._impl` imports it (``monitor_kernel``). A
 ``RiskMonitor`` whose compiled writer is active makes one :class:`Stage` and binds its three methods over its
 own. They work on the monitor's own sets and dicts (read on every call: a restore replaces them) in the
-reference's order, and call the same risk methods (``part_states``, ``margin_calls``, ``part_state``), so events
-and state equal the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices``'s early
+reference's order, and call the same risk methods (``part_states`` through the risk stage; ``margin_calls`` and
+``part_state`` on its compiled kernel, directly), so events and state equal the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices``'s early
 return (no index to start, no price moved), ``Risk.is_liquidatable`` (the trigger's integer terms, read once)
 and ``RiskMonitor._rewrite`` of the dirty set; whatever those do, this must do too.
 
@@ -16,6 +16,8 @@ Contents
 - :class:`Stage`  ``sync(touched)``, ``liquidatable(touched)``, ``margin_stage(touched, unchanged_since_sync)``
                   of one monitor. O(positions of the accounts re-evaluated) + the writer's rewrite.
 """
+from exchange.accounts._pretrade cimport RiskKernel
+
 from exchange.accounts.margin import margin_ratio_e8, trigger_terms
 
 
@@ -25,9 +27,14 @@ cdef class Stage:
     cdef object monitor
     cdef object strict, min_mm  # margin.trigger_terms of the risk stage's trigger
     cdef type liquidatable_part  # exchange.accounts.pretrade.Liquidatable
+    cdef RiskKernel kernel  # the risk stage's compiled kernel: margin calls and one part's state, called directly
 
     def __init__(self, monitor, type liquidatable_part):
         self.monitor, self.liquidatable_part = monitor, liquidatable_part
+        kernel = getattr(monitor.risk, "kernel", None)
+        if kernel is None:
+            raise TypeError("the compiled monitor stage needs the compiled risk stage (Risk(compiled=True))")
+        self.kernel = kernel
         self.strict, self.min_mm = trigger_terms(monitor.risk.trigger)
 
     cdef int _follow(self, touched) except -1:
@@ -58,6 +65,10 @@ cdef class Stage:
 
     def sync(self, touched):
         """Twin of ``RiskMonitor.sync``."""
+        self._sync(touched)
+
+    cdef int _sync(self, touched) except -1:
+        """:meth:`sync` (called directly by the other two methods)."""
         m = self.monitor
         self._follow(touched)
         log = getattr(touched, "log", None)
@@ -70,7 +81,7 @@ cdef class Stage:
             todo = touched | due
         m._synced = (now[0], now[1], len(log)) if log is not None else None
         if not todo:
-            return
+            return 0
         cdef dict accounts = m.ledger.accounts, evaluated = m._evaluated, parts = m.parts
         cdef set dirty = m._dirty
         part_states = m.risk.part_states
@@ -79,20 +90,21 @@ cdef class Stage:
             if account is not None:
                 states = evaluated[account_id] = part_states(account)
                 self._record(parts, dirty, account, states)
+        return 0
 
     def liquidatable(self, touched):
         """Twin of ``RiskMonitor.liquidatable``."""
-        self.sync(touched)
+        self._sync(touched)
         m = self.monitor
         cdef dict parts = m.parts
         cdef list found = []
         if not parts:
             return found
-        accounts, part_state = m.ledger.accounts, m.risk.part_state
+        accounts = m.ledger.accounts
         for account_id in sorted(parts):
             account = accounts[account_id]
             for symbol, side in parts[account_id]:
-                balance, mm, exposed = part_state(account, symbol, side)
+                balance, mm, exposed = self.kernel.part_state(account, symbol, side)
                 found.append(self.liquidatable_part(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
         return found
 
@@ -100,7 +112,7 @@ cdef class Stage:
         """Twin of ``RiskMonitor.margin_stage``."""
         m = self.monitor
         if m._synced is not None:
-            self.sync(touched)
+            self._sync(touched)
             unchanged_since_sync = True
         else:
             self._follow(touched)
@@ -109,15 +121,14 @@ cdef class Stage:
         cdef dict accounts = m.ledger.accounts, parts = m.parts
         cdef set dirty = m._dirty
         cdef list events = []
-        risk = m.risk
-        part_states, margin_calls = risk.part_states, risk.margin_calls
+        part_states = m.risk.part_states  # the risk stage's, like sync's (replaceable: a test counts the calls)
         for account_id in (sorted(touched) if len(touched) > 1 else touched):
             account = accounts[account_id]
             states = evaluated.get(account_id)
             if states is None:
                 states = part_states(account)
                 self._record(parts, dirty, account, states)
-            calls = margin_calls(account, states)
+            calls = self.kernel.margin_calls(account, states)
             if calls:
                 events += calls
         m._stale -= touched
