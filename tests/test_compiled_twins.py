@@ -140,7 +140,8 @@ def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     from exchange import CancelOrder, PlaceOrder
-    from exchange._impl import engine_kernel, entry_kernel, fills_kernel, monitor_kernel, pretrade_kernel
+    from exchange._impl import (engine_kernel, entry_kernel, fills_kernel, monitor_kernel, pretrade_kernel,
+                                waterfall_kernel)
 
     compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
     assert type(compiled._drain) is fills_kernel.Drain
@@ -151,12 +152,14 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     assert type(compiled.apply.__self__) is engine_kernel.Loop and compiled._apply_valid.__self__ is compiled.apply.__self__
     assert type(compiled.risk.mark_of) is engine_kernel.RiskPrice
     assert type(compiled.monitor.sync.__self__) is monitor_kernel.Stage
+    assert type(compiled.liquidation.stage.__self__) is waterfall_kernel.Steps
     assert compiled.monitor.margin_stage.__self__ is compiled.monitor.liquidatable.__self__ is compiled.monitor.sync.__self__
     checked = CheckedExchange([make_instrument()], implementation="cython")  # a subclass's own apply stays
     assert checked.apply.__func__ is CheckedExchange.apply and type(checked._apply_valid.__self__) is engine_kernel.Loop
     assert "_drain" not in vars(reference) and reference._handlers[PlaceOrder] == reference._place
     assert not {"apply", "_apply_valid"} & vars(reference).keys() and reference.risk.mark_of == reference.risk_price
     assert not {"sync", "liquidatable", "margin_stage"} & vars(reference.monitor).keys()
+    assert "stage" not in vars(reference.liquidation)
     assert not {"key_hold", "check_opening", "part_states"} & vars(reference.risk).keys()
     assert isinstance(reference.risk, Risk)
 

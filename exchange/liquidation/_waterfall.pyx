@@ -13,7 +13,9 @@ and state equal the reference's. Whatever a twinned method does, its twin must d
 Contents
 --------
 - :class:`Funds`  twins of ``InsuranceFunds.sync`` (O(funds)) and ``InsuranceFunds.equity`` (O(fund positions)).
-- :class:`Steps`  twins of ``Liquidator._liquidate`` and ``_step`` (dYdX: the reference's, which its block
+- :class:`Steps`  twins of ``Liquidator.stage`` (with ``sweep`` and ``Exchange.liquidatable`` inlined; dYdX's
+                  sweep, the unwind and the release of liquidation mode are the reference's; O(touched accounts)
+                  + the liquidations), ``Liquidator._liquidate`` and ``_step`` (dYdX: the reference's, which its block
                   rules keep apart), ``_book``, ``_takeover``, ``_transfer`` (O(1) + the drain, the holds
                   refresh), ``cancel_orders`` (O(orders of the account in the symbol)), ``_kept_lots``
                   (O(brackets)) and ``_bankruptcy_ticks`` (O(positions) under the zero-balance rule); the rarer
@@ -22,7 +24,8 @@ Contents
 """
 from cpython.set cimport PySet_Add
 
-from exchange.accounts.ledger import Position
+from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
+from exchange.commands import AdvanceTime
 from exchange.accounts.margin import margin_ratio_e8
 from exchange.enums import CancelReason, InsuranceReason, OrderType, PositionSide, Side, STPMode, TimeInForce
 from exchange.events import InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
@@ -38,7 +41,7 @@ cdef object BUY = Side.BUY, SELL = Side.SELL
 cdef object STP_NONE = STPMode.NONE
 cdef object BOTH = PositionSide.BOTH
 cdef str CROSS = ""  # exchange.accounts.pretrade.CROSS: the cross part's ``symbol``
-cdef object TOP_UP = InsuranceReason.TOP_UP, TAKEOVER = InsuranceReason.TAKEOVER
+cdef object TOP_UP = InsuranceReason.TOP_UP, TAKEOVER = InsuranceReason.TAKEOVER, TRADING = InsuranceReason.TRADING
 cdef dict SIDES = {int(member): member for member in Side}
 cdef object E8 = 10**8
 
@@ -51,6 +54,11 @@ cdef inline object _open_lots(account, symbol, side):
     """Twin of ``Liquidator._open_lots``: |lots| of the position, 0 when there is none."""
     position = account.positions.get((symbol, side))
     return _abs(position.lots) if position is not None else 0
+
+
+def _part_order(part):
+    """``Liquidator.sweep``'s order of the parts found: by margin ratio, highest first, then account, symbol, side."""
+    return -part.margin_ratio_e8, part.account_id, part.symbol, part.position_side
 
 
 cdef inline int _touch(touched, account_id) except -1:
@@ -119,7 +127,8 @@ cdef class Steps:
     docstring), made before the compiled ``Liquidator`` binds them: it keeps the reference's own methods for
     the branches it hands back."""
 
-    cdef object liquidator, ex, ledger, risk, funds, clear_fill
+    cdef object liquidator, ex, ledger, risk, funds, clear_fill, monitor, funds_sync
+    cdef tuple fund_ids  # InsuranceFunds.ids(): fixed by the ledger
     cdef object reference_liquidate, reference_step, reference_step_qty, reference_bankruptcy_ticks
     cdef object order  # the profile's LiquidationOrder
     cdef dict instruments
@@ -130,11 +139,41 @@ cdef class Steps:
         self.liquidator, self.ex = liquidator, liquidator.ex
         self.ledger, self.risk, self.funds = liquidator.ledger, liquidator.risk, liquidator.funds
         self.clear_fill, self.instruments = liquidator._clear_fill, liquidator.ex.instruments
+        self.monitor, self.funds_sync, self.fund_ids = liquidator.ex.monitor, liquidator.funds.sync, liquidator.funds.ids()
         self.reference_liquidate, self.reference_step = liquidator._liquidate, liquidator._step
         self.reference_step_qty, self.reference_bankruptcy_ticks = liquidator._step_qty, liquidator._bankruptcy_ticks
         self.order, self.dydx, self.vault = liquidator.profile.liquidation_order, liquidator.dydx, liquidator._has_vault()
         self.rule_for_cross = liquidator._rule_prices(CROSS)
         self.rule_for_isolated = liquidator._rule_prices("ISOLATED")  # an isolated part is named by its symbol
+
+    # -- the stage ---------------------------------------------------------------------------------
+    cpdef list stage(self, command):
+        """Twin of ``Liquidator.stage``: fund history, (AdvanceTime) the unwind, the sweep, the release of
+        liquidation mode (the reference's, when an account is in it), fund history, the funds out of this
+        command's touched and due accounts."""
+        liquidator = self.liquidator
+        cdef list events = self.funds_sync(TRADING)
+        if isinstance(command, AdvanceTime):
+            events += liquidator._unwind()
+        events += liquidator.sweep() if self.dydx else self._sweep()
+        if liquidator.in_liquidation:  # else Liquidator._release finds nobody to release
+            events += liquidator._release()
+        events += self.funds_sync(TRADING)
+        self.ex._touched.difference_update(self.fund_ids)
+        self.monitor.forget(self.fund_ids)
+        return events
+
+    cdef list _sweep(self):
+        """Twin of ``Liquidator.sweep`` (not dYdX's blocks), with ``Exchange.liquidatable`` inlined."""
+        cdef list events = [], found
+        accounts = self.ledger.accounts
+        while True:
+            found = [part for part in self.monitor.liquidatable(self.ex._touched)
+                     if part.account_id < FUND_ACCOUNT_BASE]
+            if not found:
+                return events
+            for part in sorted(found, key=_part_order):
+                events += self.liquidate(accounts[part.account_id], part.symbol, part.position_side)
 
     # -- one part ----------------------------------------------------------------------------------
     cpdef list liquidate(self, account, part, part_side):
