@@ -20,6 +20,7 @@ Contents
 - :class:`RiskPrice`  twin of ``Exchange.risk_price`` (the risk stage's ``mark_of``). O(1).
 """
 from cpython.set cimport PySet_Clear
+from exchange.boundary._validate cimport FastCheck
 
 from exchange.events import Rejected
 
@@ -51,16 +52,20 @@ cdef class Loop:
         ex = self.ex
         if ex.halted is not None:
             raise self.halted_error(ex.halted)
-        passes = self.fast.get(type(command))
-        if passes is None or not passes(command):
+        cdef FastCheck passes = self.fast.get(type(command))  # (the checks, called directly)
+        if passes is None or not passes.check(command):
             return self.checked_apply(ex, command)
-        return self.apply_valid(command)
+        return self._apply_valid(ex, command)
 
     def apply_valid(self, command):
         """Twin of ``Exchange._apply_valid``."""
         ex = self.ex
         if ex.halted is not None:
             raise self.halted_error(ex.halted)
+        return self._apply_valid(ex, command)
+
+    cdef list _apply_valid(self, ex, command):
+        """:meth:`apply_valid` once the exchange is known not to be halted."""
         writer = ex._journal_writer
         if writer is not None:
             writer.append(command)

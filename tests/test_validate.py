@@ -320,8 +320,14 @@ def test_fast_paths_agree_with_the_rules():
         assert validate._FAST[cls](command) == slow, command
         if validate._FAST_COMPILED is not None:  # the compiled twin (exchange.boundary._validate)
             assert validate._FAST_COMPILED[cls](command) == slow, command
+            # it reads a record of exactly its class from the slots, any other (a subclass) by name
+            subclass = _SUBCLASSES.setdefault(cls, type(f"My{cls.__name__}", (cls,), {"__slots__": ()}))
+            assert validate._FAST_COMPILED[cls](subclass(**fields)) == slow, command
 
     check_one()
+
+
+_SUBCLASSES: dict = {}  # command class -> a user's subclass of it
 
 
 class _SneakyInt(int):

@@ -33,26 +33,11 @@ cdef enum Kind:
 cdef long long RESERVED_ACCOUNT_BASE = 2**62
 
 
-cdef enum:
-    MAX_FIELDS = 32  # a command record's fields, at most
-
-
 cdef class FastCheck:
     """The fast check of one command type: ``fields`` is ``(name, kind, lo, hi, nonzero, values)`` per field in
     declaration order (kind: 0 integer, 1 enum, 2 account, 3 symbol, 4 flag; ``values`` a frozenset for an
     enum, else None); ``int_types`` the exact types an integer field accepts; ``max_symbol`` the longest
     symbol; ``cls`` the command class, whose records' fields are read from their slots (None: by name)."""
-
-    cdef tuple names, values
-    cdef Py_ssize_t n
-    cdef int kinds[MAX_FIELDS]
-    cdef long long los[MAX_FIELDS]
-    cdef long long his[MAX_FIELDS]
-    cdef bint nonzeros[MAX_FIELDS]
-    cdef Py_ssize_t offsets[MAX_FIELDS]  # each field's slot in a record of exactly ``cls`` (-1: by name)
-    cdef type cls
-    cdef frozenset int_types
-    cdef Py_ssize_t max_symbol
 
     def __init__(self, tuple fields, frozenset int_types, Py_ssize_t max_symbol, type cls=None):
         if len(fields) > MAX_FIELDS:
@@ -68,6 +53,10 @@ cdef class FastCheck:
         self.max_symbol = max_symbol
 
     def __call__(self, command):
+        return self.check(command)
+
+    cdef bint check(self, command) except -1:
+        """Whether every field of ``command`` passes (``__call__``; the compiled command loop calls it directly)."""
         cdef Py_ssize_t i
         cdef int kind, overflow
         cdef long long x
