@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "exchange"
 COMPILED = {"exchange.orders._matching", "exchange.clearing._sweep", "exchange.accounts._pretrade", "exchange.clearing._fills",
             "exchange.orders._entry", "exchange.liquidation.adl._bounds", "exchange.boundary._batch",
-            "exchange.boundary._validate", "exchange.liquidation._waterfall"}  # built from the .pyx beside their references
+            "exchange.boundary._validate", "exchange.liquidation._waterfall", "exchange.accounts._positions",
+            "exchange.liquidation._monitor", "exchange._engine"}  # built from the .pyx beside their references
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -148,11 +149,22 @@ def test_the_detector_finds_cycles(tmp_path):
     assert not any("pkg.c" in c for c in found)
 
 
+def _source(module: str) -> Path:
+    path = ROOT / module.replace(".", "/")
+    return path.with_suffix(".pyx") if path.with_suffix(".pyx").exists() else path.with_suffix(".py")
+
+
 def test_only_impl_imports_the_compiled_twins():
+    """Python code reaches a compiled twin only through ``exchange._impl`` (the one switch); a compiled twin may
+    ``cimport`` another's declarations, and then only through the ``.pxd`` beside it (its table of contents)."""
     graph = import_graph(PACKAGE)
-    importers = sorted(m for m, deps in graph.items() if deps & COMPILED)
+    importers = sorted(m for m, deps in graph.items() if deps & COMPILED and _source(m).suffix == ".py")
     assert importers == ["exchange._impl"], importers
     assert COMPILED <= set(graph), "the .pyx twins were not found beside their references"
+    assert {m for m in COMPILED if _source(m).suffix == ".pyx"} == COMPILED
+    for module in sorted(COMPILED):
+        for dep in sorted(graph[module] & COMPILED):
+            assert _source(dep).with_suffix(".pxd").exists(), f"{module} imports {dep}, which has no .pxd"
 
 
 def test_subpackage_inits_hold_no_imports():
