@@ -94,3 +94,20 @@ def test_slot_reads_see_what_python_code_wrote():
     assert compiled.wallet_units == reference.wallet_units
     assert exchanges[1].risk.available(compiled) == exchanges[0].risk.available(reference)
     assert exchanges[1].risk.part_states(compiled) == exchanges[0].risk.part_states(reference)
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+def test_a_missing_account_is_an_error_not_a_read_through_none():
+    """Typed as a struct, None would be read at an offset: each entry point checks its type first (the reference
+    raises AttributeError there; the compiled twins TypeError)."""
+    from exchange import Exchange
+
+    ex = Exchange([INST], implementation="cython")
+    kernel = ex.risk.kernel
+    calls = [lambda: kernel.part_states(None), lambda: kernel.margin_calls(None),
+             lambda: kernel.part_state(None, "", BOTH), lambda: kernel.store_holds(None, INST.symbol),
+             lambda: _impl.fills_kernel.clear_fill(ex.ledger, INST, None, BOTH, True, 100, 1, 0)]
+    for call in calls:
+        with pytest.raises(TypeError, match="NoneType"):
+            call()
+    assert ex.risk.available(None) == 0  # the one query that answers for no account, as the reference does

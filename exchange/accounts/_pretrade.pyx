@@ -31,7 +31,8 @@ Contents
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec, check_layout
+from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
+                                        check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
 from exchange.events import MarginCall
@@ -464,7 +465,7 @@ cdef class RiskKernel:
         cdef long long lots64, margin64, upnl64, mm64, balance64
         cdef AccountRec acc
         if symbol == "":
-            acc = account
+            acc = <AccountRec?>account  # (None: TypeError, as the reference's AttributeError)
             balance, mm = acc.wallet_units, 0
             positions = acc.positions
             if positions is not EMPTY:
@@ -499,7 +500,7 @@ cdef class RiskKernel:
     cpdef list margin_calls(self, account, states=None):
         """Twin of :meth:`Risk.margin_calls`: update the account's warned parts; a MarginCall for each part that
         reached the warning level (``states``: its :meth:`part_states` if already computed). O(positions)."""
-        cdef AccountRec acc = account
+        cdef AccountRec acc = <AccountRec?>account  # (None: TypeError)
         positions = acc.positions
         if positions is EMPTY or not positions:
             acc.warned = NO_WARNINGS
@@ -565,7 +566,7 @@ cdef class RiskKernel:
     cpdef list part_states(self, account):
         """Twin of :meth:`Risk.part_states`: ``(symbol, side, margin balance, MM)`` of every part with exposure,
         the cross account ("") first, then the isolated positions by key. O(positions · log)."""
-        cdef AccountRec acc = account
+        cdef AccountRec acc = <AccountRec?>account  # (None: TypeError)
         cross_balance, cross_mm = acc.wallet_units, 0
         cdef bint crossed = False, isolated_part
         cdef list isolated = []
@@ -612,7 +613,7 @@ cdef class RiskKernel:
         if account is None:
             return 0
         cdef bint gains = self.count_gains if count_gains is None else count_gains
-        cdef AccountRec acc = account
+        cdef AccountRec acc = <AccountRec?>account  # (None: TypeError)
         cdef SettingsRec settings
         holds = acc.holds
         available = acc.wallet_units
@@ -765,7 +766,7 @@ cdef class RiskKernel:
     cpdef store_holds(self, account, symbol):
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
-        cdef AccountRec acc = account
+        cdef AccountRec acc = <AccountRec?>account  # (None: TypeError)
         if acc.position_mode == HEDGE:
             keys = (self._key(symbol, LONG_SIDE), self._key(symbol, SHORT_SIDE))
         else:

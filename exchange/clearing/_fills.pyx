@@ -24,7 +24,8 @@ from cpython cimport array
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.set cimport PySet_Add
 from exchange._records cimport slot_offset, store
-from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec, check_layout
+from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
+                                        check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.accounts._positions cimport drop as drop_position, store as store_position
 
@@ -123,7 +124,7 @@ cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint
                      object qty_lots, object fee_units) except -1:
     """:func:`clear_fill`, its events appended to ``events`` (no list of its own). The account, its position and
     settings are read and written through their slots (:mod:`exchange.accounts._ledger`). O(1)."""
-    cdef AccountRec account = account_obj
+    cdef AccountRec account = <AccountRec?>account_obj  # (None: TypeError)
     cdef PositionRec position
     cdef SettingsRec settings = settings_of(account, inst.symbol, EMPTY, ledger._defaults)  # Ledger.settings
     symbol, k = inst.symbol, inst.k_units
@@ -223,8 +224,8 @@ cdef class Drain:
             if kind == FILL_KIND:
                 ex._order_only = False
                 taker_side = _side(row[3])
-                fill = _record(Fill, FILL_FIELDS, (symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8], row[9],
-                                                   row[10], 0 if on_taker_fill else row[12], row[11]))
+                fill = _record(Fill, FILL_FIELDS, (symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8],
+                                                   row[9], row[10], 0 if on_taker_fill else row[12], row[11]))
                 accounts.add(row[9])
                 order_ids.add(row[8])
                 events.append(fill)

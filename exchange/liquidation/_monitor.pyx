@@ -7,9 +7,10 @@ Built to ``exchange.liquidation._monitor``; only :mod:`exchange._impl` imports i
 ``RiskMonitor`` whose compiled writer is active makes one :class:`Stage` and binds its three methods over its
 own. They work on the monitor's own sets and dicts (read on every call: a restore replaces them) in the
 reference's order, and call the same risk methods (``part_states`` through the risk stage; ``margin_calls`` and
-``part_state`` on its compiled kernel, directly), so events and state equal the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices``'s early
-return (no index to start, no price moved), ``Risk.is_liquidatable`` (the trigger's integer terms, read once)
-and ``RiskMonitor._rewrite`` of the dirty set; whatever those do, this must do too.
+``part_state`` on its compiled kernel, directly), so events and state equal the reference's. Inline twins,
+marked "twin of": ``RiskMonitor.follow_prices``'s early return (no index to start, no price moved),
+``Risk.is_liquidatable`` (the trigger's integer terms, read once) and ``RiskMonitor._rewrite`` of the dirty
+set; whatever those do, this must do too.
 
 Contents
 --------

@@ -139,7 +139,8 @@ cdef class Steps:
         self.liquidator, self.ex = liquidator, liquidator.ex
         self.ledger, self.risk, self.funds = liquidator.ledger, liquidator.risk, liquidator.funds
         self.clear_fill, self.instruments = liquidator._clear_fill, liquidator.ex.instruments
-        self.monitor, self.funds_sync, self.fund_ids = liquidator.ex.monitor, liquidator.funds.sync, liquidator.funds.ids()
+        self.monitor, self.funds_sync = liquidator.ex.monitor, liquidator.funds.sync
+        self.fund_ids = liquidator.funds.ids()
         self.reference_liquidate, self.reference_step = liquidator._liquidate, liquidator._step
         self.reference_step_qty, self.reference_bankruptcy_ticks = liquidator._step_qty, liquidator._bankruptcy_ticks
         self.order, self.dydx, self.vault = liquidator.profile.liquidation_order, liquidator.dydx, liquidator._has_vault()
