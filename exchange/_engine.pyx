@@ -5,9 +5,11 @@
 Built to ``exchange._engine``; only :mod:`exchange._impl` imports it (``engine_kernel``). The
 :class:`~exchange.Exchange` of the compiled implementation makes one :class:`Loop` and binds its ``apply``
 (unless a subclass overrides ``apply``: then the subclass's method runs and reaches this loop through
-``_apply_valid``) and ``apply_valid``. Each reads the exchange's attributes on every call, as the reference
-does (a restore may replace them), and calls the same stage methods in the same order, so events and state
-equal the reference's.
+``_apply_valid``) and ``apply_valid``. It keeps what the exchange sets once in its constructor (the handlers,
+the ledger's accounts, the monitor, the liquidation stage), reads the rest on every call, as the reference
+does (a restore or a test may replace them: journal, sequence, touched set), and calls the same stage methods
+in the same order, so events and state equal the reference's. The boundary's fast check is called in C
+(``exchange/boundary/_validate.pxd``).
 
 What it saves is the Python frames of the loop on every command. Three small methods of other modules run
 inline here, each marked "twin of": ``RiskMonitor.follow_prices`` when no price moved (its early return),
