@@ -4,13 +4,10 @@ from exchange.accounts._pretrade cimport RiskKernel
 
 
 cdef class Drain:
-    cdef readonly object ex
+    cdef object ex
     cdef dict books, accounts, instruments, triggers
     cdef object ledger
     cdef RiskKernel kernel  # the risk stage's compiled kernel, called directly
 
     cpdef list run(self, symbol, order_type=*, bint skip_accepted=*, on_taker_fill=*)
 
-
-cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
-                      object fee_units)
