@@ -6,15 +6,15 @@ Built to ``exchange._engine``; only :mod:`exchange._impl` imports it (``engine_k
 :class:`~exchange.Exchange` of the compiled implementation makes one :class:`Loop` and binds its ``apply``
 (unless a subclass overrides ``apply``: then the subclass's method runs and reaches this loop through
 ``_apply_valid``) and ``apply_valid``. It keeps what the exchange sets once in its constructor (the handlers,
-the ledger's accounts, the monitor, the liquidation stage), reads the rest on every call, as the reference
+the ledger's accounts, the monitor's stage, the liquidation stage), reads the rest on every call, as the reference
 does (a restore or a test may replace them: journal, sequence, touched set), and calls the same stage methods
 in the same order, so events and state equal the reference's. The boundary's fast check is called in C
 (``exchange/boundary/_validate.pxd``).
 
-What it saves is the Python frames of the loop on every command. Three small methods of other modules run
-inline here, each marked "twin of": ``RiskMonitor.follow_prices`` when no price moved (its early return),
-``RiskMonitor.quiet`` and ``Touched.clear``; whatever those do, this must do too (the differential tests run
-every stream through both).
+What it saves is the Python frames of the loop on every command. The monitor's stage is called in C
+(``exchange/liquidation/_monitor.pxd``: its twins of ``RiskMonitor.follow_prices``'s early return, of
+``RiskMonitor.quiet`` and of ``margin_stage``), and ``Touched.clear`` runs inline, marked "twin of"; whatever
+those do, this must do too (the differential tests run every stream through both).
 
 Contents
 --------
@@ -23,6 +23,7 @@ Contents
 """
 from cpython.set cimport PySet_Clear
 from exchange.boundary._validate cimport FastCheck
+from exchange.liquidation._monitor cimport Stage
 
 from exchange.events import Rejected
 
@@ -38,13 +39,17 @@ cdef class Loop:
     # what the exchange sets once in its constructor (the rest, which a restore or a test may replace, is read
     # from it on every command)
     cdef dict handlers, accounts
-    cdef object monitor, liquidation
+    cdef Stage monitor_stage  # the risk monitor's compiled stage, called in C
+    cdef object liquidation
 
     def __init__(self, ex, halted_error, frozenset order_commands, dict fast, checked_apply):
         self.ex, self.halted_error, self.order_commands = ex, halted_error, order_commands
         self.fast, self.checked_apply = fast, checked_apply
         self.handlers, self.accounts = ex._handlers, ex.ledger.accounts
-        self.monitor, self.liquidation = ex.monitor, ex.liquidation
+        self.liquidation = ex.liquidation
+        if ex.monitor._stage is None:
+            raise TypeError("the compiled loop needs the risk monitor's compiled stage")
+        self.monitor_stage = ex.monitor._stage
 
     def apply(self, command):
         """Twin of ``Exchange.apply``: a command the boundary's fast check passes (``ex._check`` would return
@@ -92,25 +97,17 @@ cdef class Loop:
         cls = type(command)
         ex._order_only = cls in self.order_commands  # cleared by the drain at the first fill
         cdef list events = self.handlers[cls](command)
-        monitor = self.monitor
+        cdef Stage monitor_stage = self.monitor_stage
         touched = ex._touched
-        # twin of RiskMonitor.follow_prices's early return (no index to start, no price moved)
-        if not ((not monitor.indexed and monitor.convex and len(self.accounts) >= monitor.index_from_accounts)
-                or monitor._marked or monitor._unmarked):
-            pass
-        else:
-            monitor.follow_prices(touched)
-        # twin of RiskMonitor.quiet (the exact skip of Exchange._run: see there)
-        if ex._order_only and not self.liquidation.in_liquidation and not (
-                monitor._marked or monitor._due or monitor._evaluated or monitor.parts) \
-                and monitor._stale.isdisjoint(touched):
-            _clear(touched)
+        monitor_stage.follow(touched)
+        if ex._order_only and not self.liquidation.in_liquidation and monitor_stage.quiet(touched):
+            _clear(touched)  # the exact skip of Exchange._run (see there)
             return events
         stage = None
         if not (len(events) == 1 and isinstance(events[0], Rejected)):
             stage = self.liquidation.stage(command)
             events += stage
-        events += monitor.margin_stage(touched, stage == [])
+        events += monitor_stage.margin_stage(touched, stage == [])
         _clear(touched)
         return events
 

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""The compiled drain (``exchange/clearing/_fills.pyx``): what order entry ``cimport``-s to call it directly."""
+"""The compiled drain (``exchange/clearing/_fills.pyx``): what order entry and the liquidation stage ``cimport``
+to call it, and the clearing of one fill, directly."""
 from exchange.accounts._pretrade cimport RiskKernel
 
 
@@ -11,3 +12,7 @@ cdef class Drain:
 
     cpdef list run(self, symbol, order_type=*, bint skip_accepted=*, on_taker_fill=*)
 
+
+
+cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
+                      object fee_units)

@@ -1347,6 +1347,29 @@ cdef class MonitorWriter:
         """``RiskMonitor.written`` of portfolio account ``a`` (rows and indexed: the caller's test): its wallet
         and, sorted, ``(key, size, entry cost, isolated margin, leverage, margin mode)`` of each slot with a size,
         entry cost or isolated margin, as the mirror holds them. O(its slots · log)."""
+        return self._written(a)
+
+    def signature(self, account_id):
+        """``RiskMonitor.signature`` of a ledger account: its wallet and, sorted, ``(key, size, entry cost, isolated
+        margin, leverage, margin mode)`` of each position with a size, entry cost or isolated margin, the settings
+        read as ``Ledger.settings`` reads them. O(its positions · log)."""
+        return self._signature(account_id)
+
+    def stale_of(self, account_ids, set unindexed):
+        """The accounts of ``account_ids`` whose rows do not hold their ledger state: ``RiskMonitor.stale_due``'s
+        test ``written(a) != signature(a)`` (``written`` None without a row or outside the mirror's bounds),
+        in one call. O(their positions · log)."""
+        cdef set stale = set()
+        cdef int64_t a
+        for account_id in account_ids:
+            a = self.rows_of.find(account_id)
+            written = None if a < 0 or account_id in unindexed else self._written(a)
+            if written != self._signature(account_id):
+                stale.add(account_id)
+        return stale
+
+    cdef tuple _written(self, int64_t a):
+        """:meth:`written`."""
         self._views()
         cdef int64_t b = self.a_begin[a], j
         cdef list rows = []
@@ -1357,10 +1380,8 @@ cdef class MonitorWriter:
         rows.sort()
         return self.a_wallet[a], tuple(rows)
 
-    def signature(self, account_id):
-        """``RiskMonitor.signature`` of a ledger account: its wallet and, sorted, ``(key, size, entry cost, isolated
-        margin, leverage, margin mode)`` of each position with a size, entry cost or isolated margin, the settings
-        read as ``Ledger.settings`` reads them. O(its positions · log)."""
+    cdef tuple _signature(self, account_id):
+        """:meth:`signature`."""
         account = self.accounts[account_id]
         cdef list rows = []
         for key, p in account.positions.items():

@@ -6,44 +6,74 @@ touched that every command with a fill pays for.
 Built to ``exchange.liquidation._monitor``; only :mod:`exchange._impl` imports it (``monitor_kernel``). A
 ``RiskMonitor`` whose compiled writer is active makes one :class:`Stage` and binds its three methods over its
 own. They work on the monitor's own sets and dicts (read on every call: a restore replaces them) in the
-reference's order, and call the same risk methods (``part_states`` through the risk stage; ``margin_calls`` and
-``part_state`` on its compiled kernel, directly), so events and state equal the reference's. Inline twins,
-marked "twin of": ``RiskMonitor.follow_prices``'s early return (no index to start, no price moved),
-``Risk.is_liquidatable`` (the trigger's integer terms, read once) and ``RiskMonitor._rewrite`` of the dirty
-set; whatever those do, this must do too.
+reference's order, and call the same risk methods on its compiled kernel, directly (``part_states`` while the
+risk stage's is still the kernel's: a test may replace it to count evaluations), so events and state equal
+the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices``'s early return (no index to
+start, no price moved), ``RiskMonitor.quiet``, ``RiskMonitor.forget``, ``Risk.is_liquidatable`` (the trigger's
+integer terms, read once) and ``RiskMonitor._rewrite`` of the dirty set; whatever those do, this must do too.
+
+The monitor's per-command fields (its sets and dicts, ``_synced``, ``_moves``, ...) live in the C struct of
+:class:`MonitorFields`, the base class of ``RiskMonitor`` in a compiled build, so this stage, the command loop
+(``exchange/_engine.pyx``) and the liquidation stage (``exchange/liquidation/_waterfall.pyx``) read and write them
+as C fields (``_monitor.pxd``). They hold the same Python objects the reference keeps.
 
 Contents
 --------
+- :class:`MonitorFields`  the fields (declared in ``_monitor.pxd``).
 - :class:`Stage`  ``sync(touched)``, ``liquidatable(touched)``, ``margin_stage(touched, unchanged_since_sync)``
-                  of one monitor. O(positions of the accounts re-evaluated) + the writer's rewrite.
+                  of one monitor, and the inline twins ``quiet``, ``forget`` and ``follow`` (the early return of
+                  ``follow_prices``) the loop and the liquidation stage call in C. O(positions of the accounts
+                  re-evaluated) + the writer's rewrite.
 """
+from cpython.set cimport PySet_Discard
 from exchange.accounts._pretrade cimport RiskKernel
 
 from exchange.accounts.margin import margin_ratio_e8, trigger_terms
 
 
+cdef class MonitorFields:
+    """The per-command fields of a risk monitor in its C struct (module docstring; declared in ``_monitor.pxd``)."""
+
+
 cdef class Stage:
     """The per-command methods of one risk monitor (module docstring)."""
 
-    cdef object monitor
-    cdef object strict, min_mm  # margin.trigger_terms of the risk stage's trigger
-    cdef type liquidatable_part  # exchange.accounts.pretrade.Liquidatable
-    cdef RiskKernel kernel  # the risk stage's compiled kernel: margin calls and one part's state, called directly
-
-    def __init__(self, monitor, type liquidatable_part):
+    def __init__(self, MonitorFields monitor, type liquidatable_part):
         self.monitor, self.liquidatable_part = monitor, liquidatable_part
         kernel = getattr(monitor.risk, "kernel", None)
         if kernel is None:
             raise TypeError("the compiled monitor stage needs the compiled risk stage (Risk(compiled=True))")
-        self.kernel = kernel
+        self.kernel, self.kernel_part_states = kernel, monitor.risk.part_states
         self.strict, self.min_mm = trigger_terms(monitor.risk.trigger)
 
-    cdef int _follow(self, touched) except -1:
-        """``monitor.follow_prices(touched)``, without the call when it would return at once."""
-        m = self.monitor
+    cdef inline list _part_states(self, part_states, account):
+        """``part_states(account)``: the kernel's, called in C, while the risk stage's ``part_states`` is still
+        the kernel's own (a test may replace it to count the evaluations)."""
+        if part_states is self.kernel_part_states:
+            return self.kernel.part_states(account)
+        return part_states(account)
+
+    cdef int follow(self, touched) except -1:
+        """``monitor.follow_prices(touched)``, without the call when it would return at once (twin of its early
+        return: no index to start, no price moved)."""
+        cdef MonitorFields m = self.monitor
         if (not m.indexed and m.convex and len(m.ledger.accounts) >= m.index_from_accounts) or m._marked \
                 or m._unmarked:
             m.follow_prices(touched)
+        return 0
+
+    cdef bint quiet(self, touched) except -1:
+        """Twin of ``RiskMonitor.quiet``."""
+        cdef MonitorFields m = self.monitor
+        return not (m._marked or m._due or m._evaluated or m.parts) and (<set?>m._stale).isdisjoint(touched)
+
+    cdef int forget(self, tuple account_ids) except -1:
+        """Twin of ``RiskMonitor.forget``."""
+        cdef MonitorFields m = self.monitor
+        for due in (m._due, m._due_compared, m._due_stale):
+            if due:
+                for account_id in account_ids:
+                    PySet_Discard(<set?>due, account_id)
         return 0
 
     cdef int _record(self, dict parts, set dirty, account, list states) except -1:
@@ -69,34 +99,41 @@ cdef class Stage:
         self._sync(touched)
 
     cdef int _sync(self, touched) except -1:
-        """:meth:`sync` (called directly by the other two methods)."""
-        m = self.monitor
-        self._follow(touched)
+        """:meth:`sync` (called directly by the other two methods). The accounts to re-evaluate are the
+        reference's ``todo``, found without building a set when nothing was logged or became due since the
+        last sync of the command."""
+        cdef MonitorFields m = self.monitor
+        self.follow(touched)
         log = getattr(touched, "log", None)
-        now = (getattr(touched, "generation", None), m._moves)
+        generation, moves = getattr(touched, "generation", None), m._moves
         synced = m._synced
-        due = m._due
-        if log is not None and synced is not None and synced[:2] == now:
-            todo = touched.intersection(log[synced[2]:]) | (due - m._evaluated.keys())
+        cdef set due = m._due
+        cdef dict evaluated = m._evaluated
+        cdef Py_ssize_t logged
+        if log is not None and synced is not None and (<tuple?>synced)[0] == generation and synced[1] == moves:
+            logged = synced[2]
+            todo = touched.intersection(log[logged:]) if len(log) > logged else set()
+            if due:
+                todo |= due - evaluated.keys()
         else:
             todo = touched | due
-        m._synced = (now[0], now[1], len(log)) if log is not None else None
+        m._synced = (generation, moves, len(log)) if log is not None else None
         if not todo:
             return 0
-        cdef dict accounts = m.ledger.accounts, evaluated = m._evaluated, parts = m.parts
+        cdef dict accounts = m.ledger.accounts, parts = m.parts
         cdef set dirty = m._dirty
-        part_states = m.risk.part_states
+        part_states = m.risk.part_states  # (the risk stage's: a test counts the evaluations)
         for account_id in todo:
             account = accounts.get(account_id)
             if account is not None:
-                states = evaluated[account_id] = part_states(account)
+                states = evaluated[account_id] = self._part_states(part_states, account)
                 self._record(parts, dirty, account, states)
         return 0
 
-    def liquidatable(self, touched):
+    cpdef list liquidatable(self, touched):
         """Twin of ``RiskMonitor.liquidatable``."""
         self._sync(touched)
-        m = self.monitor
+        cdef MonitorFields m = self.monitor
         cdef dict parts = m.parts
         cdef list found = []
         if not parts:
@@ -109,15 +146,17 @@ cdef class Stage:
                 found.append(self.liquidatable_part(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
         return found
 
-    def margin_stage(self, touched, unchanged_since_sync=False):
+    cpdef list margin_stage(self, touched, bint unchanged_since_sync=False):
         """Twin of ``RiskMonitor.margin_stage``."""
-        m = self.monitor
+        cdef MonitorFields m = self.monitor
         if m._synced is not None:
             self._sync(touched)
             unchanged_since_sync = True
         else:
-            self._follow(touched)
-        touched = touched | m._due
+            self.follow(touched)
+        cdef set due = m._due
+        if due:
+            touched = touched | due
         cdef dict evaluated = m._evaluated if unchanged_since_sync else {}
         cdef dict accounts = m.ledger.accounts, parts = m.parts
         cdef set dirty = m._dirty
@@ -127,12 +166,14 @@ cdef class Stage:
             account = accounts[account_id]
             states = evaluated.get(account_id)
             if states is None:
-                states = part_states(account)
+                states = self._part_states(part_states, account)
                 self._record(parts, dirty, account, states)
             calls = self.kernel.margin_calls(account, states)
             if calls:
                 events += calls
-        m._stale -= touched
+        cdef set stale = m._stale
+        if stale:
+            stale.difference_update(touched)
         m._due, m._due_compared, m._due_stale = set(), set(), set()
         m._evaluated, m._synced, m._mirrored = {}, None, None
         writer = m._writer

@@ -23,6 +23,9 @@ Contents
                   reference's methods.
 """
 from cpython.set cimport PySet_Add
+from exchange.accounts._pretrade cimport RiskKernel
+from exchange.clearing._fills cimport clear_fill
+from exchange.liquidation._monitor cimport Stage
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
 from exchange.commands import AdvanceTime
@@ -79,7 +82,7 @@ cdef class Funds:
         self.funds, self.ledger, self.history_entry = funds, funds.ledger, history_entry
         self.ids, self.symbols = funds._ids, funds._symbols  # fixed by the ledger
 
-    def sync(self, reason):
+    cpdef list sync(self, reason):
         """Twin of ``InsuranceFunds.sync``. O(funds)."""
         cdef list events = []
         cdef dict accounts = self.ledger.accounts
@@ -127,7 +130,10 @@ cdef class Steps:
     docstring), made before the compiled ``Liquidator`` binds them: it keeps the reference's own methods for
     the branches it hands back."""
 
-    cdef object liquidator, ex, ledger, risk, funds, clear_fill, monitor, funds_sync
+    cdef object liquidator, ex, ledger, funds
+    cdef RiskKernel kernel  # the risk stage's compiled kernel, called in C
+    cdef Stage monitor  # the risk monitor's compiled stage: liquidatable parts and forget, called in C
+    cdef Funds funds_twin  # the insurance funds' compiled sync, called in C
     cdef tuple fund_ids  # InsuranceFunds.ids(): fixed by the ledger
     cdef object reference_liquidate, reference_step, reference_step_qty, reference_bankruptcy_ticks
     cdef object order  # the profile's LiquidationOrder
@@ -137,9 +143,9 @@ cdef class Steps:
 
     def __init__(self, liquidator):
         self.liquidator, self.ex = liquidator, liquidator.ex
-        self.ledger, self.risk, self.funds = liquidator.ledger, liquidator.risk, liquidator.funds
-        self.clear_fill, self.instruments = liquidator._clear_fill, liquidator.ex.instruments
-        self.monitor, self.funds_sync = liquidator.ex.monitor, liquidator.funds.sync
+        self.ledger, self.funds = liquidator.ledger, liquidator.funds
+        self.kernel, self.instruments = liquidator.risk.kernel, liquidator.ex.instruments
+        self.monitor, self.funds_twin = liquidator.ex.monitor._stage, liquidator.funds.twin
         self.fund_ids = liquidator.funds.ids()
         self.reference_liquidate, self.reference_step = liquidator._liquidate, liquidator._step
         self.reference_step_qty, self.reference_bankruptcy_ticks = liquidator._step_qty, liquidator._bankruptcy_ticks
@@ -153,13 +159,13 @@ cdef class Steps:
         liquidation mode (the reference's, when an account is in it), fund history, the funds out of this
         command's touched and due accounts."""
         liquidator = self.liquidator
-        cdef list events = self.funds_sync(TRADING)
+        cdef list events = self.funds_twin.sync(TRADING)
         if isinstance(command, AdvanceTime):
             events += liquidator._unwind()
         events += liquidator.sweep() if self.dydx else self._sweep()
         if liquidator.in_liquidation:  # else Liquidator._release finds nobody to release
             events += liquidator._release()
-        events += self.funds_sync(TRADING)
+        events += self.funds_twin.sync(TRADING)
         self.ex._touched.difference_update(self.fund_ids)
         self.monitor.forget(self.fund_ids)
         return events
@@ -168,8 +174,9 @@ cdef class Steps:
         """Twin of ``Liquidator.sweep`` (not dYdX's blocks), with ``Exchange.liquidatable`` inlined."""
         cdef list events = [], found
         accounts = self.ledger.accounts
+        cdef Stage monitor = self.monitor
         while True:
-            found = [part for part in self.monitor.liquidatable(self.ex._touched)
+            found = [part for part in monitor.liquidatable(self.ex._touched)
                      if part.account_id < FUND_ACCOUNT_BASE]
             if not found:
                 return events
@@ -181,7 +188,7 @@ cdef class Steps:
         """Twin of ``Liquidator._liquidate`` (dYdX: the reference's)."""
         if self.dydx:
             return self.reference_liquidate(account, part, part_side)
-        risk = self.risk
+        cdef RiskKernel risk = self.kernel
         liquidatable, balance, mm, exposed = risk.part_liquidatable(account, part, part_side)
         if not liquidatable:
             return []
@@ -274,7 +281,7 @@ cdef class Steps:
         events += ex._fire_triggers(symbol, events)
         events += liquidator._refresh_mark(symbol)
         after = account.positions.get((symbol, side))
-        events += self.funds.sync(TOP_UP)  # an isolated deficit covered when the position closed
+        events += self.funds_twin.sync(TOP_UP)  # an isolated deficit covered when the position closed
         return before - (_abs(after.lots) if after is not None else 0), events
 
     cdef object _band_limit(self, book, symbol, is_long, limit):
@@ -299,19 +306,18 @@ cdef class Steps:
         cdef list events = [LiquidationFill(symbol, account.account_id, side, SELL if is_long else BUY, bp, taken, bp, 0, 0,
                                             fund.account_id)]
         events += self.transfer(symbol, account, side, is_long, fund, BOTH, bp, taken)
-        events += self.funds.sync(TAKEOVER)
+        events += self.funds_twin.sync(TAKEOVER)
         return events
 
     cpdef list transfer(self, symbol, account, side, is_long, counter, counter_side, price, qty):
         """Twin of ``Liquidator._transfer``: close ``qty`` lots against ``counter`` at ``price``, no fee."""
         inst = self.instruments[symbol]
-        cdef list events = self.clear_fill(self.ledger, inst, account, side, not is_long, price, qty, 0)
-        events += self.clear_fill(self.ledger, inst, counter, counter_side, is_long, price, qty, 0)
-        refresh_holds = self.risk.refresh_holds
+        cdef list events = clear_fill(self.ledger, inst, account, side, not is_long, price, qty, 0)
+        events += clear_fill(self.ledger, inst, counter, counter_side, is_long, price, qty, 0)
         touched = self.ex._touched
-        refresh_holds(account, symbol)
+        self.kernel.refresh_holds(account, symbol)
         _touch(touched, account.account_id)
-        refresh_holds(counter, symbol)
+        self.kernel.refresh_holds(counter, symbol)
         _touch(touched, counter.account_id)
         return events
 
@@ -337,14 +343,14 @@ cdef class Steps:
             for order_id in triggers.orders_of(account_id):
                 events.append(ex._cancel_conditional(symbol, order_id, reason))
         if events:
-            self.risk.refresh_holds(self.ledger.accounts[account_id], symbol)
+            self.kernel.refresh_holds(self.ledger.accounts[account_id], symbol)
             _touch(ex._touched, account_id)
         return events
 
     # -- sizes and prices --------------------------------------------------------------------------
     cpdef object kept_lots(self, account, part, symbol, side, position):
         """Twin of ``Liquidator._kept_lots`` (``margin.bracket_index`` and ``div_ceil`` inline). O(brackets)."""
-        risk = self.risk
+        cdef RiskKernel risk = self.kernel
         rows = risk.brackets[symbol]
         lots = _abs(position.lots)
         lot_value = risk.mark_of(symbol) * self.instruments[symbol].k_units
@@ -378,7 +384,7 @@ cdef class Steps:
         profile-specific rule by the reference."""
         if self.rule_for_cross if part == CROSS else self.rule_for_isolated:
             return self.reference_bankruptcy_ticks(account, part, symbol, side, position)
-        ticks = self.risk.bankruptcy_price_ticks(account, symbol, side)
+        ticks = self.kernel.bankruptcy_price_ticks(account, symbol, side)
         if ticks is None:
             ticks = 0 if position.lots > 0 else 2**63
         inst = self.instruments[symbol]

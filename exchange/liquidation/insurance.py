@@ -77,10 +77,11 @@ class InsuranceFunds:
         self._recorded: dict[int, int] = {}  # fund account id -> balance at the last history entry
         self._ids = tuple(sorted(set(ledger.fund_ids.values())))
         self._symbols = {fund_id: self.symbol_of(fund_id) for fund_id in self._ids}  # (fund ids are fixed)
+        self.twin = None  # compiled: the twins of sync and equity (the liquidation stage calls sync in C)
         if compiled:
             from .. import _impl
 
-            twin = _impl.waterfall_kernel.Funds(self, HistoryEntry)
+            twin = self.twin = _impl.waterfall_kernel.Funds(self, HistoryEntry)
             self.sync, self.equity = twin.sync, twin.equity
 
     # -- queries ----------------------------------------------------------------------------------

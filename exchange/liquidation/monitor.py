@@ -71,9 +71,12 @@ from ..accounts.pretrade import CROSS, Liquidatable, Risk
 from ..spec import Instrument
 
 INDEX_FROM_ACCOUNTS = 256  #: ledger accounts from which the indexes are kept (module docstring)
+# Compiled build: the per-command fields live in the C struct of this base, where the compiled stages read them
+# (exchange/liquidation/_monitor.pxd); the code below reads and writes them as ordinary attributes either way.
+_Fields = _stage_kernel.MonitorFields if _stage_kernel is not None else object
 
 
-class RiskMonitor:
+class RiskMonitor(_Fields):
     """See the module docstring. ``compiled``: the LiqIndex implementation (None = the active one)."""
 
     def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, risk: Risk, compiled: bool | None = None):
@@ -115,8 +118,9 @@ class RiskMonitor:
         # rows and entries of touched accounts written by compiled code (None: by _write and the indexes' rearm)
         self._writer = _kernel.MonitorWriter(self, self.liq_index, self.warn_index, _RAW_PENDING) \
             if self.liq_index.compiled and self.warn_index.compiled else None
+        self._stage = None  # compiled: the per-command methods in C (the loop and the liquidation stage call it)
         if self._writer is not None:  # compiled: sync, liquidatable and margin_stage are the twins in C
-            stage = _stage_kernel.Stage(self, Liquidatable)
+            stage = self._stage = _stage_kernel.Stage(self, Liquidatable)
             self.sync, self.liquidatable, self.margin_stage = stage.sync, stage.liquidatable, stage.margin_stage
 
     # -- the engine's calls ---------------------------------------------------------------------------------
@@ -302,7 +306,10 @@ class RiskMonitor:
         new = self._due - self._due_compared
         if new:
             self._due_compared |= new
-            self._due_stale |= {a for a in new if self.written(a) != self.signature(a)}
+            if self._writer is not None:  # compiled: the same test in one call
+                self._due_stale |= self._writer.stale_of(new, self._unindexed)
+            else:
+                self._due_stale |= {a for a in new if self.written(a) != self.signature(a)}
         return self._due_stale
 
     @property
