@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from exchange import _impl
+from exchange import SetMarkPrice, _impl
 from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue
 from tests.test_adl_queue import portfolios
 
@@ -121,3 +121,38 @@ def test_reaching_live_is_every_live_nonzero_candidate_whose_upper_bound_reaches
         for k in (1, 8, 300):
             live = sorted((j for j in range(len(lo)) if not skipped[rows[j]]), key=lambda j: (-lo[j], j))
             assert c.highest_live(k, skip).tolist() == live[:k]
+
+
+@compiled
+@pytest.mark.parametrize("profile", ["binance", "bybit", "dydx"])
+def test_the_compiled_stale_pass_leaves_what_the_reference_leaves(profile, monkeypatch):
+    """``stale_look`` (the compiled pass of ``ADLQueue._stale`` over the accounts it looks at) against
+    ``queue._look`` on copies of the same state, at every pass of a crash that ends in ADL: the same stale
+    scores and their order, suspects, fresh set, skipped rows and mask, and exact scores kept by the queue."""
+    import copy
+    from types import SimpleNamespace
+
+    from tests.test_adl_queue import SYMBOL, crowd, marks_down_and_up
+
+    ex = crowd(profile, 200, seed=5)
+    queue = ex.liquidation.adl_queue
+    assert queue._look is kernel.stale_look
+    passes = []
+
+    def both(queue, c, look, holders, symbol, long, ranking, liquidated):
+        shadow = SimpleNamespace(suspects=dict(c.suspects), stale=dict(c.stale), stale_order=list(c.stale_order),
+                                 fresh=set(c.fresh), skipped=set(c.skipped), skip=c.skip.copy(), unskipped=c.unskipped)
+        shadow_queue = copy.copy(queue)
+        shadow_queue._scores = dict(queue._scores)
+        adlqueue._look(shadow_queue, shadow, set(look), holders, symbol, long, ranking, liquidated)
+        kernel.stale_look(queue, c, look, holders, symbol, long, ranking, liquidated)
+        for name in ("suspects", "stale", "stale_order", "fresh", "skipped", "unskipped"):
+            assert getattr(c, name) == getattr(shadow, name), name
+        assert np.array_equal(c.skip, shadow.skip)
+        assert queue._scores == shadow_queue._scores
+        passes.append(len(look))
+
+    monkeypatch.setattr(queue, "_look", both)
+    for mark in marks_down_and_up():
+        ex.apply(SetMarkPrice(SYMBOL, mark))
+    assert len(passes) > 20 and max(passes) > 3

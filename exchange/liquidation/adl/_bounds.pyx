@@ -11,6 +11,8 @@ twenty numpy passes:
 - :func:`top_k`       the ``k`` highest values by (value descending, index ascending), by a bounded heap.
 - :func:`live_prefix`, :func:`live_reach`  the queue's live lists (``_live_prefix``, ``_live_reach``) in one
   pass over the entries they meet.
+- :func:`stale_look`  the queue's pass over the accounts its stale set looks at (``queue._look``, with
+  ``ADLQueue._suspect`` inline), on the queue's own dicts, sets and lists.
 - :func:`binance`     bounds of ``max(0, uPnL) / max(1, w) × MM / (w + uPnL)``.
 - :func:`bybit`       bounds of ``pnl% × leverage`` (÷ at a loss) on the part's margin balance.
 
@@ -24,9 +26,16 @@ from libc.math cimport INFINITY, fabs
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
 
+from bisect import bisect_left, insort
+
 import numpy as np
 
+from exchange.accounts.ledger import FUND_ACCOUNT_BASE
+from exchange.enums import PositionMode, PositionSide
 from exchange.liquidation.adl.bounds import REL, WIDEN, top_k as reference_top_k
+
+cdef object HEDGE = PositionMode.HEDGE
+cdef tuple HEDGE_SIDES = (PositionSide.LONG, PositionSide.SHORT), ONE_WAY_SIDES = (PositionSide.BOTH,)
 
 cdef double C_REL = REL
 cdef double C_WIDEN = WIDEN
@@ -434,3 +443,79 @@ def candidates_top(p, const int64_t[:] ids, int symbol, bint long, int64_t fund_
     for i in range(n):
         reach[i] = -INFINITY if zero[i] else hi[i]
     return (*columns, _top_array(columns[3], k), _top_array(reach_out, k))
+
+
+def stale_look(queue, c, set look, holders, symbol, bint long, ranking, liquidated):
+    """Twin of ``exchange.liquidation.adl.queue._look`` (``ADLQueue._suspect`` inline, the monitor's ``signature``,
+    ``written`` and ``row_of`` read from its compiled writer and id map, as ``RiskMonitor`` answers them when
+    compiled): each looked-at account's contribution to the stale scores, the fresh set and the skip mask, on the
+    queue's own objects, in the reference's order. O(accounts looked at · their positions)."""
+    monitor = queue.monitor
+    writer, rows, unindexed = monitor._writer, monitor._row, monitor._unindexed
+    if writer is None:
+        raise TypeError("the compiled stale pass needs the risk monitor's compiled writer")
+    cdef dict suspects = c.suspects, stale = c.stale
+    cdef list stale_order = c.stale_order
+    cdef set fresh_set = c.fresh, skipped = c.skipped
+    cdef uint8_t[::1] skip = c.skip.view(np.uint8)
+    cdef bint fresh, unskipped = False
+    for account_id in look:
+        fresh = False
+        known = suspects.get(account_id)
+        if known is not None:  # drop what it contributed
+            for key in known[3]:
+                r = stale.pop(key, None)
+                if r is not None:
+                    del stale_order[bisect_left(stale_order, (-r[0], key))]
+        if account_id in holders and account_id < FUND_ACCOUNT_BASE:  # funds come last, from the ledger
+            signature = writer.signature(account_id)
+            if known is None or known[0] != signature or known[1] != (account_id == liquidated):
+                known = suspects[account_id] = _suspect(queue, rows, unindexed, writer, account_id, signature, symbol,
+                                                        long, ranking, liquidated)
+            fresh = known[2]
+            if not fresh:
+                stale.update(known[3])
+                for key, r in (<dict?>known[3]).items():
+                    if r is not None:
+                        insort(stale_order, (-r[0], key))
+        else:
+            suspects.pop(account_id, None)
+        if fresh:
+            fresh_set.add(account_id)
+        else:
+            fresh_set.discard(account_id)
+        row = rows.get(account_id)
+        if row is not None:
+            if fresh and row in skipped:
+                skipped.discard(row)
+                skip[row] = False
+                unskipped = True
+            elif not fresh and row not in skipped:
+                skipped.add(row)
+                skip[row] = True
+    if unskipped:
+        c.unskipped = True
+
+
+cdef tuple _suspect(queue, rows, set unindexed, writer, account_id, signature, symbol, bint long, ranking,
+                    liquidated):
+    """Twin of ``ADLQueue._suspect`` (``Account.positions_in`` and ``RiskMonitor.written`` inline)."""
+    is_liquidated = account_id == liquidated
+    account = queue.risk.ledger.accounts[account_id]
+    positions = account.positions
+    cdef list keys = []
+    for side in (HEDGE_SIDES if account.position_mode == HEDGE else ONE_WAY_SIDES):
+        key = (symbol, side)
+        if key in positions and (positions[key].lots > 0) == long:
+            keys.append((account_id, side))
+    if keys and not is_liquidated:
+        a = rows.get(account_id)
+        if (None if a is None or account_id in unindexed else writer.written(a)) == signature:
+            return signature, is_liquidated, True, {}
+    cdef dict scored = {}, scores = queue._scores
+    for key in keys:
+        known = scores.get((symbol, ranking, key))
+        if known is None or known[0] != signature:
+            known = scores[symbol, ranking, key] = signature, queue._exact(symbol, key, ranking)
+        scored[key] = known[1]
+    return signature, is_liquidated, False, scored

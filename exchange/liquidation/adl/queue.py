@@ -183,6 +183,7 @@ class ADLQueue:
         self._columns = kernel.candidates_top if kernel else _columns_top  # a side's candidate columns (the filter)
         self._top_k = kernel.top_k if kernel else adlbounds.top_k
         self._live = (kernel.live_prefix, kernel.live_reach) if kernel else (_live_prefix, _live_reach)
+        self._look = kernel.stale_look if kernel else _look  # _stale's pass over the accounts it looks at
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
@@ -249,41 +250,7 @@ class ADLQueue:
         if c.liquidated is not None:
             look.add(c.liquidated)
         c.liquidated = liquidated
-        holders = self.risk.ledger.holders[symbol]
-        for account_id in look:
-            fresh = False
-            known = c.suspects.get(account_id)
-            if known is not None:  # drop what it contributed
-                for key in known[3]:
-                    r = c.stale.pop(key, None)
-                    if r is not None:
-                        del c.stale_order[bisect.bisect_left(c.stale_order, (-r[0], key))]
-            if account_id in holders and account_id < FUND_ACCOUNT_BASE:  # funds come last, from the ledger
-                signature = monitor.signature(account_id)
-                if known is None or known[0] != signature or known[1] != (account_id == liquidated):
-                    known = c.suspects[account_id] = self._suspect(account_id, signature, symbol, long, ranking,
-                                                                   liquidated)
-                fresh = known[2]
-                if not fresh:
-                    c.stale.update(known[3])
-                    for key, r in known[3].items():
-                        if r is not None:
-                            bisect.insort(c.stale_order, (-r[0], key))
-            else:
-                c.suspects.pop(account_id, None)
-            if fresh:
-                c.fresh.add(account_id)
-            else:
-                c.fresh.discard(account_id)
-            row = monitor.row_of(account_id)
-            if row is not None:
-                if fresh and row in c.skipped:
-                    c.skipped.discard(row)
-                    c.skip[row] = False
-                    c.unskipped = True
-                elif not fresh and row not in c.skipped:
-                    c.skipped.add(row)
-                    c.skip[row] = True
+        self._look(self, c, look, self.risk.ledger.holders[symbol], symbol, long, ranking, liquidated)
         return c.stale, c.skip
 
     def _suspect(self, account_id: int, signature: tuple, symbol: str, long: bool, ranking: ADLRanking,
@@ -300,10 +267,13 @@ class ADLQueue:
         for key in keys:
             known = self._scores.get((symbol, ranking, key))
             if known is None or known[0] != signature:
-                exact = None if ranking == ADLRanking.SEEDED_OFFSET else _rank(score_ratio(self.risk, symbol, key, ranking))
-                known = self._scores[symbol, ranking, key] = signature, exact
+                known = self._scores[symbol, ranking, key] = signature, self._exact(symbol, key, ranking)
             scored[key] = known[1]
         return signature, is_liquidated, False, scored
+
+    def _exact(self, symbol: str, key: Key, ranking: ADLRanking) -> tuple | None:
+        """The exact score of a position as :func:`_rank` (None for the seeded order, which needs none). O(1)."""
+        return None if ranking == ADLRanking.SEEDED_OFFSET else _rank(score_ratio(self.risk, symbol, key, ranking))
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         """The side's candidates, with the prefixes of :data:`TOP` highest lower and upper bounds that the first
@@ -316,6 +286,48 @@ class ADLQueue:
         if len(hi_top):
             c.hi_top, c._hi_desc = hi_top, np.where(c.zero[hi_top], np.inf, -c.hi[hi_top])
         return c
+
+
+def _look(queue: ADLQueue, c: _Candidates, look: set[int], holders: set[int], symbol: str, long: bool,
+          ranking: ADLRanking, liquidated: int) -> None:
+    """:meth:`ADLQueue._stale`'s pass over the accounts it looks at: each one's contribution to the stale scores
+    (dropped, then what it contributes now: :meth:`ADLQueue._suspect`, kept per signature), the fresh set and the
+    skip mask. (Compiled: ``_bounds.stale_look``.) O(accounts looked at · their positions)."""
+    monitor = queue.monitor
+    for account_id in look:
+        fresh = False
+        known = c.suspects.get(account_id)
+        if known is not None:  # drop what it contributed
+            for key in known[3]:
+                r = c.stale.pop(key, None)
+                if r is not None:
+                    del c.stale_order[bisect.bisect_left(c.stale_order, (-r[0], key))]
+        if account_id in holders and account_id < FUND_ACCOUNT_BASE:  # funds come last, from the ledger
+            signature = monitor.signature(account_id)
+            if known is None or known[0] != signature or known[1] != (account_id == liquidated):
+                known = c.suspects[account_id] = queue._suspect(account_id, signature, symbol, long, ranking,
+                                                               liquidated)
+            fresh = known[2]
+            if not fresh:
+                c.stale.update(known[3])
+                for key, r in known[3].items():
+                    if r is not None:
+                        bisect.insort(c.stale_order, (-r[0], key))
+        else:
+            c.suspects.pop(account_id, None)
+        if fresh:
+            c.fresh.add(account_id)
+        else:
+            c.fresh.discard(account_id)
+        row = monitor.row_of(account_id)
+        if row is not None:
+            if fresh and row in c.skipped:
+                c.skipped.discard(row)
+                c.skip[row] = False
+                c.unskipped = True
+            elif not fresh and row not in c.skipped:
+                c.skipped.add(row)
+                c.skip[row] = True
 
 
 def _columns(p, ids: np.ndarray, symbol: int, long: bool, fund_base: int, marks: np.ndarray,
