@@ -6,7 +6,7 @@ Built to ``exchange._engine``; only :mod:`exchange._impl` imports it (``engine_k
 :class:`~exchange.Exchange` of the compiled implementation makes one :class:`Loop` and binds its ``apply``
 (unless a subclass overrides ``apply``: then the subclass's method runs and reaches this loop through
 ``_apply_valid``) and ``apply_valid``. It keeps what the exchange sets once in its constructor (the handlers,
-the ledger's accounts, the monitor's stage, the liquidation stage), reads the rest on every call, as the reference
+the monitor's stage, the liquidation stage), reads the rest on every call, as the reference
 does (a restore or a test may replace them: journal, sequence, touched set), and calls the same stage methods
 in the same order, so events and state equal the reference's. The boundary's fast check is called in C
 (``exchange/boundary/_validate.pxd``).
@@ -38,14 +38,14 @@ cdef class Loop:
     cdef object checked_apply  # Exchange.apply itself: for a command the fast check does not pass
     # what the exchange sets once in its constructor (the rest, which a restore or a test may replace, is read
     # from it on every command)
-    cdef dict handlers, accounts
+    cdef dict handlers
     cdef Stage monitor_stage  # the risk monitor's compiled stage, called in C
     cdef object liquidation
 
     def __init__(self, ex, halted_error, frozenset order_commands, dict fast, checked_apply):
         self.ex, self.halted_error, self.order_commands = ex, halted_error, order_commands
         self.fast, self.checked_apply = fast, checked_apply
-        self.handlers, self.accounts = ex._handlers, ex.ledger.accounts
+        self.handlers = ex._handlers
         self.liquidation = ex.liquidation
         if ex.monitor._stage is None:
             raise TypeError("the compiled loop needs the risk monitor's compiled stage")
