@@ -1,6 +1,8 @@
 """Compiled twins of the ADL queue's per-step helpers (``exchange.liquidation.adl._bounds``) against their
 references in ``exchange.liquidation.adl.queue`` / ``bounds``, on the same inputs (hypothesis)."""
+import copy
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from exchange import SetMarkPrice, _impl
 from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue
-from tests.test_adl_queue import portfolios
+from tests.test_adl_queue import SYMBOL, crowd, marks_down_and_up, portfolios
 
 kernel = _impl.adl_bounds_kernel
 compiled = pytest.mark.skipif(kernel is None, reason="compiled core not active")
@@ -129,11 +131,6 @@ def test_the_compiled_stale_pass_leaves_what_the_reference_leaves(profile, monke
     """``stale_look`` (the compiled pass of ``ADLQueue._stale`` over the accounts it looks at) against
     ``queue._look`` on copies of the same state, at every pass of a crash that ends in ADL: the same stale
     scores and their order, suspects, fresh set, skipped rows and mask, and exact scores kept by the queue."""
-    import copy
-    from types import SimpleNamespace
-
-    from tests.test_adl_queue import SYMBOL, crowd, marks_down_and_up
-
     ex = crowd(profile, 200, seed=5)
     queue = ex.liquidation.adl_queue
     assert queue._look is kernel.stale_look
