@@ -19,8 +19,8 @@ cdef extern from *:
     #include <stddef.h>
     typedef struct { PyObject_HEAD PyObject *account_id; PyObject *holds; PyObject *position_mode;
                      PyObject *positions; PyObject *settings; PyObject *wallet_units; PyObject *warned; } exch_Account;
-    typedef struct { PyObject_HEAD PyObject *entry_cost; PyObject *isolated_margin_units; PyObject *lots;
-                   } exch_Position;
+    typedef struct { PyObject_HEAD PyObject *entry_cost; PyObject *isolated_margin_units;
+                     PyObject *lots; } exch_Position;
     typedef struct { PyObject_HEAD PyObject *imr_e8; PyObject *leverage; PyObject *margin_mode; } exch_Settings;
     #define EXCH_OFFSETS_ACCOUNT {offsetof(exch_Account, account_id), offsetof(exch_Account, holds), \
         offsetof(exch_Account, position_mode), offsetof(exch_Account, positions), offsetof(exch_Account, settings), \

@@ -13,6 +13,5 @@ cdef class Drain:
     cpdef list run(self, symbol, order_type=*, bint skip_accepted=*, on_taker_fill=*)
 
 
-
 cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
                       object fee_units)
