@@ -24,6 +24,7 @@ Contents
 from cpython.set cimport PySet_Clear
 from exchange.boundary._validate cimport FastCheck
 from exchange.liquidation._monitor cimport Stage
+from exchange.orders._matching cimport MatchingEngine
 
 from exchange.events import Rejected
 
@@ -131,5 +132,5 @@ cdef class RiskPrice:
         self.books = books
 
     def __call__(self, symbol):
-        book = self.books[symbol]
+        cdef MatchingEngine book = self.books[symbol]
         return book.mark() or book.last_price()

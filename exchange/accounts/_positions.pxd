@@ -11,3 +11,16 @@ cdef class OnePosition:
 
 cdef int store(object account, object key, object position, object empty) except -1
 cdef int drop(object account, object key, object empty) except -1
+
+
+cdef inline object position_of(object positions, object key, object empty):
+    """``positions.get(key)`` of an account's positions (``empty``: the ledger's shared EMPTY), without a method
+    call for the shared empty, a :class:`OnePosition` or a dict. O(1)."""
+    if positions is empty:
+        return None
+    if type(positions) is OnePosition:
+        one = <OnePosition>positions
+        return one.position if (one.key is key or one.key == key) else None
+    if type(positions) is dict:
+        return (<dict>positions).get(key)
+    return positions.get(key)

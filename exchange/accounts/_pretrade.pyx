@@ -34,6 +34,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
+from exchange.accounts._positions cimport position_of
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
 from exchange.events import MarginCall
 from exchange.accounts.margin import RATIO_INF as _RATIO_INF, trigger_terms
@@ -81,8 +82,7 @@ cdef inline SettingsRec _settings(account, symbol, dict defaults):
 
 cdef inline object _position(account, key):
     """``account.positions.get(key)``; the shared EMPTY (no positions) without a mapping-proxy call. O(1)."""
-    positions = (<AccountRec?>account).positions
-    return None if positions is EMPTY else positions.get(key)
+    return position_of((<AccountRec?>account).positions, key, EMPTY)
 
 
 cdef inline bint _i64(object value, long long *out):
@@ -689,7 +689,7 @@ cdef class RiskKernel:
 
     cdef object _key(self, symbol, side):
         """The ledger's interned position key ``(symbol, side)`` (a new tuple for a side it does not know). O(1)."""
-        sides = self.keys.get(symbol)
+        cdef dict sides = self.keys.get(symbol)
         key = sides.get(side) if sides is not None else None
         return key if key is not None else (symbol, side)
 

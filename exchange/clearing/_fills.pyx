@@ -27,7 +27,8 @@ from exchange._records cimport slot_offset, store
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
-from exchange.accounts._positions cimport drop as drop_position, store as store_position
+from exchange.accounts._positions cimport drop as drop_position, position_of, store as store_position
+from exchange.orders._matching cimport MatchingEngine
 
 import array
 
@@ -132,7 +133,7 @@ cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint
     keys = ledger._keys[symbol]
     key = keys[position_side]  # Ledger.key: the interned key
     positions = account.positions
-    found = None if positions is EMPTY else positions.get(key)  # EMPTY: no mapping-proxy call
+    found = position_of(positions, key, EMPTY)
     if found is None:  # Position() without its dataclass __init__ frame (checked at import: _position_fields);
         found = Position.__new__(Position)  # its slots are still empty: set through the descriptors
         found.lots = found.entry_cost = found.isolated_margin_units = 0
@@ -212,7 +213,7 @@ cdef class Drain:
         cdef tuple row
         cdef long long kind
         ex = self.ex
-        book = self.books[symbol]
+        cdef MatchingEngine book = self.books[symbol]  # (its take_event_rows and order called in C)
         ledger = self.ledger
         cdef dict ledger_accounts = self.accounts
         cdef dict position_sides = ex._position_sides
@@ -249,7 +250,7 @@ cdef class Drain:
                     symbol, row[1], row[2], _side(row[3]), row[4], row[6], bool(row[7]))))
             else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
                 raise AssertionError(f"unexpected matching row {row}")
-        kernel = self.kernel  # the RiskKernel of the compiled Risk: its methods called directly
+        cdef RiskKernel kernel = self.kernel  # the compiled Risk's kernel: its methods called in C
         gone = None  # orders that no longer rest; the trim only removes resting orders, and forgets them itself
         for order_id in order_ids:
             state = book.order(order_id)

@@ -65,7 +65,8 @@ cdef class Stage:
     cdef bint quiet(self, touched) except -1:
         """Twin of ``RiskMonitor.quiet``."""
         cdef MonitorFields m = self.monitor
-        return not (m._marked or m._due or m._evaluated or m.parts) and (<set?>m._stale).isdisjoint(touched)
+        cdef set stale = m._stale
+        return not (m._marked or m._due or m._evaluated or m.parts) and (not stale or stale.isdisjoint(touched))
 
     cdef int forget(self, tuple account_ids) except -1:
         """Twin of ``RiskMonitor.forget``."""

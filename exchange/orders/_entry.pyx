@@ -18,9 +18,12 @@ Contents
 """
 from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec, check_command_layout
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
+from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.clearing._fills cimport Drain
+from exchange.orders._matching cimport MatchingEngine
 
+from exchange.accounts.ledger import EMPTY
 from exchange.enums import OrderType, PositionMode, PositionSide, RejectCode, STPMode, Side, TimeInForce, reject_message
 from exchange.events import Rejected
 
@@ -73,7 +76,7 @@ cdef class Entry:
         cdef AccountRec account
         ex = self.ex
         symbol = cmd.symbol
-        book = self.books.get(symbol)
+        cdef MatchingEngine book = self.books.get(symbol)  # (its place and clear_events called in C)
         order_type = ORDER_TYPES.get(cmd.order_type)
         if book is None or symbol in ex.settled or order_type is None or cmd.close_position or order_type >= STOP:
             return type(ex)._place(ex, cmd)
@@ -103,7 +106,8 @@ cdef class Entry:
                 code = ex._price_precision(inst, price_ticks)
             if not code:  # engine._check_order
                 if reduce_only:
-                    position = account.positions.get((symbol, position_side)) if account is not None else None
+                    position = (position_of(account.positions, (symbol, position_side), EMPTY)
+                                if account is not None else None)
                     lots = (<PositionRec?>position).lots if position is not None else 0
                     closable = (-lots if lots < 0 else 0) if side == BUY else (lots if lots > 0 else 0)
                     code = OK if closable >= qty_lots else REDUCE_ONLY_REJECTED
@@ -131,7 +135,7 @@ cdef class Entry:
         cdef CancelRec cmd = command
         ex = self.ex
         symbol = cmd.symbol
-        book = self.books.get(symbol)
+        cdef MatchingEngine book = self.books.get(symbol)
         if book is None or cmd.order_id in self.triggers[symbol]._orders:  # (TriggerBook.get without its frame)
             return type(ex)._cancel(ex, cmd)
         code = book.cancel(cmd.order_id, cmd.account_id)

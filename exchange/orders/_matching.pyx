@@ -153,106 +153,10 @@ ENUM_VALUES = {
 }
 
 
-# ==== C structures ===================================================================================
-ctypedef struct Order:
-    int64_t order_id
-    int64_t account_id
-    int64_t price
-    int64_t leaves
-    int64_t expire_ns     # 0 unless GTD
-    int32_t prev          # level FIFO (older neighbour)
-    int32_t next          # level FIFO (newer neighbour); free-list link when the slot is free
-    int32_t aprev         # account list
-    int32_t anext
-    int32_t level         # level slot
-    int32_t acct          # account slot
-    int32_t hpos          # position in the GTD heap, NIL when not GTD
-    int8_t side
-    int8_t tif
-    int8_t stp
-    int8_t reduce_only
-
-ctypedef struct Level:
-    int64_t price
-    int64_t total         # sum of the orders' leaves
-    int64_t count         # number of orders
-    int32_t head          # oldest order
-    int32_t tail          # newest order
-    int32_t next_free
-
-ctypedef struct BookSide:
-    int64_t* keys         # ascending; best level last (bids: price, asks: -price)
-    int32_t* lv           # level slots, parallel to keys
-    int64_t n
-    int64_t cap
-
-ctypedef struct Account:
-    int32_t head
-    int32_t count
-
-ctypedef struct HEntry:
-    int64_t key
-    int32_t val
-
-ctypedef struct HMap:     # int64 key (never INT64_MIN) -> int32 value
-    HEntry* slots
-    uint64_t mask
-    int64_t size
-    int shift
-
-ctypedef struct Event:    # one EVENT_DTYPE row (13 x int64, same order)
-    int64_t kind
-    int64_t order_id
-    int64_t account_id
-    int64_t side
-    int64_t price_ticks
-    int64_t qty_lots
-    int64_t leaves_lots
-    int64_t code
-    int64_t maker_order_id
-    int64_t maker_account_id
-    int64_t maker_leaves_lots
-    int64_t maker_fee_units
-    int64_t taker_fee_units
-
-ctypedef struct IdSlot:   # for sorting an account's orders by id
-    int64_t order_id
-    int32_t slot
-
-
 # ==== the engine =====================================================================================
 cdef class MatchingEngine:
     """One instrument's order book with price-time priority matching (compiled twin of
     :class:`exchange.orders.matching.MatchingEngine`; identical API, results and event rows)."""
-
-    cdef object _instrument
-    cdef bint _in_batch             # run_batch is executing without the GIL: refuse re-entry from other threads
-    # instrument parameters
-    cdef int64_t k_units, min_price, max_price, min_qty, max_qty, max_market_qty, min_notional
-    cdef int64_t band_up_e8, band_down_e8, maker_fee_e8, taker_fee_e8
-    # market state
-    cdef int64_t mark_ticks, now_ns, last_ticks, band_buy, band_sell
-    # orders
-    cdef Order* orders
-    cdef int64_t orders_cap
-    cdef int32_t orders_free
-    cdef int64_t n_orders
-    # levels
-    cdef Level* levels
-    cdef int64_t levels_cap
-    cdef int32_t levels_free
-    cdef BookSide sides[3]          # indexed by side (1 = bids, 2 = asks); [0] unused
-    # indexes
-    cdef HMap ids
-    cdef HMap acct_ids
-    cdef Account* accounts
-    cdef int64_t accounts_n, accounts_cap
-    cdef int32_t* heap
-    cdef int64_t heap_n, heap_cap
-    # events
-    cdef Event* ev
-    cdef int64_t ev_n, ev_cap
-    cdef size_t ev_bytes
 
     def __cinit__(self, instrument):
         cdef int s
@@ -329,15 +233,16 @@ cdef class MatchingEngine:
         return self._instrument
 
     # ==== commands (Python API) =====================================================================
-    def place(self, int64_t order_id, int64_t account_id, int64_t side, int64_t order_type, int64_t tif,
-              int64_t price_ticks, int64_t qty_lots, int64_t stp, int64_t reduce_only, int64_t expire_ns):
+    cpdef int64_t place(self, int64_t order_id, int64_t account_id, int64_t side, int64_t order_type, int64_t tif,
+                        int64_t price_ticks, int64_t qty_lots, int64_t stp, int64_t reduce_only,
+                        int64_t expire_ns) except -1:
         """Validate, then accept and match a LIMIT or MARKET order. Returns the reject code (0 = accepted).
         O(log L + fills)."""
         self._check_idle()
         return self._place(order_id, account_id, side, order_type, tif, price_ticks, qty_lots, stp,
                            reduce_only, expire_ns)
 
-    def cancel(self, int64_t order_id, int64_t account_id):
+    cpdef int64_t cancel(self, int64_t order_id, int64_t account_id) except -1:
         """Cancel a resting order of ``account_id``: 0, or -2011 when it is not resting under that account."""
         self._check_idle()
         return self._cancel(order_id, account_id)
@@ -429,7 +334,7 @@ cdef class MatchingEngine:
             memcpy(&view[0, 0], self.ev, n * sizeof(Event))
         return arr
 
-    def clear_events(self):
+    cpdef clear_events(self):
         self._check_idle()
         self.ev_n = 0
 
@@ -453,7 +358,7 @@ cdef class MatchingEngine:
         self._reserve_events(4096)
         return np.frombuffer(block, dtype=EVENT_DTYPE, count=n)
 
-    def take_event_rows(self):
+    cpdef list take_event_rows(self):
         """``take_events().tolist()`` without the array: the rows appended since the last clear as a list of
         13-int tuples (``EVENT_DTYPE`` order), then ``clear_events()``. The compiled Exchange drain
         (:mod:`exchange.clearing._fills`) reads them so. O(rows)."""
@@ -481,11 +386,11 @@ cdef class MatchingEngine:
         """Best ask in ticks, 0 when there is none. O(1)."""
         return self._best_price(SELL)
 
-    def last_price(self):
+    cpdef int64_t last_price(self) noexcept:
         """Price of the last fill in ticks, 0 before the first fill."""
         return self.last_ticks
 
-    def mark(self):
+    cpdef int64_t mark(self) noexcept:
         return self.mark_ticks
 
     def now(self):
@@ -495,7 +400,7 @@ cdef class MatchingEngine:
         """The earliest ``expire_ns`` of a resting GTD order, 0 when none rests. O(1)."""
         return self.orders[self.heap[0]].expire_ns if self.heap_n else 0
 
-    def order(self, order_id):
+    cpdef object order(self, order_id):
         """``(order_id, account_id, side, price_ticks, leaves_lots, tif, stp, reduce_only, expire_ns)`` of a
         resting order, or ``None``."""
         cdef int32_t s = _hm_get(&self.ids, order_id) if INT64_MIN < order_id < 2**63 else NIL
