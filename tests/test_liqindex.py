@@ -1,5 +1,8 @@
 """Liquidation index (exchange.liquidation.index) against the full sweep as the oracle: it must never miss a
 liquidatable isolated position or cross account, on random portfolios and random mark paths."""
+import functools
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -220,3 +223,53 @@ def test_isolated_entry_on_the_entry_value_is_the_venue_liquidation_price():
     idx = LiqIndex(p, [1_000_000])
     assert list(idx.process_mark(0, 985_001)[0]) == []
     assert list(idx.process_mark(0, 985_000)[0]) == [j]
+
+
+def _versions(rng, n_slots, n_accounts):
+    return (rng.integers(0, 3, n_accounts).astype(np.uint32), rng.integers(0, 3, n_slots).astype(np.uint32))
+
+
+def _tier(rng, n, n_slots, n_accounts, values, sort):
+    """``n`` random entries (values from ``values``: few distinct ones, so ties are common) with random keys
+    of both kinds and versions that are current about half the time."""
+    v = rng.choice(values, n).astype(np.int64)
+    if sort:
+        v = np.sort(v, kind="stable")
+    cross = rng.random(n) < 0.5
+    key = np.where(cross, 2 * rng.integers(0, n_accounts, n) + 1, 2 * rng.integers(0, n_slots, n)).astype(np.int64)
+    return v, key, rng.integers(0, 3, n).astype(np.uint32)
+
+
+@needs_clearing
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_tier_merge_and_version_check_equal_the_reference(seed):
+    """``_sweep.merged`` / ``_sweep.current`` (what the compiled trigger lists and ``LiqIndex._valid`` use) give the
+    arrays of the reference ``_merged`` and ``_valid``: same entries dropped, same order, ties after the entries
+    already in the tier and in their pending order; empty tiers included."""
+    from exchange.liquidation import index as I
+
+    rng = np.random.default_rng(seed)
+    n_slots, n_accounts = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    acct_ver, pos_ver = _versions(rng, n_slots, n_accounts)
+    values = rng.integers(-2**62, 2**62, int(rng.integers(1, 8)))
+
+    valid_ref = functools.partial(I.LiqIndex._valid, SimpleNamespace(compiled=False, acct_ver=acct_ver, pos_ver=pos_ver))
+    valid_c = lambda key, ver: S._kernel.current(key, ver, acct_ver, pos_ver)  # noqa: E731
+    tier = _tier(rng, int(rng.integers(0, 60)), n_slots, n_accounts, values, True)
+    other = _tier(rng, int(rng.integers(0, 300)), n_slots, n_accounts, values, False)
+    for key, ver in (tier[1:], other[1:]):
+        assert valid_c(key, ver).dtype == np.bool_
+        assert np.array_equal(valid_c(key, ver), valid_ref(key, ver))
+    want = I._merged(tier, other, valid_ref)
+    got = S._kernel.merged(tier, other, valid_c)
+    for w, g in zip(want, got):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+    assert np.all(np.diff(got[0]) >= 0)
+
+
+@needs_clearing
+def test_compiled_tier_merge_refuses_columns_of_different_lengths():
+    v = np.zeros(3, np.int64)
+    ok = lambda key, ver: np.ones(len(key), bool)  # noqa: E731
+    with pytest.raises(ValueError):
+        S._kernel.merged((v, v, np.zeros(2, np.uint32)), (v, v, np.zeros(3, np.uint32)), ok)

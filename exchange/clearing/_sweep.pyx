@@ -35,7 +35,7 @@ cross bands, warning bands), entry batches (the ``*_entries`` functions), the mo
 """
 cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.math cimport isfinite
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
@@ -1082,6 +1082,87 @@ cdef class PendingBuffer:
         if v > self.pmax:
             self.pmax = v
         return 0
+
+
+def current(const int64_t[:] key, const uint32_t[:] ver, const uint32_t[:] acct_ver, const uint32_t[:] pos_ver):
+    """Twin of ``LiqIndex._valid``: the entries ``(key, ver)`` still at their part's version (``acct_ver`` of the
+    account for a cross key ``account·2 + 1``, ``pos_ver`` of the slot for ``slot·2``), as a bool array. O(n)."""
+    cdef Py_ssize_t i, n = key.shape[0]
+    if ver.shape[0] != n:
+        raise ValueError("keys and versions differ in length")
+    out = np.empty(n, np.bool_)
+    cdef uint8_t[::1] ok = out.view(np.uint8)
+    cdef int64_t k
+    for i in range(n):
+        k = key[i]
+        ok[i] = (acct_ver[k >> 1] if k & 1 else pos_ver[k >> 1]) == ver[i]
+    return out
+
+
+cdef struct _Pending:
+    int64_t v
+    Py_ssize_t at  # its index among the kept entries (ties keep this order: a stable sort)
+
+
+cdef int _by_value(const void *a, const void *b) noexcept nogil:
+    cdef const _Pending *x = <const _Pending *> a
+    cdef const _Pending *y = <const _Pending *> b
+    if x.v != y.v:
+        return -1 if x.v < y.v else 1
+    return -1 if x.at < y.at else (1 if x.at > y.at else 0)
+
+
+def merged(tuple tier, tuple other, valid):
+    """Twin of ``exchange.liquidation.index._merged``: the sorted ``tier`` (values, keys, versions) with the entries
+    of ``other`` (any order) inserted after the equal values already there, in value order (ties in their order
+    in ``other``), both without the entries ``valid(keys, versions)`` rejects. One pass to filter, a sort of the
+    kept ``other`` entries, one merge pass. O(len(tier) + len(other) · log)."""
+    tv, tk, tr = tier
+    ov, ok_, orr = other
+    cdef const uint8_t[::1] keep_t = np.ascontiguousarray(valid(tk, tr)).view(np.uint8)
+    cdef const uint8_t[::1] keep_o = np.ascontiguousarray(valid(ok_, orr)).view(np.uint8)
+    cdef const int64_t[:] v = tv, k = tk, pv = ov, pk = ok_
+    cdef const uint32_t[:] r = tr, pr = orr
+    cdef Py_ssize_t n = v.shape[0], m = pv.shape[0], i, j, kept_t = 0, kept_o = 0
+    if k.shape[0] != n or r.shape[0] != n or pk.shape[0] != m or pr.shape[0] != m:
+        raise ValueError("a tier's columns differ in length")
+    for i in range(n):
+        kept_t += keep_t[i]
+    cdef _Pending *order = <_Pending *> malloc(sizeof(_Pending) * (m if m else 1))
+    if order == NULL:
+        raise MemoryError()
+    try:
+        for j in range(m):
+            if keep_o[j]:
+                order[kept_o].v, order[kept_o].at = pv[j], j
+                kept_o += 1
+        qsort(order, kept_o, sizeof(_Pending), _by_value)
+        out_v, out_k = np.empty(kept_t + kept_o, np.int64), np.empty(kept_t + kept_o, np.int64)
+        out_r = np.empty(kept_t + kept_o, np.uint32)
+        _merge_into(v, k, r, keep_t, pk, pr, order, kept_o, out_v, out_k, out_r)
+    finally:
+        free(order)
+    return out_v, out_k, out_r
+
+
+cdef void _merge_into(const int64_t[:] v, const int64_t[:] k, const uint32_t[:] r, const uint8_t[::1] keep,
+                      const int64_t[:] pk, const uint32_t[:] pr, const _Pending *order, Py_ssize_t kept_o,
+                      int64_t[::1] out_v, int64_t[::1] out_k, uint32_t[::1] out_r) noexcept:
+    """:func:`merged`'s merge: the kept tier entries and the sorted kept ``other`` ones (``order``), an ``other``
+    entry after every tier entry of a value ≤ its own (``np.searchsorted(..., side="right")``)."""
+    cdef Py_ssize_t i = 0, j = 0, w = 0, n = v.shape[0]
+    while True:
+        while i < n and not keep[i]:
+            i += 1
+        if i < n and (j >= kept_o or v[i] <= order[j].v):
+            out_v[w], out_k[w], out_r[w] = v[i], k[i], r[i]
+            i += 1
+        elif j < kept_o:
+            out_v[w], out_k[w], out_r[w] = order[j].v, pk[order[j].at], pr[order[j].at]
+            j += 1
+        else:
+            return
+        w += 1
 
 
 cdef class _Armer:

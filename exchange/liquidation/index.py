@@ -354,8 +354,8 @@ class _TriggerList:
         if self.m <= _RAW_PENDING:
             return
         pending = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
-        self.mv, self.mkey, self.mver = _merged((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
-                                                pending, valid)
+        self.mv, self.mkey, self.mver = self._merge((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
+                                                    pending, valid)
         self.mn, self.m, self.pmax = len(self.mv), 0, _NOTHING
         if self.mn > max(_MIN_PENDING, self.n >> 6):
             self._fold_middle(valid)
@@ -363,14 +363,14 @@ class _TriggerList:
     def merge(self, valid):
         """Fold every tier into the main array, dropping entries ``valid`` rejects. O(n + pending log pending)."""
         pending = self.pv[: self.m], self.pkey[: self.m], self.pver[: self.m]
-        self.mv, self.mkey, self.mver = _merged((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
-                                                pending, valid)
+        self.mv, self.mkey, self.mver = self._merge((self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]),
+                                                    pending, valid)
         self.mn, self.m, self.pmax = len(self.mv), 0, _NOTHING
         self._fold_middle(valid)
 
     def _fold_middle(self, valid):
-        self.v, self.key, self.ver = _merged((self.v[: self.n], self.key[: self.n], self.ver[: self.n]),
-                                             (self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]), valid)
+        self.v, self.key, self.ver = self._merge((self.v[: self.n], self.key[: self.n], self.ver[: self.n]),
+                                                 (self.mv[: self.mn], self.mkey[: self.mn], self.mver[: self.mn]), valid)
         self.n = len(self.v)
         self.mv, self.mkey, self.mver, self.mn = _empty_tier() + (0,)
 
@@ -426,10 +426,16 @@ def _merged(tier: tuple, other: tuple, valid) -> tuple:
     return np.insert(v, at, pv), np.insert(key, at, pk), np.insert(ver, at, pr)
 
 
+_TriggerList._merge = staticmethod(_merged)  # (the compiled list's: _sweep.merged)
+
+
 if _kernel is not None:
     class _CompiledTriggerList(_kernel.PendingBuffer, _TriggerList):
         """A :class:`_TriggerList` whose pending entries compiled code appends to without a numpy call (the risk
-        monitor's writer, :class:`exchange.clearing._sweep.MonitorWriter`)."""
+        monitor's writer, :class:`exchange.clearing._sweep.MonitorWriter`), and whose tiers are merged in C
+        (``_sweep.merged``, twin of :func:`_merged`)."""
+
+        _merge = staticmethod(_kernel.merged)
 
 
 class LiqIndex:
@@ -524,6 +530,10 @@ class LiqIndex:
             self.acct_ver = _grown(self.acct_ver, p.n_accounts)
 
     def _valid(self, key, ver):
+        """Whether each entry ``(key, ver)`` is still at its part's version (a cross key ``account·2 + 1`` reads
+        ``acct_ver``, an isolated ``slot·2`` ``pos_ver``): bool array. O(n). (Compiled: ``_sweep.current``.)"""
+        if self.compiled:
+            return _kernel.current(key, ver, self.acct_ver, self.pos_ver)
         ids = key >> 1
         cross = (key & 1).astype(bool)
         cur = np.empty(len(key), np.uint32)
