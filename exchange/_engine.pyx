@@ -18,6 +18,7 @@ those do, this must do too (the differential tests run every stream through both
 
 Contents
 --------
+- :class:`ExchangeFields`  the exchange's per-command fields (declared in ``_engine.pxd``), the base of ``Exchange``.
 - :class:`Loop`       ``apply(command)`` and ``apply_valid(command)`` of one exchange. O(1) + the command's stages.
 - :class:`RiskPrice`  twin of ``Exchange.risk_price`` (the risk stage's ``mark_of``). O(1).
 """
@@ -29,10 +30,14 @@ from exchange.orders._matching cimport MatchingEngine
 from exchange.events import Rejected
 
 
+cdef class ExchangeFields:
+    """The per-command fields of an exchange in its C struct (module docstring; declared in ``_engine.pxd``)."""
+
+
 cdef class Loop:
     """The command loop of one exchange (module docstring)."""
 
-    cdef object ex
+    cdef ExchangeFields ex
     cdef object halted_error  # exchange.engine.ExchangeHalted
     cdef frozenset order_commands  # exchange.engine._ORDER_COMMANDS
     cdef dict fast  # command class -> the boundary's compiled fast check (what ex._check tries first)
@@ -57,7 +62,7 @@ cdef class Loop:
         None at once) goes on to :meth:`apply_valid`; any other object goes through ``Exchange.apply`` itself,
         which checks it field by field (a Rejected naming the field, TypeError for a non-command, or, when
         every rule passes after all, :meth:`apply_valid` again)."""
-        ex = self.ex
+        cdef ExchangeFields ex = self.ex
         if ex.halted is not None:
             raise self.halted_error(ex.halted)
         cdef FastCheck passes = self.fast.get(type(command))  # (the checks, called directly)
@@ -67,12 +72,12 @@ cdef class Loop:
 
     def apply_valid(self, command):
         """Twin of ``Exchange._apply_valid``."""
-        ex = self.ex
+        cdef ExchangeFields ex = self.ex
         if ex.halted is not None:
             raise self.halted_error(ex.halted)
         return self._apply_valid(ex, command)
 
-    cdef list _apply_valid(self, ex, command):
+    cdef list _apply_valid(self, ExchangeFields ex, command):
         """:meth:`apply_valid` once the exchange is known not to be halted."""
         writer = ex._journal_writer
         if writer is not None:
@@ -93,7 +98,7 @@ cdef class Loop:
             ex._periodic_snapshot()
         return events
 
-    cdef list _run(self, ex, command):
+    cdef list _run(self, ExchangeFields ex, command):
         """Twin of ``Exchange._run``: the stages of one well-formed, journaled command."""
         cls = type(command)
         ex._order_only = cls in self.order_commands  # cleared by the drain at the first fill

@@ -129,7 +129,10 @@ class ExchangeHalted(RuntimeError):
     """The exchange refuses commands: an internal error stopped it (the message says which command)."""
 
 
-class Exchange:
+_Fields = _impl.engine_kernel.ExchangeFields if _impl.engine_kernel is not None else object
+
+
+class Exchange(_Fields):
     """A venue with one order book per instrument, a ledger of accounts, and price feeds.
 
     ``apply(command)`` is the only way to change state; queries never change it. ``profile`` is the venue's

@@ -1,11 +1,12 @@
 # cython: language_level=3
 """The compiled drain (``exchange/clearing/_fills.pyx``): what order entry and the liquidation stage ``cimport``
 to call it, and the clearing of one fill, directly."""
+from exchange._engine cimport ExchangeFields
 from exchange.accounts._pretrade cimport RiskKernel
 
 
 cdef class Drain:
-    cdef object ex
+    cdef ExchangeFields ex
     cdef dict books, accounts, instruments, triggers
     cdef object ledger
     cdef RiskKernel kernel  # the risk stage's compiled kernel, called directly

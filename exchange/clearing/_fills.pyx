@@ -212,7 +212,7 @@ cdef class Drain:
         cdef set order_ids = set()
         cdef tuple row
         cdef long long kind
-        ex = self.ex
+        cdef ExchangeFields ex = self.ex
         cdef MatchingEngine book = self.books[symbol]  # (its take_event_rows and order called in C)
         ledger = self.ledger
         cdef dict ledger_accounts = self.accounts

@@ -23,6 +23,7 @@ Contents
                   reference's methods.
 """
 from cpython.set cimport PySet_Add
+from exchange._engine cimport ExchangeFields
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.clearing._fills cimport clear_fill
 from exchange.liquidation._monitor cimport Stage
@@ -130,7 +131,8 @@ cdef class Steps:
     docstring), made before the compiled ``Liquidator`` binds them: it keeps the reference's own methods for
     the branches it hands back."""
 
-    cdef object liquidator, ex, ledger, funds
+    cdef ExchangeFields ex
+    cdef object liquidator, ledger, funds
     cdef RiskKernel kernel  # the risk stage's compiled kernel, called in C
     cdef Stage monitor  # the risk monitor's compiled stage: liquidatable parts and forget, called in C
     cdef Funds funds_twin  # the insurance funds' compiled sync, called in C
@@ -263,7 +265,7 @@ cdef class Steps:
     cpdef tuple book(self, account, symbol, side, is_long, book_order, qty, bp):
         """Twin of ``Liquidator._book``."""
         order_type, tif, limit = book_order
-        ex = self.ex
+        cdef ExchangeFields ex = self.ex
         book = ex._books[symbol]
         if order_type == LIMIT:
             limit = self._band_limit(book, symbol, is_long, limit)
@@ -324,7 +326,7 @@ cdef class Steps:
     # -- orders ------------------------------------------------------------------------------------
     cpdef list cancel_orders(self, account_id, symbol, reason):
         """Twin of ``Liquidator.cancel_orders``."""
-        ex = self.ex
+        cdef ExchangeFields ex = self.ex
         book = ex._books[symbol]
         cdef list events = []
         order_ids = book.orders_of(account_id)

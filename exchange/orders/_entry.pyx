@@ -16,6 +16,7 @@ Contents
                   pre-trade checks, ``MatchingEngine.place``, the drain (called directly), last-price
                   triggers. O(1) + the match. ``cancel``: twin of ``Exchange._cancel``. O(1) + the drain.
 """
+from exchange._engine cimport ExchangeFields
 from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec, check_command_layout
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._positions cimport position_of
@@ -59,7 +60,8 @@ cdef class Entry:
     trigger books, its :class:`~exchange.clearing._fills.Drain`) and reads the rest (settled symbols, the next
     order id, the order sides, the accounts in liquidation) on every call."""
 
-    cdef object ex, liquidation, profile
+    cdef ExchangeFields ex
+    cdef object liquidation, profile
     cdef dict books, accounts, instruments, triggers
     cdef Drain drain
     cdef RiskKernel kernel  # the risk stage's compiled kernel: the pre-trade check called directly
@@ -74,7 +76,7 @@ cdef class Entry:
         position's are read from their slots (``exchange._records``, ``exchange.accounts._ledger``)."""
         cdef PlaceRec cmd = command
         cdef AccountRec account
-        ex = self.ex
+        cdef ExchangeFields ex = self.ex
         symbol = cmd.symbol
         cdef MatchingEngine book = self.books.get(symbol)  # (its place and clear_events called in C)
         order_type = ORDER_TYPES.get(cmd.order_type)
@@ -133,7 +135,7 @@ cdef class Entry:
     def cancel(self, command):
         """Twin of ``Exchange._cancel(cmd)`` (module docstring)."""
         cdef CancelRec cmd = command
-        ex = self.ex
+        cdef ExchangeFields ex = self.ex
         symbol = cmd.symbol
         cdef MatchingEngine book = self.books.get(symbol)
         if book is None or cmd.order_id in self.triggers[symbol]._orders:  # (TriggerBook.get without its frame)
