@@ -62,6 +62,8 @@ cdef class Entry:
 
     cdef ExchangeFields ex
     cdef object liquidation, profile
+    cdef bint price_rules  # the (frozen) profile has a price precision rule (sig figs or decimals)
+    cdef object stp_override  # the profile's STP override (0: none)
     cdef dict books, accounts, instruments, triggers
     cdef Drain drain
     cdef RiskKernel kernel  # the risk stage's compiled kernel: the pre-trade check called directly
@@ -70,6 +72,8 @@ cdef class Entry:
         self.ex, self.books, self.accounts, self.instruments = ex, ex._books, ex.ledger.accounts, ex.instruments
         self.liquidation, self.profile, self.triggers = ex.liquidation, ex.profile, ex._triggers
         self.drain, self.kernel = drain, ex.risk.kernel
+        self.price_rules = bool(self.profile.price_sig_figs or self.profile.price_decimals)
+        self.stp_override = self.profile.stp_override
 
     def place(self, command):
         """Twin of ``Exchange._place(cmd)`` (module docstring). The command's fields, the account's and its
@@ -93,19 +97,18 @@ cdef class Entry:
         side, price_ticks, qty_lots, tif, stp = cmd.side, cmd.price_ticks, cmd.qty_lots, cmd.tif, cmd.stp
         cdef bint reduce_only = bool(cmd.reduce_only) or (position_side == LONG and side == SELL) or (
             position_side == SHORT and side == BUY)  # pretrade.closes
-        inst = self.instruments[symbol]
         cdef bint market = order_type == MARKET
         code = OK
-        profile = self.profile
-        # engine._well_formed: side, STP, TIF, then filters.check_qty and filters.check_price_range all pass
+        # engine._well_formed: side, STP, TIF, then filters.check_qty and filters.check_price_range all pass (the
+        # instrument's limits read from the book's C fields, which its constructor copied from the instrument)
         if ((side == BUY or side == SELL) and stp in STP_MODES and (market or tif in TIME_IN_FORCES)
-                and not (qty_lots <= 0 or qty_lots < inst.min_qty_lots
-                         or (market and qty_lots > inst.max_market_qty_lots) or qty_lots > inst.max_qty_lots)
-                and (market or not (price_ticks <= 0 or price_ticks < inst.min_price_ticks
-                                    or price_ticks > inst.max_price_ticks))):
+                and not (qty_lots <= 0 or qty_lots < book.min_qty
+                         or (market and qty_lots > book.max_market_qty) or qty_lots > book.max_qty)
+                and (market or not (price_ticks <= 0 or price_ticks < book.min_price
+                                    or price_ticks > book.max_price))):
             margin_price = ex._market_margin_price(symbol, side) if market else price_ticks
-            if profile.price_sig_figs or profile.price_decimals:  # else every price passes the precision rule
-                code = ex._price_precision(inst, price_ticks)
+            if self.price_rules:  # else every price passes the precision rule
+                code = ex._price_precision(self.instruments[symbol], price_ticks)
             if not code:  # engine._check_order
                 if reduce_only:
                     position = (position_of(account.positions, (symbol, position_side), EMPTY)
@@ -121,7 +124,7 @@ cdef class Entry:
         order_id = ex.next_order_id
         if not code:
             code = book.place(order_id, cmd.account_id, side, order_type, tif, price_ticks, qty_lots,
-                              profile.stp_override or stp, int(reduce_only), cmd.expire_ns)
+                              self.stp_override or stp, reduce_only, cmd.expire_ns)
         if code:
             book.clear_events()
             return _rejected(code, symbol, cmd.account_id, 0)
