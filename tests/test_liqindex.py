@@ -268,8 +268,12 @@ def test_compiled_tier_merge_and_version_check_equal_the_reference(seed):
 
 
 @needs_clearing
-def test_compiled_tier_merge_refuses_columns_of_different_lengths():
+def test_compiled_tier_merge_refuses_columns_of_different_lengths_and_unknown_keys():
     v = np.zeros(3, np.int64)
     ok = lambda key, ver: np.ones(len(key), bool)  # noqa: E731
     with pytest.raises(ValueError):
         S._kernel.merged((v, v, np.zeros(2, np.uint32)), (v, v, np.zeros(3, np.uint32)), ok)
+    with pytest.raises(ValueError):
+        S._kernel.merged((v, v, np.zeros(3, np.uint32)), (v, v, np.zeros(3, np.uint32)), lambda key, ver: ok(key[1:], ver))
+    with pytest.raises(IndexError):  # a key past the version arrays (the reference's fancy index raises too)
+        S._kernel.current(np.array([7], np.int64), np.zeros(1, np.uint32), np.zeros(3, np.uint32), np.zeros(3, np.uint32))

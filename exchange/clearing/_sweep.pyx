@@ -1087,7 +1087,7 @@ cdef class PendingBuffer:
 def current(const int64_t[:] key, const uint32_t[:] ver, const uint32_t[:] acct_ver, const uint32_t[:] pos_ver):
     """Twin of ``LiqIndex._valid``: the entries ``(key, ver)`` still at their part's version (``acct_ver`` of the
     account for a cross key ``account·2 + 1``, ``pos_ver`` of the slot for ``slot·2``), as a bool array. O(n)."""
-    cdef Py_ssize_t i, n = key.shape[0]
+    cdef Py_ssize_t i, n = key.shape[0], part
     if ver.shape[0] != n:
         raise ValueError("keys and versions differ in length")
     out = np.empty(n, np.bool_)
@@ -1095,13 +1095,16 @@ def current(const int64_t[:] key, const uint32_t[:] ver, const uint32_t[:] acct_
     cdef int64_t k
     for i in range(n):
         k = key[i]
-        ok[i] = (acct_ver[k >> 1] if k & 1 else pos_ver[k >> 1]) == ver[i]
+        part = k >> 1
+        if k < 0 or part >= (acct_ver.shape[0] if k & 1 else pos_ver.shape[0]):
+            raise IndexError(f"index key {k} names no account or slot")
+        ok[i] = (acct_ver[part] if k & 1 else pos_ver[part]) == ver[i]
     return out
 
 
 cdef struct _Pending:
     int64_t v
-    Py_ssize_t at  # its index among the kept entries (ties keep this order: a stable sort)
+    Py_ssize_t at  # its index in ``other`` (ties keep this order: a stable sort)
 
 
 cdef int _by_value(const void *a, const void *b) noexcept nogil:
@@ -1124,8 +1127,9 @@ def merged(tuple tier, tuple other, valid):
     cdef const int64_t[:] v = tv, k = tk, pv = ov, pk = ok_
     cdef const uint32_t[:] r = tr, pr = orr
     cdef Py_ssize_t n = v.shape[0], m = pv.shape[0], i, j, kept_t = 0, kept_o = 0
-    if k.shape[0] != n or r.shape[0] != n or pk.shape[0] != m or pr.shape[0] != m:
-        raise ValueError("a tier's columns differ in length")
+    if (k.shape[0] != n or r.shape[0] != n or keep_t.shape[0] != n or pk.shape[0] != m or pr.shape[0] != m
+            or keep_o.shape[0] != m):
+        raise ValueError("a tier's columns (or valid's answer) differ in length")
     for i in range(n):
         kept_t += keep_t[i]
     cdef _Pending *order = <_Pending *> malloc(sizeof(_Pending) * (m if m else 1))
