@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from exchange import SetMarkPrice, _impl
+from exchange.enums import PositionSide
 from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue
 from tests.test_adl_queue import SYMBOL, crowd, marks_down_and_up, portfolios
 
@@ -153,3 +154,26 @@ def test_the_compiled_stale_pass_leaves_what_the_reference_leaves(profile, monke
     for mark in marks_down_and_up():
         ex.apply(SetMarkPrice(SYMBOL, mark))
     assert len(passes) > 20 and max(passes) > 3
+
+
+@compiled
+@pytest.mark.parametrize("profile", ["binance", "bybit", "hyperliquid"])
+def test_the_compiled_exact_rank_is_the_references(profile):
+    """``ExactRank`` (the compiled ``_rank(score_ratio(...))``) against the reference on every position of every
+    holder, on both sides, and on keys without a position (an empty one is scored), after every mark of a crash
+    and recovery: the same float and the same exact ratio (numerator and denominator, unreduced)."""
+    ex = crowd(profile, 120, seed=9)
+    queue = ex.liquidation.adl_queue
+    ranking = ex.profile.adl_ranking
+    assert isinstance(queue._rank, kernel.ExactRank)
+    checked = 0
+    for mark in marks_down_and_up()[::3]:
+        ex.apply(SetMarkPrice(SYMBOL, mark))
+        for account_id in sorted(ex.ledger.accounts):
+            for side in PositionSide:
+                key = (account_id, side)
+                got, want = queue._rank(SYMBOL, key, ranking), queue._rank_reference(SYMBOL, key, ranking)
+                assert got[0] == want[0]
+                assert (got[1].numerator, got[1].denominator) == (want[1].numerator, want[1].denominator)
+                checked += 1
+    assert checked > 1_000

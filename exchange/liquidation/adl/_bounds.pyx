@@ -13,6 +13,8 @@ twenty numpy passes:
   pass over the entries they meet.
 - :func:`stale_look`  the queue's pass over the accounts its stale set looks at (``queue._look``, with
   ``ADLQueue._suspect`` inline), on the queue's own dicts, sets and lists.
+- :class:`ExactRank`  a position's exact score as the queue ranks it (``queue._rank`` of
+  ``ranking.score_ratio``), on the risk stage's compiled kernel.
 - :func:`binance`     bounds of ``max(0, uPnL) / max(1, w) × MM / (w + uPnL)``.
 - :func:`bybit`       bounds of ``pnl% × leverage`` (÷ at a loss) on the part's margin balance.
 
@@ -25,12 +27,15 @@ Divisions are of doubles, or of non-negative integers (``cdivision``).
 from libc.math cimport INFINITY, fabs
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
+from exchange.accounts._pretrade cimport RiskKernel
 
 from bisect import bisect_left, insort
 
 import numpy as np
 
-from exchange.accounts.ledger import FUND_ACCOUNT_BASE
+from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
+from exchange.accounts.pretrade import CROSS as CROSS_PART
+from exchange.profiles import ADLRanking
 from exchange.enums import PositionMode, PositionSide
 from exchange.liquidation.adl.bounds import REL, WIDEN, top_k as reference_top_k
 
@@ -519,3 +524,50 @@ cdef tuple _suspect(queue, rows, set unindexed, writer, account_id, signature, s
             known = scores[symbol, ranking, key] = signature, queue._exact(symbol, key, ranking)
         scored[key] = known[1]
     return signature, is_liquidated, False, scored
+
+
+cdef object BINANCE_RANKING = ADLRanking.PNL_X_MARGIN_RATIO
+
+
+cdef class ExactRank:
+    """Twin of ``queue._rank(ranking.score_ratio(risk, symbol, key, ranking))`` (with ``score.binance_ratio`` and
+    ``score.bybit_ratio`` inline): ``(float score, ratio(numerator, denominator))`` of one position, its uPnL,
+    MM, notional and part balance from the risk stage's compiled kernel, called in C. ``ratio`` is the queue's
+    ``_Ratio``. O(the account's positions) for a cross part's balance, else O(1)."""
+    cdef RiskKernel kernel
+    cdef dict accounts, instruments
+    cdef object ratio
+
+    def __init__(self, risk, ratio):
+        self.kernel, self.accounts, self.instruments, self.ratio = risk.kernel, risk.ledger.accounts, risk.instruments, ratio
+
+    def __call__(self, symbol, tuple key, ranking):
+        account = self.accounts[key[0]]
+        position = account.positions.get((symbol, key[1]))  # Ledger.position
+        if position is None:
+            position = Position()
+        upnl = self.kernel.upnl(symbol, position)
+        isolated = self.kernel.is_isolated(account, symbol)
+        if ranking == BINANCE_RANKING:  # score.binance_ratio
+            wallet = position.isolated_margin_units if isolated else account.wallet_units
+            mm = self.kernel.position_mm(symbol, position)
+            balance = wallet + upnl
+            if balance <= 0:
+                numerator, denominator = 0, 1
+            else:
+                numerator, denominator = max(0, upnl) * mm, max(1, wallet) * balance
+        else:  # score.bybit_ratio, on the part's margin balance
+            balance = self.kernel.part_state(account, symbol if isolated else CROSS_PART, key[1])[0]
+            entry = abs(position.entry_cost) * self.instruments[symbol].k_units
+            notional = self.kernel.notional(symbol, position)
+            if entry <= 0 or balance <= 0:
+                numerator, denominator = 0, 1
+            elif upnl >= 0:
+                numerator, denominator = upnl * notional, entry * balance
+            else:
+                numerator, denominator = upnl * balance, entry * notional
+        try:  # queue._rank
+            value = numerator / denominator
+        except OverflowError:
+            value = INFINITY if numerator > 0 else -INFINITY
+        return value, self.ratio(numerator, denominator)

@@ -184,6 +184,7 @@ class ADLQueue:
         self._top_k = kernel.top_k if kernel else adlbounds.top_k
         self._live = (kernel.live_prefix, kernel.live_reach) if kernel else (_live_prefix, _live_reach)
         self._look = kernel.stale_look if kernel else _look  # _stale's pass over the accounts it looks at
+        self._rank = kernel.ExactRank(risk, _Ratio) if kernel else self._rank_reference  # a position's exact rank
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
@@ -211,7 +212,7 @@ class ADLQueue:
             yield from _seeded(candidates, skip, list(stale), seed)
         else:
             yield from _by_score(candidates, skip, len(candidates.skipped), stale,
-                                 lambda key: score_ratio(risk, symbol, key, ranking))
+                                 lambda key: self._rank(symbol, key, ranking))
         ledger = risk.ledger
         yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
 
@@ -273,7 +274,12 @@ class ADLQueue:
 
     def _exact(self, symbol: str, key: Key, ranking: ADLRanking) -> tuple | None:
         """The exact score of a position as :func:`_rank` (None for the seeded order, which needs none). O(1)."""
-        return None if ranking == ADLRanking.SEEDED_OFFSET else _rank(score_ratio(self.risk, symbol, key, ranking))
+        return None if ranking == ADLRanking.SEEDED_OFFSET else self._rank(symbol, key, ranking)
+
+    def _rank_reference(self, symbol: str, key: Key, ranking: ADLRanking) -> tuple:
+        """:func:`_rank` of the position's :func:`~exchange.liquidation.adl.ranking.score_ratio` (compiled:
+        ``_bounds.ExactRank``). O(1)."""
+        return _rank(score_ratio(self.risk, symbol, key, ranking))
 
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         """The side's candidates, with the prefixes of :data:`TOP` highest lower and upper bounds that the first
@@ -428,11 +434,11 @@ def _rank(ratio: tuple[int, int]) -> tuple[float, _Ratio]:
     return value, _Ratio(numerator, denominator)
 
 
-def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], score) -> Iterator[Key]:
+def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key, tuple], rank) -> Iterator[Key]:
     """Highest exact score first, ties by key, over the candidates outside the ``n_skipped`` ``skip``ped rows
     and ``stale`` (``c.stale``, scored already, as :func:`_rank`; the ones that reach a prefix's bound are found
-    by binary search in ``c.stale_order``); ``score(key)`` scores one candidate exactly (module docstring: the
-    prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
+    by binary search in ``c.stale_order``); ``rank(key)`` ranks one candidate exactly (its :func:`_rank`;
+    module docstring: the prefix argument). O(log + prefix + candidates with ``hi`` above its bound) per prefix."""
     n, m, taken = len(c.lo), FIRST_PREFIX, 0
     c.follow_skips()
     while True:
@@ -458,7 +464,7 @@ def _by_score(c: _Candidates, skip: np.ndarray, n_skipped: int, stale: dict[Key,
             known = c.exact.get(j)
             if known is None:  # valid while the row is not skipped: it is the ledger's state, as when scored
                 key = c.key(j)
-                known = c.exact[j] = key, _rank(score(key))
+                known = c.exact[j] = key, rank(key)
             scores[known[0]] = known[1]
         keys = sorted(scores)
         keys.sort(key=scores.__getitem__, reverse=True)  # stable: equal scores stay in key order
