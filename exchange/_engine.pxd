@@ -1,13 +1,41 @@
 # cython: language_level=3
-"""The compiled command loop (``exchange/_engine.pyx``): the exchange's per-command fields, which order entry, the
-drain and the liquidation stage ``cimport`` to read and write them as C fields instead of Python attributes."""
+"""The compiled command loop (``exchange/_engine.pyx``): the exchange's per-command fields
+(:class:`exchange.fields.ExchangeFields`, the slotted base class of ``Exchange``) as a C struct, which the loop,
+order entry, the drain and the liquidation stage ``cimport`` to read and write them as C fields instead of
+Python attributes. A module that cimports it calls :func:`check_exchange_layout` once at import."""
+from exchange._records cimport check_slots
+
+cdef extern from *:
+    """
+    #include <stddef.h>
+    typedef struct { PyObject_HEAD PyObject *_journal_writer; PyObject *_order_only; PyObject *_position_sides;
+                     PyObject *_touched; PyObject *halted; PyObject *journal; PyObject *next_order_id;
+                     PyObject *sequence; PyObject *settled; PyObject *snapshot_every; } exch_ExchangeFields;
+    static const Py_ssize_t exch_exchange_offsets[] = {offsetof(exch_ExchangeFields, _journal_writer),
+        offsetof(exch_ExchangeFields, _order_only), offsetof(exch_ExchangeFields, _position_sides),
+        offsetof(exch_ExchangeFields, _touched), offsetof(exch_ExchangeFields, halted),
+        offsetof(exch_ExchangeFields, journal), offsetof(exch_ExchangeFields, next_order_id),
+        offsetof(exch_ExchangeFields, sequence), offsetof(exch_ExchangeFields, settled),
+        offsetof(exch_ExchangeFields, snapshot_every)};
+    """
+    ctypedef class exchange.fields.ExchangeFields [object exch_ExchangeFields, check_size error]:
+        cdef object _journal_writer
+        cdef object _order_only
+        cdef object _position_sides
+        cdef object _touched
+        cdef object halted
+        cdef object journal
+        cdef object next_order_id
+        cdef object sequence
+        cdef object settled
+        cdef object snapshot_every
+
+    const Py_ssize_t exch_exchange_offsets[10]
 
 
-cdef class ExchangeFields:
-    # The base of Exchange (exchange/engine.py) when the compiled core is built: the fields every command reads
-    # or writes, stored in the object's C struct. Plain Python objects (``_order_only`` a C flag read as a bool),
-    # as the reference keeps them: the reference's code reads and writes them unchanged; a pure-Python build has
-    # no base.
-    cdef public object halted, sequence, journal, _journal_writer, snapshot_every
-    cdef public object _touched, _position_sides, settled, next_order_id
-    cdef public bint _order_only
+cdef inline int check_exchange_layout() except -1:
+    """Raise ImportError unless every slot of ExchangeFields sits where the struct says."""
+    check_slots(ExchangeFields, ("_journal_writer", "_order_only", "_position_sides", "_touched", "halted", "journal",
+                                 "next_order_id", "sequence", "settled", "snapshot_every"), exch_exchange_offsets,
+                "exchange/_engine.pxd")
+    return 0

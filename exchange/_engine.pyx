@@ -18,7 +18,6 @@ those do, this must do too (the differential tests run every stream through both
 
 Contents
 --------
-- :class:`ExchangeFields`  the exchange's per-command fields (declared in ``_engine.pxd``), the base of ``Exchange``.
 - :class:`Loop`       ``apply(command)`` and ``apply_valid(command)`` of one exchange. O(1) + the command's stages.
 - :class:`RiskPrice`  twin of ``Exchange.risk_price`` (the risk stage's ``mark_of``). O(1).
 """
@@ -30,9 +29,7 @@ from exchange.orders._matching cimport MatchingEngine
 from exchange.events import Rejected
 
 
-cdef class ExchangeFields:
-    """The per-command fields of an exchange in its C struct (module docstring; declared in ``_engine.pxd``)."""
-
+check_exchange_layout()
 
 cdef class Loop:
     """The command loop of one exchange (module docstring)."""

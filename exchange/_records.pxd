@@ -32,6 +32,17 @@ cdef inline Py_ssize_t slot_offset(type cls, str name) except -2:
     return member.offset if member.type == T_OBJECT_EX else -1
 
 
+cdef inline int check_slots(type cls, tuple names, const Py_ssize_t *offsets, str pxd) except -1:
+    """Raise ImportError unless each field ``names[i]`` of ``cls`` is an object slot at ``offsets[i]``, where the
+    struct declared in ``pxd`` puts it (a slotted class lays its slots out in sorted name order)."""
+    cdef Py_ssize_t i
+    for i in range(len(names)):
+        if slot_offset(cls, names[i]) != offsets[i]:
+            raise ImportError(f"{cls.__qualname__}.{names[i]} is not where {pxd} says (its slots changed): update "
+                              f"the struct")
+    return 0
+
+
 cdef inline PyObject *slot_value(object record, Py_ssize_t offset):
     """The value in the slot at ``offset`` (borrowed; NULL when unset)."""
     return (<PyObject **>(<char *><PyObject *>record + offset))[0]
@@ -103,15 +114,9 @@ cdef extern from *:
 
 cdef inline int check_command_layout() except -1:
     """Raise ImportError unless every field of PlaceOrder and CancelOrder sits where its struct says."""
-    cdef Py_ssize_t i
-    cdef tuple place = ("account_id", "activation_ticks", "callback_e8", "close_position", "expire_ns", "order_type",
-                        "position_side", "price_ticks", "qty_lots", "reduce_only", "side", "stop_ticks", "stp",
-                        "symbol", "tif", "working_type")
-    cdef tuple cancel = ("account_id", "order_id", "symbol")
-    for i in range(16):
-        if slot_offset(PlaceOrder, place[i]) != exch_place_offsets[i]:
-            raise ImportError(f"PlaceOrder.{place[i]} is not where exchange/_records.pxd says: update the struct")
-    for i in range(3):
-        if slot_offset(CancelOrder, cancel[i]) != exch_cancel_offsets[i]:
-            raise ImportError(f"CancelOrder.{cancel[i]} is not where exchange/_records.pxd says: update the struct")
+    check_slots(PlaceOrder, ("account_id", "activation_ticks", "callback_e8", "close_position", "expire_ns",
+                             "order_type", "position_side", "price_ticks", "qty_lots", "reduce_only", "side",
+                             "stop_ticks", "stp", "symbol", "tif", "working_type"), exch_place_offsets,
+                "exchange/_records.pxd")
+    check_slots(CancelOrder, ("account_id", "order_id", "symbol"), exch_cancel_offsets, "exchange/_records.pxd")
     return 0

@@ -90,6 +90,7 @@ from .enums import (
     BalanceReason, CancelReason, EventKind, InsuranceReason, MarginMode, OrderType, PositionMode, PositionSide,
     RejectCode, Side, STPMode, TimeInForce, WorkingType, reject_message,
 )
+from .fields import ExchangeFields
 from .events import (
     BalanceChanged, Fill, IndexPriceChanged, InitialMarginRateChanged, LeverageChanged, MarginModeChanged,
     MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged,
@@ -129,10 +130,7 @@ class ExchangeHalted(RuntimeError):
     """The exchange refuses commands: an internal error stopped it (the message says which command)."""
 
 
-_Fields = _impl.engine_kernel.ExchangeFields if _impl.engine_kernel is not None else object
-
-
-class Exchange(_Fields):
+class Exchange(ExchangeFields):
     """A venue with one order book per instrument, a ledger of accounts, and price feeds.
 
     ``apply(command)`` is the only way to change state; queries never change it. ``profile`` is the venue's

@@ -12,7 +12,7 @@ PositionRec``: the module keeps its Python names), call :func:`check_layout` onc
 classes no longer match these structs; Cython already refuses a size mismatch), and assign an object to a
 typed variable only after checking it is not None (attribute access on None is not checked here).
 """
-from exchange._records cimport slot_offset
+from exchange._records cimport check_slots
 
 cdef extern from *:
     """
@@ -57,19 +57,11 @@ cdef extern from *:
     const Py_ssize_t exch_settings_offsets[3]
 
 
-cdef inline int _check(type cls, tuple names, const Py_ssize_t *offsets) except -1:
-    cdef Py_ssize_t i
-    for i in range(len(names)):
-        if slot_offset(cls, names[i]) != offsets[i]:
-            raise ImportError(f"{cls.__qualname__}.{names[i]} is not where exchange/accounts/_ledger.pxd says "
-                              f"(its slots changed): update the struct")
-    return 0
-
-
 cdef inline int check_layout() except -1:
     """Raise ImportError unless every field of the three classes sits where its struct says."""
-    _check(Account, ("account_id", "holds", "position_mode", "positions", "settings", "wallet_units", "warned"),
-           exch_account_offsets)
-    _check(Position, ("entry_cost", "isolated_margin_units", "lots"), exch_position_offsets)
-    _check(SymbolSettings, ("imr_e8", "leverage", "margin_mode"), exch_settings_offsets)
+    where = "exchange/accounts/_ledger.pxd"
+    check_slots(Account, ("account_id", "holds", "position_mode", "positions", "settings", "wallet_units", "warned"),
+                exch_account_offsets, where)
+    check_slots(Position, ("entry_cost", "isolated_margin_units", "lots"), exch_position_offsets, where)
+    check_slots(SymbolSettings, ("imr_e8", "leverage", "margin_mode"), exch_settings_offsets, where)
     return 0

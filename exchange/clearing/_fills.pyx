@@ -23,6 +23,7 @@ Contents
 from cpython cimport array
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.set cimport PySet_Add
+from exchange._engine cimport check_exchange_layout
 from exchange._records cimport slot_offset, store
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
@@ -83,6 +84,7 @@ cdef bint _position_fields():
 
 
 _position_fields()
+check_exchange_layout()
 check_layout()
 cdef _Fields FILL_FIELDS = _fields(Fill)
 cdef _Fields CANCELED_FIELDS = _fields(OrderCanceled)

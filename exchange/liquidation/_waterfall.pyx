@@ -23,7 +23,7 @@ Contents
                   reference's methods.
 """
 from cpython.set cimport PySet_Add
-from exchange._engine cimport ExchangeFields
+from exchange._engine cimport ExchangeFields, check_exchange_layout
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.clearing._fills cimport clear_fill
 from exchange.liquidation._monitor cimport Stage
@@ -35,6 +35,7 @@ from exchange.enums import CancelReason, InsuranceReason, OrderType, PositionSid
 from exchange.events import InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
 from exchange.profiles import LiquidationOrder
 
+check_exchange_layout()
 cdef object LIMIT = OrderType.LIMIT, MARKET = OrderType.MARKET
 cdef object IOC = TimeInForce.IOC, FOK = TimeInForce.FOK
 cdef object LIQUIDATION = CancelReason.LIQUIDATION

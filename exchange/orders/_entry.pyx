@@ -16,7 +16,7 @@ Contents
                   pre-trade checks, ``MatchingEngine.place``, the drain (called directly), last-price
                   triggers. O(1) + the match. ``cancel``: twin of ``Exchange._cancel``. O(1) + the drain.
 """
-from exchange._engine cimport ExchangeFields
+from exchange._engine cimport ExchangeFields, check_exchange_layout
 from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec, check_command_layout
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._positions cimport position_of
@@ -29,6 +29,7 @@ from exchange.enums import OrderType, PositionMode, PositionSide, RejectCode, ST
 from exchange.events import Rejected
 
 check_command_layout()
+check_exchange_layout()
 check_layout()
 cdef dict ORDER_TYPES = {int(member): member for member in OrderType}
 cdef dict POSITION_SIDES = {int(member): member for member in PositionSide}

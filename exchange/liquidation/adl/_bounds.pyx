@@ -34,7 +34,6 @@ from bisect import bisect_left, insort
 import numpy as np
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
-from exchange.accounts.pretrade import CROSS as CROSS_PART
 from exchange.profiles import ADLRanking
 from exchange.enums import PositionMode, PositionSide
 from exchange.liquidation.adl.bounds import REL, WIDEN, top_k as reference_top_k
@@ -527,6 +526,7 @@ cdef tuple _suspect(queue, rows, set unindexed, writer, account_id, signature, s
 
 
 cdef object BINANCE_RANKING = ADLRanking.PNL_X_MARGIN_RATIO
+cdef str CROSS_PART = ""  # exchange.accounts.pretrade.CROSS: the cross part's ``symbol``
 
 
 cdef class ExactRank:
