@@ -5,7 +5,8 @@ spoil (timings here swing by ±15 %, instruction counts by well under 1 %).
 
 prints ``I refs`` (instructions) for the whole process. Every mode does the same set-up: the demo flow's first
 20,000 commands (``exchange.workload.standard_workload``, seed 42) with the demo's deposits, encoded as a
-command array, and, for ``resting``, 100 funded accounts and 20,000 resting limit orders that never cross.
+command array, a funded pure-Python reference exchange, and, for ``resting``, 100 funded accounts and 20,000
+resting limit orders that never cross.
 Then:
 
 - ``none``:    nothing more (the set-up's count, to subtract);
@@ -13,6 +14,9 @@ Then:
 - ``batch``:   ``Exchange.apply_batch`` on their array;
 - ``resting``: ``Exchange.apply`` on each resting order (the path of an order that rests: validation,
   pre-trade check, matching, holds).
+- ``reference``: ``Exchange.apply`` of the pure-Python reference (``implementation="python"``, funded as the
+  compiled one) on each of the 20,000 demo commands (what the compiled twins' fields and slots cost the
+  reference's Python code).
 
 (count of the mode − count of ``none``) / 20,000 is the instructions per command.
 
@@ -38,7 +42,7 @@ from exchange.workload import workload_instrument  # noqa: E402
 from test_bench_exchange import demo_flow, funded_exchange  # noqa: E402
 
 N = 20_000
-MODES = ("none", "apply", "batch", "resting", "crash-none", "crash")
+MODES = ("none", "apply", "batch", "resting", "reference", "crash-none", "crash")
 CRASH_ACCOUNTS, CRASH_TICKS = 5_000, 300
 
 
@@ -53,6 +57,7 @@ def main() -> int:
     commands = list(commands)
     ex = funded_exchange(instrument, deposits)
     rows = encode(commands, ex.symbols)
+    reference = funded_exchange(instrument, deposits, "python")
     resting = Exchange([workload_instrument()], keep_commands=False)
     symbol = resting.symbols[0]
     for account in range(1, 101):
@@ -68,6 +73,9 @@ def main() -> int:
     elif mode == "resting":
         for order in orders:
             resting.apply(order)
+    elif mode == "reference":
+        for command in commands:
+            reference.apply(command)
     return 0
 
 
