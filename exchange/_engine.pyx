@@ -23,13 +23,14 @@ Contents
 """
 from cpython.set cimport PySet_Clear
 from exchange.boundary._validate cimport FastCheck
-from exchange.liquidation._monitor cimport Stage
+from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 from exchange.orders._matching cimport MatchingEngine
 
 from exchange.events import Rejected
 
 
 check_exchange_layout()
+check_monitor_layout()
 
 cdef class Loop:
     """The command loop of one exchange (module docstring)."""

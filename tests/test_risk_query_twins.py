@@ -212,6 +212,29 @@ def test_a_position_on_a_key_outside_the_mode_raises_on_both_sides():
     assert outcomes == [ValueError, ValueError]
 
 
+def test_margin_calls_at_the_level_boundary():
+    # ratio = ceil(MM·10⁸ / balance): a call from the level on, none below it; the kernel's int64 path decides "below"
+    # in 128-bit integers and leaves every other case (balance ≤ 0, values beyond int64) to the Python path.
+    level = 80_000_000
+    balance = 10**9 + 7
+    at = (level - 1) * balance // E8 + 1  # the least MM whose ratio reaches the level: MM·10⁸ / balance > level − 1
+    cases = [(balance, at, True), (balance, at - 1, False), (balance, at + 1, True), (balance, 0, False),
+             (balance, -5, False), (0, 0, True), (-1, 0, True), (1, 1, True), (INT64 - 1, INT64 - 1, True),
+             (INT64 - 1, at, False), (1, INT64 - 1, True), (INT64, at, False), (balance, INT64, True),
+             (2**80, 2**80 // 5, False), (2**80, 2**80, True)]
+    for number, (bal, mm, called) in enumerate(cases):
+        states = [(CROSS, BOTH, bal, mm), ("AAAUSDT", LONG, bal, mm)]
+        for level_e8 in (level, INT64 + level):  # a level beyond int64: the Python path only
+            outcomes = []
+            for compiled in (False, True):
+                risk, account = _risk(_one_world(level=level_e8, positions=[(("AAAUSDT", BOTH), 10, 100_000, 0)]),
+                                      compiled)  # (an account without positions has no calls at all)
+                calls = risk.margin_calls(account, [list(state) for state in states])  # any 4-sequences
+                outcomes.append((calls, account.warned))
+            assert outcomes[0] == outcomes[1], (number, level_e8)
+            assert bool(outcomes[1][0]) == (called and level_e8 == level), (number, level_e8)
+
+
 def test_an_account_without_positions_has_no_parts_and_no_warnings():
     for compiled in (False, True):
         risk, account = _risk(_one_world(warned=[(CROSS, BOTH)]), compiled)

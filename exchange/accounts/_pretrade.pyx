@@ -287,6 +287,18 @@ cdef extern from *:
     """
     ctypedef long long i128 "pretrade_i128"  # (Cython needs a C name; the arithmetic is 128-bit)
 
+
+@cython.cdivision(True)
+cdef inline bint _ratio_below(long long mm, long long balance, long long level):
+    """Whether ``min(ceil(mm × 10⁸ / balance), RATIO_INF) < level`` for ``balance`` > 0 (margin.margin_ratio_e8),
+    in 128-bit integers: exact for any int64 operands. O(1)."""
+    cdef i128 x = (<i128>mm) * 100000000
+    cdef i128 ratio = (x + balance - 1) / balance if x >= 0 else x / balance  # ceil (C truncates toward zero)
+    if ratio > LLONG_MAX:
+        ratio = LLONG_MAX
+    return ratio < level
+
+
 cdef enum:
     MAX_BRACKETS = 32  # bracket rows a Terms holds in C (more: the Python-int path)
 
@@ -506,9 +518,14 @@ cdef class RiskKernel:
             acc.warned = NO_WARNINGS
             return []
         cdef list calls = [], warned = []
+        cdef long long balance64 = 0, mm64 = 0, level64 = 0
         level = self.options.margin_call_e8
+        cdef bint level_fits = _i64(level, &level64)
         before = acc.warned
         for symbol, side, balance, mm in (self.part_states(account) if states is None else states):
+            if level_fits and _i64(balance, &balance64) and _i64(mm, &mm64):
+                if balance64 > 0 and _ratio_below(mm64, balance64, level64):  # (the int64 path of the next lines)
+                    continue
             if balance <= 0:  # margin.margin_ratio_e8 with exposure
                 ratio = RATIO_INF
             else:

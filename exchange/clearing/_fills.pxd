@@ -7,7 +7,7 @@ from exchange.accounts._pretrade cimport RiskKernel
 
 cdef class Drain:
     cdef ExchangeFields ex
-    cdef dict books, accounts, instruments, triggers
+    cdef dict books, accounts, markets, triggers  # markets: symbol -> its _Market (_fills.pyx)
     cdef object ledger
     cdef RiskKernel kernel  # the risk stage's compiled kernel, called directly
 

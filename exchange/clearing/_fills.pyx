@@ -9,6 +9,7 @@ sides and touched set) with Python integers, so every value and event equals the
 
 Contents
 --------
+- :class:`_Market`    what clearing a fill of one symbol reads from the instrument and the ledger (per symbol).
 - :func:`clear_fill`  twin of :func:`exchange.clearing.fills.clear_fill`: one side of a fill -> position,
                       realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
 - ``_record``         an event record built as its dataclass ``__init__`` builds it, without the Python
@@ -22,7 +23,7 @@ Contents
 """
 from cpython cimport array
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.set cimport PySet_Add
+from cpython.set cimport PySet_Add, PySet_Discard
 from exchange._engine cimport check_exchange_layout
 from exchange._records cimport slot_offset, store
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
@@ -115,24 +116,39 @@ cdef inline object _side(object value):
     return member if member is not None else Side(value)
 
 
+cdef class _Market:
+    """What clearing a fill of one symbol reads from its instrument and the ledger: the symbol, K, the ledger's
+    interned position keys and holders set of the symbol and its default settings (fixed for the ledger's life:
+    the drain keeps one per symbol)."""
+
+    cdef object symbol, k
+    cdef dict keys, defaults
+    cdef set holders
+
+    def __init__(self, ledger, inst):
+        self.symbol, self.k = inst.symbol, inst.k_units
+        self.keys, self.holders = ledger._keys[inst.symbol], ledger.holders[inst.symbol]
+        self.defaults = ledger._defaults
+
+
 cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
                       object fee_units):
     """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
     cdef list events = []
-    _clear_into(events, ledger, inst, account, position_side, buy, price_ticks, qty_lots, fee_units)
+    _clear_into(events, ledger, _Market(ledger, inst), account, position_side, buy, price_ticks, qty_lots, fee_units)
     return events
 
 
-cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint buy, object price_ticks,
+cdef int _clear_into(list events, ledger, _Market market, account_obj, position_side, bint buy, object price_ticks,
                      object qty_lots, object fee_units) except -1:
     """:func:`clear_fill`, its events appended to ``events`` (no list of its own). The account, its position and
     settings are read and written through their slots (:mod:`exchange.accounts._ledger`). O(1)."""
     cdef AccountRec account = <AccountRec?>account_obj  # (None: TypeError)
     cdef PositionRec position
-    cdef SettingsRec settings = settings_of(account, inst.symbol, EMPTY, ledger._defaults)  # Ledger.settings
-    symbol, k = inst.symbol, inst.k_units
+    symbol, k = market.symbol, market.k
+    cdef SettingsRec settings = settings_of(account, symbol, EMPTY, market.defaults)  # Ledger.settings
     cdef bint isolated = settings.margin_mode == ISOLATED
-    keys = ledger._keys[symbol]
+    cdef dict keys = market.keys
     key = keys[position_side]  # Ledger.key: the interned key
     positions = account.positions
     found = position_of(positions, key, EMPTY)
@@ -175,7 +191,7 @@ cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint
     ledger.fee_pool_units += fee_units
     if position.lots:  # Ledger.store (the compiled ledger's compact positions, exchange.accounts._positions)
         store_position(account, key, position, EMPTY)
-        ledger.holders[symbol].add(account.account_id)
+        PySet_Add(market.holders, account.account_id)
     else:
         assert position.entry_cost == 0 and position.isolated_margin_units == 0, f"residue on a closed {key}"
         drop_position(account, key, EMPTY)
@@ -183,7 +199,7 @@ cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint
         if positions is EMPTY or not (
                 (keys[LONG] in positions or keys[SHORT] in positions) if account.position_mode == HEDGE
                 else keys[BOTH] in positions):
-            ledger.holders[symbol].discard(account.account_id)
+            PySet_Discard(market.holders, account.account_id)
     events.append(_record(PositionChanged, POSITION_FIELDS, (
         symbol, account.account_id, position_side, position.lots, position.entry_cost, position.isolated_margin_units,
         realized)))
@@ -196,12 +212,13 @@ cdef int _clear_into(list events, ledger, inst, account_obj, position_side, bint
 cdef class Drain:
     """Twin of ``Exchange._drain(symbol, order_type, skip_accepted, on_taker_fill)`` (module docstring) for one
     exchange. It keeps what the exchange sets once in its constructor (books, ledger and its accounts dict,
-    instruments, the risk stage's kernel, trigger books) and reads the rest (the order sides, which a restore
-    replaces, and the touched set) on every call."""
+    each symbol's :class:`_Market`, the risk stage's kernel, trigger books) and reads the rest (the order sides,
+    which a restore replaces, and the touched set) on every call."""
 
     def __init__(self, ex):
         self.ex, self.books, self.ledger, self.accounts = ex, ex._books, ex.ledger, ex.ledger.accounts
-        self.instruments, self.kernel = ex.instruments, ex.risk.kernel
+        self.markets = {symbol: _Market(ex.ledger, inst) for symbol, inst in ex.instruments.items()}
+        self.kernel = ex.risk.kernel
         self.triggers = ex._triggers
 
     def __call__(self, symbol, order_type=LIMIT, skip_accepted=False, on_taker_fill=None):
@@ -219,7 +236,7 @@ cdef class Drain:
         ledger = self.ledger
         cdef dict ledger_accounts = self.accounts
         cdef dict position_sides = ex._position_sides
-        inst = self.instruments[symbol]
+        cdef _Market market = self.markets[symbol]
         for row in book.take_event_rows():
             kind = row[0]
             accounts.add(row[2])
@@ -234,9 +251,9 @@ cdef class Drain:
                 events.append(fill)
                 if on_taker_fill:
                     events += on_taker_fill(fill)
-                _clear_into(events, ledger, inst, ledger_accounts[row[2]], position_sides[row[1]],
+                _clear_into(events, ledger, market, ledger_accounts[row[2]], position_sides[row[1]],
                             taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
-                _clear_into(events, ledger, inst, ledger_accounts[row[9]], position_sides[row[8]],
+                _clear_into(events, ledger, market, ledger_accounts[row[9]], position_sides[row[8]],
                             taker_side == SELL_SIDE, row[4], row[5], row[11])
             elif kind == CANCELED_KIND:
                 reason = REASONS.get(row[7])

@@ -12,14 +12,14 @@ the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices``'s
 start, no price moved), ``RiskMonitor.quiet``, ``RiskMonitor.forget``, ``Risk.is_liquidatable`` (the trigger's
 integer terms, read once) and ``RiskMonitor._rewrite`` of the dirty set; whatever those do, this must do too.
 
-The monitor's per-command fields (its sets and dicts, ``_synced``, ``_moves``, ...) live in the C struct of
-:class:`MonitorFields`, the base class of ``RiskMonitor`` in a compiled build, so this stage, the command loop
-(``exchange/_engine.pyx``) and the liquidation stage (``exchange/liquidation/_waterfall.pyx``) read and write them
-as C fields (``_monitor.pxd``). They hold the same Python objects the reference keeps.
+The monitor's per-command fields (its sets and dicts, ``_synced``, ``_moves``, ...) are the slots of
+:class:`~exchange.liquidation.monitor_fields.MonitorFields`, the base class of ``RiskMonitor``, so this stage, the
+command loop (``exchange/_engine.pyx``) and the liquidation stage (``exchange/liquidation/_waterfall.pyx``) read and
+write them as C fields (``_monitor.pxd`` declares the layout), while Python code reads them as attributes. They
+hold the same Python objects the reference keeps.
 
 Contents
 --------
-- :class:`MonitorFields`  the fields (declared in ``_monitor.pxd``).
 - :class:`Stage`  ``sync(touched)``, ``liquidatable(touched)``, ``margin_stage(touched, unchanged_since_sync)``
                   of one monitor, and the inline twins ``quiet``, ``forget`` and ``follow`` (the early return of
                   ``follow_prices``) the loop and the liquidation stage call in C. O(positions of the accounts
@@ -30,10 +30,7 @@ from exchange.accounts._pretrade cimport RiskKernel
 
 from exchange.accounts.margin import margin_ratio_e8, trigger_terms
 
-
-cdef class MonitorFields:
-    """The per-command fields of a risk monitor in its C struct (module docstring; declared in ``_monitor.pxd``)."""
-
+check_monitor_layout()
 
 cdef class Stage:
     """The per-command methods of one risk monitor (module docstring)."""

@@ -26,7 +26,7 @@ from cpython.set cimport PySet_Add
 from exchange._engine cimport ExchangeFields, check_exchange_layout
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.clearing._fills cimport clear_fill
-from exchange.liquidation._monitor cimport Stage
+from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
 from exchange.commands import AdvanceTime
@@ -36,6 +36,7 @@ from exchange.events import InsuranceFundChanged, LiquidationFill, LiquidationSt
 from exchange.profiles import LiquidationOrder
 
 check_exchange_layout()
+check_monitor_layout()
 cdef object LIMIT = OrderType.LIMIT, MARKET = OrderType.MARKET
 cdef object IOC = TimeInForce.IOC, FOK = TimeInForce.FOK
 cdef object LIQUIDATION = CancelReason.LIQUIDATION

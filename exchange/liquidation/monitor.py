@@ -67,16 +67,14 @@ from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/cle
 from .._impl import monitor_kernel as _stage_kernel  # the compiled per-command methods (exchange/liquidation/_monitor.pyx)
 from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
 from ..accounts.storage import InstrumentTable, Portfolio, PortfolioError
+from .monitor_fields import MonitorFields  # the per-command fields as slots (the compiled stages read them in C)
 from ..accounts.pretrade import CROSS, Liquidatable, Risk
 from ..spec import Instrument
 
 INDEX_FROM_ACCOUNTS = 256  #: ledger accounts from which the indexes are kept (module docstring)
-# Compiled build: the per-command fields live in the C struct of this base, where the compiled stages read them
-# (exchange/liquidation/_monitor.pxd); the code below reads and writes them as ordinary attributes either way.
-_Fields = _stage_kernel.MonitorFields if _stage_kernel is not None else object
 
 
-class RiskMonitor(_Fields):
+class RiskMonitor(MonitorFields):
     """See the module docstring. ``compiled``: the LiqIndex implementation (None = the active one)."""
 
     def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, risk: Risk, compiled: bool | None = None):
