@@ -784,14 +784,32 @@ cdef class RiskKernel:
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
         cdef AccountRec acc = <AccountRec?>account  # (None: TypeError)
-        if acc.position_mode == HEDGE:
+        mode = acc.position_mode
+        if mode is HEDGE or mode == HEDGE:
             keys = (self._key(symbol, LONG_SIDE), self._key(symbol, SHORT_SIDE))
         else:
             keys = (self._key(symbol, BOTH_SIDE),)
         holds = acc.holds
         leverage = self._leverage(account, symbol)  # the account's, as key_hold would take it for each key
+        # _key_hold's int64 path without an order to add or replace, its inputs read once for the keys: the
+        # order sums, the leverage and K (any that does not fit: _key_hold_py, the Python-int path)
+        cdef OrderSums bucket = self.orders.get((acc.account_id, symbol))
+        cdef long long lev = 1, k = 0, pos = 0
+        cdef long long out[3]
+        cdef int i
+        cdef bint fast = ((bucket is None or bucket.big is None) and type(leverage) is int and _i64(leverage, &lev)
+                          and lev >= 1 and _i64(self.k_units[symbol], &k))
         for key in keys:
-            hold = self._key_hold(account, symbol, key[1], None, None, None, 0, leverage)[0]
+            side = key[1]
+            i = _row(side)
+            position = _position(account, key)
+            if (fast and i != 0 and (position is None or _i64((<PositionRec?>position).lots, &pos))
+                    and (_hold64(k, lev, 0 if position is None else pos, 0, 0, 0, 0, out) if bucket is None else
+                         _hold64(k, lev, 0 if position is None else pos, bucket.c[i][0], bucket.c[i][1],
+                                 bucket.c[i][2], bucket.c[i][3], out))):
+                hold = out[0]
+            else:
+                hold = self._key_hold_py(account, symbol, side, None, 0, leverage)[0]
             if hold:
                 if holds is EMPTY:  # Account.own_holds
                     holds = acc.holds = {}

@@ -1396,6 +1396,7 @@ cdef class MonitorWriter:
         cdef list rows = []
         cdef dict left = {}  # portfolio account -> the slots a relocation of its block freed (rare)
         cdef int64_t a
+        self._views()  # (a reallocation while writing, by _new_row's or _add_slot's fallback, rebinds them there)
         for account_id in account_ids:
             a = self._write(account_id)
             rows.append(a)
@@ -1498,8 +1499,7 @@ cdef class MonitorWriter:
         ``left``), then the ledger's values (or flat, unindexed, when a bound breaks). Returns its portfolio
         account."""
         cdef AccountRec account = self.accounts[account_id]
-        self._views()
-        cdef int64_t a = self.rows_of.find(account_id), j, b, cnt
+        cdef int64_t a = self.rows_of.find(account_id), j, b, cnt  # (write bound the arrays: _views)
         if a < 0:
             a = self._new_row(account_id, account)
         b, cnt = self.a_begin[a], self.a_count[a]
