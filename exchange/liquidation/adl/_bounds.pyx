@@ -27,13 +27,14 @@ Divisions are of doubles, or of non-negative integers (``cdivision``).
 from libc.math cimport INFINITY, fabs
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
+from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
 
 from bisect import bisect_left, insort
 
 import numpy as np
 
-from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
+from exchange.accounts.ledger import EMPTY, FUND_ACCOUNT_BASE, Position
 from exchange.profiles import ADLRanking
 from exchange.enums import PositionMode, PositionSide
 from exchange.liquidation.adl.bounds import REL, WIDEN, top_k as reference_top_k
@@ -543,7 +544,7 @@ cdef class ExactRank:
 
     def __call__(self, symbol, tuple key, ranking):
         account = self.accounts[key[0]]
-        position = account.positions.get((symbol, key[1]))  # Ledger.position
+        position = position_of(account.positions, (symbol, key[1]), EMPTY)  # Ledger.position, without a call
         if position is None:
             position = Position()
         upnl = self.kernel.upnl(symbol, position)
