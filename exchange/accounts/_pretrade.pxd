@@ -41,6 +41,9 @@ cdef class RiskKernel:
     cdef tuple _key_hold(self, account, symbol, side, extra_side, extra_price, extra_lots, replacing, leverage)
     cdef tuple _key_hold_py(self, account, symbol, side, extra, replacing, leverage)
     cpdef store_holds(self, account, symbol)
+    cdef object sums_of(self, account_id, symbol)
+    cdef bint sums_reduce_only(self, sums) except -1
+    cdef int store_holds_from(self, account, symbol, sums) except -1
     cpdef refresh_holds(self, account, symbol)
     cpdef track_order(self, symbol, order_id, position_side, state)
     cpdef dict order_sums(self, account_id, symbol)

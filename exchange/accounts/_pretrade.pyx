@@ -783,6 +783,19 @@ cdef class RiskKernel:
     cpdef store_holds(self, account, symbol):
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
+        self.store_holds_from(account, symbol, self.orders.get(((<AccountRec?>account).account_id, symbol)))
+
+    cdef object sums_of(self, account_id, symbol):
+        """The account's order sums in ``symbol`` (its ``OrderSums``; None without a resting order there). O(1)."""
+        return self.orders.get((account_id, symbol))
+
+    cdef bint sums_reduce_only(self, sums) except -1:
+        """:meth:`reduce_only` of the order sums ``sums_of`` returned. O(1)."""
+        return sums is not None and (<OrderSums?>sums).reduce_only()
+
+    cdef int store_holds_from(self, account, symbol, sums) except -1:
+        """:meth:`store_holds` with the account's order sums in ``symbol`` already read (``sums_of``, after the
+        last change to its orders there). O(1)."""
         cdef AccountRec acc = <AccountRec?>account  # (None: TypeError)
         mode = acc.position_mode
         if mode is HEDGE or mode == HEDGE:
@@ -793,7 +806,7 @@ cdef class RiskKernel:
         leverage = self._leverage(account, symbol)  # the account's, as key_hold would take it for each key
         # _key_hold's int64 path without an order to add or replace, its inputs read once for the keys: the
         # order sums, the leverage and K (any that does not fit: _key_hold_py, the Python-int path)
-        cdef OrderSums bucket = self.orders.get((acc.account_id, symbol))
+        cdef OrderSums bucket = sums
         cdef long long lev = 1, k = 0, pos = 0
         cdef long long out[3]
         cdef int i
@@ -818,6 +831,7 @@ cdef class RiskKernel:
                 del holds[key]
         if not holds and holds is not EMPTY:
             acc.holds = EMPTY
+        return 0
 
     cpdef refresh_holds(self, account, symbol):
         """Twin of :meth:`Risk.refresh_holds`: re-read the account's resting orders in ``symbol`` from the book

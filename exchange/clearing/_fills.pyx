@@ -18,7 +18,8 @@ Contents
                       entry to call ``run`` directly): the book's rows (``MatchingEngine.take_event_rows``) in
                       order, each fill cleared as it comes, then the order sums of every order seen, the trim
                       of the accounts' reduce-only orders (the engine's ``_trim_reduce_only``, called only
-                      when they have some), the order sides of orders gone, the holds of the accounts seen.
+                      when they have some), the order sides of orders gone, the holds of the accounts seen
+                      (each account's order sums read once for its trim test and its holds).
                       O(rows + orders and accounts seen).
 """
 from cpython cimport array
@@ -280,9 +281,15 @@ cdef class Drain:
                 else:
                     gone.append(order_id)
         ordered = accounts if len(accounts) < 2 else sorted(accounts)  # ascending ids (one: no list to build)
+        cdef list sums = []  # each account's order sums in the symbol, read once for the trim test and its holds
         for account_id in ordered:
-            if kernel.reduce_only(account_id, symbol):  # a reduce-only order: the engine's trim decides (else a no-op)
+            found = kernel.sums_of(account_id, symbol)
+            if kernel.sums_reduce_only(found):  # a reduce-only order: the engine's trim decides (else a no-op)
                 events += ex._trim_reduce_only(symbol, account_id)
+                # the trim changed this account's reduce-only orders only (they hold no margin, so the sums its
+                # holds read did not move; read again all the same, to hold what store_holds would read)
+                found = kernel.sums_of(account_id, symbol)
+            sums.append(found)
         if gone is not None:
             triggers = self.triggers[symbol]._orders  # TriggerBook's dict: `in` without its __contains__ frame
             for order_id in gone:
@@ -290,10 +297,12 @@ cdef class Drain:
                     del position_sides[order_id]
         touched = ex._touched  # a Touched
         cdef list touched_log = touched.log
+        cdef Py_ssize_t i = 0
         for account_id in ordered:
             account = ledger_accounts.get(account_id)
             if account is not None:
-                kernel.store_holds(account, symbol)
+                kernel.store_holds_from(account, symbol, sums[i])
                 PySet_Add(touched, account_id)  # Touched.add without its Python frame: the set and its log
                 touched_log.append(account_id)
+            i += 1
         return events
