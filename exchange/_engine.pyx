@@ -19,12 +19,10 @@ those do, this must do too (the differential tests run every stream through both
 Contents
 --------
 - :class:`Loop`       ``apply(command)`` and ``apply_valid(command)`` of one exchange. O(1) + the command's stages.
-- :class:`RiskPrice`  twin of ``Exchange.risk_price`` (the risk stage's ``mark_of``). O(1).
 """
 from cpython.set cimport PySet_Clear
 from exchange.boundary._validate cimport FastCheck
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
-from exchange.orders._matching cimport MatchingEngine
 
 from exchange.events import Rejected
 
@@ -123,17 +121,3 @@ cdef inline int _clear(touched) except -1:
     touched.generation += 1
     return 0
 
-
-cdef class RiskPrice:
-    """Twin of ``Exchange.risk_price`` over the exchange's books: the mark, or the last trade price until a
-    mark is set. The compiled exchange hands it to the risk stage as ``mark_of``, which every margin
-    evaluation calls once per position."""
-
-    cdef dict books
-
-    def __init__(self, dict books):
-        self.books = books
-
-    def __call__(self, symbol):
-        cdef MatchingEngine book = self.books[symbol]
-        return book.mark() or book.last_price()

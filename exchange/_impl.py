@@ -10,8 +10,8 @@ this module, never the compiled modules directly:
   twin of :mod:`exchange.clearing.sweep` and of :mod:`exchange.liquidation.index`'s band entries; None under
   the reference.
 - ``pretrade_kernel``: ``exchange.accounts._pretrade`` (built from ``exchange/accounts/_pretrade.pyx``), the compiled
-  twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it);
-  None under the reference.
+  twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it), and
+  ``RiskPrice``, the compiled ``Exchange.risk_price`` (the risk stage's ``mark_of``); None under the reference.
 - ``fills_kernel``: ``exchange.clearing._fills`` (built from ``exchange/clearing/_fills.pyx``), the compiled
   twin of :func:`exchange.clearing.fills.clear_fill` and of the engine's drain (matching rows -> events,
   clearing, order sums, trim, holds; the compiled ``Exchange`` binds it as ``_drain``); None under the reference.

@@ -180,7 +180,7 @@ class Exchange(ExchangeFields):
                              compact_positions=_impl.positions_kernel if self.implementation == "cython" else None)
         self.prices = Prices(self.instruments, self.profile.funding_interval_ns, self.profile.mark_source)
         risk_price = self.risk_price if self.implementation == "python" else \
-            _impl.engine_kernel.RiskPrice(self._books)  # compiled: the same, without a Python frame per call
+            _impl.pretrade_kernel.RiskPrice(self._books)  # compiled: the same, without a Python frame per call
         self.risk = Risk(self.instruments, self.ledger, self.options, risk_price, self._open_orders,
                          self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance,
                          compiled=self.implementation == "cython")

@@ -150,7 +150,7 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
     assert type(compiled.apply.__self__) is engine_kernel.Loop and compiled._apply_valid.__self__ is compiled.apply.__self__
-    assert type(compiled.risk.mark_of) is engine_kernel.RiskPrice
+    assert type(compiled.risk.mark_of) is pretrade_kernel.RiskPrice
     assert type(compiled.monitor.sync.__self__) is monitor_kernel.Stage
     assert type(compiled.liquidation.stage.__self__) is waterfall_kernel.Steps
     assert compiled.monitor.margin_stage.__self__ is compiled.monitor.liquidatable.__self__ is compiled.monitor.sync.__self__

@@ -3,6 +3,11 @@
 risk monitor ``cimport`` to call its methods directly (a C call instead of a Python method call)."""
 
 
+cdef class RiskPrice:
+    cdef dict books  # symbol -> its compiled matching engine
+    cdef object price(self, symbol)
+
+
 cdef class RiskKernel:
     cdef dict orders  # Risk._orders
     cdef dict order_home  # Risk._order_home
@@ -12,9 +17,11 @@ cdef class RiskKernel:
     cdef dict brackets  # Risk.brackets: symbol -> bracket rows
     cdef dict terms  # symbol -> its Terms (K and the brackets in C: the int64 fast path)
     cdef object risk, mark_of, options, orders_of
+    cdef RiskPrice prices  # mark_of when it is the compiled exchange's RiskPrice (called in C), else None
     cdef bint count_gains, open_interest_imf, isolated_at_entry
     cdef object strict, min_mm  # margin.trigger_terms of the profile's liquidation trigger
 
+    cdef object _mark(self, symbol)
     # one position
     cpdef object notional(self, symbol, position)
     cpdef object upnl(self, symbol, position)

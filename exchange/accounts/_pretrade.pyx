@@ -28,6 +28,8 @@ Contents
                           ``available`` compute a position's uPnL, notional, MM and integer-leverage IM in int64
                           (:class:`Terms`, ``_value64``, ``_mm64``), falling back to Python ints on overflow.
 - :class:`Terms`          one symbol's K and bracket rows in C (the int64 fast path's terms).
+- :class:`RiskPrice`      twin of ``Exchange.risk_price`` (the risk stage's ``mark_of``), which the kernel calls in C
+                          once per position it values. O(1).
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
@@ -35,6 +37,7 @@ from exchange.accounts._ledger cimport (Account as AccountRec, Position as Posit
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.accounts._positions cimport position_of
+from exchange.orders._matching cimport MatchingEngine
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
 from exchange.events import MarginCall
 from exchange.accounts.margin import RATIO_INF as _RATIO_INF, trigger_terms
@@ -383,6 +386,22 @@ cdef inline bint _position64(Terms t, object mark_obj, object position, bint val
     return _value64(t, mark_obj, position, valued_at_entry, lots, margin, upnl, &notional) and _mm64(t, notional, mm)
 
 
+cdef class RiskPrice:
+    """Twin of ``Exchange.risk_price`` over the exchange's books: the mark, or the last trade price until a
+    mark is set. The compiled exchange hands it to the risk stage as ``mark_of``, which every margin
+    evaluation calls once per position (the kernel through :meth:`price`, in C)."""
+
+    def __init__(self, dict books):
+        self.books = books
+
+    def __call__(self, symbol):
+        return self.price(symbol)
+
+    cdef object price(self, symbol):
+        cdef MatchingEngine book = self.books[symbol]
+        return book.mark() or book.last_price()
+
+
 cdef class RiskKernel:
     """The holds methods of one :class:`~exchange.accounts.pretrade.Risk`, over its own dicts (module docstring;
     ``_pretrade.pxd`` declares its fields and methods)."""
@@ -397,6 +416,7 @@ cdef class RiskKernel:
         self.brackets = risk.brackets
         self.terms = {symbol: Terms(inst.k_units, risk.brackets[symbol]) for symbol, inst in risk.instruments.items()}
         self.mark_of = risk.mark_of
+        self.prices = risk.mark_of if type(risk.mark_of) is RiskPrice else None  # (then called in C: _mark)
         self.count_gains = risk.options.count_unrealized_gains
         self.open_interest_imf = risk.open_interest_imf
         self.isolated_at_entry = risk.isolated_at_entry
@@ -404,18 +424,24 @@ cdef class RiskKernel:
         self.orders_of = risk.orders_of
         self.strict, self.min_mm = trigger_terms(risk.trigger)
 
+    cdef object _mark(self, symbol):
+        """``mark_of(symbol)``: the compiled risk price's, called in C. O(1)."""
+        if self.prices is not None:
+            return self.prices.price(symbol)
+        return self.mark_of(symbol)
+
     # -- one position (twins of Risk.notional ... Risk.part_mm; O(1), MM O(brackets)) -------------------
     cpdef object notional(self, symbol, position):
         """Twin of :meth:`Risk.notional`: ``|lots| × risk price × K`` units."""
-        return _abs(position.lots) * self.mark_of(symbol) * self.k_units[symbol]
+        return _abs(position.lots) * self._mark(symbol) * self.k_units[symbol]
 
     cpdef object upnl(self, symbol, position):
         """Twin of :meth:`Risk.upnl`: ``(risk price × lots − entry cost) × K`` units."""
-        return (self.mark_of(symbol) * position.lots - position.entry_cost) * self.k_units[symbol]
+        return (self._mark(symbol) * position.lots - position.entry_cost) * self.k_units[symbol]
 
     cpdef object position_mm(self, symbol, position):
         """Twin of :meth:`Risk.position_mm`: the bracketed MM of the notional at the risk price."""
-        return _mm(self.brackets[symbol], _abs(position.lots) * self.mark_of(symbol) * self.k_units[symbol])
+        return _mm(self.brackets[symbol], _abs(position.lots) * self._mark(symbol) * self.k_units[symbol])
 
     cpdef object isolated_mm(self, symbol, position):
         """Twin of :meth:`Risk.isolated_mm`: MM on the entry value under ``isolated_maintenance`` ENTRY, else
@@ -485,7 +511,7 @@ cdef class RiskKernel:
                     cross_symbol = key[0]
                     if self.is_isolated(account, cross_symbol):
                         continue
-                    mark = self.mark_of(cross_symbol)
+                    mark = self._mark(cross_symbol)
                     if _position64(self.terms[cross_symbol], mark, position, False, &lots64, &margin64, &upnl64,
                                    &mm64):
                         balance += upnl64
@@ -497,7 +523,7 @@ cdef class RiskKernel:
                     crossed = True
             return balance, mm, crossed
         position = None if account is None else _position(account, (symbol, side))
-        mark = self.mark_of(symbol)
+        mark = self._mark(symbol)
         if _position64(self.terms[symbol], mark, position, self.isolated_at_entry, &lots64, &margin64, &upnl64,
                        &mm64) and not add_ovf(margin64, upnl64, &balance64):
             return balance64, mm64, lots64 != 0
@@ -572,7 +598,7 @@ cdef class RiskKernel:
             for key, other in positions.items():  # WB + Σ uPnL of the other cross positions
                 other_symbol = key[0]
                 if other_symbol != symbol and not self.is_isolated(account, other_symbol):
-                    balance += (self.mark_of(other_symbol) * other.lots - other.entry_cost) * self.k_units[other_symbol]
+                    balance += (self._mark(other_symbol) * other.lots - other.entry_cost) * self.k_units[other_symbol]
         if net == 0:
             return None
         num, den = cost * k - balance, net * k
@@ -594,7 +620,7 @@ cdef class RiskKernel:
         for key in (sorted(positions) if len(positions) > 1 else positions):
             symbol = key[0]
             position = positions[key]
-            mark = self.mark_of(symbol)
+            mark = self._mark(symbol)
             isolated_part = _settings(account, symbol, self.defaults).margin_mode == ISOLATED
             if _position64(self.terms[symbol], mark, position, isolated_part and self.isolated_at_entry, &lots64,
                            &margin64, &upnl64, &mm64):
@@ -648,7 +674,7 @@ cdef class RiskKernel:
             settings = _settings(account, symbol, self.defaults)
             if settings.margin_mode == ISOLATED:
                 continue
-            mark = self.mark_of(symbol)
+            mark = self._mark(symbol)
             if (not self.open_interest_imf and not settings.imr_e8 and _i64(settings.leverage, &leverage64)
                     and leverage64 >= 1 and _value64(self.terms[symbol], mark, position, False, &lots64, &margin64,
                                                      &upnl64, &notional64)):  # an int leverage, in int64
@@ -682,7 +708,7 @@ cdef class RiskKernel:
         cdef bint same_side = lots > 0 if buy else lots < 0
         exposure = (adding_buy if buy else adding_sell)
         if same_side:
-            exposure += (lots if lots >= 0 else -lots) * self.mark_of(symbol) * self.k_units[symbol]
+            exposure += (lots if lots >= 0 else -lots) * self._mark(symbol) * self.k_units[symbol]
         rows = self.brackets[symbol]
         chosen = rows[len(rows) - 1]  # margin.max_leverage: the first bracket with notional ≤ cap, else the last
         for row in rows:
