@@ -718,7 +718,8 @@ cdef class RiskKernel:
         if chosen.max_leverage < leverage:
             return MAX_POSITION_AT_LEVERAGE
         holds = (<AccountRec?>account).holds
-        raised = hold - (0 if holds is EMPTY else holds.get(key, 0))
+        held = 0 if holds is EMPTY else (<dict>holds).get(key, 0) if type(holds) is dict else holds.get(key, 0)
+        raised = hold - held
         if raised > 0 and self.available(account) - raised < 0:
             return MARGIN_INSUFFICIENT
         return OK
