@@ -810,7 +810,7 @@ cdef class RiskKernel:
     cpdef store_holds(self, account, symbol):
         """Twin of :meth:`Risk.store_holds`: recompute (from the order sums) and store the holds of the
         account's keys in ``symbol``. O(1)."""
-        self.store_holds_from(account, symbol, self.orders.get(((<AccountRec?>account).account_id, symbol)))
+        self.store_holds_from(account, symbol, self.sums_of((<AccountRec?>account).account_id, symbol))
 
     cdef object sums_of(self, account_id, symbol):
         """The account's order sums in ``symbol`` (its ``OrderSums``; None without a resting order there). O(1)."""
@@ -922,5 +922,4 @@ cdef class RiskKernel:
     cpdef bint reduce_only(self, account_id, symbol):
         """Whether the account has resting reduce-only lots in ``symbol``: ``any(sums[4] or sums[5] for sums in
         order_sums(account_id, symbol).values())`` without building that dict. O(1)."""
-        cdef OrderSums bucket = self.orders.get((account_id, symbol))
-        return bucket is not None and bucket.reduce_only()
+        return self.sums_reduce_only(self.sums_of(account_id, symbol))

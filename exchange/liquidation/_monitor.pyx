@@ -32,6 +32,7 @@ from exchange.accounts.margin import margin_ratio_e8, trigger_terms
 
 check_monitor_layout()
 
+
 cdef class Stage:
     """The per-command methods of one risk monitor (module docstring)."""
 
