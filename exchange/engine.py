@@ -509,7 +509,7 @@ class Exchange(ExchangeFields):
         if refused:
             return refused
         if not self._valid_price(cmd.symbol, cmd.mark_ticks):
-            return [_rejected(RejectCode.MALFORMED, cmd)]
+            return [self._price_rejected(cmd, "mark_ticks", cmd.mark_ticks)]
         return self._move_mark(cmd.symbol, cmd.mark_ticks)
 
     def _set_index(self, cmd: SetIndexPrice) -> list:
@@ -517,7 +517,7 @@ class Exchange(ExchangeFields):
         if refused:
             return refused
         if not self._valid_price(cmd.symbol, cmd.index_ticks):
-            return [_rejected(RejectCode.MALFORMED, cmd)]
+            return [self._price_rejected(cmd, "index_ticks", cmd.index_ticks)]
         mark = self.prices.observe_index(cmd.symbol, cmd.index_ticks, self.now_ns, book.best_bid(), book.best_ask(),
                                          book.last_price())
         events: list = [IndexPriceChanged(cmd.symbol, cmd.index_ticks)]
@@ -549,6 +549,11 @@ class Exchange(ExchangeFields):
 
     def _valid_price(self, symbol: str, ticks) -> bool:
         return isinstance(ticks, int) and 1 <= ticks <= self.instruments[symbol].max_price_ticks
+
+    def _price_rejected(self, cmd, field: str, ticks) -> Rejected:
+        """The reject of a price outside the symbol's range (the boundary checks only 0..2**62)."""
+        return Rejected(RejectCode.MALFORMED, f"{type(cmd).__name__}.{field}: {ticks} is outside {cmd.symbol}'s prices "
+                                              f"1..{self.instruments[cmd.symbol].max_price_ticks} ticks.", cmd.symbol)
 
     def _advance_time(self, cmd: AdvanceTime) -> list:
         """Visit every premium sample time and funding boundary crossed, in time order: at each the books

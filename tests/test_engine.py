@@ -4,7 +4,7 @@ import pytest
 from exchange import (
     AdvanceTime, AmendOrder, BalanceChanged, CancelAll, CancelOrder, CancelReason, Client, Deposit, Exchange, Fill,
     MarginCall, OrderAccepted, OrderCanceled, OrderTriggered, OrderType, PlaceOrder, PositionChanged, Rejected,
-    RejectCode, SetMarkPrice, Side, STPMode, TimeAdvanced, TimeInForce, WorkingType,
+    RejectCode, SetIndexPrice, SetMarkPrice, Side, STPMode, TimeAdvanced, TimeInForce, WorkingType,
 )
 from tests.conftest import COMPILED, make_instrument
 
@@ -63,6 +63,11 @@ def test_unknown_symbol_and_bad_commands_are_rejected_without_change(ex):
         assert event.code == RejectCode.INVALID_SYMBOL
     (event,) = apply(ex, SetMarkPrice(SYM, 0))
     assert event.code == RejectCode.MALFORMED
+    top = ex.instruments[SYM].max_price_ticks
+    assert event.message == f"SetMarkPrice.mark_ticks: 0 is outside {SYM}'s prices 1..{top} ticks."
+    (event,) = apply(ex, SetIndexPrice(SYM, top + 1))
+    assert event.code == RejectCode.MALFORMED and event.symbol == SYM
+    assert event.message == f"SetIndexPrice.index_ticks: {top + 1} is outside {SYM}'s prices 1..{top} ticks."
     apply(ex, AdvanceTime(10))
     (event,) = apply(ex, AdvanceTime(9))
     assert event.code == RejectCode.MALFORMED and ex.now_ns == 10
