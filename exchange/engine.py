@@ -96,7 +96,7 @@ from .events import (
     MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged,
     PositionModeChanged, Rejected, TimeAdvanced,
 )
-from .orders.filters import check_price_precision, check_price_range, check_qty
+from .orders.filters import check_price_precision, check_price_range, check_qty, place_malformed_message
 from .liquidation.insurance import HistoryEntry
 from .liquidation.waterfall import LiquidationConfig, Liquidator
 from .funding.stage import Funding, FundingRecord, FundingState
@@ -382,7 +382,9 @@ class Exchange(ExchangeFields):
         except ValueError:
             return [_rejected(RejectCode.INVALID_ORDER_TYPE, cmd)]
         if cmd.close_position and order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
-            return [_rejected(RejectCode.MALFORMED, cmd)]
+            return [Rejected(RejectCode.MALFORMED, f"PlaceOrder.close_position: only STOP_MARKET and TAKE_PROFIT_MARKET "
+                                                   f"orders close a position (this one is {order_type.name}).",
+                             cmd.symbol, cmd.account_id)]
         account = self.ledger.get(cmd.account_id)
         if not self._side_matches_mode(account, cmd.position_side):
             return [_rejected(RejectCode.POSITION_SIDE_MISMATCH, cmd)]
@@ -1386,7 +1388,12 @@ def _money_cap_rejected(cmd) -> Rejected:
 
 
 def _rejected(code: int, cmd) -> Rejected:
-    return Rejected(
-        RejectCode(code), reject_message(code), getattr(cmd, "symbol", ""), getattr(cmd, "account_id", 0),
-        getattr(cmd, "order_id", 0),
-    )
+    """The refusal of ``cmd`` with ``code``: the code's text, or for -1102 the field at fault where it can be named."""
+    message = reject_message(code)
+    if code == RejectCode.MALFORMED and isinstance(cmd, PlaceOrder):
+        message = place_malformed_message(cmd)
+    elif code == RejectCode.MALFORMED and isinstance(cmd, SetMarginMode) and cmd.isolated_margin_units:
+        message = f"SetMarginMode.isolated_margin_units: margin moves only with a switch to isolated of an open " \
+                  f"position (got {cmd.isolated_margin_units})."
+    return Rejected(RejectCode(code), message, getattr(cmd, "symbol", ""), getattr(cmd, "account_id", 0),
+                    getattr(cmd, "order_id", 0))

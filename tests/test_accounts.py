@@ -102,7 +102,10 @@ def test_orders_must_name_the_position_side_of_the_mode():
 def test_margin_mode_switch_rules_by_default():
     ex, trader, maker = venue()
     assert code(trader.set_margin_mode(SYM, "CROSS")) == RejectCode.NO_NEED_TO_CHANGE_MARGIN_TYPE
-    assert code(trader.set_margin_mode(SYM, "ISOLATED", "5")) == RejectCode.MALFORMED  # nothing to move in
+    (refusal,) = trader.set_margin_mode(SYM, "ISOLATED", "5")  # nothing to move in
+    assert refusal.code == RejectCode.MALFORMED and refusal.message == (
+        "SetMarginMode.isolated_margin_units: margin moves only with a switch to isolated of an open position "
+        "(got 500000000).")
     trader.buy(SYM, "1", "90")
     assert code(trader.set_margin_mode(SYM, "ISOLATED")) == RejectCode.MARGIN_TYPE_OPEN_ORDERS
     trader.cancel_all(SYM)

@@ -120,6 +120,34 @@ def test_conditional_validation_codes(ex):
         assert event.code == code, kwargs
 
 
+
+def test_malformed_orders_name_the_field_at_fault(ex):
+    """-1102 on a PlaceOrder names what breaks its type's shape, on the compiled fast path (LIMIT/MARKET) and
+    the engine's path (conditional orders) alike; the state is unchanged (``apply``)."""
+    apply(ex, SetMarkPrice(SYM, 10000))
+    cases = [
+        (dict(order_type=OrderType.MARKET, price_ticks=9000),
+         "PlaceOrder.price_ticks: a MARKET order takes no price (got 9000)."),
+        (dict(order_type=OrderType.STOP_MARKET, stop_ticks=9000, price_ticks=5),
+         "PlaceOrder.price_ticks: a STOP_MARKET order takes no price (got 5)."),
+        (dict(order_type=OrderType.STOP_MARKET, stop_ticks=9000, close_position=True),
+         "PlaceOrder.qty_lots: a close_position order takes no quantity (got 1): it closes the whole position "
+         "when it fires."),
+        (dict(order_type=OrderType.TRAILING_STOP_MARKET, callback_e8=10**6, stop_ticks=9000),
+         "PlaceOrder.stop_ticks: a TRAILING_STOP_MARKET order takes activation_ticks and callback_e8, not "
+         "stop_ticks (got 9000)."),
+        (dict(order_type=OrderType.LIMIT, price_ticks=9000, close_position=True),
+         "PlaceOrder.close_position: only STOP_MARKET and TAKE_PROFIT_MARKET orders close a position (this one "
+         "is LIMIT)."),
+    ]
+    for kwargs, message in cases:
+        (event,) = apply(ex, PlaceOrder(2, SYM, SELL, 1, **kwargs))
+        assert (event.code, event.message, event.symbol, event.account_id) == (
+            RejectCode.MALFORMED, message, SYM, 2), kwargs
+    (event,) = apply(ex, PlaceOrder(2, SYM, SELL, 0, order_type=OrderType.STOP_MARKET, stop_ticks=9000,
+                                    close_position=True, reduce_only=True))
+    assert event.message == "PlaceOrder.reduce_only: a close_position order takes no reduce_only flag (it only closes)."
+
 def test_last_price_stops_cascade_in_order_id_order(ex):
     # bids at 99, 98, 97; two sell stops on the last price at 99 and 98; a sale at 99 sets them off
     for price in (9900, 9800, 9700):

@@ -27,6 +27,7 @@ from exchange.orders._matching cimport MatchingEngine
 from exchange.accounts.ledger import EMPTY
 from exchange.enums import OrderType, PositionMode, PositionSide, RejectCode, STPMode, Side, TimeInForce, reject_message
 from exchange.events import Rejected
+from exchange.orders.filters import place_malformed_message
 
 check_command_layout()
 check_exchange_layout()
@@ -48,11 +49,13 @@ cdef object SELL = Side.SELL
 cdef object OK = RejectCode.OK
 cdef object REDUCE_ONLY_REJECTED = RejectCode.REDUCE_ONLY_REJECTED
 cdef object USER_IN_LIQUIDATION = RejectCode.USER_IN_LIQUIDATION
+cdef object MALFORMED = RejectCode.MALFORMED
 
 
-cdef list _rejected(object code, str symbol, object account_id, object order_id):
-    """``[engine._rejected(code, cmd)]``."""
-    return [Rejected(RejectCode(code), reject_message(code), symbol, account_id, order_id)]
+cdef list _rejected(object code, str symbol, object account_id, object order_id, object place=None):
+    """``[engine._rejected(code, cmd)]`` (``place``: the PlaceOrder, whose -1102 names the field at fault)."""
+    message = place_malformed_message(place) if place is not None and code == MALFORMED else reject_message(code)
+    return [Rejected(RejectCode(code), message, symbol, account_id, order_id)]
 
 
 cdef class Entry:
@@ -128,7 +131,7 @@ cdef class Entry:
                               self.stp_override or stp, reduce_only, cmd.expire_ns)
         if code:
             book.clear_events()
-            return _rejected(code, symbol, cmd.account_id, 0)
+            return _rejected(code, symbol, cmd.account_id, 0, cmd)
         ex.next_order_id = order_id + 1
         ex._position_sides[order_id] = position_side
         events = self.drain.run(symbol, order_type, False, None)

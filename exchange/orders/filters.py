@@ -4,8 +4,10 @@ Each returns a :class:`~exchange.enums.RejectCode` (0 = passes). Integers only.
 """
 from __future__ import annotations
 
-from ..enums import RejectCode
+from ..enums import OrderType, RejectCode, reject_message
 from ..spec import Instrument
+
+_PRICELESS = (OrderType.MARKET, OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET, OrderType.TRAILING_STOP_MARKET)
 
 
 def check_qty(inst: Instrument, qty_lots: int, market: bool) -> int:
@@ -56,3 +58,21 @@ def check_price_precision(inst: Instrument, price_ticks: int, sig_figs: int, dec
     if (sig_figs and len(digits) > sig_figs) or (decimals and -exponent > decimals - size_decimals(inst)):
         return RejectCode.BAD_PRECISION
     return RejectCode.OK
+
+
+def place_malformed_message(cmd) -> str:
+    """The message of a -1102 refusal of a ``PlaceOrder`` whose order type is known: the field that breaks its
+    type's shape (a price on a market-type order, a quantity or reduce-only flag on a close-position order, a
+    stop price on a trailing stop), else the generic text. Only on the refusal path. O(1)."""
+    kind = OrderType(cmd.order_type)
+    if kind in _PRICELESS and cmd.price_ticks != 0:
+        return f"PlaceOrder.price_ticks: a {kind.name} order takes no price (got {cmd.price_ticks})."
+    if cmd.close_position and cmd.qty_lots != 0:
+        return f"PlaceOrder.qty_lots: a close_position order takes no quantity (got {cmd.qty_lots}): it closes " \
+               f"the whole position when it fires."
+    if cmd.close_position and cmd.reduce_only:
+        return "PlaceOrder.reduce_only: a close_position order takes no reduce_only flag (it only closes)."
+    if kind == OrderType.TRAILING_STOP_MARKET and cmd.stop_ticks != 0:
+        return f"PlaceOrder.stop_ticks: a TRAILING_STOP_MARKET order takes activation_ticks and callback_e8, not " \
+               f"stop_ticks (got {cmd.stop_ticks})."
+    return reject_message(RejectCode.MALFORMED)
