@@ -64,14 +64,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_at_least(minimum: int, what: str):
-    """An argparse type: an integer ``>= minimum`` (``what`` names it in the error)."""
+def _int_at_least(minimum: int, what: str, maximum: int | None = None):
+    """An argparse type: an integer ``>= minimum`` (and ``<= maximum``; ``what`` names it in the error)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
+        if value is None or value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text if value is not None else repr(text)}")
         return value
     return parse
@@ -91,6 +91,7 @@ def _positive_float(text: str) -> float:
     return value
 
 _seed = _int_at_least(0, "an integer >= 0")
+_port = _int_at_least(0, "a port number 0..65535", 65535)
 
 
 def _fsync(text: str):
@@ -154,10 +155,10 @@ def _serve_parser(sub) -> None:
     serve = sub.add_parser("serve", help="run the Binance USD-M compatible REST + WebSocket gateway (docs/gateway.md)")
     serve.add_argument("--config", metavar="FILE", help="TOML config: instruments, profile, accounts and keys")
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="listen port; 0 = a free port (default 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="listen port; 0 = a free port (default 8080)")
     serve.add_argument("--clock", choices=("manual", "realtime"), default="manual",
                        help="manual: only the admin API moves time and prices; realtime: a live market")
-    serve.add_argument("--speed", type=float, default=1.0, help="realtime: simulated seconds per wall second")
+    serve.add_argument("--speed", type=_positive_float, default=1.0, help="realtime: simulated seconds per wall second")
     serve.add_argument("--journal", metavar="DIR", help="journal directory (default ./exchange-sim-gateway)")
     serve.add_argument("--restore", action="store_true", help="restart from the snapshot + journal in --journal")
     serve.add_argument("--sync", choices=("batch", "os"), default="batch",
@@ -165,7 +166,7 @@ def _serve_parser(sub) -> None:
                             "once written to the OS, fsync every 0.1 s (survives a gateway crash)")
     serve.add_argument("--ready-file", metavar="PATH", help="write the ready JSON (urls, admin token, keys) here")
     serve.add_argument("--admin-token", metavar="TOKEN", help="admin API token (default: generated)")
-    serve.add_argument("--seed", type=int, default=1, help="realtime: seed of the price path (default 1)")
+    serve.add_argument("--seed", type=_seed, default=1, help="realtime: seed of the price path (default 1)")
     serve.add_argument("--listen-key-ttl", type=_positive_float, default=3600.0, metavar="SECONDS",
                        help="lifetime of a user-stream listenKey without keepalive (default 3600, as Binance)")
 

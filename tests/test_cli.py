@@ -103,6 +103,15 @@ def test_replay_of_bad_files_is_one_line_and_an_exit_code(capsys, tmp_path):
     (["demo", "--commands", "many"], "argument --commands: expected a positive integer, got 'many'"),
     (["demo", "--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
     (["demo", "--fsync", "sometimes"], "argument --fsync: bad fsync policy 'sometimes'"),
+    # (serve: a missing --config stops a run whose arguments pass, so a regression fails instead of serving)
+    (["serve", "--config", "/nonexistent.toml", "--port", "99999"],
+     "argument --port: expected a port number 0..65535, got 99999"),  # (was: port 99999 − 65536 = 34463)
+    (["serve", "--config", "/nonexistent.toml", "--port", "-1"],
+     "argument --port: expected a port number 0..65535, got -1"),
+    (["serve", "--config", "/nonexistent.toml", "--speed", "0"], "argument --speed: expected a number > 0, got '0'"),
+    (["serve", "--config", "/nonexistent.toml", "--speed", "nan"],
+     "argument --speed: expected a number > 0, got 'nan'"),
+    (["serve", "--config", "/nonexistent.toml", "--seed", "-5"], "argument --seed: expected an integer >= 0, got -5"),
     (["replay"], "the following arguments are required: JOURNAL"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: command"),
