@@ -49,6 +49,7 @@ def _text(extra: str = "", drop: str | None = None) -> str:
     (default_scenario_text().replace('crash = "30m"', 'crash = "30 parsecs"'), r"^path\.crash: expected a duration"),
     (default_scenario_text().replace("drop = 0.3", "drop = 1.5"), r"^path\.drop: 1\.5 is outside"),
     (default_scenario_text().replace("drop = 0.3", 'drop = "0.3"'), r"^path\.drop: expected a number"),
+    (default_scenario_text().replace("correlation = 0.8", "correlation = 1.5"), r"^path\.correlation: 1\.5 is outside"),
     (default_scenario_text().replace('kind = "crash_recovery"', 'kind = "sine"'), r"^path\.kind: unknown kind 'sine'"),
     (default_scenario_text().replace('kind = "crash_recovery"', 'kind = "klines"'), r"^path\.files\.BTCUSDT\.klines: required"),
     (default_scenario_text().replace('conviction_symbol = "BTCUSDT"', 'conviction_symbol = "DOGEUSDT"'),
@@ -70,6 +71,22 @@ def _text(extra: str = "", drop: str | None = None) -> str:
 def test_bad_scenarios_name_the_key(text, match):
     with pytest.raises(InputError, match=match):
         load_scenario(text)
+
+
+def test_the_scenario_check_builds_the_path(tmp_path, capsys):
+    """``exchange-sim scenario FILE`` applies the path's own rules too (whole bars, its length), so a file it calls
+    valid runs; before, a bar that does not divide the phases passed the check and failed the study."""
+    from exchange.cli import EXIT_USAGE, main
+
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(default_scenario_text())
+    bad.write_text(default_scenario_text().replace('bar = "1m"', 'bar = "7m"'))
+    assert main(["scenario", str(good)]) == 0
+    assert capsys.readouterr().out.strip().endswith("40 traders; a path of 150 bars")  # 30 + 30 + 60 + 30 minutes
+    assert main(["scenario", str(bad)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == "exchange-sim: error: path: pre_ns=1800000000000 must be a whole number of bars " \
+                  "(bar_ns=420000000000)\n"
 
 
 def test_overrides_are_checked_like_the_file():

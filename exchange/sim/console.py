@@ -194,9 +194,16 @@ def scenario(path=None, overrides=None) -> int:
     if path is None and not overrides:
         sys.stdout.write(default_scenario_text())
         return 0
+    from ..units import InputError
+    from .runner import build_path
+
     s = load_scenario(path, overrides)
+    try:  # the path's own rules (whole bars, its length, the files of a historical one): built for the first seed
+        bars = len(build_path(s, s.seeds[0]).times_ns)
+    except InputError as exc:
+        raise InputError(f"path: {exc}") from None
     print(f"{s.name}: valid; worlds {', '.join(s.worlds)}; seeds {s.seeds[0]}..{s.seeds[-1]}; "
-          f"instruments {', '.join(s.symbols)}; {s['traders.count']} traders")
+          f"instruments {', '.join(s.symbols)}; {s['traders.count']} traders; a path of {bars} bars")
     return 0
 
 
