@@ -382,9 +382,7 @@ class Exchange(ExchangeFields):
         except ValueError:
             return [_rejected(RejectCode.INVALID_ORDER_TYPE, cmd)]
         if cmd.close_position and order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
-            return [Rejected(RejectCode.MALFORMED, f"PlaceOrder.close_position: only STOP_MARKET and TAKE_PROFIT_MARKET "
-                                                   f"orders close a position (this one is {order_type.name}).",
-                             cmd.symbol, cmd.account_id)]
+            return [_rejected(RejectCode.MALFORMED, cmd)]
         account = self.ledger.get(cmd.account_id)
         if not self._side_matches_mode(account, cmd.position_side):
             return [_rejected(RejectCode.POSITION_SIDE_MISMATCH, cmd)]

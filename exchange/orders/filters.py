@@ -62,9 +62,13 @@ def check_price_precision(inst: Instrument, price_ticks: int, sig_figs: int, dec
 
 def place_malformed_message(cmd) -> str:
     """The message of a -1102 refusal of a ``PlaceOrder`` whose order type is known: the field that breaks its
-    type's shape (a price on a market-type order, a quantity or reduce-only flag on a close-position order, a
-    stop price on a trailing stop), else the generic text. Only on the refusal path. O(1)."""
+    type's shape (close_position on a type that does not close, a price on a market-type order, a quantity or
+    reduce-only flag on a close-position order, a stop price on a trailing stop), else the generic text. Only on
+    the refusal path. O(1)."""
     kind = OrderType(cmd.order_type)
+    if cmd.close_position and kind not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
+        return f"PlaceOrder.close_position: only STOP_MARKET and TAKE_PROFIT_MARKET orders close a position (this " \
+               f"one is {kind.name})."
     if kind in _PRICELESS and cmd.price_ticks != 0:
         return f"PlaceOrder.price_ticks: a {kind.name} order takes no price (got {cmd.price_ticks})."
     if cmd.close_position and cmd.qty_lots != 0:
