@@ -31,6 +31,7 @@ from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
 from exchange.commands import AdvanceTime
 from exchange.accounts.margin import margin_ratio_e8
+from exchange.accounts.pretrade import sweep_order
 from exchange.enums import CancelReason, InsuranceReason, OrderType, PositionSide, Side, STPMode, TimeInForce
 from exchange.events import InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
 from exchange.profiles import LiquidationOrder
@@ -60,11 +61,6 @@ cdef inline object _open_lots(account, symbol, side):
     """Twin of ``Liquidator._open_lots``: |lots| of the position, 0 when there is none."""
     position = account.positions.get((symbol, side))
     return _abs(position.lots) if position is not None else 0
-
-
-def _part_order(part):
-    """``Liquidator.sweep``'s order of the parts found: by margin ratio, highest first, then account, symbol, side."""
-    return -part.margin_ratio_e8, part.account_id, part.symbol, part.position_side
 
 
 cdef inline int _touch(touched, account_id) except -1:
@@ -184,7 +180,7 @@ cdef class Steps:
                      if part.account_id < FUND_ACCOUNT_BASE]
             if not found:
                 return events
-            for part in sorted(found, key=_part_order):
+            for part in sorted(found, key=sweep_order):
                 events += self.liquidate(accounts[part.account_id], part.symbol, part.position_side)
 
     # -- one part ----------------------------------------------------------------------------------
