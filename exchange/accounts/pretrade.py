@@ -107,12 +107,6 @@ class Liquidatable:
     margin_ratio_e8: int
 
 
-def sweep_order(part: Liquidatable) -> tuple:
-    """The liquidation sweep's order of the parts it found (a sort key): the highest margin ratio first, then
-    account, symbol and side."""
-    return -part.margin_ratio_e8, part.account_id, part.symbol, part.position_side
-
-
 def closes(position_side: PositionSide, side: Side) -> bool:
     """Whether an order of ``side`` on a hedge leg closes it (SELL on LONG, BUY on SHORT)."""
     return (position_side == PositionSide.LONG and side == Side.SELL) or (

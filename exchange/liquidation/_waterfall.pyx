@@ -30,8 +30,7 @@ from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
 from exchange.commands import AdvanceTime
-from exchange.accounts.margin import margin_ratio_e8
-from exchange.accounts.pretrade import sweep_order
+from exchange.accounts.margin import margin_ratio_e8, sweep_order
 from exchange.enums import CancelReason, InsuranceReason, OrderType, PositionSide, Side, STPMode, TimeInForce
 from exchange.events import InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
 from exchange.profiles import LiquidationOrder

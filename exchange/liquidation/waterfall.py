@@ -122,7 +122,7 @@ from ..events import (
 )
 from .insurance import FundLimits, InsuranceFunds
 from ..profiles import ADLPrice, Backstop, BankruptcyRule, LiquidationOrder, LossRule
-from ..accounts.pretrade import CROSS, sweep_order
+from ..accounts.pretrade import CROSS
 from ..units import E8, div_ceil, mul_div_ceil, mul_div_floor
 
 
@@ -213,7 +213,7 @@ class Liquidator:
                 block.update((p.account_id, p.symbol, p.position_side) for p in found)
             if not found:
                 return events
-            for part in sorted(found, key=sweep_order):
+            for part in sorted(found, key=margin.sweep_order):
                 events += self._liquidate(self.ledger.accounts[part.account_id], part.symbol, part.position_side)
 
     def order_code(self, account: Account | None, reduce_only: bool, placing: bool) -> int:
