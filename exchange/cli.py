@@ -64,7 +64,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_at_least(minimum: int, what: str, maximum: int | None = None):
+def _int_in(minimum: int, what: str, maximum: int | None = None):
     """An argparse type: an integer ``>= minimum`` (and ``<= maximum``; ``what`` names it in the error)."""
     def parse(text: str) -> int:
         try:
@@ -77,7 +77,7 @@ def _int_at_least(minimum: int, what: str, maximum: int | None = None):
     return parse
 
 
-_positive_int = _int_at_least(1, "a positive integer")
+_positive_int = _int_in(1, "a positive integer")
 
 
 def _positive_float(text: str) -> float:
@@ -90,8 +90,8 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
 
-_seed = _int_at_least(0, "an integer >= 0")
-_port = _int_at_least(0, "a port number 0..65535", 65535)
+_seed = _int_in(0, "an integer >= 0")
+_port = _int_in(0, "a port number 0..65535", 65535)
 
 
 def _fsync(text: str):

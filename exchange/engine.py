@@ -96,7 +96,7 @@ from .events import (
     MarkPriceChanged, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionChanged,
     PositionModeChanged, Rejected, TimeAdvanced,
 )
-from .orders.filters import check_price_precision, check_price_range, check_qty, place_malformed_message
+from .orders.filters import check_price_precision, check_price_range, check_qty, place_reject_message
 from .liquidation.insurance import HistoryEntry
 from .liquidation.waterfall import LiquidationConfig, Liquidator
 from .funding.stage import Funding, FundingRecord, FundingState
@@ -682,6 +682,9 @@ class Exchange(ExchangeFields):
         if cmd.symbol not in self.instruments:
             return [_rejected(RejectCode.INVALID_SYMBOL, cmd)]
         code = self._check_margin_mode(cmd)
+        if code == RejectCode.MALFORMED:  # (its only -1102)
+            return [Rejected(code, f"SetMarginMode.isolated_margin_units: margin moves only with a switch to isolated "
+                                   f"of an open position (got {cmd.isolated_margin_units}).", cmd.symbol, cmd.account_id)]
         if code:
             return [_rejected(code, cmd)]
         account = self.ledger.open(cmd.account_id)
@@ -1386,12 +1389,7 @@ def _money_cap_rejected(cmd) -> Rejected:
 
 
 def _rejected(code: int, cmd) -> Rejected:
-    """The refusal of ``cmd`` with ``code``: the code's text, or for -1102 the field at fault where it can be named."""
-    message = reject_message(code)
-    if code == RejectCode.MALFORMED and isinstance(cmd, PlaceOrder):
-        message = place_malformed_message(cmd)
-    elif code == RejectCode.MALFORMED and isinstance(cmd, SetMarginMode) and cmd.isolated_margin_units:
-        message = f"SetMarginMode.isolated_margin_units: margin moves only with a switch to isolated of an open " \
-                  f"position (got {cmd.isolated_margin_units})."
+    """The refusal of ``cmd`` with ``code``: the code's text (a PlaceOrder's -1102 names the field at fault)."""
+    message = place_reject_message(code, cmd) if isinstance(cmd, PlaceOrder) else reject_message(code)
     return Rejected(RejectCode(code), message, getattr(cmd, "symbol", ""), getattr(cmd, "account_id", 0),
                     getattr(cmd, "order_id", 0))

@@ -27,7 +27,7 @@ from exchange.orders._matching cimport MatchingEngine
 from exchange.accounts.ledger import EMPTY
 from exchange.enums import OrderType, PositionMode, PositionSide, RejectCode, STPMode, Side, TimeInForce, reject_message
 from exchange.events import Rejected
-from exchange.orders.filters import place_malformed_message
+from exchange.orders.filters import place_reject_message
 
 check_command_layout()
 check_exchange_layout()
@@ -49,12 +49,11 @@ cdef object SELL = Side.SELL
 cdef object OK = RejectCode.OK
 cdef object REDUCE_ONLY_REJECTED = RejectCode.REDUCE_ONLY_REJECTED
 cdef object USER_IN_LIQUIDATION = RejectCode.USER_IN_LIQUIDATION
-cdef object MALFORMED = RejectCode.MALFORMED
 
 
 cdef list _rejected(object code, str symbol, object account_id, object order_id, object place=None):
     """``[engine._rejected(code, cmd)]`` (``place``: the PlaceOrder, whose -1102 names the field at fault)."""
-    message = place_malformed_message(place) if place is not None and code == MALFORMED else reject_message(code)
+    message = reject_message(code) if place is None else place_reject_message(code, place)
     return [Rejected(RejectCode(code), message, symbol, account_id, order_id)]
 
 

@@ -60,11 +60,13 @@ def check_price_precision(inst: Instrument, price_ticks: int, sig_figs: int, dec
     return RejectCode.OK
 
 
-def place_malformed_message(cmd) -> str:
-    """The message of a -1102 refusal of a ``PlaceOrder`` whose order type is known: the field that breaks its
-    type's shape (close_position on a type that does not close, a price on a market-type order, a quantity or
-    reduce-only flag on a close-position order, a stop price on a trailing stop), else the generic text. Only on
-    the refusal path. O(1)."""
+def place_reject_message(code: int, cmd) -> str:
+    """The message of a refusal of a ``PlaceOrder`` whose order type is known: the code's text, except for -1102,
+    which names the field that breaks the type's shape (close_position on a type that does not close, a price on
+    a market-type order, a quantity or reduce-only flag on a close-position order, a stop price on a trailing
+    stop) when it can. Only on the refusal path. O(1)."""
+    if code != RejectCode.MALFORMED:
+        return reject_message(code)
     kind = OrderType(cmd.order_type)
     if cmd.close_position and kind not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
         return f"PlaceOrder.close_position: only STOP_MARKET and TAKE_PROFIT_MARKET orders close a position (this " \

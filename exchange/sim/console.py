@@ -194,7 +194,6 @@ def scenario(path=None, overrides=None) -> int:
     if path is None and not overrides:
         sys.stdout.write(default_scenario_text())
         return 0
-    from ..units import InputError
     from .runner import build_path
 
     s = load_scenario(path, overrides)
