@@ -139,3 +139,23 @@ def test_the_compiled_liquidator_binds_the_twins_and_the_reference_does_not():
     assert type(compiled.liquidation.funds.equity.__self__) is waterfall_kernel.Funds
     assert not set(twinned) & vars(reference.liquidation).keys()
     assert not {"sync", "equity"} & vars(reference.liquidation.funds).keys()
+
+
+@needs_compiled
+def test_the_compiled_sweep_hands_out_its_event_records_untracked():
+    """Event records hold integers, strings and enums (no reference cycle); the compiled liquidation stage takes
+    its records out of the cycle collector, the sweep's as it collects them (``exchange/_records.pxd``:
+    ``untrack_events``), so a long sweep does not age thousands of them into the oldest generation. (The
+    reference leaves them tracked: nothing but the collector's work depends on it.)"""
+    import gc
+    from exchange import ADLFill, InsuranceFundChanged, LiquidationEnded
+    only_the_stage = (LiquidationStarted, LiquidationFill, LiquidationEnded, ADLFill, InsuranceFundChanged)
+    ex = big_crowd("binance", 200, seed=31)
+    swept = 0
+    for mark in range(9_800, 5_900, -300):
+        for symbol in (SYMBOL, OTHER):
+            events = [e for e in ex.apply(SetMarkPrice(symbol, mark)) if type(e) in only_the_stage]
+            assert [e for e in events if gc.is_tracked(e)] == []
+            swept += len(events)
+    assert swept > 500
+    ex.check_invariants()

@@ -24,6 +24,7 @@ Contents
 """
 from cpython.set cimport PySet_Add
 from exchange._engine cimport ExchangeFields, check_exchange_layout
+from exchange._records cimport untrack, untrack_events
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.clearing._fills cimport clear_fill
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
@@ -93,7 +94,9 @@ cdef class Funds:
             if delta:
                 recorded[fund_id] = balance
                 seq, now_ns = funds.clock()
-                funds.history.append(self.history_entry(seq, now_ns, fund_id, delta, balance, reason))
+                entry = self.history_entry(seq, now_ns, fund_id, delta, balance, reason)
+                untrack(entry)  # kept for good, one per liquidation: never walked by the collector (_records.pxd)
+                funds.history.append(entry)
                 events.append(InsuranceFundChanged(fund_id, self.symbols[fund_id], delta, balance, reason))
         return events
 
@@ -156,7 +159,7 @@ cdef class Steps:
     cpdef list stage(self, command):
         """Twin of ``Liquidator.stage``: fund history, (AdvanceTime) the unwind, the sweep, the release of
         liquidation mode (the reference's, when an account is in it), fund history, the funds out of this
-        command's touched and due accounts."""
+        command's touched and due accounts. The event records leave the cycle collector (``_records.pxd``)."""
         liquidator = self.liquidator
         cdef list events = self.funds_twin.sync(TRADING)
         if isinstance(command, AdvanceTime):
@@ -167,11 +170,13 @@ cdef class Steps:
         events += self.funds_twin.sync(TRADING)
         self.ex._touched.difference_update(self.fund_ids)
         self.monitor.forget(self.fund_ids)
+        untrack_events(events, 0)  # (the sweep's own are untracked already, as it collected them)
         return events
 
     cdef list _sweep(self):
         """Twin of ``Liquidator.sweep`` (not dYdX's blocks), with ``Exchange.liquidatable`` inlined."""
         cdef list events = [], found
+        cdef Py_ssize_t untracked = 0
         accounts = self.ledger.accounts
         cdef Stage monitor = self.monitor
         while True:
@@ -181,6 +186,8 @@ cdef class Steps:
                 return events
             for part in sorted(found, key=sweep_order):
                 events += self.liquidate(accounts[part.account_id], part.symbol, part.position_side)
+                untrack_events(events, untracked)  # (a long sweep would otherwise age them: _records.pxd)
+                untracked = len(events)
 
     # -- one part ----------------------------------------------------------------------------------
     cpdef list liquidate(self, account, part, part_side):
