@@ -67,12 +67,14 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void *obj)
 
 
-# Records outside the cycle collector. An event (or an insurance-fund history entry) holds integers, strings and
-# enums, so it can be in no reference cycle; but as a slotted instance it is tracked, and a command that
-# liquidates hundreds of accounts holds thousands of them while young-generation collections run: each one then
-# moves to the oldest generation, and every 25 % growth of that generation runs a full collection over every
-# tracked object of the process (at a million accounts, a sixth of a crash's time). Untracking is memory-safe: a
-# reference from an untracked object counts as one from outside, so it can only keep objects alive.
+# Records outside the cycle collector. An event, an insurance-fund history entry, an ADL score or the ADL queue's
+# per-command record of a suspect account holds integers, strings, enums and such records, so it can be in no
+# reference cycle; but as a slotted instance or a tuple of them it is tracked, and a command that liquidates
+# hundreds of accounts holds thousands of them while young-generation collections run: each one then moves to
+# the oldest generation, and every 25 % growth of that generation runs a full collection over every tracked
+# object of the process (at a million accounts, a sixth of a crash's time). The compiled liquidation stage, the
+# funds' twin and the ADL queue's compiled pass untrack what they make. Untracking is memory-safe: a reference
+# from an untracked object counts as one from outside, so it can only keep objects alive.
 
 cdef inline int untrack(object record) except -1:
     """Take ``record`` (a record of integers, strings and enums) out of the cycle collector. O(1)."""

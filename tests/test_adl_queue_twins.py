@@ -1,6 +1,7 @@
 """Compiled twins of the ADL queue's per-step helpers (``exchange.liquidation.adl._bounds``) against their
 references in ``exchange.liquidation.adl.queue`` / ``bounds``, on the same inputs (hypothesis)."""
 import copy
+import gc
 import math
 from types import SimpleNamespace
 
@@ -148,6 +149,9 @@ def test_the_compiled_stale_pass_leaves_what_the_reference_leaves(profile, monke
             assert getattr(c, name) == getattr(shadow, name), name
         assert np.array_equal(c.skip, shadow.skip)
         assert queue._scores == shadow_queue._scores
+        # what the compiled pass keeps through the command stays out of the cycle collector (_records.pxd)
+        assert not [s for s in c.suspects.values() if gc.is_tracked(s)]
+        assert not [v for v in queue._scores.values() if gc.is_tracked(v) or gc.is_tracked(v[1])]
         passes.append(len(look))
 
     monkeypatch.setattr(queue, "_look", both)
@@ -175,5 +179,6 @@ def test_the_compiled_exact_rank_is_the_references(profile):
                 got, want = queue._rank(SYMBOL, key, ranking), queue._rank_reference(SYMBOL, key, ranking)
                 assert got[0] == want[0]
                 assert (got[1].numerator, got[1].denominator) == (want[1].numerator, want[1].denominator)
+                assert not gc.is_tracked(got) and not gc.is_tracked(got[1])  # (kept through a command: _records.pxd)
                 checked += 1
     assert checked > 1_000

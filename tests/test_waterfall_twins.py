@@ -12,11 +12,15 @@ reference methods it replaces.
 - The binding: the compiled Liquidator and InsuranceFunds run the twins, the reference does not.
 """
 import dataclasses
+import gc
 import random
 
 import pytest
 
-from exchange import Exchange, FundInsurance, LiquidationFill, LiquidationStarted, OrderCanceled, SetMarkPrice
+from exchange import (
+    ADLFill, Exchange, FundInsurance, InsuranceFundChanged, LiquidationEnded, LiquidationFill, LiquidationStarted,
+    OrderCanceled, SetMarkPrice,
+)
 from exchange.accounts.ledger import Position
 from exchange.enums import MarginMode, PositionSide
 from exchange.accounts.pretrade import CROSS
@@ -147,8 +151,6 @@ def test_the_compiled_sweep_hands_out_its_event_records_untracked():
     its records out of the cycle collector, the sweep's as it collects them (``exchange/_records.pxd``:
     ``untrack_events``), so a long sweep does not age thousands of them into the oldest generation. (The
     reference leaves them tracked: nothing but the collector's work depends on it.)"""
-    import gc
-    from exchange import ADLFill, InsuranceFundChanged, LiquidationEnded
     only_the_stage = (LiquidationStarted, LiquidationFill, LiquidationEnded, ADLFill, InsuranceFundChanged)
     ex = big_crowd("binance", 200, seed=31)
     swept = 0

@@ -27,6 +27,7 @@ Divisions are of doubles, or of non-negative integers (``cdivision``).
 from libc.math cimport INFINITY, fabs
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
+from exchange._records cimport untrack
 from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
 
@@ -516,14 +517,20 @@ cdef tuple _suspect(queue, rows, set unindexed, writer, account_id, signature, s
     if keys and not is_liquidated:
         a = rows.get(account_id)
         if (None if a is None or account_id in unindexed else writer.written(a)) == signature:
-            return signature, is_liquidated, True, {}
+            suspect = (signature, is_liquidated, True, {})
+            untrack(suspect)  # (kept through the command, as the scores below: _records.pxd)
+            return suspect
     cdef dict scored = {}, scores = queue._scores
     for key in keys:
         known = scores.get((symbol, ranking, key))
         if known is None or known[0] != signature:
-            known = scores[symbol, ranking, key] = signature, queue._exact(symbol, key, ranking)
+            known = (signature, queue._exact(symbol, key, ranking))
+            untrack(known)
+            scores[symbol, ranking, key] = known
         scored[key] = known[1]
-    return signature, is_liquidated, False, scored
+    suspect = (signature, is_liquidated, False, scored)
+    untrack(suspect)
+    return suspect
 
 
 cdef object BINANCE_RANKING = ADLRanking.PNL_X_MARGIN_RATIO
@@ -571,4 +578,8 @@ cdef class ExactRank:
             value = numerator / denominator
         except OverflowError:
             value = INFINITY if numerator > 0 else -INFINITY
-        return value, self.ratio(numerator, denominator)
+        ratio = self.ratio(numerator, denominator)
+        untrack(ratio)  # (kept through the command: never walked by the cycle collector, _records.pxd)
+        rank = (value, ratio)
+        untrack(rank)
+        return rank
