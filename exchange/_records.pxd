@@ -67,13 +67,14 @@ cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void *obj)
 
 
-# Records outside the cycle collector. An event, an insurance-fund history entry, an ADL score or the ADL queue's
-# per-command record of a suspect account holds integers, strings, enums and such records, so it can be in no
-# reference cycle; but as a slotted instance or a tuple of them it is tracked, and a command that liquidates
+# Records outside the cycle collector. An event, an insurance-fund history entry, an ADL score, the ADL queue's
+# per-command record of a suspect account, a part's margin state or an account's signature holds integers,
+# strings, enums and such records, so it can be in no reference cycle; but as a slotted instance or a tuple of them it is tracked, and a command that liquidates
 # hundreds of accounts holds thousands of them while young-generation collections run: each one then moves to
 # the oldest generation, and every 25 % growth of that generation runs a full collection over every tracked
 # object of the process (at a million accounts, a sixth of a crash's time). The compiled liquidation stage, the
-# funds' twin and the ADL queue's compiled pass untrack what they make. Untracking is memory-safe: a reference
+# funds' twin, the ADL queue's compiled pass, the risk kernel's part states and the monitor writer's signatures
+# untrack what they make. Untracking is memory-safe: a reference
 # from an untracked object counts as one from outside, so it can only keep objects alive.
 
 cdef inline int untrack(object record) except -1:

@@ -13,6 +13,7 @@ same entries for every account the price move does not concern.
 - A mark after many commands pays only for the entries it fires: nothing is left to rewrite.
 """
 import dataclasses
+import gc
 
 import numpy as np
 import pytest
@@ -198,6 +199,7 @@ def test_the_compiled_signature_and_written_rows_are_the_reference_ones(profile)
         differ = 0
         for account_id in list(ledger.accounts):
             got = monitor.written(account_id), monitor.signature(account_id)
+            assert not gc.is_tracked(got[1]) and not [r for r in got[1][1] if gc.is_tracked(r)]  # (_records.pxd)
             monitor._writer = None
             try:
                 want = monitor.written(account_id), monitor.signature(account_id)

@@ -12,6 +12,7 @@ every part, and of absent positions), ``part_states``, ``available``, ``margin_c
 not) and ``part_liquidatable``; and ``refresh_holds`` (order records, sums, order homes and holds re-read from a
 book of hypothesis orders, over earlier tracked ones).
 """
+import gc
 from types import SimpleNamespace
 
 import pytest
@@ -149,6 +150,7 @@ def test_per_part_queries_are_the_reference(world):
             assert comp.is_liquidatable(balance, mm, exposed) == ref.is_liquidatable(balance, mm, exposed)
     states = ref.part_states(ref_account)
     assert comp.part_states(comp_account) == states
+    assert not [s for s in comp.part_states(comp_account) if gc.is_tracked(s)]  # (out of the collector: _records.pxd)
     for gains in (None, True, False):  # the available balance: cross uPnL and IM at random marks and leverages
         assert comp.available(comp_account, gains) == ref.available(ref_account, gains)
     assert comp.margin_calls(comp_account) == ref.margin_calls(ref_account)

@@ -33,6 +33,7 @@ Contents
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from exchange._records cimport untrack
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
@@ -647,7 +648,9 @@ cdef class RiskKernel:
                 cross_mm += mm
                 crossed = True
         if crossed:
-            return [("", BOTH_SIDE, cross_balance, cross_mm)] + isolated
+            isolated = [("", BOTH_SIDE, cross_balance, cross_mm)] + isolated
+        for state in isolated:
+            untrack(state)
         return isolated
 
     cpdef object available(self, account, count_gains=None):

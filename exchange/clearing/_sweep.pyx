@@ -37,6 +37,7 @@ cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.math cimport isfinite
+from exchange._records cimport untrack
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport settings_of
@@ -1476,7 +1477,12 @@ cdef class MonitorWriter:
                 rows.append((key, p.lots, p.entry_cost, p.isolated_margin_units, settings.leverage,
                              int(settings.margin_mode)))
         rows.sort()
-        return account.wallet_units, tuple(rows)
+        for row in rows:
+            untrack(row)
+        signature = (account.wallet_units, tuple(rows))
+        untrack(signature[1])
+        untrack(signature)
+        return signature
 
     cdef int _views(self) except -1:
         """(Re)bind the portfolio's arrays when they were reallocated."""
