@@ -84,11 +84,11 @@ cdef inline int untrack(object record) except -1:
     return 0
 
 
-cdef inline int untrack_events(list events, Py_ssize_t start) except -1:
-    """:func:`untrack` each event record of ``events[start:]``. O(len(events) − start)."""
+cdef inline int untrack_all(list records, Py_ssize_t start) except -1:
+    """:func:`untrack` each record of ``records[start:]``. O(len(records) − start)."""
     cdef Py_ssize_t i
-    for i in range(start, len(events)):
-        untrack(events[i])
+    for i in range(start, len(records)):
+        untrack(records[i])
     return 0
 
 

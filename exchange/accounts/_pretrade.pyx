@@ -33,7 +33,7 @@ Contents
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from exchange._records cimport untrack
+from exchange._records cimport untrack_all
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
@@ -649,8 +649,7 @@ cdef class RiskKernel:
                 crossed = True
         if crossed:
             isolated = [("", BOTH_SIDE, cross_balance, cross_mm)] + isolated
-        for state in isolated:
-            untrack(state)
+        untrack_all(isolated, 0)
         return isolated
 
     cpdef object available(self, account, count_gains=None):

@@ -37,7 +37,7 @@ cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.math cimport isfinite
-from exchange._records cimport untrack
+from exchange._records cimport untrack, untrack_all
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport settings_of
@@ -1477,10 +1477,10 @@ cdef class MonitorWriter:
                 rows.append((key, p.lots, p.entry_cost, p.isolated_margin_units, settings.leverage,
                              int(settings.margin_mode)))
         rows.sort()
-        for row in rows:
-            untrack(row)
-        signature = (account.wallet_units, tuple(rows))
-        untrack(signature[1])
+        untrack_all(rows, 0)
+        cdef tuple held = tuple(rows)
+        untrack(held)
+        signature = (account.wallet_units, held)
         untrack(signature)
         return signature
 

@@ -24,7 +24,7 @@ Contents
 """
 from cpython.set cimport PySet_Add
 from exchange._engine cimport ExchangeFields, check_exchange_layout
-from exchange._records cimport untrack, untrack_events
+from exchange._records cimport untrack, untrack_all
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.clearing._fills cimport clear_fill
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
@@ -164,13 +164,18 @@ cdef class Steps:
         cdef list events = self.funds_twin.sync(TRADING)
         if isinstance(command, AdvanceTime):
             events += liquidator._unwind()
-        events += liquidator.sweep() if self.dydx else self._sweep()
+        if self.dydx:
+            events += liquidator.sweep()
+        else:
+            untrack_all(events, 0)
+            events += self._sweep()  # (untracked as it collects them)
+        cdef Py_ssize_t swept = len(events)
         if liquidator.in_liquidation:  # else Liquidator._release finds nobody to release
             events += liquidator._release()
         events += self.funds_twin.sync(TRADING)
         self.ex._touched.difference_update(self.fund_ids)
         self.monitor.forget(self.fund_ids)
-        untrack_events(events, 0)  # (the sweep's own are untracked already, as it collected them)
+        untrack_all(events, 0 if self.dydx else swept)
         return events
 
     cdef list _sweep(self):
@@ -186,7 +191,7 @@ cdef class Steps:
                 return events
             for part in sorted(found, key=sweep_order):
                 events += self.liquidate(accounts[part.account_id], part.symbol, part.position_side)
-                untrack_events(events, untracked)  # (a long sweep would otherwise age them: _records.pxd)
+                untrack_all(events, untracked)  # (a long sweep would otherwise age them: _records.pxd)
                 untracked = len(events)
 
     # -- one part ----------------------------------------------------------------------------------
