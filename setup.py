@@ -10,7 +10,8 @@ The .pyx sources and headers ship in the sdist (MANIFEST.in); the generated .c f
 a wheel is always built from the .pyx with the Cython pinned in pyproject.toml's [build-system].
 Cython runs in ``build_ext`` only, so ``sdist``/``egg_info`` need neither Cython nor a compiler.
 ``EXCHANGE_EXT=NAME,...`` limits a development build to some modules (``_matching`` or
-``exchange.orders._matching``).
+``exchange.orders._matching``). The modules are cythonized and compiled in parallel, one job per usable CPU
+(``EXCHANGE_BUILD_JOBS=N`` sets the number).
 """
 import os
 import sys
@@ -113,15 +114,31 @@ def cythonize_in_place(extensions):
         return
     generated = {
         ext.name: ext
-        for ext in cythonize(extensions, language_level=3, compiler_directives=CYTHON_DIRECTIVES)
+        for ext in cythonize(extensions, language_level=3, compiler_directives=CYTHON_DIRECTIVES, nthreads=jobs())
     }
     for ext in extensions:
         ext.sources = generated[ext.name].sources
 
 
+def jobs() -> int:
+    """How many modules to cythonize and compile at once: the CPUs this process may use (``EXCHANGE_BUILD_JOBS``
+    overrides; 1 builds one at a time)."""
+    wanted = os.environ.get("EXCHANGE_BUILD_JOBS", "")
+    if wanted:
+        if not (wanted.isascii() and wanted.isdigit() and int(wanted) >= 1):
+            raise ExtensionBuildError(f"EXCHANGE_BUILD_JOBS must be a positive integer, got {wanted!r}")
+        return int(wanted)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class build_ext(_build_ext):
-    """Cythonizes at build time (not when setup.py is merely read, e.g. for ``sdist``) and refuses to
-    produce a package without its extensions."""
+    """Cythonizes at build time (not when setup.py is merely read, e.g. for ``sdist``), cythonizes and compiles
+    the modules in parallel (:func:`jobs`), and refuses to produce a package without its extensions."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:  # (``-j N`` on the command line wins)
+            self.parallel = jobs()
 
     def run(self):
         if not pure_python():

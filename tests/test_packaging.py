@@ -203,6 +203,33 @@ def test_pure_python_install_skips_the_build(monkeypatch):
     assert setup_module.extensions()
 
 
+def test_the_build_runs_one_job_per_usable_cpu_unless_told(monkeypatch):
+    """Cythonizing and compiling in parallel: one job per CPU this process may use, ``EXCHANGE_BUILD_JOBS`` (a
+    positive integer, else a clear error) or ``build_ext -j N`` instead."""
+    from setuptools import Distribution
+
+    setup_module = _load_setup_module()
+    monkeypatch.delenv("EXCHANGE_BUILD_JOBS", raising=False)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert setup_module.jobs() == usable
+    monkeypatch.setenv("EXCHANGE_BUILD_JOBS", "3")
+    assert setup_module.jobs() == 3
+    for bad in ("0", "-2", "two", "1.5", " 2", "²"):
+        monkeypatch.setenv("EXCHANGE_BUILD_JOBS", bad)
+        with pytest.raises(setup_module.ExtensionBuildError, match="EXCHANGE_BUILD_JOBS must be a positive integer"):
+            setup_module.jobs()
+    monkeypatch.setenv("EXCHANGE_BUILD_JOBS", "5")
+    command = setup_module.build_ext(Distribution({"ext_modules": []}))
+    command.initialize_options()
+    command.finalize_options()
+    assert command.parallel == 5
+    told = setup_module.build_ext(Distribution({"ext_modules": []}))
+    told.initialize_options()
+    told.parallel = 1  # build_ext -j 1
+    told.finalize_options()
+    assert told.parallel == 1
+
+
 def test_setup_py_exits_non_zero_without_pyx(tmp_path):
     """The real entry point, as pip/build run it: no .pyx and EXCHANGE_PUREPYTHON unset is an error."""
     tree = tmp_path / "src"
