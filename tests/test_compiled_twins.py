@@ -11,14 +11,17 @@ exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and m
   index writer, warning entries and ADL bounds run): the same events, command by command, and state hash;
   and, on each implementation, the same with and without the touched set's log (the incremental ADL
   suspects, monitor sync and mirror against their full paths).
+- Position views made in C (``Risk._view_record``) equal the reference's after crashes under every profile.
 - The binding: the compiled Exchange runs the twins, the reference does not.
 """
+import dataclasses
 import itertools
 
 import pytest
 
 from exchange import ADLFill, Exchange, SetMarkPrice
-from exchange.accounts.pretrade import Risk
+from exchange.accounts.pretrade import PositionView, Risk
+from exchange.enums import MarginMode, PositionSide
 from exchange.accounts.touched import Touched
 from exchange.liquidation.waterfall import LiquidationConfig
 from exchange.profiles import PROFILES
@@ -114,6 +117,42 @@ def test_crashes_with_adl_are_the_same_on_both_implementations(profile):
     assert runs[1].monitor.indexed == runs[1].monitor.convex  # bitmex: stepwise, no index
 
 
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_position_views_are_the_references_after_a_crash(profile):
+    """Every account's position views (with and without the prices), made in C on the compiled implementation
+    (``Risk._view_record``), equal the reference's, field for field, after a crash with ADL; they are frozen
+    ``PositionView`` records like the reference's."""
+    runs = [crowd(profile, 120, seed=31, symbols=(SYMBOL, OTHER), implementation=implementation)
+            for implementation in ("python", "cython")]
+    crash_side_by_side(runs)
+    ids = sorted(runs[0].ledger.accounts)
+    assert ids == sorted(runs[1].ledger.accounts)
+    views, compiled_view = 0, None
+    for account_id in ids:
+        want, got = runs[0].positions(account_id), runs[1].positions(account_id)
+        assert got == want and all(type(v) is PositionView for v in got)
+        for view in want:
+            light = [ex.position(account_id, view.symbol, view.position_side, prices=False) for ex in runs]
+            assert light[1] == light[0] and light[1].liquidation_price_ticks is None
+            views, compiled_view = views + 1, light[1]
+    assert views > 50
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        compiled_view.lots = 0
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+def test_the_record_maker_takes_exactly_the_fields():
+    from exchange._impl import fills_kernel
+
+    make = fills_kernel.RecordMaker(PositionView)
+    values = ("S", PositionSide.BOTH, 1, 2, 3, MarginMode.CROSS, 5, 6, 7, 8, 9, None, 10)
+    assert make(*values) == PositionView(*values)
+    for wrong in (values[:-1], values + (0,), ()):
+        with pytest.raises(TypeError, match="PositionView takes 13 values"):
+            make(*wrong)
+
+
 @pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_the_touched_log_changes_nothing_in_crashes_with_adl(profile, implementation):
@@ -148,6 +187,7 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     assert type(compiled._handlers[PlaceOrder].__self__) is entry_kernel.Entry
     assert compiled._handlers[CancelOrder].__self__ is compiled._handlers[PlaceOrder].__self__
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
+    assert type(compiled.risk._view_record) is fills_kernel.RecordMaker and reference.risk._view_record is PositionView
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
     assert type(compiled.apply.__self__) is engine_kernel.Loop and compiled._apply_valid.__self__ is compiled.apply.__self__
     assert type(compiled.risk.mark_of) is pretrade_kernel.RiskPrice

@@ -164,6 +164,7 @@ class Risk:
         self._orders: dict[tuple[int, str], _OrderSums] = {}  # (account, symbol) -> its resting orders, summed
         self._order_home: dict[int, tuple[int, str]] = {}  # resting order id -> (account, symbol)
         self._sums_class = _OrderSums
+        self._view_record = PositionView  # makes a position's view from its values (compiled: without __init__)
         self.kernel = None  # compiled: the RiskKernel whose methods are bound below (the compiled drain calls it)
         self.open_interest_imf = style == BracketStyle.OPEN_INTEREST_IMF
         self.trigger = margin.LiquidationTrigger(trigger)
@@ -177,6 +178,7 @@ class Risk:
             from .. import _impl
 
             self._sums_class = _impl.pretrade_kernel.OrderSums
+            self._view_record = _impl.fills_kernel.RecordMaker(PositionView)  # (PositionView(*values), in C)
             kernel = self.kernel = _impl.pretrade_kernel.RiskKernel(self)
             self.key_hold, self.store_holds = kernel.key_hold, kernel.store_holds
             self.track_order, self.order_sums = kernel.track_order, kernel.order_sums
@@ -567,7 +569,7 @@ class Risk:
         if prices:
             liquidation = self.liquidation_price_ticks(account, symbol, side)
             bankruptcy = bankruptcy_price_ticks()
-        return PositionView(
+        return self._view_record(
             symbol, side, position.lots, position.entry_cost, position.isolated_margin_units, settings.margin_mode,
             settings.leverage, self.notional(symbol, position), self.upnl(symbol, position),
             self.position_im(account, symbol, position), self.part_mm(account, symbol, position), liquidation,

@@ -13,7 +13,8 @@ Contents
 - :func:`clear_fill`  twin of :func:`exchange.clearing.fills.clear_fill`: one side of a fill -> position,
                       realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
 - ``_record``         an event record built as its dataclass ``__init__`` builds it, without the Python
-                      frame (checked at import: frozen, slotted, no ``__post_init__``).
+                      frame (checked at import: frozen, slotted, no ``__post_init__``); :class:`RecordMaker`
+                      the same for Python callers (the risk stage's position views).
 - :class:`Drain`      twin of ``Exchange._drain`` for one exchange (``_fills.pxd`` declares it, for order
                       entry to call ``run`` directly): the book's rows (``MatchingEngine.take_event_rows``) in
                       order, each fill cleared as it comes, then the order sums of every order seen, the trim
@@ -110,6 +111,23 @@ cdef object _record(type cls, _Fields fields, tuple values):
     for i in range(len(names)):
         store(record, offsets[i], names[i], values[i])
     return record
+
+
+cdef class RecordMaker:
+    """``cls(*values)`` for Python callers, made as :func:`_record` makes the event records (each value straight
+    into its slot, no ``__init__`` frame): the same object, for a frozen slotted dataclass whose ``__init__`` only
+    stores its arguments (the risk stage's position views). O(fields)."""
+
+    cdef type cls
+    cdef _Fields fields
+
+    def __init__(self, type cls):
+        self.cls, self.fields = cls, _fields(cls)
+
+    def __call__(self, *values):
+        if len(values) != len(self.fields.names):
+            raise TypeError(f"{self.cls.__qualname__} takes {len(self.fields.names)} values, got {len(values)}")
+        return _record(self.cls, self.fields, values)
 
 
 cdef inline object _side(object value):
