@@ -136,7 +136,8 @@ def test_the_compiled_liquidator_binds_the_twins_and_the_reference_does_not():
     from exchange._impl import waterfall_kernel
 
     compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
-    twinned = ("_liquidate", "_step", "_book", "_takeover", "_transfer", "cancel_orders", "_kept_lots", "_bankruptcy_ticks")
+    twinned = ("_liquidate", "_step", "_book", "_takeover", "_deleverage", "_transfer", "cancel_orders", "_kept_lots",
+               "_bankruptcy_ticks")
     for name in twinned:
         assert type(getattr(compiled.liquidation, name).__self__) is waterfall_kernel.Steps, name
     assert type(compiled.liquidation.funds.sync.__self__) is waterfall_kernel.Funds
@@ -149,7 +150,7 @@ def test_the_compiled_liquidator_binds_the_twins_and_the_reference_does_not():
 def test_the_compiled_sweep_hands_out_its_event_records_untracked():
     """Event records hold integers, strings and enums (no reference cycle); the compiled liquidation stage takes
     its records out of the cycle collector, the sweep's as it collects them (``exchange/_records.pxd``:
-    ``untrack_events``), so a long sweep does not age thousands of them into the oldest generation. (The
+    ``untrack_all``), so a long sweep does not age thousands of them into the oldest generation. (The
     reference leaves them tracked: nothing but the collector's work depends on it.)"""
     only_the_stage = (LiquidationStarted, LiquidationFill, LiquidationEnded, ADLFill, InsuranceFundChanged)
     ex = big_crowd("binance", 200, seed=31)

@@ -118,16 +118,17 @@ cdef class RecordMaker:
     into its slot, no ``__init__`` frame): the same object, for a frozen slotted dataclass whose ``__init__`` only
     stores its arguments (the risk stage's position views). O(fields)."""
 
-    cdef type cls
-    cdef _Fields fields
-
     def __init__(self, type cls):
         self.cls, self.fields = cls, _fields(cls)
 
     def __call__(self, *values):
-        if len(values) != len(self.fields.names):
-            raise TypeError(f"{self.cls.__qualname__} takes {len(self.fields.names)} values, got {len(values)}")
-        return _record(self.cls, self.fields, values)
+        return self.make(values)
+
+    cdef object make(self, tuple values):
+        cdef _Fields fields = self.fields
+        if len(values) != len(fields.names):
+            raise TypeError(f"{self.cls.__qualname__} takes {len(fields.names)} values, got {len(values)}")
+        return _record(self.cls, fields, values)
 
 
 cdef inline object _side(object value):

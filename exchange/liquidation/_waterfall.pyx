@@ -16,7 +16,8 @@ Contents
 - :class:`Steps`  twins of ``Liquidator.stage`` (with ``sweep`` and ``Exchange.liquidatable`` inlined; dYdX's
                   sweep, the unwind and the release of liquidation mode are the reference's; O(touched accounts)
                   + the liquidations), ``Liquidator._liquidate`` and ``_step`` (dYdX: the reference's, which its block
-                  rules keep apart), ``_book``, ``_takeover``, ``_transfer`` (O(1) + the drain, the holds
+                  rules keep apart), ``_book``, ``_takeover``, ``_deleverage`` (the ADL queue's order, the
+                  fills made in C), ``_transfer`` (O(1) + the drain, the holds
                   refresh), ``cancel_orders`` (O(orders of the account in the symbol)), ``_kept_lots``
                   (O(brackets)) and ``_bankruptcy_ticks`` (O(positions) under the zero-balance rule); the rarer
                   branches (profile-specific bankruptcy rules, the vault, sliced sizes, the loss rule) call the
@@ -26,21 +27,27 @@ from cpython.set cimport PySet_Add
 from exchange._engine cimport ExchangeFields, check_exchange_layout
 from exchange._records cimport untrack, untrack_all
 from exchange.accounts._pretrade cimport RiskKernel
-from exchange.clearing._fills cimport clear_fill
+from exchange.clearing._fills cimport RecordMaker, clear_fill
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
 from exchange.commands import AdvanceTime
 from exchange.accounts.margin import margin_ratio_e8, sweep_order
 from exchange.enums import CancelReason, InsuranceReason, OrderType, PositionSide, Side, STPMode, TimeInForce
-from exchange.events import InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
-from exchange.profiles import LiquidationOrder
+from exchange.events import ADLFill, InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
+from exchange.profiles import ADLPrice, LiquidationOrder
 
 check_exchange_layout()
 check_monitor_layout()
 cdef object LIMIT = OrderType.LIMIT, MARKET = OrderType.MARKET
 cdef object IOC = TimeInForce.IOC, FOK = TimeInForce.FOK
-cdef object LIQUIDATION = CancelReason.LIQUIDATION
+cdef object LIQUIDATION = CancelReason.LIQUIDATION, ADL = CancelReason.ADL
+cdef object AT_BANKRUPTCY = ADLPrice.BANKRUPTCY
+# the event records this module makes, each made in C (``RecordMaker``: no dataclass ``__init__`` frame)
+cdef RecordMaker ADL_FILL = RecordMaker(ADLFill), CANCELED = RecordMaker(OrderCanceled)
+cdef RecordMaker FUND_CHANGED = RecordMaker(InsuranceFundChanged), STARTED = RecordMaker(LiquidationStarted)
+cdef RecordMaker TAKEOVER_FILL = RecordMaker(LiquidationFill)
+cdef frozenset NO_SKIP = frozenset()
 cdef object IOC_AT_BANKRUPTCY = LiquidationOrder.IOC_AT_BANKRUPTCY, LIMIT_AT_BANKRUPTCY = LiquidationOrder.LIMIT_AT_BANKRUPTCY
 cdef object FOK_TIER_THEN_TAKEOVER = LiquidationOrder.FOK_TIER_THEN_TAKEOVER
 cdef object MARKET_SLICES = LiquidationOrder.MARKET_SLICES
@@ -73,12 +80,13 @@ cdef inline int _touch(touched, account_id) except -1:
 cdef class Funds:
     """Twins of the per-step methods of one :class:`~exchange.liquidation.insurance.InsuranceFunds`."""
 
-    cdef object funds, ledger, history_entry
+    cdef object funds, ledger
+    cdef RecordMaker history_entry  # makes the funds' HistoryEntry records in C
     cdef tuple ids
     cdef dict symbols
 
     def __init__(self, funds, type history_entry):
-        self.funds, self.ledger, self.history_entry = funds, funds.ledger, history_entry
+        self.funds, self.ledger, self.history_entry = funds, funds.ledger, RecordMaker(history_entry)
         self.ids, self.symbols = funds._ids, funds._symbols  # fixed by the ledger
 
     cpdef list sync(self, reason):
@@ -94,10 +102,10 @@ cdef class Funds:
             if delta:
                 recorded[fund_id] = balance
                 seq, now_ns = funds.clock()
-                entry = self.history_entry(seq, now_ns, fund_id, delta, balance, reason)
+                entry = self.history_entry.make((seq, now_ns, fund_id, delta, balance, reason))
                 untrack(entry)  # kept for good, one per liquidation: never walked by the collector (_records.pxd)
                 funds.history.append(entry)
-                events.append(InsuranceFundChanged(fund_id, self.symbols[fund_id], delta, balance, reason))
+                events.append(FUND_CHANGED.make((fund_id, self.symbols[fund_id], delta, balance, reason)))
         return events
 
     def equity(self, symbol):
@@ -204,8 +212,8 @@ cdef class Steps:
         if not liquidatable:
             return []
         account_id = account.account_id
-        cdef list events = [LiquidationStarted(account_id, part, part_side, margin_ratio_e8(mm, balance, exposed),
-                                               balance, mm)]
+        cdef list events = [STARTED.make((account_id, part, part_side, margin_ratio_e8(mm, balance, exposed), balance,
+                                          mm))]
         self.liquidator.in_liquidation.add(account_id)
         cdef bint cross = part == CROSS
         cdef list symbols = [s for s in self.instruments if not risk.is_isolated(account, s)] if cross else [part]
@@ -267,7 +275,7 @@ cdef class Steps:
             events += self.takeover(account, symbol, side, is_long, qty, bp)
             qty -= open_lots - _open_lots(account, symbol, side)
         if qty:
-            events += liquidator._deleverage(account, symbol, side, is_long, qty, bp)
+            events += self.deleverage(account, symbol, side, is_long, qty, bp)
         return events
 
     # -- the book ----------------------------------------------------------------------------------
@@ -314,11 +322,39 @@ cdef class Steps:
         if not taken:
             return []
         fund = self.funds.fund(symbol)
-        cdef list events = [LiquidationFill(symbol, account.account_id, side, SELL if is_long else BUY, bp, taken, bp, 0, 0,
-                                            fund.account_id)]
+        cdef list events = [TAKEOVER_FILL.make((symbol, account.account_id, side, SELL if is_long else BUY, bp, taken, bp,
+                                                0, 0, fund.account_id))]
         events += self.transfer(symbol, account, side, is_long, fund, BOTH, bp, taken)
         events += self.funds_twin.sync(TAKEOVER)
         return events
+
+    cpdef list deleverage(self, account, symbol, side, is_long, qty, bp, bint at_bankruptcy=False,
+                          skip=NO_SKIP):
+        """Twin of ``Liquidator._deleverage``: ``qty`` lots closed against the opposite side in the ADL queue's
+        order (the queue is the reference's), the ADL fills made in C. O(positions taken + the queue's steps)."""
+        liquidator = self.liquidator
+        profile = liquidator.profile
+        price = bp if at_bankruptcy or profile.adl_price == AT_BANKRUPTCY else liquidator.risk.mark_of(symbol)
+        cdef list events = []
+        account_id = account.account_id
+        queue = liquidator.adl_queue.order(symbol, not is_long, profile.adl_ranking, liquidator._seed(),
+                                           self.ex._touched, account_id)
+        accounts = self.ledger.accounts
+        sell, buy = (SELL, BUY) if is_long else (BUY, SELL)
+        for counter_id, counter_side in queue:
+            if not qty:
+                break
+            if counter_id in skip:
+                continue
+            counter = accounts[counter_id]
+            lots = _abs(counter.positions[(symbol, counter_side)].lots)
+            q = lots if lots < qty else qty  # min(qty, lots)
+            events += self.cancel_orders(counter_id, symbol, ADL)
+            events.append(ADL_FILL.make((symbol, account_id, side, sell, price, q, counter_id, True)))
+            events.append(ADL_FILL.make((symbol, counter_id, counter_side, buy, price, q, account_id, False)))
+            events += self.transfer(symbol, account, side, is_long, counter, counter_side, price, q)
+            qty -= q
+        return events + self.funds_twin.sync(TAKEOVER)
 
     cpdef list transfer(self, symbol, account, side, is_long, counter, counter_side, price, qty):
         """Twin of ``Liquidator._transfer``: close ``qty`` lots against ``counter`` at ``price``, no fee."""
@@ -346,8 +382,8 @@ cdef class Steps:
                 book.cancel(order_id, account_id)
                 del position_sides[order_id]
                 order_side = SIDES.get(state[2])
-                events.append(OrderCanceled(symbol, order_id, account_id, order_side if order_side is not None else
-                                            Side(state[2]), state[3], state[4], reason))
+                events.append(CANCELED.make((symbol, order_id, account_id, order_side if order_side is not None else
+                                             Side(state[2]), state[3], state[4], reason)))
         book.clear_events()
         triggers = ex._triggers[symbol]
         if triggers._orders:  # TriggerBook.orders_of of an empty book is [] (its dict read without a frame)

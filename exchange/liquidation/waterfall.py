@@ -163,6 +163,7 @@ class Liquidator:
             steps = _impl.waterfall_kernel.Steps(self)
             self._liquidate, self._step, self._book = steps.liquidate, steps.step, steps.book
             self._takeover, self._transfer, self.cancel_orders = steps.takeover, steps.transfer, steps.cancel_orders
+            self._deleverage = steps.deleverage
             self._kept_lots, self._bankruptcy_ticks = steps.kept_lots, steps.bankruptcy_ticks
             self.stage = steps.stage
 
