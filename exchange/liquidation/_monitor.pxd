@@ -44,7 +44,7 @@ cdef inline int check_monitor_layout() except -1:
 cdef class Stage:
     cdef MonitorFields monitor
     cdef object strict, min_mm  # margin.trigger_terms of the risk stage's trigger
-    cdef type liquidatable_part  # exchange.accounts.pretrade.Liquidatable
+    cdef object liquidatable_part  # makes an exchange.accounts.pretrade.Liquidatable (its RecordMaker: in C)
     cdef RiskKernel kernel  # the risk stage's compiled kernel: part states, margin calls, one part's state, in C
     cdef object kernel_part_states  # Risk.part_states as the risk stage bound it (the kernel's)
 

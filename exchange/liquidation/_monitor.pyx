@@ -36,7 +36,7 @@ check_monitor_layout()
 cdef class Stage:
     """The per-command methods of one risk monitor (module docstring)."""
 
-    def __init__(self, MonitorFields monitor, type liquidatable_part):
+    def __init__(self, MonitorFields monitor, liquidatable_part):
         self.monitor, self.liquidatable_part = monitor, liquidatable_part
         kernel = getattr(monitor.risk, "kernel", None)
         if kernel is None:

@@ -65,6 +65,7 @@ from ..enums import MarginMode, PositionSide
 from .index import _RAW_PENDING, LiqIndex, WarnIndex, index_supported
 from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/clearing/_sweep.pyx), None under the reference
 from .._impl import monitor_kernel as _stage_kernel  # the compiled per-command methods (exchange/liquidation/_monitor.pyx)
+from .._impl import fills_kernel as _records_kernel  # its RecordMaker (exchange/clearing/_fills.pyx), for the records the stage makes
 from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
 from ..accounts.storage import InstrumentTable, Portfolio, PortfolioError
 from .monitor_fields import MonitorFields  # the per-command fields as slots (the compiled stages read them in C)
@@ -118,7 +119,7 @@ class RiskMonitor(MonitorFields):
             if self.liq_index.compiled and self.warn_index.compiled else None
         self._stage = None  # compiled: the per-command methods in C (the loop and the liquidation stage call it)
         if self._writer is not None:  # compiled: sync, liquidatable and margin_stage are the twins in C
-            stage = self._stage = _stage_kernel.Stage(self, Liquidatable)
+            stage = self._stage = _stage_kernel.Stage(self, _records_kernel.RecordMaker(Liquidatable))
             self.sync, self.liquidatable, self.margin_stage = stage.sync, stage.liquidatable, stage.margin_stage
 
     # -- the engine's calls ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec,
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
-from exchange.clearing._fills cimport Drain
+from exchange.clearing._fills cimport Drain, RecordMaker
 from exchange.orders._matching cimport MatchingEngine
 
 from exchange.accounts.ledger import EMPTY
@@ -49,12 +49,13 @@ cdef object SELL = Side.SELL
 cdef object OK = RejectCode.OK
 cdef object REDUCE_ONLY_REJECTED = RejectCode.REDUCE_ONLY_REJECTED
 cdef object USER_IN_LIQUIDATION = RejectCode.USER_IN_LIQUIDATION
+cdef RecordMaker REJECTED = RecordMaker(Rejected)  # (made in C, without the dataclass __init__ frame)
 
 
 cdef list _rejected(object code, str symbol, object account_id, object order_id, object place=None):
     """``[engine._rejected(code, cmd)]`` (``place``: the PlaceOrder, whose -1102 names the field at fault)."""
     message = reject_message(code) if place is None else place_reject_message(code, place)
-    return [Rejected(RejectCode(code), message, symbol, account_id, order_id)]
+    return [REJECTED.make((RejectCode(code), message, symbol, account_id, order_id))]
 
 
 cdef class Entry:
