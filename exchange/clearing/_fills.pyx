@@ -14,7 +14,8 @@ Contents
                       realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
 - ``_record``         an event record built as its dataclass ``__init__`` builds it, without the Python
                       frame (checked at import: frozen, slotted, no ``__post_init__``); :class:`RecordMaker`
-                      the same for Python callers (the risk stage's position views).
+                      the same for other modules (the liquidation stage's, order entry's and the monitor
+                      stage's records, in C; the risk stage's position views, from Python).
 - :class:`Drain`      twin of ``Exchange._drain`` for one exchange (``_fills.pxd`` declares it, for order
                       entry to call ``run`` directly): the book's rows (``MatchingEngine.take_event_rows``) in
                       order, each fill cleared as it comes, then the order sums of every order seen, the trim
@@ -114,9 +115,10 @@ cdef object _record(type cls, _Fields fields, tuple values):
 
 
 cdef class RecordMaker:
-    """``cls(*values)`` for Python callers, made as :func:`_record` makes the event records (each value straight
-    into its slot, no ``__init__`` frame): the same object, for a frozen slotted dataclass whose ``__init__`` only
-    stores its arguments (the risk stage's position views). O(fields)."""
+    """``cls(*values)`` made as :func:`_record` makes the drain's event records (each value straight into its slot,
+    no ``__init__`` frame): the same object, for a frozen slotted dataclass whose ``__init__`` only stores its
+    arguments (checked when made). Compiled modules call :meth:`make` (``_fills.pxd``), Python calls the maker
+    itself. O(fields)."""
 
     def __init__(self, type cls):
         self.cls, self.fields = cls, _fields(cls)

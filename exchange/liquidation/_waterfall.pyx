@@ -330,8 +330,9 @@ cdef class Steps:
 
     cpdef list deleverage(self, account, symbol, side, is_long, qty, bp, bint at_bankruptcy=False,
                           skip=NO_SKIP):
-        """Twin of ``Liquidator._deleverage``: ``qty`` lots closed against the opposite side in the ADL queue's
-        order (the queue is the reference's), the ADL fills made in C. O(positions taken + the queue's steps)."""
+        """Twin of ``Liquidator._deleverage``: ``qty`` lots closed against the opposite side in the order of the
+        liquidator's ADL queue (``ADLQueue.order``, as the reference takes it), the ADL fills made in C.
+        O(positions taken + the queue's steps)."""
         liquidator = self.liquidator
         profile = liquidator.profile
         price = bp if at_bankruptcy or profile.adl_price == AT_BANKRUPTCY else liquidator.risk.mark_of(symbol)
