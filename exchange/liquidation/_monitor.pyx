@@ -23,12 +23,17 @@ Contents
 - :class:`Stage`  ``sync(touched)``, ``liquidatable(touched)``, ``margin_stage(touched, unchanged_since_sync)``
                   of one monitor, and the inline twins ``quiet``, ``forget`` and ``follow`` (the early return of
                   ``follow_prices``) the loop and the liquidation stage call in C. O(positions of the accounts
-                  re-evaluated) + the writer's rewrite.
+                  re-evaluated) + the writer's rewrite. ``owners`` and ``store_flags``: twins of
+                  ``RiskMonitor._owners`` and ``_store_flags``, a mark move's re-check of the index's candidates.
 """
 from cpython.set cimport PySet_Discard
+from libc.stdint cimport int8_t, int16_t, int32_t
 from exchange.accounts._pretrade cimport RiskKernel
 
 from exchange.accounts.margin import margin_ratio_e8, trigger_terms
+from exchange.enums import PositionSide
+
+cdef tuple CROSS_BOTH = ("", PositionSide.BOTH)  # the cross part's key (exchange.accounts.pretrade.CROSS)
 
 check_monitor_layout()
 
@@ -182,3 +187,44 @@ cdef class Stage:
             dirty.clear()
             writer.write(ids, True)
         return events
+
+    # -- a mark move's re-check ------------------------------------------------------------------------
+    cpdef set owners(self, slots, accounts):
+        """Twin of ``RiskMonitor._owners``: the ledger ids of the portfolio ``accounts`` and of the owners of the
+        mirror ``slots`` (negative: none). O(len(slots) + len(accounts))."""
+        monitor = <object>self.monitor
+        cdef list ids = monitor.ids
+        cdef set found = set()
+        for a in monitor.portfolio.pos_account[slots].tolist():
+            if a >= 0:
+                found.add(ids[a])
+        for a in accounts.tolist():
+            if a >= 0:
+                found.add(ids[a])
+        return found
+
+    cpdef store_flags(self, list rows, liq_slots, liq_accounts):
+        """Twin of ``RiskMonitor._store_flags``: the liquidatable parts of the re-checked portfolio accounts ``rows``
+        from the index's exact flags (their cross part for ``liq_accounts``, an isolated one per slot of
+        ``liq_slots``), in the monitor's ``parts``. O(rows + flags · log)."""
+        monitor = <object>self.monitor
+        p = monitor.portfolio
+        cdef const int32_t[:] owner = p.pos_account
+        cdef const int16_t[:] symbol = p.pos_symbol
+        cdef const int8_t[:] side = p.pos_side
+        cdef list slot_keys = monitor._slot_keys, ids = monitor.ids
+        cdef dict parts = self.monitor.parts
+        cdef dict found = {a: [] for a in rows}
+        cdef list slots = liq_slots.tolist()
+        cdef Py_ssize_t j
+        for a in liq_accounts.tolist():
+            (<list>found[a]).append(CROSS_BOTH)
+        slots.sort()
+        for j in slots:
+            (<list>found[owner[j]]).append((<list>slot_keys[symbol[j]])[side[j]])
+        for a, flagged in found.items():
+            account_id = ids[a]
+            if flagged:
+                parts[account_id] = sorted(flagged)  # the cross part ("") first, as in Risk.parts
+            else:
+                parts.pop(account_id, None)
