@@ -176,12 +176,26 @@ def test_every_exact_score_lies_within_its_bounds_and_zeros_are_flagged_only_whe
             assert score == 0
 
 
+def assert_bounds_agree(lo, hi, ref_lo, ref_hi) -> None:
+    """Compiled score bounds against the numpy ones they twin: the same where a bound is infinite, elsewhere within
+    a thousandth of the reference interval's width or 1e-12 relative, whichever is larger. The two differ only by
+    float rounding (the order in which a cross balance is summed, for one), which can pass 1e-12 relative, and
+    an interval is never narrower than the 2 × WIDEN (2e-9) relative that widens every bound: a thousandth of it
+    leaves the interval what it is; both are sound (the test above)."""
+    for got, want in ((lo, ref_lo), (hi, ref_hi)):
+        assert got.shape == want.shape
+        finite = np.isfinite(want)
+        assert got[~finite].tolist() == want[~finite].tolist()
+        tolerance = np.maximum(1e-3 * (ref_hi - ref_lo)[finite], 1e-12 * np.abs(want[finite]))
+        assert (np.abs(got[finite] - want[finite]) <= tolerance).all(), (got, want)
+
+
 @pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
 @settings(max_examples=200, deadline=None)
 @given(portfolios(), st.booleans(), st.integers(0, 8))
 def test_the_compiled_candidate_filter_is_the_numpy_one(case, long, n_funds):
-    """Same slots as the numpy selection, the same zero flags and intervals within 1e-12 relative of the
-    numpy ones (they may differ in the last bits, never in soundness: the test above)."""
+    """Same slots as the numpy selection, the same zero flags and the same intervals up to float rounding
+    (:func:`assert_bounds_agree`; never in soundness: the test above)."""
     p, mark = case
     ids = np.arange(p.n_accounts, dtype=np.int64)
     ids[:n_funds] += 2**62  # the first accounts play insurance funds: never candidates
@@ -192,7 +206,7 @@ def test_the_compiled_candidate_filter_is_the_numpy_one(case, long, n_funds):
         marks = np.array([mark], np.int64)
         (lo, hi), (ref_lo, ref_hi) = getattr(kernel, ranking)(p, slots, 0, marks), getattr(adlbounds, ranking)(p, slots, 0, marks)
         assert ((lo == 0) & (hi == 0)).tolist() == ((ref_lo == 0) & (ref_hi == 0)).tolist()
-        assert np.allclose(lo, ref_lo, rtol=1e-12, atol=0) and np.allclose(hi, ref_hi, rtol=1e-12, atol=0)
+        assert_bounds_agree(lo, hi, ref_lo, ref_hi)
 
 
 @pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
@@ -200,7 +214,8 @@ def test_the_compiled_candidate_filter_is_the_numpy_one(case, long, n_funds):
 @given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", None]))
 def test_the_compiled_candidate_columns_are_the_numpy_ones(case, long, n_funds, ranking):
     """``candidates`` (one compiled call) against the queue's numpy columns: the same rows, ledger ids, sides
-    and zero flags, dtypes included, and bounds within 1e-12 relative (the seeded order's are all 0)."""
+    and zero flags, dtypes included, and bounds equal up to float rounding (:func:`assert_bounds_agree`; the
+    seeded order's are all 0)."""
     p, mark = case
     ids = np.arange(p.n_accounts, dtype=np.int64) * 3 + 5  # ledger ids differ from the portfolio accounts
     ids[:n_funds] += 2**62
@@ -209,8 +224,8 @@ def test_the_compiled_candidate_columns_are_the_numpy_ones(case, long, n_funds, 
     want = adlqueue._columns(p, ids, 0, long, 2**62, marks, ranking)
     for g, w in zip(got[:3] + got[5:], want[:3] + want[5:]):
         assert g.dtype == w.dtype and g.tolist() == w.tolist()
-    for g, w in zip(got[3:5], want[3:5]):
-        assert g.dtype == w.dtype and np.allclose(g, w, rtol=1e-12, atol=0)
+    assert got[3].dtype == want[3].dtype == got[4].dtype == want[4].dtype
+    assert_bounds_agree(got[3], got[4], want[3], want[4])
     if ranking is None:
         assert not got[3].any() and not got[4].any() and got[5].all()
 
