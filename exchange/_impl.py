@@ -12,6 +12,9 @@ this module, never the compiled modules directly:
 - ``pretrade_kernel``: ``exchange.accounts._pretrade`` (built from ``exchange/accounts/_pretrade.pyx``), the compiled
   twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it), and
   ``RiskPrice``, the compiled ``Exchange.risk_price`` (the risk stage's ``mark_of``); None under the reference.
+- ``records_kernel``: ``exchange._records`` (built from ``exchange/_records.pyx``): ``RecordMaker``, a frozen slotted
+  dataclass record made in C (the compiled risk stage's position views, the compiled monitor stage's records);
+  None under the reference.
 - ``fills_kernel``: ``exchange.clearing._fills`` (built from ``exchange/clearing/_fills.pyx``), the compiled
   twin of :func:`exchange.clearing.fills.clear_fill` and of the engine's drain (matching rows -> events,
   clearing, order sums, trim, holds; the compiled ``Exchange`` binds it as ``_drain``); None under the reference.
@@ -50,6 +53,7 @@ if PURE_PYTHON:
     sweep_kernel = None
     pretrade_kernel = None
     fills_kernel = None
+    records_kernel = None
     entry_kernel = None
     adl_bounds_kernel = None
     batch_kernel = None
@@ -71,6 +75,7 @@ else:
     from exchange.clearing import _sweep as sweep_kernel
     from exchange.accounts import _positions as positions_kernel
     from exchange.accounts import _pretrade as pretrade_kernel
+    from exchange import _records as records_kernel
     from exchange.clearing import _fills as fills_kernel
     from exchange.orders import _entry as entry_kernel
     from exchange.liquidation.adl import _bounds as adl_bounds_kernel

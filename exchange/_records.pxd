@@ -1,11 +1,12 @@
 # cython: language_level=3
-"""Slotted records (commands, events) read and written in C: shared by the compiled twins (``cimport``-ed,
-inlined; no module of its own).
+"""Slotted records (commands, events) read and written in C: shared by the compiled twins (``cimport``-ed: the
+helpers inlined, :class:`RecordMaker` from the module ``exchange/_records.pyx`` builds).
 
 A field of a slotted dataclass is a member descriptor of an object slot: its value sits at a fixed offset in
 the record. Reading or storing it there is what the descriptor does, without the attribute lookup through the
 type (and, for a frozen dataclass, without the Python frame of its ``__init__``).
 """
+from cpython cimport array
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
 from cpython.ref cimport Py_INCREF
 
@@ -60,6 +61,19 @@ cdef inline int store(object record, Py_ssize_t offset, str name, object value) 
             slot[0] = <PyObject *>value
             return 0
     return PyObject_GenericSetAttr(record, name, value)
+
+
+cdef class RecordMaker:  # exchange/_records.pyx
+    cdef readonly type cls
+    cdef readonly tuple names  # the fields, in field order
+    cdef array.array offsets  # each field's slot offset (slot_offset)
+
+    cdef object blank(self)  # cls.__new__(cls): fields unset
+    cdef object make(self, tuple values)  # cls(*values), the values in field order; TypeError on a wrong count
+
+    cdef inline int put(self, object record, Py_ssize_t i, object value) except -1:
+        """Set field ``i`` of a :meth:`blank` record to ``value``."""
+        return store(record, self.offsets.data.as_longlongs[i], <str>self.names[i], value)
 
 
 cdef extern from "Python.h":

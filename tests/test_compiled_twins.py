@@ -201,14 +201,45 @@ def test_store_flags_in_c_sets_and_clears_the_references_parts(profile):
 
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_the_record_maker_takes_exactly_the_fields():
-    from exchange._impl import fills_kernel
+    from exchange._impl import records_kernel
 
-    make = fills_kernel.RecordMaker(PositionView)
+    make = records_kernel.RecordMaker(PositionView)
     values = ("S", PositionSide.BOTH, 1, 2, 3, MarginMode.CROSS, 5, 6, 7, 8, 9, None, 10)
     assert make(*values) == PositionView(*values)
     for wrong in (values[:-1], values + (0,), ()):
         with pytest.raises(TypeError, match="PositionView takes 13 values"):
             make(*wrong)
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+def test_the_record_maker_refuses_a_class_whose_init_does_more_than_store():
+    import dataclasses
+
+    from exchange._impl import records_kernel
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self):
+            assert self.a >= 0
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Defaulted:
+        a: int
+        b: int = dataclasses.field(default=0, init=False)
+
+    @dataclasses.dataclass(slots=True)
+    class Mutable:
+        a: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Unslotted:
+        a: int
+
+    for cls in (Checked, Defaulted, Mutable, Unslotted, tuple):
+        with pytest.raises(TypeError, match=cls.__qualname__):
+            records_kernel.RecordMaker(cls)
 
 
 @pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
@@ -238,14 +269,14 @@ def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
 def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     from exchange import CancelOrder, PlaceOrder
     from exchange._impl import (engine_kernel, entry_kernel, fills_kernel, monitor_kernel, pretrade_kernel,
-                                waterfall_kernel)
+                                records_kernel, waterfall_kernel)
 
     compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
     assert type(compiled._drain) is fills_kernel.Drain
     assert type(compiled._handlers[PlaceOrder].__self__) is entry_kernel.Entry
     assert compiled._handlers[CancelOrder].__self__ is compiled._handlers[PlaceOrder].__self__
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
-    assert type(compiled.risk._view_record) is fills_kernel.RecordMaker and reference.risk._view_record is PositionView
+    assert type(compiled.risk._view_record) is records_kernel.RecordMaker and reference.risk._view_record is PositionView
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
     assert type(compiled.apply.__self__) is engine_kernel.Loop and compiled._apply_valid.__self__ is compiled.apply.__self__
     assert type(compiled.risk.mark_of) is pretrade_kernel.RiskPrice

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "exchange"
 COMPILED = {"exchange.orders._matching", "exchange.clearing._sweep", "exchange.accounts._pretrade", "exchange.clearing._fills",
             "exchange.orders._entry", "exchange.liquidation.adl._bounds", "exchange.boundary._batch",
             "exchange.boundary._validate", "exchange.liquidation._waterfall", "exchange.accounts._positions",
-            "exchange.liquidation._monitor", "exchange._engine"}  # built from the .pyx beside their references
+            "exchange.liquidation._monitor", "exchange._engine", "exchange._records"}  # built from the .pyx beside their references
 
 
 def _module_name(path: Path, root: Path) -> str:

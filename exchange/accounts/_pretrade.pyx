@@ -33,7 +33,7 @@ Contents
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from exchange._records cimport untrack_all
+from exchange._records cimport RecordMaker, untrack_all
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
@@ -77,6 +77,7 @@ LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, Positi
 cdef tuple SIDE_MEMBERS = (None, BOTH_SIDE, LONG_SIDE, SHORT_SIDE)  # OrderSums' row i holds SIDE_MEMBERS[i]
 from exchange.accounts.ledger import NO_WARNINGS
 cdef object RATIO_INF = _RATIO_INF
+cdef RecordMaker MARGIN_CALL = RecordMaker(MarginCall)  # (made in C, without the dataclass __init__ frame)
 
 
 cdef inline SettingsRec _settings(account, symbol, dict defaults):
@@ -563,7 +564,7 @@ cdef class RiskKernel:
                 key = (symbol, side)
                 warned.append(key)
                 if key not in before:
-                    calls.append(MarginCall(acc.account_id, symbol, side, ratio))
+                    calls.append(MARGIN_CALL.make((acc.account_id, symbol, side, ratio)))
         acc.warned = set(warned) if warned else NO_WARNINGS
         return calls
 

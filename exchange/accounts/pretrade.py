@@ -178,7 +178,7 @@ class Risk:
             from .. import _impl
 
             self._sums_class = _impl.pretrade_kernel.OrderSums
-            self._view_record = _impl.fills_kernel.RecordMaker(PositionView)  # (PositionView(*values), in C)
+            self._view_record = _impl.records_kernel.RecordMaker(PositionView)  # (PositionView(*values), in C)
             kernel = self.kernel = _impl.pretrade_kernel.RiskKernel(self)
             self.key_hold, self.store_holds = kernel.key_hold, kernel.store_holds
             self.track_order, self.order_sums = kernel.track_order, kernel.order_sums

@@ -9,9 +9,8 @@ descriptor of an object slot, which holds the value at a fixed offset in the rec
 
 Contents
 --------
-- :class:`Maker`         a row of the int64 table -> its command record, made with ``cls.__new__`` and each
-                         field stored in its slot, in field order (what the generated ``__init__`` does; every
-                         field is given, and the records have no ``__post_init__``). O(fields).
+- :class:`Maker`         a row of the int64 table -> its command record, made by its class's
+                         :class:`~exchange._records.RecordMaker` (each field stored in its slot). O(fields).
 - :func:`make_records`   twin of ``batch.make_records``: the records of a table's rows. O(rows × fields).
 - :class:`EventColumns`  twin of ``batch.EventRows``: each event's fields read from their slots into one int64
                          buffer per event class, turned into the same tables at the end. O(events × fields).
@@ -20,7 +19,7 @@ Contents
 """
 from cpython cimport array
 from cpython.object cimport PyObject
-from exchange._records cimport slot_offset, slot_value, store
+from exchange._records cimport RecordMaker, slot_offset, slot_value
 
 import array
 
@@ -30,33 +29,32 @@ from exchange.commands import PlaceOrder
 from exchange.events import Rejected
 
 
-cdef array.array _offsets(type cls, tuple names):
-    """The slot offset of each field (``exchange._records.slot_offset``; -1: not a slot)."""
-    return array.array("q", [slot_offset(cls, name) for name in names])
-
-
 cdef class Maker:
-    """Makes command records from rows of the int64 table (``batch._table``): per tag its class, field names,
-    columns (-1: the symbol, named by the row's column 1) and the fields' slot offsets."""
+    """Makes command records from rows of the int64 table (``batch._table``): per tag its record maker and
+    columns (-1: the symbol, named by the row's column 1)."""
 
-    cdef dict plans  # tag -> (class, field names, columns, offsets)
+    cdef dict plans  # tag -> (RecordMaker, columns)
     cdef object symbols
 
     def __init__(self, dict plans, symbols):
-        self.plans = {tag: (cls, names, columns, _offsets(cls, names)) for tag, (cls, names, columns) in plans.items()}
+        self.plans = {}
+        for tag, (cls, names, columns) in plans.items():
+            maker = RecordMaker(cls)
+            if maker.names != names:
+                raise ValueError(f"{cls.__qualname__}: the plan's fields {names} are not its fields {maker.names}")
+            self.plans[tag] = (maker, columns)
         self.symbols = symbols
 
     cdef object make(self, const long long[:, :] table, Py_ssize_t r):
-        """The record of row ``r``: ``cls.__new__`` and each field stored in its slot, in field order. O(fields)."""
-        cdef tuple names, columns
-        cdef array.array offsets
+        """The record of row ``r``, each field stored in its slot in field order (:class:`RecordMaker`). O(fields)."""
+        cdef RecordMaker maker
+        cdef tuple columns
         cdef Py_ssize_t i, column
-        cls, names, columns, offsets = self.plans[table[r, 0]]
-        record = cls.__new__(cls)
-        for i in range(len(names)):
+        maker, columns = self.plans[table[r, 0]]
+        record = maker.blank()
+        for i in range(len(columns)):
             column = columns[i]
-            value = self.symbols[table[r, 1]] if column < 0 else table[r, column]
-            store(record, offsets.data.as_longlongs[i], names[i], value)
+            maker.put(record, i, self.symbols[table[r, 1]] if column < 0 else table[r, column])
         return record
 
 
@@ -93,7 +91,7 @@ cdef class _Table:
         kinds = array.array("i", [OBJECT if dtype[name] == object else FLAG if dtype[name] == np.bool_
                                   else SYMBOL if name == "symbol" else INTEGER for name in self.names])
         self.kinds = kinds
-        self.offsets = _offsets(cls, self.names)
+        self.offsets = array.array("q", [slot_offset(cls, name) for name in self.names])  # (any record class)
         self.data = array.array("q")
         self.n = 0
         self.objects = [[] for kind in kinds if kind == OBJECT]

@@ -16,10 +16,3 @@ cdef class Drain:
 
 cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object price_ticks, object qty_lots,
                       object fee_units)
-
-
-cdef class RecordMaker:
-    cdef type cls
-    cdef object fields  # its _Fields (_fills.pyx)
-
-    cdef object make(self, tuple values)  # cls(*values), the values in field order, made in C

@@ -12,10 +12,6 @@ Contents
 - :class:`_Market`    what clearing a fill of one symbol reads from the instrument and the ledger (per symbol).
 - :func:`clear_fill`  twin of :func:`exchange.clearing.fills.clear_fill`: one side of a fill -> position,
                       realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
-- ``_record``         an event record built as its dataclass ``__init__`` builds it, without the Python
-                      frame (checked at import: frozen, slotted, no ``__post_init__``); :class:`RecordMaker`
-                      the same for other modules (the liquidation stage's, order entry's and the monitor
-                      stage's records, in C; the risk stage's position views, from Python).
 - :class:`Drain`      twin of ``Exchange._drain`` for one exchange (``_fills.pxd`` declares it, for order
                       entry to call ``run`` directly): the book's rows (``MatchingEngine.take_event_rows``) in
                       order, each fill cleared as it comes, then the order sums of every order seen, the trim
@@ -24,18 +20,15 @@ Contents
                       (each account's order sums read once for its trim test and its holds).
                       O(rows + orders and accounts seen).
 """
-from cpython cimport array
-from cpython.object cimport PyObject, PyTypeObject
 from cpython.set cimport PySet_Add, PySet_Discard
 from exchange._engine cimport check_exchange_layout
-from exchange._records cimport slot_offset, store
+from exchange._records cimport RecordMaker
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.accounts._positions cimport drop as drop_position, position_of, store as store_position
 from exchange.orders._matching cimport MatchingEngine
 
-import array
 
 import dataclasses
 
@@ -56,27 +49,6 @@ cdef long long ACCEPTED_KIND = EventKind.ACCEPTED, AMENDED_KIND = EventKind.AMEN
 cdef long long BUY_SIDE = Side.BUY, SELL_SIDE = Side.SELL
 
 
-cdef class _Fields:
-    """An event record class's field names and their slot offsets (:mod:`exchange._records`), in field order."""
-
-    cdef tuple names
-    cdef array.array offsets
-
-    def __init__(self, tuple names, array.array offsets):
-        self.names, self.offsets = names, offsets
-
-
-cdef _Fields _fields(type cls):
-    """The fields of an event record class, checked to be what ``_record`` may fill: a frozen, slotted
-    dataclass whose ``__init__`` only stores its arguments (no ``__post_init__``, no ``InitVar``)."""
-    params = cls.__dataclass_params__
-    assert params.frozen and "__slots__" in vars(cls) and not hasattr(cls, "__post_init__"), cls
-    fields = dataclasses.fields(cls)
-    assert all(f.init for f in fields) and len(fields) == len(cls.__slots__), cls
-    names = tuple(f.name for f in fields)
-    return _Fields(names, array.array("q", [slot_offset(cls, name) for name in names]))
-
-
 cdef bint _position_fields():
     """Check that ``Position.__new__`` plus zeroed fields is ``Position()``: a slotted dataclass of the three
     fields, each defaulting to 0, whose ``__init__`` only stores them."""
@@ -90,47 +62,9 @@ cdef bint _position_fields():
 _position_fields()
 check_exchange_layout()
 check_layout()
-cdef _Fields FILL_FIELDS = _fields(Fill)
-cdef _Fields CANCELED_FIELDS = _fields(OrderCanceled)
-cdef _Fields ACCEPTED_FIELDS = _fields(OrderAccepted)
-cdef _Fields AMENDED_FIELDS = _fields(OrderAmended)
-cdef _Fields POSITION_FIELDS = _fields(PositionChanged)
-cdef _Fields BALANCE_FIELDS = _fields(BalanceChanged)
-
-
-cdef tuple NO_ARGS = ()
-
-
-cdef object _record(type cls, _Fields fields, tuple values):
-    """``cls(*values)`` without the dataclass ``__init__``'s Python frame: the same object (the generated
-    ``__init__`` of a frozen slotted dataclass stores each field in field order; here each goes straight into
-    its slot, :func:`exchange._records.store`; ``cls.__new__(cls)`` is the type's ``tp_new`` with no arguments)."""
-    record = (<PyTypeObject*>cls).tp_new(cls, <PyObject*>NO_ARGS, NULL)
-    cdef Py_ssize_t i
-    cdef tuple names = fields.names
-    cdef long long *offsets = fields.offsets.data.as_longlongs
-    for i in range(len(names)):
-        store(record, offsets[i], names[i], values[i])
-    return record
-
-
-cdef class RecordMaker:
-    """``cls(*values)`` made as :func:`_record` makes the drain's event records (each value straight into its slot,
-    no ``__init__`` frame): the same object, for a frozen slotted dataclass whose ``__init__`` only stores its
-    arguments (checked when made). Compiled modules call :meth:`make` (``_fills.pxd``), Python calls the maker
-    itself. O(fields)."""
-
-    def __init__(self, type cls):
-        self.cls, self.fields = cls, _fields(cls)
-
-    def __call__(self, *values):
-        return self.make(values)
-
-    cdef object make(self, tuple values):
-        cdef _Fields fields = self.fields
-        if len(values) != len(fields.names):
-            raise TypeError(f"{self.cls.__qualname__} takes {len(fields.names)} values, got {len(values)}")
-        return _record(self.cls, fields, values)
+cdef RecordMaker FILL = RecordMaker(Fill), CANCELED = RecordMaker(OrderCanceled)
+cdef RecordMaker ACCEPTED = RecordMaker(OrderAccepted), AMENDED = RecordMaker(OrderAmended)
+cdef RecordMaker POSITION_CHANGED = RecordMaker(PositionChanged), BALANCE_CHANGED = RecordMaker(BalanceChanged)
 
 
 cdef inline object _side(object value):
@@ -222,11 +156,11 @@ cdef int _clear_into(list events, ledger, _Market market, account_obj, position_
                 (keys[LONG] in positions or keys[SHORT] in positions) if account.position_mode == HEDGE
                 else keys[BOTH] in positions):
             PySet_Discard(market.holders, account.account_id)
-    events.append(_record(PositionChanged, POSITION_FIELDS, (
+    events.append(POSITION_CHANGED.make((
         symbol, account.account_id, position_side, position.lots, position.entry_cost, position.isolated_margin_units,
         realized)))
     if account.wallet_units != wallet_before:
-        events.append(_record(BalanceChanged, BALANCE_FIELDS, (
+        events.append(BALANCE_CHANGED.make((
             account.account_id, account.wallet_units - wallet_before, account.wallet_units, TRADE)))
     return 0
 
@@ -266,7 +200,7 @@ cdef class Drain:
             if kind == FILL_KIND:
                 ex._order_only = False
                 taker_side = _side(row[3])
-                fill = _record(Fill, FILL_FIELDS, (symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8],
+                fill = FILL.make((symbol, row[4], row[5], row[1], row[2], taker_side, row[6], row[8],
                                                    row[9], row[10], 0 if on_taker_fill else row[12], row[11]))
                 accounts.add(row[9])
                 order_ids.add(row[8])
@@ -279,15 +213,15 @@ cdef class Drain:
                             taker_side == SELL_SIDE, row[4], row[5], row[11])
             elif kind == CANCELED_KIND:
                 reason = REASONS.get(row[7])
-                events.append(_record(OrderCanceled, CANCELED_FIELDS, (
+                events.append(CANCELED.make((
                     symbol, row[1], row[2], _side(row[3]), row[4], row[5],
                     reason if reason is not None else CancelReason(row[7]))))
             elif kind == ACCEPTED_KIND:
                 if not skip_accepted:
-                    events.append(_record(OrderAccepted, ACCEPTED_FIELDS, (
+                    events.append(ACCEPTED.make((
                         symbol, row[1], row[2], _side(row[3]), order_type, row[4], row[5])))
             elif kind == AMENDED_KIND:
-                events.append(_record(OrderAmended, AMENDED_FIELDS, (
+                events.append(AMENDED.make((
                     symbol, row[1], row[2], _side(row[3]), row[4], row[6], bool(row[7]))))
             else:  # a REJECTED row only appears with a non-zero return code, handled by the caller
                 raise AssertionError(f"unexpected matching row {row}")

@@ -4,7 +4,7 @@ liquidation stage ``cimport`` to read the monitor's per-command fields
 (:class:`exchange.liquidation.monitor_fields.MonitorFields`, the slotted base class of ``RiskMonitor``) as a C
 struct and call its stage directly (C field reads and C calls instead of Python attribute lookups and method
 calls). A module that cimports it calls :func:`check_monitor_layout` once at import."""
-from exchange._records cimport check_slots
+from exchange._records cimport RecordMaker, check_slots
 from exchange.accounts._pretrade cimport RiskKernel
 
 cdef extern from *:
@@ -44,7 +44,7 @@ cdef inline int check_monitor_layout() except -1:
 cdef class Stage:
     cdef MonitorFields monitor
     cdef object strict, min_mm  # margin.trigger_terms of the risk stage's trigger
-    cdef object liquidatable_part  # makes an exchange.accounts.pretrade.Liquidatable (its RecordMaker: in C)
+    cdef RecordMaker liquidatable_part  # makes an exchange.accounts.pretrade.Liquidatable, in C
     cdef RiskKernel kernel  # the risk stage's compiled kernel: part states, margin calls, one part's state, in C
     cdef object kernel_part_states  # Risk.part_states as the risk stage bound it (the kernel's)
 

@@ -28,6 +28,7 @@ Contents
 """
 from cpython.set cimport PySet_Discard
 from libc.stdint cimport int8_t, int16_t, int32_t
+from exchange._records cimport RecordMaker
 from exchange.accounts._pretrade cimport RiskKernel
 
 from exchange.accounts.margin import margin_ratio_e8, trigger_terms
@@ -41,7 +42,7 @@ check_monitor_layout()
 cdef class Stage:
     """The per-command methods of one risk monitor (module docstring)."""
 
-    def __init__(self, MonitorFields monitor, liquidatable_part):
+    def __init__(self, MonitorFields monitor, RecordMaker liquidatable_part):
         self.monitor, self.liquidatable_part = monitor, liquidatable_part
         kernel = getattr(monitor.risk, "kernel", None)
         if kernel is None:
@@ -147,7 +148,7 @@ cdef class Stage:
             account = accounts[account_id]
             for symbol, side in parts[account_id]:
                 balance, mm, exposed = self.kernel.part_state(account, symbol, side)
-                found.append(self.liquidatable_part(account_id, symbol, side, margin_ratio_e8(mm, balance, exposed)))
+                found.append(self.liquidatable_part.make((account_id, symbol, side, margin_ratio_e8(mm, balance, exposed))))
         return found
 
     cpdef list margin_stage(self, touched, bint unchanged_since_sync=False):

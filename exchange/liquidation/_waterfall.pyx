@@ -27,7 +27,8 @@ from cpython.set cimport PySet_Add
 from exchange._engine cimport ExchangeFields, check_exchange_layout
 from exchange._records cimport untrack, untrack_all
 from exchange.accounts._pretrade cimport RiskKernel
-from exchange.clearing._fills cimport RecordMaker, clear_fill
+from exchange._records cimport RecordMaker
+from exchange.clearing._fills cimport clear_fill
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position

@@ -65,7 +65,7 @@ from ..enums import MarginMode, PositionSide
 from .index import _RAW_PENDING, LiqIndex, WarnIndex, index_supported
 from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/clearing/_sweep.pyx), None under the reference
 from .._impl import monitor_kernel as _stage_kernel  # the compiled per-command methods (exchange/liquidation/_monitor.pyx)
-from .._impl import fills_kernel as _records_kernel  # its RecordMaker (exchange/clearing/_fills.pyx), for the records the stage makes
+from .._impl import records_kernel as _records_kernel  # RecordMaker (exchange/_records.pyx): the stage's records, in C
 from ..accounts.margin import IsolatedMaintenance, margin_ratio_e8
 from ..accounts.storage import InstrumentTable, Portfolio, PortfolioError
 from .monitor_fields import MonitorFields  # the per-command fields as slots (the compiled stages read them in C)

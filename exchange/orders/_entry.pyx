@@ -21,7 +21,8 @@ from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec,
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
-from exchange.clearing._fills cimport Drain, RecordMaker
+from exchange._records cimport RecordMaker
+from exchange.clearing._fills cimport Drain
 from exchange.orders._matching cimport MatchingEngine
 
 from exchange.accounts.ledger import EMPTY
