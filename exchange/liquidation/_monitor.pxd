@@ -56,5 +56,4 @@ cdef class Stage:
     cdef int forget(self, tuple account_ids) except -1
     cpdef list liquidatable(self, touched)
     cpdef list margin_stage(self, touched, bint unchanged_since_sync=*)
-    cpdef set owners(self, slots, accounts)
     cpdef store_flags(self, list rows, liq_slots, liq_accounts)

@@ -23,8 +23,8 @@ Contents
 - :class:`Stage`  ``sync(touched)``, ``liquidatable(touched)``, ``margin_stage(touched, unchanged_since_sync)``
                   of one monitor, and the inline twins ``quiet``, ``forget`` and ``follow`` (the early return of
                   ``follow_prices``) the loop and the liquidation stage call in C. O(positions of the accounts
-                  re-evaluated) + the writer's rewrite. ``owners`` and ``store_flags``: twins of
-                  ``RiskMonitor._owners`` and ``_store_flags``, a mark move's re-check of the index's candidates.
+                  re-evaluated) + the writer's rewrite. ``store_flags``: twin of
+                  ``RiskMonitor._store_flags``, a mark move's re-check of the index's candidates.
 """
 from cpython.set cimport PySet_Discard
 from libc.stdint cimport int8_t, int16_t, int32_t
@@ -190,20 +190,6 @@ cdef class Stage:
         return events
 
     # -- a mark move's re-check ------------------------------------------------------------------------
-    cpdef set owners(self, slots, accounts):
-        """Twin of ``RiskMonitor._owners``: the ledger ids of the portfolio ``accounts`` and of the owners of the
-        mirror ``slots`` (negative: none). O(len(slots) + len(accounts))."""
-        monitor = <object>self.monitor
-        cdef list ids = monitor.ids
-        cdef set found = set()
-        for a in monitor.portfolio.pos_account[slots].tolist():
-            if a >= 0:
-                found.add(ids[a])
-        for a in accounts.tolist():
-            if a >= 0:
-                found.add(ids[a])
-        return found
-
     cpdef store_flags(self, list rows, liq_slots, liq_accounts):
         """Twin of ``RiskMonitor._store_flags``: the liquidatable parts of the re-checked portfolio accounts ``rows``
         from the index's exact flags (their cross part for ``liq_accounts``, an isolated one per slot of

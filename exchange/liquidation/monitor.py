@@ -121,7 +121,7 @@ class RiskMonitor(MonitorFields):
         if self._writer is not None:  # compiled: sync, liquidatable and margin_stage are the twins in C
             stage = self._stage = _stage_kernel.Stage(self, _records_kernel.RecordMaker(Liquidatable))
             self.sync, self.liquidatable, self.margin_stage = stage.sync, stage.liquidatable, stage.margin_stage
-            self._owners, self._store_flags = stage.owners, stage.store_flags  # a mark move's re-check
+            self._store_flags = stage.store_flags  # a mark move's re-check
 
     # -- the engine's calls ---------------------------------------------------------------------------------
     def mark_moved(self, symbol: str) -> None:
