@@ -9,9 +9,11 @@ sides and touched set) with Python integers, so every value and event equals the
 
 Contents
 --------
-- :class:`_Market`    what clearing a fill of one symbol reads from the instrument and the ledger (per symbol).
+- :class:`Market`     what clearing a fill of one symbol reads from the instrument and the ledger (per symbol).
 - :func:`clear_fill`  twin of :func:`exchange.clearing.fills.clear_fill`: one side of a fill -> position,
                       realized PnL, fee, isolated margin; ``[PositionChanged]`` (+ ``BalanceChanged``). O(1).
+                      :func:`clear_into` the same with the symbol's :class:`Market` kept by the caller, the
+                      events appended to the caller's list.
 - :class:`Drain`      twin of ``Exchange._drain`` for one exchange (``_fills.pxd`` declares it, for order
                       entry to call ``run`` directly): the book's rows (``MatchingEngine.take_event_rows``) in
                       order, each fill cleared as it comes, then the order sums of every order seen, the trim
@@ -72,14 +74,10 @@ cdef inline object _side(object value):
     return member if member is not None else Side(value)
 
 
-cdef class _Market:
+cdef class Market:
     """What clearing a fill of one symbol reads from its instrument and the ledger: the symbol, K, the ledger's
     interned position keys and holders set of the symbol and its default settings (fixed for the ledger's life:
-    the drain keeps one per symbol)."""
-
-    cdef object symbol, k
-    cdef dict keys, defaults
-    cdef set holders
+    the drain and the liquidation stage keep one per symbol)."""
 
     def __init__(self, ledger, inst):
         self.symbol, self.k = inst.symbol, inst.k_units
@@ -91,12 +89,12 @@ cpdef list clear_fill(ledger, inst, account, position_side, bint buy, object pri
                       object fee_units):
     """Twin of :func:`exchange.clearing.fills.clear_fill` (same arguments, same state changes, same events)."""
     cdef list events = []
-    _clear_into(events, ledger, _Market(ledger, inst), account, position_side, buy, price_ticks, qty_lots, fee_units)
+    clear_into(events, ledger, Market(ledger, inst), account, position_side, buy, price_ticks, qty_lots, fee_units)
     return events
 
 
-cdef int _clear_into(list events, ledger, _Market market, account_obj, position_side, bint buy, object price_ticks,
-                     object qty_lots, object fee_units) except -1:
+cdef int clear_into(list events, ledger, Market market, account_obj, position_side, bint buy, object price_ticks,
+                    object qty_lots, object fee_units) except -1:
     """:func:`clear_fill`, its events appended to ``events`` (no list of its own). The account, its position and
     settings are read and written through their slots (:mod:`exchange.accounts._ledger`). O(1)."""
     cdef AccountRec account = <AccountRec?>account_obj  # (None: TypeError)
@@ -168,12 +166,12 @@ cdef int _clear_into(list events, ledger, _Market market, account_obj, position_
 cdef class Drain:
     """Twin of ``Exchange._drain(symbol, order_type, skip_accepted, on_taker_fill)`` (module docstring) for one
     exchange. It keeps what the exchange sets once in its constructor (books, ledger and its accounts dict,
-    each symbol's :class:`_Market`, the risk stage's kernel, trigger books) and reads the rest (the order sides,
+    each symbol's :class:`Market`, the risk stage's kernel, trigger books) and reads the rest (the order sides,
     which a restore replaces, and the touched set) on every call."""
 
     def __init__(self, ex):
         self.ex, self.books, self.ledger, self.accounts = ex, ex._books, ex.ledger, ex.ledger.accounts
-        self.markets = {symbol: _Market(ex.ledger, inst) for symbol, inst in ex.instruments.items()}
+        self.markets = {symbol: Market(ex.ledger, inst) for symbol, inst in ex.instruments.items()}
         self.kernel = ex.risk.kernel
         self.triggers = ex._triggers
 
@@ -192,7 +190,7 @@ cdef class Drain:
         ledger = self.ledger
         cdef dict ledger_accounts = self.accounts
         cdef dict position_sides = ex._position_sides
-        cdef _Market market = self.markets[symbol]
+        cdef Market market = self.markets[symbol]
         for row in book.take_event_rows():
             kind = row[0]
             accounts.add(row[2])
@@ -207,9 +205,9 @@ cdef class Drain:
                 events.append(fill)
                 if on_taker_fill:
                     events += on_taker_fill(fill)
-                _clear_into(events, ledger, market, ledger_accounts[row[2]], position_sides[row[1]],
+                clear_into(events, ledger, market, ledger_accounts[row[2]], position_sides[row[1]],
                             taker_side == BUY_SIDE, row[4], row[5], fill.taker_fee_units)
-                _clear_into(events, ledger, market, ledger_accounts[row[9]], position_sides[row[8]],
+                clear_into(events, ledger, market, ledger_accounts[row[9]], position_sides[row[8]],
                             taker_side == SELL_SIDE, row[4], row[5], row[11])
             elif kind == CANCELED_KIND:
                 reason = REASONS.get(row[7])

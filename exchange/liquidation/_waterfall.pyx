@@ -28,7 +28,7 @@ from exchange._engine cimport ExchangeFields, check_exchange_layout
 from exchange._records cimport untrack, untrack_all
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange._records cimport RecordMaker
-from exchange.clearing._fills cimport clear_fill
+from exchange.clearing._fills cimport Market, clear_into
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
@@ -149,6 +149,7 @@ cdef class Steps:
     cdef object reference_liquidate, reference_step, reference_step_qty, reference_bankruptcy_ticks
     cdef object order  # the profile's LiquidationOrder
     cdef dict instruments
+    cdef dict markets  # symbol -> its Market (what clearing a fill reads, kept as the drain keeps it)
     cdef bint dydx, vault  # Liquidator.dydx, Liquidator._has_vault()
     cdef bint rule_for_cross, rule_for_isolated  # Liquidator._rule_prices of a cross part, of an isolated one
 
@@ -156,6 +157,7 @@ cdef class Steps:
         self.liquidator, self.ex = liquidator, liquidator.ex
         self.ledger, self.funds = liquidator.ledger, liquidator.funds
         self.kernel, self.instruments = liquidator.risk.kernel, liquidator.ex.instruments
+        self.markets = {symbol: Market(self.ledger, inst) for symbol, inst in self.instruments.items()}
         self.monitor, self.funds_twin = liquidator.ex.monitor._stage, liquidator.funds.twin
         self.fund_ids = liquidator.funds.ids()
         self.reference_liquidate, self.reference_step = liquidator._liquidate, liquidator._step
@@ -360,9 +362,10 @@ cdef class Steps:
 
     cpdef list transfer(self, symbol, account, side, is_long, counter, counter_side, price, qty):
         """Twin of ``Liquidator._transfer``: close ``qty`` lots against ``counter`` at ``price``, no fee."""
-        inst = self.instruments[symbol]
-        cdef list events = clear_fill(self.ledger, inst, account, side, not is_long, price, qty, 0)
-        events += clear_fill(self.ledger, inst, counter, counter_side, is_long, price, qty, 0)
+        cdef Market market = self.markets[symbol]
+        cdef list events = []
+        clear_into(events, self.ledger, market, account, side, not is_long, price, qty, 0)
+        clear_into(events, self.ledger, market, counter, counter_side, is_long, price, qty, 0)
         touched = self.ex._touched
         self.kernel.refresh_holds(account, symbol)
         _touch(touched, account.account_id)
