@@ -277,3 +277,74 @@ def test_compiled_tier_merge_refuses_columns_of_different_lengths_and_unknown_ke
         S._kernel.merged((v, v, np.zeros(3, np.uint32)), (v, v, np.zeros(3, np.uint32)), lambda key, ver: ok(key[1:], ver))
     with pytest.raises(IndexError):  # a key past the version arrays (the reference's fancy index raises too)
         S._kernel.current(np.array([7], np.int64), np.zeros(1, np.uint32), np.zeros(3, np.uint32), np.zeros(3, np.uint32))
+
+
+def _fake_index(compiled, lists, acct_ver, pos_ver):
+    """What ``LiqIndex.on_mark`` reads of its index, for one symbol whose trigger lists are ``lists``."""
+    from exchange.liquidation import index as I
+
+    fake = SimpleNamespace(compiled=compiled, lists=[lists], marks=np.zeros(1, np.int64), acct_ver=acct_ver,
+                           pos_ver=pos_ver, portfolio=SimpleNamespace(table=SimpleNamespace(max_price_ticks=[60])))
+    fake._valid = functools.partial(I.LiqIndex._valid, fake)
+    return fake
+
+
+def _list_state(trigger_list):
+    t = trigger_list
+    return (t.n, t.mn, t.m, t.pmax, t.v[:t.n].tolist(), t.key[:t.n].tolist(), t.ver[:t.n].tolist(),
+            t.mv[:t.mn].tolist(), t.mkey[:t.mn].tolist(), t.mver[:t.mn].tolist(),
+            t.pv[:t.m].tolist(), t.pkey[:t.m].tolist(), t.pver[:t.m].tolist())
+
+
+@needs_clearing
+@pytest.mark.parametrize("seed", range(30))
+def test_compiled_firing_equals_the_reference(seed):
+    """``_sweep.fire_mark`` (the compiled ``LiqIndex.on_mark``'s firing) against the reference ``on_mark`` on twin
+    trigger lists (a reference ``_TriggerList`` and a compiled one) filled alike: every tier (main, middle,
+    pending), values with ties, stale versions, both directions; after each mark the same slots and accounts
+    (ascending, unique, int64) and the same tiers left, with entries pushed and settled between marks."""
+    from exchange.liquidation import index as I
+
+    rng = np.random.default_rng(seed)
+    n_slots, n_accounts = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+    acct_ver, pos_ver = _versions(rng, n_slots, n_accounts)
+    values = rng.integers(-60, 61, int(rng.integers(1, 12)))
+    lists = {}
+    for kind in (I._TriggerList, I._CompiledTriggerList):
+        lists[kind] = (kind(), kind())
+    for direction in range(2):
+        main = _tier(rng, int(rng.integers(0, 40)), n_slots, n_accounts, values, True)
+        middle = _tier(rng, int(rng.integers(0, 20)), n_slots, n_accounts, values, True)
+        for pair in lists.values():
+            t = pair[direction]
+            t.v, t.key, t.ver, t.n = *(a.copy() for a in main), len(main[0])
+            t.mv, t.mkey, t.mver, t.mn = *(a.copy() for a in middle), len(middle[0])
+    reference = _fake_index(False, lists[I._TriggerList], acct_ver, pos_ver)
+    compiled = _fake_index(True, lists[I._CompiledTriggerList], acct_ver, pos_ver)
+    fired = 0
+    for step in range(40):
+        for direction in range(2):
+            pending = _tier(rng, int(rng.integers(0, 12)), n_slots, n_accounts, values, False)
+            for pair in lists.values():
+                pair[direction].push(*pending)
+                if step % 7 == 6:
+                    pair[direction].settle(reference._valid)
+        mark = int(rng.integers(1, 61))
+        want = I.LiqIndex.on_mark(reference, 0, mark)
+        got = I.LiqIndex.on_mark(compiled, 0, mark)
+        for w, g in zip(want, got):
+            assert g.dtype == np.int64 and g.tolist() == w.tolist()
+        fired += len(want[0]) + len(want[1])
+        for r, c in zip(lists[I._TriggerList], lists[I._CompiledTriggerList]):
+            assert _list_state(c) == _list_state(r)
+    assert fired
+
+
+@needs_clearing
+def test_compiled_firing_refuses_a_key_past_the_versions():
+    from exchange.liquidation import index as I
+
+    down, up = I._CompiledTriggerList(), I._CompiledTriggerList()
+    down.push(np.array([5], np.int64), np.array([2 * 9], np.int64), np.zeros(1, np.uint32))
+    with pytest.raises(IndexError, match="names no account or slot"):
+        S._kernel.fire_mark(down, up, 3, np.zeros(2, np.uint32), np.zeros(2, np.uint32))

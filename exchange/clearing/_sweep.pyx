@@ -34,8 +34,9 @@ Sections: tables, position arithmetic, sweep, index search, index entries (per p
 cross bands, warning bands), entry batches (the ``*_entries`` functions), the monitor's writer.
 """
 cimport cython
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MIN, int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort
+from libc.string cimport memcpy
 from libc.math cimport isfinite
 from exchange._records cimport untrack, untrack_all
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
@@ -1101,6 +1102,151 @@ def current(const int64_t[:] key, const uint32_t[:] ver, const uint32_t[:] acct_
             raise IndexError(f"index key {k} names no account or slot")
         ok[i] = (acct_ver[part] if k & 1 else pos_ver[part]) == ver[i]
     return out
+
+
+cdef Py_ssize_t _first_reaching(const int64_t[:] v, Py_ssize_t n, int64_t threshold) noexcept:
+    """The first index of the sorted ``v[:n]`` whose value is ≥ ``threshold`` (``n`` if none): numpy's
+    ``searchsorted(threshold)``. O(log n)."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if v[mid] < threshold:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef class _Fired:
+    """The ``(key, version)`` entries a mark fires, gathered in C (grown ×2)."""
+    cdef int64_t *keys
+    cdef uint32_t *vers
+    cdef Py_ssize_t n, cap
+
+    def __dealloc__(self):
+        free(self.keys)
+        free(self.vers)
+
+    cdef int add(self, int64_t key, uint32_t ver) except -1:
+        cdef Py_ssize_t cap
+        cdef int64_t *keys
+        cdef uint32_t *vers
+        if self.n == self.cap:
+            cap = 2 * self.cap + 64
+            keys = <int64_t *> malloc(cap * sizeof(int64_t))
+            vers = <uint32_t *> malloc(cap * sizeof(uint32_t))
+            if keys == NULL or vers == NULL:
+                free(keys)
+                free(vers)
+                raise MemoryError()
+            if self.n:
+                memcpy(keys, self.keys, self.n * sizeof(int64_t))
+                memcpy(vers, self.vers, self.n * sizeof(uint32_t))
+            free(self.keys)
+            free(self.vers)
+            self.keys, self.vers, self.cap = keys, vers, cap
+        self.keys[self.n] = key
+        self.vers[self.n] = ver
+        self.n += 1
+        return 0
+
+
+cdef int _fire_tier(_Fired fired, trigger_list, str values, str keys, str versions, str count,
+                    int64_t threshold) except -1:
+    """``_TriggerList.fire``'s step over one sorted tier (main: ``v``, ``key``, ``ver``, ``n``; middle: ``mv``, ...):
+    its suffix of values ≥ ``threshold`` to ``fired``, the tier truncated before it. O(log + fired)."""
+    cdef Py_ssize_t n = getattr(trigger_list, count), i, j
+    if not n:
+        return 0
+    cdef const int64_t[:] v = getattr(trigger_list, values)
+    if v[n - 1] < threshold:
+        return 0
+    cdef const int64_t[:] key = getattr(trigger_list, keys)
+    cdef const uint32_t[:] ver = getattr(trigger_list, versions)
+    i = _first_reaching(v, n, threshold)
+    for j in range(i, n):
+        fired.add(key[j], ver[j])
+    setattr(trigger_list, count, i)
+    return 0
+
+
+cdef int _fire(_Fired fired, PendingBuffer trigger_list, int64_t threshold) except -1:
+    """Twin of ``_TriggerList.fire(threshold)``: every entry with value ≥ ``threshold`` removed from the three tiers
+    and added to ``fired`` in the reference's order (main, middle, pending; pending in its order, the rest kept in
+    theirs). O(log per sorted tier + pending)."""
+    _fire_tier(fired, trigger_list, "v", "key", "ver", "n", threshold)
+    _fire_tier(fired, trigger_list, "mv", "mkey", "mver", "mn", threshold)
+    cdef Py_ssize_t j, kept = 0, m = trigger_list.m
+    cdef int64_t top = INT64_MIN  # (index._NOTHING: below every stored value)
+    if not (m and trigger_list.pmax >= threshold):
+        return 0
+    for j in range(m):
+        if trigger_list._v[j] >= threshold:
+            fired.add(trigger_list._k[j], trigger_list._r[j])
+        else:
+            trigger_list._v[kept] = trigger_list._v[j]
+            trigger_list._k[kept] = trigger_list._k[j]
+            trigger_list._r[kept] = trigger_list._r[j]
+            if trigger_list._v[j] > top:
+                top = trigger_list._v[j]
+            kept += 1
+    trigger_list.m, trigger_list.pmax = kept, top
+    return 0
+
+
+cdef int _by_key(const void *a, const void *b) noexcept nogil:
+    cdef int64_t x = (<const int64_t *> a)[0], y = (<const int64_t *> b)[0]
+    return (x > y) - (x < y)
+
+
+cdef object _unique(int64_t *parts, Py_ssize_t n):
+    """``np.unique`` of the ``n`` values at ``parts`` (sorted there in place) as an int64 array. O(n log n)."""
+    qsort(parts, n, sizeof(int64_t), _by_key)
+    cdef Py_ssize_t i, u = 0
+    for i in range(n):
+        if u == 0 or parts[i] != parts[u - 1]:
+            parts[u] = parts[i]
+            u += 1
+    out = np.empty(u, np.int64)
+    cdef int64_t[::1] o = out
+    for i in range(u):
+        o[i] = parts[i]
+    return out
+
+
+def fire_mark(PendingBuffer down, PendingBuffer up, int64_t mark, const uint32_t[:] acct_ver,
+              const uint32_t[:] pos_ver):
+    """Twin of the firing part of ``LiqIndex.on_mark``: ``down.fire(mark)`` and ``up.fire(-mark)`` (the trigger
+    lists of one symbol: compiled ``_TriggerList``s), the fired entries still at their part's version (``current``),
+    then ``(isolated slots, accounts)`` of them, each ascending and unique; None when nothing fired. O(log per tier
+    + pending + fired · log)."""
+    cdef _Fired fired = _Fired()
+    _fire(fired, down, mark)
+    _fire(fired, up, -mark)
+    if not fired.n:
+        return None
+    cdef Py_ssize_t i, n_iso = 0, n_cross = 0, part
+    cdef int64_t k
+    cdef int64_t *parts = <int64_t *> malloc(fired.n * sizeof(int64_t))
+    if parts == NULL:
+        raise MemoryError()
+    try:
+        for i in range(fired.n):  # the isolated slots from the front, the accounts from the back
+            k = fired.keys[i]
+            part = k >> 1
+            if k < 0 or part >= (acct_ver.shape[0] if k & 1 else pos_ver.shape[0]):
+                raise IndexError(f"index key {k} names no account or slot")
+            if (acct_ver[part] if k & 1 else pos_ver[part]) != fired.vers[i]:
+                continue
+            if k & 1:
+                n_cross += 1
+                parts[fired.n - n_cross] = part
+            else:
+                parts[n_iso] = part
+                n_iso += 1
+        return _unique(parts, n_iso), _unique(parts + fired.n - n_cross, n_cross)
+    finally:
+        free(parts)
 
 
 cdef struct _Pending:

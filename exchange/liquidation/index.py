@@ -614,6 +614,9 @@ class LiqIndex:
             raise ValueError("mark outside [1, max_price]")
         self.marks[symbol] = mark_ticks
         down, up = self.lists[symbol]
+        if self.compiled:  # the same in C (exchange/clearing/_sweep.pyx fire_mark)
+            fired = _kernel.fire_mark(down, up, mark_ticks, self.acct_ver, self.pos_ver)
+            return (_EMPTY, _EMPTY) if fired is None else fired
         k1, r1 = down.fire(mark_ticks)
         k2, r2 = up.fire(-mark_ticks)
         if not len(k1) and not len(k2):
