@@ -13,6 +13,18 @@ cdef inline object initial_margin(object notional_units, object leverage):
     return -((-(notional_units * leverage.denominator)) // leverage.numerator)
 
 
+cdef inline object margin_ratio_e8(object mm_units, object balance_units, bint has_size):
+    """:func:`exchange.accounts.margin.margin_ratio_e8`: ``ceil(MM × 10⁸ / balance)``, 0 without size, ``RATIO_INF``
+    (2⁶³ − 1, also the saturation value) when the balance is ≤ 0. Python integers: exact at any size."""
+    if not has_size:
+        return 0
+    cdef object ratio_inf = 9_223_372_036_854_775_807  # (margin.RATIO_INF, as the risk kernel checks at import)
+    if balance_units <= 0:
+        return ratio_inf
+    ratio = -((-(mm_units * 100_000_000)) // balance_units)
+    return ratio if ratio < ratio_inf else ratio_inf
+
+
 cdef inline object settings_of(object account, object symbol, object empty, dict defaults):
     """``Ledger.settings(account, symbol)`` of an account (not None): its stored settings of ``symbol``, else
     ``defaults[symbol]`` (``Ledger._defaults``). ``empty`` is the ledger's shared EMPTY (most accounts' settings):

@@ -36,7 +36,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow
 from exchange._records cimport RecordMaker, untrack_all
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
-from exchange.accounts._margin cimport initial_margin, settings_of
+from exchange.accounts._margin cimport initial_margin, margin_ratio_e8, settings_of
 from exchange.accounts._positions cimport position_of
 from exchange.orders._matching cimport MatchingEngine
 from exchange.enums import MarginMode, PositionMode, RejectCode, Side
@@ -77,6 +77,7 @@ LONG_SIDE, SHORT_SIDE, BOTH_SIDE = PositionSide.LONG, PositionSide.SHORT, Positi
 cdef tuple SIDE_MEMBERS = (None, BOTH_SIDE, LONG_SIDE, SHORT_SIDE)  # OrderSums' row i holds SIDE_MEMBERS[i]
 from exchange.accounts.ledger import NO_WARNINGS
 cdef object RATIO_INF = _RATIO_INF
+assert margin_ratio_e8(1, 0, True) == RATIO_INF and margin_ratio_e8(1, 3, True) == 33_333_334, "_margin.pxd"
 cdef RecordMaker MARGIN_CALL = RecordMaker(MarginCall)  # (made in C, without the dataclass __init__ frame)
 
 
@@ -554,12 +555,7 @@ cdef class RiskKernel:
             if level_fits and _i64(balance, &balance64) and _i64(mm, &mm64):
                 if balance64 > 0 and _ratio_below(mm64, balance64, level64):  # (the int64 path of the next lines)
                     continue
-            if balance <= 0:  # margin.margin_ratio_e8 with exposure
-                ratio = RATIO_INF
-            else:
-                ratio = -((-(mm * E8)) // balance)
-                if ratio > RATIO_INF:
-                    ratio = RATIO_INF
+            ratio = margin_ratio_e8(mm, balance, True)
             if ratio >= level:
                 key = (symbol, side)
                 warned.append(key)

@@ -29,9 +29,10 @@ Contents
 from cpython.set cimport PySet_Discard
 from libc.stdint cimport int8_t, int16_t, int32_t
 from exchange._records cimport RecordMaker
+from exchange.accounts._margin cimport margin_ratio_e8
 from exchange.accounts._pretrade cimport RiskKernel
 
-from exchange.accounts.margin import margin_ratio_e8, trigger_terms
+from exchange.accounts.margin import trigger_terms
 from exchange.enums import PositionSide
 
 cdef tuple CROSS_BOTH = ("", PositionSide.BOTH)  # the cross part's key (exchange.accounts.pretrade.CROSS)

@@ -26,6 +26,7 @@ Contents
 from cpython.set cimport PySet_Add
 from exchange._engine cimport ExchangeFields, check_exchange_layout
 from exchange._records cimport untrack, untrack_all
+from exchange.accounts._margin cimport margin_ratio_e8
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange._records cimport RecordMaker
 from exchange.clearing._fills cimport Market, clear_into
@@ -33,7 +34,7 @@ from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 
 from exchange.accounts.ledger import FUND_ACCOUNT_BASE, Position
 from exchange.commands import AdvanceTime
-from exchange.accounts.margin import margin_ratio_e8, sweep_order
+from exchange.accounts.margin import sweep_order
 from exchange.enums import CancelReason, InsuranceReason, OrderType, PositionSide, Side, STPMode, TimeInForce
 from exchange.events import ADLFill, InsuranceFundChanged, LiquidationFill, LiquidationStarted, OrderCanceled
 from exchange.profiles import ADLPrice, LiquidationOrder
