@@ -1086,21 +1086,24 @@ cdef class PendingBuffer:
         return 0
 
 
+cdef inline int _is_current(int64_t key, uint32_t ver, const uint32_t[:] acct_ver, const uint32_t[:] pos_ver) except -1:
+    """Whether the entry ``(key, ver)`` is still at its part's version: ``acct_ver`` of the account for a cross key
+    ``account·2 + 1``, ``pos_ver`` of the slot for ``slot·2`` (IndexError for a key naming neither). O(1)."""
+    cdef Py_ssize_t part = key >> 1
+    if key < 0 or part >= (acct_ver.shape[0] if key & 1 else pos_ver.shape[0]):
+        raise IndexError(f"index key {key} names no account or slot")
+    return (acct_ver[part] if key & 1 else pos_ver[part]) == ver
+
+
 def current(const int64_t[:] key, const uint32_t[:] ver, const uint32_t[:] acct_ver, const uint32_t[:] pos_ver):
-    """Twin of ``LiqIndex._valid``: the entries ``(key, ver)`` still at their part's version (``acct_ver`` of the
-    account for a cross key ``account·2 + 1``, ``pos_ver`` of the slot for ``slot·2``), as a bool array. O(n)."""
-    cdef Py_ssize_t i, n = key.shape[0], part
+    """Twin of ``LiqIndex._valid``: :func:`_is_current` of each entry ``(key, ver)``, as a bool array. O(n)."""
+    cdef Py_ssize_t i, n = key.shape[0]
     if ver.shape[0] != n:
         raise ValueError("keys and versions differ in length")
     out = np.empty(n, np.bool_)
     cdef uint8_t[::1] ok = out.view(np.uint8)
-    cdef int64_t k
     for i in range(n):
-        k = key[i]
-        part = k >> 1
-        if k < 0 or part >= (acct_ver.shape[0] if k & 1 else pos_ver.shape[0]):
-            raise IndexError(f"index key {k} names no account or slot")
-        ok[i] = (acct_ver[part] if k & 1 else pos_ver[part]) == ver[i]
+        ok[i] = _is_current(key[i], ver[i], acct_ver, pos_ver)
     return out
 
 
@@ -1225,7 +1228,7 @@ def fire_mark(PendingBuffer down, PendingBuffer up, int64_t mark, const uint32_t
     _fire(fired, up, -mark)
     if not fired.n:
         return None
-    cdef Py_ssize_t i, n_iso = 0, n_cross = 0, part
+    cdef Py_ssize_t i, n_iso = 0, n_cross = 0
     cdef int64_t k
     cdef int64_t *parts = <int64_t *> malloc(fired.n * sizeof(int64_t))
     if parts == NULL:
@@ -1233,16 +1236,13 @@ def fire_mark(PendingBuffer down, PendingBuffer up, int64_t mark, const uint32_t
     try:
         for i in range(fired.n):  # the isolated slots from the front, the accounts from the back
             k = fired.keys[i]
-            part = k >> 1
-            if k < 0 or part >= (acct_ver.shape[0] if k & 1 else pos_ver.shape[0]):
-                raise IndexError(f"index key {k} names no account or slot")
-            if (acct_ver[part] if k & 1 else pos_ver[part]) != fired.vers[i]:
+            if not _is_current(k, fired.vers[i], acct_ver, pos_ver):
                 continue
             if k & 1:
                 n_cross += 1
-                parts[fired.n - n_cross] = part
+                parts[fired.n - n_cross] = k >> 1
             else:
-                parts[n_iso] = part
+                parts[n_iso] = k >> 1
                 n_iso += 1
         return _unique(parts, n_iso), _unique(parts + fired.n - n_cross, n_cross)
     finally:
