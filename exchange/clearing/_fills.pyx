@@ -31,7 +31,6 @@ from exchange.accounts._margin cimport initial_margin, settings_of
 from exchange.accounts._positions cimport drop as drop_position, position_of, store as store_position
 from exchange.orders._matching cimport MatchingEngine
 
-
 import dataclasses
 
 from exchange.accounts.ledger import EMPTY, Position

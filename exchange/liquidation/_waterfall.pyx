@@ -25,10 +25,9 @@ Contents
 """
 from cpython.set cimport PySet_Add
 from exchange._engine cimport ExchangeFields, check_exchange_layout
-from exchange._records cimport untrack, untrack_all
+from exchange._records cimport RecordMaker, untrack, untrack_all
 from exchange.accounts._margin cimport margin_ratio_e8
 from exchange.accounts._pretrade cimport RiskKernel
-from exchange._records cimport RecordMaker
 from exchange.clearing._fills cimport Market, clear_into
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 

@@ -158,7 +158,6 @@ class Liquidator:
         self.dydx = self.profile.liquidation_order == LiquidationOrder.IOC_AT_FILLABLE_PRICE  # rules 1-4 of exchange.liquidation.dydx
         self.cooldown_until: dict[int, int] = {}  # account -> end (ns) of its cooldown after a sliced liquidation
         self.adl_queue = ADLQueue(exchange.risk, exchange.monitor, compiled=compiled)
-        self._clear_fill = _impl.fills_kernel.clear_fill if compiled else clear_fill  # ADL and takeover transfers
         if compiled:  # the per-step glue in C (exchange/liquidation/_waterfall.pyx), over this object's state
             steps = _impl.waterfall_kernel.Steps(self)
             self._liquidate, self._step, self._book = steps.liquidate, steps.step, steps.book
@@ -621,8 +620,8 @@ class Liquidator:
                   counter_side: PositionSide, price: int, qty: int) -> list:
         """Close ``qty`` lots of the liquidated position against ``counter`` at ``price``, no fee."""
         inst = self.ex.instruments[symbol]
-        events = self._clear_fill(self.ledger, inst, account, side, not long, price, qty, 0)
-        events += self._clear_fill(self.ledger, inst, counter, counter_side, long, price, qty, 0)
+        events = clear_fill(self.ledger, inst, account, side, not long, price, qty, 0)
+        events += clear_fill(self.ledger, inst, counter, counter_side, long, price, qty, 0)
         for party in (account, counter):
             self.risk.refresh_holds(party, symbol)
             self.ex._touched.add(party.account_id)

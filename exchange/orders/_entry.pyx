@@ -17,11 +17,11 @@ Contents
                   triggers. O(1) + the match. ``cancel``: twin of ``Exchange._cancel``. O(1) + the drain.
 """
 from exchange._engine cimport ExchangeFields, check_exchange_layout
-from exchange._records cimport CancelOrder as CancelRec, PlaceOrder as PlaceRec, check_command_layout
+from exchange._records cimport (CancelOrder as CancelRec, PlaceOrder as PlaceRec, RecordMaker,
+                                check_command_layout)
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
-from exchange._records cimport RecordMaker
 from exchange.clearing._fills cimport Drain
 from exchange.orders._matching cimport MatchingEngine
 
