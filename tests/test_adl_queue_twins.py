@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from exchange import SetMarkPrice, _impl
 from exchange.enums import PositionSide
 from exchange.liquidation.adl import bounds as adlbounds, queue as adlqueue
-from tests.test_adl_queue import SYMBOL, assert_bounds_agree, crowd, marks_down_and_up, portfolios
+from tests.test_adl_queue import OTHER, SYMBOL, assert_bounds_agree, crowd, marks_down_and_up, portfolios
 
 kernel = _impl.adl_bounds_kernel
 compiled = pytest.mark.skipif(kernel is None, reason="compiled core not active")
@@ -182,3 +182,52 @@ def test_the_compiled_exact_rank_is_the_references(profile):
                 assert not gc.is_tracked(got) and not gc.is_tracked(got[1])  # (kept through a command: _records.pxd)
                 checked += 1
     assert checked > 1_000
+
+
+@compiled
+@pytest.mark.parametrize("profile,log_min", [("binance", 4096), ("bybit", 4096), ("binance", 3), ("dydx", 0)])
+def test_the_kept_side_slots_filter_as_every_slot_would(profile, log_min, monkeypatch):
+    """The compiled queue filters a side's candidates from the slots it kept since the previous command
+    (``_bounds.SideSlots``, followed through the monitor's writer's log of the accounts it wrote) instead of
+    every mirror slot: at every candidate build of a two-symbol crash that ends in ADL, the kept slots are
+    ascending, without repeats, hold every slot of the side, and give the same columns and first prefixes as the
+    full filter. With a tiny log the log starts over (a new epoch) at most commands, so the full filter runs too."""
+    ex = crowd(profile, 300, seed=11, symbols=(SYMBOL, OTHER))
+    ex.monitor._writer.log_min = log_min
+    queue = ex.liquidation.adl_queue
+    builds, epochs, full = [], set(), kernel.candidates_top
+
+    def checked(p, ids, symbol, long, fund_base, marks, ranking, k, kept):
+        got = full(p, ids, symbol, long, fund_base, marks, ranking, k, kept)
+        kept.check(p, ids, fund_base)
+        assert len(kept) == len(got[0])
+        want = full(p, ids, symbol, long, fund_base, marks, ranking, k)
+        for mine, theirs in zip(got, want):
+            assert np.array_equal(mine, theirs)
+        builds.append(len(kept))
+        epochs.add(ex.monitor._writer.log_epoch)
+        return got
+
+    monkeypatch.setattr(queue, "_columns", checked)
+    for mark in marks_down_and_up():
+        for symbol in (SYMBOL, OTHER):
+            ex.apply(SetMarkPrice(symbol, mark))
+    assert len(builds) > 20 and max(builds) > 50
+    assert (len(epochs) > 5) == (log_min < 10)  # (tiny log: it starts over again and again)
+
+
+@compiled
+def test_kept_side_slots_refuse_another_side_or_an_unfollowed_portfolio():
+    ex = crowd("binance", 300, seed=11)
+    queue, m = ex.liquidation.adl_queue, ex.monitor
+    p, ids, version = m.mirror(set())
+    kept = kernel.SideSlots(0, True)
+    marks = np.array([10_000], np.int64)
+    with pytest.raises(ValueError, match="not this side"):
+        kernel.candidates(p, ids, 0, True, 2**62, marks, "binance", kept)  # never followed
+    kept.follow(p, ids, 2**62, m._writer)
+    kept.check(p, ids, 2**62)
+    with pytest.raises(ValueError, match="not this side"):
+        kernel.candidates(p, ids, 0, False, 2**62, marks, "binance", kept)
+    got = kernel.candidates(p, ids, 0, True, 2**62, marks, "binance", kept)
+    assert np.array_equal(got[0], kernel.candidates(p, ids, 0, True, 2**62, marks, "binance")[0])

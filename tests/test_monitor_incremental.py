@@ -235,3 +235,35 @@ def test_the_compiled_signature_and_written_rows_are_the_reference_ones(profile)
         monitor._writer = writer
     assert writer.stale_of(everyone, monitor._unindexed) == want
     assert {users[0], users[1], users[3], users[4], max(users) + 1} <= want and len(want) < len(everyone)
+
+
+# -- the compiled stale-due test --------------------------------------------------------------------------------
+@needs_compiled
+def test_the_compiled_stale_due_compares_only_suspects_and_finds_what_comparing_every_one_finds(monkeypatch):
+    """Compiled, ``RiskMonitor.stale_due(changing)`` compares only the due accounts that the command changed or
+    that have no rows in the mirror (every other one holds its ledger state: nothing is left dirty between
+    commands). At every call of a two-symbol crash that ends in ADL, under three profiles, the accounts it newly
+    found stale are exactly those of its newly compared ones whose rows differ from their ledger state
+    (``written != signature``)."""
+    from tests.test_adl_queue import OTHER, SYMBOL, crowd, marks_down_and_up
+
+    calls = []
+    for profile in ("binance", "bybit", "dydx"):
+        ex = crowd(profile, 200, seed=7, symbols=(SYMBOL, OTHER), implementation="cython")
+        monitor = ex.monitor
+        assert monitor._writer is not None
+
+        def checked(changing=frozenset(), monitor=monitor, stale_due=monitor.stale_due):
+            before, stale_before = set(monitor._due_compared), set(monitor._due_stale)
+            got = stale_due(changing)
+            compared = monitor._due_compared - before
+            want = {a for a in compared if monitor.written(a) != monitor.signature(a)}
+            assert got - stale_before == want
+            calls.append((len(compared), len(want)))
+            return got
+
+        monkeypatch.setattr(monitor, "stale_due", checked)
+        for mark in marks_down_and_up():
+            for symbol in (SYMBOL, OTHER):
+                ex.apply(SetMarkPrice(symbol, mark))
+    assert len(calls) > 100 and sum(n for n, _ in calls) > 200 and sum(s for _, s in calls) > 0  # (some were stale)

@@ -1519,6 +1519,14 @@ cdef class MonitorWriter:
     cdef Out o
     cdef int64_t o_cap
     cdef list left
+    # the log of the portfolio accounts written since its epoch began (what a reader that keeps something it
+    # filtered from the rows patches it with: the ADL queue's kept slots, exchange.liquidation.adl._bounds.SideSlots);
+    # started over, with a new epoch, when a write would take it past max(log_min, accounts / 8)
+    cdef readonly object log_rows  # int64 array, rows[0:logged] the log (grown ×2)
+    cdef int64_t[::1] log_view
+    cdef readonly Py_ssize_t logged
+    cdef readonly int64_t log_epoch
+    cdef public Py_ssize_t log_min
 
     def __cinit__(self, monitor, liq_index, warn_index, int64_t raw_pending):
         self.monitor, self.portfolio = monitor, monitor.portfolio
@@ -1530,6 +1538,9 @@ cdef class MonitorWriter:
         self.liq = _Armer(liq_index, False, raw_pending)
         self.warn = _Armer(warn_index, True, raw_pending)
         self.o_cap = 0
+        self.log_rows = np.zeros(64, np.int64)
+        self.log_view = self.log_rows
+        self.logged, self.log_epoch, self.log_min = 0, 0, 4096
 
     def __dealloc__(self):
         free(self.o.sym)
@@ -1543,10 +1554,20 @@ cdef class MonitorWriter:
         cdef list rows = []
         cdef dict left = {}  # portfolio account -> the slots a relocation of its block freed (rare)
         cdef int64_t a
+        cdef bint logging = self.logged + len(account_ids) <= max(self.log_min, len(self.ids) // 8)
+        if not logging:  # the log starts over: its readers filter every row again
+            self.logged, self.log_epoch = 0, self.log_epoch + 1
+        elif self.logged + len(account_ids) > self.log_view.shape[0]:
+            grown = np.zeros(max(2 * self.log_view.shape[0], self.logged + len(account_ids)), np.int64)
+            grown[:self.logged] = self.log_rows[:self.logged]
+            self.log_rows, self.log_view = grown, grown
         self._views()  # (a reallocation while writing, by _new_row's or _add_slot's fallback, rebinds them there)
         for account_id in account_ids:
             a = self._write(account_id)
             rows.append(a)
+            if logging:
+                self.log_view[self.logged] = a
+                self.logged += 1
             if self.left is not None:
                 left[a] = self.left
         if not rearm:

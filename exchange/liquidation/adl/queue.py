@@ -8,7 +8,9 @@ included) by *filter and refine*:
 - every candidate of the side in the mirror gets float bounds ``lo ≤ score ≤ hi`` in one pass
   (:mod:`exchange.liquidation.adl.bounds` in numpy; compiled, one C call builds the side's columns, bounds
   included, with the first prefixes of the highest bounds from a bounded heap: ``_bounds.candidates_top``;
-  longer prefixes come from ``_bounds.top_k``);
+  longer prefixes come from ``_bounds.top_k``). Compiled, the side's slots are kept from one build to the next
+  (``_bounds.SideSlots``): the slots of the accounts the monitor's writer wrote since are merged in, instead of every
+  mirror slot being filtered again;
 - for a prefix of ``m``, let ``L`` be the m-th largest lower bound: a candidate whose upper bound is below
   ``L`` is beaten by m candidates, so the first m of the exactly sorted others are the true first m. Only
   those (the candidates with ``hi ≥ L``) are scored exactly; candidates known to score exactly 0 are put in
@@ -188,6 +190,8 @@ class ADLQueue:
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
+        # compiled: each side's filtered mirror slots, kept across commands ((symbol index, long) -> _bounds.SideSlots)
+        self._kept: dict[tuple[int, bool], object] | None = {} if kernel else None
 
     def order(self, symbol: str, long: bool, ranking: ADLRanking, seed: int, changing: set[int],
               liquidated: int) -> Iterator[Key]:
@@ -244,7 +248,7 @@ class ADLQueue:
             look = set(changing.log[c.logged:])
         if generation is not None:
             c.logged = len(changing.log)
-        new_due = monitor.stale_due() - c.due_seen
+        new_due = monitor.stale_due(changing) - c.due_seen
         c.due_seen |= new_due
         look |= new_due
         look.add(liquidated)
@@ -284,10 +288,19 @@ class ADLQueue:
     def _candidates(self, p, ids: np.ndarray, symbol: str, long: bool, ranking: ADLRanking, marks) -> _Candidates:
         """The side's candidates, with the prefixes of :data:`TOP` highest lower and upper bounds that the first
         :meth:`_Candidates.highest` and :meth:`_Candidates.reaching` would select (none for the seeded order,
-        which needs no bounds). O(slots of the mirror + n log TOP)."""
-        *columns, top, hi_top = self._columns(p, ids, self.monitor.symbols.index(symbol), long, FUND_ACCOUNT_BASE,
-                                              np.array(marks, dtype=np.int64), BOUNDS.get(ranking),
-                                              0 if ranking == ADLRanking.SEEDED_OFFSET else TOP)
+        which needs no bounds). O(slots of the mirror + n log TOP); compiled, the filter passes over the side's
+        slots kept from the previous call (``_bounds.SideSlots``, followed through the monitor's writer's log of
+        the accounts it wrote): O(candidates + slots of the accounts written since + n log TOP) while the log goes on."""
+        i = self.monitor.symbols.index(symbol)
+        args = (p, ids, i, long, FUND_ACCOUNT_BASE, np.array(marks, dtype=np.int64), BOUNDS.get(ranking),
+                0 if ranking == ADLRanking.SEEDED_OFFSET else TOP)
+        if self._kept is not None:  # compiled: the filter passes over the side's kept slots, followed first
+            kept = self._kept.get((i, long))
+            if kept is None:
+                kept = self._kept[i, long] = _impl.adl_bounds_kernel.SideSlots(i, long)
+            kept.follow(p, ids, FUND_ACCOUNT_BASE, self.monitor._writer)
+            args += (kept,)
+        *columns, top, hi_top = self._columns(*args)
         c = _Candidates(*columns, top, select=self._top_k, prefix=self._live[0], reach=self._live[1])
         if len(hi_top):
             c.hi_top, c._hi_desc = hi_top, np.where(c.zero[hi_top], np.inf, -c.hi[hi_top])
