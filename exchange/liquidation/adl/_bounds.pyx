@@ -310,8 +310,7 @@ def candidates(p, const int64_t[::1] ids, int symbol, bint long, int64_t fund_ba
     filter passes over its slots only: O(candidates + the slots it dropped since)."""
     if ranking not in (None, "binance", "bybit"):
         raise ValueError(f"unknown ADL bounds {ranking!r}")
-    cdef Py_ssize_t i, n_slots = p.n_slots, n = 0
-    cdef int64_t j
+    cdef Py_ssize_t n_slots = p.n_slots, n
     if n_slots >= 2**31 - 1:
         raise OverflowError("more mirror slots than an int32 holds")
     cdef int32_t *s
