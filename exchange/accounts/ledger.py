@@ -196,11 +196,12 @@ class Ledger:
             account.settings = {**account.settings, symbol: value}
             return
         value = self._interned.setdefault(value, value)
-        if account.settings.keys() <= {symbol}:  # none or only this symbol: the shared mapping of (symbol, value)
-            account.settings = self._interned.get((symbol, value)) or self._interned.setdefault(
+        settings = account.settings
+        if not settings or (len(settings) == 1 and symbol in settings):  # none or only this symbol: the shared
+            account.settings = self._interned.get((symbol, value)) or self._interned.setdefault(  # mapping of it
                 (symbol, value), MappingProxyType({symbol: value}))
         else:  # a new mapping of the account's own (settings are never written in place)
-            account.settings = {**account.settings, symbol: value}
+            account.settings = {**settings, symbol: value}
 
     def key(self, symbol: str, side: PositionSide) -> tuple[str, PositionSide]:
         """The interned position key ``(symbol, side)`` (equal to a fresh tuple; KeyError for an unknown one)."""

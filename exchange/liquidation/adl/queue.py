@@ -190,8 +190,9 @@ class ADLQueue:
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
-        # compiled: each side's filtered mirror slots, kept across commands ((symbol index, long) -> _bounds.SideSlots)
-        self._kept: dict[tuple[int, bool], object] | None = {} if kernel else None
+        # compiled: each side's filtered mirror slots, kept across commands ((symbol index, long) -> _bounds.SideSlots),
+        # followed through the log of the monitor's compiled writer
+        self._kept: dict[tuple[int, bool], object] | None = {} if kernel and monitor._writer is not None else None
 
     def order(self, symbol: str, long: bool, ranking: ADLRanking, seed: int, changing: set[int],
               liquidated: int) -> Iterator[Key]:
