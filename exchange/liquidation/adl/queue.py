@@ -190,6 +190,7 @@ class ADLQueue:
         self._cache: dict[tuple[str, bool, ADLRanking], _Candidates] = {}
         self._scores: dict[tuple, tuple[tuple, tuple | None]] = {}  # (symbol, ranking, key) -> (signature, rank)
         self._cache_for: tuple | None = None  # (mirror version, risk prices) the caches hold
+        self._caps = monitor.portfolio.table.max_price_ticks.tolist()  # each symbol's highest price in the mirror
         # compiled: each side's filtered mirror slots, kept across commands ((symbol index, long) -> _bounds.SideSlots),
         # followed through the log of the monitor's compiled writer
         self._kept: dict[tuple[int, bool], object] | None = {} if kernel and monitor._writer is not None else None
@@ -199,10 +200,9 @@ class ADLQueue:
         """The positions of ``symbol`` on the ``long`` side in ADL order, lazily. ``changing``: the accounts
         the command has changed so far; ``liquidated``: the account being liquidated."""
         risk, monitor = self.risk, self.monitor
-        marks = tuple(risk.mark_of(s) for s in monitor.symbols)
+        marks = tuple(map(risk.mark_of, monitor.symbols))
         view = None if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE else monitor.mirror(changing)
-        caps = monitor.portfolio.table.max_price_ticks.tolist()
-        if view is None or not all(0 <= m <= cap for m, cap in zip(marks, caps)):
+        if view is None or not _within(marks, self._caps):
             yield from ranked(risk, symbol, long, ranking, seed)
             return
         portfolio, ids, version = view
@@ -306,6 +306,14 @@ class ADLQueue:
         if len(hi_top):
             c.hi_top, c._hi_desc = hi_top, np.where(c.zero[hi_top], np.inf, -c.hi[hi_top])
         return c
+
+
+def _within(marks: tuple[int, ...], caps: list[int]) -> bool:
+    """Whether every mark is inside the mirror's price bounds (0..the symbol's highest price)."""
+    for mark, cap in zip(marks, caps):
+        if not 0 <= mark <= cap:
+            return False
+    return True
 
 
 def _look(queue: ADLQueue, c: _Candidates, look: set[int], holders: set[int], symbol: str, long: bool,
