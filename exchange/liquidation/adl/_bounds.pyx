@@ -322,7 +322,7 @@ def candidates(p, const int64_t[::1] ids, int symbol, bint long, int64_t fund_ba
     else:
         kept._check_side(p, symbol, long)
         c = _columns_of(p, ids)
-        n = kept._prune(&c, symbol, long, fund_base)
+        n = kept._prune(&c, symbol, long)
         s = kept.slots
     rows_out, accounts_out = np.empty(n, np.int32), np.empty(n, np.int64)
     sides_out, zero_out = np.empty(n, np.int8), np.empty(n, np.bool_)
@@ -474,19 +474,21 @@ cdef class SideSlots:
             w -= 1
         self.n += m
 
-    cdef Py_ssize_t _prune(self, const Columns *c, int symbol, bint long, int64_t fund_base) noexcept:
-        """Drop the slots that no longer hold a user position of the side (in place); returns how many are
-        left: exactly :func:`side_slots`, when :meth:`follow` ran after the last rewrite."""
+    cdef Py_ssize_t _prune(self, const Columns *c, int symbol, bint long) noexcept:
+        """Drop the slots that no longer hold a position of the side (in place, without branches); returns how many
+        are left: exactly :func:`side_slots`, when :meth:`follow` ran after the last write. The owner of a kept slot
+        is not read: a slot holds one account's position key until the portfolio is compacted (a new generation,
+        so every slot is filtered again), and a block's relocation leaves holes of size 0."""
         cdef int64_t sign = 1 if long else -1
         cdef Py_ssize_t i, w = 0
         cdef int32_t j
+        cdef uint8_t keep
         for i in range(self.n):
             j = self.slots[i]
-            if c.symbol[j] == symbol and c.qty[j] * sign > 0 and c.owner[j] >= 0 and c.ids[c.owner[j]] < fund_base:
-                self.slots[w] = j
-                w += 1
-            else:
-                self.member[j] = 0
+            keep = (c.symbol[j] == symbol) & (c.qty[j] * sign > 0)
+            self.slots[w] = j
+            self.member[j] = keep
+            w += keep
         self.n = w
         return w
 
