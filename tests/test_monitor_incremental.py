@@ -253,7 +253,7 @@ def test_the_compiled_stale_due_compares_only_suspects_and_finds_what_comparing_
         monitor = ex.monitor
         assert monitor._writer is not None
 
-        def checked(changing=frozenset(), monitor=monitor, stale_due=monitor.stale_due):
+        def checked(changing, monitor=monitor, stale_due=monitor.stale_due):
             before, stale_before = set(monitor._due_compared), set(monitor._due_stale)
             got = stale_due(changing)
             compared = monitor._due_compared - before

@@ -297,8 +297,9 @@ class RiskMonitor(MonitorFields):
         for due in (self._due, self._due_compared, self._due_stale):  # (compared ⊆ due: stale_due's test)
             due.difference_update(account_ids)
 
-    def stale_due(self, changing: set[int] = frozenset()) -> set[int]:
-        """The due accounts whose rows do not match the ledger. A due account not also touched is unchanged
+    def stale_due(self, changing: set[int]) -> set[int]:
+        """The due accounts whose rows do not match the ledger (``changing``: the accounts the command has
+        changed so far, the engine's touched set). A due account not also touched is unchanged
         by the command, and its rows are not rewritten while it is due, so each is compared once per command.
         O(1) when no account became due since the last call (``_due_compared`` ⊆ ``_due``).
 
