@@ -314,14 +314,12 @@ def candidates(p, const int64_t[::1] ids, int symbol, bint long, int64_t fund_ba
     if n_slots >= 2**31 - 1:
         raise OverflowError("more mirror slots than an int32 holds")
     cdef int32_t *s
-    cdef Columns c
+    cdef Columns c = _columns_of(p, ids)
     if kept is None:
         s = _slot_buffer(n_slots + 1)
-        c = _columns_of(p, ids)
         n = _filter(&c, symbol, long, fund_base, 0, n_slots, s)
     else:
         kept._check_side(p, symbol, long)
-        c = _columns_of(p, ids)
         n = kept._prune(&c, symbol, long)
         s = kept.slots
     rows_out, accounts_out = np.empty(n, np.int32), np.empty(n, np.int64)
