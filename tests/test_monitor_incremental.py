@@ -24,7 +24,7 @@ from exchange.liquidation.waterfall import LiquidationConfig
 from exchange.profiles import PROFILES
 from tests.conftest import COMPILED, make_instrument, needs_compiled
 from tests.streams import liquidation_commands, random_commands
-from tests.test_sweep import CONFIGS, random_marks, random_portfolio
+from tests.test_sweep import CONFIGS, _views_are_the_used_parts, random_marks, random_portfolio
 
 IMPLEMENTATIONS = ("python", "cython") if COMPILED else ("python",)
 USDT = 10**8
@@ -176,6 +176,26 @@ def test_a_mark_after_many_commands_finds_nothing_to_rewrite():
     recorder = Recorder(ex.monitor)
     assert [type(e).__name__ for e in ex.apply(SetMarkPrice(inst.symbol, 10_001))] == ["MarkPriceChanged"]
     assert recorder.last == set()
+    check_monitor(ex, set())
+
+
+def test_the_monitors_portfolio_views_follow_the_accounts_it_adds():
+    """The risk monitor's portfolio keeps the column views it was asked for; the accounts its writer adds (the
+    compiled writer adds them in C while the arrays have room) must drop them, or a reader would miss the new
+    accounts. Read every view between commands that add accounts, and compare with the arrays' used parts."""
+    inst = make_instrument()
+    ex = Exchange([inst])
+    ex.monitor.index_from_accounts = 1  # keep the mirror from the first account on
+    ex.apply(Deposit(10_000, 10**9 * USDT))
+    ex.apply(SetMarkPrice(inst.symbol, 10_000))
+    ex.apply(PlaceOrder(10_000, inst.symbol, Side.SELL, 200, 10_000))
+    p = ex.monitor.portfolio
+    for a in range(1, 101):
+        ex.apply(Deposit(a, 1_000 * USDT))
+        ex.apply(PlaceOrder(a, inst.symbol, Side.BUY, 1, 10_000, OrderType.MARKET))
+        ex.apply(SetMarkPrice(inst.symbol, 10_000 + a % 2))
+        _views_are_the_used_parts(p)
+    assert ex.monitor.indexed and p.n_accounts >= 100 and len(p.acct_wallet_units) == p.n_accounts
     check_monitor(ex, set())
 
 

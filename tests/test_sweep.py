@@ -7,7 +7,7 @@ from exchange.accounts import margin as M
 from exchange.clearing import sweep as S
 from exchange.enums import MarginMode, PositionSide
 from exchange.accounts.margin import IsolatedMaintenance, LiquidationTrigger
-from exchange.accounts.storage import InstrumentTable, Portfolio, PortfolioError
+from exchange.accounts.storage import ACCOUNT_FIELDS, POSITION_FIELDS, InstrumentTable, Portfolio, PortfolioError
 from exchange.spec import Instrument
 from exchange.units import MAX_ABS_VALUE
 
@@ -231,6 +231,45 @@ def test_growth_relocation_and_compact():
         assert [int(old_to_new[j]) for j in slots[a]] == list(p.slots_of(a))
         for j in slots[a]:
             assert before.pos_equity[j] == after.pos_equity[old_to_new[j]]
+
+
+def _views_are_the_used_parts(p):
+    """Every column read as an attribute is its array's used part, whether kept from an earlier read or not."""
+    for name in [n for n, _ in POSITION_FIELDS] + [n for n, _ in ACCOUNT_FIELDS]:
+        arrays, n = (p._pos, p.n_slots) if name.startswith("pos_") else (p._acct, p.n_accounts)
+        view = getattr(p, name)
+        assert len(view) == n and (n == 0 or np.shares_memory(view, arrays[name])) and np.array_equal(view, arrays[name][:n]), name
+
+
+def test_kept_views_follow_every_change_of_the_used_part():
+    """The views are kept in the instance after a first read (Portfolio.__getattr__); each method that changes
+    the counts or moves the arrays drops them: a new account, a block moved to the end, arrays grown, compaction,
+    bulk construction. A view kept past any of these would show the old length or the old arrays."""
+    p = Portfolio([btc()], account_capacity=1, slot_capacity=1)
+    _views_are_the_used_parts(p)
+    a = p.add_account(10 * USDT, capacity=1)  # grows both kinds of arrays
+    _views_are_the_used_parts(p)
+    p.add_position(a, 0, 1, 100)
+    _views_are_the_used_parts(p)
+    p.add_position(a, 0, 2, 200, side=PositionSide.LONG)  # the full block moves to the end with more room
+    _views_are_the_used_parts(p)
+    assert p.n_holes == 1 and list(p.pos_qty_lots[p.slots_of(a)]) == [1, 2]
+    for _ in range(40):  # growth without a new block
+        p.add_account(USDT, capacity=2)
+        _views_are_the_used_parts(p)
+    p.compact()
+    _views_are_the_used_parts(p)
+    assert p.n_holes == 0 and len(p.pos_account) == p.n_slots
+    q = Portfolio.from_arrays([btc()], np.zeros(3, np.int64), np.array([0, 1, 2]), np.zeros(3, np.int64),
+                              np.ones(3, np.int64), np.ones(3, np.int64))
+    _views_are_the_used_parts(q)
+    p.set_position(int(p.slots_of(a)[0]), 5, 500)  # a write through the arrays shows in the kept view
+    assert int(p.pos_qty_lots[p.slots_of(a)[0]]) == 5
+    import pickle
+    r = pickle.loads(pickle.dumps(p))  # the kept views are not state: the copy's are views of its own arrays
+    _views_are_the_used_parts(r)
+    r.set_position(int(r.slots_of(a)[0]), 7, 700)
+    assert int(r.pos_qty_lots[r.slots_of(a)[0]]) == 7 and int(p.pos_qty_lots[p.slots_of(a)[0]]) == 5
 
 
 def test_bytes_per_position():

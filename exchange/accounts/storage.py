@@ -173,16 +173,39 @@ class Portfolio:
         self.n_accounts = 0
         self.n_holes = 0
         self.generation = 0  # changes whenever an array is reallocated (compiled writers rebind their views)
+        self._viewed: list[str] = []  # the views kept in the instance (__getattr__), dropped by _resized
 
     # -- views -------------------------------------------------------------------------------------------
     def __getattr__(self, name):
-        pos = self.__dict__.get("_pos")
+        """A column's view of the used part (``pos_*``: ``n_slots`` slots, ``acct_*``: ``n_accounts`` accounts),
+        kept in the instance until the used part or an array changes (:meth:`_resized`), so that the next read
+        of it is a plain attribute read, not this call. O(1)."""
+        d = self.__dict__
+        pos = d.get("_pos")
         if pos is not None and name in pos:
-            return pos[name][: self.n_slots]
-        acct = self.__dict__.get("_acct")
-        if acct is not None and name in acct:
-            return acct[name][: self.n_accounts]
-        raise AttributeError(name)
+            view = pos[name][: self.n_slots]
+        else:
+            acct = d.get("_acct")
+            if acct is None or name not in acct:
+                raise AttributeError(name)
+            view = acct[name][: self.n_accounts]
+        d[name] = view
+        self._viewed.append(name)
+        return view
+
+    def _resized(self) -> None:
+        """Drop the kept views: every write of ``n_slots``, ``n_accounts`` or an array calls it (the compiled
+        writer's new accounts too). O(views kept)."""
+        d = self.__dict__
+        for name in self._viewed:
+            d.pop(name, None)
+        self._viewed.clear()
+
+    def __getstate__(self) -> dict:
+        """The state without the kept views (views of the arrays, not data of their own)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in self._viewed}
+        state["_viewed"] = []
+        return state
 
     @property
     def n_positions(self) -> int:
@@ -218,6 +241,7 @@ class Portfolio:
                 grown[cap:] = -1
             self._pos[name] = grown
         self.generation += 1
+        self._resized()
 
     def _grow_acct(self, need: int) -> None:
         cap = len(self._acct["acct_begin"])
@@ -229,6 +253,7 @@ class Portfolio:
             grown[:cap] = arr
             self._acct[name] = grown
         self.generation += 1
+        self._resized()
 
     # -- commands ----------------------------------------------------------------------------------------
     def add_account(self, wallet_units: int = 0, capacity: int = 4) -> int:
@@ -248,6 +273,8 @@ class Portfolio:
         A["acct_exposure_units"][a] = abs(wallet_units)
         self.n_slots += capacity
         self.n_accounts += 1
+        if self._viewed:
+            self._resized()
         return a
 
     def set_wallet(self, account: int, wallet_units: int) -> None:
@@ -304,6 +331,7 @@ class Portfolio:
                 arr[begin:begin + cap] = -1 if name == "pos_account" else 0
             self.n_holes += cap
             self.n_slots += new_cap
+            self._resized()
             A["acct_begin"][account], A["acct_cap"][account] = new_begin, new_cap
             begin = new_begin
         slot = begin + count
@@ -366,6 +394,7 @@ class Portfolio:
             self._acct[name] = np.ascontiguousarray(arr[: self.n_accounts])
         self.n_slots, self.n_holes = total, 0
         self.generation += 1
+        self._resized()
         return old_to_new
 
     # -- bulk construction -------------------------------------------------------------------------------
@@ -447,6 +476,7 @@ class Portfolio:
         }
         self.n_slots, self.n_accounts, self.n_holes = n, len(wallet), 0
         self.generation += 1
+        self._resized()
         return self
 
     # -- queries -----------------------------------------------------------------------------------------

@@ -1705,6 +1705,8 @@ cdef class MonitorWriter:
             return row
         self.a_begin[a], self.a_count[a], self.a_cap[a], self.a_wallet[a], self.a_expo[a] = b, 0, cap, 0, 0
         p.n_slots, p.n_accounts = b + cap, a + 1  # the slots past n_slots are flat with no account
+        if p._viewed:  # (its kept views end at the old counts: Portfolio._resized)
+            p._resized()
         self.rows_of.put(account_id, a)
         self.ids.append(account_id)
         return a
