@@ -4,6 +4,8 @@
     after the demo's deposits (10,000,000 USDT to each of its 1,000 accounts, outside the timed region), every
     stage included (risk checks, clearing, holds, triggers, the liquidation stage, margin calls). Checked: the
     state hash equals an untimed run's.
+(a″) The same flow with each command record made in the timed loop from its field values (a bot's or an
+    agent's loop: the record's ``__init__`` is paid too). Checked: the same state hash.
 (a′) The same flow as one ``Exchange.apply_batch`` call on its command array (encoded outside the timed
     region), with the result and event arrays built. Checked: the same state hash.
 (b) A mark tick on one symbol with N_HOLDERS funded accounts holding positions, none near liquidation or the
@@ -21,6 +23,7 @@ accounts through ~230,000 commands, and the first tick, which builds the indexes
 """
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import sys
 import time
@@ -73,6 +76,29 @@ def flow():
 def test_exchange_apply_demo_flow(benchmark, flow):
     instrument, deposits, commands, expected = flow
     ex = benchmark.pedantic(run_flow, setup=lambda: ((funded_exchange(instrument, deposits), commands), {}),
+                            rounds=3, iterations=1)
+    assert ex.state_hash() == expected
+    benchmark.extra_info["commands_per_s"] = len(commands) / benchmark.stats.stats.median
+
+
+def field_values(commands) -> list[tuple[type, tuple]]:
+    """Each command as ``(class, its field values)``: what a loop that makes its commands starts from."""
+    return [(type(c), tuple(getattr(c, f.name) for f in dataclasses.fields(c))) for c in commands]
+
+
+def run_made_flow(ex: Exchange, specs) -> Exchange:
+    """(a″) the same flow, each command record made in the loop right before it is applied (what a bot or an
+    agent loop pays: the record's ``__init__`` as well as ``apply``)."""
+    apply = ex.apply
+    for cls, values in specs:
+        apply(cls(*values))
+    return ex
+
+
+def test_exchange_apply_demo_flow_records_made_in_the_loop(benchmark, flow):
+    instrument, deposits, commands, expected = flow
+    specs = field_values(commands)
+    ex = benchmark.pedantic(run_made_flow, setup=lambda: ((funded_exchange(instrument, deposits), specs), {}),
                             rounds=3, iterations=1)
     assert ex.state_hash() == expected
     benchmark.extra_info["commands_per_s"] = len(commands) / benchmark.stats.stats.median
@@ -168,6 +194,17 @@ def main() -> int:
     assert len(hashes) == 1, "the implementations end in different states"
     if len(rates) == 2:
         print(f"(a) compiled ÷ reference (CPU): {rates['cython'] / rates['python']:.2f}; same state hash")
+    specs = field_values(commands)
+    for implementation in ("python", "cython") if core is not None else ("python",):
+        cpu = []
+        for _ in range(3):
+            ex = funded_exchange(instrument, deposits, implementation)
+            started_cpu = time.process_time()
+            run_made_flow(ex, specs)
+            cpu.append(time.process_time() - started_cpu)
+            assert ex.state_hash() in hashes
+        print(f"(a'') Exchange.apply [{implementation}], each command record made in the loop: median "
+              f"{len(commands) / statistics.median(cpu):,.0f} commands/s CPU; same state hash")
     rows, cpu = encode(commands, (instrument.symbol,)), []
     for _ in range(3):
         ex = funded_exchange(instrument, deposits)

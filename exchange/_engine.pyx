@@ -21,6 +21,7 @@ Contents
 - :class:`Loop`       ``apply(command)`` and ``apply_valid(command)`` of one exchange. O(1) + the command's stages.
 """
 from cpython.set cimport PySet_Clear
+from exchange._records cimport untrack
 from exchange.boundary._validate cimport FastCheck
 from exchange.liquidation._monitor cimport Stage, check_monitor_layout
 
@@ -81,6 +82,8 @@ cdef class Loop:
         journal = ex.journal
         if journal is not None:
             journal.append(command)
+            if type(command) in self.handlers:  # a checked command record: integers, enums and a symbol
+                untrack(command)  # kept for good: never walked by the cycle collector (exchange/_records.pxd)
         ex.sequence += 1
         try:
             events = self._run(ex, command)

@@ -13,8 +13,10 @@ this module, never the compiled modules directly:
   twin of the order sums and holds of :mod:`exchange.accounts.pretrade` (``Risk(compiled=True)`` binds it), and
   ``RiskPrice``, the compiled ``Exchange.risk_price`` (the risk stage's ``mark_of``); None under the reference.
 - ``records_kernel``: ``exchange._records`` (built from ``exchange/_records.pyx``): ``RecordMaker``, a frozen slotted
-  dataclass record made in C (the compiled risk stage's position views, the compiled monitor stage's records);
-  None under the reference.
+  dataclass record made in C (the compiled risk stage's position views, the compiled monitor stage's records), and
+  ``record_init``, the ``__init__`` this module gives every command and event class when the compiled core is
+  active (each field stored in its slot, not set through ``object.__setattr__``: the same records); None under the
+  reference.
 - ``fills_kernel``: ``exchange.clearing._fills`` (built from ``exchange/clearing/_fills.pyx``), the compiled
   twin of :func:`exchange.clearing.fills.clear_fill` and of the engine's drain (matching rows -> events,
   clearing, order sums, trim, holds; the compiled ``Exchange`` binds it as ``_drain``); None under the reference.
@@ -85,6 +87,11 @@ else:
     from exchange.liquidation import _waterfall as waterfall_kernel
     from exchange import _engine as engine_kernel
     IMPLEMENTATION = "cython"
+    # the command and event records made by Python code (a user's commands, the stages that are not compiled)
+    # store their fields in C: records_kernel.record_init (the same records; the dataclass __init__ otherwise)
+    from exchange import commands as _commands, events as _events
+    for _cls in (*_commands.COMMAND_TYPES.values(), *_events.event_classes()):
+        _cls.__init__ = records_kernel.record_init(_cls)
 
 
 def matching_engine_class(implementation: str | None = None):

@@ -13,6 +13,7 @@ from cpython.object cimport PyObject, PyTypeObject
 import array
 
 import dataclasses
+import inspect
 
 
 cdef tuple NO_ARGS = ()
@@ -52,3 +53,58 @@ cdef class RecordMaker:
         for i in range(len(values)):
             self.put(record, i, values[i])
         return record
+
+
+def record_init(type cls):
+    """An ``__init__`` for ``cls`` (a frozen slotted dataclass as :class:`RecordMaker` takes, no field with a
+    default factory) that stores each argument straight into its slot, where the generated one calls
+    ``object.__setattr__`` once per field (about 1.7 µs for a ``PlaceOrder``'s 16 fields, several times the
+    rest of its making): the same arguments accepted (positional, by keyword, the same defaults), the same
+    TypeError for a missing, unexpected or repeated one, the same record. ``exchange._impl`` gives the command
+    classes this ``__init__`` when the compiled core is active. O(fields)."""
+    cdef RecordMaker maker = RecordMaker(cls)
+    fields = dataclasses.fields(cls)
+    if any(f.default_factory is not dataclasses.MISSING for f in fields) or len(fields) > 63:
+        raise TypeError(f"{cls.__qualname__} has a field with a default factory or more than 63 fields")
+    cdef tuple names = maker.names
+    cdef tuple defaults = tuple(f.default for f in fields)  # MISSING: a required field
+    cdef dict index = {name: i for i, name in enumerate(names)}
+    cdef Py_ssize_t n = len(names)
+    cdef unsigned long long every = (1ULL << n) - 1
+    cdef object required = dataclasses.MISSING
+    qualname = f"{cls.__qualname__}.__init__"
+
+    def __init__(self, *args, **kwargs):
+        cdef Py_ssize_t i, nargs = len(args)
+        cdef unsigned long long given
+        if nargs > n:
+            raise TypeError(f"{qualname}() takes {n + 1} positional arguments but {nargs + 1} were given")
+        for i in range(nargs):
+            maker.put(self, i, args[i])
+        given = (1ULL << nargs) - 1
+        if kwargs:
+            for name, value in kwargs.items():
+                at = index.get(name)
+                if at is None:
+                    raise TypeError(f"{qualname}() got an unexpected keyword argument '{name}'")
+                i = at
+                if given >> i & 1:
+                    raise TypeError(f"{qualname}() got multiple values for argument '{name}'")
+                maker.put(self, i, value)
+                given |= 1ULL << i
+        if given != every:
+            missing = []
+            for i in range(n):
+                if not given >> i & 1:
+                    if defaults[i] is required:
+                        missing.append(names[i])
+                    else:
+                        maker.put(self, i, defaults[i])
+            if missing:
+                raise TypeError(f"{qualname}() missing {len(missing)} required argument"
+                                f"{'s' if len(missing) > 1 else ''}: {', '.join(map(repr, missing))}")
+
+    __init__.__qualname__ = qualname
+    __init__.__doc__ = cls.__init__.__doc__
+    __init__.__signature__ = inspect.signature(cls.__init__)
+    return __init__

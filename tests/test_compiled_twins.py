@@ -15,6 +15,7 @@ exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and m
 - The binding: the compiled Exchange runs the twins, the reference does not.
 """
 import dataclasses
+import inspect
 import itertools
 
 import numpy as np
@@ -22,6 +23,8 @@ import pytest
 
 from exchange import ADLFill, Exchange, SetMarkPrice
 from exchange.accounts.pretrade import PositionView, Risk
+from exchange.commands import COMMAND_TYPES
+from exchange.events import event_classes
 from exchange.enums import MarginMode, PositionSide
 from exchange.accounts.touched import Touched
 from exchange.liquidation.monitor import RiskMonitor
@@ -233,6 +236,54 @@ def test_the_record_maker_refuses_a_class_whose_init_does_more_than_store():
     for cls in (Checked, Defaulted, Mutable, Unslotted, tuple):
         with pytest.raises(TypeError, match=cls.__qualname__):
             records_kernel.RecordMaker(cls)
+
+
+def _stored(cls, values: dict):
+    """The record the dataclass's generated ``__init__`` makes: each field set by ``object.__setattr__``."""
+    record = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(record, name, value)
+    return record
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and all(getattr(a, f.name) is getattr(b, f.name) for f in dataclasses.fields(a))
+
+
+RECORD_CLASSES = [*COMMAND_TYPES.values(), *event_classes()]
+
+
+@pytest.mark.parametrize("cls", RECORD_CLASSES, ids=lambda cls: cls.__name__)
+def test_command_and_event_records_are_made_as_the_dataclass_makes_them(cls):
+    """Compiled, every command and event class has ``records_kernel.record_init`` as its ``__init__`` (each field
+    stored in its slot); the reference keeps the dataclass's. Either way a record made positionally, by keyword
+    in any order or with its defaults holds exactly the objects the generated ``__init__`` would store, and a
+    missing, unexpected, repeated or extra argument is a TypeError naming it."""
+    fields = dataclasses.fields(cls)
+    assert (type(cls.__init__).__name__ == "cython_function_or_method") == COMPILED
+    assert [(p.name, p.default) for p in inspect.signature(cls).parameters.values()] == \
+        [(f.name, inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default) for f in fields]
+    values = {f.name: object() for f in fields}  # (distinct objects: identity shows which went where)
+    required = [f.name for f in fields if f.default is dataclasses.MISSING]
+    assert _same(cls(*values.values()), _stored(cls, values))
+    assert _same(cls(**dict(reversed(values.items()))), _stored(cls, values))
+    half = len(fields) // 2
+    assert _same(cls(*list(values.values())[:half], **dict(list(values.items())[half:])), _stored(cls, values))
+    defaults = {f.name: values[f.name] if f.name in required else f.default for f in fields}
+    assert _same(cls(**{name: values[name] for name in required}), _stored(cls, defaults))
+    if required:
+        with pytest.raises(TypeError, match=repr(required[-1])):
+            cls(*[values[name] for name in required[:-1]])
+    with pytest.raises(TypeError, match="'no_such_field'"):
+        cls(*values.values(), no_such_field=1)
+    with pytest.raises(TypeError, match=repr(fields[0].name)):
+        cls(*values.values(), **{fields[0].name: 1})
+    with pytest.raises(TypeError):
+        cls(*values.values(), 1)
+    made = cls(*values.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, fields[0].name, 1)
+    assert dataclasses.replace(made) == made and hash(dataclasses.replace(made)) == hash(made)
 
 
 @pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])

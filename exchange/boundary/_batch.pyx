@@ -19,7 +19,7 @@ Contents
 """
 from cpython cimport array
 from cpython.object cimport PyObject
-from exchange._records cimport RecordMaker, slot_offset, slot_value
+from exchange._records cimport RecordMaker, slot_offset, slot_value, untrack
 
 import array
 
@@ -55,6 +55,7 @@ cdef class Maker:
         for i in range(len(columns)):
             column = columns[i]
             maker.put(record, i, self.symbols[table[r, 1]] if column < 0 else table[r, column])
+        untrack(record)  # integers and a symbol: no cycle (an exchange that keeps its commands keeps them all: _records.pxd)
         return record
 
 
