@@ -75,7 +75,7 @@ from fractions import Fraction
 
 import msgpack
 
-from . import _impl
+from . import _impl, collector
 from ._impl import matching_engine_class  # re-exported: exchange.engine.matching_engine_class
 from .boundary import batch, validate
 from .liquidation.adl import ranking as deleveraging
@@ -1310,8 +1310,10 @@ class Exchange(ExchangeFields):
         ]
 
     def state_hash(self) -> str:
-        """SHA-256 of the msgpack encoding of :meth:`canonical_state`; equal for both implementations."""
-        return hashlib.sha256(msgpack.packb(self.canonical_state(), use_bin_type=True)).hexdigest()
+        """SHA-256 of the msgpack encoding of :meth:`canonical_state`; equal for both implementations. (The cycle
+        collector is paused while the state is built and packed: :mod:`exchange.collector`.) O(state)."""
+        with collector.paused():
+            return hashlib.sha256(msgpack.packb(self.canonical_state(), use_bin_type=True)).hexdigest()
 
     def snapshot(self, path) -> None:
         """Write the complete state and configuration to ``path``, atomically, checksummed

@@ -39,7 +39,7 @@ import tempfile
 
 import msgpack
 
-from .. import _impl
+from .. import _impl, collector
 from .._impl import matching_engine_class
 from ..enums import PositionSide
 from .journal import instrument_from_dict, instrument_to_dict, liquidation_from_dict, profile_from_dict, profile_to_dict
@@ -175,8 +175,10 @@ def _build(body: dict, implementation: str | None, Exchange):
 
 # ==== bytes ===============================================================================================
 def encode(exchange) -> bytes:
-    """The snapshot file's bytes (module docstring: header, msgpack body, SHA-256)."""
-    body = msgpack.packb(state_of(exchange), use_bin_type=True)
+    """The snapshot file's bytes (module docstring: header, msgpack body, SHA-256). (The cycle collector is paused
+    while the body is built and packed: :mod:`exchange.collector`.)"""
+    with collector.paused():
+        body = msgpack.packb(state_of(exchange), use_bin_type=True)
     head = _HEADER.pack(MAGIC, FORMAT_VERSION, len(body)) + body
     return head + hashlib.sha256(head).digest()
 
@@ -208,9 +210,11 @@ def decode_body(data: bytes) -> dict:
 
 
 def decode(data: bytes, implementation: str | None, exchange_class):
-    """A new ``exchange_class`` from snapshot bytes (:func:`encode`). Raises SnapshotError."""
+    """A new ``exchange_class`` from snapshot bytes (:func:`encode`). Raises SnapshotError. (The cycle collector is
+    paused while the body is read and the state built: :mod:`exchange.collector`.)"""
     _check_implementation(implementation)
-    return from_state(decode_body(data), implementation, exchange_class)
+    with collector.paused():
+        return from_state(decode_body(data), implementation, exchange_class)
 
 
 # ==== files ===============================================================================================
