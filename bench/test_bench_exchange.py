@@ -194,26 +194,25 @@ def main() -> int:
     assert len(hashes) == 1, "the implementations end in different states"
     if len(rates) == 2:
         print(f"(a) compiled ÷ reference (CPU): {rates['cython'] / rates['python']:.2f}; same state hash")
-    specs = field_values(commands)
-    for implementation in ("python", "cython") if core is not None else ("python",):
+
+    def median_cpu(run, arg, implementation=None) -> float:
+        """Median CPU seconds of ``run(exchange, arg)`` over 3 fresh funded exchanges, each checked against (a)."""
         cpu = []
         for _ in range(3):
             ex = funded_exchange(instrument, deposits, implementation)
             started_cpu = time.process_time()
-            run_made_flow(ex, specs)
+            run(ex, arg)
             cpu.append(time.process_time() - started_cpu)
             assert ex.state_hash() in hashes
+        return statistics.median(cpu)
+
+    specs = field_values(commands)
+    for implementation in ("python", "cython") if core is not None else ("python",):
         print(f"(a'') Exchange.apply [{implementation}], each command record made in the loop: median "
-              f"{len(commands) / statistics.median(cpu):,.0f} commands/s CPU; same state hash")
-    rows, cpu = encode(commands, (instrument.symbol,)), []
-    for _ in range(3):
-        ex = funded_exchange(instrument, deposits)
-        started_cpu = time.process_time()
-        run_batch_flow(ex, rows)
-        cpu.append(time.process_time() - started_cpu)
-        assert ex.state_hash() in hashes
+              f"{len(commands) / median_cpu(run_made_flow, specs, implementation):,.0f} commands/s CPU; same state hash")
+    rows = encode(commands, (instrument.symbol,))
     print(f"(a') Exchange.apply_batch [{IMPLEMENTATION}], the same flow as one command array: median "
-          f"{len(commands) / statistics.median(cpu):,.0f} commands/s CPU; same state hash")
+          f"{len(commands) / median_cpu(run_batch_flow, rows):,.0f} commands/s CPU; same state hash")
     started = time.perf_counter()
     ex = holders_exchange()
     print(f"(b) set-up of {N_HOLDERS:,} holders: {time.perf_counter() - started:.1f} s")
