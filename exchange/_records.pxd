@@ -89,8 +89,8 @@ cdef extern from "Python.h":
 # object of the process (at a million accounts, a sixth of a crash's time). The compiled liquidation stage, the
 # funds' twin, the ADL queue's compiled pass, the risk kernel's part states and the monitor writer's signatures
 # untrack what they make; the compiled command loop untracks each command record an exchange keeps (its
-# in-memory journal: every command of the run), and the batch path each command record it makes. Untracking is memory-safe: a reference
-# from an untracked object counts as one from outside, so it can only keep objects alive.
+# in-memory journal: every command of the run), and the batch path each command record it makes. Untracking is
+# memory-safe: a reference from an untracked object counts as one from outside, so it can only keep objects alive.
 
 cdef inline int untrack(object record) except -1:
     """Take ``record`` (a record of integers, strings and enums) out of the cycle collector. O(1)."""

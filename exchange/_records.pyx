@@ -1,6 +1,7 @@
 # cython: language_level=3
 """Slotted records made in C: :class:`RecordMaker`, ``cls(*values)`` for a frozen slotted dataclass without the
-Python frame of its ``__init__``.
+Python frame of its ``__init__``, and :func:`record_init`, such a class's ``__init__`` in C (what the command and
+event classes get under the compiled core).
 
 Built to ``exchange._records``; only :mod:`exchange._impl` imports it (``records_kernel``). Compiled modules
 ``cimport`` it (``_records.pxd`` declares :class:`RecordMaker` beside the inline slot helpers): the drain's,
@@ -59,9 +60,10 @@ def record_init(type cls):
     """An ``__init__`` for ``cls`` (a frozen slotted dataclass as :class:`RecordMaker` takes, no field with a
     default factory) that stores each argument straight into its slot, where the generated one calls
     ``object.__setattr__`` once per field (about 1.7 µs for a ``PlaceOrder``'s 16 fields, several times the
-    rest of its making): the same arguments accepted (positional, by keyword, the same defaults), the same
-    TypeError for a missing, unexpected or repeated one, the same record. ``exchange._impl`` gives the command
-    classes this ``__init__`` when the compiled core is active. O(fields)."""
+    rest of its making): the same arguments accepted (positional, by keyword, the same defaults), a TypeError
+    naming a missing, unexpected or repeated one (or too many positional ones), the same record.
+    ``exchange._impl`` gives every command and event class this ``__init__`` when the compiled core is active.
+    O(fields)."""
     cdef RecordMaker maker = RecordMaker(cls)
     fields = dataclasses.fields(cls)
     if any(f.default_factory is not dataclasses.MISSING for f in fields) or len(fields) > 63:
