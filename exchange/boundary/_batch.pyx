@@ -55,7 +55,8 @@ cdef class Maker:
         for i in range(len(columns)):
             column = columns[i]
             maker.put(record, i, self.symbols[table[r, 1]] if column < 0 else table[r, column])
-        untrack(record)  # integers and a symbol: no cycle (an exchange that keeps its commands keeps them all: _records.pxd)
+        # integers and a symbol: no cycle, and an exchange that keeps its commands keeps them all (_records.pxd)
+        untrack(record)
         return record
 
 

@@ -88,11 +88,9 @@ cdef class _Mirror:
 def side_slots(p, const int64_t[::1] ids, int symbol, bint long, int64_t fund_base):
     """The slots of ``symbol`` whose position is long (``long``) or short, owned by a user account
     (``ids[owner] < fund_base``), ascending (int64). O(slots): :func:`_filter`."""
-    cdef Py_ssize_t n_slots = p.n_slots
-    if n_slots >= 2**31 - 1:
-        raise OverflowError("more mirror slots than an int32 holds")
-    cdef int32_t *s = _slot_buffer(n_slots + 1)
     cdef Columns c = _columns_of(p, ids)
+    cdef Py_ssize_t n_slots = p.n_slots
+    cdef int32_t *s = _slot_buffer(n_slots + 1)
     cdef Py_ssize_t n = _filter(&c, symbol, long, fund_base, 0, n_slots, s)
     out = np.empty(n, dtype=np.int64)
     _widen(s, out, n)
@@ -310,11 +308,9 @@ def candidates(p, const int64_t[::1] ids, int symbol, bint long, int64_t fund_ba
     filter passes over its slots only: O(candidates + the slots it dropped since)."""
     if ranking not in (None, "binance", "bybit"):
         raise ValueError(f"unknown ADL bounds {ranking!r}")
-    cdef Py_ssize_t n_slots = p.n_slots, n
-    if n_slots >= 2**31 - 1:
-        raise OverflowError("more mirror slots than an int32 holds")
-    cdef int32_t *s
     cdef Columns c = _columns_of(p, ids)
+    cdef Py_ssize_t n_slots = p.n_slots, n
+    cdef int32_t *s
     if kept is None:
         s = _slot_buffer(n_slots + 1)
         n = _filter(&c, symbol, long, fund_base, 0, n_slots, s)
@@ -345,6 +341,10 @@ cdef struct Columns:
 
 
 cdef Columns _columns_of(p, const int64_t[::1] ids) except *:
+    """The columns the filter reads; OverflowError for a mirror whose slot numbers do not fit the int32 slot lists
+    of :func:`side_slots`, :func:`candidates` and :class:`SideSlots`."""
+    if p.n_slots >= 2**31 - 1:
+        raise OverflowError("more mirror slots than an int32 holds")
     cdef const int16_t[::1] pos_symbol = p.pos_symbol  # (the portfolio's columns are contiguous)
     cdef const int32_t[::1] owner = p.pos_account
     cdef const int64_t[::1] qty = p.pos_qty_lots
