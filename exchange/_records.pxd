@@ -107,7 +107,7 @@ cdef inline int untrack_all(list records, Py_ssize_t start) except -1:
     return 0
 
 
-# The engine's two most frequent commands as C structs (a slotted class's fields sit in sorted name order after
+# The order commands as C structs (a slotted class's fields sit in sorted name order after
 # the header; Cython refuses a size mismatch, check_command_layout() any other change): fields read at their
 # offsets. Only the command handlers' compiled twins (exchange/orders/_entry.pyx) cimport them.
 cdef extern from *:
@@ -119,6 +119,9 @@ cdef extern from *:
                      PyObject *stop_ticks; PyObject *stp; PyObject *symbol; PyObject *tif; PyObject *working_type;
                    } exch_PlaceOrder;
     typedef struct { PyObject_HEAD PyObject *account_id; PyObject *order_id; PyObject *symbol; } exch_CancelOrder;
+    typedef struct { PyObject_HEAD PyObject *account_id; PyObject *order_id; PyObject *price_ticks; PyObject *qty_lots;
+                     PyObject *symbol; } exch_AmendOrder;
+    typedef struct { PyObject_HEAD PyObject *account_id; PyObject *symbol; } exch_CancelAll;
     static const Py_ssize_t exch_place_offsets[] = {offsetof(exch_PlaceOrder, account_id),
         offsetof(exch_PlaceOrder, activation_ticks), offsetof(exch_PlaceOrder, callback_e8),
         offsetof(exch_PlaceOrder, close_position), offsetof(exch_PlaceOrder, expire_ns),
@@ -129,6 +132,11 @@ cdef extern from *:
         offsetof(exch_PlaceOrder, working_type)};
     static const Py_ssize_t exch_cancel_offsets[] = {offsetof(exch_CancelOrder, account_id),
         offsetof(exch_CancelOrder, order_id), offsetof(exch_CancelOrder, symbol)};
+    static const Py_ssize_t exch_amend_offsets[] = {offsetof(exch_AmendOrder, account_id),
+        offsetof(exch_AmendOrder, order_id), offsetof(exch_AmendOrder, price_ticks), offsetof(exch_AmendOrder, qty_lots),
+        offsetof(exch_AmendOrder, symbol)};
+    static const Py_ssize_t exch_cancel_all_offsets[] = {offsetof(exch_CancelAll, account_id),
+        offsetof(exch_CancelAll, symbol)};
     """
     ctypedef class exchange.commands.PlaceOrder [object exch_PlaceOrder, check_size error]:
         cdef object account_id
@@ -153,15 +161,31 @@ cdef extern from *:
         cdef object order_id
         cdef object symbol
 
+    ctypedef class exchange.commands.AmendOrder [object exch_AmendOrder, check_size error]:
+        cdef object account_id
+        cdef object order_id
+        cdef object price_ticks
+        cdef object qty_lots
+        cdef object symbol
+
+    ctypedef class exchange.commands.CancelAll [object exch_CancelAll, check_size error]:
+        cdef object account_id
+        cdef object symbol
+
     const Py_ssize_t exch_place_offsets[16]
     const Py_ssize_t exch_cancel_offsets[3]
+    const Py_ssize_t exch_amend_offsets[5]
+    const Py_ssize_t exch_cancel_all_offsets[2]
 
 
 cdef inline int check_command_layout() except -1:
-    """Raise ImportError unless every field of PlaceOrder and CancelOrder sits where its struct says."""
+    """Raise ImportError unless every field of the four order commands sits where its struct says."""
     check_slots(PlaceOrder, ("account_id", "activation_ticks", "callback_e8", "close_position", "expire_ns",
                              "order_type", "position_side", "price_ticks", "qty_lots", "reduce_only", "side",
                              "stop_ticks", "stp", "symbol", "tif", "working_type"), exch_place_offsets,
                 "exchange/_records.pxd")
     check_slots(CancelOrder, ("account_id", "order_id", "symbol"), exch_cancel_offsets, "exchange/_records.pxd")
+    check_slots(AmendOrder, ("account_id", "order_id", "price_ticks", "qty_lots", "symbol"), exch_amend_offsets,
+                "exchange/_records.pxd")
+    check_slots(CancelAll, ("account_id", "symbol"), exch_cancel_all_offsets, "exchange/_records.pxd")
     return 0

@@ -214,10 +214,11 @@ class Exchange(ExchangeFields):
             FundInsurance: self._fund_insurance,
             SettleSymbol: self._settle_symbol,
         }
-        if self.implementation == "cython":  # the compiled twins of _drain (exchange.clearing._fills), _place, _cancel
-            self._drain = _impl.fills_kernel.Drain(self)  # (exchange.orders._entry)
+        if self.implementation == "cython":  # the compiled twins of _drain (exchange.clearing._fills) and of the
+            self._drain = _impl.fills_kernel.Drain(self)  # order commands' handlers (exchange.orders._entry)
             entry = _impl.entry_kernel.Entry(self, self._drain)
-            self._handlers[PlaceOrder], self._handlers[CancelOrder] = entry.place, entry.cancel
+            self._handlers.update({PlaceOrder: entry.place, CancelOrder: entry.cancel, AmendOrder: entry.amend,
+                                   CancelAll: entry.cancel_all})
         self._check = validate.checker(self.implementation)  # compiled: the boundary's fast path in C
         if self.implementation == "cython":  # the compiled command loop (exchange._engine); a subclass's apply stays
             loop = _impl.engine_kernel.Loop(self, ExchangeHalted, _ORDER_COMMANDS, validate.fast_checks(), Exchange.apply)

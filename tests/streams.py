@@ -687,3 +687,82 @@ class FuzzRun:
         if replayed.state_hash() != ex.state_hash():
             raise FuzzFailure(f"{self.describe()}: the journal ({len(commands)} commands) replays through "
                               f"{implementation} to another state")
+
+
+def requote_commands(seed: int, n: int, orders: dict[str, list], symbols=(SYMBOL,)):
+    """``n`` commands of a venue where orders are mostly amended rather than placed (a requoting market maker's
+    flow), with no conditional order: the order commands' compiled paths and every refusal they give. Account 5
+    (the maker, rich) and traders 1-4 (2-100,000 USDT, 10-50x, some isolated, account 4 in hedge mode) rest limit
+    orders, some reduce-only; most commands amend a resting order of the account or of another one, or an
+    unknown id, to a new price (sometimes through the touch, so it fills) and size (sometimes 0, past the
+    account's margin or past what a reduce-only order can close); traders take with market orders; whole books
+    of an account are canceled; the mark walks with jumps that liquidate traders (so some stay in liquidation
+    mode while their other orders are amended); money moves in and out. ``orders``: symbol -> ``(order id,
+    account, side)`` of the orders still resting, which the caller keeps up to date from each command's events
+    (:func:`follow_orders`) while it draws the commands one at a time."""
+    rng = random.Random(seed)
+    mark = {symbol: MID for symbol in symbols}
+    opening = [Deposit(account, amount) for account, amount in {**OPENING_BALANCES, 5: 10**7 * USDT}.items()]
+    opening.append(SetPositionMode(4, PositionMode.HEDGE))
+    for symbol in symbols:
+        opening.append(SetMarkPrice(symbol, MID))
+        opening.append(FundInsurance(symbol, 20 * USDT))
+        for account in (1, 2, 3, 4):
+            opening.append(SetLeverage(account, symbol, rng.choice((10, 20, 50))))
+            if rng.random() < 0.4:
+                opening.append(SetMarginMode(account, symbol, MarginMode.ISOLATED))
+    yield from opening[:n]
+    for _ in range(n - len(opening)):
+        symbol = rng.choice(symbols)
+        m = mark[symbol]
+        roll = rng.random()
+        if roll < 0.25:  # rest an order (the trader's: sometimes reduce-only; hedge: a leg)
+            account = rng.choice((1, 2, 3, 4, 5, 5))
+            side = rng.choice((Side.BUY, Side.SELL))
+            leg = PositionSide.BOTH
+            if account == 4:
+                leg = rng.choice((PositionSide.LONG, PositionSide.SHORT))
+            offset = rng.randint(1, max(2, m // 100))
+            yield PlaceOrder(account, symbol, side, rng.randint(1, 8), m - offset if side == Side.BUY else m + offset,
+                             tif=TimeInForce.GTC, reduce_only=account != 4 and account != 5 and rng.random() < 0.25,
+                             position_side=leg)
+        elif roll < 0.65:  # amend: usually the owner's order, sometimes another account's or an unknown id
+            placed = orders[symbol]
+            order_id, owner, side = rng.choice(placed[-12:]) if placed else (1, 1, Side.BUY)  # (likely resting)
+            account = owner if rng.random() < 0.85 else rng.randint(1, 5)
+            if rng.random() < 0.05:
+                order_id = rng.randint(1, 10**6)
+            offset = rng.randint(1, max(2, m // 100)) if rng.random() < 0.85 else -rng.randint(0, m // 60)  # (crosses)
+            price = m - offset if side == Side.BUY else m + offset
+            qty = 0 if rng.random() < 0.04 else rng.choice((1, 2, 3, 5, 8, 40, 2_000))
+            yield AmendOrder(account, symbol, order_id, price, qty)
+        elif roll < 0.72:  # a trader takes
+            account = rng.randint(1, 4)
+            yield PlaceOrder(account, symbol, rng.choice((Side.BUY, Side.SELL)), rng.randint(1, 5), 0, OrderType.MARKET,
+                             position_side=rng.choice((PositionSide.LONG, PositionSide.SHORT)) if account == 4
+                             else PositionSide.BOTH)
+        elif roll < 0.74:
+            yield CancelAll(rng.randint(1, 5), symbol)
+        elif roll < 0.79:
+            placed = orders[symbol]
+            order_id, owner, _ = rng.choice(placed[-12:]) if placed else (1, 1, Side.BUY)
+            yield CancelOrder(owner, symbol, order_id)
+        elif roll < 0.92:  # the mark walks, sometimes jumps, and drifts back toward the middle
+            step = rng.randint(-m // 10, m // 10) if rng.random() < 0.2 else rng.randint(-m // 200, m // 200)
+            mark[symbol] = min(max(m + step + (MID - m) // 20, MID // 4), MID * 4)
+            yield SetMarkPrice(symbol, mark[symbol])
+        elif roll < 0.97:
+            yield Deposit(rng.randint(1, 4), rng.choice((10 * USDT, 50 * USDT, 200 * USDT)))
+        else:
+            yield Withdraw(rng.randint(1, 4), rng.choice((USDT, 20 * USDT)))
+
+
+def follow_orders(orders: dict[str, list], events, ex) -> None:
+    """Keep :func:`requote_commands`' ``orders`` up to date after a command of ``ex``: each ``OrderAccepted`` of its
+    ``events`` appended, each order no longer in ``ex``'s book dropped."""
+    for event in events:
+        if type(event).__name__ == "OrderAccepted":
+            orders[event.symbol].append((event.order_id, event.account_id, event.side))
+    for symbol, placed in orders.items():
+        book = ex._books[symbol]
+        placed[:] = [entry for entry in placed if book.order(entry[0]) is not None]

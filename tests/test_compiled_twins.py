@@ -12,6 +12,10 @@ exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and m
   and, on each implementation, the same with and without the touched set's log (the incremental ADL
   suspects, monitor sync and mirror against their full paths).
 - Position views made in C (``Risk._view_record``) equal the reference's after crashes under every profile.
+- Order commands (``exchange/orders/_entry.pyx``): a requoting flow of amends, cancels and cancel-alls in two
+  symbols (every refusal an amend can get, amends that fill, liquidations) gives the same events and state
+  hash on both implementations under every profile, and the compiled one hands none of it to the reference
+  handlers; an amend by an account in liquidation mode is refused alike.
 - The binding: the compiled Exchange runs the twins, the reference does not.
 """
 import dataclasses
@@ -32,7 +36,7 @@ from exchange.liquidation.waterfall import LiquidationConfig
 from exchange.profiles import PROFILES
 from tests.checked import CheckedExchange
 from tests.conftest import COMPILED, make_instrument
-from tests.streams import liquidation_commands, random_commands
+from tests.streams import follow_orders, liquidation_commands, random_commands, requote_commands
 from tests.test_adl_queue import OTHER, SYMBOL, crowd, marks_down_and_up
 
 STREAMS = [("random", seed) for seed in (3, 11, 29)] + [("liquidation", seed) for seed in (5, 17)]
@@ -311,14 +315,16 @@ def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
 
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
-    from exchange import CancelOrder, PlaceOrder
+    from exchange import AmendOrder, CancelAll, CancelOrder, PlaceOrder
     from exchange._impl import (engine_kernel, entry_kernel, fills_kernel, monitor_kernel, pretrade_kernel,
                                 records_kernel, waterfall_kernel)
 
     compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
     assert type(compiled._drain) is fills_kernel.Drain
     assert type(compiled._handlers[PlaceOrder].__self__) is entry_kernel.Entry
-    assert compiled._handlers[CancelOrder].__self__ is compiled._handlers[PlaceOrder].__self__
+    entry = compiled._handlers[PlaceOrder].__self__
+    assert [compiled._handlers[cls] for cls in (CancelOrder, AmendOrder, CancelAll)] == [
+        entry.cancel, entry.amend, entry.cancel_all]
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
     assert type(compiled.risk._view_record) is records_kernel.RecordMaker and reference.risk._view_record is PositionView
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
@@ -330,6 +336,7 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     checked = CheckedExchange([make_instrument()], implementation="cython")  # a subclass's own apply stays
     assert checked.apply.__func__ is CheckedExchange.apply and type(checked._apply_valid.__self__) is engine_kernel.Loop
     assert "_drain" not in vars(reference) and reference._handlers[PlaceOrder] == reference._place
+    assert reference._handlers[AmendOrder] == reference._amend and reference._handlers[CancelAll] == reference._cancel_all
     assert not {"apply", "_apply_valid"} & vars(reference).keys() and reference.risk.mark_of == reference.risk_price
     assert not {"sync", "liquidatable", "margin_stage"} & vars(reference.monitor).keys()
     assert "stage" not in vars(reference.liquidation)
@@ -365,3 +372,65 @@ def test_the_quiet_skip_changes_nothing_with_the_indexes_kept(implementation):
         assert ex.monitor.indexed
     assert runs[0] == runs[1]
     assert any(type(e).__name__ == "MarginCall" for events in runs[0][0] for e in events)
+
+
+def _two_symbols(profile: str, implementation: str) -> Exchange:
+    return Exchange([make_instrument(), dataclasses.replace(make_instrument(), symbol=OTHER)], profile=profile,
+                    implementation=implementation, liquidation=LiquidationConfig())
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_amends_and_cancel_alls_are_the_references_on_the_compiled_path(profile, monkeypatch):
+    """The requote flow (tests.streams.requote_commands), drawn while the reference runs it, then run on the
+    compiled implementation: every command's events and the state hash are the reference's, and not one amend or
+    cancel-all went to the reference's handler (no conditional order waits, every symbol trades)."""
+    from exchange import AmendOrder, Fill, Rejected
+    from exchange.enums import RejectCode
+
+    reference, orders, commands, want = _two_symbols(profile, "python"), {SYMBOL: [], OTHER: []}, [], []
+    for command in requote_commands(7, 2_500, orders, (SYMBOL, OTHER)):
+        commands.append(command)
+        want.append(reference.apply(command))
+        follow_orders(orders, want[-1], reference)
+    amended = [events for command, events in zip(commands, want) if type(command) is AmendOrder]
+    codes = {e.code for events in amended for e in events if type(e) is Rejected}
+    assert {RejectCode.NO_SUCH_ORDER, RejectCode.MARGIN_INSUFFICIENT, RejectCode.REDUCE_ONLY_REJECTED} <= codes
+    assert sum(any(type(e) is Fill for e in events) for events in amended) > 50  # amends through the touch
+    handed = []
+    for name in ("_amend", "_cancel_all"):
+        monkeypatch.setattr(Exchange, name, lambda ex, cmd, _name=name, _was=getattr(Exchange, name): (
+            handed.append(_name), _was(ex, cmd))[1])
+    compiled = _two_symbols(profile, "cython")
+    for i, command in enumerate(commands):
+        assert compiled.apply(command) == want[i], f"command #{i} {command!r}"
+    assert handed == []
+    compiled.check_invariants()
+    assert compiled.state_hash() == reference.state_hash()
+
+
+@pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
+def test_an_amend_by_an_account_in_liquidation_mode_may_only_reduce(implementation):
+    """An account in liquidation mode (kept there across commands while its liquidation is not done) may not amend
+    an opening order (-4087, "User can only place reduce only order."), while a reduce-only order's amend is
+    checked only against what it can close (-2022 past it); once an amend passes, the command's stages release
+    a safe account and its opening orders may be amended again. The same on both implementations."""
+    from exchange import AmendOrder, Deposit, OrderAccepted, PlaceOrder, Rejected, Side
+    from exchange.enums import RejectCode
+
+    ex = _two_symbols("binance", implementation)
+    for command in (SetMarkPrice(SYMBOL, 10_000), Deposit(1, 10**5 * 10**8), Deposit(2, 10**5 * 10**8),
+                    PlaceOrder(2, SYMBOL, Side.SELL, 5, 10_000), PlaceOrder(1, SYMBOL, Side.BUY, 5, 10_000),
+                    PlaceOrder(1, SYMBOL, Side.BUY, 3, 9_900), PlaceOrder(1, SYMBOL, Side.SELL, 2, 10_100,
+                                                                           reduce_only=True)):
+        events = ex.apply(command)
+    assert type(events[0]) is OrderAccepted and events[0].order_id == 4
+    ex.liquidation.in_liquidation.add(1)  # (as a partial liquidation leaves it between commands)
+    refused = ex.apply(AmendOrder(1, SYMBOL, 3, 9_950, 3))
+    assert [(type(e), e.code, e.order_id) for e in refused] == [(Rejected, RejectCode.REDUCE_ONLY_ORDER_PERMISSION, 3)]
+    assert ex.apply(AmendOrder(1, SYMBOL, 4, 10_050, 6))[0].code == RejectCode.REDUCE_ONLY_REJECTED  # holds 5
+    amended = ex.apply(AmendOrder(1, SYMBOL, 4, 10_050, 5))  # its stages then find the account safe: released
+    assert [type(e).__name__ for e in amended] == ["OrderAmended", "LiquidationEnded"]
+    assert amended[0].price_ticks == 10_050 and ex.liquidation.in_liquidation == set()
+    assert ex.apply(AmendOrder(1, SYMBOL, 3, 9_950, 3))[0].price_ticks == 9_950
+    ex.check_invariants()

@@ -1,24 +1,26 @@
 # cython: language_level=3
-"""Compiled twin of order entry: the engine's ``PlaceOrder`` and ``CancelOrder`` handlers (``Exchange._place``,
-``Exchange._cancel``), on their common path.
+"""Compiled twin of order entry: the engine's ``PlaceOrder``, ``CancelOrder``, ``AmendOrder`` and ``CancelAll``
+handlers (``Exchange._place``, ``_cancel``, ``_amend``, ``_cancel_all``), on their common path.
 
 Built to ``exchange.orders._entry``; only :mod:`exchange._impl` imports it (``entry_kernel``), and the
-:class:`~exchange.Exchange` of the compiled implementation makes one :class:`Entry` and binds its ``place`` and
-``cancel`` as its handlers. Each runs the reference's checks in the reference's order on the reference's state;
+:class:`~exchange.Exchange` of the compiled implementation makes one :class:`Entry` and binds its four methods
+as its handlers. Each runs the reference's checks in the reference's order on the reference's state;
 whatever is not the common path (unknown or settled symbol, an order type that is not a plain one,
-``close_position``, a position side the account's mode refuses, a conditional order, a cancel of a waiting
-conditional order) is handed, before anything changed, to the reference method itself. Events and state equal
-the reference's.
+``close_position``, a position side the account's mode refuses, a conditional order, a cancel or amend of a
+waiting conditional order's id, a cancel-all while conditional orders wait in the symbol) is handed, before
+anything changed, to the reference method itself. Events and state equal the reference's.
 
 Contents
 --------
 - :class:`Entry`  ``place``: twin of ``Exchange._place``: field filters, reduce-only / liquidation-mode /
                   pre-trade checks, ``MatchingEngine.place``, the drain (called directly), last-price
                   triggers. O(1) + the match. ``cancel``: twin of ``Exchange._cancel``. O(1) + the drain.
+                  ``amend``: twin of ``Exchange._amend`` (``_check_amend`` inline). O(1) + the match.
+                  ``cancel_all``: twin of ``Exchange._cancel_all``. O(the account's orders) + the drain.
 """
 from exchange._engine cimport ExchangeFields, check_exchange_layout
-from exchange._records cimport (CancelOrder as CancelRec, PlaceOrder as PlaceRec, RecordMaker,
-                                check_command_layout)
+from exchange._records cimport (AmendOrder as AmendRec, CancelAll as CancelAllRec, CancelOrder as CancelRec,
+                                PlaceOrder as PlaceRec, RecordMaker, check_command_layout)
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
@@ -50,6 +52,7 @@ cdef object SELL = Side.SELL
 cdef object OK = RejectCode.OK
 cdef object REDUCE_ONLY_REJECTED = RejectCode.REDUCE_ONLY_REJECTED
 cdef object USER_IN_LIQUIDATION = RejectCode.USER_IN_LIQUIDATION
+cdef object REDUCE_ONLY_ORDER_PERMISSION = RejectCode.REDUCE_ONLY_ORDER_PERMISSION
 cdef RecordMaker REJECTED = RecordMaker(Rejected)  # (made in C, without the dataclass __init__ frame)
 
 
@@ -57,6 +60,22 @@ cdef list _rejected(object code, str symbol, object account_id, object order_id,
     """``[engine._rejected(code, cmd)]`` (``place``: the PlaceOrder, whose -1102 names the field at fault)."""
     message = reject_message(code) if place is None else place_reject_message(code, place)
     return [REJECTED.make((RejectCode(code), message, symbol, account_id, order_id))]
+
+
+cdef inline bint _limit_fields_pass(MatchingEngine book, price_ticks, qty_lots):
+    """``filters.check_qty`` and ``filters.check_price_range`` of a limit order both pass (the instrument's limits
+    read from the book's C fields, which its constructor copied from the instrument)."""
+    return not (qty_lots <= 0 or qty_lots < book.min_qty or qty_lots > book.max_qty
+                or price_ticks <= 0 or price_ticks < book.min_price or price_ticks > book.max_price)
+
+
+cdef inline object _closable_code(account, symbol, position_side, side, qty_lots):
+    """Twin of the reduce-only branch of ``Exchange._check_order`` (``_closable`` inline): -2022 when an order of
+    ``side`` closes fewer than ``qty_lots`` on its position key, else 0."""
+    position = position_of(account.positions, (symbol, position_side), EMPTY) if account is not None else None
+    lots = (<PositionRec?>position).lots if position is not None else 0
+    closable = (-lots if lots < 0 else 0) if side == BUY else (lots if lots > 0 else 0)
+    return OK if closable >= qty_lots else REDUCE_ONLY_REJECTED
 
 
 cdef class Entry:
@@ -104,23 +123,17 @@ cdef class Entry:
             position_side == SHORT and side == BUY)  # pretrade.closes
         cdef bint market = order_type == MARKET
         code = OK
-        # engine._well_formed: side, STP, TIF, then filters.check_qty and filters.check_price_range all pass (the
-        # instrument's limits read from the book's C fields, which its constructor copied from the instrument)
+        # engine._well_formed: side, STP, TIF, then filters.check_qty and filters.check_price_range all pass
         if ((side == BUY or side == SELL) and stp in STP_MODES and (market or tif in TIME_IN_FORCES)
-                and not (qty_lots <= 0 or qty_lots < book.min_qty
-                         or (market and qty_lots > book.max_market_qty) or qty_lots > book.max_qty)
-                and (market or not (price_ticks <= 0 or price_ticks < book.min_price
-                                    or price_ticks > book.max_price))):
+                and (not (qty_lots <= 0 or qty_lots < book.min_qty or qty_lots > book.max_market_qty
+                          or qty_lots > book.max_qty) if market
+                     else _limit_fields_pass(book, price_ticks, qty_lots))):
             margin_price = ex._market_margin_price(symbol, side) if market else price_ticks
             if self.price_rules:  # else every price passes the precision rule
                 code = ex._price_precision(self.instruments[symbol], price_ticks)
             if not code:  # engine._check_order
                 if reduce_only:
-                    position = (position_of(account.positions, (symbol, position_side), EMPTY)
-                                if account is not None else None)
-                    lots = (<PositionRec?>position).lots if position is not None else 0
-                    closable = (-lots if lots < 0 else 0) if side == BUY else (lots if lots > 0 else 0)
-                    code = OK if closable >= qty_lots else REDUCE_ONLY_REJECTED
+                    code = _closable_code(account, symbol, position_side, side, qty_lots)
                 elif account is not None and account.account_id in self.liquidation.in_liquidation:
                     code = USER_IN_LIQUIDATION  # Liquidator.order_code, placing
                 else:
@@ -152,4 +165,54 @@ cdef class Entry:
         if code:
             book.clear_events()
             return _rejected(code, symbol, cmd.account_id, cmd.order_id)
+        return self.drain.run(symbol, LIMIT, False, None)
+
+    def amend(self, command):
+        """Twin of ``Exchange._amend(cmd)`` with ``Exchange._check_amend`` inline (module docstring)."""
+        cdef AmendRec cmd = command
+        cdef ExchangeFields ex = self.ex
+        symbol = cmd.symbol
+        cdef MatchingEngine book = self.books.get(symbol)
+        order_id = cmd.order_id
+        if book is None or symbol in ex.settled or order_id in self.triggers[symbol]._orders:
+            return type(ex)._amend(ex, cmd)
+        account_id, price_ticks, qty_lots = cmd.account_id, cmd.price_ticks, cmd.qty_lots
+        code = OK
+        resting = book.order(order_id)  # (order_id, account_id, side, price, leaves, tif, stp, reduce_only, expire)
+        # a resting order of this account and new fields that pass the book's filters: the account checks (else
+        # the book decides)
+        if resting is not None and resting[1] == account_id and _limit_fields_pass(book, price_ticks, qty_lots):
+            if self.price_rules:
+                code = ex._price_precision(self.instruments[symbol], price_ticks)
+            if not code:  # engine._check_order, replacing the order
+                account = self.accounts.get(account_id)
+                position_side, side = ex._position_sides[order_id], resting[2]
+                if resting[7]:
+                    code = _closable_code(account, symbol, position_side, side, qty_lots)
+                elif account is not None and account_id in self.liquidation.in_liquidation:
+                    code = REDUCE_ONLY_ORDER_PERMISSION  # Liquidator.order_code, amending
+                else:
+                    code = self.kernel.check_opening(account, symbol, position_side, SIDES[side], price_ticks,
+                                                     qty_lots, order_id)
+        if not code:
+            book._check_idle()
+            code = book._amend(order_id, account_id, price_ticks, qty_lots)
+        if code:
+            book.clear_events()
+            return _rejected(code, symbol, account_id, order_id)
+        events = self.drain.run(symbol, LIMIT, False, None)
+        if self.triggers[symbol]._orders:
+            return events + ex._fire_triggers(symbol, events)
+        return events
+
+    def cancel_all(self, command):
+        """Twin of ``Exchange._cancel_all(cmd)`` (module docstring): the account's resting orders, in ascending id."""
+        cdef CancelAllRec cmd = command
+        cdef ExchangeFields ex = self.ex
+        symbol = cmd.symbol
+        cdef MatchingEngine book = self.books.get(symbol)
+        if book is None or self.triggers[symbol]._orders:  # (conditional orders are canceled after the drain)
+            return type(ex)._cancel_all(ex, cmd)
+        book._check_idle()
+        book._cancel_all(cmd.account_id)
         return self.drain.run(symbol, LIMIT, False, None)
