@@ -8,6 +8,11 @@
     agent's loop: the record's ``__init__`` is paid too). Checked: the same state hash.
 (a′) The same flow as one ``Exchange.apply_batch`` call on its command array (encoded outside the timed
     region), with the result and event arrays built. Checked: the same state hash.
+(c) A requoting flow (``requote_flow``): 100 market makers keep 5 bids and 5 asks of 1,000 lots each within 50
+    ticks of the mid 100.00; 85 % of the commands amend one of their orders to a new price on its side of the
+    mid (the leaves set back to 1,000 lots), 10 % are market orders of 1-5 lots from 900 takers, 5 % are a maker's
+    ``CancelAll`` and its ten orders placed again. ``Exchange.apply`` on each implementation, compiled ÷
+    reference. Checked: the same state hash on both.
 (b) A mark tick on one symbol with N_HOLDERS funded accounts holding positions, none near liquidation or the
     margin-call level: every account deposits 10,000 USDT and buys 1 lot (100 USDT notional at the mark
     100.00) from one maker; 30 % of them isolated. The mark alternates 100.00 / 100.01. Timed:
@@ -30,7 +35,10 @@ import time
 
 import pytest
 
-from exchange import IMPLEMENTATION, Deposit, Exchange, MarginMode, OrderType, PlaceOrder, SetMarginMode, SetMarkPrice
+import random
+
+from exchange import (IMPLEMENTATION, AmendOrder, CancelAll, Deposit, Exchange, MarginMode, OrderType, PlaceOrder,
+                      SetMarginMode, SetMarkPrice)
 from exchange._impl import core
 from exchange.boundary.batch import encode
 from exchange.cli import DEMO_DEPOSIT_UNITS
@@ -117,6 +125,71 @@ def test_exchange_apply_batch_demo_flow(benchmark, flow):
                             rounds=3, iterations=1)
     assert ex.state_hash() == expected
     benchmark.extra_info["commands_per_s"] = len(commands) / benchmark.stats.stats.median
+
+
+# -- (c) a requoting flow --------------------------------------------------------------------------------
+N_REQUOTE, MAKERS, TAKERS, QUOTES, QUOTE_LOTS = 50_000, 100, 900, 5, 1_000
+
+
+def requote_flow(n: int = N_REQUOTE, seed: int = SEED):
+    """``(instrument, set-up commands, timed commands)`` of (c) (module docstring). Every order is accepted and
+    no taker exhausts a quote (5 lots at most against 1,000), so the order ids, assigned in placement order,
+    are known here: every amend finds its order resting."""
+    rng = random.Random(seed)
+    instrument = workload_instrument()
+    symbol, mid, next_id = instrument.symbol, MARK, 1  # (the mid stays: no amend crosses another maker's quote)
+    set_up = [SetMarkPrice(symbol, MARK)] + [Deposit(a, 10**6 * USDT) for a in range(1, MAKERS + TAKERS + 1)]
+    quotes: dict[int, list[list]] = {}  # maker -> its resting [order id, side, price]
+
+    def place_quotes(maker: int) -> list:
+        nonlocal next_id
+        placed = []
+        for side in (Side.BUY, Side.SELL):
+            for level in range(1, QUOTES + 1):
+                price = mid - level if side == Side.BUY else mid + level
+                placed.append(PlaceOrder(maker, symbol, side, QUOTE_LOTS, price, OrderType.LIMIT, TimeInForce.GTC))
+                quotes.setdefault(maker, []).append([next_id, side, price])
+                next_id += 1
+        return placed
+
+    for maker in range(1, MAKERS + 1):
+        set_up += place_quotes(maker)
+    timed: list = []
+    while len(timed) < n:
+        roll = rng.random()
+        if roll < 0.85:
+            maker = rng.randint(1, MAKERS)
+            quote = rng.choice(quotes[maker])
+            order_id, side, was = quote
+            offset = rng.randint(1, 50)
+            price = mid - offset if side == Side.BUY else mid + offset
+            quote[2] = price if price != was else (mid - 51 if side == Side.BUY else mid + 51)  # (always a change)
+            timed.append(AmendOrder(maker, symbol, order_id, quote[2], QUOTE_LOTS))
+        elif roll < 0.95:
+            timed.append(PlaceOrder(rng.randint(MAKERS + 1, MAKERS + TAKERS), symbol, rng.choice((Side.BUY, Side.SELL)),
+                                    rng.randint(1, 5), 0, OrderType.MARKET))
+            next_id += 1
+        else:
+            maker = rng.randint(1, MAKERS)
+            quotes[maker] = []
+            timed.append(CancelAll(maker, symbol))
+            timed += place_quotes(maker)
+    return instrument, set_up, timed
+
+
+@pytest.fixture(scope="module")
+def requoting():
+    instrument, set_up, timed = requote_flow()
+    reference = run_flow(run_flow(Exchange([instrument], implementation="python"), set_up), timed).state_hash()
+    return instrument, set_up, timed, reference
+
+
+def test_exchange_apply_requote_flow(benchmark, requoting):
+    instrument, set_up, timed, reference = requoting
+    ex = benchmark.pedantic(run_flow, setup=lambda: ((run_flow(Exchange([instrument]), set_up), timed), {}),
+                            rounds=3, iterations=1)
+    assert ex.state_hash() == reference  # the pure-Python reference's end state
+    benchmark.extra_info["commands_per_s"] = len(timed) / benchmark.stats.stats.median
 
 
 # -- (b) a mark tick with many holders ------------------------------------------------------------------
@@ -213,6 +286,22 @@ def main() -> int:
     rows = encode(commands, (instrument.symbol,))
     print(f"(a') Exchange.apply_batch [{IMPLEMENTATION}], the same flow as one command array: median "
           f"{len(commands) / median_cpu(run_batch_flow, rows):,.0f} commands/s CPU; same state hash")
+    instrument, set_up, timed = requote_flow()
+    requote, hashes = {}, set()
+    for implementation in ("python", "cython") if core is not None else ("python",):
+        cpu = []
+        for _ in range(3):
+            ex = run_flow(Exchange([instrument], implementation=implementation), set_up)
+            started_cpu = time.process_time()
+            run_flow(ex, timed)
+            cpu.append(time.process_time() - started_cpu)
+            hashes.add(ex.state_hash())
+        requote[implementation] = len(timed) / statistics.median(cpu)
+        print(f"(c) Exchange.apply [{implementation}], requoting flow, {len(timed):,} commands: median "
+              f"{requote[implementation]:,.0f} commands/s CPU")
+    assert len(hashes) == 1, "the implementations end in different states"
+    if len(requote) == 2:
+        print(f"(c) compiled ÷ reference (CPU): {requote['cython'] / requote['python']:.2f}; same state hash")
     started = time.perf_counter()
     ex = holders_exchange()
     print(f"(b) set-up of {N_HOLDERS:,} holders: {time.perf_counter() - started:.1f} s")

@@ -21,6 +21,7 @@ exchange/orders/_entry.pyx) and the engine's quiet skip of the liquidation and m
 import dataclasses
 import inspect
 import itertools
+import random
 
 import numpy as np
 import pytest
@@ -434,3 +435,81 @@ def test_an_amend_by_an_account_in_liquidation_mode_may_only_reduce(implementati
     assert amended[0].price_ticks == 10_050 and ex.liquidation.in_liquidation == set()
     assert ex.apply(AmendOrder(1, SYMBOL, 3, 9_950, 3))[0].price_ticks == 9_950
     ex.check_invariants()
+
+
+def _last_price_stream(seed: int, steps: int) -> list:
+    """Commands of two symbols of which only SYMBOL ever gets a mark: 60 leveraged traders (some isolated) open
+    positions in both against two rich makers; then the makers trade OTHER with each other at a walking price
+    (its risk price is that last trade price: the traders' margin-call states move without their accounts
+    being touched, so they become stale), SYMBOL's mark walks (stale holders of SYMBOL become due), and traders
+    trade now and then."""
+    from exchange import Deposit, MarginMode, OrderType, PlaceOrder, SetLeverage, SetMarginMode, Side
+
+    rng = random.Random(seed)
+    usdt = 10**8
+    commands = [Deposit(1, 10**8 * usdt), Deposit(2, 10**8 * usdt), SetMarkPrice(SYMBOL, 10_000)]
+    traders = range(3, 63)
+    for trader in traders:
+        commands.append(Deposit(trader, rng.randint(60, 400) * usdt))
+        for symbol in (SYMBOL, OTHER):
+            commands.append(SetLeverage(trader, symbol, rng.choice((20, 25, 50))))
+        if rng.random() < 0.3:
+            commands.append(SetMarginMode(trader, OTHER, MarginMode.ISOLATED))
+    for trader in traders:
+        for symbol in (SYMBOL, OTHER):
+            side = rng.choice((Side.BUY, Side.SELL))
+            lots = rng.randint(1, 8)
+            commands.append(PlaceOrder(1, symbol, Side.SELL if side == Side.BUY else Side.BUY, lots, 10_000))
+            commands.append(PlaceOrder(trader, symbol, side, lots, 0, OrderType.MARKET))
+    other, mark = 10_000, 10_000
+    for _ in range(steps):
+        roll = rng.random()
+        if roll < 0.5:  # the makers trade OTHER: its last price walks
+            other = min(max(other + rng.randint(-250, 250), 7_000), 13_000)
+            commands.append(PlaceOrder(1, OTHER, Side.SELL, 1, other))
+            commands.append(PlaceOrder(2, OTHER, Side.BUY, 1, other))
+        elif roll < 0.85:
+            mark = min(max(mark + rng.randint(-200, 200), 8_000), 12_000)
+            commands.append(SetMarkPrice(SYMBOL, mark))
+        else:
+            trader, side = rng.choice(traders), rng.choice((Side.BUY, Side.SELL))
+            symbol = rng.choice((SYMBOL, OTHER))
+            price = other if symbol == OTHER else mark
+            commands.append(PlaceOrder(1, symbol, Side.SELL if side == Side.BUY else Side.BUY, 1, price))
+            commands.append(PlaceOrder(trader, symbol, side, 1, 0, OrderType.MARKET))
+    return commands
+
+
+@pytest.mark.skipif(not COMPILED, reason="compiled core not active")
+@pytest.mark.parametrize("profile", ["binance", "bybit", "hyperliquid"])
+def test_the_compiled_price_follow_is_the_references(profile, monkeypatch):
+    """``Stage.follow`` with the indexes kept (the twin of ``RiskMonitor.follow_prices`` and ``_price_moved``):
+    commands of two symbols, one of which never gets a mark (:func:`_last_price_stream`: last-price moves make
+    holders stale; every mark of the other symbol follows both), with the indexes kept from the first account, on
+    both implementations: every command's events, the liquidatable parts, the stale holders and the prices
+    followed are the reference's, the state hash too, and the compiled monitor never calls the reference method
+    once its indexes are kept."""
+    commands = _last_price_stream(7, 1_500)
+    runs = [_two_symbols(profile, implementation) for implementation in ("python", "cython")]
+    for ex in runs:
+        ex.monitor.index_from_accounts = 0
+    called = []  # (the compiled monitor's?, its indexes kept?) of each call of the reference method
+    was = RiskMonitor.follow_prices
+    monkeypatch.setattr(RiskMonitor, "follow_prices", lambda m, touched: (
+        called.append((m is runs[1].monitor, m.indexed)), was(m, touched))[1])
+    last_price_moves = stale_seen = liquidated = 0
+    for i, command in enumerate(commands):
+        followed = runs[1].monitor.prices[1]
+        first, second = (ex.apply(command) for ex in runs)
+        assert second == first, f"command #{i} {command!r}"
+        reference, compiled = runs[0].monitor, runs[1].monitor
+        assert (compiled.parts, compiled._stale, compiled.prices) == (reference.parts, reference._stale, reference.prices)
+        last_price_moves += compiled.prices[1] != followed
+        stale_seen += bool(compiled._stale)
+        liquidated += any(type(e).__name__ == "LiquidationStarted" for e in first)
+    assert runs[0].monitor.indexed and runs[1].monitor.indexed
+    assert last_price_moves > 200 and stale_seen > 50 and liquidated > 5  # (the stream does what it says)
+    for ex in runs:
+        ex.check_invariants()
+    assert runs[1].state_hash() == runs[0].state_hash()
+    assert (False, True) in called and (True, True) not in called

@@ -1,5 +1,5 @@
 """The compiled twins read and write the ledger's records through their slots (exchange/accounts/_ledger.pxd),
-and read the PlaceOrder and CancelOrder commands through theirs (exchange/_records.pxd).
+and read the order commands (PlaceOrder, CancelOrder, AmendOrder, CancelAll) through theirs (exchange/_records.pxd).
 
 - The layout the structs assume: CPython keeps a slotted class's fields in sorted name order, one pointer each
   after the object header, with nothing else in the object; the declared structs follow that order.
@@ -17,7 +17,7 @@ import pytest
 from exchange import _impl
 from exchange.accounts.ledger import Account, Ledger, Position, SymbolSettings
 from exchange.clearing.fills import clear_fill
-from exchange.commands import CancelOrder, PlaceOrder
+from exchange.commands import AmendOrder, CancelAll, CancelOrder, PlaceOrder
 from exchange.enums import MarginMode, OrderType, PositionSide, Side, STPMode, TimeInForce, WorkingType
 from tests.conftest import COMPILED, make_instrument
 
@@ -35,7 +35,7 @@ def _records():
     place = PlaceOrder(5, "BTCUSDT", Side.SELL, 12, 34_567, OrderType.STOP, TimeInForce.IOC, STPMode.EXPIRE_MAKER,
                        True, False, 34_000, WorkingType.CONTRACT_PRICE, 0, 0, 10**18, PositionSide.SHORT)
     return [account, Position(3, 30_000, 10**19), SymbolSettings(MarginMode.ISOLATED, 25, 4_000_000), place,
-            CancelOrder(9, "ETHUSDT", 77)]
+            CancelOrder(9, "ETHUSDT", 77), AmendOrder(4, "ETHUSDT", 78, 1_234, 10**17), CancelAll(6, "BTCUSDT")]
 
 
 @pytest.mark.parametrize("record", _records(), ids=lambda r: type(r).__name__)

@@ -49,6 +49,9 @@ cdef class Stage:
     cdef object kernel_part_states  # Risk.part_states as the risk stage bound it (the kernel's)
 
     cdef int follow(self, touched) except -1
+    cdef int _follow_prices(self, touched) except -1
+    cdef set _price_moved(self, Py_ssize_t i, price, holders, set touched)
+    cdef set _owners(self, monitor, index, Py_ssize_t i, price)
     cdef list _part_states(self, part_states, account)
     cdef int _record(self, dict parts, set dirty, account, list states) except -1
     cdef int _sync(self, touched) except -1

@@ -27,12 +27,13 @@ Contents
                   ``RiskMonitor._store_flags``, a mark move's re-check of the index's candidates.
 """
 from cpython.set cimport PySet_Discard
-from libc.stdint cimport int8_t, int16_t, int32_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t
 from exchange._records cimport RecordMaker
 from exchange.accounts._margin cimport margin_ratio_e8
 from exchange.accounts._pretrade cimport RiskKernel
 
 from exchange.accounts.margin import trigger_terms
+from exchange.clearing._sweep import fire_mark
 from exchange.enums import PositionSide
 
 cdef tuple CROSS_BOTH = ("", PositionSide.BOTH)  # the cross part's key (exchange.accounts.pretrade.CROSS)
@@ -59,13 +60,109 @@ cdef class Stage:
         return part_states(account)
 
     cdef int follow(self, touched) except -1:
-        """``monitor.follow_prices(touched)``, without the call when it would return at once (twin of its early
-        return: no index to start, no price moved)."""
+        """``monitor.follow_prices(touched)``: nothing when it would return at once (no index to start, no price
+        moved); with the indexes kept, its twin :meth:`_follow_prices`; else (the indexes to start, or not kept:
+        every holder re-checked) the reference method."""
         cdef MonitorFields m = self.monitor
-        if (not m.indexed and m.convex and len(m.ledger.accounts) >= m.index_from_accounts) or m._marked \
-                or m._unmarked:
-            m.follow_prices(touched)
+        if not m.indexed:
+            if (m.convex and len(m.ledger.accounts) >= m.index_from_accounts) or m._marked or m._unmarked:
+                m.follow_prices(touched)
+        elif m._marked or m._unmarked:
+            self._follow_prices(touched)
         return 0
+
+    cdef int _follow_prices(self, touched) except -1:
+        """Twin of ``RiskMonitor.follow_prices`` once the indexes are kept (``_price_moved`` inline:
+        :meth:`_price_moved`)."""
+        cdef MonitorFields m = self.monitor
+        monitor = <object>m
+        cdef set marked = m._marked, moved = m._marked | m._unmarked
+        cdef dict symbol_index = monitor._symbol_index
+        cdef list prices = monitor.prices
+        cdef Py_ssize_t i
+        mark_of = m.risk.mark_of
+        holders_of = m.ledger.holders
+        for symbol in (sorted(moved, key=symbol_index.__getitem__) if len(moved) > 1 else moved):
+            i = symbol_index[symbol]
+            price = mark_of(symbol)
+            is_marked = symbol in marked
+            if price == prices[i] and not is_marked:
+                continue
+            holders = holders_of[symbol]
+            warn = set()
+            if price != prices[i]:
+                prices[i] = price
+                m._moves += 1
+                warn = self._price_moved(i, price, holders, touched | m._due)
+            if is_marked:
+                m._due |= warn | (m._stale & holders)
+            else:
+                m._stale |= warn
+        marked.clear()
+        return 0
+
+    cdef set _price_moved(self, Py_ssize_t i, price, holders, set touched):
+        """Twin of ``RiskMonitor._price_moved`` with the indexes kept (``_rewrite`` of the dirty set, ``on_mark`` of
+        both indexes and ``_owners`` inline): re-check the liquidation candidates, return the warning candidates."""
+        cdef MonitorFields m = self.monitor
+        monitor = <object>m
+        cdef set dirty = m._dirty, unindexed = monitor._unindexed
+        rewrite = dirty - touched
+        if rewrite:  # twin of RiskMonitor._rewrite (compiled: the writer)
+            m.version += 1
+            ids = sorted(rewrite)
+            dirty.difference_update(rewrite)
+            m._writer.write(ids, m.indexed)
+        cdef set liq = self._owners(monitor, monitor.liq_index, i, price)
+        cdef set warn = self._owners(monitor, monitor.warn_index, i, price)
+        if unindexed:
+            liq |= unindexed & holders
+            warn |= unindexed & holders
+        cdef dict parts = m.parts
+        liq = (liq | {a for a in parts if a in holders}) - touched  # touched ones are re-evaluated anyway
+        exact = [a for a in liq if a in unindexed]
+        if exact:
+            accounts = m.ledger.accounts
+            part_states = m.risk.part_states
+            for account_id in exact:
+                account = accounts[account_id]
+                self._record(parts, dirty, account, self._part_states(part_states, account))
+                dirty.discard(account_id)  # their rows did not change
+        row = monitor._row
+        cdef list rechecked = [row[a] for a in liq if a not in unindexed]
+        if rechecked:  # (the writer re-arms them without a numpy call per step; the monitor's _store_flags is
+            monitor._store_flags(rechecked, *m._writer.recheck(rechecked))  # this stage's, unless a test put one)
+        return warn
+
+    cdef set _owners(self, monitor, index, Py_ssize_t i, price):
+        """Twin of ``RiskMonitor._owners(*index.on_mark(i, price))``: the ledger ids of the portfolio accounts and
+        of the slots' owners that the new mark fires in ``index`` (compiled entries: ``fire_mark`` called here, as
+        ``on_mark`` calls it)."""
+        if not index.compiled:
+            slots, rows = index.on_mark(i, price)
+        else:
+            index.marks[i] = price  # (a validated mark: inside the symbol's prices)
+            down, up = index.lists[i]
+            fired = fire_mark(down, up, price, index.acct_ver, index.pos_ver)
+            if fired is None:
+                return set()
+            slots, rows = fired
+        cdef list ids = monitor.ids
+        cdef set owners = set()
+        cdef const int32_t[:] owner
+        cdef const int64_t[:] fired_slots = slots, fired_rows = rows
+        cdef Py_ssize_t k
+        cdef int32_t a
+        if fired_slots.shape[0]:
+            owner = monitor.portfolio.pos_account
+            for k in range(fired_slots.shape[0]):
+                a = owner[fired_slots[k]]
+                if a >= 0:
+                    owners.add(ids[a])
+        for k in range(fired_rows.shape[0]):
+            if fired_rows[k] >= 0:
+                owners.add(ids[fired_rows[k]])
+        return owners
 
     cdef bint quiet(self, touched) except -1:
         """Twin of ``RiskMonitor.quiet``."""
