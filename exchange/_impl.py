@@ -21,8 +21,11 @@ this module, never the compiled modules directly:
   twin of :func:`exchange.clearing.fills.clear_fill` and of the engine's drain (matching rows -> events,
   clearing, order sums, trim, holds; the compiled ``Exchange`` binds it as ``_drain``); None under the reference.
 - ``entry_kernel``: ``exchange.orders._entry`` (built from ``exchange/orders/_entry.pyx``), the compiled twin
-  of order entry (the engine's ``PlaceOrder`` and ``CancelOrder`` handlers, bound by the compiled
-  ``Exchange``); None under the reference.
+  of order entry (the engine's ``PlaceOrder``, ``CancelOrder``, ``AmendOrder`` and ``CancelAll`` handlers, bound by
+  the compiled ``Exchange``); None under the reference.
+- ``handlers_kernel``: ``exchange._handlers`` (built from ``exchange/_handlers.pyx``), the compiled twin of the
+  engine's ``SetMarkPrice``, ``Deposit`` and ``Withdraw`` handlers (bound by the compiled ``Exchange``); None under the
+  reference.
 - ``adl_bounds_kernel``: ``exchange.liquidation.adl._bounds`` (built from ``exchange/liquidation/adl/_bounds.pyx``), the
   compiled twin of :mod:`exchange.liquidation.adl.bounds` and of the ADL queue's candidate selection; None under
   the reference.
@@ -57,6 +60,7 @@ if PURE_PYTHON:
     fills_kernel = None
     records_kernel = None
     entry_kernel = None
+    handlers_kernel = None
     adl_bounds_kernel = None
     batch_kernel = None
     validate_kernel = None
@@ -80,6 +84,7 @@ else:
     from exchange import _records as records_kernel
     from exchange.clearing import _fills as fills_kernel
     from exchange.orders import _entry as entry_kernel
+    from exchange import _handlers as handlers_kernel
     from exchange.liquidation.adl import _bounds as adl_bounds_kernel
     from exchange.boundary import _batch as batch_kernel
     from exchange.boundary import _validate as validate_kernel

@@ -316,9 +316,9 @@ def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
 
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
-    from exchange import AmendOrder, CancelAll, CancelOrder, PlaceOrder
-    from exchange._impl import (engine_kernel, entry_kernel, fills_kernel, monitor_kernel, pretrade_kernel,
-                                records_kernel, waterfall_kernel)
+    from exchange import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, Withdraw
+    from exchange._impl import (engine_kernel, entry_kernel, fills_kernel, handlers_kernel, monitor_kernel,
+                                pretrade_kernel, records_kernel, waterfall_kernel)
 
     compiled, reference = (Exchange([make_instrument()], implementation=i) for i in ("cython", "python"))
     assert type(compiled._drain) is fills_kernel.Drain
@@ -326,6 +326,10 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     entry = compiled._handlers[PlaceOrder].__self__
     assert [compiled._handlers[cls] for cls in (CancelOrder, AmendOrder, CancelAll)] == [
         entry.cancel, entry.amend, entry.cancel_all]
+    own = compiled._handlers[SetMarkPrice].__self__
+    assert type(own) is handlers_kernel.Handlers
+    assert [compiled._handlers[cls] for cls in (SetMarkPrice, Deposit, Withdraw)] == [own.set_mark, own.deposit,
+                                                                                     own.withdraw]
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
     assert type(compiled.risk._view_record) is records_kernel.RecordMaker and reference.risk._view_record is PositionView
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
@@ -338,6 +342,8 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     assert checked.apply.__func__ is CheckedExchange.apply and type(checked._apply_valid.__self__) is engine_kernel.Loop
     assert "_drain" not in vars(reference) and reference._handlers[PlaceOrder] == reference._place
     assert reference._handlers[AmendOrder] == reference._amend and reference._handlers[CancelAll] == reference._cancel_all
+    assert [reference._handlers[cls] for cls in (SetMarkPrice, Deposit, Withdraw)] == [
+        reference._set_mark, reference._deposit, reference._withdraw]
     assert not {"apply", "_apply_valid"} & vars(reference).keys() and reference.risk.mark_of == reference.risk_price
     assert not {"sync", "liquidatable", "margin_stage"} & vars(reference.monitor).keys()
     assert "stage" not in vars(reference.liquidation)
@@ -513,3 +519,39 @@ def test_the_compiled_price_follow_is_the_references(profile, monkeypatch):
         ex.check_invariants()
     assert runs[1].state_hash() == runs[0].state_hash()
     assert (False, True) in called and (True, True) not in called
+
+
+@pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
+def test_marks_and_money_the_reference_refuses_are_refused_alike(implementation):
+    """The compiled handlers of a mark, a deposit and a withdrawal (``exchange/_handlers.pyx``) leave every refusal
+    to the reference method: a deposit past the venue's money bound, a withdrawal by an unknown account or past
+    the withdrawable balance, a mark outside the symbol's prices or of a settled symbol. Each is refused with its
+    code, changes nothing, and what passes moves the wallet and the ledger's totals exactly, on both
+    implementations."""
+    from exchange import Deposit, OrderType, PlaceOrder, Rejected, SettleSymbol, Side, Withdraw
+    from exchange.enums import RejectCode
+    from exchange.units import MAX_ABS_VALUE
+
+    ex = _two_symbols("binance", implementation)
+    usdt = 10**8
+    for command in (SetMarkPrice(SYMBOL, 10_000), SetMarkPrice(OTHER, 10_000), Deposit(1, 1_000 * usdt),
+                    Deposit(2, 1_000 * usdt), PlaceOrder(2, SYMBOL, Side.SELL, 20, 10_000),
+                    PlaceOrder(1, SYMBOL, Side.BUY, 20, 0, OrderType.MARKET)):
+        ex.apply(command)
+    wallet, held = ex.ledger.accounts[1].wallet_units, ex.risk.withdrawable(ex.ledger.accounts[1])
+    before = ex.state_hash()
+    refusals = [(Deposit(3, MAX_ABS_VALUE - ex.ledger.money_in_units() + 1), RejectCode.MALFORMED),
+                (Withdraw(9, 1), RejectCode.BALANCE_NOT_SUFFICIENT),
+                (Withdraw(1, held + 1), RejectCode.BALANCE_NOT_SUFFICIENT),
+                (SetMarkPrice(SYMBOL, make_instrument().max_price_ticks + 1), RejectCode.MALFORMED)]
+    for command, code in refusals:
+        events = ex.apply(command)
+        assert [(type(e), e.code) for e in events] == [(Rejected, code)], command
+    assert ex.state_hash() == before and 3 not in ex.ledger.accounts
+    deposits = ex.ledger.deposits_units
+    assert ex.apply(Withdraw(1, held))[0].wallet_units == wallet - held
+    assert ex.apply(Deposit(3, 5 * usdt))[0].wallet_units == 5 * usdt
+    assert (ex.ledger.deposits_units, ex.ledger.withdrawals_units) == (deposits + 5 * usdt, held)
+    ex.apply(SettleSymbol(OTHER, 10_000))
+    assert ex.apply(SetMarkPrice(OTHER, 10_100))[0].code == RejectCode.SYMBOL_SETTLED
+    ex.check_invariants()
