@@ -1217,17 +1217,22 @@ cdef object _unique(int64_t *parts, Py_ssize_t n):
     return out
 
 
-def fire_mark(PendingBuffer down, PendingBuffer up, int64_t mark, const uint32_t[:] acct_ver,
-              const uint32_t[:] pos_ver):
+def fire_mark(PendingBuffer down, PendingBuffer up, int64_t mark, acct_ver, pos_ver):
     """Twin of the firing part of ``LiqIndex.on_mark``: ``down.fire(mark)`` and ``up.fire(-mark)`` (the trigger
     lists of one symbol: compiled ``_TriggerList``s), the fired entries still at their part's version (``current``),
     then ``(isolated slots, accounts)`` of them, each ascending and unique; None when nothing fired. O(log per tier
-    + pending + fired · log)."""
+    + pending + fired · log). ``acct_ver`` and ``pos_ver`` (uint32 arrays) are read only when an entry fired (a
+    mark that fires nothing pays for no view of them)."""
     cdef _Fired fired = _Fired()
     _fire(fired, down, mark)
     _fire(fired, up, -mark)
     if not fired.n:
         return None
+    return _current_parts(fired, acct_ver, pos_ver)
+
+
+cdef tuple _current_parts(_Fired fired, const uint32_t[:] acct_ver, const uint32_t[:] pos_ver):
+    """:func:`fire_mark`'s ``(isolated slots, accounts)`` of the ``fired`` entries still at their part's version."""
     cdef Py_ssize_t i, n_iso = 0, n_cross = 0
     cdef int64_t k
     cdef int64_t *parts = <int64_t *> malloc(fired.n * sizeof(int64_t))
