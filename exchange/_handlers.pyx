@@ -52,14 +52,16 @@ cdef class Handlers:
 
     def __init__(self, ex):
         self.ex, self.books, self.triggers = ex, ex._books, ex._triggers
-        self.ledger, self.accounts, self.monitor, self.kernel = ex.ledger, ex.ledger.accounts, ex.monitor, ex.risk.kernel
+        self.ledger, self.accounts = ex.ledger, ex.ledger.accounts
+        self.monitor, self.kernel = ex.monitor, ex.risk.kernel
 
     def set_mark(self, command):
         """Twin of ``Exchange._set_mark(cmd)`` (``_trading_book``, ``_valid_price`` and ``_move_mark`` inline)."""
         cdef ExchangeFields ex = self.ex
         symbol, mark_ticks = command.symbol, command.mark_ticks
         cdef MatchingEngine book = self.books.get(symbol)
-        if book is None or symbol in ex.settled or not (isinstance(mark_ticks, int) and 1 <= mark_ticks <= book.max_price):
+        if book is None or symbol in ex.settled or not (
+                isinstance(mark_ticks, int) and 1 <= mark_ticks <= book.max_price):  # Exchange._valid_price
             return type(ex)._set_mark(ex, command)  # (its refusal)
         book._check_idle()
         book._set_mark(mark_ticks)

@@ -112,12 +112,7 @@ def liquidation_commands(seed: int, n: int, symbols=(SYMBOL,)):
     mark = {symbol: MID for symbol in symbols}
     now = 0
     opening = [Deposit(account, amount) for account, amount in LIQ_BALANCES.items()]
-    for symbol in symbols:
-        opening.append(SetMarkPrice(symbol, MID))
-        for account in (1, 2, 3, 4):
-            opening.append(SetLeverage(account, symbol, rng.choice((10, 20, 50))))
-            if rng.random() < 0.4:
-                opening.append(SetMarginMode(account, symbol, MarginMode.ISOLATED))
+    opening += _leveraged(rng, symbols)
     yield from opening[:n]
     for _ in range(n - len(opening)):
         symbol = rng.choice(symbols)
@@ -159,6 +154,21 @@ def liquidation_commands(seed: int, n: int, symbols=(SYMBOL,)):
             yield AdjustIsolatedMargin(rng.randint(1, 4), symbol, rng.choice((5 * USDT, -5 * USDT)))
         else:
             yield _leverage(rng.randint(1, 4), symbol, rng.choice((5, 10, 20, 50)))
+
+
+def _leveraged(rng: random.Random, symbols, fund_units: int = 0) -> list:
+    """Per symbol: its first mark (MID), a seed of its insurance fund when ``fund_units``, and the leverage of
+    accounts 1-4 (10, 20 or 50×), 40 % of them isolated."""
+    commands = []
+    for symbol in symbols:
+        commands.append(SetMarkPrice(symbol, MID))
+        if fund_units:
+            commands.append(FundInsurance(symbol, fund_units))
+        for account in (1, 2, 3, 4):
+            commands.append(SetLeverage(account, symbol, rng.choice((10, 20, 50))))
+            if rng.random() < 0.4:
+                commands.append(SetMarginMode(account, symbol, MarginMode.ISOLATED))
+    return commands
 
 
 def _leverage(account: int, symbol: str, leverage: int):
@@ -704,13 +714,7 @@ def requote_commands(seed: int, n: int, orders: dict[str, list], symbols=(SYMBOL
     mark = {symbol: MID for symbol in symbols}
     opening = [Deposit(account, amount) for account, amount in {**OPENING_BALANCES, 5: 10**7 * USDT}.items()]
     opening.append(SetPositionMode(4, PositionMode.HEDGE))
-    for symbol in symbols:
-        opening.append(SetMarkPrice(symbol, MID))
-        opening.append(FundInsurance(symbol, 20 * USDT))
-        for account in (1, 2, 3, 4):
-            opening.append(SetLeverage(account, symbol, rng.choice((10, 20, 50))))
-            if rng.random() < 0.4:
-                opening.append(SetMarginMode(account, symbol, MarginMode.ISOLATED))
+    opening += _leveraged(rng, symbols, fund_units=20 * USDT)
     yield from opening[:n]
     for _ in range(n - len(opening)):
         symbol = rng.choice(symbols)

@@ -47,6 +47,7 @@ cdef class Stage:
     cdef RecordMaker liquidatable_part  # makes an exchange.accounts.pretrade.Liquidatable, in C
     cdef RiskKernel kernel  # the risk stage's compiled kernel: part states, margin calls, one part's state, in C
     cdef object kernel_part_states  # Risk.part_states as the risk stage bound it (the kernel's)
+    cdef object fire_mark  # exchange.clearing._sweep.fire_mark: the firing of a mark in compiled index entries
 
     cdef int follow(self, touched) except -1
     cdef int _follow_prices(self, touched) except -1

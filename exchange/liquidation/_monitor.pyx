@@ -33,7 +33,6 @@ from exchange.accounts._margin cimport margin_ratio_e8
 from exchange.accounts._pretrade cimport RiskKernel
 
 from exchange.accounts.margin import trigger_terms
-from exchange.clearing._sweep import fire_mark
 from exchange.enums import PositionSide
 
 cdef tuple CROSS_BOTH = ("", PositionSide.BOTH)  # the cross part's key (exchange.accounts.pretrade.CROSS)
@@ -44,8 +43,8 @@ check_monitor_layout()
 cdef class Stage:
     """The per-command methods of one risk monitor (module docstring)."""
 
-    def __init__(self, MonitorFields monitor, RecordMaker liquidatable_part):
-        self.monitor, self.liquidatable_part = monitor, liquidatable_part
+    def __init__(self, MonitorFields monitor, RecordMaker liquidatable_part, fire_mark):
+        self.monitor, self.liquidatable_part, self.fire_mark = monitor, liquidatable_part, fire_mark
         kernel = getattr(monitor.risk, "kernel", None)
         if kernel is None:
             raise TypeError("the compiled monitor stage needs the compiled risk stage (Risk(compiled=True))")
@@ -136,14 +135,14 @@ cdef class Stage:
 
     cdef set _owners(self, monitor, index, Py_ssize_t i, price):
         """Twin of ``RiskMonitor._owners(*index.on_mark(i, price))``: the ledger ids of the portfolio accounts and
-        of the slots' owners that the new mark fires in ``index`` (compiled entries: ``fire_mark`` called here, as
-        ``on_mark`` calls it)."""
+        of the slots' owners that the new mark fires in ``index`` (compiled entries: the compiled writer's
+        ``fire_mark``, given to the constructor, called here as ``on_mark`` calls it)."""
         if not index.compiled:
             slots, rows = index.on_mark(i, price)
         else:
             index.marks[i] = price  # (a validated mark: inside the symbol's prices)
             down, up = index.lists[i]
-            fired = fire_mark(down, up, price, index.acct_ver, index.pos_ver)
+            fired = self.fire_mark(down, up, price, index.acct_ver, index.pos_ver)
             if fired is None:
                 return set()
             slots, rows = fired

@@ -119,7 +119,8 @@ class RiskMonitor(MonitorFields):
             if self.liq_index.compiled and self.warn_index.compiled else None
         self._stage = None  # compiled: the per-command methods in C (the loop and the liquidation stage call it)
         if self._writer is not None:  # compiled: sync, liquidatable and margin_stage are the twins in C
-            stage = self._stage = _stage_kernel.Stage(self, _records_kernel.RecordMaker(Liquidatable))
+            stage = self._stage = _stage_kernel.Stage(self, _records_kernel.RecordMaker(Liquidatable),
+                                                      _kernel.fire_mark)
             self.sync, self.liquidatable, self.margin_stage = stage.sync, stage.liquidatable, stage.margin_stage
             self._store_flags = stage.store_flags  # a mark move's re-check
 

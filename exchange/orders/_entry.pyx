@@ -99,6 +99,14 @@ cdef class Entry:
         self.price_rules = bool(self.profile.price_sig_figs or self.profile.price_decimals)
         self.stp_override = self.profile.stp_override
 
+    cdef list _drained(self, ExchangeFields ex, symbol, order_type):
+        """The drain of ``symbol``'s book after an order entered it, then the last-price triggers its fills fire
+        (``engine._fire_triggers``; skipped when no conditional order waits: nothing fires)."""
+        cdef list events = self.drain.run(symbol, order_type, False, None)
+        if self.triggers[symbol]._orders:
+            return events + ex._fire_triggers(symbol, events)
+        return events
+
     def place(self, command):
         """Twin of ``Exchange._place(cmd)`` (module docstring). The command's fields, the account's and its
         position's are read from their slots (``exchange._records``, ``exchange.accounts._ledger``)."""
@@ -148,10 +156,7 @@ cdef class Entry:
             return _rejected(code, symbol, cmd.account_id, 0, cmd)
         ex.next_order_id = order_id + 1
         ex._position_sides[order_id] = position_side
-        events = self.drain.run(symbol, order_type, False, None)
-        if self.triggers[symbol]._orders:  # else no conditional order waits: nothing fires (engine._observe_fills)
-            return events + ex._fire_triggers(symbol, events)
-        return events
+        return self._drained(ex, symbol, order_type)
 
     def cancel(self, command):
         """Twin of ``Exchange._cancel(cmd)`` (module docstring)."""
@@ -200,10 +205,7 @@ cdef class Entry:
         if code:
             book.clear_events()
             return _rejected(code, symbol, account_id, order_id)
-        events = self.drain.run(symbol, LIMIT, False, None)
-        if self.triggers[symbol]._orders:
-            return events + ex._fire_triggers(symbol, events)
-        return events
+        return self._drained(ex, symbol, LIMIT)
 
     def cancel_all(self, command):
         """Twin of ``Exchange._cancel_all(cmd)`` (module docstring): the account's resting orders, in ascending id."""
