@@ -79,10 +79,10 @@ cdef inline object _closable_code(account, symbol, position_side, side, qty_lots
 
 
 cdef class Entry:
-    """The PlaceOrder and CancelOrder handlers of one exchange (module docstring). It keeps what the exchange
-    sets once in its constructor (books, ledger accounts, instruments, the risk kernel, liquidation stage, profile,
-    trigger books, its :class:`~exchange.clearing._fills.Drain`) and reads the rest (settled symbols, the next
-    order id, the order sides, the accounts in liquidation) on every call."""
+    """The PlaceOrder, CancelOrder, AmendOrder and CancelAll handlers of one exchange (module docstring). It keeps
+    what the exchange sets once in its constructor (books, ledger accounts, instruments, the risk kernel,
+    liquidation stage, profile, trigger books, its :class:`~exchange.clearing._fills.Drain`) and reads the rest
+    (settled symbols, the next order id, the order sides, the accounts in liquidation) on every call."""
 
     cdef ExchangeFields ex
     cdef object liquidation, profile
