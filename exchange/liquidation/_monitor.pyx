@@ -8,9 +8,11 @@ Built to ``exchange.liquidation._monitor``; only :mod:`exchange._impl` imports i
 own. They work on the monitor's own sets and dicts (read on every call: a restore replaces them) in the
 reference's order, and call the same risk methods on its compiled kernel, directly (``part_states`` while the
 risk stage's is still the kernel's: a test may replace it to count evaluations), so events and state equal
-the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices``'s early return (no index to
-start, no price moved), ``RiskMonitor.quiet``, ``RiskMonitor.forget``, ``Risk.is_liquidatable`` (the trigger's
-integer terms, read once) and ``RiskMonitor._rewrite`` of the dirty set; whatever those do, this must do too.
+the reference's. Inline twins, marked "twin of": ``RiskMonitor.follow_prices`` once the indexes are kept (with
+``_price_moved``, ``_owners`` and the indexes' ``on_mark``; its early return otherwise), ``RiskMonitor.quiet``,
+``RiskMonitor.forget``, ``RiskMonitor.mark_moved`` (in ``exchange/_handlers.pyx``), ``Risk.is_liquidatable`` (the
+trigger's integer terms, read once) and ``RiskMonitor._rewrite`` of the dirty set; whatever those do, this must do
+too.
 
 The monitor's per-command fields (its sets and dicts, ``_synced``, ``_moves``, ...) are the slots of
 :class:`~exchange.liquidation.monitor_fields.MonitorFields`, the base class of ``RiskMonitor``, so this stage, the
@@ -21,9 +23,11 @@ hold the same Python objects the reference keeps.
 Contents
 --------
 - :class:`Stage`  ``sync(touched)``, ``liquidatable(touched)``, ``margin_stage(touched, unchanged_since_sync)``
-                  of one monitor, and the inline twins ``quiet``, ``forget`` and ``follow`` (the early return of
-                  ``follow_prices``) the loop and the liquidation stage call in C. O(positions of the accounts
-                  re-evaluated) + the writer's rewrite. ``store_flags``: twin of
+                  of one monitor, and the inline twins ``quiet``, ``forget`` and ``follow`` (``follow_prices``:
+                  a risk-price move's fired entries, their owners, the re-check of the liquidation candidates,
+                  the warning candidates due or stale) the loop and the liquidation stage call in C.
+                  O(positions of the accounts re-evaluated) + the writer's rewrite; a price move O(log n +
+                  entries fired + liquidatable parts exposed). ``store_flags``: twin of
                   ``RiskMonitor._store_flags``, a mark move's re-check of the index's candidates.
 """
 from cpython.set cimport PySet_Discard

@@ -127,7 +127,8 @@ class RiskMonitor(MonitorFields):
     # -- the engine's calls ---------------------------------------------------------------------------------
     def mark_moved(self, symbol: str) -> None:
         """The mark of ``symbol`` was set (even to its old value): its holders are due a margin-call check.
-        (The engine sets marks only here, so a marked symbol's risk price moves only through this call.)"""
+        (The engine sets marks only here, so a marked symbol's risk price moves only through this call; compiled,
+        ``exchange/_handlers.pyx`` does the same inline.)"""
         self._marked.add(symbol)
         self._unmarked.discard(symbol)
 
@@ -136,7 +137,9 @@ class RiskMonitor(MonitorFields):
         move since the last call (module docstring); warning candidates of mark moves become *due*: the
         command's re-evaluations (:meth:`sync`, :meth:`margin_stage`) cover ``touched`` and them. (They are
         kept apart from ``touched``, which then names exactly the accounts the command changed.)
-        O(symbols without a mark yet) when no price moved."""
+        O(symbols without a mark yet) when no price moved. (Compiled, once the indexes are kept, the stage runs its
+        twin, ``Stage._follow_prices`` with :meth:`_price_moved` and :meth:`_owners` inline: whatever these do, that
+        must do too.)"""
         if not self.indexed and self.convex and len(self.ledger.accounts) >= self.index_from_accounts:
             self._start_indexes()
         if not (self._marked or self._unmarked):  # every symbol has a mark and none was set: nothing moved
