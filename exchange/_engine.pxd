@@ -3,6 +3,7 @@
 (:class:`exchange.fields.ExchangeFields`, the slotted base class of ``Exchange``) as a C struct, which the loop,
 order entry, the drain and the liquidation stage ``cimport`` to read and write them as C fields instead of
 Python attributes. A module that cimports it calls :func:`check_exchange_layout` once at import."""
+from cpython.set cimport PySet_Add
 from exchange._records cimport check_slots
 
 cdef extern from *:
@@ -38,4 +39,12 @@ cdef inline int check_exchange_layout() except -1:
     check_slots(ExchangeFields, ("_journal_writer", "_order_only", "_position_sides", "_touched", "halted", "journal",
                                  "next_order_id", "sequence", "settled", "snapshot_every"), exch_exchange_offsets,
                 "exchange/_engine.pxd")
+    return 0
+
+
+cdef inline int touch(touched, account_id) except -1:
+    """Twin of ``Touched.add`` (``exchange/accounts/touched.py``) on the exchange's touched set: the set and its log,
+    without the Python frame. Whatever ``Touched.add`` does, this must do too."""
+    PySet_Add(touched, account_id)
+    touched.log.append(account_id)
     return 0

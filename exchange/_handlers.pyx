@@ -15,11 +15,11 @@ Contents
 - :class:`Handlers`  ``set_mark``: the book's mark and price band, the monitor's marked symbols (twin of
                      ``RiskMonitor.mark_moved``), the mark-price triggers (only when conditional orders wait in the
                      symbol). O(1) without them. ``deposit``, ``withdraw``: the wallet, the ledger's money totals,
-                     the touched set (twin of ``Touched.add``). O(1); a withdrawal O(the account's positions) for
+                     the touched set. O(1); a withdrawal O(the account's positions) for
                      its withdrawable balance.
 """
 from cpython.set cimport PySet_Add, PySet_Discard
-from exchange._engine cimport ExchangeFields, check_exchange_layout
+from exchange._engine cimport ExchangeFields, check_exchange_layout, touch
 from exchange._records cimport RecordMaker
 from exchange.accounts._ledger cimport Account as AccountRec, check_layout
 from exchange.accounts._pretrade cimport RiskKernel
@@ -79,7 +79,7 @@ cdef class Handlers:
         cdef ExchangeFields ex = self.ex
         account_id, amount = command.account_id, command.amount_units
         ledger = self.ledger
-        if amount > MONEY_BOUND - (ledger.deposits_units - ledger.withdrawals_units):  # Ledger.money_in_units
+        if amount > MONEY_BOUND - ledger.money_in_units():
             return type(ex)._deposit(ex, command)  # (its refusal)
         account = self.accounts.get(account_id)
         if account is None:
@@ -99,11 +99,8 @@ cdef class Handlers:
         return [self._credit(ex, account, -amount, WITHDRAW)]
 
     cdef object _credit(self, ExchangeFields ex, account_obj, delta_units, reason):
-        """Twin of ``Exchange._credit``: the wallet moves, the account is touched (twin of ``Touched.add``: the set
-        and its log), its ``BalanceChanged``."""
+        """Twin of ``Exchange._credit``: the wallet moves, the account is touched, its ``BalanceChanged``."""
         cdef AccountRec account = <AccountRec?>account_obj
         account.wallet_units = account.wallet_units + delta_units
-        touched = ex._touched
-        PySet_Add(touched, account.account_id)
-        touched.log.append(account.account_id)
+        touch(ex._touched, account.account_id)
         return BALANCE_CHANGED.make((account.account_id, delta_units, account.wallet_units, reason))

@@ -23,7 +23,7 @@ Contents
                       O(rows + orders and accounts seen).
 """
 from cpython.set cimport PySet_Add, PySet_Discard
-from exchange._engine cimport check_exchange_layout
+from exchange._engine cimport check_exchange_layout, touch
 from exchange._records cimport RecordMaker
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
@@ -248,13 +248,11 @@ cdef class Drain:
                 if order_id in position_sides and order_id not in triggers:
                     del position_sides[order_id]
         touched = ex._touched  # a Touched
-        cdef list touched_log = touched.log
         cdef Py_ssize_t i = 0
         for account_id in ordered:
             account = ledger_accounts.get(account_id)
             if account is not None:
                 kernel.store_holds_from(account, symbol, sums[i])
-                PySet_Add(touched, account_id)  # Touched.add without its Python frame: the set and its log
-                touched_log.append(account_id)
+                touch(touched, account_id)
             i += 1
         return events

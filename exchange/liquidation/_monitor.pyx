@@ -139,17 +139,15 @@ cdef class Stage:
 
     cdef set _owners(self, monitor, index, Py_ssize_t i, price):
         """Twin of ``RiskMonitor._owners(*index.on_mark(i, price))``: the ledger ids of the portfolio accounts and
-        of the slots' owners that the new mark fires in ``index`` (compiled entries: the compiled writer's
-        ``fire_mark``, given to the constructor, called here as ``on_mark`` calls it)."""
-        if not index.compiled:
-            slots, rows = index.on_mark(i, price)
-        else:
-            index.marks[i] = price  # (a validated mark: inside the symbol's prices)
-            down, up = index.lists[i]
-            fired = self.fire_mark(down, up, price, index.acct_ver, index.pos_ver)
-            if fired is None:
-                return set()
-            slots, rows = fired
+        of the slots' owners that the new mark fires in ``index``, whose entries are compiled (a stage exists only
+        with the compiled writer, which both indexes' compiled entries make): the writer's ``fire_mark``, given to
+        the constructor, called here as ``on_mark`` calls it."""
+        index.marks[i] = price  # (a validated mark: inside the symbol's prices)
+        down, up = index.lists[i]
+        fired = self.fire_mark(down, up, price, index.acct_ver, index.pos_ver)
+        if fired is None:
+            return set()
+        slots, rows = fired
         cdef list ids = monitor.ids
         cdef set owners = set()
         cdef const int32_t[:] owner

@@ -23,8 +23,7 @@ Contents
                   branches (profile-specific bankruptcy rules, the vault, sliced sizes, the loss rule) call the
                   reference's methods.
 """
-from cpython.set cimport PySet_Add
-from exchange._engine cimport ExchangeFields, check_exchange_layout
+from exchange._engine cimport ExchangeFields, check_exchange_layout, touch
 from exchange._records cimport RecordMaker, untrack, untrack_all
 from exchange.accounts._margin cimport margin_ratio_e8
 from exchange.accounts._pretrade cimport RiskKernel
@@ -69,13 +68,6 @@ cdef inline object _open_lots(account, symbol, side):
     """Twin of ``Liquidator._open_lots``: |lots| of the position, 0 when there is none."""
     position = account.positions.get((symbol, side))
     return _abs(position.lots) if position is not None else 0
-
-
-cdef inline int _touch(touched, account_id) except -1:
-    """Twin of ``Touched.add``: the set and its log, without the Python frame."""
-    PySet_Add(touched, account_id)
-    touched.log.append(account_id)
-    return 0
 
 
 cdef class Funds:
@@ -368,9 +360,9 @@ cdef class Steps:
         clear_into(events, self.ledger, market, counter, counter_side, is_long, price, qty, 0)
         touched = self.ex._touched
         self.kernel.refresh_holds(account, symbol)
-        _touch(touched, account.account_id)
+        touch(touched, account.account_id)
         self.kernel.refresh_holds(counter, symbol)
-        _touch(touched, counter.account_id)
+        touch(touched, counter.account_id)
         return events
 
     # -- orders ------------------------------------------------------------------------------------
@@ -396,7 +388,7 @@ cdef class Steps:
                 events.append(ex._cancel_conditional(symbol, order_id, reason))
         if events:
             self.kernel.refresh_holds(self.ledger.accounts[account_id], symbol)
-            _touch(ex._touched, account_id)
+            touch(ex._touched, account_id)
         return events
 
     # -- sizes and prices --------------------------------------------------------------------------
