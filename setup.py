@@ -26,7 +26,8 @@ REQUIRED = ("exchange.orders._matching", "exchange.clearing._sweep", "exchange.a
             "exchange.orders._entry", "exchange.liquidation.adl._bounds", "exchange.boundary._batch",
             "exchange.boundary._validate", "exchange._engine",
             "exchange.liquidation._monitor", "exchange.accounts._positions",
-            "exchange.liquidation._waterfall", "exchange._records", "exchange._handlers")  # the package cannot run without them (exchange/_impl.py)
+            "exchange.liquidation._waterfall", "exchange._records", "exchange._handlers",
+            "exchange.funding._settle")  # the package cannot run without them (exchange/_impl.py)
 COMPILE_ARGS = ["-O3", "-Wno-unused-function", "-Wno-unreachable-code"]
 CYTHON_DIRECTIVES = {
     "boundscheck": False,

@@ -26,6 +26,9 @@ this module, never the compiled modules directly:
 - ``handlers_kernel``: ``exchange._handlers`` (built from ``exchange/_handlers.pyx``), the compiled twin of the
   engine's ``SetMarkPrice``, ``Deposit`` and ``Withdraw`` handlers (bound by the compiled ``Exchange``); None under the
   reference.
+- ``funding_kernel``: ``exchange.funding._settle`` (built from ``exchange/funding/_settle.pyx``), the compiled twin of
+  the funding stage's payments (:func:`exchange.funding.stage.pay`; a compiled ``Funding`` binds it); None under the
+  reference.
 - ``adl_bounds_kernel``: ``exchange.liquidation.adl._bounds`` (built from ``exchange/liquidation/adl/_bounds.pyx``), the
   compiled twin of :mod:`exchange.liquidation.adl.bounds` and of the ADL queue's candidate selection; None under
   the reference.
@@ -61,6 +64,7 @@ if PURE_PYTHON:
     records_kernel = None
     entry_kernel = None
     handlers_kernel = None
+    funding_kernel = None
     adl_bounds_kernel = None
     batch_kernel = None
     validate_kernel = None
@@ -85,6 +89,7 @@ else:
     from exchange.clearing import _fills as fills_kernel
     from exchange.orders import _entry as entry_kernel
     from exchange import _handlers as handlers_kernel
+    from exchange.funding import _settle as funding_kernel
     from exchange.liquidation.adl import _bounds as adl_bounds_kernel
     from exchange.boundary import _batch as batch_kernel
     from exchange.boundary import _validate as validate_kernel

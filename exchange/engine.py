@@ -186,7 +186,8 @@ class Exchange(ExchangeFields):
         self.risk = Risk(self.instruments, self.ledger, self.options, risk_price, self._open_orders,
                          self.profile.brackets, self.profile.liquidation_trigger, self.profile.isolated_maintenance,
                          compiled=self.implementation == "cython")
-        self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile)
+        self.funding = Funding(self.instruments, self.ledger, self.prices, self.profile,
+                               compiled=self.implementation == "cython")
         self.monitor = RiskMonitor(self.instruments, self.ledger, self.risk, compiled=self.implementation == "cython")
         self._touched = Touched()  # ids of the accounts this command changed, logged (module docstring, sync rule)
         self._order_only = False  # this command is an order command and nothing has filled yet (:meth:`_run`)

@@ -33,7 +33,7 @@ Contents
 """
 cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from exchange._records cimport RecordMaker, untrack_all
+from exchange._records cimport RecordMaker, untrack, untrack_all
 from exchange.accounts._ledger cimport (Account as AccountRec, Position as PositionRec, SymbolSettings as SettingsRec,
                                         check_layout)
 from exchange.accounts._margin cimport initial_margin, margin_ratio_e8, settings_of
@@ -647,6 +647,7 @@ cdef class RiskKernel:
         if crossed:
             isolated = [("", BOTH_SIDE, cross_balance, cross_mm)] + isolated
         untrack_all(isolated, 0)
+        untrack(isolated)  # (the monitor keeps every evaluated account's list through the command)
         return isolated
 
     cpdef object available(self, account, count_gains=None):

@@ -1331,6 +1331,7 @@ cdef class _Armer:
     cdef SymTab* tabs
     cdef int64_t n_symbols, c_lvl, strict, min_mm, raw_pending
     cdef bint warn, iso_entry
+    cdef bint deferring  # folds of full pending buffers held (defer)
 
     def __cinit__(self, index, bint warn, int64_t raw_pending):
         table = index.portfolio.table
@@ -1403,12 +1404,32 @@ cdef class _Armer:
 
     cdef int _append(self, int64_t s, int d, int64_t v, int64_t key) except -1:
         """Append one entry at its part's current version; fold the list's pending buffer when it is full
-        (``_TriggerList.settle``, as ``LiqIndex._insert`` does)."""
+        (``_TriggerList.settle``, as ``LiqIndex._insert`` does), unless the folds are :meth:`deferred`."""
         cdef PendingBuffer tl = <PendingBuffer> self.flat[2 * s + d]
         cdef uint32_t ver = self.acct_ver[key >> 1] if key & 1 else self.pos_ver[key >> 1]
         tl.append(-v if d == DIR_UP else v, key, ver)
-        if tl.m > self.raw_pending:
+        if tl.m > self.raw_pending and not self.deferring:
             tl.settle(self.valid)
+        return 0
+
+    cdef int defer(self) except -1:
+        """Hold the folds of full pending buffers until :meth:`settle_deferred`: a write of many accounts then
+        sorts each list's pending entries once and merges them into its tiers once, where a fold every
+        ``raw_pending`` entries would merge the middle tier into the main array every ``main / 64`` entries (a
+        funding settlement re-arms every holder). The lists hold the same entries either way; only the tiers they
+        sit in differ, and ``fire`` reads all three. O(1)."""
+        self.deferring = True
+        return 0
+
+    cdef int settle_deferred(self) except -1:
+        """End :meth:`defer`: fold every list whose pending buffer is full (``_TriggerList.settle``). O(lists +
+        what the folds merge)."""
+        cdef PendingBuffer tl
+        self.deferring = False
+        for list_ in self.flat:
+            tl = <PendingBuffer> list_
+            if tl.m > self.raw_pending:
+                tl.settle(self.valid)
         return 0
 
 
@@ -1580,8 +1601,14 @@ cdef class MonitorWriter:
         p = self.portfolio
         self.liq.sync(p.n_slots, p.n_accounts)
         self.warn.sync(p.n_slots, p.n_accounts)
-        for a in rows:
-            self._rearm(a, left.get(a) if left else None)
+        self.liq.defer()
+        self.warn.defer()
+        try:
+            for a in rows:
+                self._rearm(a, left.get(a) if left else None)
+        finally:
+            self.liq.settle_deferred()
+            self.warn.settle_deferred()
 
     def recheck(self, rows):
         """``LiqIndex.rearm(rows)`` without a numpy call per step: re-arm the liquidation index for the portfolio
@@ -1593,13 +1620,17 @@ cdef class MonitorWriter:
         self._views()
         p = self.portfolio
         self.liq.sync(p.n_slots, p.n_accounts)
-        for a in sorted(set(rows)):
-            if a < 0:
-                continue
-            need = 2 * (self.a_count[a] + 1)
-            if need > self.o_cap:
-                self._grow_out(max(need, 2 * self.o_cap))
-            self.liq.rearm(&self.r, a, NULL, 0, &self.o, slots, accounts)
+        self.liq.defer()
+        try:
+            for a in sorted(set(rows)):
+                if a < 0:
+                    continue
+                need = 2 * (self.a_count[a] + 1)
+                if need > self.o_cap:
+                    self._grow_out(max(need, 2 * self.o_cap))
+                self.liq.rearm(&self.r, a, NULL, 0, &self.o, slots, accounts)
+        finally:
+            self.liq.settle_deferred()
         return np.array(slots, np.int64), np.array(accounts, np.int64)
 
     def written(self, int64_t a):

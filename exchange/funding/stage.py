@@ -42,6 +42,7 @@ from itertools import groupby
 from typing import Iterator
 
 from . import rate as funding
+from .. import _impl
 from ..accounts.ledger import Ledger
 from ..enums import BalanceReason, MarginMode
 from ..events import BalanceChanged, FundingPaid, FundingSettled, PositionChanged
@@ -131,9 +132,11 @@ class SymbolFunding:
 
 class Funding:
     """Funding of every instrument under ``profile``. Raises ValueError when an instrument's rate period is
-    not the venue's interval × divisor (:func:`exchange.funding.rate.check_rate_period`)."""
+    not the venue's interval × divisor (:func:`exchange.funding.rate.check_rate_period`). ``compiled``: the
+    payments of a settlement by ``exchange.funding._settle.pay`` (the twin of :func:`pay`)."""
 
-    def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, prices: Prices, profile: VenueProfile):
+    def __init__(self, instruments: dict[str, Instrument], ledger: Ledger, prices: Prices, profile: VenueProfile,
+                 compiled: bool = False):
         for inst in instruments.values():
             funding.check_rate_period(inst, profile)
         self.instruments = instruments
@@ -146,6 +149,10 @@ class Funding:
         self.bounds = {s: funding.rate_bounds_e8(profile.funding_cap, inst) for s, inst in instruments.items()}
         self.impact_units = {symbol: funding.impact_notional_units(inst) for symbol, inst in instruments.items()}
         self.symbols = {symbol: SymbolFunding() for symbol in instruments}
+        kernel = _impl.funding_kernel if compiled else None
+        if compiled and kernel is None:
+            raise RuntimeError("the compiled funding settlement is not active")
+        self._pay = kernel.pay if kernel else pay  # the payments of a settlement (compiled: exchange.funding._settle)
 
     # -- clock ------------------------------------------------------------------------------------
     def steps(self, after_ns: int, until_ns: int) -> Iterator[tuple[int, list[str], bool]]:
@@ -240,29 +247,7 @@ class Funding:
         delta_e8 = funding.index_delta_e8(self.accrual, self.period_rate_e8(symbol), self.divisor, mark_ticks,
                                           self.instruments[symbol].k_units)
         state.index_e8 += delta_e8
-        paid = received = 0
-        payments: list = []
-        touched: set[int] = set()
-        for account_id in sorted(self.ledger.holders[symbol]):
-            account = self.ledger.accounts[account_id]
-            mode = self.ledger.settings(account, symbol).margin_mode
-            for side, position in account.positions_in(symbol):
-                amount = funding.index_payment_units(position.lots, delta_e8)
-                if not amount:
-                    continue
-                touched.add(account_id)
-                if amount > 0:
-                    paid += amount
-                else:
-                    received -= amount
-                payments.append(FundingPaid(symbol, account_id, side, position.lots, amount, mode))
-                if mode == MarginMode.ISOLATED:
-                    position.isolated_margin_units -= amount
-                    payments.append(PositionChanged(symbol, account_id, side, position.lots, position.entry_cost,
-                                                    position.isolated_margin_units, 0))
-                else:
-                    account.wallet_units -= amount
-                    payments.append(BalanceChanged(account_id, -amount, account.wallet_units, BalanceReason.FUNDING))
+        payments, touched, paid, received = self._pay(self.ledger, symbol, delta_e8)
         if paid > received:
             self.ledger.fund_account(symbol).wallet_units += paid - received
         state.history.append(FundingRecord(time_ns, rate_e8, mark_ticks))
@@ -289,6 +274,38 @@ class Funding:
             records = [FundingRecord(int(t), int(rate), int(mark)) for t, rate, mark in history]
             self.symbols[symbol] = SymbolFunding(Sampler(int(count), int(weighted_sum_e8)), records,
                                                  int(index[0]) if index else 0)
+
+
+def pay(ledger: Ledger, symbol: str, delta_e8: int) -> tuple[list, set[int], int, int]:
+    """The payments of one settlement of ``symbol`` at the per-lot ``delta_e8`` (:meth:`Funding.settle`):
+    ``(events, accounts that paid or received, Σ paid, Σ received)``. Each open position, by account id and then
+    key order, pays :func:`~exchange.funding.rate.index_payment_units` (> 0 pays, < 0 receives; nothing when 0):
+    a ``FundingPaid``, then a ``PositionChanged`` (isolated: its margin moves) or a ``BalanceChanged`` (cross: the
+    wallet moves). (Compiled twin: ``exchange.funding._settle.pay``.) O(holders · log holders)."""
+    paid = received = 0
+    payments: list = []
+    touched: set[int] = set()
+    for account_id in sorted(ledger.holders[symbol]):
+        account = ledger.accounts[account_id]
+        mode = ledger.settings(account, symbol).margin_mode
+        for side, position in account.positions_in(symbol):
+            amount = funding.index_payment_units(position.lots, delta_e8)
+            if not amount:
+                continue
+            touched.add(account_id)
+            if amount > 0:
+                paid += amount
+            else:
+                received -= amount
+            payments.append(FundingPaid(symbol, account_id, side, position.lots, amount, mode))
+            if mode == MarginMode.ISOLATED:
+                position.isolated_margin_units -= amount
+                payments.append(PositionChanged(symbol, account_id, side, position.lots, position.entry_cost,
+                                                position.isolated_margin_units, 0))
+            else:
+                account.wallet_units -= amount
+                payments.append(BalanceChanged(account_id, -amount, account.wallet_units, BalanceReason.FUNDING))
+    return payments, touched, paid, received
 
 
 def _packable(value: int) -> int | str:
