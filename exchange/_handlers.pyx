@@ -1,14 +1,20 @@
 # cython: language_level=3
-"""Compiled twin of the engine's own handlers of a mark and of money: ``SetMarkPrice``, ``Deposit`` and ``Withdraw``
-(``Exchange._set_mark`` with ``_move_mark``, ``Exchange._deposit`` and ``Exchange._withdraw`` with ``_credit``), on
-their common path.
+"""Compiled twin of the engine's own handlers of prices, money and account settings: ``SetMarkPrice``,
+``SetIndexPrice``, ``Deposit``, ``Withdraw``, ``SetPositionMode``, ``SetMarginMode``, ``SetLeverage`` and
+``SetInitialMarginRate`` (``Exchange._set_mark`` with ``_move_mark``, ``_set_index``, ``_deposit`` and ``_withdraw`` with
+``_credit``, ``_set_position_mode``, ``_set_margin_mode``, ``_set_leverage`` and ``_set_initial_margin_rate`` with
+``_change_leverage``), on their common path.
 
 Built to ``exchange._handlers``; only :mod:`exchange._impl` imports it (``handlers_kernel``), and the
 :class:`~exchange.Exchange` of the compiled implementation makes one :class:`Handlers` and binds its methods as its
 handlers. Each runs the reference's checks in the reference's order on the reference's state; a command the
 reference refuses (unknown or settled symbol, a mark outside the symbol's prices, a deposit past the venue's money
-bound, a withdrawal of an unknown account or past the withdrawable balance) goes, before anything changed, to the
-reference method itself, which says why. Events and state equal the reference's.
+bound, a withdrawal of an unknown account or past the withdrawable balance, a setting equal to the current one or
+out of range) goes, before anything changed, to the reference method itself, which says why. A setting of an
+account with an open order or a position in what it changes (whose checks weigh margin: a switch that moves
+isolated margin, a leverage against the brackets and the available balance) goes to the reference as well: the
+common path is the account being configured before it trades, where every check passes by construction. Events
+and state equal the reference's.
 
 Contents
 --------
@@ -16,19 +22,30 @@ Contents
                      ``RiskMonitor.mark_moved``), the mark-price triggers (only when conditional orders wait in the
                      symbol). O(1) without them. ``deposit``, ``withdraw``: the wallet, the ledger's money totals,
                      the touched set. O(1); a withdrawal O(the account's positions) for
-                     its withdrawable balance.
+                     its withdrawable balance. ``set_index``: the index observation (``Prices.observe_index``),
+                     then the mark it gives as ``set_mark`` moves it. O(expired basis samples).
+                     ``set_position_mode``, ``set_margin_mode``, ``set_leverage``, ``set_initial_margin_rate``:
+                     the settings, the account's holds in the symbol (leverage), the touched set. O(symbols) for
+                     the position mode, O(1) otherwise; O(the reference's) when handed to it.
 """
 from cpython.set cimport PySet_Add, PySet_Discard
 from exchange._engine cimport ExchangeFields, check_exchange_layout, touch
 from exchange._records cimport RecordMaker
-from exchange.accounts._ledger cimport Account as AccountRec, check_layout
+from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
+from exchange.accounts._margin cimport initial_margin, settings_of
+from exchange.accounts._positions cimport position_of
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.liquidation._monitor cimport MonitorFields, check_monitor_layout
 from exchange.orders._matching cimport MatchingEngine
 
-from exchange.enums import BalanceReason, WorkingType
-from exchange.events import BalanceChanged, MarkPriceChanged
-from exchange.units import MAX_ABS_VALUE
+from fractions import Fraction
+
+from exchange.accounts.ledger import EMPTY
+from exchange.accounts.margin import max_leverage
+from exchange.enums import BalanceReason, MarginMode, PositionMode, PositionSide, WorkingType
+from exchange.events import (BalanceChanged, IndexPriceChanged, InitialMarginRateChanged, LeverageChanged,
+                             MarginModeChanged, MarkPriceChanged, PositionModeChanged)
+from exchange.units import E8 as E8_UNITS, MAX_ABS_VALUE
 
 check_exchange_layout()
 check_monitor_layout()
@@ -37,6 +54,13 @@ cdef object DEPOSIT = BalanceReason.DEPOSIT, WITHDRAW = BalanceReason.WITHDRAW
 cdef object MARK_PRICE = WorkingType.MARK_PRICE
 cdef object MONEY_BOUND = MAX_ABS_VALUE
 cdef RecordMaker MARK_CHANGED = RecordMaker(MarkPriceChanged), BALANCE_CHANGED = RecordMaker(BalanceChanged)
+cdef RecordMaker INDEX_CHANGED = RecordMaker(IndexPriceChanged), MODE_CHANGED = RecordMaker(PositionModeChanged)
+cdef RecordMaker MARGIN_MODE_CHANGED = RecordMaker(MarginModeChanged), LEVERAGE_CHANGED = RecordMaker(LeverageChanged)
+cdef RecordMaker RATE_CHANGED = RecordMaker(InitialMarginRateChanged)
+cdef dict POSITION_MODES = {int(m): m for m in PositionMode}, MARGIN_MODES = {int(m): m for m in MarginMode}
+cdef object ONE_WAY = PositionMode.ONE_WAY, HEDGE = PositionMode.HEDGE, ISOLATED = MarginMode.ISOLATED
+cdef object LONG = PositionSide.LONG, SHORT = PositionSide.SHORT, BOTH = PositionSide.BOTH
+cdef object EMPTY_MAPPING = EMPTY, E8 = E8_UNITS
 
 
 cdef class Handlers:
@@ -45,15 +69,16 @@ cdef class Handlers:
     risk kernel) and reads the rest (settled symbols, the touched set) on every call."""
 
     cdef ExchangeFields ex
-    cdef dict books, triggers, accounts
-    cdef object ledger
+    cdef dict books, triggers, accounts, instruments, holders, defaults, keys
+    cdef object ledger, prices, risk
     cdef MonitorFields monitor
     cdef RiskKernel kernel
 
     def __init__(self, ex):
-        self.ex, self.books, self.triggers = ex, ex._books, ex._triggers
-        self.ledger, self.accounts = ex.ledger, ex.ledger.accounts
-        self.monitor, self.kernel = ex.monitor, ex.risk.kernel
+        self.ex, self.books, self.triggers, self.instruments = ex, ex._books, ex._triggers, ex.instruments
+        self.ledger, self.accounts, self.prices = ex.ledger, ex.ledger.accounts, ex.prices
+        self.holders, self.defaults, self.keys = ex.ledger.holders, ex.ledger._defaults, ex.ledger._keys
+        self.monitor, self.risk, self.kernel = ex.monitor, ex.risk, ex.risk.kernel
 
     def set_mark(self, command):
         """Twin of ``Exchange._set_mark(cmd)`` (``_trading_book``, ``_valid_price`` and ``_move_mark`` inline)."""
@@ -63,6 +88,10 @@ cdef class Handlers:
         if book is None or symbol in ex.settled or not (
                 isinstance(mark_ticks, int) and 1 <= mark_ticks <= book.max_price):  # Exchange._valid_price
             return type(ex)._set_mark(ex, command)  # (its refusal)
+        return self._move_mark(ex, book, symbol, mark_ticks)
+
+    cdef list _move_mark(self, ExchangeFields ex, MatchingEngine book, symbol, mark_ticks):
+        """Twin of ``Exchange._move_mark`` (``RiskMonitor.mark_moved`` inline)."""
         book._check_idle()
         book._set_mark(mark_ticks)
         cdef MonitorFields m = self.monitor  # twin of RiskMonitor.mark_moved
@@ -73,6 +102,21 @@ cdef class Handlers:
         if triggers._orders:  # else no conditional order waits: nothing fires
             return [changed] + ex._run_triggered(symbol, triggers.observe(MARK_PRICE, mark_ticks))
         return [changed]
+
+    def set_index(self, command):
+        """Twin of ``Exchange._set_index(cmd)``."""
+        cdef ExchangeFields ex = self.ex
+        symbol, index_ticks = command.symbol, command.index_ticks
+        cdef MatchingEngine book = self.books.get(symbol)
+        if book is None or symbol in ex.settled or not (
+                isinstance(index_ticks, int) and 1 <= index_ticks <= book.max_price):  # Exchange._valid_price
+            return type(ex)._set_index(ex, command)  # (its refusal)
+        mark = self.prices.observe_index(symbol, index_ticks, (<object>ex).now_ns, book.best_bid(), book.best_ask(),
+                                         book.last_ticks)
+        cdef list events = [INDEX_CHANGED.make((symbol, index_ticks))]
+        if mark is not None and mark != book.mark_ticks:
+            events += self._move_mark(ex, book, symbol, mark)
+        return events
 
     def deposit(self, command):
         """Twin of ``Exchange._deposit(cmd)``."""
@@ -104,3 +148,152 @@ cdef class Handlers:
         account.wallet_units = account.wallet_units + delta_units
         touch(ex._touched, account.account_id)
         return BALANCE_CHANGED.make((account.account_id, delta_units, account.wallet_units, reason))
+
+    # -- account settings (the common path: nothing open in what the setting changes) ------------------------
+    def set_position_mode(self, command):
+        """Twin of ``Exchange._set_position_mode(cmd)``: an account with no position and no open order (resting or
+        conditional) in any symbol switches; anything else goes to the reference."""
+        cdef ExchangeFields ex = self.ex
+        account_id = command.account_id
+        mode = POSITION_MODES.get(command.position_mode)
+        account = self.accounts.get(account_id)
+        current = (<AccountRec>account).position_mode if account is not None else ONE_WAY
+        if mode is None or mode == current or (account is not None and (<AccountRec>account).positions):
+            return type(ex)._set_position_mode(ex, command)
+        for symbol in self.instruments:
+            if self._has_open_orders(account_id, symbol):
+                return type(ex)._set_position_mode(ex, command)
+        if account is None:
+            account = self.ledger.open(account_id)
+        (<AccountRec>account).position_mode = mode
+        touch(ex._touched, account_id)
+        return [MODE_CHANGED.make((account_id, mode))]
+
+    def set_margin_mode(self, command):
+        """Twin of ``Exchange._set_margin_mode(cmd)``: a switch of a symbol in which the account holds no position
+        and no open order, moving no isolated margin; anything else goes to the reference."""
+        cdef ExchangeFields ex = self.ex
+        account_id, symbol = command.account_id, command.symbol
+        mode = MARGIN_MODES.get(command.margin_mode)
+        if mode is None or symbol not in self.instruments or command.isolated_margin_units != 0:
+            return type(ex)._set_margin_mode(ex, command)
+        account = self.accounts.get(account_id)
+        settings = self._settings(account, symbol)
+        if (mode == settings.margin_mode or account_id in <set>self.holders[symbol]
+                or self._has_open_orders(account_id, symbol)):
+            return type(ex)._set_margin_mode(ex, command)
+        if account is None:
+            account = self.ledger.open(account_id)
+        self.ledger.set_settings(account, symbol, mode, settings.leverage, settings.imr_e8)
+        touch(ex._touched, account_id)
+        return [MARGIN_MODE_CHANGED.make((account_id, symbol, mode))]
+
+    def set_leverage(self, command):
+        """Twin of ``Exchange._set_leverage(cmd)`` (``_change_leverage``: :meth:`_change`); a refusal goes to the
+        reference."""
+        cdef ExchangeFields ex = self.ex
+        account_id, symbol, leverage = command.account_id, command.symbol, command.leverage
+        inst = self.instruments.get(symbol)
+        if inst is None or not (type(leverage) is int and 1 <= leverage <= inst.max_leverage) or not self._change(
+                ex, account_id, symbol, leverage, 0):
+            return type(ex)._set_leverage(ex, command)  # (its refusal)
+        return [LEVERAGE_CHANGED.make((account_id, symbol, leverage))]
+
+    def set_initial_margin_rate(self, command):
+        """Twin of ``Exchange._set_initial_margin_rate(cmd)`` (as :meth:`set_leverage`)."""
+        cdef ExchangeFields ex = self.ex
+        account_id, symbol, imr_e8 = command.account_id, command.symbol, command.imr_e8
+        inst = self.instruments.get(symbol)
+        if inst is None or not (type(imr_e8) is int and 0 < imr_e8 <= E8 and imr_e8 * inst.max_leverage >= E8):
+            return type(ex)._set_initial_margin_rate(ex, command)  # (its refusal)
+        leverage, rest = divmod(E8, imr_e8)
+        if not self._change(ex, account_id, symbol, leverage, imr_e8 if rest else 0):
+            return type(ex)._set_initial_margin_rate(ex, command)  # (its refusal)
+        return [RATE_CHANGED.make((account_id, symbol, imr_e8, leverage))]
+
+    cdef object _settings(self, account, symbol):
+        """``Ledger.settings(account, symbol)`` (``account`` may be None). O(1)."""
+        if account is None:
+            return self.defaults[symbol]
+        return settings_of(account, symbol, EMPTY_MAPPING, self.defaults)
+
+    cdef bint _has_open_orders(self, account_id, symbol) except -1:
+        """Twin of ``Exchange._has_open_orders``: a resting or a conditional order of the account in ``symbol``."""
+        if (<MatchingEngine>self.books[symbol]).orders_of(account_id):
+            return True
+        triggers = self.triggers[symbol]
+        return bool(triggers._orders) and bool(triggers.orders_of(account_id))
+
+    cdef bint _change(self, ExchangeFields ex, account_id, symbol, leverage, imr_e8) except -1:
+        """Twin of ``Exchange._change_leverage``: store the leverage (``imr_e8`` > 0: the exact rate) and return True,
+        or return False, changing nothing, when it refuses it (-4161, -2027, -2028: the caller hands the command to
+        the reference, which says which). An account with no position and no resting order in ``symbol`` passes
+        every check by construction (nothing to lower, no exposure, no requirement), and its holds there stay
+        none. O(1)."""
+        account = self.accounts.get(account_id)
+        settings = self._settings(account, symbol)
+        cdef bint idle = account_id not in <set>self.holders[symbol] and self.kernel.sums_of(account_id, symbol) is None
+        if account is not None and not idle and self._refused(account, symbol, settings, _exact(leverage, imr_e8)):
+            return False
+        if account is None:
+            account = self.ledger.open(account_id)
+        self.ledger.set_settings(account, symbol, settings.margin_mode, leverage, imr_e8)
+        if idle:  # Risk.refresh_holds without a resting order: the holds from no order sums
+            self.kernel.store_holds_from(account, symbol, None)
+        else:
+            self.kernel.refresh_holds(account, symbol)
+        touch(ex._touched, account_id)
+        return True
+
+    cdef bint _refused(self, account, symbol, settings, exact) except -1:
+        """``_change_leverage``'s checks of an account with a position or a resting order in ``symbol``, at the
+        exact leverage ``exact``, on the risk kernel (``Risk.max_exposure``, ``bracket_max_leverage``,
+        ``symbol_requirement`` and ``available``, in the reference's order). O(1)."""
+        current = (<object>settings).exact_leverage
+        if exact < current and settings.margin_mode == ISOLATED and account.account_id in <set>self.holders[symbol]:
+            return True  # -4161
+        keys = self._keys(account, symbol)
+        exposure = 0  # Risk.max_exposure
+        for key in keys:
+            _, adding_buy, adding_sell = self.kernel.key_hold(account, symbol, key[1])
+            position = position_of((<AccountRec>account).positions, key, EMPTY_MAPPING)
+            lots = 0 if position is None else (<PositionRec>position).lots
+            held = 0 if position is None else self.kernel.notional(symbol, position)
+            exposure = max(exposure, adding_buy + (held if lots > 0 else 0), adding_sell + (held if lots < 0 else 0))
+        if exposure and max_leverage(self.kernel.brackets[symbol], exposure) < exact:
+            return True  # -2027
+        raised = self._requirement(account, symbol, keys, exact) - self._requirement(account, symbol, keys, current)
+        return raised > 0 and self.kernel.available(account) - raised < 0  # -2028
+
+    cdef object _requirement(self, account, symbol, tuple keys, leverage):
+        """Twin of ``Risk.symbol_requirement``: the holds of the keys at ``leverage`` plus the IM of the cross
+        positions. O(1)."""
+        held = 0
+        for key in keys:
+            held += self.kernel.key_hold(account, symbol, key[1], None, 0, leverage)[0]
+        if self.kernel.is_isolated(account, symbol):
+            return held
+        for key in keys:
+            position = position_of((<AccountRec>account).positions, key, EMPTY_MAPPING)
+            if position is not None:
+                notional = self.kernel.notional(symbol, position)
+                held += self.risk.initial_margin(symbol, notional, leverage) if self.kernel.open_interest_imf else \
+                    initial_margin(notional, leverage)
+        return held
+
+    cdef tuple _keys(self, account, symbol):
+        """``Account.position_keys(symbol)``, the ledger's interned keys. O(1)."""
+        sides = self.keys[symbol]
+        mode = (<AccountRec>account).position_mode
+        if mode is HEDGE or mode == HEDGE:
+            return sides[LONG], sides[SHORT]
+        return (sides[BOTH],)
+
+
+cdef object _exact(leverage, imr_e8):
+    """``SymbolSettings(mode, leverage, imr_e8).exact_leverage``: ``leverage``, or exactly ``10⁸ / imr_e8`` (an int
+    when it is one). O(1)."""
+    if not imr_e8:
+        return leverage
+    exact = Fraction(E8, imr_e8)
+    return exact.numerator if exact.denominator == 1 else exact

@@ -220,10 +220,12 @@ class Exchange(ExchangeFields):
         if self.implementation == "cython":  # the compiled twins of _drain (exchange.clearing._fills) and of the
             self._drain = _impl.fills_kernel.Drain(self)  # order commands' handlers (exchange.orders._entry)
             entry = _impl.entry_kernel.Entry(self, self._drain)
-            own = _impl.handlers_kernel.Handlers(self)  # (exchange._handlers: a mark, money)
+            own = _impl.handlers_kernel.Handlers(self)  # (exchange._handlers: prices, money, settings)
             self._handlers.update({PlaceOrder: entry.place, CancelOrder: entry.cancel, AmendOrder: entry.amend,
-                                   CancelAll: entry.cancel_all, SetMarkPrice: own.set_mark, Deposit: own.deposit,
-                                   Withdraw: own.withdraw})
+                                   CancelAll: entry.cancel_all, SetMarkPrice: own.set_mark, SetIndexPrice: own.set_index,
+                                   Deposit: own.deposit, Withdraw: own.withdraw, SetPositionMode: own.set_position_mode,
+                                   SetMarginMode: own.set_margin_mode, SetLeverage: own.set_leverage,
+                                   SetInitialMarginRate: own.set_initial_margin_rate})
         self._check = validate.checker(self.implementation)  # compiled: the boundary's fast path in C
         if self.implementation == "cython":  # the compiled command loop (exchange._engine); a subclass's apply stays
             loop = _impl.engine_kernel.Loop(self, ExchangeHalted, _ORDER_COMMANDS, validate.fast_checks(), Exchange.apply)

@@ -5,6 +5,7 @@ Accounts 1-4 are funded first with very different balances (2, 50, 1,000 and 100
 where one lot at the mid is 100 USDT), so margin rejects, margin calls and liquidatable accounts all occur;
 account 4 switches to hedge mode; then deposits, withdrawals, leverage / margin-mode / position-mode changes, isolated margin moves, index and
 mark prices are mixed into the order flow."""
+import itertools
 import random
 
 from exchange import (
@@ -770,3 +771,72 @@ def follow_orders(orders: dict[str, list], events, ex) -> None:
     for symbol, placed in orders.items():
         book = ex._books[symbol]
         placed[:] = [entry for entry in placed if book.order(entry[0]) is not None]
+
+
+def settings_commands(seed: int, n: int, ex, symbols=(SYMBOL,)):
+    """The first ``n`` commands of :func:`_settings_flow`."""
+    return itertools.islice(_settings_flow(seed, ex, symbols), n)
+
+
+def _settings_flow(seed: int, ex, symbols):
+    """Commands of a venue whose accounts keep changing their settings: position mode, margin mode (with and
+    without isolated margin moved in), leverage and initial margin rate, on accounts that are idle in the symbol,
+    that hold a position there, that have resting or only conditional orders there, or that do not exist yet
+    (ids 7-8), each draw sometimes a value the venue refuses (the current setting, out of range, past the
+    brackets at the new leverage, more margin than the account can spare). Between them: resting orders, fills
+    (accounts 1-6 against the rich account 9; sizes up to the second bracket), stop orders, cancel-alls that make
+    accounts idle again, index and mark moves (the latter liquidate some), deposits. ``ex``: the exchange the
+    caller applies each command to as it is drawn (the draws read the accounts' position modes and positions)."""
+    rng = random.Random(seed)
+    opening = [Deposit(account, amount) for account, amount in
+               {1: 20 * USDT, 2: 500 * USDT, 3: 5_000 * USDT, 4: 50_000 * USDT, 5: 10**6 * USDT, 6: 300 * USDT,
+                9: 10**9 * USDT}.items()]
+    opening += [SetMarkPrice(symbol, MID) for symbol in symbols]
+    yield from opening
+    mark = {symbol: MID for symbol in symbols}
+    while True:
+        symbol = rng.choice(symbols)
+        account = rng.randint(1, 8)
+        roll = rng.random()
+        known = ex.ledger.get(account)
+        hedge = known is not None and known.position_mode == PositionMode.HEDGE
+        leg = rng.choice((PositionSide.LONG, PositionSide.SHORT)) if hedge else PositionSide.BOTH
+        if rng.random() < 0.03:  # a leg the account's mode does not allow
+            leg = PositionSide.BOTH if hedge else PositionSide.LONG
+        if roll < 0.10:
+            yield SetPositionMode(account, rng.choice((PositionMode.ONE_WAY, PositionMode.HEDGE)))
+        elif roll < 0.22:
+            held = known is not None and bool(known.positions_in(symbol))
+            margin = rng.choice((0, 0, 0, 5 * USDT, 200 * USDT, 10**6 * USDT)) if held else rng.choice((0, 0, 0, 0, USDT))
+            yield SetMarginMode(account, symbol, rng.choice((MarginMode.CROSS, MarginMode.ISOLATED)), margin)
+        elif roll < 0.36:
+            yield SetLeverage(account, symbol, rng.choice((1, 2, 5, 10, 20, 50, 75, 100, 125, 126, 0)))
+        elif roll < 0.44:
+            yield SetInitialMarginRate(account, symbol, rng.choice((800_000, 1_500_000, 3_333_333, 5_000_000, 10**7,
+                                                                    10**8, 10**8 + 1, 700_000)))
+        elif roll < 0.60:  # a fill against account 9's resting order (up to the second bracket's notional)
+            side = rng.choice((Side.BUY, Side.SELL))
+            other = Side.SELL if side == Side.BUY else Side.BUY
+            lots = rng.choice((1, 3, 10, 60, 400, 1_200))
+            yield PlaceOrder(9, symbol, other, lots, mark[symbol], tif=TimeInForce.GTC)
+            yield PlaceOrder(account, symbol, side, lots, mark[symbol], tif=TimeInForce.IOC, position_side=leg)
+        elif roll < 0.70:  # a resting order away from the mark
+            side = rng.choice((Side.BUY, Side.SELL))
+            price = mark[symbol] - rng.randint(50, 500) if side == Side.BUY else mark[symbol] + rng.randint(50, 500)
+            yield PlaceOrder(account, symbol, side, rng.choice((1, 5, 50)), price, tif=TimeInForce.GTC,
+                             position_side=leg)
+        elif roll < 0.74:  # a stop order (a conditional order only)
+            side = rng.choice((Side.BUY, Side.SELL))
+            stop = mark[symbol] + rng.randint(100, 900) if side == Side.BUY else mark[symbol] - rng.randint(100, 900)
+            yield PlaceOrder(account, symbol, side, rng.choice((1, 4)), 0, OrderType.STOP_MARKET, stop_ticks=stop,
+                             position_side=leg)
+        elif roll < 0.84:
+            yield CancelAll(account, symbol)
+        elif roll < 0.90:
+            step = rng.randint(-MID // 8, MID // 8) if rng.random() < 0.25 else rng.randint(-MID // 100, MID // 100)
+            mark[symbol] = min(max(mark[symbol] + step + (MID - mark[symbol]) // 10, MID // 2), MID * 2)
+            yield SetMarkPrice(symbol, mark[symbol])
+        elif roll < 0.95:
+            yield SetIndexPrice(symbol, mark[symbol] + rng.randint(-40, 40))
+        else:
+            yield Deposit(account, rng.choice((10 * USDT, 1_000 * USDT)))

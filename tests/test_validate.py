@@ -338,15 +338,15 @@ def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(t
     from exchange.persistence.journal import read_file
     from exchange.persistence.recovery import recover
 
-    original = Exchange._set_leverage  # (a handler both implementations run in Python)
+    original = Exchange._fund_insurance  # (a handler both implementations run in Python)
 
     def faulty(self, cmd):  # a deterministic bug: every run that applies this command half-applies it and raises
-        if cmd.leverage == 7:
+        if cmd.amount_units == 7:
             self.now_ns += 1
             raise RuntimeError("bug")
         return original(self, cmd)
 
-    monkeypatch.setattr(Exchange, "_set_leverage", faulty)
+    monkeypatch.setattr(Exchange, "_fund_insurance", faulty)
     path = tmp_path / "run.journal"
     commands = list(random_commands(seed=5, n=300))
     ex = Exchange([make_instrument()], journal=path)
@@ -354,7 +354,7 @@ def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(t
         ex.apply(command)
     healthy = (ex.state_hash(), ex.sequence)
     with pytest.raises(ExchangeHalted):
-        ex.apply(SetLeverage(1, make_instrument().symbol, 7))
+        ex.apply(FundInsurance(make_instrument().symbol, 7))
     ex.close()
 
     recovered, report = recover(path, resume=True)
