@@ -1,20 +1,20 @@
 # cython: language_level=3
 """Compiled twin of the engine's own handlers of prices, money and account settings: ``SetMarkPrice``,
-``SetIndexPrice``, ``Deposit``, ``Withdraw``, ``SetPositionMode``, ``SetMarginMode``, ``SetLeverage`` and
-``SetInitialMarginRate`` (``Exchange._set_mark`` with ``_move_mark``, ``_set_index``, ``_deposit`` and ``_withdraw`` with
-``_credit``, ``_set_position_mode``, ``_set_margin_mode``, ``_set_leverage`` and ``_set_initial_margin_rate`` with
-``_change_leverage``), on their common path.
+``SetIndexPrice``, ``Deposit``, ``Withdraw``, ``SetPositionMode``, ``SetMarginMode``, ``SetLeverage``,
+``SetInitialMarginRate`` and ``AdjustIsolatedMargin`` (``Exchange._set_mark`` with ``_move_mark``, ``_set_index``,
+``_deposit`` and ``_withdraw`` with ``_credit``, ``_set_position_mode``, ``_set_margin_mode``, ``_set_leverage`` and
+``_set_initial_margin_rate`` with ``_change_leverage``, ``_adjust_isolated_margin``).
 
 Built to ``exchange._handlers``; only :mod:`exchange._impl` imports it (``handlers_kernel``), and the
 :class:`~exchange.Exchange` of the compiled implementation makes one :class:`Handlers` and binds its methods as its
-handlers. Each runs the reference's checks in the reference's order on the reference's state; a command the
-reference refuses (unknown or settled symbol, a mark outside the symbol's prices, a deposit past the venue's money
-bound, a withdrawal of an unknown account or past the withdrawable balance, a setting equal to the current one or
-out of range) goes, before anything changed, to the reference method itself, which says why. A setting of an
-account with an open order or a position in what it changes (whose checks weigh margin: a switch that moves
-isolated margin, a leverage against the brackets and the available balance) goes to the reference as well: the
-common path is the account being configured before it trades, where every check passes by construction. Events
-and state equal the reference's.
+handlers. Each runs the reference's checks in the reference's order on the reference's state (the risk kernel's
+twins of the risk stage's methods); a command the reference refuses (unknown or settled symbol, a price outside the
+symbol's, a deposit past the venue's money bound, a withdrawal past the withdrawable balance, a setting equal to the
+current one, out of range or against the account's margin, a margin move the position or the wallet cannot take)
+goes, before anything changed, to the reference method itself, which says why. A margin-mode or position-mode
+switch of an account with a position or an open order in what it switches goes to the reference as well (the
+refusals, and the switch that moves isolated margin in); the compiled path is the account configured before it
+trades. Events and state equal the reference's.
 
 Contents
 --------
@@ -27,6 +27,8 @@ Contents
                      ``set_position_mode``, ``set_margin_mode``, ``set_leverage``, ``set_initial_margin_rate``:
                      the settings, the account's holds in the symbol (leverage), the touched set. O(symbols) for
                      the position mode, O(1) otherwise; O(the reference's) when handed to it.
+                     ``adjust_isolated_margin``: the position's isolated margin and the wallet. O(the account's
+                     positions) for the available balance.
 """
 from cpython.set cimport PySet_Add, PySet_Discard
 from exchange._engine cimport ExchangeFields, check_exchange_layout, touch
@@ -44,7 +46,7 @@ from exchange.accounts.ledger import EMPTY
 from exchange.accounts.margin import max_leverage
 from exchange.enums import BalanceReason, MarginMode, PositionMode, PositionSide, WorkingType
 from exchange.events import (BalanceChanged, IndexPriceChanged, InitialMarginRateChanged, LeverageChanged,
-                             MarginModeChanged, MarkPriceChanged, PositionModeChanged)
+                             MarginModeChanged, MarkPriceChanged, PositionChanged, PositionModeChanged)
 from exchange.units import E8 as E8_UNITS, MAX_ABS_VALUE
 
 check_exchange_layout()
@@ -56,7 +58,9 @@ cdef object MONEY_BOUND = MAX_ABS_VALUE
 cdef RecordMaker MARK_CHANGED = RecordMaker(MarkPriceChanged), BALANCE_CHANGED = RecordMaker(BalanceChanged)
 cdef RecordMaker INDEX_CHANGED = RecordMaker(IndexPriceChanged), MODE_CHANGED = RecordMaker(PositionModeChanged)
 cdef RecordMaker MARGIN_MODE_CHANGED = RecordMaker(MarginModeChanged), LEVERAGE_CHANGED = RecordMaker(LeverageChanged)
-cdef RecordMaker RATE_CHANGED = RecordMaker(InitialMarginRateChanged)
+cdef RecordMaker RATE_CHANGED = RecordMaker(InitialMarginRateChanged), POSITION_CHANGED = RecordMaker(PositionChanged)
+cdef dict POSITION_SIDES = {int(s): s for s in PositionSide}
+cdef object MARGIN_TRANSFER = BalanceReason.MARGIN_TRANSFER
 cdef dict POSITION_MODES = {int(m): m for m in PositionMode}, MARGIN_MODES = {int(m): m for m in MarginMode}
 cdef object ONE_WAY = PositionMode.ONE_WAY, HEDGE = PositionMode.HEDGE, ISOLATED = MarginMode.ISOLATED
 cdef object LONG = PositionSide.LONG, SHORT = PositionSide.SHORT, BOTH = PositionSide.BOTH
@@ -210,6 +214,44 @@ cdef class Handlers:
         if not self._change(ex, account_id, symbol, leverage, imr_e8 if rest else 0):
             return type(ex)._set_initial_margin_rate(ex, command)  # (its refusal)
         return [RATE_CHANGED.make((account_id, symbol, imr_e8, leverage))]
+
+    def adjust_isolated_margin(self, command):
+        """Twin of ``Exchange._adjust_isolated_margin(cmd)``: margin added to (at most the available balance) or
+        removed from (the position keeping its IM, unrealized losses counted) an open isolated position; every
+        refusal (-1121, -4061, -4049, -4054, -4050, -4051) goes to the reference."""
+        cdef ExchangeFields ex = self.ex
+        account_id, symbol, delta = command.account_id, command.symbol, command.delta_units
+        side = POSITION_SIDES.get(command.position_side)
+        account = self.accounts.get(account_id)
+        if account is None or side is None or symbol not in self.instruments or type(delta) is not int:
+            return type(ex)._adjust_isolated_margin(ex, command)
+        keys = self._keys(account, symbol)
+        found = None
+        for key in keys:  # Exchange._side_matches_mode, then Ledger.position
+            if key[1] is side:
+                found = position_of((<AccountRec>account).positions, key, EMPTY_MAPPING)
+                break
+        else:
+            return type(ex)._adjust_isolated_margin(ex, command)
+        if found is None or not self.kernel.is_isolated(account, symbol) or not (<PositionRec>found).lots:
+            return type(ex)._adjust_isolated_margin(ex, command)
+        cdef PositionRec position = <PositionRec>found
+        if delta > 0 and delta > self.kernel.available(account):
+            return type(ex)._adjust_isolated_margin(ex, command)
+        if delta < 0 and position.isolated_margin_units + delta + min(0, self.kernel.upnl(symbol, position)) < \
+                self._position_im(account, symbol, position):
+            return type(ex)._adjust_isolated_margin(ex, command)
+        position.isolated_margin_units = position.isolated_margin_units + delta
+        changed = POSITION_CHANGED.make((symbol, account_id, side, position.lots, position.entry_cost,
+                                         position.isolated_margin_units, 0))
+        return [changed, self._credit(ex, account, -delta, MARGIN_TRANSFER)]
+
+    cdef object _position_im(self, account, symbol, position):
+        """Twin of ``Risk.position_im``: the IM of the position at the account's exact leverage in ``symbol``."""
+        if self.kernel.open_interest_imf:
+            return self.risk.position_im(account, symbol, position)
+        leverage = (<object>self._settings(account, symbol)).exact_leverage
+        return initial_margin(self.kernel.notional(symbol, position), leverage)
 
     cdef object _settings(self, account, symbol):
         """``Ledger.settings(account, symbol)`` (``account`` may be None). O(1)."""

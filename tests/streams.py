@@ -780,7 +780,7 @@ def settings_commands(seed: int, n: int, ex, symbols=(SYMBOL,)):
 
 def _settings_flow(seed: int, ex, symbols):
     """Commands of a venue whose accounts keep changing their settings: position mode, margin mode (with and
-    without isolated margin moved in), leverage and initial margin rate, on accounts that are idle in the symbol,
+    without isolated margin moved in), leverage and initial margin rate, isolated margin moves, on accounts that are idle in the symbol,
     that hold a position there, that have resting or only conditional orders there, or that do not exist yet
     (ids 7-8), each draw sometimes a value the venue refuses (the current setting, out of range, past the
     brackets at the new leverage, more margin than the account can spare). Between them: resting orders, fills
@@ -832,11 +832,22 @@ def _settings_flow(seed: int, ex, symbols):
                              position_side=leg)
         elif roll < 0.84:
             yield CancelAll(account, symbol)
-        elif roll < 0.90:
+        elif roll < 0.88:
             step = rng.randint(-MID // 8, MID // 8) if rng.random() < 0.25 else rng.randint(-MID // 100, MID // 100)
             mark[symbol] = min(max(mark[symbol] + step + (MID - mark[symbol]) // 10, MID // 2), MID * 2)
             yield SetMarkPrice(symbol, mark[symbol])
-        elif roll < 0.95:
+        elif roll < 0.92:
             yield SetIndexPrice(symbol, mark[symbol] + rng.randint(-40, 40))
-        else:
+        elif roll < 0.93:
             yield Deposit(account, rng.choice((10 * USDT, 1_000 * USDT)))
+        else:  # a margin move in or out of a position, mostly an isolated one (cross, none, too much: refused)
+            holders = sorted(a for a in ex.ledger.holders[symbol] if a <= 8 and ex.ledger.settings(
+                ex.ledger.accounts[a], symbol).margin_mode == MarginMode.ISOLATED)
+            if holders and rng.random() < 0.8:
+                account = rng.choice(holders)
+                sides = [side for side, _ in ex.ledger.accounts[account].positions_in(symbol)]
+                leg = rng.choice(sides)
+            if rng.random() < 0.1:
+                leg = PositionSide.SHORT if leg == PositionSide.BOTH else PositionSide.BOTH
+            yield AdjustIsolatedMargin(account, symbol, rng.choice((USDT, 5 * USDT, -USDT, -5 * USDT, 10**7 * USDT,
+                                                                    -(10**6) * USDT)), leg)

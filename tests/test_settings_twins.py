@@ -1,5 +1,6 @@
 """The compiled handlers of index prices and account settings (``exchange/_handlers.pyx``: ``set_index``,
-``set_position_mode``, ``set_margin_mode``, ``set_leverage``, ``set_initial_margin_rate``) against the reference's.
+``set_position_mode``, ``set_margin_mode``, ``set_leverage``, ``set_initial_margin_rate``, ``adjust_isolated_margin``)
+against the reference's.
 
 - A seeded flow of settings changes (``tests.streams.settings_commands``) on idle accounts, on accounts with
   positions, resting or only conditional orders, and on accounts not opened yet, with fills, liquidations, index
@@ -7,15 +8,15 @@
   the same events, command by command, and the same state hash, and the stream reaches every refusal the
   settings have (each named below).
 - What goes to the reference: every refusal, and only the cases the compiled path leaves to it (a margin-mode
-  or position-mode change of an account with a position or an open order). A leverage or rate change is
-  compiled whatever the account holds: the reference's handler sees only its refusals.
+  or position-mode change of an account with a position or an open order). A leverage or rate change and an
+  isolated margin move are compiled whatever the account holds: the reference's handler sees only their refusals.
 """
 import dataclasses
 
 import pytest
 
 from exchange import Exchange, Rejected
-from exchange.commands import SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetPositionMode
+from exchange.commands import AdjustIsolatedMargin, SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetPositionMode
 from exchange.enums import RejectCode
 from exchange.profiles import PROFILES
 from tests.conftest import COMPILED, make_instrument
@@ -23,7 +24,8 @@ from tests.streams import settings_commands
 from tests.test_adl_queue import OTHER, SYMBOL
 
 HANDLERS = {SetPositionMode: "_set_position_mode", SetMarginMode: "_set_margin_mode", SetLeverage: "_set_leverage",
-            SetInitialMarginRate: "_set_initial_margin_rate", SetIndexPrice: "_set_index"}
+            SetInitialMarginRate: "_set_initial_margin_rate", SetIndexPrice: "_set_index",
+            AdjustIsolatedMargin: "_adjust_isolated_margin"}
 REFUSALS = {  # what the flow must reach, by command
     SetPositionMode: {RejectCode.NO_NEED_TO_CHANGE_POSITION_SIDE, RejectCode.POSITION_SIDE_OPEN_ORDERS,
                       RejectCode.POSITION_SIDE_OPEN_POSITION},
@@ -32,6 +34,8 @@ REFUSALS = {  # what the flow must reach, by command
     SetLeverage: {RejectCode.INVALID_LEVERAGE, RejectCode.ISOLATED_LEVERAGE_REDUCTION,
                   RejectCode.MAX_POSITION_AT_LEVERAGE, RejectCode.LEVERAGE_INSUFFICIENT_MARGIN},
     SetInitialMarginRate: {RejectCode.INVALID_LEVERAGE},
+    AdjustIsolatedMargin: {RejectCode.POSITION_SIDE_MISMATCH, RejectCode.ISOLATED_ONLY, RejectCode.NO_ISOLATED_POSITION,
+                           RejectCode.CROSS_BALANCE_INSUFFICIENT, RejectCode.ISOLATED_BALANCE_INSUFFICIENT},
 }
 
 
@@ -72,7 +76,7 @@ def test_settings_are_the_references_on_the_compiled_path(profile, monkeypatch):
 
     refused = {cls: [c for c, events in zip(commands, want) if type(c) is cls and any(type(e) is Rejected for e in events)]
                for cls in HANDLERS}
-    for cls in (SetLeverage, SetInitialMarginRate, SetIndexPrice):  # compiled whatever the account holds
+    for cls in (SetLeverage, SetInitialMarginRate, SetIndexPrice, AdjustIsolatedMargin):  # compiled whatever it holds
         assert handed[cls] == refused[cls], cls.__name__
     for cls in (SetPositionMode, SetMarginMode):  # the refusals, and changes with something open
         assert set(map(id, refused[cls])) <= set(map(id, handed[cls]))
