@@ -13,6 +13,13 @@
     mid (the leaves set back to 1,000 lots), 10 % are market orders of 1-5 lots from 900 takers, 5 % are a maker's
     ``CancelAll`` and its ten orders placed again. ``Exchange.apply`` on each implementation, compiled ÷
     reference. Checked: the same state hash on both.
+(d) An account settings flow (``settings_flow``): 10,000 accounts configure themselves before they trade (20 %
+    hedge mode, 30 % isolated margin, each a leverage or, one in four cross ones, an initial margin rate: the idle
+    commands), then each takes one lot from a maker (set-up), then changes its leverage again with the position
+    open (an isolated one raises it), the isolated ones moving 1 USDT of margin in or out (about one removal
+    in eight is refused, -4051), with an index price every 20 commands (the commands with a position).
+    ``Exchange.apply`` on each implementation, each part timed on its own, compiled ÷ reference. Checked: the
+    same state hash on both.
 (b) A mark tick on one symbol with N_HOLDERS funded accounts holding positions, none near liquidation or the
     margin-call level: every account deposits 10,000 USDT and buys 1 lot (100 USDT notional at the mark
     100.00) from one maker; 30 % of them isolated. The mark alternates 100.00 / 100.01. Timed:
@@ -37,8 +44,9 @@ import pytest
 
 import random
 
-from exchange import (IMPLEMENTATION, AmendOrder, CancelAll, Deposit, Exchange, MarginMode, OrderType, PlaceOrder,
-                      SetMarginMode, SetMarkPrice)
+from exchange import (IMPLEMENTATION, AdjustIsolatedMargin, AmendOrder, CancelAll, Deposit, Exchange, MarginMode,
+                      OrderType, PlaceOrder, PositionMode, PositionSide, SetIndexPrice, SetInitialMarginRate,
+                      SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode)
 from exchange._impl import core
 from exchange.boundary.batch import encode
 from exchange.cli import DEMO_DEPOSIT_UNITS
@@ -192,6 +200,67 @@ def test_exchange_apply_requote_flow(benchmark, requoting):
     benchmark.extra_info["commands_per_s"] = len(timed) / benchmark.stats.stats.median
 
 
+# -- (d) account settings --------------------------------------------------------------------------------
+N_SETTINGS = 10_000
+
+
+def settings_flow(n: int = N_SETTINGS, seed: int = SEED):
+    """``(instrument, set-up, idle, trades, held)`` of (d) (module docstring): the deposits and a maker's quotes;
+    the settings of accounts with nothing open; one trade per account; the settings and margin moves with the
+    positions open, index prices between them."""
+    rng = random.Random(seed)
+    instrument = workload_instrument()
+    symbol, maker = instrument.symbol, n + 1
+    set_up = [SetMarkPrice(symbol, MARK), Deposit(maker, 10**9 * USDT)] + [Deposit(a, 10_000 * USDT)
+                                                                          for a in range(1, n + 1)]
+    set_up += [PlaceOrder(maker, symbol, Side.SELL, n, MARK), PlaceOrder(maker, symbol, Side.BUY, n, MARK - 1)]
+    hedged = {a for a in range(1, n + 1) if rng.random() < 0.2}
+    isolated = {a for a in range(1, n + 1) if rng.random() < 0.3}
+    idle, trades, held, leverage = [], [], [], {}
+    for a in range(1, n + 1):
+        if a in hedged:
+            idle.append(SetPositionMode(a, PositionMode.HEDGE))
+        if a in isolated:
+            idle.append(SetMarginMode(a, symbol, MarginMode.ISOLATED))
+        leverage[a] = rng.randint(5, 45)
+        idle.append(SetInitialMarginRate(a, symbol, rng.choice((1_500_000, 3_333_333, 4_000_000)))
+                    if a not in isolated and rng.random() < 0.25 else SetLeverage(a, symbol, leverage[a]))
+        side = rng.choice((Side.BUY, Side.SELL))
+        leg = (PositionSide.LONG if side == Side.BUY else PositionSide.SHORT) if a in hedged else PositionSide.BOTH
+        trades.append(PlaceOrder(a, symbol, side, 1, 0, OrderType.MARKET, position_side=leg))
+    for a in range(1, n + 1):  # (an isolated position's leverage only goes up: lowering it is refused)
+        held.append(SetLeverage(a, symbol, rng.randint(leverage[a] + 1, 50) if a in isolated else rng.randint(5, 50)))
+        if a in isolated:
+            leg = trades[a - 1].position_side
+            held.append(AdjustIsolatedMargin(a, symbol, USDT if rng.random() < 0.7 else -USDT, leg))
+        if a % 20 == 0:
+            held.append(SetIndexPrice(symbol, MARK + rng.randint(-5, 5)))
+    return instrument, set_up, idle, trades, held
+
+
+def run_settings(implementation: str | None = None) -> tuple[float, float, str]:
+    """CPU seconds of (d)'s idle and held parts on a fresh exchange, and its end state hash."""
+    instrument, set_up, idle, trades, held = settings_flow()
+    ex = run_flow(Exchange([instrument], implementation=implementation), set_up)
+    started = time.process_time()
+    run_flow(ex, idle)
+    idle_s = time.process_time() - started
+    run_flow(ex, trades)
+    started = time.process_time()
+    run_flow(ex, held)
+    return idle_s, time.process_time() - started, ex.state_hash()
+
+
+def test_exchange_apply_settings_flow(benchmark):
+    instrument, set_up, idle, trades, held = settings_flow()
+
+    def setup():
+        return (run_flow(run_flow(run_flow(Exchange([instrument]), set_up), idle), trades), held), {}
+
+    benchmark.pedantic(run_flow, setup=setup, rounds=3, iterations=1)
+    benchmark.extra_info["commands_per_s"] = len(held) / benchmark.stats.stats.median
+
+
 # -- (b) a mark tick with many holders ------------------------------------------------------------------
 def holders_exchange(n: int = N_HOLDERS) -> Exchange:
     """N funded accounts with one small position each (module docstring); the first tick (index build) done."""
@@ -302,6 +371,20 @@ def main() -> int:
     assert len(hashes) == 1, "the implementations end in different states"
     if len(requote) == 2:
         print(f"(c) compiled ÷ reference (CPU): {requote['cython'] / requote['python']:.2f}; same state hash")
+    _, _, idle, _, held = settings_flow()
+    settings, hashes = {}, set()
+    for implementation in ("python", "cython") if core is not None else ("python",):
+        runs = [run_settings(implementation) for _ in range(3)]
+        hashes |= {h for _, _, h in runs}
+        settings[implementation] = (len(idle) / statistics.median(r[0] for r in runs),
+                                    len(held) / statistics.median(r[1] for r in runs))
+        print(f"(d) Exchange.apply [{implementation}], settings flow: {len(idle):,} commands with nothing open, median "
+              f"{settings[implementation][0]:,.0f} commands/s CPU; {len(held):,} with the positions open, median "
+              f"{settings[implementation][1]:,.0f}")
+    assert len(hashes) == 1, "the implementations end in different states"
+    if len(settings) == 2:
+        print(f"(d) compiled ÷ reference (CPU): {settings['cython'][0] / settings['python'][0]:.2f} with nothing open, "
+              f"{settings['cython'][1] / settings['python'][1]:.2f} with the positions open; same state hash")
     started = time.perf_counter()
     ex = holders_exchange()
     print(f"(b) set-up of {N_HOLDERS:,} holders: {time.perf_counter() - started:.1f} s")
