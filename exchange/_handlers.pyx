@@ -1,9 +1,10 @@
 # cython: language_level=3
 """Compiled twin of the engine's own handlers of prices, money and account settings: ``SetMarkPrice``,
-``SetIndexPrice``, ``Deposit``, ``Withdraw``, ``SetPositionMode``, ``SetMarginMode``, ``SetLeverage``,
-``SetInitialMarginRate`` and ``AdjustIsolatedMargin`` (``Exchange._set_mark`` with ``_move_mark``, ``_set_index``,
-``_deposit`` and ``_withdraw`` with ``_credit``, ``_set_position_mode``, ``_set_margin_mode``, ``_set_leverage`` and
-``_set_initial_margin_rate`` with ``_change_leverage``, ``_adjust_isolated_margin``).
+``SetIndexPrice``, ``Deposit``, ``Withdraw``, ``FundInsurance``, ``SetPositionMode``, ``SetMarginMode``,
+``SetLeverage``, ``SetInitialMarginRate`` and ``AdjustIsolatedMargin`` (``Exchange._set_mark`` with ``_move_mark``,
+``_set_index``, ``_deposit`` and ``_withdraw`` with ``_credit``, ``_fund_insurance``, ``_set_position_mode``,
+``_set_margin_mode``, ``_set_leverage`` and ``_set_initial_margin_rate`` with ``_change_leverage``,
+``_adjust_isolated_margin``).
 
 Built to ``exchange._handlers``; only :mod:`exchange._impl` imports it (``handlers_kernel``), and the
 :class:`~exchange.Exchange` of the compiled implementation makes one :class:`Handlers` and binds its methods as its
@@ -22,7 +23,8 @@ Contents
                      ``RiskMonitor.mark_moved``), the mark-price triggers (only when conditional orders wait in the
                      symbol). O(1) without them. ``deposit``, ``withdraw``: the wallet, the ledger's money totals,
                      the touched set. O(1); a withdrawal O(the account's positions) for
-                     its withdrawable balance. ``set_index``: the index observation (``Prices.observe_index``),
+                     its withdrawable balance. ``fund_insurance``: the fund's account and history. O(1).
+                     ``set_index``: the index observation (``Prices.observe_index``),
                      then the mark it gives as ``set_mark`` moves it. O(expired basis samples).
                      ``set_position_mode``, ``set_margin_mode``, ``set_leverage``, ``set_initial_margin_rate``:
                      the settings, the account's holds in the symbol (leverage), the touched set. O(symbols) for
@@ -44,7 +46,7 @@ from fractions import Fraction
 
 from exchange.accounts.ledger import EMPTY
 from exchange.accounts.margin import max_leverage
-from exchange.enums import BalanceReason, MarginMode, PositionMode, PositionSide, WorkingType
+from exchange.enums import BalanceReason, InsuranceReason, MarginMode, PositionMode, PositionSide, WorkingType
 from exchange.events import (BalanceChanged, IndexPriceChanged, InitialMarginRateChanged, LeverageChanged,
                              MarginModeChanged, MarkPriceChanged, PositionChanged, PositionModeChanged)
 from exchange.units import E8 as E8_UNITS, MAX_ABS_VALUE
@@ -60,7 +62,7 @@ cdef RecordMaker INDEX_CHANGED = RecordMaker(IndexPriceChanged), MODE_CHANGED = 
 cdef RecordMaker MARGIN_MODE_CHANGED = RecordMaker(MarginModeChanged), LEVERAGE_CHANGED = RecordMaker(LeverageChanged)
 cdef RecordMaker RATE_CHANGED = RecordMaker(InitialMarginRateChanged), POSITION_CHANGED = RecordMaker(PositionChanged)
 cdef dict POSITION_SIDES = {int(s): s for s in PositionSide}
-cdef object MARGIN_TRANSFER = BalanceReason.MARGIN_TRANSFER
+cdef object MARGIN_TRANSFER = BalanceReason.MARGIN_TRANSFER, SEED = InsuranceReason.SEED
 cdef dict POSITION_MODES = {int(m): m for m in PositionMode}, MARGIN_MODES = {int(m): m for m in MarginMode}
 cdef object ONE_WAY = PositionMode.ONE_WAY, HEDGE = PositionMode.HEDGE, ISOLATED = MarginMode.ISOLATED
 cdef object LONG = PositionSide.LONG, SHORT = PositionSide.SHORT, BOTH = PositionSide.BOTH
@@ -74,7 +76,7 @@ cdef class Handlers:
 
     cdef ExchangeFields ex
     cdef dict books, triggers, accounts, instruments, holders, defaults, keys
-    cdef object ledger, prices, risk
+    cdef object ledger, prices, risk, funds
     cdef MonitorFields monitor
     cdef RiskKernel kernel
 
@@ -83,6 +85,7 @@ cdef class Handlers:
         self.ledger, self.accounts, self.prices = ex.ledger, ex.ledger.accounts, ex.prices
         self.holders, self.defaults, self.keys = ex.ledger.holders, ex.ledger._defaults, ex.ledger._keys
         self.monitor, self.risk, self.kernel = ex.monitor, ex.risk, ex.risk.kernel
+        self.funds = ex.liquidation.funds
 
     def set_mark(self, command):
         """Twin of ``Exchange._set_mark(cmd)`` (``_trading_book``, ``_valid_price`` and ``_move_mark`` inline)."""
@@ -152,6 +155,19 @@ cdef class Handlers:
         account.wallet_units = account.wallet_units + delta_units
         touch(ex._touched, account.account_id)
         return BALANCE_CHANGED.make((account.account_id, delta_units, account.wallet_units, reason))
+
+    def fund_insurance(self, command):
+        """Twin of ``Exchange._fund_insurance(cmd)``: the fund's account credited (``InsuranceFunds.move``), counted
+        as a deposit, its history (``InsuranceFunds.sync``). An unknown symbol or an amount past the money bound
+        goes to the reference."""
+        cdef ExchangeFields ex = self.ex
+        symbol, amount = command.symbol, command.amount_units
+        ledger = self.ledger
+        if symbol not in self.instruments or amount > MONEY_BOUND - ledger.money_in_units():
+            return type(ex)._fund_insurance(ex, command)  # (its refusal)
+        ledger.deposits_units += amount
+        self.funds.move(symbol, amount)
+        return self.funds.sync(SEED)
 
     # -- account settings (the common path: nothing open in what the setting changes) ------------------------
     def set_position_mode(self, command):

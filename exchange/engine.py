@@ -226,7 +226,7 @@ class Exchange(ExchangeFields):
                                    Deposit: own.deposit, Withdraw: own.withdraw, SetPositionMode: own.set_position_mode,
                                    SetMarginMode: own.set_margin_mode, SetLeverage: own.set_leverage,
                                    SetInitialMarginRate: own.set_initial_margin_rate,
-                                   AdjustIsolatedMargin: own.adjust_isolated_margin})
+                                   AdjustIsolatedMargin: own.adjust_isolated_margin, FundInsurance: own.fund_insurance})
         self._check = validate.checker(self.implementation)  # compiled: the boundary's fast path in C
         if self.implementation == "cython":  # the compiled command loop (exchange._engine); a subclass's apply stays
             loop = _impl.engine_kernel.Loop(self, ExchangeHalted, _ORDER_COMMANDS, validate.fast_checks(), Exchange.apply)

@@ -840,6 +840,8 @@ def _settings_flow(seed: int, ex, symbols):
             yield SetIndexPrice(symbol, mark[symbol] + rng.randint(-40, 40))
         elif roll < 0.93:
             yield Deposit(account, rng.choice((10 * USDT, 1_000 * USDT)))
+        elif roll < 0.94:  # the venue seeds a fund (sometimes past the money bound: refused)
+            yield FundInsurance(symbol, rng.choice((100 * USDT, 100 * USDT, 2**62)))
         else:  # a margin move in or out of a position, mostly an isolated one (cross, none, too much: refused)
             holders = sorted(a for a in ex.ledger.holders[symbol] if a <= 8 and ex.ledger.settings(
                 ex.ledger.accounts[a], symbol).margin_mode == MarginMode.ISOLATED)

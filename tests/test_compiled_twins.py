@@ -316,7 +316,7 @@ def test_the_quiet_skip_changes_nothing(implementation, profile, stream):
 
 @pytest.mark.skipif(not COMPILED, reason="compiled core not active")
 def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
-    from exchange import AmendOrder, CancelAll, CancelOrder, Deposit, PlaceOrder, SetIndexPrice, Withdraw
+    from exchange import AmendOrder, CancelAll, CancelOrder, Deposit, FundInsurance, PlaceOrder, SetIndexPrice, Withdraw
     from exchange.commands import AdjustIsolatedMargin, SetInitialMarginRate, SetLeverage, SetMarginMode, SetPositionMode
     from exchange._impl import (engine_kernel, entry_kernel, fills_kernel, handlers_kernel, monitor_kernel,
                                 pretrade_kernel, records_kernel, waterfall_kernel)
@@ -330,10 +330,10 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     own = compiled._handlers[SetMarkPrice].__self__
     assert type(own) is handlers_kernel.Handlers
     own_commands = (SetMarkPrice, SetIndexPrice, Deposit, Withdraw, SetPositionMode, SetMarginMode, SetLeverage,
-                    SetInitialMarginRate, AdjustIsolatedMargin)
+                    SetInitialMarginRate, AdjustIsolatedMargin, FundInsurance)
     assert [compiled._handlers[cls] for cls in own_commands] == [
         own.set_mark, own.set_index, own.deposit, own.withdraw, own.set_position_mode, own.set_margin_mode,
-        own.set_leverage, own.set_initial_margin_rate, own.adjust_isolated_margin]
+        own.set_leverage, own.set_initial_margin_rate, own.adjust_isolated_margin, own.fund_insurance]
     assert isinstance(compiled.risk._sums_class(), pretrade_kernel.OrderSums)
     assert type(compiled.risk._view_record) is records_kernel.RecordMaker and reference.risk._view_record is PositionView
     assert "key_hold" in vars(compiled.risk) and "check_opening" in vars(compiled.risk)
@@ -349,7 +349,7 @@ def test_the_compiled_exchange_binds_the_twins_and_the_reference_does_not():
     assert [reference._handlers[cls] for cls in own_commands] == [
         reference._set_mark, reference._set_index, reference._deposit, reference._withdraw, reference._set_position_mode,
         reference._set_margin_mode, reference._set_leverage, reference._set_initial_margin_rate,
-        reference._adjust_isolated_margin]
+        reference._adjust_isolated_margin, reference._fund_insurance]
     assert not {"apply", "_apply_valid"} & vars(reference).keys() and reference.risk.mark_of == reference.risk_price
     assert not {"sync", "liquidatable", "margin_stage"} & vars(reference.monitor).keys()
     assert "stage" not in vars(reference.liquidation)

@@ -1,6 +1,6 @@
 """The compiled handlers of index prices and account settings (``exchange/_handlers.pyx``: ``set_index``,
-``set_position_mode``, ``set_margin_mode``, ``set_leverage``, ``set_initial_margin_rate``, ``adjust_isolated_margin``)
-against the reference's.
+``set_position_mode``, ``set_margin_mode``, ``set_leverage``, ``set_initial_margin_rate``, ``adjust_isolated_margin``,
+``fund_insurance``) against the reference's.
 
 - A seeded flow of settings changes (``tests.streams.settings_commands``) on idle accounts, on accounts with
   positions, resting or only conditional orders, and on accounts not opened yet, with fills, liquidations, index
@@ -15,7 +15,7 @@ import dataclasses
 
 import pytest
 
-from exchange import Exchange, Rejected
+from exchange import Exchange, FundInsurance, Rejected
 from exchange.commands import AdjustIsolatedMargin, SetIndexPrice, SetInitialMarginRate, SetLeverage, SetMarginMode, SetPositionMode
 from exchange.enums import RejectCode
 from exchange.profiles import PROFILES
@@ -25,7 +25,7 @@ from tests.test_adl_queue import OTHER, SYMBOL
 
 HANDLERS = {SetPositionMode: "_set_position_mode", SetMarginMode: "_set_margin_mode", SetLeverage: "_set_leverage",
             SetInitialMarginRate: "_set_initial_margin_rate", SetIndexPrice: "_set_index",
-            AdjustIsolatedMargin: "_adjust_isolated_margin"}
+            AdjustIsolatedMargin: "_adjust_isolated_margin", FundInsurance: "_fund_insurance"}
 REFUSALS = {  # what the flow must reach, by command
     SetPositionMode: {RejectCode.NO_NEED_TO_CHANGE_POSITION_SIDE, RejectCode.POSITION_SIDE_OPEN_ORDERS,
                       RejectCode.POSITION_SIDE_OPEN_POSITION},
@@ -36,6 +36,7 @@ REFUSALS = {  # what the flow must reach, by command
     SetInitialMarginRate: {RejectCode.INVALID_LEVERAGE},
     AdjustIsolatedMargin: {RejectCode.POSITION_SIDE_MISMATCH, RejectCode.ISOLATED_ONLY, RejectCode.NO_ISOLATED_POSITION,
                            RejectCode.CROSS_BALANCE_INSUFFICIENT, RejectCode.ISOLATED_BALANCE_INSUFFICIENT},
+    FundInsurance: {RejectCode.MALFORMED},  # (past the money bound)
 }
 
 
@@ -76,7 +77,7 @@ def test_settings_are_the_references_on_the_compiled_path(profile, monkeypatch):
 
     refused = {cls: [c for c, events in zip(commands, want) if type(c) is cls and any(type(e) is Rejected for e in events)]
                for cls in HANDLERS}
-    for cls in (SetLeverage, SetInitialMarginRate, SetIndexPrice, AdjustIsolatedMargin):  # compiled whatever it holds
+    for cls in (SetLeverage, SetInitialMarginRate, SetIndexPrice, AdjustIsolatedMargin, FundInsurance):  # always compiled
         assert handed[cls] == refused[cls], cls.__name__
     for cls in (SetPositionMode, SetMarginMode):  # the refusals, and changes with something open
         assert set(map(id, refused[cls])) <= set(map(id, handed[cls]))

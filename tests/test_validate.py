@@ -9,7 +9,7 @@ import pytest
 from exchange import (
     AdjustIsolatedMargin, AdvanceTime, AmendOrder, CancelAll, CancelOrder, Client, Deposit, Exchange, FundInsurance,
     Instrument, OrderType, PlaceOrder, PositionMode, Rejected, RejectCode, SetIndexPrice, SetLeverage,
-    SetMarginMode, SetMarkPrice, SetPositionMode, Side, TimeInForce, Withdraw,
+    SetMarginMode, SetMarkPrice, SetPositionMode, SettleSymbol, Side, TimeInForce, Withdraw,
 )
 from exchange.engine import ExchangeHalted
 from exchange.spec import FundingParams
@@ -338,15 +338,15 @@ def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(t
     from exchange.persistence.journal import read_file
     from exchange.persistence.recovery import recover
 
-    original = Exchange._fund_insurance  # (a handler both implementations run in Python)
+    original = Exchange._settle_symbol  # (a handler both implementations run in Python)
 
     def faulty(self, cmd):  # a deterministic bug: every run that applies this command half-applies it and raises
-        if cmd.amount_units == 7:
+        if cmd.price_ticks == 7:
             self.now_ns += 1
             raise RuntimeError("bug")
         return original(self, cmd)
 
-    monkeypatch.setattr(Exchange, "_fund_insurance", faulty)
+    monkeypatch.setattr(Exchange, "_settle_symbol", faulty)
     path = tmp_path / "run.journal"
     commands = list(random_commands(seed=5, n=300))
     ex = Exchange([make_instrument()], journal=path)
@@ -354,7 +354,7 @@ def test_recovery_rebuilds_the_state_before_a_command_that_halted_the_exchange(t
         ex.apply(command)
     healthy = (ex.state_hash(), ex.sequence)
     with pytest.raises(ExchangeHalted):
-        ex.apply(FundInsurance(make_instrument().symbol, 7))
+        ex.apply(SettleSymbol(make_instrument().symbol, 7))
     ex.close()
 
     recovered, report = recover(path, resume=True)
