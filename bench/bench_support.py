@@ -1,5 +1,8 @@
-"""Helpers of the matching benchmarks (bench/README.md): constants, result totals and the per-command loop."""
+"""Helpers of the benchmarks (bench/README.md): the matching benchmarks' constants, result totals and per-command
+loop; the command line of the benchmarks that run both implementations on n accounts."""
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -70,3 +73,18 @@ def run_per_command(engine, ops: list) -> dict:
     return {"events": n_events + rest["events"], "fills": n_fills + rest["fills"],
             "filled_lots": filled_lots + rest["filled_lots"], "rejects": rejects + rest["rejects"],
             "taker_fees": taker_fees + rest["taker_fees"]}
+
+
+def main_on_accounts(measure, table, default_accounts: int) -> None:
+    """The ``__main__`` of a benchmark over ``n`` accounts (``python bench/NAME.py [n] [--compiled-only]``): each
+    implementation's ``measure(n, implementation)`` (the compiled one first; only it with ``--compiled-only``), the
+    same end state hash on each checked, ``table(runs)`` printed."""
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else default_accounts
+    from exchange import _impl
+    if "--compiled-only" in sys.argv and not _impl.core:
+        sys.exit("--compiled-only: the compiled core is not active")
+    implementations = ["cython"] if "--compiled-only" in sys.argv else (["cython"] if _impl.core else []) + ["python"]
+    runs = [measure(n, implementation) for implementation in implementations]
+    assert len({r["state_hash"] for r in runs}) == 1, "the implementations disagree"
+    print(table(runs))

@@ -98,11 +98,6 @@ def table(runs: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    n = int(args[0]) if args else N_ACCOUNTS
-    if "--compiled-only" in sys.argv and not _impl.core:
-        sys.exit("--compiled-only: the compiled core is not active")
-    implementations = ["cython"] if "--compiled-only" in sys.argv else (["cython"] if _impl.core else []) + ["python"]
-    runs = [measure(n, implementation) for implementation in implementations]
-    assert len({r["state_hash"] for r in runs}) == 1, "the implementations disagree"
-    print(table(runs))
+    from bench_support import main_on_accounts
+
+    main_on_accounts(measure, table, N_ACCOUNTS)

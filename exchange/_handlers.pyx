@@ -88,14 +88,21 @@ cdef class Handlers:
         self.funds = ex.liquidation.funds
 
     def set_mark(self, command):
-        """Twin of ``Exchange._set_mark(cmd)`` (``_trading_book``, ``_valid_price`` and ``_move_mark`` inline)."""
+        """Twin of ``Exchange._set_mark(cmd)``."""
         cdef ExchangeFields ex = self.ex
         symbol, mark_ticks = command.symbol, command.mark_ticks
-        cdef MatchingEngine book = self.books.get(symbol)
-        if book is None or symbol in ex.settled or not (
-                isinstance(mark_ticks, int) and 1 <= mark_ticks <= book.max_price):  # Exchange._valid_price
+        cdef MatchingEngine book = self._priced_book(ex, symbol, mark_ticks)
+        if book is None:
             return type(ex)._set_mark(ex, command)  # (its refusal)
         return self._move_mark(ex, book, symbol, mark_ticks)
+
+    cdef MatchingEngine _priced_book(self, ExchangeFields ex, symbol, ticks):
+        """The book of ``symbol`` when it trades and ``ticks`` is one of its prices (``Exchange._trading_book`` and
+        ``_valid_price``), else None: the reference refuses the command."""
+        cdef MatchingEngine book = self.books.get(symbol)
+        if book is None or symbol in ex.settled or not (isinstance(ticks, int) and 1 <= ticks <= book.max_price):
+            return None
+        return book
 
     cdef list _move_mark(self, ExchangeFields ex, MatchingEngine book, symbol, mark_ticks):
         """Twin of ``Exchange._move_mark`` (``RiskMonitor.mark_moved`` inline)."""
@@ -114,9 +121,8 @@ cdef class Handlers:
         """Twin of ``Exchange._set_index(cmd)``."""
         cdef ExchangeFields ex = self.ex
         symbol, index_ticks = command.symbol, command.index_ticks
-        cdef MatchingEngine book = self.books.get(symbol)
-        if book is None or symbol in ex.settled or not (
-                isinstance(index_ticks, int) and 1 <= index_ticks <= book.max_price):  # Exchange._valid_price
+        cdef MatchingEngine book = self._priced_book(ex, symbol, index_ticks)
+        if book is None:
             return type(ex)._set_index(ex, command)  # (its refusal)
         mark = self.prices.observe_index(symbol, index_ticks, (<object>ex).now_ns, book.best_bid(), book.best_ask(),
                                          book.last_ticks)
