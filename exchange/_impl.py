@@ -24,8 +24,9 @@ this module, never the compiled modules directly:
   of order entry (the engine's ``PlaceOrder``, ``CancelOrder``, ``AmendOrder`` and ``CancelAll`` handlers, bound by
   the compiled ``Exchange``); None under the reference.
 - ``handlers_kernel``: ``exchange._handlers`` (built from ``exchange/_handlers.pyx``), the compiled twin of the
-  engine's ``SetMarkPrice``, ``Deposit`` and ``Withdraw`` handlers (bound by the compiled ``Exchange``); None under the
-  reference.
+  engine's handlers of prices, money and account settings (``SetMarkPrice``, ``SetIndexPrice``, ``Deposit``,
+  ``Withdraw``, ``FundInsurance``, ``SetPositionMode``, ``SetMarginMode``, ``SetLeverage``, ``SetInitialMarginRate``,
+  ``AdjustIsolatedMargin``; bound by the compiled ``Exchange``); None under the reference.
 - ``funding_kernel``: ``exchange.funding._settle`` (built from ``exchange/funding/_settle.pyx``), the compiled twin of
   the funding stage's payments (:func:`exchange.funding.stage.pay`; a compiled ``Funding`` binds it); None under the
   reference.

@@ -59,10 +59,12 @@ conserved exactly, open interest balances per symbol, and the stored holds equal
 
 Compiled twins (selected in ``__init__`` through :mod:`exchange._impl`): under the compiled implementation
 ``_drain`` is :class:`exchange.clearing._fills.Drain` (rows -> events, clearing, order sums, trim, holds), the
-PlaceOrder / CancelOrder / AmendOrder / CancelAll handlers are :mod:`exchange.orders._entry`'s, the SetMarkPrice /
-Deposit / Withdraw handlers :mod:`exchange._handlers`' (each hands what it does not cover, and every refusal of
-the last three, to the method here: whatever these methods do, those must do too), and the risk stage's order
-sums, holds, available balance, pre-trade check and part states run in :mod:`exchange.accounts._pretrade`.
+PlaceOrder / CancelOrder / AmendOrder / CancelAll handlers are :mod:`exchange.orders._entry`'s, the handlers of
+prices, money and account settings (SetMarkPrice, SetIndexPrice, Deposit, Withdraw, FundInsurance, SetPositionMode,
+SetMarginMode, SetLeverage, SetInitialMarginRate, AdjustIsolatedMargin) :mod:`exchange._handlers`' (each hands what
+it does not cover, and every refusal of the latter, to the method here: whatever these methods do, those must do
+too), a funding settlement's payments :mod:`exchange.funding._settle`'s, and the risk stage's order sums, holds,
+available balance, pre-trade check and part states run in :mod:`exchange.accounts._pretrade`.
 
 Commands naming a reserved account (the insurance funds', ids ≥ 2⁶²) are rejected with -1102.
 """

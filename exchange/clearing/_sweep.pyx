@@ -1404,7 +1404,7 @@ cdef class _Armer:
 
     cdef int _append(self, int64_t s, int d, int64_t v, int64_t key) except -1:
         """Append one entry at its part's current version; fold the list's pending buffer when it is full
-        (``_TriggerList.settle``, as ``LiqIndex._insert`` does), unless the folds are :meth:`deferred`."""
+        (``_TriggerList.settle``, as ``LiqIndex._insert`` does), unless the folds are held (:meth:`defer`)."""
         cdef PendingBuffer tl = <PendingBuffer> self.flat[2 * s + d]
         cdef uint32_t ver = self.acct_ver[key >> 1] if key & 1 else self.pos_ver[key >> 1]
         tl.append(-v if d == DIR_UP else v, key, ver)
