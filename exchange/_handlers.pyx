@@ -70,9 +70,10 @@ cdef object EMPTY_MAPPING = EMPTY, E8 = E8_UNITS
 
 
 cdef class Handlers:
-    """The SetMarkPrice, Deposit and Withdraw handlers of one exchange (module docstring). It keeps what the
-    exchange sets once in its constructor (books, trigger books, ledger and its accounts, the risk monitor, the
-    risk kernel) and reads the rest (settled symbols, the touched set) on every call."""
+    """The handlers of prices, money and settings of one exchange (module docstring). It keeps what the exchange
+    sets once in its constructor (books, trigger books, instruments, prices, ledger and its accounts, holders,
+    default settings and keys, the risk monitor, the risk stage and its kernel, the insurance funds) and reads the
+    rest (settled symbols, the touched set, the time) on every call."""
 
     cdef ExchangeFields ex
     cdef dict books, triggers, accounts, instruments, holders, defaults, keys
