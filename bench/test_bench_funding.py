@@ -11,6 +11,11 @@ of a settlement (both symbols), payments (``FundingPaid``) per second, and the r
 the median at the same accounts, run in the same process. Checked after the run: rules §9 and the same state
 hash on both implementations.
 
+Premium samples: ``sampling(levels)`` rests ``levels`` orders of 1 lot on each side of a book (one per price
+level around the mark 100.00; the impact notional reaches about 200 of them), sets the index, then times 500
+``AdvanceTime`` commands of 5 s each, each taking one premium sample (the impact bid and ask walked over the
+book). Printed after the settlements: µs per ``AdvanceTime`` for each implementation at 200 and 4,000 levels.
+
 Run: ``python bench/test_bench_funding.py [n_accounts] [--compiled-only]`` (default 100,000), or with
 pytest-benchmark ``FUNDING_ACCOUNTS=100000 python -m pytest bench/test_bench_funding.py --benchmark-only``
 (the default there is 10,000 accounts). ``python -m pytest bench/test_bench_funding.py`` without
@@ -28,7 +33,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from exchange import AdvanceTime, Exchange, FundingPaid, SetIndexPrice, _impl  # noqa: E402
+from exchange import (AdvanceTime, Deposit, Exchange, FundingPaid, PlaceOrder, SetIndexPrice,  # noqa: E402
+                      SetMarkPrice, _impl)
+from exchange.enums import Side  # noqa: E402
+from exchange.workload import workload_instrument  # noqa: E402
 from test_bench_cascade import SYMBOLS, build  # noqa: E402
 
 N_ACCOUNTS, SETTLEMENTS = 100_000, 5
@@ -84,6 +92,29 @@ def test_funding_settlement(benchmark, implementation):
     ex.check_invariants()
 
 
+def sampling(levels: int, implementation: str | None = None, steps: int = 500) -> float:
+    """CPU µs per ``AdvanceTime`` of 5 s (one premium sample each) with ``levels`` levels of 1 lot on each side
+    of the book (module docstring)."""
+    instrument = workload_instrument()
+    symbol = instrument.symbol
+    ex = Exchange([instrument], implementation=implementation, keep_commands=False)
+    for command in (SetMarkPrice(symbol, 10_000), Deposit(1, 10**15)):
+        ex.apply(command)
+    for i in range(levels):
+        ex.apply(PlaceOrder(1, symbol, Side.BUY, 1, 9_999 - i))
+        ex.apply(PlaceOrder(1, symbol, Side.SELL, 1, 10_001 + i))
+    ex.apply(SetIndexPrice(symbol, 9_990))
+    started = time.process_time()
+    for step in range(1, steps + 1):
+        ex.apply(AdvanceTime(step * 5_000_000_000))
+    return 1e6 * (time.process_time() - started) / steps
+
+
+def test_premium_sample(benchmark):
+    """pytest-benchmark form: 500 five-second steps over a book of 200 levels a side."""
+    benchmark.pedantic(sampling, args=(200,), rounds=3, iterations=1)
+
+
 def table(runs: list[dict]) -> str:
     lines = ["| implementation | accounts | settlements | payments | ms per settlement (median) | payments/s |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -101,3 +132,7 @@ if __name__ == "__main__":
     from bench_support import main_on_accounts
 
     main_on_accounts(measure, table, N_ACCOUNTS)
+    for levels in (200, 4_000):
+        for implementation in (["cython"] if _impl.core else []) + ([] if "--compiled-only" in sys.argv else ["python"]):
+            print(f"premium samples [{implementation}], {levels:,} levels a side: "
+                  f"{sampling(levels, implementation):,.1f} µs per AdvanceTime of 5 s")

@@ -626,9 +626,22 @@ class Exchange(ExchangeFields):
         if symbol in self.settled:
             return None
         if symbol not in premiums:
-            book = self._books[symbol]
-            premiums[symbol] = self.funding.premium_e8(symbol, *book.depth(book.order_count()))
+            premiums[symbol] = self.funding.premium_e8(symbol, *self._impact_depth(symbol))
         return premiums[symbol]
+
+    def _impact_depth(self, symbol: str) -> tuple[list, list]:
+        """``symbol``'s book levels, best first, as deep as the impact walk of a premium sample can reach: the
+        first ``n`` levels of each side (``n`` from 64, ×4) until each side either holds the impact notional
+        within them or has fewer than ``n`` levels (then it is the whole side). The walk stops at the level where
+        the notional is reached, so it sees the same levels as over the whole book. O(levels walked)."""
+        book, k = self._books[symbol], self.instruments[symbol].k_units
+        need = self.funding.impact_units[symbol]
+        n = 64
+        while True:
+            sides = book.depth(n)
+            if all(len(levels) < n or k * sum(price * lots for price, lots, _ in levels) >= need for levels in sides):
+                return sides
+            n *= 4
 
     def _move_clock(self, now_ns: int, premiums: dict, expire_conditional: bool) -> list:
         """Set the time; expire GTD resting orders (forgetting the sample of a book that changed) and, when

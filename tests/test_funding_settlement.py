@@ -18,6 +18,7 @@ from exchange.persistence.journal import dump, read
 from exchange.persistence.recovery import replay
 from exchange.units import NS_PER_SECOND
 from tests.checked import CheckedExchange, of, units
+from tests.conftest import COMPILED
 
 BTC, COIN = "BTCUSDT", "COINUSDT"
 HOUR = 3600 * NS_PER_SECOND
@@ -294,3 +295,40 @@ def test_replay_of_a_journal_with_funding_reproduces_the_state_hash(profile):
     replayed, _ = replay(journal.instruments, journal.commands, options=journal.options, profile=journal.profile)
     assert replayed.state_hash() == ex.state_hash()
     assert replayed.funding_history(BTC) == ex.funding_history(BTC)
+
+
+# -- how deep a premium sample reads the book --------------------------------------------------------------------
+@pytest.mark.parametrize("implementation", ["python", "cython"] if COMPILED else ["python"])
+@pytest.mark.parametrize("bid_levels, ask_levels", [(300, 100), (64, 64), (202, 199), (203, 199), (3, 400), (0, 0)])
+def test_a_premium_sample_reads_as_deep_as_the_impact_notional_reaches(implementation, bid_levels, ask_levels):
+    """A premium sample walks a prefix of each side (64 levels, then ×4) until the prefix holds the impact
+    notional or is the whole side, and must give the premium of the walk over the whole book (the oracle below:
+    ``premium_e8`` of ``impact_price`` over every level). The impact notional here is 20,000 USDT and each level
+    1 lot of about 100 USDT, so a side needs about 200 levels: 300 bids are read to 256 levels, 100 asks or 64
+    levels are a whole side that cannot absorb it (it counts 0). The first n bids hold n × 99.99 − 0.005 n(n − 1)
+    USDT: 19,994.97 for 202, 20,092.94 for 203, so 203 bids are the fewest that absorb it. The index 90.00 is
+    below the bids, so a bid side that absorbs the notional gives a positive premium that depends on every level
+    read."""
+    from exchange.engine import Exchange
+    from exchange.funding.rate import impact_price, premium_e8
+
+    deep = FundingParams(cap_e8=2_000_000, floor_e8=-2_000_000, impact_margin_notional_units=units("20000"))
+    ex = Exchange([coin(funding=deep, band_down="0.5", band_up="1.5")], implementation=implementation)
+    symbol, k = COIN, ex.instruments[COIN].k_units
+    ex.apply(SetMarkPrice(symbol, 10_000))
+    client = Client(ex, 1)
+    client.deposit("100000000")
+    for i in range(bid_levels):  # 1 lot at 99.99, 99.98, ...
+        client.buy(symbol, "1", str(Decimal(9_999 - i) / 100))
+    for i in range(ask_levels):  # 1 lot at 100.01, 100.02, ...
+        client.sell(symbol, "1", str(Decimal(10_001 + i) / 100))
+    ex.apply(SetIndexPrice(symbol, 9_000))
+    book = ex._books[symbol]
+    bids, asks = book.depth(book.order_count() + 1)
+    assert (len(bids), len(asks)) == (bid_levels, ask_levels)
+    impact = ex.funding.impact_units[symbol]
+    expected = premium_e8(impact_price(bids, impact, k), impact_price(asks, impact, k), 9_000)
+    assert ex._premium(symbol, {}) == expected
+    assert (expected > 0) == (bid_levels >= 203)
+    sampled_bids, sampled_asks = ex._impact_depth(symbol)
+    assert sampled_bids == bids[:len(sampled_bids)] and sampled_asks == asks[:len(sampled_asks)]

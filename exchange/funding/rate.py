@@ -44,13 +44,12 @@ def impact_price(levels: Iterable[tuple[int, int, int]], impact_notional_units: 
     side cannot absorb the whole notional."""
     if impact_notional_units <= 0:
         raise ValueError("impact notional must be positive")
-    remaining = Fraction(impact_notional_units)
-    lots_taken = Fraction(0)
+    remaining = impact_notional_units  # (integers until the last level, which is taken fractionally)
+    lots_taken = 0
     for price_ticks, lots, _ in levels:
         level_notional = price_ticks * lots * k_units
         if level_notional >= remaining:
-            lots_taken += remaining / (price_ticks * k_units)
-            return Fraction(impact_notional_units, k_units) / lots_taken
+            return Fraction(impact_notional_units, k_units) / (lots_taken + Fraction(remaining, price_ticks * k_units))
         remaining -= level_notional
         lots_taken += lots
     return None
