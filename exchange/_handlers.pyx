@@ -37,7 +37,7 @@ from exchange._engine cimport ExchangeFields, check_exchange_layout, touch
 from exchange._records cimport RecordMaker
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._margin cimport initial_margin, settings_of
-from exchange.accounts._positions cimport position_of
+from exchange.accounts._positions cimport position_keys, position_of
 from exchange.accounts._pretrade cimport RiskKernel
 from exchange.liquidation._monitor cimport MonitorFields, check_monitor_layout
 from exchange.orders._matching cimport MatchingEngine
@@ -64,8 +64,7 @@ cdef RecordMaker RATE_CHANGED = RecordMaker(InitialMarginRateChanged), POSITION_
 cdef dict POSITION_SIDES = {int(s): s for s in PositionSide}
 cdef object MARGIN_TRANSFER = BalanceReason.MARGIN_TRANSFER, SEED = InsuranceReason.SEED
 cdef dict POSITION_MODES = {int(m): m for m in PositionMode}, MARGIN_MODES = {int(m): m for m in MarginMode}
-cdef object ONE_WAY = PositionMode.ONE_WAY, HEDGE = PositionMode.HEDGE, ISOLATED = MarginMode.ISOLATED
-cdef object LONG = PositionSide.LONG, SHORT = PositionSide.SHORT, BOTH = PositionSide.BOTH
+cdef object ONE_WAY = PositionMode.ONE_WAY, ISOLATED = MarginMode.ISOLATED
 cdef object EMPTY_MAPPING = EMPTY, E8 = E8_UNITS
 
 
@@ -348,11 +347,7 @@ cdef class Handlers:
 
     cdef tuple _keys(self, account, symbol):
         """``Account.position_keys(symbol)``, the ledger's interned keys. O(1)."""
-        sides = self.keys[symbol]
-        mode = (<AccountRec>account).position_mode
-        if mode is HEDGE or mode == HEDGE:
-            return sides[LONG], sides[SHORT]
-        return (sides[BOTH],)
+        return position_keys((<AccountRec>account).position_mode, self.keys[symbol])
 
 
 cdef object _exact(leverage, imr_e8):

@@ -24,3 +24,12 @@ cdef inline object position_of(object positions, object key, object empty):
     if type(positions) is dict:
         return (<dict>positions).get(key)
     return positions.get(key)
+
+
+cdef inline tuple position_keys(object position_mode, dict sides):
+    """``Account.position_keys(symbol)``: the keys an account's ``position_mode`` allows in a symbol, from ``sides``, the
+    ledger's interned keys of that symbol by position side (``Ledger._keys[symbol]``): one-way (BOTH,), hedge
+    (LONG, SHORT). The enums' values (``exchange/accounts/_positions.pyx`` checks them at import). O(1)."""
+    if position_mode == 2:  # PositionMode.HEDGE
+        return sides[2], sides[3]  # PositionSide.LONG, PositionSide.SHORT
+    return (sides[1],)  # PositionSide.BOTH

@@ -24,6 +24,11 @@ cimport cython
 
 from collections.abc import Mapping
 
+from exchange.enums import PositionMode, PositionSide
+
+if (PositionMode.HEDGE, PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT) != (2, 1, 2, 3):
+    raise ImportError("exchange/accounts/_positions.pxd: position_keys assumes the enums' values; update it")
+
 
 @cython.no_gc  # it holds an interned key tuple and a Position (integers): it can be in no reference cycle
 @cython.final

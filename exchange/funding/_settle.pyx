@@ -19,10 +19,10 @@ from cpython.set cimport PySet_Add
 from exchange._records cimport RecordMaker, untrack
 from exchange.accounts._ledger cimport Account as AccountRec, Position as PositionRec, check_layout
 from exchange.accounts._margin cimport settings_of
-from exchange.accounts._positions cimport position_of
+from exchange.accounts._positions cimport position_keys, position_of
 
 from exchange.accounts.ledger import EMPTY
-from exchange.enums import BalanceReason, MarginMode, PositionMode, PositionSide
+from exchange.enums import BalanceReason, MarginMode
 from exchange.events import BalanceChanged, FundingPaid, PositionChanged
 
 cdef extern from *:
@@ -33,9 +33,7 @@ cdef extern from *:
 
 check_layout()
 cdef object ISOLATED = MarginMode.ISOLATED
-cdef object HEDGE = PositionMode.HEDGE
 cdef object FUNDING = BalanceReason.FUNDING
-cdef object LONG = PositionSide.LONG, SHORT = PositionSide.SHORT, BOTH = PositionSide.BOTH
 cdef object EMPTY_POSITIONS = EMPTY
 cdef object E8 = 10**8
 cdef long long E8_C = 100_000_000
@@ -71,7 +69,6 @@ def pay(ledger, symbol, delta_e8):
     """Twin of :func:`exchange.funding.stage.pay` (``ledger``: the exchange's ``Ledger``; ``delta_e8``: the
     per-lot index delta, any int)."""
     cdef dict accounts = ledger.accounts, defaults = ledger._defaults, keys = ledger._keys[symbol]
-    cdef tuple one_way = (keys[BOTH],), hedge = (keys[LONG], keys[SHORT])
     cdef int overflow = 0
     cdef long long delta64 = PyLong_AsLongLongAndOverflow(delta_e8, &overflow)
     cdef bint delta_fits = not overflow
@@ -85,8 +82,7 @@ def pay(ledger, symbol, delta_e8):
         account = <AccountRec?>accounts[account_id]
         margin_mode = settings_of(account, symbol, EMPTY_POSITIONS, defaults).margin_mode
         isolated = margin_mode is ISOLATED or margin_mode == ISOLATED
-        mode = account.position_mode
-        for key in (hedge if mode is HEDGE or mode == HEDGE else one_way):
+        for key in position_keys(account.position_mode, keys):
             found = position_of(account.positions, key, EMPTY_POSITIONS)
             if found is None:
                 continue
