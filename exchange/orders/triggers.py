@@ -14,12 +14,17 @@ Trigger conditions at an observed price ``p`` (ticks):
   extreme (SELL: highest, BUY: lowest) and fires when SELL ``p × 10⁸ <= highest × (10⁸ − callback_e8)``,
   BUY ``p × 10⁸ >= lowest × (10⁸ + callback_e8)`` — exact integer comparisons, no rounding.
 
-Orders fire in ascending order id. Invariant: every waiting order is in exactly one of the two
-working-type maps and in its account's set.
+Orders fire in ascending order id. The trigger book indexes the waiting orders by the price level that
+fires them (:class:`TriggerBook`), so a mark or a trade looks only at the orders it fires, whatever the number
+waiting. Invariant: every waiting order is in exactly one place of its working type's indexes (a level list or
+the trailing stops that follow every price), in its account's set, and, GTD, in the expiry list.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from sortedcontainers import SortedList
 
 from ..enums import OrderType, RejectCode, Side, STPMode, TimeInForce, WorkingType
 from .filters import check_notional, check_price_range, check_qty
@@ -95,11 +100,34 @@ class ConditionalOrder:
 
 
 class TriggerBook:
-    """The waiting conditional orders of one symbol. (The compiled order entry and drain read ``_orders``, the
-    dict by order id, directly: it is the whole state, and no method may keep another.)"""
+    """The waiting conditional orders of one symbol.
+
+    ``_orders`` (order id -> :class:`ConditionalOrder`, in the order they were added) is the whole state: the
+    state hash, snapshots and the compiled order entry and drain read it (the compiled code only tests it and
+    looks ids up in it; every change goes through the methods below). Beside it, indexes kept by every method
+    that changes it, so that no observed price, clock step or account query walks every waiting order:
+
+    - per working type, ``_rising``: ``(level, order id)`` of the orders that fire (or, a trailing stop with an
+      activation price, activate) when the price reaches ``level`` from below: BUY STOP / STOP_MARKET, SELL
+      TAKE_PROFIT / TAKE_PROFIT_MARKET at their stop price, an inactive SELL trailing stop at its activation
+      price; ``_falling`` the mirror (SELL stops, BUY take-profits, inactive BUY trailing stops); both sorted
+      (``sortedcontainers.SortedList``);
+    - per working type, ``_tracking``: the trailing stops that follow every price (activated, or active from
+      their first observation: no activation price), by order id;
+    - ``_by_account``: each account's waiting order ids; ``_expiring``: ``(expire_ns, order id)`` of GTD orders.
+
+    Costs: :meth:`observe` O(log n + orders that fire or activate + tracking trailing stops), :meth:`add` and
+    :meth:`remove` O(log n), :meth:`orders_of` O(k log k) for the account's k orders, :meth:`expired`
+    O(log n + due orders). :meth:`check_invariants` rebuilds the indexes from ``_orders`` and compares (O(n log n)).
+    """
 
     def __init__(self):
         self._orders: dict[int, ConditionalOrder] = {}
+        self._rising = {wt: SortedList() for wt in WorkingType}
+        self._falling = {wt: SortedList() for wt in WorkingType}
+        self._tracking: dict[WorkingType, dict[int, ConditionalOrder]] = {wt: {} for wt in WorkingType}
+        self._by_account: dict[int, set[int]] = {}
+        self._expiring = SortedList()
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -113,33 +141,89 @@ class TriggerBook:
     def add(self, order: ConditionalOrder) -> None:
         assert order.order_id not in self._orders
         self._orders[order.order_id] = order
+        self._index(order)
 
     def remove(self, order_id: int) -> ConditionalOrder:
-        return self._orders.pop(order_id)
+        """Take a waiting order out (cancel, expiry). Raises KeyError for an id that does not wait."""
+        order = self._orders.pop(order_id)
+        self._unindex(order)
+        return order
 
     def orders_of(self, account_id: int) -> list[int]:
-        """Waiting order ids of an account, ascending. O(n); O(1) when nothing waits."""
-        if not self._orders:
-            return []
-        return sorted(oid for oid, order in self._orders.items() if order.account_id == account_id)
+        """Waiting order ids of an account, ascending. O(k log k) for its k orders."""
+        ids = self._by_account.get(account_id)
+        return sorted(ids) if ids else []
 
     def expired(self, now_ns: int) -> list[int]:
-        """Ids of GTD orders whose ``expire_ns <= now_ns``, ascending (expire_ns, order_id)."""
-        due = [(o.expire_ns, oid) for oid, o in self._orders.items() if o.expire_ns and o.expire_ns <= now_ns]
-        return [oid for _, oid in sorted(due)]
+        """Ids of GTD orders whose ``expire_ns <= now_ns``, ascending (expire_ns, order_id). They stay until
+        removed. O(log n + due orders)."""
+        return [order_id for _, order_id in self._expiring.irange(maximum=(now_ns, math.inf))]
 
     def observe(self, working_type: WorkingType, price_ticks: int) -> list[ConditionalOrder]:
         """Feed a price to every order watching ``working_type``; remove and return those that fire,
-        ascending order id."""
-        fired = [
-            order
-            for order in self._orders.values()
-            if order.working_type == working_type and order.observe(price_ticks)
-        ]
+        ascending order id. Orders whose level the price does not reach are not looked at."""
+        fired, reached = [], []
+        rising, falling = self._rising[working_type], self._falling[working_type]
+        if rising and rising[0][0] <= price_ticks:  # levels <= price: a prefix
+            end = rising.bisect_right((price_ticks, math.inf))
+            reached += rising[:end]
+            del rising[:end]
+        if falling and falling[-1][0] >= price_ticks:  # levels >= price: a suffix
+            start = falling.bisect_left((price_ticks, -math.inf))
+            reached += falling[start:]
+            del falling[start:]
+        tracking = self._tracking[working_type]
+        for order in tracking.values():  # (before the ones activated now join them: each observes once)
+            if order.observe(price_ticks):
+                fired.append(order)
+        for order in fired:
+            del tracking[order.order_id]
+        for _, order_id in reached:
+            order = self._orders[order_id]
+            if order.order_type == OrderType.TRAILING_STOP_MARKET:  # activates here, and may fire at once
+                if order.observe(price_ticks):
+                    fired.append(order)
+                else:
+                    tracking[order_id] = order
+            else:
+                fired.append(order)
         for order in fired:
             order.fired_at_ticks = price_ticks
             del self._orders[order.order_id]
+            self._forget(order)
         return sorted(fired, key=lambda order: order.order_id)
+
+    # -- indexes ----------------------------------------------------------------------------------
+    def _index(self, order: ConditionalOrder) -> None:
+        """Put a waiting order in the indexes (module docstring)."""
+        placement = _placement(order)
+        if placement is None:
+            self._tracking[order.working_type][order.order_id] = order
+        else:
+            rising, level = placement
+            (self._rising if rising else self._falling)[order.working_type].add((level, order.order_id))
+        self._by_account.setdefault(order.account_id, set()).add(order.order_id)
+        if order.expire_ns:
+            self._expiring.add((order.expire_ns, order.order_id))
+
+    def _unindex(self, order: ConditionalOrder) -> None:
+        """Take a waiting order out of the indexes (the inverse of :meth:`_index`)."""
+        placement = _placement(order)
+        if placement is None:
+            del self._tracking[order.working_type][order.order_id]
+        else:
+            rising, level = placement
+            (self._rising if rising else self._falling)[order.working_type].remove((level, order.order_id))
+        self._forget(order)
+
+    def _forget(self, order: ConditionalOrder) -> None:
+        """Drop a leaving order from the account and expiry indexes (its level entry is already gone)."""
+        ids = self._by_account[order.account_id]
+        ids.discard(order.order_id)
+        if not ids:
+            del self._by_account[order.account_id]
+        if order.expire_ns:
+            self._expiring.remove((order.expire_ns, order.order_id))
 
     def canonical_state(self) -> list[tuple]:
         return [self._orders[oid].as_state() for oid in sorted(self._orders)]
@@ -150,20 +234,44 @@ class TriggerBook:
         return [(*order.as_state(), order.fired_at_ticks) for order in self._orders.values()]
 
     def restore_state(self, orders) -> None:
-        """Load a :meth:`snapshot_state` into this (empty) trigger book. Raises ValueError otherwise."""
+        """Load a :meth:`snapshot_state` into this (empty) trigger book. Raises ValueError otherwise (the book
+        is left empty)."""
         if self._orders:
             raise ValueError("restore_state needs an empty trigger book")
+        loaded: dict[int, ConditionalOrder] = {}
         for state in orders:
             order = ConditionalOrder.from_state(state)
-            if order.order_id <= 0 or order.order_id in self._orders:
+            if order.order_id <= 0 or order.order_id in loaded:
                 raise ValueError(f"conditional order id {order.order_id} is invalid or repeated")
-            self._orders[order.order_id] = order
+            loaded[order.order_id] = order
+        for order in loaded.values():
+            self.add(order)
 
     def check_invariants(self) -> None:
         for oid, order in self._orders.items():
             assert oid == order.order_id > 0, f"trigger index corrupt at {oid}"
             assert order.order_type.is_conditional, f"order {oid} is not conditional"
             assert order.qty_lots > 0 or order.close_position, f"order {oid} has no quantity"
+        rebuilt = TriggerBook()
+        for order in self._orders.values():
+            rebuilt._index(order)
+        for name in ("_rising", "_falling"):
+            for wt in WorkingType:
+                assert list(getattr(self, name)[wt]) == list(getattr(rebuilt, name)[wt]), f"{name}[{wt.name}] drifted"
+        for wt in WorkingType:
+            assert self._tracking[wt].keys() == rebuilt._tracking[wt].keys(), f"tracking[{wt.name}] drifted"
+        assert self._by_account == rebuilt._by_account, "the account index drifted"
+        assert list(self._expiring) == list(rebuilt._expiring), "the expiry index drifted"
+
+
+def _placement(order: ConditionalOrder) -> tuple[bool, int] | None:
+    """Where a waiting order sits: ``(rising, level)`` for a level index (:class:`TriggerBook`), None for a
+    trailing stop that follows every price (activated, or without an activation price)."""
+    if order.order_type == OrderType.TRAILING_STOP_MARKET:
+        if order.activated or order.activation_ticks == 0:
+            return None
+        return order.side == Side.SELL, order.activation_ticks  # SELL activates at p >= activation
+    return _rises(order.order_type, order.side), order.stop_ticks
 
 
 _LIMIT_KINDS = (OrderType.STOP, OrderType.TAKE_PROFIT)
@@ -222,9 +330,13 @@ def validate_conditional(cmd, inst, mark_ticks: int, last_ticks: int, now_ns: in
     return RejectCode.OK
 
 
+def _rises(kind: OrderType, side: Side) -> bool:
+    """Whether a stop or take-profit fires at prices at or above its stop (else at or below)."""
+    return (side == Side.BUY) == (kind in (OrderType.STOP, OrderType.STOP_MARKET))
+
+
 def _fires_at(kind: OrderType, side: Side, stop_ticks: int, price_ticks: int) -> bool:
-    rising = (side == Side.BUY) == (kind in (OrderType.STOP, OrderType.STOP_MARKET))
-    return price_ticks >= stop_ticks if rising else price_ticks <= stop_ticks
+    return price_ticks >= stop_ticks if _rises(kind, side) else price_ticks <= stop_ticks
 
 
 def _check_stop(inst, stop_ticks: int) -> int:
