@@ -200,3 +200,46 @@ def test_a_mark_that_fires_no_warning_entry_leaves_the_warned_state_unchanged(le
             assert (after[0][quiet_slots] == before[0][quiet_slots]).all()
             assert (after[1][quiet_accounts] == before[1][quiet_accounts]).all()
     assert (before[0].any() or before[1].any()) and not before[1].all()  # both states occur
+
+
+def test_few_accounts_holding_many_symbols_keep_the_indexes():
+    """41 accounts (below the 256-account threshold) holding up to 8 symbols each (over 256 holdings), so the first mark
+    move starts the indexes (without them each move would re-check every holder over all its positions); a
+    tick far from every threshold then re-checks nobody; and a walk of the marks that liquidates some of them
+    gives the events and state of a twin that never keeps the indexes."""
+    symbols = [f"S{i}USDT" for i in range(8)]
+    instruments = [dataclasses.replace(make_instrument(), symbol=s) for s in symbols]
+    indexed, holders = Exchange(instruments), Exchange(instruments)
+    holders.monitor.index_from_accounts = math.inf
+    maker, rng = 1_000, random.Random(3)
+    setup = [Deposit(maker, 10**9 * USDT)] + [SetMarkPrice(s, 10_000) for s in symbols]
+    for a in range(1, 41):
+        setup.append(Deposit(a, rng.choice((30, 60, 400)) * USDT))
+        for s in symbols:
+            side = rng.choice((Side.BUY, Side.SELL))
+            setup.append(PlaceOrder(maker, s, Side.SELL if side == Side.BUY else Side.BUY, 1, 10_000))
+            setup.append(PlaceOrder(a, s, side, 1, 10_000, OrderType.LIMIT, TimeInForce.IOC))
+    for command in setup:
+        apply_both(indexed, holders, command)
+    held = {(a, key[0]) for a, account in indexed.ledger.accounts.items() for key, position in account.positions.items()
+            if position.lots}
+    assert len(indexed.ledger.accounts) == 41 and indexed.monitor.holdings() == len(held) >= 256
+    assert not indexed.monitor.indexed  # (no price has moved since the positions opened)
+    apply_both(indexed, holders, SetMarkPrice(symbols[0], 10_001))
+    assert indexed.monitor.indexed and not holders.monitor.indexed
+    evaluated = []
+    part_states = indexed.risk.part_states
+    indexed.risk.part_states = lambda account: evaluated.append(account.account_id) or part_states(account)
+    assert indexed.apply(SetMarkPrice(symbols[1], 10_002)) == [MarkPriceChanged(symbols[1], 10_002)]
+    assert evaluated == []
+    indexed.risk.part_states = part_states
+    holders.apply(SetMarkPrice(symbols[1], 10_002))
+    marks, liquidated = {s: 10_000 for s in symbols}, 0
+    for _ in range(400):
+        s = rng.choice(symbols)
+        marks[s] = max(5_000, min(15_000, marks[s] + rng.randint(-500, 500)))
+        events = apply_both(indexed, holders, SetMarkPrice(s, marks[s]))
+        liquidated += sum(type(e).__name__ == "LiquidationStarted" for e in events)
+    assert indexed.state_hash() == holders.state_hash()
+    assert_mirror_is_the_ledger(indexed)
+    assert liquidated > 5  # (the walk did push accounts over)

@@ -45,9 +45,11 @@ How it stays exact
   state provably did not change); on a last-price move (no mark yet) the margin-call stage does not run
   for holders, so they are remembered as *stale* and become due at the next mark move of a symbol
   they hold.
-- Without the indexes a price move re-checks every holder of the symbol (exact, the old way). That is the
-  mode below :data:`INDEX_FROM_ACCOUNTS` ledger accounts (index upkeep — numpy and kernel calls, Python
-  warning bands — costs more than re-checking a few holders), and for brackets the index cannot follow
+- Without the indexes a price move re-checks every holder of the symbol (exact, the old way), each over all
+  its positions. That is the mode below :data:`INDEX_FROM_ACCOUNTS` ledger accounts and as many holdings
+  (account and symbol pairs with a position, :meth:`RiskMonitor.holdings`, counted when a price moves: a few
+  accounts holding many symbols each would otherwise pay holders × positions per move) — index upkeep (numpy
+  and kernel calls, Python warning bands) costs more than re-checking a few holders —, and for brackets the index cannot follow
   (:func:`~exchange.liquidation.index.index_supported`: MM not convex, as a stepwise profile's). At the threshold the
   mirror is written and both indexes are built at the current prices, once. An account whose values break
   the mirror's 2⁶² bounds is kept out of it (flat rows) and re-checked on every move of a symbol it holds.
@@ -72,7 +74,7 @@ from .monitor_fields import MonitorFields  # the per-command fields as slots (th
 from ..accounts.pretrade import CROSS, Liquidatable, Risk
 from ..spec import Instrument
 
-INDEX_FROM_ACCOUNTS = 256  #: ledger accounts from which the indexes are kept (module docstring)
+INDEX_FROM_ACCOUNTS = 256  #: ledger accounts, or holdings, from which the indexes are kept (module docstring)
 
 
 class RiskMonitor(MonitorFields):
@@ -144,6 +146,8 @@ class RiskMonitor(MonitorFields):
             self._start_indexes()
         if not (self._marked or self._unmarked):  # every symbol has a mark and none was set: nothing moved
             return
+        if not self.indexed and self.convex and self.holdings() >= self.index_from_accounts:
+            self._start_indexes()  # few accounts, many positions: a move would re-check them all (O(symbols) to ask)
         for symbol in sorted(self._marked | self._unmarked, key=self._symbol_index.__getitem__):
             i = self._symbol_index[symbol]
             price = self.risk.mark_of(symbol)
@@ -416,6 +420,11 @@ class RiskMonitor(MonitorFields):
         else:
             self.parts.pop(account.account_id, None)
         self._dirty.add(account.account_id)
+
+    def holdings(self) -> int:
+        """(account, symbol) pairs with a position: what a price move without the indexes re-checks, summed over
+        the symbols (an account holding k symbols counts k times). O(symbols)."""
+        return sum(map(len, self.ledger.holders.values()))
 
     def _price_moved(self, i: int, price: int, holders: set[int], touched: set[int]) -> set[int]:
         """Follow one symbol's new risk price: re-check the liquidation candidates, return the warning
