@@ -243,3 +243,73 @@ def test_few_accounts_holding_many_symbols_keep_the_indexes():
     assert indexed.state_hash() == holders.state_hash()
     assert_mirror_is_the_ledger(indexed)
     assert liquidated > 5  # (the walk did push accounts over)
+
+
+def entry_sets(index) -> list:
+    """Per (symbol, direction): the sorted (stored value, key) of every entry of an index, in any tier."""
+    found = []
+    for lists in index.lists:
+        for tl in lists:
+            v = np.concatenate([tl.v[: tl.n], tl.mv[: tl.mn], tl.pv[: tl.m]])
+            key = np.concatenate([tl.key[: tl.n], tl.mkey[: tl.mn], tl.pkey[: tl.m]])
+            found.append(sorted(zip(v.tolist(), key.tolist())))
+    return found
+
+
+def test_hedged_and_high_symbol_legs_keep_the_index_exact():
+    """The compiled writer's short cuts (a bit set of the account's symbols and position keys, on the stack, for
+    symbol indexes below 256) and their fallbacks: accounts in hedge mode holding both sides of a symbol (two
+    cross legs of one symbol), and accounts holding symbols past the 256th, against a twin that never keeps the
+    indexes, through marks that liquidate some of them."""
+    symbols = [f"S{i}USDT" for i in range(262)]
+    instruments = [dataclasses.replace(make_instrument(), symbol=s) for s in symbols]
+    indexed, holders = pair(instruments=instruments)
+    maker, rng = 1_000, random.Random(11)
+    order = indexed.monitor.symbols  # (the monitor's symbol indexes: the exchange's order of its symbols)
+    held = [order[i] for i in (0, 1, 2, 255, 256, 257, 261)]
+    commands = [Deposit(maker, 10**9 * USDT)] + [SetMarkPrice(s, 10_000) for s in held]
+    for a in range(1, 9):
+        hedge = a % 2 == 0
+        commands.append(Deposit(a, (300 if hedge else rng.choice((40, 80, 500))) * USDT))
+        if hedge:
+            commands.append(SetPositionMode(a, PositionMode.HEDGE))
+        for s in held:
+            sides = [(Side.BUY, PositionSide.LONG), (Side.SELL, PositionSide.SHORT)] if hedge else \
+                [(rng.choice((Side.BUY, Side.SELL)), PositionSide.BOTH)]
+            for side, position_side in sides:
+                lots = rng.randint(1, 3)
+                commands.append(PlaceOrder(maker, s, Side.SELL if side == Side.BUY else Side.BUY, lots, 10_000))
+                commands.append(PlaceOrder(a, s, side, lots, 10_000, OrderType.LIMIT, TimeInForce.IOC,
+                                           position_side=position_side))
+    for command in commands:
+        apply_both(indexed, holders, command)
+        indexed.monitor.check_invariants()  # (the mirror's rows equal the ledger: every position key has its slot)
+    hedged = indexed.ledger.accounts[2].positions
+    assert (order[261], PositionSide.LONG) in hedged and (order[261], PositionSide.SHORT) in hedged
+    marks, liquidated = dict.fromkeys(held, 10_000), 0
+    for _ in range(400):
+        s = rng.choice(held)
+        marks[s] = max(4_000, min(16_000, marks[s] + rng.randint(-900, 900)))
+        events = apply_both(indexed, holders, SetMarkPrice(s, marks[s]))
+        liquidated += sum(type(e).__name__ == "LiquidationStarted" for e in events)
+        if rng.random() < 0.2:  # a trade of a held account: its rows and index entries rewritten
+            a, s2 = rng.randint(1, 8), rng.choice(held)
+            side = rng.choice((Side.BUY, Side.SELL))
+            position_side = (PositionSide.LONG if side == Side.BUY else PositionSide.SHORT) if a % 2 == 0 else PositionSide.BOTH
+            apply_both(indexed, holders, PlaceOrder(maker, s2, Side.SELL if side == Side.BUY else Side.BUY, 1, marks[s2]))
+            apply_both(indexed, holders, PlaceOrder(a, s2, side, 1, marks[s2], OrderType.LIMIT, TimeInForce.IOC,
+                                                    position_side=position_side))
+        indexed.monitor.check_invariants()
+    assert indexed.state_hash() == holders.state_hash()
+    assert_mirror_is_the_ledger(indexed)
+    assert indexed.monitor.indexed and liquidated > 2
+    # every entry of both indexes, built again at the final marks, equals the Python reference's
+    m = indexed.monitor
+    m.flush()
+    for index in (m.liq_index, m.warn_index):
+        marks_now = index.marks.copy()
+        if isinstance(index, WarnIndex):
+            rebuilt = [WarnIndex(m.portfolio, marks_now, index.level_e8, compiled=c) for c in (None, False)]
+        else:
+            rebuilt = [type(index)(m.portfolio, marks_now, compiled=c) for c in (None, False)]
+        assert entry_sets(rebuilt[0]) == entry_sets(rebuilt[1])

@@ -56,6 +56,8 @@ cdef extern from "clearing_int128.h":
 cdef enum:
     NBMAX = 16          # brackets per symbol
     LEGMAX = 8          # positions of one symbol in one account's cross part
+    SYMBOL_WORDS = 4    # 64-bit words of the distinct-legs test's bit set (_distinct_legs): symbol indexes < 256
+    KEY_WORDS = 16      # 64-bit words of the writer's slot test (symbol index × 4 + position side < 1,024)
     ISOLATED = 2        # exchange.enums.MarginMode.ISOLATED
     DIR_DOWN = 0        # entry fires when mark ≤ value
     DIR_UP = 1          # entry fires when mark ≥ value
@@ -624,6 +626,27 @@ cdef inline bint _first_of_symbol(const Rows* r, int64_t b, int64_t j) noexcept 
     return True
 
 
+
+cdef inline bint _distinct_legs(const Rows* r, int64_t b, int64_t e) noexcept nogil:
+    """Whether the cross legs of slots [b, e) are of distinct symbols, all below 64 × SYMBOL_WORDS (a bit set on the
+    stack): then every cross leg is the first and only one of its symbol, and the per-symbol scans
+    (:func:`_first_of_symbol`, a symbol's legs) reduce to the leg itself. False also when a symbol is beyond
+    the set (the scans then run as they are). O(legs)."""
+    cdef uint64_t seen[SYMBOL_WORDS]
+    cdef int64_t j, s
+    cdef int i
+    for i in range(SYMBOL_WORDS):
+        seen[i] = 0
+    for j in range(b, e):
+        if not _cross_leg(r, j):
+            continue
+        s = r.sym[j]
+        if s >= 64 * SYMBOL_WORDS or seen[s >> 6] & ((<uint64_t> 1) << (s & 63)):
+            return False
+        seen[s >> 6] |= (<uint64_t> 1) << (s & 63)
+    return True
+
+
 cdef void _band(Ctx* c, int64_t s, int64_t key, Out* o) noexcept nogil:
     """Entries of the band ``{P : line sum ≥ c8}`` (an interval: the sum is concave) around the mark: DOWN at
     lo − 1 and UP at hi + 1 inside the price range; the always-firing entry when the mark is outside it."""
@@ -717,6 +740,7 @@ cdef int _cross_part(const SymTab* tabs, const Rows* r, int64_t a, int64_t stric
                      Out* o) noexcept nogil:
     """Safe bands of account a's cross part (module docstring of exchange.liquidation.index; key a·2 + 1), at
     most two entries per cross symbol. Returns liquidatable now (0/1), −1 for more than LEGMAX legs of a symbol.
+    O(legs + symbols · log max_price) when no two legs share a symbol (:func:`_distinct_legs`), else
     O(legs² + symbols · log max_price)."""
     cdef int64_t b = r.begin[a], e = b + r.count[a], j, jj, q, H = r.wallet[a], mmsum = 0, g, gs, key = 2 * a + 1
     cdef uint64_t W = 0, ws
@@ -736,10 +760,11 @@ cdef int _cross_part(const SymTab* tabs, const Rows* r, int64_t a, int64_t stric
     if not size:
         return 0
     cdef int liq = H + strict <= 0 and mmsum >= min_mm  # the trigger (balance = H + Σ MM)
+    cdef bint distinct = _distinct_legs(r, b, e)  # (then a symbol's legs are the leg itself: O(legs), not legs²)
     c.cu = E8
     c.per_leg = -E8
     for j in range(b, e):
-        if not _cross_leg(r, j) or not _first_of_symbol(r, b, j):
+        if not _cross_leg(r, j) or not (distinct or _first_of_symbol(r, b, j)):
             continue
         t = &tabs[r.sym[j]]
         if H <= 0:
@@ -749,7 +774,7 @@ cdef int _cross_part(const SymTab* tabs, const Rows* r, int64_t a, int64_t stric
         c.nlegs = 0
         gs = 0
         ws = 0
-        for jj in range(j, e):
+        for jj in range(j, j + 1 if distinct else e):
             if r.sym[jj] == r.sym[j] and _cross_leg(r, jj):
                 if c.nlegs == LEGMAX:
                     return -1
@@ -788,7 +813,8 @@ cdef int _warn_part(const SymTab* tabs, const Rows* r, int64_t c_lvl, int64_t ba
     """Warning-level entries of one part (module docstring of exchange.liquidation.index, "Warning level"):
     the cross legs of slots [b, e) (``cross``) or the isolated slot b (e = b + 1), over ``base`` (the wallet or
     the isolated margin); at most two entries per symbol. Returns warned now (0/1; 0 without legs), −1 for more
-    than LEGMAX legs of one symbol. O(legs² + symbols · log max_price)."""
+    than LEGMAX legs of one symbol. O(legs + symbols · log max_price) when no two cross legs share a symbol
+    (:func:`_distinct_legs`), else O(legs² + symbols · log max_price)."""
     cdef WarnSums z, zs
     cdef int64_t j, jj
     cdef i128 cu = c_lvl, slack
@@ -803,8 +829,9 @@ cdef int _warn_part(const SymTab* tabs, const Rows* r, int64_t c_lvl, int64_t ba
     cdef bint warned = z.balance <= 0 or cu * z.balance < <i128> E8 * z.mm
     slack = cu * base + (z.u if warned else z.g)  # −D, or F ≥ 0
     c.cu = cu
+    cdef bint distinct = not cross or _distinct_legs(r, b, e)  # (an isolated part is one slot)
     for j in range(b, e):
-        if cross and (not _cross_leg(r, j) or not _first_of_symbol(r, b, j)):
+        if cross and (not _cross_leg(r, j) or not (distinct or _first_of_symbol(r, b, j))):
             continue
         t = &tabs[r.sym[j]]
         if warned and slack >= 0:
@@ -813,7 +840,7 @@ cdef int _warn_part(const SymTab* tabs, const Rows* r, int64_t c_lvl, int64_t ba
         c.t = t
         c.nlegs = 0
         zs.balance, zs.mm, zs.g, zs.u, zs.w = 0, 0, 0, 0, 0
-        for jj in range(j, e):
+        for jj in range(j, j + 1 if distinct else e):
             if r.sym[jj] == r.sym[j] and (not cross or _cross_leg(r, jj)):
                 if c.nlegs == LEGMAX:
                     return -1
@@ -1717,9 +1744,22 @@ cdef class MonitorWriter:
         self.a_wallet[a] = self.a_expo[a] = 0
         positions = account.positions  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         self.left = None
+        cdef uint64_t held[KEY_WORDS]  # (symbol index, side) of the block's slots, where below 64 × KEY_WORDS
+        cdef int64_t v, i
+        for i in range(KEY_WORDS):
+            held[i] = 0
+        for j in range(b, b + cnt):
+            v = self.p_sym[j] * 4 + self.p_side[j]
+            if v < 64 * KEY_WORDS:
+                held[v >> 6] |= (<uint64_t> 1) << (v & 63)
         for key in positions:
-            if self._slot_of(a, key) < 0:  # a new position key: a slot (once per key)
-                self._add_slot(a, key)
+            v = <int64_t> self.symbol_index[key[0]] * 4 + <int64_t> key[1]
+            if v < 64 * KEY_WORDS:  # the bit set answers exactly; beyond it, the block's scan
+                if held[v >> 6] & ((<uint64_t> 1) << (v & 63)):
+                    continue
+            elif self._slot_of(a, key) >= 0:
+                continue
+            self._add_slot(a, key)  # a new position key: a slot (once per key)
         if self._fill(a, account, positions):
             self.unindexed.discard(account_id)
         else:
