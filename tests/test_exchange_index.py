@@ -27,6 +27,7 @@ from exchange.accounts.storage import InstrumentTable, Portfolio
 from exchange.clearing.sweep import sweep_reference
 from tests.conftest import make_instrument
 from tests.streams import random_commands
+from tests.test_monitor_incremental import entry_sets
 
 USDT = 10**8
 
@@ -243,17 +244,6 @@ def test_few_accounts_holding_many_symbols_keep_the_indexes():
     assert indexed.state_hash() == holders.state_hash()
     assert_mirror_is_the_ledger(indexed)
     assert liquidated > 5  # (the walk did push accounts over)
-
-
-def entry_sets(index) -> list:
-    """Per (symbol, direction): the sorted (stored value, key) of every entry of an index, in any tier."""
-    found = []
-    for lists in index.lists:
-        for tl in lists:
-            v = np.concatenate([tl.v[: tl.n], tl.mv[: tl.mn], tl.pv[: tl.m]])
-            key = np.concatenate([tl.key[: tl.n], tl.mkey[: tl.mn], tl.pkey[: tl.m]])
-            found.append(sorted(zip(v.tolist(), key.tolist())))
-    return found
 
 
 def test_hedged_and_high_symbol_legs_keep_the_index_exact():

@@ -626,7 +626,6 @@ cdef inline bint _first_of_symbol(const Rows* r, int64_t b, int64_t j) noexcept 
     return True
 
 
-
 cdef inline bint _distinct_legs(const Rows* r, int64_t b, int64_t e) noexcept nogil:
     """Whether the cross legs of slots [b, e) are of distinct symbols, all below 64 × SYMBOL_WORDS (a bit set on the
     stack): then every cross leg is the first and only one of its symbol, and the per-symbol scans
