@@ -58,6 +58,7 @@ cdef enum:
     LEGMAX = 8          # positions of one symbol in one account's cross part
     SYMBOL_WORDS = 4    # 64-bit words of the distinct-legs test's bit set (_distinct_legs): symbol indexes < 256
     KEY_WORDS = 16      # 64-bit words of the writer's slot test (symbol index × 4 + position side < 1,024)
+    SCAN_SLOTS = 4      # up to this many slots in an account's block, the per-key and per-leg scans run as they are
     ISOLATED = 2        # exchange.enums.MarginMode.ISOLATED
     DIR_DOWN = 0        # entry fires when mark ≤ value
     DIR_UP = 1          # entry fires when mark ≥ value
@@ -739,8 +740,8 @@ cdef int _cross_part(const SymTab* tabs, const Rows* r, int64_t a, int64_t stric
                      Out* o) noexcept nogil:
     """Safe bands of account a's cross part (module docstring of exchange.liquidation.index; key a·2 + 1), at
     most two entries per cross symbol. Returns liquidatable now (0/1), −1 for more than LEGMAX legs of a symbol.
-    O(legs + symbols · log max_price) when no two legs share a symbol (:func:`_distinct_legs`), else
-    O(legs² + symbols · log max_price)."""
+    O(legs + symbols · log max_price) when no two legs share a symbol (:func:`_distinct_legs`; asked past
+    SCAN_SLOTS slots), else O(legs² + symbols · log max_price)."""
     cdef int64_t b = r.begin[a], e = b + r.count[a], j, jj, q, H = r.wallet[a], mmsum = 0, g, gs, key = 2 * a + 1
     cdef uint64_t W = 0, ws
     cdef bint size = False
@@ -759,7 +760,7 @@ cdef int _cross_part(const SymTab* tabs, const Rows* r, int64_t a, int64_t stric
     if not size:
         return 0
     cdef int liq = H + strict <= 0 and mmsum >= min_mm  # the trigger (balance = H + Σ MM)
-    cdef bint distinct = _distinct_legs(r, b, e)  # (then a symbol's legs are the leg itself: O(legs), not legs²)
+    cdef bint distinct = e - b > SCAN_SLOTS and _distinct_legs(r, b, e)  # (then a symbol's legs are the leg itself)
     c.cu = E8
     c.per_leg = -E8
     for j in range(b, e):
@@ -813,7 +814,7 @@ cdef int _warn_part(const SymTab* tabs, const Rows* r, int64_t c_lvl, int64_t ba
     the cross legs of slots [b, e) (``cross``) or the isolated slot b (e = b + 1), over ``base`` (the wallet or
     the isolated margin); at most two entries per symbol. Returns warned now (0/1; 0 without legs), −1 for more
     than LEGMAX legs of one symbol. O(legs + symbols · log max_price) when no two cross legs share a symbol
-    (:func:`_distinct_legs`), else O(legs² + symbols · log max_price)."""
+    (:func:`_distinct_legs`; asked past SCAN_SLOTS slots), else O(legs² + symbols · log max_price)."""
     cdef WarnSums z, zs
     cdef int64_t j, jj
     cdef i128 cu = c_lvl, slack
@@ -828,7 +829,7 @@ cdef int _warn_part(const SymTab* tabs, const Rows* r, int64_t c_lvl, int64_t ba
     cdef bint warned = z.balance <= 0 or cu * z.balance < <i128> E8 * z.mm
     slack = cu * base + (z.u if warned else z.g)  # −D, or F ≥ 0
     c.cu = cu
-    cdef bint distinct = not cross or _distinct_legs(r, b, e)  # (an isolated part is one slot)
+    cdef bint distinct = not cross or e - b > SCAN_SLOTS and _distinct_legs(r, b, e)  # (an isolated part: one slot)
     for j in range(b, e):
         if cross and (not _cross_leg(r, j) or not (distinct or _first_of_symbol(r, b, j))):
             continue
@@ -1743,22 +1744,28 @@ cdef class MonitorWriter:
         self.a_wallet[a] = self.a_expo[a] = 0
         positions = account.positions  # (read-only, not always a dict: exchange.accounts.ledger.EMPTY)
         self.left = None
-        cdef uint64_t held[KEY_WORDS]  # (symbol index, side) of the block's slots, where below 64 × KEY_WORDS
+        cdef bint scan = cnt <= SCAN_SLOTS  # a few slots: a pass over them per key costs less than the bit set
+        cdef uint64_t held[KEY_WORDS]  # else (symbol index, side) of the block's slots, where below 64 × KEY_WORDS
         cdef int64_t v, i
-        for i in range(KEY_WORDS):
-            held[i] = 0
-        for j in range(b, b + cnt):
-            v = self.p_sym[j] * 4 + self.p_side[j]
-            if v < 64 * KEY_WORDS:
-                held[v >> 6] |= (<uint64_t> 1) << (v & 63)
+        cdef bint known
+        if not scan:
+            for i in range(KEY_WORDS):
+                held[i] = 0
+            for j in range(b, b + cnt):
+                v = self.p_sym[j] * 4 + self.p_side[j]
+                if v < 64 * KEY_WORDS:
+                    held[v >> 6] |= (<uint64_t> 1) << (v & 63)
         for key in positions:
-            v = <int64_t> self.symbol_index[key[0]] * 4 + <int64_t> key[1]
-            if v < 64 * KEY_WORDS:  # the bit set answers exactly; beyond it, the block's scan
-                if held[v >> 6] & ((<uint64_t> 1) << (v & 63)):
-                    continue
-            elif self._slot_of(a, key) >= 0:
-                continue
-            self._add_slot(a, key)  # a new position key: a slot (once per key)
+            if scan:
+                known = self._slot_of(a, key) >= 0
+            else:
+                v = <int64_t> self.symbol_index[key[0]] * 4 + <int64_t> key[1]
+                if v < 64 * KEY_WORDS:  # the bit set answers exactly; beyond it, the block's scan
+                    known = held[v >> 6] & ((<uint64_t> 1) << (v & 63)) != 0
+                else:
+                    known = self._slot_of(a, key) >= 0
+            if not known:
+                self._add_slot(a, key)  # a new position key: a slot (once per key)
         if self._fill(a, account, positions):
             self.unindexed.discard(account_id)
         else:
