@@ -16,8 +16,8 @@ ISO, CROSS = MarginMode.ISOLATED, MarginMode.CROSS
 COMPILED = S._kernel is not None
 needs_clearing = pytest.mark.skipif(not COMPILED, reason="compiled clearing kernel not active (EXCHANGE_PUREPYTHON=1)")
 FIELDS = ("pos_liq", "acct_liq", "pos_equity", "pos_mm", "pos_ratio_e8", "acct_equity", "acct_mm", "acct_ratio_e8")
-# the profiles' liquidation rules as table settings (rules §10): binance, hyperliquid, dydx, bybit / bitmex, and a
-# combination no built-in profile has (strict with the entry value)
+# the profiles' liquidation rules as table settings (rules §10): binance, hyperliquid, dydx, bybit, bitmex (stepwise
+# rows), and a combination no built-in profile has (strict with the entry value)
 CONFIGS = {
     "at": {},
     "below": dict(trigger=LiquidationTrigger.BELOW_MAINTENANCE),
@@ -25,7 +25,16 @@ CONFIGS = {
     "entry": dict(isolated_maintenance=IsolatedMaintenance.ENTRY),
     "entry-below-positive": dict(isolated_maintenance=IsolatedMaintenance.ENTRY,
                                  trigger=LiquidationTrigger.BELOW_POSITIVE_MAINTENANCE),
+    "stepwise-entry": dict(isolated_maintenance=IsolatedMaintenance.ENTRY, stepwise=True),  # bitmex's rows
 }
+
+
+def config_table(insts, config: str) -> InstrumentTable:
+    """The table of ``insts`` under one of :data:`CONFIGS` (``stepwise``: every bracket's cum 0, the whole position
+    at its step's rate)."""
+    settings = dict(CONFIGS[config])
+    rows = [M.derive_brackets(i.brackets, stepwise=True) for i in insts] if settings.pop("stepwise", False) else None
+    return InstrumentTable(insts, rows, **settings)
 
 
 def btc(symbol="BTCUSDT", **kw):
@@ -53,7 +62,7 @@ def random_portfolio(rng, n_accounts=300, max_per=6, extreme=False, hedge=False,
     """Seeded random portfolio within the bounds. ``extreme`` scales sizes toward the exposure limit; ``config``
     names the table's liquidation rule (:data:`CONFIGS`)."""
     insts = insts or instruments()
-    p = Portfolio(InstrumentTable(insts, **CONFIGS[config]))
+    p = Portfolio(config_table(insts, config))
     t = p.table
     for _ in range(n_accounts):
         budget = MAX_ABS_VALUE if extreme else 10**15
@@ -323,7 +332,7 @@ def test_compiled_at_the_exact_bounds(config):
     """One account at exposure exactly 2^62: wallet 0, one position of the maximal size at the max price,
     sizes above 2^37 lots (the kernel's wide path), marks at 1 and at the max price."""
     insts = instruments()
-    p = Portfolio(InstrumentTable(insts, **CONFIGS[config]))
+    p = Portfolio(config_table(insts, config))
     t = p.table
     biggest = 0
     for s in range(t.n_symbols):
@@ -361,7 +370,7 @@ def four_per_account_portfolio(rng, n_accounts=2000, config="at"):
     """A compact portfolio with exactly 4 positions per account over the 4 test symbols (the layout the
     compiled kernel's fastest path streams), then wallets and isolated margins moved to sit exactly at the
     maintenance margin, one unit above or one below, so every flag is decided at its edge."""
-    insts = InstrumentTable(instruments(), **CONFIGS[config])
+    insts = config_table(instruments(), config)
     t = insts
     n = n_accounts * 4
     acc = np.repeat(np.arange(n_accounts), 4)
@@ -415,7 +424,7 @@ def test_zero_maintenance_and_equality_by_the_tables_trigger(config):
     kernel's folded layout) and 3 (its general block): ``≤`` liquidates at 0, ``<`` only below, dYdX's rule
     (``<`` and MM > 0) never; every implementation (and both kernels) agrees with the reference."""
     zero = [btc(s, brackets=[("1000000000", "0", 125)]) for s in ("AUSDT", "BUSDT", "CUSDT", "DUSDT")]
-    p = Portfolio(InstrumentTable(zero, **CONFIGS[config]))
+    p = Portfolio(config_table(zero, config))
     expected_pos, expected_acct = [], []
     strict, min_mm = M.trigger_terms(p.table.trigger)
     for n in (4, 3):

@@ -155,6 +155,62 @@ def derive_brackets(brackets: Iterable, stepwise: bool = False) -> tuple[Bracket
     return tuple(rows)
 
 
+def convex_brackets(rows: Sequence[BracketRow]) -> bool:
+    """Whether MM of these rows is the maximum of the bracket lines (cum derived marginally, rules §2): then it
+    is continuous, convex and non-decreasing in the notional. O(len)."""
+    cum, prev_cap, prev_mmr = 0, 0, 0
+    for row in rows:
+        cum += prev_cap * (row.mmr_e8 - prev_mmr)
+        if row.cum_x8 != cum:
+            return False
+        prev_cap, prev_mmr = row.cap_units, row.mmr_e8
+    return True
+
+
+def _marginal(rows: Sequence[BracketRow], rates: Sequence[int]) -> tuple[BracketRow, ...]:
+    """Rows on the caps of ``rows`` with these (non-decreasing) rates and cum derived marginally."""
+    out, cum, prev_cap, prev_rate = [], 0, 0, 0
+    for row, rate in zip(rows, rates):
+        cum += prev_cap * (rate - prev_rate)
+        out.append(BracketRow(row.floor_units, row.cap_units, rate, row.max_leverage, cum))
+        prev_cap, prev_rate = row.cap_units, rate
+    return tuple(out)
+
+
+def convex_bounds(rows: Sequence[BracketRow]) -> tuple[tuple[BracketRow, ...], tuple[BracketRow, ...]] | None:
+    """Two convex (marginal) tables on the caps of ``rows`` whose exact MM bounds that of ``rows`` from above and
+    from below at every notional: ``(upper, lower)``; both are ``rows`` itself when it is convex already
+    (:func:`convex_brackets`). ``None`` when no such pair is derived here (a first line above zero at notional 0,
+    a falling rate, or a cum above the marginal one).
+
+    For a stepwise table (bitmex: ``MM = notional × the step's rate``, jumping at each cap) the lower table is
+    the marginal one of the same rates (each slice at its own tier's rate costs no more than the whole position
+    at the top slice's rate). The upper one runs through the right-hand limits ``Y_i`` of MM at every cap (the
+    larger of the two brackets' lines there) and 0 at notional 0: between two caps it rises along the chord
+    ``(Y_{i+1} − Y_i) / (cap_i − cap_{i−1})``, the rate rounded up to a whole 10⁻⁸, never below the rate before it,
+    and past the last cap at least the last rate. On each bracket both ends of the chord lie on or above the
+    bracket's line, so the chord does too. Used by the liquidation and warning indexes, whose bands need MM
+    convex (:mod:`exchange.liquidation.index`); a band drawn with a bound is narrower, never wider. O(len)."""
+    rows = tuple(rows)
+    if convex_brackets(rows):
+        return rows, rows
+    rates = [row.mmr_e8 for row in rows]
+    if rows[0].cum_x8 < 0 or any(b < a for a, b in zip(rates, rates[1:])):
+        return None
+    lower = _marginal(rows, rates)
+    if any(row.cum_x8 > low.cum_x8 for row, low in zip(rows, lower)):
+        return None
+    upper_rates, y, prev_cap, rate = [], 0, 0, 0  # y: 10⁸ × the bound at prev_cap
+    for i, row in enumerate(rows[:-1]):
+        nxt = rows[i + 1]
+        y_next = max(row.cap_units * row.mmr_e8 - row.cum_x8, row.cap_units * nxt.mmr_e8 - nxt.cum_x8)
+        rate = max(rate, div_ceil(y_next - y, row.cap_units - prev_cap))
+        upper_rates.append(rate)
+        y, prev_cap = y + rate * (row.cap_units - prev_cap), row.cap_units
+    upper_rates.append(max(rate, rows[-1].mmr_e8))
+    return _marginal(rows, upper_rates), lower
+
+
 def bracket_index(rows: Sequence[BracketRow], notional_units: int) -> int:
     """Index of the bracket holding ``notional_units``: the first with ``notional ≤ cap`` (caps inclusive),
     the last one for notionals above every cap. Works for ints and Fractions."""

@@ -52,7 +52,9 @@ from typing import Sequence
 import numpy as np
 
 from ..enums import MarginMode, PositionSide
-from .margin import BracketRow, IsolatedMaintenance, LiquidationTrigger, derive_brackets, trigger_terms
+from .margin import (
+    BracketRow, IsolatedMaintenance, LiquidationTrigger, convex_bounds, convex_brackets, derive_brackets, trigger_terms,
+)
 from ..units import E8, MAX_ABS_VALUE
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -93,6 +95,14 @@ class InstrumentTable:
     kernel applies: ``trigger`` (:class:`~exchange.accounts.margin.LiquidationTrigger`; ``strict`` and ``min_mm`` its
     integer form, :func:`~exchange.accounts.margin.trigger_terms`) and ``iso_entry`` (isolated positions' MM charged
     on their entry value ``|entry_cost| × K``, :class:`~exchange.accounts.margin.IsolatedMaintenance` ENTRY).
+
+    The liquidation and warning indexes draw their bands with convex MM (:mod:`exchange.liquidation.index`):
+    ``upper_rows`` / ``lower_rows`` bound each symbol's MM from above and below
+    (:func:`~exchange.accounts.margin.convex_bounds`; the rows themselves when they are convex), with the columns
+    ``br_upper_mmr_e8``, ``br_upper_cum_units``, ``br_upper_cum_rem_x8`` and the ``br_lower_*`` alike (same caps).
+    ``indexable``: whether the indexes can follow this table: every symbol bounded, an isolated position's
+    liquidation set one interval (convex rows, or MM on the entry value), and the trigger's ``MM ≥ min_mm`` term
+    monotone in the mark (dYdX's "MM > 0" is not when the first rate is 0 and a later one is not).
     """
 
     def __init__(self, instruments: Sequence, rows: Sequence | None = None, *,
@@ -120,28 +130,41 @@ class InstrumentTable:
         self.n_brackets = np.array([len(r) for r in self.rows], dtype=np.int32)
         self.br_cap_units = np.full((n, nb), INT64_MAX, dtype=np.int64)
         self.br_lookup_cap = np.full((n, nb), INT64_MAX, dtype=np.int64)
-        self.br_mmr_e8 = np.zeros((n, nb), dtype=np.int64)
-        self.br_cum_units = np.zeros((n, nb), dtype=np.int64)
-        self.br_cum_rem_x8 = np.zeros((n, nb), dtype=np.int64)
         self.br_max_leverage = np.zeros((n, nb), dtype=np.int64)
         for s, rows in enumerate(self.rows):
             for b, row in enumerate(rows):
-                if row.cum_units > MAX_ABS_VALUE or row.cap_units > INT64_MAX:
+                if row.cap_units > INT64_MAX:
                     raise PortfolioError(f"{self.symbols[s]}: bracket {b} out of bounds")
                 self.br_cap_units[s, b] = min(row.cap_units, INT64_MAX)
                 if b < len(rows) - 1:
                     self.br_lookup_cap[s, b] = row.cap_units
-                self.br_mmr_e8[s, b] = row.mmr_e8
-                self.br_cum_units[s, b] = row.cum_units
-                self.br_cum_rem_x8[s, b] = row.cum_rem_x8
-                self.br_max_leverage[s, b] = row.max_leverage
-            # padding repeats the last bracket so a padded index can never change a result
-            last = len(rows) - 1
-            for b in range(len(rows), nb):
-                self.br_mmr_e8[s, b] = self.br_mmr_e8[s, last]
-                self.br_cum_units[s, b] = self.br_cum_units[s, last]
-                self.br_cum_rem_x8[s, b] = self.br_cum_rem_x8[s, last]
-                self.br_max_leverage[s, b] = self.br_max_leverage[s, last]
+            self.br_max_leverage[s, :len(rows)] = [row.max_leverage for row in rows]
+            self.br_max_leverage[s, len(rows):] = rows[-1].max_leverage  # padding repeats the last bracket
+        self.br_mmr_e8, self.br_cum_units, self.br_cum_rem_x8 = self._line_columns(self.rows)
+        bounds = [convex_bounds(rows) for rows in self.rows]
+        bounds = [b if b is not None and all(row.cum_units <= MAX_ABS_VALUE and row.mmr_e8 <= MAX_ABS_VALUE
+                                             for row in b[0]) else None for b in bounds]
+        self.indexable = all(b is not None for b in bounds) and (
+            self.iso_entry or all(map(convex_brackets, self.rows))) and not (
+            self.min_mm and any(rows[0].mmr_e8 == 0 and any(row.mmr_e8 for row in rows) for rows in self.rows))
+        bounds = [b or (rows, rows) for b, rows in zip(bounds, self.rows)]  # (unused when not indexable)
+        self.upper_rows = tuple(b[0] for b in bounds)
+        self.lower_rows = tuple(b[1] for b in bounds)
+        self.br_upper_mmr_e8, self.br_upper_cum_units, self.br_upper_cum_rem_x8 = self._line_columns(self.upper_rows)
+        self.br_lower_mmr_e8, self.br_lower_cum_units, self.br_lower_cum_rem_x8 = self._line_columns(self.lower_rows)
+
+    def _line_columns(self, tables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mmr_e8, cum_units, cum_rem_x8)`` columns of one row table per symbol; the padding repeats the last
+        bracket, so a padded index can never change a result."""
+        shape = (self.n_symbols, self.nb)
+        mmr, cum, rem = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        for s, rows in enumerate(tables):
+            for b in range(self.nb):
+                row = rows[min(b, len(rows) - 1)]
+                if row.cum_units > MAX_ABS_VALUE or row.mmr_e8 > MAX_ABS_VALUE:
+                    raise PortfolioError(f"{self.symbols[s]}: bracket {b} out of bounds")
+                mmr[s, b], cum[s, b], rem[s, b] = row.mmr_e8, row.cum_units, row.cum_rem_x8
+        return mmr, cum, rem
 
     def check_marks(self, marks_ticks) -> np.ndarray:
         """Return ``marks_ticks`` as a contiguous int64 array; ``ValueError`` unless ``1 ≤ mark ≤ max_price``."""

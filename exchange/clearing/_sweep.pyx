@@ -75,6 +75,12 @@ cdef extern from *:
 
 
 # =========================================================================================== tables
+cdef struct Lines:        # a convex bound of MM on the table's caps (exchange.accounts.margin.convex_bounds)
+    int64_t mmr[NBMAX]
+    int64_t cq[NBMAX]     # cum_x8 // 1e8
+    int64_t cr[NBMAX]     # cum_x8 % 1e8
+
+
 cdef struct SymTab:
     int64_t k
     int64_t mark
@@ -89,6 +95,8 @@ cdef struct SymTab:
     uint64_t crc[NBMAX]   # 1e8 − 1 − cr
     uint64_t rhi[NBMAX]   # (mk × mmr) // 1e8
     uint64_t rlo[NBMAX]   # (mk × mmr) % 1e8
+    Lines upper           # the index bands' bounds of MM from above and below (the rows when convex)
+    Lines lower
 
 
 cdef extern from "clearing_kernel.h":
@@ -303,10 +311,16 @@ cdef SymTab* _load_tables(table, const int64_t[::1] marks) except NULL:
     cdef const int64_t[:, ::1] mmr = table.br_mmr_e8
     cdef const int64_t[:, ::1] cq = table.br_cum_units
     cdef const int64_t[:, ::1] cr = table.br_cum_rem_x8
+    cdef const int64_t[:, ::1] umr = table.br_upper_mmr_e8
+    cdef const int64_t[:, ::1] ucq = table.br_upper_cum_units
+    cdef const int64_t[:, ::1] ucr = table.br_upper_cum_rem_x8
+    cdef const int64_t[:, ::1] lmr = table.br_lower_mmr_e8
+    cdef const int64_t[:, ::1] lcq = table.br_lower_cum_units
+    cdef const int64_t[:, ::1] lcr = table.br_lower_cum_rem_x8
     cdef SymTab* tabs = <SymTab*> malloc(sizeof(SymTab) * (n if n > 0 else 1))
     if tabs == NULL:
         raise MemoryError()
-    cdef int64_t s, b
+    cdef int64_t s, b, i
     for s in range(n):
         tabs[s].k = k[s]
         tabs[s].maxp = maxp[s]
@@ -323,6 +337,9 @@ cdef SymTab* _load_tables(table, const int64_t[::1] marks) except NULL:
                 tabs[s].cq[b] = cq[s, nb - 1]
                 tabs[s].cr[b] = cr[s, nb - 1]
             tabs[s].crc[b] = <uint64_t> (E8 - 1 - tabs[s].cr[b])
+            i = b if b < nb else nb - 1
+            tabs[s].upper.mmr[b], tabs[s].upper.cq[b], tabs[s].upper.cr[b] = umr[s, i], ucq[s, i], ucr[s, i]
+            tabs[s].lower.mmr[b], tabs[s].lower.cq[b], tabs[s].lower.cr[b] = lmr[s, i], lcq[s, i], lcr[s, i]
         _set_mark(&tabs[s], marks[s] if marks is not None else 1)
     return tabs
 
@@ -459,6 +476,7 @@ def sweep(portfolio, marks_ticks, int level, pos_liq, acct_liq, pos_eq=None, pos
 # =========================================================================================== index: search
 cdef struct Ctx:
     const SymTab* t
+    const Lines* lines    # the line sums' MM: t.upper (the lower bounds h) or t.lower (the warning sum u)
     int nlegs
     int64_t q[LEGMAX]
     int64_t e[LEGMAX]
@@ -483,24 +501,25 @@ cdef bint _iso_liq(const Ctx* c, int64_t p) noexcept nogil:
     return c.balance + (p * q - c.e[0]) * t.k + c.strict <= mm and mm >= c.min_mm
 
 
-cdef inline i128 _exact8(const SymTab* t, uint64_t notional) noexcept nogil:
-    """10⁸ × the exact (unrounded) MM of a notional: notional·mmr − cum_x8 of its bracket."""
+cdef inline i128 _exact8(const SymTab* t, const Lines* l, uint64_t notional) noexcept nogil:
+    """10⁸ × the exact (unrounded) MM of a notional under the convex bound ``l`` (on t's caps): notional·mmr −
+    cum_x8 of its bracket."""
     cdef int n = 0
     while notional > t.cap[n]:
         n += 1
-    return <i128> notional * <i128> t.mmr[n] - (<i128> t.cq[n] * E8 + t.cr[n])
+    return <i128> notional * <i128> l.mmr[n] - (<i128> l.cq[n] * E8 + l.cr[n])
 
 
 cdef i128 _line_sum(const Ctx* c, int64_t p) noexcept nogil:
-    """Σ_legs (cu·uPnL(p) − 10⁸·MM_exact(p) + per_leg): concave in p (MM convex). cu = 10⁸, per_leg = −10⁸:
-    10⁸·h of the liquidation bands; cu = c: the warning bands' h (per_leg −10⁸) and u (per_leg 0)."""
+    """Σ_legs (cu·uPnL(p) − 10⁸·MM_exact(p) + per_leg), MM of c.lines: concave in p (a convex bound). cu = 10⁸,
+    per_leg = −10⁸: 10⁸·h of the liquidation bands; cu = c: the warning bands' h (per_leg −10⁸) and u (per_leg 0)."""
     cdef const SymTab* t = c.t
     cdef i128 total = 0
     cdef int i
     cdef int64_t q
     for i in range(c.nlegs):
         q = c.q[i]
-        total += c.cu * <i128> ((p * q - c.e[i]) * t.k) - _exact8(t, _abs(q) * <uint64_t> p * <uint64_t> t.k) \
+        total += c.cu * <i128> ((p * q - c.e[i]) * t.k) - _exact8(t, c.lines, _abs(q) * <uint64_t> p * <uint64_t> t.k) \
             + c.per_leg
     return total
 
@@ -576,7 +595,7 @@ cdef int64_t _guess(const Ctx* c, double target_shift, int64_t p0) noexcept nogi
         n = 0
         while notional > t.cap[n]:
             n += 1
-        slope += <double> t.k * (cu * <double> c.q[i] - <double> _abs(c.q[i]) * <double> t.mmr[n] * 1e-8)
+        slope += <double> t.k * (cu * <double> c.q[i] - <double> _abs(c.q[i]) * <double> c.lines.mmr[n] * 1e-8)
     if slope == 0.0:
         return -1
     g = <double> p0 + target_shift / slope
@@ -693,6 +712,7 @@ cdef bint _iso_part(const SymTab* tabs, const Rows* r, int64_t j, bint iso_entry
     cdef int64_t q = r.qty[j], p0 = t.mark, maxp = t.maxp, T, g
     cdef Ctx c
     c.t = t
+    c.lines = &t.upper  # (only the search's seed reads it)
     c.nlegs = 1
     c.q[0] = q
     c.e[0] = r.entry[j]
@@ -771,6 +791,7 @@ cdef int _cross_part(const SymTab* tabs, const Rows* r, int64_t a, int64_t stric
             _emit(o, r.sym[j], DIR_DOWN, I64MAX, key)
             continue
         c.t = t
+        c.lines = &t.upper
         c.nlegs = 0
         gs = 0
         ws = 0
@@ -804,7 +825,7 @@ cdef inline void _warn_leg(const SymTab* t, int64_t q, int64_t e, i128 cu, WarnS
     z.balance += upnl
     z.mm += mm
     z.g += cu * upnl - <i128> E8 * mm
-    z.u += cu * upnl - _exact8(t, notional)
+    z.u += cu * upnl - _exact8(t, &t.lower, notional)
     z.w += notional
 
 
@@ -849,10 +870,12 @@ cdef int _warn_part(const SymTab* tabs, const Rows* r, int64_t c_lvl, int64_t ba
                 c.nlegs += 1
                 _warn_leg(t, r.qty[jj], r.entry[jj], cu, &zs)
         if not warned:  # band {P : h_s(P) ≥ g_s − b_s}
+            c.lines = &t.upper
             c.per_leg = -E8
             c.c8 = zs.g - _share128(slack, zs.w, z.w)
             _band(&c, r.sym[j], key, o)
         else:  # the run around the mark where u_s(P) ≤ u_s + b_s
+            c.lines = &t.lower
             c.per_leg = 0
             c.c8 = zs.u + _share128(-slack - 1, zs.w, z.w)
             _run_at_most(&c, r.sym[j], key, o)

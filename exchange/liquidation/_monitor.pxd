@@ -12,22 +12,22 @@ cdef extern from *:
     #include <stddef.h>
     typedef struct { PyObject_HEAD PyObject *_dirty; PyObject *_due; PyObject *_due_compared; PyObject *_due_stale;
                      PyObject *_evaluated; PyObject *_marked; PyObject *_mirrored; PyObject *_moves; PyObject *_stage;
-                     PyObject *_stale; PyObject *_synced; PyObject *_unmarked; PyObject *_writer; PyObject *convex;
-                     PyObject *index_from_accounts; PyObject *indexed; PyObject *ledger; PyObject *parts;
+                     PyObject *_stale; PyObject *_synced; PyObject *_unmarked; PyObject *_writer;
+                     PyObject *index_from_accounts; PyObject *indexable; PyObject *indexed; PyObject *ledger; PyObject *parts;
                      PyObject *risk; PyObject *version; } exch_MonitorFields;
     #define EXCH_MONITOR_AT(field) offsetof(exch_MonitorFields, field)
     static const Py_ssize_t exch_monitor_offsets[] = {EXCH_MONITOR_AT(_dirty), EXCH_MONITOR_AT(_due),
         EXCH_MONITOR_AT(_due_compared), EXCH_MONITOR_AT(_due_stale), EXCH_MONITOR_AT(_evaluated),
         EXCH_MONITOR_AT(_marked), EXCH_MONITOR_AT(_mirrored), EXCH_MONITOR_AT(_moves), EXCH_MONITOR_AT(_stage),
         EXCH_MONITOR_AT(_stale), EXCH_MONITOR_AT(_synced), EXCH_MONITOR_AT(_unmarked), EXCH_MONITOR_AT(_writer),
-        EXCH_MONITOR_AT(convex), EXCH_MONITOR_AT(index_from_accounts), EXCH_MONITOR_AT(indexed),
+        EXCH_MONITOR_AT(index_from_accounts), EXCH_MONITOR_AT(indexable), EXCH_MONITOR_AT(indexed),
         EXCH_MONITOR_AT(ledger), EXCH_MONITOR_AT(parts), EXCH_MONITOR_AT(risk), EXCH_MONITOR_AT(version)};
     """
     # The slotted base of RiskMonitor (exchange/liquidation/monitor_fields.py): the fields every command reads or
     # writes, plain Python objects as the reference keeps them, at their slots' offsets.
     ctypedef class exchange.liquidation.monitor_fields.MonitorFields [object exch_MonitorFields, check_size error]:
         cdef object _dirty, _due, _due_compared, _due_stale, _evaluated, _marked, _mirrored, _moves, _stage, _stale
-        cdef object _synced, _unmarked, _writer, convex, index_from_accounts, indexed, ledger, parts, risk, version
+        cdef object _synced, _unmarked, _writer, index_from_accounts, indexable, indexed, ledger, parts, risk, version
 
     const Py_ssize_t exch_monitor_offsets[20]
 
@@ -35,8 +35,8 @@ cdef extern from *:
 cdef inline int check_monitor_layout() except -1:
     """Raise ImportError unless every slot of MonitorFields sits where the struct says."""
     check_slots(MonitorFields, ("_dirty", "_due", "_due_compared", "_due_stale", "_evaluated", "_marked", "_mirrored",
-                                "_moves", "_stage", "_stale", "_synced", "_unmarked", "_writer", "convex",
-                                "index_from_accounts", "indexed", "ledger", "parts", "risk", "version"),
+                                "_moves", "_stage", "_stale", "_synced", "_unmarked", "_writer",
+                                "index_from_accounts", "indexable", "indexed", "ledger", "parts", "risk", "version"),
                 exch_monitor_offsets, "exchange/liquidation/_monitor.pxd")
     return 0
 

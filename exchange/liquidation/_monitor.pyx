@@ -68,7 +68,7 @@ cdef class Stage:
         every holder re-checked) the reference method."""
         cdef MonitorFields m = self.monitor
         if not m.indexed:
-            if (m.convex and len(m.ledger.accounts) >= m.index_from_accounts) or m._marked or m._unmarked:
+            if (m.indexable and len(m.ledger.accounts) >= m.index_from_accounts) or m._marked or m._unmarked:
                 m.follow_prices(touched)
         elif m._marked or m._unmarked:
             self._follow_prices(touched)

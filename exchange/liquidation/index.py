@@ -63,8 +63,19 @@ marks, a box of per-symbol bands inside which the predicate keeps its current va
 Both are exact integer intervals (ceil / floor of the line roots), conservative, never optimistic; a
 mark outside the band fires the entry and the caller re-evaluates the part. The warned band is found by
 binary search over the concave ``u_s`` (its first maximum past the mark, then the last price at most the
-target): :func:`_run_at_most`, twinned by ``exchange.clearing._sweep.warn_entries`` (identical entries). Both indexes need MM convex in the notional (marginal tiers, a max of the
-bracket lines); :func:`convex_brackets` says whether a table is.
+target): :func:`_run_at_most`, twinned by ``exchange.clearing._sweep.warn_entries`` (identical entries).
+
+Non-convex MM (stepwise)
+------------------------
+The bands need the line sums concave, so MM convex in the notional (marginal tiers: the maximum of the bracket
+lines). A stepwise table (bitmex: the whole position at its step's rate, jumping at each cap) is not. Its bands
+are drawn with the convex bounds of the table (``upper_rows`` / ``lower_rows``,
+:func:`exchange.accounts.margin.convex_bounds`): ``MM_exact`` in ``h_s`` is the upper bound's (so ``h_s`` stays
+below ``g_s``), in ``u_s`` the lower bound's (so ``U`` stays above ``F``); ``g_s``, the slack and every flag keep
+the exact (rounded) MM. The bands are then narrower, never wider: a mark that leaves one re-checks the part
+exactly. An isolated position keeps its exact tick only when its liquidation set is one interval, which a
+stepwise MM at the mark breaks; so such a table is indexed only with MM on the entry value
+(``InstrumentTable.indexable``; bitmex's rule), and otherwise the risk monitor re-checks every holder.
 """
 from __future__ import annotations
 
@@ -76,8 +87,8 @@ import numpy as np
 
 from ..enums import MarginMode
 from ..accounts.margin import (
-    LiquidationTrigger, bracket_index, entry_liquidation_price_ticks, entry_maintenance_margin, fixed_level_ticks,
-    is_liquidatable, liquidation_price_ticks, maintenance_margin, trigger_terms,
+    bracket_index, entry_liquidation_price_ticks, entry_maintenance_margin, fixed_level_ticks, is_liquidatable,
+    liquidation_price_ticks, maintenance_margin,
 )
 from ..accounts.storage import Portfolio
 from .._impl import sweep_kernel as _kernel  # the compiled twin (exchange/clearing/_sweep.pyx), None under the reference
@@ -151,7 +162,7 @@ def cross_entries_reference(portfolio: Portfolio, marks, account: int):
     out = []
     for s in order:
         legs = legs_by_sym[s]
-        k, rows, maxp, p0 = int(t.k_units[s]), t.rows[s], int(t.max_price_ticks[s]), int(marks[s])
+        k, rows, maxp, p0 = int(t.k_units[s]), t.upper_rows[s], int(t.max_price_ticks[s]), int(marks[s])
         c8 = E8 * (g[s] - (H - 1) * w[s] // W)
         lo, hi = 1, maxp
         empty = False
@@ -166,27 +177,6 @@ def cross_entries_reference(portfolio: Portfolio, marks, account: int):
     return out, False
 
 
-def index_supported(rows, trigger=LiquidationTrigger.AT_MAINTENANCE) -> bool:
-    """Whether the indexes can follow these rows under ``trigger``: MM convex (:func:`convex_brackets`), and
-    one leg's liquidation rule monotone in the mark (dYdX's "MM > 0" is not when the first row's MMR is 0 and a
-    later one is not)."""
-    if not convex_brackets(rows):
-        return False
-    return not (trigger_terms(trigger)[1] and rows[0].mmr_e8 == 0 and any(row.mmr_e8 for row in rows))
-
-
-def convex_brackets(rows) -> bool:
-    """Whether MM of these rows is the maximum of the bracket lines (cum derived marginally, rules §2), which
-    every threshold and band above assumes."""
-    cum, prev_cap, prev_mmr = 0, 0, 0
-    for row in rows:
-        cum += prev_cap * (row.mmr_e8 - prev_mmr)
-        if row.cum_x8 != cum:
-            return False
-        prev_cap, prev_mmr = row.cap_units, row.mmr_e8
-    return True
-
-
 def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_units: int, legs_by_sym: dict):
     """``(entries, warned)`` of one part at the warning level (module docstring): ``base_units`` is the
     isolated margin or the wallet, ``legs_by_sym`` maps symbol index -> [(qty_lots, entry_cost)] (non-zero
@@ -196,13 +186,13 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
     g, u, w = {}, {}, {}
     balance, mm_total = base_units, 0
     for s, legs in legs_by_sym.items():
-        k, rows, mark = int(t.k_units[s]), t.rows[s], int(marks[s])
+        k, rows, lower, mark = int(t.k_units[s]), t.rows[s], t.lower_rows[s], int(marks[s])
         g[s] = u[s] = w[s] = 0
         for q, e in legs:
             notional = abs(q) * mark * k
             upnl = (mark * q - e) * k
             mm = maintenance_margin(rows, notional)
-            row = rows[bracket_index(rows, notional)]
+            row = lower[bracket_index(lower, notional)]
             balance += upnl
             mm_total += mm
             g[s] += c * upnl - E8 * mm
@@ -213,7 +203,7 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
     out = []
     slack = c * base_units + (sum(u.values()) if warned else sum(g.values()))  # −D, or F ≥ 0
     for s in sorted(legs_by_sym):
-        legs, k, rows = legs_by_sym[s], int(t.k_units[s]), t.rows[s]
+        legs, k = legs_by_sym[s], int(t.k_units[s])
         maxp, mark = int(t.max_price_ticks[s]), int(marks[s])
         if warned and slack >= 0:
             out.append((s, DOWN, int(ALWAYS)))
@@ -221,7 +211,7 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
         if not warned:  # band {P : every line ≥ target}
             target = g[s] - slack * w[s] // total_w
             lo, hi, empty = 1, maxp, False
-            for alpha, beta in _warn_lines(legs, k, rows, c, -E8):
+            for alpha, beta in _warn_lines(legs, k, t.upper_rows[s], c, -E8):
                 if alpha > 0:
                     lo = max(lo, -((beta - target) // alpha))
                 elif alpha < 0:
@@ -232,7 +222,7 @@ def warn_entries_reference(portfolio: Portfolio, marks, level_e8: int, base_unit
             continue
         # warned: the run of prices around the mark on which u_s stays ≤ target (u_s concave)
         target = u[s] + (-slack - 1) * w[s] // total_w
-        _run_at_most(out, s, lambda p: _warn_sum(legs, k, rows, c, p), target, mark, maxp)
+        _run_at_most(out, s, lambda p, lower=t.lower_rows[s]: _warn_sum(legs, k, lower, c, p), target, mark, maxp)
     return out, warned
 
 

@@ -49,8 +49,9 @@ How it stays exact
   its positions. That is the mode below :data:`INDEX_FROM_ACCOUNTS` ledger accounts and as many holdings
   (account and symbol pairs with a position, :meth:`RiskMonitor.holdings`, counted when a price moves: a few
   accounts holding many symbols each would otherwise pay holders × positions per move) — index upkeep (numpy
-  and kernel calls, Python warning bands) costs more than re-checking a few holders —, and for brackets the index cannot follow
-  (:func:`~exchange.liquidation.index.index_supported`: MM not convex, as a stepwise profile's). At the threshold the
+  and kernel calls, Python warning bands) costs more than re-checking a few holders —, and for tables the indexes cannot follow
+  (``InstrumentTable.indexable``: a stepwise MM charged on isolated positions at the mark, dYdX's "MM > 0" rule
+  over a zero first rate; bitmex's stepwise MM is followed through its convex bounds). At the threshold the
   mirror is written and both indexes are built at the current prices, once. An account whose values break
   the mirror's 2⁶² bounds is kept out of it (flat rows) and re-checked on every move of a symbol it holds.
 
@@ -64,7 +65,7 @@ import numpy as np
 
 from ..accounts.ledger import FUND_ACCOUNT_BASE, Account, Ledger
 from ..enums import MarginMode, PositionSide
-from .index import _RAW_PENDING, LiqIndex, WarnIndex, index_supported
+from .index import _RAW_PENDING, LiqIndex, WarnIndex
 from .._impl import sweep_kernel as _kernel  # the compiled writer (exchange/clearing/_sweep.pyx), None under the reference
 from .._impl import monitor_kernel as _stage_kernel  # the compiled per-command methods (exchange/liquidation/_monitor.pyx)
 from .._impl import records_kernel as _records_kernel  # RecordMaker (exchange/_records.pyx): the stage's records, in C
@@ -89,7 +90,7 @@ class RiskMonitor(MonitorFields):
         self.portfolio = Portfolio(InstrumentTable(
             [instruments[s] for s in self.symbols], rows, trigger=risk.trigger,
             isolated_maintenance=IsolatedMaintenance.ENTRY if risk.isolated_at_entry else IsolatedMaintenance.MARK))
-        self.convex = all(index_supported(r, risk.trigger) for r in rows)
+        self.indexable = self.portfolio.table.indexable
         self.indexed = False  # the indexes are kept (module docstring); set once, by _start_indexes
         self.index_from_accounts = INDEX_FROM_ACCOUNTS
         marks = np.ones(len(self.symbols), np.int64)
@@ -142,11 +143,11 @@ class RiskMonitor(MonitorFields):
         O(symbols without a mark yet) when no price moved. (Compiled, once the indexes are kept, the stage runs its
         twin, ``Stage._follow_prices`` with :meth:`_price_moved` and :meth:`_owners` inline: whatever these do, that
         must do too.)"""
-        if not self.indexed and self.convex and len(self.ledger.accounts) >= self.index_from_accounts:
+        if not self.indexed and self.indexable and len(self.ledger.accounts) >= self.index_from_accounts:
             self._start_indexes()
         if not (self._marked or self._unmarked):  # every symbol has a mark and none was set: nothing moved
             return
-        if not self.indexed and self.convex and self.holdings() >= self.index_from_accounts:
+        if not self.indexed and self.indexable and self.holdings() >= self.index_from_accounts:
             self._start_indexes()  # few accounts, many positions: a move would re-check them all (O(symbols) to ask)
         for symbol in sorted(self._marked | self._unmarked, key=self._symbol_index.__getitem__):
             i = self._symbol_index[symbol]

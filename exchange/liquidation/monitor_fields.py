@@ -18,7 +18,7 @@ class MonitorFields:
     """The slots (module docstring); :class:`~exchange.liquidation.monitor.RiskMonitor` subclasses it."""
 
     __slots__ = ("_dirty", "_due", "_due_compared", "_due_stale", "_evaluated", "_marked", "_mirrored", "_moves",
-                 "_stage", "_stale", "_synced", "_unmarked", "_writer", "convex", "index_from_accounts", "indexed",
+                 "_stage", "_stale", "_synced", "_unmarked", "_writer", "index_from_accounts", "indexable", "indexed",
                  "ledger", "parts", "risk", "version")
 
     def __new__(cls, *args, **kwargs):
