@@ -17,7 +17,8 @@ tick), and the ratio of the pure-Python reference's time to the compiled one's o
 the same process. Checked after each run: rules §9, nobody liquidatable, and both implementations end in the
 same state hash.
 
-Run: ``python bench/test_bench_cascade.py [n_accounts] [--compiled-only]`` (default 100,000: the markdown table
+Run: ``python bench/test_bench_cascade.py [n_accounts] [--compiled-only] [--profile=NAME]`` (default 100,000
+accounts under binance: the markdown table
 for the README and docs/liquidation.md, with the CPU seconds of set-up, crash, final check and end to end;
 ``--compiled-only`` skips the reference, e.g. ``python bench/test_bench_cascade.py 1000000 --compiled-only``
 for the million-account run end to end), or with pytest-benchmark
@@ -30,6 +31,7 @@ from __future__ import annotations
 import os
 import random
 import statistics
+import sys
 import time
 
 import pytest
@@ -40,6 +42,9 @@ from exchange.enums import MarginMode, PositionSide
 from exchange.spec import Instrument
 
 N_ACCOUNTS, TICKS, SEED = 100_000, 1_000, 7
+#: the venue profile (``--profile=NAME`` or ``CASCADE_PROFILE``; default binance)
+PROFILE = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--profile=")),
+               os.environ.get("CASCADE_PROFILE", "binance"))
 SYMBOLS = ("S1USDT", "S2USDT")
 USDT = 10**8
 
@@ -52,7 +57,7 @@ def instruments() -> list[Instrument]:
 def build(n_accounts: int, implementation: str, seed: int = SEED) -> Exchange:
     """The seeded exchange of the module docstring (set-up; not timed)."""
     rng = random.Random(seed)
-    ex = Exchange(instruments(), implementation=implementation)
+    ex = Exchange(instruments(), implementation=implementation, profile=PROFILE)
     ledger, k = ex.ledger, ex.instruments[SYMBOLS[0]].k_units
     for symbol in SYMBOLS:
         ex.apply(SetMarkPrice(symbol, 10_000))
@@ -162,7 +167,7 @@ def table(runs: list[dict]) -> str:
     for r in runs:
         lines.append(f"| {r['implementation']} | {r['accounts']:,} | {r['ticks']:,} | {r['liquidations']:,} | "
                      f"{r['liq_per_s']:,.0f} | {r['ms_per_tick']:,.1f} | {r['median_ms_per_tick']:,.1f} |")
-    lines.append("\nCPU seconds: " + "; ".join(
+    lines.append(f"\nProfile: {PROFILE}. CPU seconds: " + "; ".join(
         f"{r['implementation']}: set-up {r['setup_s']:.1f}, crash {r['seconds']:.1f}, check {r['check_s']:.1f}, "
         f"end to end {r['end_to_end_s']:.1f}" for r in runs))
     by = {r["implementation"]: r for r in runs}

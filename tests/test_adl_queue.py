@@ -4,6 +4,7 @@ bounds it filters with (``exchange.liquidation.adl.bounds``)."""
 import dataclasses
 import math
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from tests.streams import liquidation_commands
 
 USDT = 10**8
 SYMBOL, OTHER = "TESTUSDT", "XYZUSDT"
-QUEUED_PROFILES = ["binance", "bybit", "hyperliquid", "dydx"]  # bitmex ranks with ranked() (no mirror)
+QUEUED_PROFILES = ["binance", "bybit", "hyperliquid", "dydx", "bitmex"]
 
 
 def crowd(profile: str, n_traders: int, seed: int, indexed: bool = True, symbols=(SYMBOL,),
@@ -135,7 +136,9 @@ def portfolios(draw):
 
 
 def exact_scores(p: Portfolio, slots, mark: int, ranking: str) -> list:
-    """The oracle: adl.binance_score / adl.bybit_score from exact integer inputs, slot by slot."""
+    """The oracle: adl.binance_score / adl.bybit_score / adl.bitmex_score from exact integer inputs, slot by slot
+    (bitmex: the part's bankruptcy price by ``margin.bankruptcy_price_ticks`` over its legs in the symbol and the
+    balance behind them, as ``Risk.bankruptcy_price_ticks`` takes them)."""
     rows, k = p.table.rows[0], INSTRUMENT.k_units
     cross = {}
     for j in range(p.n_slots):
@@ -152,6 +155,13 @@ def exact_scores(p: Portfolio, slots, mark: int, ranking: str) -> list:
         if ranking == "binance":
             wallet = int(p.pos_iso_margin_units[j]) if isolated else int(p.acct_wallet_units[a])
             scores.append(adl.binance_score(upnl, wallet, margin.maintenance_margin(rows, notional)))
+        elif ranking == "bitmex":  # one symbol: the cross legs' balance is the wallet
+            legs = [(q, c)] if isolated else [
+                (int(p.pos_qty_lots[i]), int(p.pos_entry_cost[i])) for i in p.slots_of(a)
+                if p.pos_qty_lots[i] and p.pos_mode[i] == MarginMode.CROSS]
+            balance = int(p.pos_iso_margin_units[j]) if isolated else int(p.acct_wallet_units[a])
+            bankruptcy = margin.bankruptcy_price_ticks(balance, legs, k) or 0
+            scores.append(adl.bitmex_score(1 if q > 0 else -1, Fraction(c, q), mark, Fraction(bankruptcy)))
         else:
             balance = int(p.pos_iso_margin_units[j]) + upnl if isolated else cross[a]
             scores.append(adl.bybit_score(upnl, abs(c) * k, notional, balance))
@@ -165,7 +175,7 @@ BOUNDS_IMPLEMENTATIONS = [pytest.param(adlbounds, id="numpy"), pytest.param(
 
 @pytest.mark.parametrize("bounds", BOUNDS_IMPLEMENTATIONS)
 @settings(max_examples=300, deadline=None)
-@given(portfolios(), st.sampled_from(["binance", "bybit"]))
+@given(portfolios(), st.sampled_from(["binance", "bybit", "bitmex"]))
 def test_every_exact_score_lies_within_its_bounds_and_zeros_are_flagged_only_when_exact(bounds, case, ranking):
     p, mark = case
     slots = np.flatnonzero(p.pos_qty_lots != 0)  # the queue bounds open positions only
@@ -202,7 +212,7 @@ def test_the_compiled_candidate_filter_is_the_numpy_one(case, long, n_funds):
     kernel = _impl.adl_bounds_kernel
     slots = kernel.side_slots(p, ids, 0, long, 2**62)
     assert slots.tolist() == adlqueue._side_slots(p, ids, 0, long, 2**62).tolist()
-    for ranking in ("binance", "bybit"):
+    for ranking in ("binance", "bybit", "bitmex"):
         marks = np.array([mark], np.int64)
         (lo, hi), (ref_lo, ref_hi) = getattr(kernel, ranking)(p, slots, 0, marks), getattr(adlbounds, ranking)(p, slots, 0, marks)
         assert ((lo == 0) & (hi == 0)).tolist() == ((ref_lo == 0) & (ref_hi == 0)).tolist()
@@ -211,7 +221,7 @@ def test_the_compiled_candidate_filter_is_the_numpy_one(case, long, n_funds):
 
 @pytest.mark.skipif(_impl.adl_bounds_kernel is None, reason="compiled core not active")
 @settings(max_examples=200, deadline=None)
-@given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", None]))
+@given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", "bitmex", None]))
 def test_the_compiled_candidate_columns_are_the_numpy_ones(case, long, n_funds, ranking):
     """``candidates`` (one compiled call) against the queue's numpy columns: the same rows, ledger ids, sides
     and zero flags, dtypes included, and bounds equal up to float rounding (:func:`assert_bounds_agree`; the
@@ -296,26 +306,33 @@ def test_the_compiled_live_lists_drop_skipped_rows_as_the_reference(case, limit)
 
 
 def test_bounds_are_tight_enough_to_filter():
-    """On ordinary positions the interval is a hair wide (relative width below 1e-7)."""
+    """On ordinary positions the interval is a hair wide (relative width below 1e-7); bitmex's knows the
+    bankruptcy price to a tick when the balance puts it on a tick exactly (here 10,000 ticks from the mark):
+    within 1 / 10,000."""
     p = Portfolio(InstrumentTable([INSTRUMENT]))
     for i in range(1, 50):
         a = p.add_account(1_000 * USDT * i)
         p.add_position(a, 0, -i * 10, -i * 10 * 10_000)  # shorts at 100.00
-    lo, hi = adlbounds.binance(p, np.flatnonzero(p.pos_qty_lots != 0), 0, np.array([9_000], np.int64))
-    assert len(lo) == 49 and (lo > 0).all() and ((hi - lo) / lo < 1e-7).all()
+    for ranking in ("binance", "bybit", "bitmex"):
+        lo, hi = getattr(adlbounds, ranking)(p, np.flatnonzero(p.pos_qty_lots != 0), 0, np.array([9_000], np.int64))
+        width = 1.01e-4 if ranking == "bitmex" else 1e-7
+        assert len(lo) == 49 and (lo > 0).all() and ((hi - lo) / lo < width).all(), ranking
 
 
-def test_profiles_without_a_mirror_ranking_use_the_oracle():
+def test_the_bitmex_ranking_runs_over_the_mirror(monkeypatch):
+    """Each part's bankruptcy price comes from the mirror (``bounds.bitmex``): the queue gives the oracle's order
+    without falling back to it."""
     ex = crowd("bitmex", 40, seed=1)
-    assert not ex.monitor.indexed  # stepwise brackets: no mirror
+    assert ex.monitor.indexed
+    expected = {long: deleveraging.ranked(ex.risk, SYMBOL, long, ex.profile.adl_ranking, 0) for long in (True, False)}
+    monkeypatch.setattr(adlqueue, "ranked", lambda *args: pytest.fail("the queue fell back to the oracle"))
     for long in (True, False):
-        expected = deleveraging.ranked(ex.risk, SYMBOL, long, ex.profile.adl_ranking, 0)
-        assert list(ex.liquidation.adl_queue.order(SYMBOL, long, ex.profile.adl_ranking, 0, set(), 1)) == expected
+        assert list(ex.liquidation.adl_queue.order(SYMBOL, long, ex.profile.adl_ranking, 0, set(), 1)) == expected[long]
 
 
 
-@pytest.mark.parametrize("profile", QUEUED_PROFILES)
-def test_random_liquidation_streams_are_the_same_with_and_without_the_mirror(profile):
+@pytest.mark.parametrize("profile", [p for p in QUEUED_PROFILES if p != "bitmex"])  # (its fund takes every position:
+def test_random_liquidation_streams_are_the_same_with_and_without_the_mirror(profile):  # no ADL in these streams)
     """Orders, marks, funding, takeovers and ADL mixed (tests.streams.liquidation_commands): the exchange
     ranking over the mirror gives the same events and state as the one ranking with the oracle."""
     instruments = [make_instrument(), dataclasses.replace(make_instrument(), symbol=OTHER)]

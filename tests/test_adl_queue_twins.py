@@ -20,7 +20,7 @@ compiled = pytest.mark.skipif(kernel is None, reason="compiled core not active")
 
 @compiled
 @settings(max_examples=200, deadline=None)
-@given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", None]),
+@given(portfolios(), st.booleans(), st.integers(0, 8), st.sampled_from(["binance", "bybit", "bitmex", None]),
        st.integers(0, 20))
 def test_candidates_with_their_first_prefixes_are_the_references(case, long, n_funds, ranking, k):
     """``candidates_top``: the columns of ``candidates`` (the numpy ones' twin: same rows, ids, sides and zero
@@ -54,7 +54,7 @@ def test_candidates_reject_an_unknown_ranking(case):
     p, mark = case
     ids = np.arange(p.n_accounts, dtype=np.int64)
     with pytest.raises(ValueError):
-        kernel.candidates(p, ids, 0, True, 2**62, np.array([mark], np.int64), "bitmex")
+        kernel.candidates(p, ids, 0, True, 2**62, np.array([mark], np.int64), "deribit")
 
 
 @compiled
@@ -128,7 +128,7 @@ def test_reaching_live_is_every_live_nonzero_candidate_whose_upper_bound_reaches
 
 
 @compiled
-@pytest.mark.parametrize("profile", ["binance", "bybit", "dydx"])
+@pytest.mark.parametrize("profile", ["binance", "bybit", "dydx", "bitmex"])
 def test_the_compiled_stale_pass_leaves_what_the_reference_leaves(profile, monkeypatch):
     """``stale_look`` (the compiled pass of ``ADLQueue._stale`` over the accounts it looks at) against
     ``queue._look`` on copies of the same state, at every pass of a crash that ends in ADL: the same stale
@@ -161,7 +161,7 @@ def test_the_compiled_stale_pass_leaves_what_the_reference_leaves(profile, monke
 
 
 @compiled
-@pytest.mark.parametrize("profile", ["binance", "bybit", "hyperliquid"])
+@pytest.mark.parametrize("profile", ["binance", "bybit", "hyperliquid", "bitmex"])
 def test_the_compiled_exact_rank_is_the_references(profile):
     """``ExactRank`` (the compiled ``_rank(score_ratio(...))``) against the reference on every position of every
     holder, on both sides, and on keys without a position (an empty one is scored), after every mark of a crash

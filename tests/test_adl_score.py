@@ -116,3 +116,18 @@ def test_binance_score_as_one_fraction_equals_the_product_of_its_factors(upnl, w
 @given(_units, _units, st.integers(1, 2**70), _units)
 def test_bybit_score_as_one_fraction_equals_pnl_times_or_divided_by_leverage(upnl, entry, notional, balance):
     assert adl.bybit_score(upnl, entry, notional, balance) == _bybit_by_parts(upnl, entry, notional, balance)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.integers(1, 2**40), st.integers(-2**40, -1)), st.integers(1, 2**30), st.integers(0, 2**40),
+       st.integers(1, 2**30), st.one_of(st.integers(0, 2**31), st.just(0)))
+def test_bitmex_ratio_is_the_fraction_score(lots, entry_price, spread, mark, bankruptcy):
+    """``bitmex_ratio`` (integers, what the ADL queue compares) against ``bitmex_score`` (Fractions of the entry
+    price and the bankruptcy price, the published formula): a position of ``lots`` whose entry cost is
+    ``lots × entry_price`` plus part of one more tick per lot (an average entry between ticks)."""
+    entry_cost = lots * entry_price + (spread % abs(lots)) * (1 if lots > 0 else -1)
+    numerator, denominator = adl.bitmex_ratio(lots * mark - entry_cost, entry_cost, mark, abs(mark - bankruptcy))
+    assert denominator > 0
+    side = 1 if lots > 0 else -1
+    assert Fraction(numerator, denominator) == adl.bitmex_score(side, Fraction(entry_cost, lots), mark,
+                                                                Fraction(bankruptcy))

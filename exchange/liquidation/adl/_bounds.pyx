@@ -19,6 +19,7 @@ twenty numpy passes:
   ``ranking.score_ratio``), on the risk stage's compiled kernel.
 - :func:`binance`     bounds of ``max(0, uPnL) / max(1, w) × MM / (w + uPnL)``.
 - :func:`bybit`       bounds of ``pnl% × leverage`` (÷ at a loss) on the part's margin balance.
+- :func:`bitmex`      bounds of ``pnl% × leverage`` (÷ at a loss), leverage from the part's bankruptcy price.
 
 The formulas, the per-term error allowance ``REL`` and the final widening ``WIDEN`` are the reference's
 (its module docstring proves them sound); the integer inputs are the same exact int64 values. Float
@@ -26,7 +27,7 @@ results may differ from numpy's in the last bits (summation order of the cross b
 harmless: a sound interval decides only which candidates are scored exactly, never the order they come in.
 Divisions are of doubles, or of non-negative integers (``cdivision``).
 """
-from libc.math cimport INFINITY, fabs
+from libc.math cimport INFINITY, ceil, fabs
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memset
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
@@ -253,22 +254,14 @@ def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
     cdef const int8_t[:] mode = v.mode
     cdef const int32_t[:] owner = v.owner
     cdef const int16_t[:] pos_symbol = v.pos_symbol
-    cdef Py_ssize_t i, j, n = slots.shape[0], n_slots = p.n_slots, n_accounts = p.n_accounts
-    account_sum_out, account_err_out = np.empty(n_accounts), np.empty(n_accounts)
+    cdef Py_ssize_t i, n = slots.shape[0]
+    account_sum_out, account_err_out = _cross_sums(v, marks, p.n_accounts)
     cdef double[:] account_sum = account_sum_out, account_err = account_err_out
     lo_out, hi_out = np.empty(n), np.empty(n)
     cdef double[:] lo = lo_out, hi = hi_out
     cdef int64_t mark = marks[symbol], s, lots, entry_cost
     cdef double k = <double>k_units[symbol], entry, notional, balance, balance_err, margin, size
     cdef Pnl u
-    for j in range(n_accounts):  # the reference's _part_balances
-        account_sum[j] = <double>wallets[j]
-        account_err[j] = C_REL * fabs(<double>wallets[j])
-    for j in range(n_slots):
-        if mode[j] == CROSS and qty[j] != 0 and owner[j] >= 0:
-            u = _upnl(qty[j], cost[j], marks[pos_symbol[j]], <double>k_units[pos_symbol[j]])
-            account_sum[owner[j]] += u.value
-            account_err[owner[j]] += u.error + C_REL * fabs(u.value)
     for i in range(n):
         s = slots[i]
         lots, entry_cost = qty[s], cost[s]
@@ -297,16 +290,98 @@ def bybit(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
     return lo_out, hi_out
 
 
+cdef tuple _cross_sums(_Mirror v, const int64_t[:] marks, Py_ssize_t n_accounts):
+    """``(value, error)`` per account of its wallet plus every cross position's uPnL (the reference's
+    ``_part_balances``, cross part). O(slots of the mirror)."""
+    account_sum_out, account_err_out = np.empty(n_accounts), np.empty(n_accounts)
+    cdef double[:] account_sum = account_sum_out, account_err = account_err_out
+    cdef const int64_t[:] qty = v.qty, cost = v.cost, wallets = v.wallets, k_units = v.k_units
+    cdef const int8_t[:] mode = v.mode
+    cdef const int32_t[:] owner = v.owner
+    cdef const int16_t[:] pos_symbol = v.pos_symbol
+    cdef Py_ssize_t j
+    cdef Pnl u
+    for j in range(n_accounts):
+        account_sum[j] = <double>wallets[j]
+        account_err[j] = C_REL * fabs(<double>wallets[j])
+    for j in range(qty.shape[0]):
+        if mode[j] == CROSS and qty[j] != 0 and owner[j] >= 0:
+            u = _upnl(qty[j], cost[j], marks[pos_symbol[j]], <double>k_units[pos_symbol[j]])
+            account_sum[owner[j]] += u.value
+            account_err[owner[j]] += u.error + C_REL * fabs(u.value)
+    return account_sum_out, account_err_out
+
+
+def bitmex(p, const int64_t[:] slots, int symbol, const int64_t[:] marks):
+    """Twin of :func:`exchange.liquidation.adl.bounds.bitmex`: ``(lo, hi)`` float64. O(slots of the mirror): the
+    cross balances and each account's cross lots in the symbol are summed first."""
+    cdef _Mirror v = _Mirror(p)
+    cdef const int64_t[:] qty = v.qty, cost = v.cost, iso = v.iso, k_units = v.k_units
+    cdef const int8_t[:] mode = v.mode
+    cdef const int32_t[:] owner = v.owner
+    cdef const int16_t[:] pos_symbol = v.pos_symbol
+    cdef Py_ssize_t i, j, n = slots.shape[0]
+    account_sum_out, account_err_out = _cross_sums(v, marks, p.n_accounts)
+    cdef double[:] account_sum = account_sum_out, account_err = account_err_out
+    lots_out = np.zeros(p.n_accounts, np.int64)
+    cdef int64_t[:] part_lots = lots_out
+    lo_out, hi_out = np.empty(n), np.empty(n)
+    cdef double[:] lo = lo_out, hi = hi_out
+    cdef int64_t mark = marks[symbol], s, net, anet
+    cdef double k = <double>k_units[symbol], m = <double>mark, entry, balance, balance_err, margin, gain
+    cdef double size, t, t_err, c_lo, c_hi, d_lo, d_hi
+    cdef Pnl u
+    for j in range(qty.shape[0]):  # the reference's _part_lots
+        if mode[j] == CROSS and qty[j] != 0 and owner[j] >= 0 and pos_symbol[j] == symbol:
+            part_lots[owner[j]] += qty[j]
+    for i in range(n):
+        s = slots[i]
+        u = _upnl(qty[s], cost[s], mark, k)
+        if mode[s] == ISOLATED:
+            margin = <double>iso[s]
+            balance = margin + u.value
+            balance_err = u.error + C_REL * (fabs(margin) + fabs(u.value))
+            net = qty[s]
+        else:
+            balance, balance_err, net = account_sum[owner[s]], account_err[owner[s]], part_lots[owner[s]]
+        anet = net if net >= 0 else -net
+        d_lo = d_hi = m  # no bankruptcy price (the reference's docstring)
+        if net != 0:
+            size = <double>anet * k
+            t = balance / size
+            t_err = (balance_err + C_REL * fabs(balance)) / size + C_REL * fabs(t)
+            if (t - t_err < m) if net > 0 else (-(t + t_err) < m):  # the price possibly exists
+                c_lo, c_hi = ceil(t - t_err), ceil(t + t_err)
+                d_lo = 0.0 if c_lo <= 0 <= c_hi else min(fabs(c_lo), fabs(c_hi))
+                d_hi = max(fabs(c_lo), fabs(c_hi))
+        if u.sign == 0 or d_hi == 0:
+            lo[i] = hi[i] = 0.0
+            continue
+        if d_lo == 0 or mark == 0:
+            lo[i], hi[i] = -INFINITY, INFINITY
+            continue
+        entry = <double>(cost[s] if cost[s] >= 0 else -cost[s]) * k
+        gain = fabs(u.value)
+        if u.sign > 0:
+            lo[i] = max(gain - u.error, 0.0) * m / (entry * d_hi) * (1 - C_WIDEN)
+            hi[i] = (gain + u.error) * m / (entry * d_lo) * (1 + C_WIDEN)
+        else:
+            lo[i] = -(gain + u.error) * d_hi / (entry * m) * (1 + C_WIDEN)
+            hi[i] = -max(gain - u.error, 0.0) * d_lo / (entry * m) * (1 - C_WIDEN)
+    return lo_out, hi_out
+
+
 def candidates(p, const int64_t[::1] ids, int symbol, bint long, int64_t fund_base, const int64_t[:] marks, ranking,
                SideSlots kept=None):
     """The queue's candidates of one side (``ADLQueue._candidates`` builds the same with numpy): ``(rows,
     accounts, sides, lo, hi, zero)``: the portfolio account (int32), ledger id (int64) and position side (int8)
-    of each slot of :func:`side_slots`, its score bounds by ``ranking`` ("binance", "bybit", or None: all
-    0.0) and whether both are 0.0. O(slots of the mirror): the filter, then one pass over the candidates
-    (binance's bounds computed there, with the symbol's mark and brackets read once; bybit's by :func:`bybit`).
+    of each slot of :func:`side_slots`, its score bounds by ``ranking`` ("binance", "bybit", "bitmex", or None:
+    all 0.0) and whether both are 0.0. O(slots of the mirror): the filter, then one pass over the candidates
+    (binance's bounds computed there, with the symbol's mark and brackets read once; bybit's and bitmex's by
+    :func:`bybit` and :func:`bitmex`).
     With ``kept`` (a :class:`SideSlots` of this side that :meth:`SideSlots.follow` brought up to date), the
     filter passes over its slots only: O(candidates + the slots it dropped since)."""
-    if ranking not in (None, "binance", "bybit"):
+    if ranking not in (None, "binance", "bybit", "bitmex"):
         raise ValueError(f"unknown ADL bounds {ranking!r}")
     cdef Columns c = _columns_of(p, ids)
     cdef Py_ssize_t n_slots = p.n_slots, n
@@ -320,12 +395,12 @@ def candidates(p, const int64_t[::1] ids, int symbol, bint long, int64_t fund_ba
         s = kept.slots
     rows_out, accounts_out = np.empty(n, np.int32), np.empty(n, np.int64)
     sides_out, zero_out = np.empty(n, np.int8), np.empty(n, np.bool_)
-    if ranking == "bybit":
+    if ranking == "bybit" or ranking == "bitmex":
         slots = np.empty(n, np.int64)
         _widen(s, slots, n)
-        lo_out, hi_out = bybit(p, slots, symbol, marks)
+        lo_out, hi_out = (bybit if ranking == "bybit" else bitmex)(p, slots, symbol, marks)
         if kept is None:
-            s = _slot_buffer(0)  # (the same buffer: bybit does not use it)
+            s = _slot_buffer(0)  # (the same buffer: bybit and bitmex do not use it)
     else:
         lo_out, hi_out = np.zeros(n), np.zeros(n)
     _fill(p, ids, symbol, marks, ranking == "binance", s, n, rows_out, accounts_out, sides_out, lo_out, hi_out,
@@ -699,26 +774,40 @@ cdef tuple _suspect(queue, rows, set unindexed, writer, account_id, signature, s
 
 
 cdef object BINANCE_RANKING = ADLRanking.PNL_X_MARGIN_RATIO
+cdef object BITMEX_RANKING = ADLRanking.PNL_X_EFFECTIVE_LEVERAGE
 cdef str CROSS_PART = ""  # exchange.accounts.pretrade.CROSS: the cross part's ``symbol``
 
 
 cdef class ExactRank:
-    """Twin of ``queue._rank(ranking.score_ratio(risk, symbol, key, ranking))`` (with ``score.binance_ratio`` and
-    ``score.bybit_ratio`` inline): ``(float score, ratio(numerator, denominator))`` of one position, its uPnL,
-    MM, notional and part balance from the risk stage's compiled kernel, called in C. ``ratio`` is the queue's
-    ``_Ratio``. O(the account's positions) for a cross part's balance, else O(1)."""
+    """Twin of ``queue._rank(ranking.score_ratio(risk, symbol, key, ranking))`` (with ``score.binance_ratio``,
+    ``score.bitmex_ratio`` and ``score.bybit_ratio`` inline): ``(float score, ratio(numerator, denominator))`` of
+    one position, its uPnL, MM, notional and part balance from the risk stage's compiled kernel, called in C
+    (bitmex's bankruptcy price from ``Risk.bankruptcy_price_ticks``). ``ratio`` is the queue's ``_Ratio``.
+    O(the account's positions) for a cross part's balance, else O(1)."""
     cdef RiskKernel kernel
     cdef dict accounts, instruments
-    cdef object ratio
+    cdef object ratio, bankruptcy, mark_of
 
     def __init__(self, risk, ratio):
         self.kernel, self.accounts, self.instruments, self.ratio = risk.kernel, risk.ledger.accounts, risk.instruments, ratio
+        self.bankruptcy, self.mark_of = risk.bankruptcy_price_ticks, risk.mark_of
 
     def __call__(self, symbol, tuple key, ranking):
         account = self.accounts[key[0]]
         position = position_of(account.positions, (symbol, key[1]), EMPTY)  # Ledger.position, without a call
         if position is None:
             position = Position()
+        if ranking == BITMEX_RANKING:  # score.bitmex_ratio, at the part's bankruptcy price
+            mark = self.mark_of(symbol)
+            distance = abs(mark - (self.bankruptcy(account, symbol, key[1]) or 0))
+            upnl = position.lots * mark - position.entry_cost  # (tick·lots)
+            if distance == 0 or upnl == 0:
+                numerator, denominator = 0, 1
+            elif upnl > 0:
+                numerator, denominator = upnl * mark, abs(position.entry_cost) * distance
+            else:
+                numerator, denominator = upnl * distance, abs(position.entry_cost) * mark
+            return self._ranked(numerator, denominator)
         upnl = self.kernel.upnl(symbol, position)
         isolated = self.kernel.is_isolated(account, symbol)
         if ranking == BINANCE_RANKING:  # score.binance_ratio
@@ -739,7 +828,11 @@ cdef class ExactRank:
                 numerator, denominator = upnl * notional, entry * balance
             else:
                 numerator, denominator = upnl * balance, entry * notional
-        try:  # queue._rank
+        return self._ranked(numerator, denominator)
+
+    cdef tuple _ranked(self, numerator, denominator):
+        """``queue._rank`` of ``(numerator, denominator)``."""
+        try:
             value = numerator / denominator
         except OverflowError:
             value = INFINITY if numerator > 0 else -INFINITY

@@ -108,6 +108,61 @@ def bybit(p: Portfolio, slots: np.ndarray, symbol: int, marks: np.ndarray) -> tu
     return lo, hi
 
 
+def bitmex(p: Portfolio, slots: np.ndarray, symbol: int, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``pnl% × leverage`` (÷ at a loss), ``pnl% = uPnL / entry notional``, ``leverage = mark / d`` with
+    ``d = |mark − bankruptcy price|`` (the mark itself without one; the score is 0 at ``d = 0``).
+
+    The bankruptcy price of a part is where its balance ``B`` (:func:`_part_balances`) is 0 with the other
+    symbols' marks held: ``mark − B / (net × K)``, ``net`` the part's lots in the symbol (one isolated position,
+    or every cross leg of the account in the symbol), rounded to the tick against the account, and none when
+    ``net = 0`` or it is ≤ 0. With ``t = B / (|net| × K)``: net long, it is ``floor(mark − t) = mark − ceil(t)`` and
+    exists while ``t < mark``; net short, ``ceil(mark + t) = mark + ceil(t)`` while ``−t < mark``. So
+    ``d = |ceil(t)|`` where it exists (a price floored to 0 gives ``d = mark`` either way), else ``d = mark``,
+    and ``d`` is bounded from an interval of ``t``: ``mark`` where the price certainly does not exist, else the
+    least and greatest ``|c|`` over the integers ``c`` from ``ceil(t_lo)`` to ``ceil(t_hi)``. Where the interval
+    leaves open whether the price exists, it holds ``±mark``, so ``mark`` is among those ``|c|`` already. A ``d``
+    that may be 0 gives ``(-inf, +inf)`` (scored exactly)."""
+    sign, upnl, upnl_err = _upnl(p, slots, marks)
+    k, mark = float(p.table.k_units[symbol]), int(marks[symbol])
+    entry = np.abs(p.pos_entry_cost[slots]).astype(np.float64) * k
+    balance, balance_err = _part_balances(p, slots, marks, upnl, upnl_err)
+    net = _part_lots(p, slots, symbol)
+    m = float(mark)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        size = np.abs(net).astype(np.float64) * k
+        t = balance / size
+        t_err = (balance_err + REL * np.abs(balance)) / size + REL * np.abs(t)
+        t_lo, t_hi = t - t_err, t + t_err
+    exists = (net != 0) & np.where(net > 0, t_lo < m, -t_hi < m)  # possibly
+    c_lo, c_hi = np.ceil(np.where(exists, t_lo, 0.0)), np.ceil(np.where(exists, t_hi, 0.0))
+    d_lo = np.where(exists, np.where((c_lo <= 0) & (c_hi >= 0), 0.0, np.minimum(np.abs(c_lo), np.abs(c_hi))), m)
+    d_hi = np.where(exists, np.maximum(np.abs(c_lo), np.abs(c_hi)), m)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        gain = np.abs(upnl)
+        gain_lo = np.maximum(gain - upnl_err, 0) * m / (entry * d_hi)
+        gain_hi = (gain + upnl_err) * m / (entry * d_lo)
+        loss_lo = -(gain + upnl_err) * d_hi / (entry * m)
+        loss_hi = -np.maximum(gain - upnl_err, 0) * d_lo / (entry * m)
+    lo = np.where(sign > 0, gain_lo * (1 - WIDEN), loss_lo * (1 + WIDEN))
+    hi = np.where(sign > 0, gain_hi * (1 + WIDEN), loss_hi * (1 - WIDEN))
+    zero = (sign == 0) | (d_hi == 0)
+    unknown = ~zero & ((d_lo == 0) | (mark == 0))
+    lo = np.where(zero, 0.0, np.where(unknown, -np.inf, lo))
+    hi = np.where(zero, 0.0, np.where(unknown, np.inf, hi))
+    return lo, hi
+
+
+def _part_lots(p: Portfolio, slots: np.ndarray, symbol: int) -> np.ndarray:
+    """The lots of each slot's part in ``symbol``: the slot's own when isolated, else the sum over its owner's
+    cross positions in the symbol (both hedge legs). Exact int64."""
+    cross = np.flatnonzero((p.pos_mode == MarginMode.CROSS) & (p.pos_qty_lots != 0) & (p.pos_account >= 0)
+                           & (p.pos_symbol == symbol))
+    per_account = np.zeros(p.n_accounts, np.int64)
+    np.add.at(per_account, p.pos_account[cross], p.pos_qty_lots[cross])
+    isolated = p.pos_mode[slots] == MarginMode.ISOLATED
+    return np.where(isolated, p.pos_qty_lots[slots], per_account[p.pos_account[slots]])
+
+
 def _part_balances(p: Portfolio, slots: np.ndarray, marks: np.ndarray, upnl: np.ndarray,
                    upnl_err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(value, error)`` of the margin balance of each slot's part: isolated margin + uPnL, or the owner's

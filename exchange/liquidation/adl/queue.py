@@ -36,8 +36,9 @@ scores are kept in float order, and the prefixes of the bounds are *live lists* 
 prefix meets them, so no step pays for every account the command changed before it.
 
 dYdX's seeded order needs no scores: the mirror's candidates and the stale ones, in id order, rotated.
-Without the mirror (small exchanges, stepwise brackets), for the bitmex ranking (its bankruptcy prices are
-not in the mirror) and for prices outside the mirror's bounds, the order is :func:`ranked` itself.
+The bitmex ranking reads each part's bankruptcy price, which the mirror gives as ``mark − balance / (lots × K)``
+(:func:`exchange.liquidation.adl.bounds.bitmex`). Without the mirror (small exchanges) and for prices outside the
+mirror's bounds, the order is :func:`ranked` itself.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ FIRST_PREFIX = 4  #: candidates ranked exactly at first, then ×4 while the call
 TOP = 64  #: highest lower (and upper) bounds kept sorted per side at first (then grown on demand)
 _SIDES = {int(side): side for side in PositionSide}
 BOUNDS = {ADLRanking.PNL_X_MARGIN_RATIO: "binance", ADLRanking.PROFIT_X_EFFECTIVE_LEVERAGE: "bybit",
-          ADLRanking.PNL_LEVERAGE_INDEX: "bybit"}  #: the bounds function of each ranking (adl.bounds or its twin)
+          ADLRanking.PNL_LEVERAGE_INDEX: "bybit", ADLRanking.PNL_X_EFFECTIVE_LEVERAGE: "bitmex"}  #: the bounds function of each ranking (adl.bounds or its twin)
 
 
 @dataclass
@@ -201,7 +202,7 @@ class ADLQueue:
         the command has changed so far; ``liquidated``: the account being liquidated."""
         risk, monitor = self.risk, self.monitor
         marks = tuple(map(risk.mark_of, monitor.symbols))
-        view = None if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE else monitor.mirror(changing)
+        view = monitor.mirror(changing)
         if view is None or not _within(marks, self._caps):
             yield from ranked(risk, symbol, long, ranking, seed)
             return

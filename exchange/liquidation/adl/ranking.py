@@ -90,11 +90,16 @@ def score(risk, symbol: str, key: Key, ranking: ADLRanking) -> Fraction:
 
 
 def score_ratio(risk, symbol: str, key: Key, ranking: ADLRanking) -> tuple[int, int]:
-    """:func:`score` by the binance or bybit formula (``ranking`` PNL_X_MARGIN_RATIO, or any other but bitmex's) as
-    ``(numerator, denominator)``, not normalised (:func:`~exchange.liquidation.adl.score.binance_ratio`,
-    :func:`~exchange.liquidation.adl.score.bybit_ratio`): the ADL queue compares these without a gcd."""
+    """:func:`score` as ``(numerator, denominator)``, not normalised (:func:`~exchange.liquidation.adl.score.binance_ratio`,
+    :func:`~exchange.liquidation.adl.score.bitmex_ratio`, :func:`~exchange.liquidation.adl.score.bybit_ratio` for
+    every other ranking but the seeded one): the ADL queue compares these without a gcd."""
     account = risk.ledger.accounts[key[0]]
     position = risk.ledger.position(account, symbol, key[1])
+    if ranking == ADLRanking.PNL_X_EFFECTIVE_LEVERAGE:
+        mark = risk.mark_of(symbol)
+        bankruptcy = risk.bankruptcy_price_ticks(account, symbol, key[1]) or 0
+        return adl.bitmex_ratio(position.lots * mark - position.entry_cost, position.entry_cost, mark,
+                                abs(mark - bankruptcy))
     upnl = risk.upnl(symbol, position)
     isolated = risk.is_isolated(account, symbol)
     if ranking == ADLRanking.PNL_X_MARGIN_RATIO:

@@ -46,6 +46,19 @@ def bitmex_score(side: int, entry_price: Fraction, mark_ticks: int, bankruptcy_p
     return _scaled(pnl_pct, Fraction(mark_ticks) / distance)
 
 
+def bitmex_ratio(upnl_ticks_lots: int, entry_cost: int, mark_ticks: int, distance_ticks: int) -> tuple[int, int]:
+    """:func:`bitmex_score` as ``(numerator, denominator > 0)``, not normalised (no gcd), from integers:
+    ``upnl_ticks_lots = lots × mark − entry_cost`` (the uPnL in tick·lots), ``distance_ticks = |mark − bankruptcy
+    price|`` (the mark itself without a bankruptcy price). ``pnl% = upnl_ticks_lots / |entry_cost|`` (the entry
+    price is ``entry_cost / lots``), so a profit scores ``upnl × mark / (|entry_cost| × distance)`` and a loss
+    ``upnl × distance / (|entry_cost| × mark)``; 0 at a zero distance. O(1) products."""
+    if distance_ticks == 0 or upnl_ticks_lots == 0:
+        return 0, 1
+    if upnl_ticks_lots > 0:
+        return upnl_ticks_lots * mark_ticks, abs(entry_cost) * distance_ticks
+    return upnl_ticks_lots * distance_ticks, abs(entry_cost) * mark_ticks
+
+
 def bybit_score(upnl_units: int, entry_notional_units: int, mark_notional_units: int, margin_balance_units: int) -> Fraction:
     """``pnl% × effective leverage`` (÷ when at a loss); ``pnl% = upnl / entry notional``,
     ``effective leverage = mark notional / margin balance``. Zero for a non-positive balance."""
