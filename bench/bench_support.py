@@ -1,8 +1,11 @@
 """Helpers of the benchmarks (bench/README.md): the matching benchmarks' constants, result totals and per-command
-loop; the command line of the benchmarks that run both implementations on n accounts."""
+loop; the command line of the benchmarks that run both implementations on n accounts; the timed loop of quiet
+mark moves."""
 from __future__ import annotations
 
+import statistics
 import sys
+import time
 
 import numpy as np
 
@@ -88,3 +91,16 @@ def main_on_accounts(measure, table, default_accounts: int) -> None:
     runs = [measure(n, implementation) for implementation in implementations]
     assert len({r["state_hash"] for r in runs}) == 1, "the implementations disagree"
     print(table(runs))
+
+
+def run_quiet_marks(ex, commands: list) -> dict:
+    """Apply mark moves that reach no threshold (each must give only its own event), timing each in CPU time:
+    the median µs, moves per CPU second, whether the monitor kept its indexes, and the end state hash."""
+    clock, per = time.process_time, []
+    for command in commands:
+        t0 = clock()
+        events = ex.apply(command)
+        per.append(clock() - t0)
+        assert len(events) == 1, events  # only the mark change: nobody near a threshold
+    return {"median_us": 1e6 * statistics.median(per), "per_s": len(commands) / sum(per),
+            "indexed": ex.monitor.indexed, "state_hash": ex.state_hash()}

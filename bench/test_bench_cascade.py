@@ -130,7 +130,8 @@ def measure(n_accounts: int, implementation: str, ticks: int = TICKS) -> dict:
 
 def check(ex: Exchange) -> None:
     ex.check_invariants()
-    assert not ex.liquidatable()
+    if PROFILE != "dydx":  # (dYdX liquidates within per-block limits: a part may wait for the next command)
+        assert not ex.liquidatable()
 
 
 def test_cascade_smoke_liquidates_and_conserves():

@@ -10,6 +10,9 @@ already followed costs little either way, so the median hides the re-checks). Ru
 (kept from 256 accounts; the bitmex profile's stepwise MM is followed through its convex bounds,
 ``exchange.accounts.margin.convex_bounds``) and with ``index_from_accounts = inf``: every holder re-checked at
 every move, which is what the bitmex profile did before its bounds. Both runs must end in the same state hash.
+Then (timed, the indexed run): ``MOVES`` resting buy orders of one account, whose pre-trade check under dydx
+reads the symbol's open interest (the ledger's ``long_lots``, kept by every fill; it was summed over every
+holder before).
 
 Run: ``python bench/test_bench_profiles.py [n ...]`` (default 1,000 and 10,000 holders), or with pytest-benchmark
 ``python -m pytest bench/test_bench_profiles.py --benchmark-only`` (bitmex, 2,000 holders).
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 import sys
 import time
 
 import pytest
+from bench_support import run_quiet_marks
 
 from exchange import Deposit, Exchange, OrderType, PlaceOrder, SetMarkPrice, Side, TimeInForce
 from exchange.profiles import PROFILES
@@ -58,22 +61,22 @@ def moves(ex: Exchange, n: int = MOVES, seed: int = SEED) -> list:
     return out
 
 
-def run(ex: Exchange, commands: list) -> dict:
-    clock, per = time.process_time, []
-    for command in commands:
-        t0 = clock()
-        events = ex.apply(command)
-        per.append(clock() - t0)
-        assert len(events) == 1, events  # only the mark change: nobody near a threshold
-    return {"median_us": 1e6 * statistics.median(per), "per_s": len(commands) / sum(per),
-            "indexed": ex.monitor.indexed, "state_hash": ex.state_hash()}
+def resting_orders(ex: Exchange, n: int = MOVES) -> float:
+    """Mean CPU µs of ``n`` resting buy orders of account 1 below the mark (each rests: one ``OrderAccepted``)."""
+    (symbol,) = ex.symbols
+    t0 = time.process_time()
+    for i in range(n):
+        events = ex.apply(PlaceOrder(1, symbol, Side.BUY, 1, MID // 2 - i))
+        assert len(events) == 1, events
+    return 1e6 * (time.process_time() - t0) / n
 
 
 def measure(profile: str, n: int) -> tuple[dict, dict]:
     results = []
     for indexes in (True, False):
         ex = build(profile, n, indexes)
-        results.append(run(ex, moves(ex)))
+        results.append(run_quiet_marks(ex, moves(ex)))
+        results[-1]["order_us"] = resting_orders(ex)
     if results[0]["state_hash"] != results[1]["state_hash"]:
         raise AssertionError(f"the two monitors ended apart under {profile} with {n} holders")
     return results[0], results[1]
@@ -94,14 +97,15 @@ def test_bench_bitmex_mark_moves(benchmark, indexes):
 
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv] or [1_000, 10_000]
-    print("| profile | holders | µs per mark move (mean), indexes | every holder re-checked | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print("| profile | holders | µs per mark move (mean), indexes | every holder re-checked | ratio | "
+          "µs per resting order |")
+    print("|---|---:|---:|---:|---:|---:|")
     for n in sizes:
         for profile in PROFILES:
             kept, rechecked = measure(profile, n)
             assert kept["indexed"]
             print(f"| {profile} | {n:,} | {1e6 / kept['per_s']:,.1f} | {1e6 / rechecked['per_s']:,.1f} | "
-                  f"{kept['per_s'] / rechecked['per_s']:,.0f}× |", flush=True)
+                  f"{kept['per_s'] / rechecked['per_s']:,.0f}× | {kept['order_us']:,.1f} |", flush=True)
     return 0
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 import sys
-import time
 
 import pytest
+from bench_support import run_quiet_marks
 
 from exchange import Deposit, Exchange, OrderType, PlaceOrder, SetMarkPrice, Side, TimeInForce
 from exchange.spec import Instrument
@@ -63,22 +62,11 @@ def moves(ex: Exchange, n: int = MOVES, seed: int = SEED) -> list:
     return out
 
 
-def run(ex: Exchange, commands: list) -> dict:
-    clock, per = time.process_time, []
-    for command in commands:
-        t0 = clock()
-        events = ex.apply(command)
-        per.append(clock() - t0)
-        assert len(events) == 1, events  # only the mark change: nobody near a threshold
-    return {"median_us": 1e6 * statistics.median(per), "per_s": len(commands) / sum(per),
-            "indexed": ex.monitor.indexed, "state_hash": ex.state_hash()}
-
-
 def measure(m: int) -> tuple[dict, dict]:
     results = []
     for indexes in (True, False):
         ex = build(m, indexes)
-        results.append(run(ex, moves(ex)))
+        results.append(run_quiet_marks(ex, moves(ex)))
     if results[0]["state_hash"] != results[1]["state_hash"]:
         raise AssertionError(f"the two monitors ended apart at {m} symbols")
     return results[0], results[1]

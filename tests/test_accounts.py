@@ -4,13 +4,18 @@
 Instrument: tick 0.01, lot 1, K = 10⁶, no fees; one lot at 100.00 is 100 USDT. Account 1 trades, account 9
 is the market maker. Every command runs through ``CheckedExchange`` (invariants + unchanged hash on reject).
 """
+import pytest
+
 from exchange import (
-    AdjustIsolatedMargin, BalanceChanged, BalanceReason, Client, Deposit, LeverageChanged, MarginMode,
+    AdjustIsolatedMargin, Exchange, BalanceChanged, BalanceReason, Client, Deposit, LeverageChanged, MarginMode,
     MarginModeChanged, OrderType, PlaceOrder, PositionChanged, PositionMode, PositionModeChanged, PositionSide,
     RejectCode, RiskOptions, SetLeverage, SetMarginMode, SetMarkPrice, SetPositionMode, Side, Withdraw,
 )
 from tests.checked import CheckedExchange, USDT, of, rejected
-from tests.conftest import make_instrument
+from tests.conftest import COMPILED, make_instrument
+from tests.streams import SYMBOL, liquidation_commands
+
+IMPLEMENTATIONS = ("python", "cython") if COMPILED else ("python",)
 
 SYM = "TESTUSDT"
 BOTH, LONG, SHORT = PositionSide.BOTH, PositionSide.LONG, PositionSide.SHORT
@@ -225,3 +230,22 @@ def test_ledger_state_is_part_of_the_state_hash():
     before = ex.state_hash()
     trader.set_leverage(SYM, 7)
     assert ex.state_hash() != before
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("profile", ["dydx", "binance"])
+def test_open_interest_is_kept_by_every_fill_and_restore(profile, implementation):
+    """The ledger's open interest (``Ledger.long_lots``, what dYdX's initial margin and the gateway's
+    ``/fapi/v1/openInterest`` read in O(1)) equals the long lots counted over every account, after every command
+    of a liquidation stream (fills, takeovers, ADL, settlements of the funds) on both implementations and after a
+    restore from a snapshot; dYdX's open-interest IM then reads it."""
+    ex = Exchange([make_instrument()], profile=profile, implementation=implementation)
+    for command in liquidation_commands(7, 1_500):
+        ex.apply(command)
+        counted = sum(p.lots for a in ex.ledger.accounts.values() for p in a.positions.values() if p.lots > 0)
+        assert ex.ledger.long_lots == {SYMBOL: counted}, command
+    assert counted > 0
+    twin = Exchange.restore_bytes(ex.snapshot_bytes())
+    assert twin.ledger.long_lots == ex.ledger.long_lots and twin.state_hash() == ex.state_hash()
+    mark, k = ex.risk.mark_of(SYMBOL), ex.instruments[SYMBOL].k_units
+    assert ex.risk.open_interest_units(SYMBOL) == counted * mark * k

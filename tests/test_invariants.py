@@ -42,7 +42,8 @@ def some_position(ex):
 @pytest.mark.parametrize("corrupt, message", [
     (lambda ex: setattr(ex.ledger, "fee_pool_units", ex.ledger.fee_pool_units + 1), "money not conserved"),
     (lambda ex: setattr(some_position(ex), "isolated_margin_units", 5), "isolated margin|money"),
-    (lambda ex: setattr(some_position(ex), "lots", some_position(ex).lots * 2), "long lots|entry cost"),
+    (lambda ex: setattr(some_position(ex), "lots", some_position(ex).lots * 2), "long lots|entry cost|open interest"),
+    (lambda ex: ex.ledger.long_lots.__setitem__("TESTUSDT", ex.ledger.long_lots["TESTUSDT"] + 1), "open interest"),
     (lambda ex: ex.ledger.accounts[1].own_holds().__setitem__(("TESTUSDT", 1), 7), "holds"),
     (lambda ex: ex._position_sides.__setitem__(10**9, 1), "not open"),
 ])

@@ -152,6 +152,8 @@ class Ledger:
         self.fund_ids = {symbol: FUND_ACCOUNT_BASE + (0 if shared_fund else i)
                          for i, symbol in enumerate(sorted(self.default_leverage))}
         self.holders: dict[str, set[int]] = {symbol: set() for symbol in self.default_leverage}
+        # Σ long lots per symbol (its open interest), kept by store and by the fills (:meth:`store`'s ``before``)
+        self.long_lots: dict[str, int] = dict.fromkeys(self.default_leverage, 0)
         # the interned position keys, symbol -> side -> (symbol, side) (module docstring, Memory)
         self._keys = {symbol: {side: (symbol, side) for side in PositionSide} for symbol in self.default_leverage}
         self._interned: dict = {}  # SymbolSettings at an integer leverage, and one-symbol settings mappings of them
@@ -214,10 +216,18 @@ class Ledger:
         stored = account.positions.get((symbol, side)) if account is not None else None
         return stored if stored is not None else Position()
 
-    def store(self, account: Account, symbol: str, side: PositionSide, position: Position) -> None:
-        """Store ``position`` under its key, or drop the key when the position is empty."""
+    def store(self, account: Account, symbol: str, side: PositionSide, position: Position, before: int | None = None) -> None:
+        """Store ``position`` under its key, or drop the key when the position is empty, and keep the symbol's open
+        interest (:attr:`long_lots`): ``before`` is the position's lots before the caller changed it in place (the
+        fills); without it, the lots of the position stored under the key now (a new position object; the stored
+        one itself is taken as unchanged)."""
         key = self._keys[symbol][side]
         positions = account.positions
+        if before is None:
+            stored = positions.get(key)
+            before = 0 if stored is None else stored.lots
+        if before > 0 or position.lots > 0:
+            self.long_lots[symbol] += max(position.lots, 0) - max(before, 0)
         compact = self._compact
         if position.lots:
             if compact is not None:  # the compiled ledger: one position as a OnePosition
@@ -292,6 +302,7 @@ class Ledger:
     def check_invariants(self) -> None:
         """Raise AssertionError naming the first broken ledger invariant (module docstring). O(positions)."""
         holders: dict[str, set[int]] = {symbol: set() for symbol in self.default_leverage}
+        long_lots = dict.fromkeys(self.default_leverage, 0)
         for account in self.accounts.values():
             allowed = {PositionSide.BOTH} if account.position_mode == PositionMode.ONE_WAY else {
                 PositionSide.LONG, PositionSide.SHORT}
@@ -305,5 +316,7 @@ class Ledger:
                 if self.settings(account, symbol).margin_mode == MarginMode.CROSS:
                     assert p.isolated_margin_units == 0, f"{where}: cross position holds isolated margin"
                 holders[symbol].add(account.account_id)
+                long_lots[symbol] += max(p.lots, 0)
             assert all(units > 0 for units in account.holds.values()), f"account {account.account_id}: zero hold"
         assert holders == self.holders, "holders index out of date"
+        assert long_lots == self.long_lots, f"open interest out of date: {self.long_lots} against {long_lots}"

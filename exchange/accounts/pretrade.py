@@ -216,10 +216,9 @@ class Risk:
             inst.open_interest_upper_cap_units, inst.max_leverage)
 
     def open_interest_units(self, symbol: str) -> int:
-        """Σ long lots of ``symbol`` × risk price × K. O(holders)."""
-        long_lots = sum(p.lots for account_id in self.ledger.holders[symbol]
-                        for _, p in self.ledger.accounts[account_id].positions_in(symbol) if p.lots > 0)
-        return margin.notional_units(long_lots, self.mark_of(symbol), self.instruments[symbol].k_units)
+        """Σ long lots of ``symbol`` (the ledger's :attr:`~exchange.accounts.ledger.Ledger.long_lots`) × risk price
+        × K. O(1)."""
+        return margin.notional_units(self.ledger.long_lots[symbol], self.mark_of(symbol), self.instruments[symbol].k_units)
 
     def position_mm(self, symbol: str, position: Position) -> int:
         """Bracketed maintenance margin (rounded up) of the position's notional."""

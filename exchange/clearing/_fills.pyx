@@ -142,6 +142,8 @@ cdef int clear_into(list events, ledger, Market market, account_obj, position_si
         if opening == qty_lots:
             account.wallet_units = account.wallet_units - fee_units
     ledger.fee_pool_units += fee_units
+    if lots > 0 or position.lots > 0:  # Ledger.store: the open interest
+        ledger.long_lots[symbol] += (position.lots if position.lots > 0 else 0) - (lots if lots > 0 else 0)
     if position.lots:  # Ledger.store (the compiled ledger's compact positions, exchange.accounts._positions)
         store_position(account, key, position, EMPTY)
         PySet_Add(market.holders, account.account_id)

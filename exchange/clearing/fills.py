@@ -45,6 +45,7 @@ def clear_fill(ledger: Ledger, inst: Instrument, account: Account, position_side
     settings = ledger.settings(account, symbol)
     isolated = settings.margin_mode == MarginMode.ISOLATED
     position = ledger.position(account, symbol, position_side)
+    lots_before = position.lots
     wallet_before = account.wallet_units
     delta = qty_lots if buy else -qty_lots
     realized = 0
@@ -71,7 +72,7 @@ def clear_fill(ledger: Ledger, inst: Instrument, account: Account, position_side
         if opening == qty_lots:  # no closing part paid the fee: it comes from the wallet (isolated: moved
             account.wallet_units -= fee_units  # in with the margin and paid from there, which nets the same)
     ledger.fee_pool_units += fee_units
-    ledger.store(account, symbol, position_side, position)
+    ledger.store(account, symbol, position_side, position, lots_before)
     events: list = [PositionChanged(symbol, account.account_id, position_side, position.lots, position.entry_cost,
                                     position.isolated_margin_units, realized)]
     if account.wallet_units != wallet_before:

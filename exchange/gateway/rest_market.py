@@ -173,9 +173,5 @@ async def funding_info(gw, p: Params):
 async def open_interest(gw, p: Params):
     symbol = p.symbol()
     inst = gw.exchange.instruments[symbol]
-    lots = 0
-    for account in gw.exchange.ledger.accounts.values():
-        for (s, _), pos in account.positions.items():
-            if s == symbol and pos.lots > 0:
-                lots += pos.lots
+    lots = gw.exchange.ledger.long_lots[symbol]
     return {"symbol": symbol, "openInterest": wire.qty(inst, lots), "time": gw.records.now_ms()}
