@@ -21,7 +21,8 @@ Bracket styles (rules §10, ``profile.brackets``; :class:`~exchange.accounts.pre
   pays its step's rate: ``MM = ceil(notional × mmr_step / 10⁸)``, which jumps at each cap (a 100,000 position
   in tiers 0.4% to 50,000 / 0.5% to 250,000 needs 500, against 450 marginal). MM is then not convex, so the
   hedge-leg band (:func:`liquidation_band_exact`, the lower envelope of the bracket lines) is conservative: it
-  uses the highest step's line on every piece.
+  uses the highest step's line on every piece; the risk monitor's indexes draw their bands with the convex
+  bounds of :func:`convex_bounds`.
 - OPEN_INTEREST_IMF (dydx): one liquidity tier, the first row (``MM = notional × MMF``, flat); the initial
   margin fraction grows with the symbol's open interest (:func:`initial_margin_open_interest`).
 
