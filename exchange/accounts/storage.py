@@ -143,7 +143,7 @@ class InstrumentTable:
         self.br_mmr_e8, self.br_cum_units, self.br_cum_rem_x8 = self._line_columns(self.rows)
         bounds = [convex_bounds(rows) for rows in self.rows]
         bounds = [b if b is not None and all(row.cum_units <= MAX_ABS_VALUE and row.mmr_e8 <= MAX_ABS_VALUE
-                                             for row in b[0]) else None for b in bounds]
+                                             for row in b[0] + b[1]) else None for b in bounds]
         self.indexable = all(b is not None for b in bounds) and (
             self.iso_entry or all(map(convex_brackets, self.rows))) and not (
             self.min_mm and any(rows[0].mmr_e8 == 0 and any(row.mmr_e8 for row in rows) for rows in self.rows))

@@ -43,6 +43,7 @@ from exchange.accounts.ledger import EMPTY, FUND_ACCOUNT_BASE, Position
 from exchange.profiles import ADLRanking
 from exchange.enums import PositionMode, PositionSide
 from exchange.liquidation.adl.bounds import REL, WIDEN, top_k as reference_top_k
+from exchange.liquidation.adl.score import bitmex_ratio
 
 cdef object HEDGE = PositionMode.HEDGE
 cdef tuple HEDGE_SIDES = (PositionSide.LONG, PositionSide.SHORT), ONE_WAY_SIDES = (PositionSide.BOTH,)
@@ -779,10 +780,10 @@ cdef str CROSS_PART = ""  # exchange.accounts.pretrade.CROSS: the cross part's `
 
 
 cdef class ExactRank:
-    """Twin of ``queue._rank(ranking.score_ratio(risk, symbol, key, ranking))`` (with ``score.binance_ratio``,
-    ``score.bitmex_ratio`` and ``score.bybit_ratio`` inline): ``(float score, ratio(numerator, denominator))`` of
-    one position, its uPnL, MM, notional and part balance from the risk stage's compiled kernel, called in C
-    (bitmex's bankruptcy price from ``Risk.bankruptcy_price_ticks``). ``ratio`` is the queue's ``_Ratio``.
+    """Twin of ``queue._rank(ranking.score_ratio(risk, symbol, key, ranking))`` (with ``score.binance_ratio`` and
+    ``score.bybit_ratio`` inline): ``(float score, ratio(numerator, denominator))`` of one position, its uPnL,
+    MM, notional and part balance from the risk stage's compiled kernel, called in C (bitmex: its bankruptcy
+    price from ``Risk.bankruptcy_price_ticks`` and ``score.bitmex_ratio``). ``ratio`` is the queue's ``_Ratio``.
     O(the account's positions) for a cross part's balance, else O(1)."""
     cdef RiskKernel kernel
     cdef dict accounts, instruments
@@ -800,13 +801,8 @@ cdef class ExactRank:
         if ranking == BITMEX_RANKING:  # score.bitmex_ratio, at the part's bankruptcy price
             mark = self.mark_of(symbol)
             distance = abs(mark - (self.bankruptcy(account, symbol, key[1]) or 0))
-            upnl = position.lots * mark - position.entry_cost  # (tick·lots)
-            if distance == 0 or upnl == 0:
-                numerator, denominator = 0, 1
-            elif upnl > 0:
-                numerator, denominator = upnl * mark, abs(position.entry_cost) * distance
-            else:
-                numerator, denominator = upnl * distance, abs(position.entry_cost) * mark
+            numerator, denominator = bitmex_ratio(position.lots * mark - position.entry_cost, position.entry_cost,
+                                                  mark, distance)
             return self._ranked(numerator, denominator)
         upnl = self.kernel.upnl(symbol, position)
         isolated = self.kernel.is_isolated(account, symbol)
