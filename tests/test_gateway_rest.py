@@ -75,6 +75,15 @@ def test_limit_market_fill_and_positions_match_engine(bot, maker, server):
     maker.cancel_order(ask["id"], SYMBOL)
 
 
+def test_open_interest_is_the_long_lots(bot, server):
+    """``GET /fapi/v1/openInterest`` through ccxt: the long lots of the symbol (after the fill above, the bot's
+    0.1 long), as the engine's positions count them."""
+    engine = server.admin("GET", "engine/position", params={"account_id": 1, "symbol": "BTCUSDT"})["position"]
+    assert engine["lots"] > 0
+    reply = bot.fapiPublicGetOpenInterest({"symbol": "BTCUSDT"})
+    assert Decimal(reply["openInterest"]) == Decimal(engine["lots"]) / 1000  # lot 0.001; the only long
+
+
 def test_post_only_ioc_fok_semantics(bot, maker):
     ask = maker.create_order(SYMBOL, "limit", "sell", 0.05, 50020)
     with pytest.raises(ccxt.OrderNotFillable):  # -5022 GTX would take
