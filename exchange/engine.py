@@ -1300,7 +1300,7 @@ class Exchange(ExchangeFields):
             return 0
         return deleveraging.quantile(self.risk, symbol, (account_id, PositionSide(position_side)),
                                      self.profile.adl_ranking, self.liquidation.config.adl_seed,
-                                     self.profile.adl_indicator)
+                                     self.profile.adl_indicator, self.liquidation.adl_queue.ahead_of)
 
     @_known_symbol
     def adl_score(self, account_id: int, symbol: str,

@@ -343,3 +343,65 @@ def test_random_liquidation_streams_are_the_same_with_and_without_the_mirror(pro
         runs.append([ex.apply(c) for c in liquidation_commands(3, 3_000, (SYMBOL, OTHER))] + [ex.state_hash()])
     assert runs[0] == runs[1]
     assert sum(isinstance(e, ADLFill) for events in runs[0][:-1] for e in events) > 10
+
+
+@pytest.mark.parametrize("implementation", ["python", "cython"] if _impl.core else ["python"])
+@pytest.mark.parametrize("profile", [p for p in QUEUED_PROFILES if p != "dydx"])
+def test_adl_lights_from_the_queue_are_the_full_rankings(profile, implementation, monkeypatch):
+    """``Exchange.adl_quantile`` counts the positions ranked ahead with the queue's bounds
+    (``ADLQueue.ahead_of``): for every user position of both sides, between the marks of a crash and recovery
+    (liquidations, takeovers, ADL), the positions it finds ahead are exactly those before it in the full ranking
+    (``ranked``, every user position scored; ties among the twin traders by key), the user count is the
+    ranking's, and the lights equal those of the full ranking (bitmex's quantity steps, the others' user-count
+    quintiles)."""
+    ex = crowd(profile, 150, seed=9, implementation=implementation)
+    queue, calls = ex.liquidation.adl_queue, []
+    ahead_of = queue.ahead_of
+
+    def counted(*args):
+        found = ahead_of(*args)
+        calls.append(found is not None)
+        return found
+
+    monkeypatch.setattr(queue, "ahead_of", counted)
+    ranking, seed, indicator = ex.profile.adl_ranking, ex.liquidation.config.adl_seed, ex.profile.adl_indicator
+    for mark in marks_down_and_up()[::6]:
+        ex.apply(SetMarkPrice(SYMBOL, mark))
+        orders = {long: [k for k in deleveraging.ranked(ex.risk, SYMBOL, long, ranking, seed) if k[0] < 2**62]
+                  for long in (True, False)}
+        for account_id in sorted(ex.ledger.holders[SYMBOL]):
+            for side, position in ex.ledger.accounts[account_id].positions_in(SYMBOL):
+                if account_id < 2**62:
+                    key, users = (account_id, side), orders[position.lots > 0]
+                    n, count, ahead = ahead_of(SYMBOL, position.lots > 0, ranking, key)
+                    assert sorted(ahead) == sorted(users[:users.index(key)]) and count == len(users), (mark, key)
+                    assert ahead_of(SYMBOL, position.lots > 0, ranking, key, False) == (n, count, None) and n == len(ahead)
+                    assert ex.adl_quantile(account_id, SYMBOL, side) == deleveraging.quantile(
+                        ex.risk, SYMBOL, key, ranking, seed, indicator), (mark, key)
+    assert len(calls) > 500 and all(calls)  # every answer came from the queue
+
+
+@pytest.mark.parametrize("profile", ["binance", "bybit", "bitmex"])
+def test_positions_ahead_break_exact_ties_by_key(profile):
+    """300 longs in groups of three equal accounts (the same deposit, leverage and fill): equal non-zero scores
+    whose bounds straddle each other, so only the key decides; ``ahead_of`` finds the positions before each one
+    in the full ranking."""
+    ex = Exchange([make_instrument()], profile=profile)
+    ex.monitor.index_from_accounts = 0
+    maker = 10_000
+    ex.apply(Deposit(maker, 10**9 * USDT))
+    ex.apply(SetMarkPrice(SYMBOL, 10_000))
+    for group in range(100):
+        for account_id in range(3 * group + 1, 3 * group + 4):
+            ex.apply(Deposit(account_id, (200 + 37 * group) * USDT))
+            ex.apply(SetLeverage(account_id, SYMBOL, 2 + group % 20))
+            ex.apply(PlaceOrder(maker, SYMBOL, Side.SELL, 1 + group % 7, 10_000))
+            ex.apply(PlaceOrder(account_id, SYMBOL, Side.BUY, 1 + group % 7, 10_000, tif=TimeInForce.IOC))
+    ex.apply(SetMarkPrice(SYMBOL, 10_400))
+    ranking = ex.profile.adl_ranking
+    users = [k for k in deleveraging.ranked(ex.risk, SYMBOL, True, ranking, 0) if k[0] < 2**62]
+    assert len(users) == 300
+    for at, key in enumerate(users):
+        n, count, ahead = ex.liquidation.adl_queue.ahead_of(SYMBOL, True, ranking, key)
+        assert sorted(ahead) == sorted(users[:at]) and count == 300 and n == at, key
+        assert ex.liquidation.adl_queue.ahead_of(SYMBOL, True, ranking, key, False) == (at, 300, None)

@@ -222,6 +222,51 @@ class ADLQueue:
         ledger = risk.ledger
         yield from side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1]
 
+    def ahead_of(self, symbol: str, long: bool, ranking: ADLRanking, key: Key,
+                 keys: bool = True) -> tuple[int, int, list[Key] | None] | None:
+        """``(how many user positions are ranked before key, the number of user positions, those positions or None
+        without keys)`` on the ``long`` side of ``symbol``, between commands, as :func:`ranked` orders them (``key``
+        an open user position of that side); None where the queue would use :func:`ranked` itself (no mirror, marks
+        outside it, the seeded order). Every
+        candidate's score bounds decide it unless they straddle the key's exact score, then its exact score does (the
+        zero candidates compare as 0); the stale positions compare by their exact scores. O(candidates) in numpy,
+        plus the exact scores of the candidates whose bounds straddle it and the positions ahead."""
+        risk, monitor = self.risk, self.monitor
+        marks = tuple(map(risk.mark_of, monitor.symbols))
+        view = monitor.mirror(set())
+        if ranking == ADLRanking.SEEDED_OFFSET or view is None or not _within(marks, self._caps):
+            return None
+        portfolio, ids, version = view
+        if self._cache_for != (version, marks):
+            self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
+        c = self._cache.get((symbol, long, ranking))
+        if c is None:
+            c = self._cache[symbol, long, ranking] = self._candidates(portfolio, ids, symbol, long, ranking, marks)
+        stale, skip = self._stale(portfolio.n_accounts, c, symbol, long, ranking, set(), -1)
+        mine = self._rank(symbol, key, ranking)
+        above, below = np.nextafter(mine[0], math.inf), np.nextafter(mine[0], -math.inf)
+        live = ~skip[c.rows] & ~((c.accounts == key[0]) & (c.sides == int(key[1])))
+        ahead = live & ~c.zero & (c.lo > above)
+        unsure = live & ~c.zero & ~ahead & ~(c.hi < below)
+        found = [c.key(j) for j in np.flatnonzero(ahead).tolist()] if keys else []
+        count = int(ahead.sum()) - len(found)
+        for j in np.flatnonzero(unsure).tolist():
+            other = c.key(j)
+            known = c.exact.get(j)
+            score = known[1] if known is not None else self._rank(symbol, other, ranking)
+            if score[1] > mine[1] or (score[1] == mine[1] and other < key):
+                found.append(other)
+        if mine[1].numerator < 0 or (mine[1].numerator == 0 and int((live & c.zero).sum())):
+            for j in np.flatnonzero(live & c.zero).tolist():  # score 0: ahead of a loss, or of 0 with a higher key
+                other = c.key(j)
+                if mine[1].numerator < 0 or other < key:
+                    found.append(other)
+        for other, score in stale.items():
+            if other != key and (score[1] > mine[1] or (score[1] == mine[1] and other < key)):
+                found.append(other)
+        users = int(live.sum()) + len(stale) + 1 - (key in stale)
+        return count + len(found), users, found if keys else None
+
     def _stale(self, n_accounts: int, c: _Candidates, symbol: str, long: bool, ranking: ADLRanking,
                changing: set[int], liquidated: int) -> tuple[dict[Key, tuple | None], np.ndarray]:
         """The positions of the side whose mirror rows may not be the ledger's, with their exact scores (as

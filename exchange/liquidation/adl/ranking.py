@@ -62,20 +62,32 @@ def ranked(risk, symbol: str, long: bool, ranking: ADLRanking, seed: int) -> lis
 
 
 def quantile(risk, symbol: str, key: Key, ranking: ADLRanking, seed: int,
-             indicator: ADLIndicator = ADLIndicator.USER_COUNT) -> int:
+             indicator: ADLIndicator = ADLIndicator.USER_COUNT, ahead_of=None) -> int:
     """ADL lights (1–5) of an open user position among the user positions on its side, by the profile's
     indicator rule (USER_COUNT: its rank among them, :func:`exchange.liquidation.adl.score.quantile_lights`; QUANTITY: the
-    share of their lots ranked at or above it, :func:`exchange.liquidation.adl.score.quantity_lights`); 0 if none."""
-    account = risk.ledger.get(key[0])
-    position = risk.ledger.position(account, symbol, key[1])
+    share of their lots ranked at or above it, :func:`exchange.liquidation.adl.score.quantity_lights`); 0 if none.
+    ``ahead_of(symbol, long, ranking, key, keys)``: how many positions are ranked before it, the user count and
+    (with ``keys``) those positions, or None (:meth:`exchange.liquidation.adl.queue.ADLQueue.ahead_of`); without it,
+    or when it gives None, every user position is ranked (:func:`ranked`)."""
+    ledger = risk.ledger
+    position = ledger.position(ledger.get(key[0]), symbol, key[1])
     if not position.lots or key[0] >= FUND_ACCOUNT_BASE:
         return 0
-    users = [k for k in ranked(risk, symbol, position.lots > 0, ranking, seed) if k[0] < FUND_ACCOUNT_BASE]
-    at = users.index(key)
-    if indicator == ADLIndicator.QUANTITY:
-        lots = [abs(risk.ledger.position(risk.ledger.accounts[a], symbol, side).lots) for a, side in users]
-        return adl.quantity_lights(sum(lots[:at + 1]), sum(lots))
-    return adl.quantile_lights(at, len(users))
+    long = position.lots > 0
+    quantity = indicator == ADLIndicator.QUANTITY
+    found = ahead_of(symbol, long, ranking, key, quantity) if ahead_of is not None else None
+    if found is None:
+        users = [k for k in ranked(risk, symbol, long, ranking, seed) if k[0] < FUND_ACCOUNT_BASE]
+        ahead, count = users[:users.index(key)], len(users)
+    else:
+        _, count, ahead = found
+        ahead = ahead if quantity else range(found[0])
+    if quantity:
+        def lots(keys):
+            return sum(abs(ledger.position(ledger.accounts[a], symbol, side).lots) for a, side in keys)
+        total = ledger.long_lots[symbol] - lots(side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1])
+        return adl.quantity_lights(lots(ahead) + abs(position.lots), total)
+    return adl.quantile_lights(len(ahead), count)
 
 
 def score(risk, symbol: str, key: Key, ranking: ADLRanking) -> Fraction:
