@@ -200,20 +200,13 @@ class ADLQueue:
               liquidated: int) -> Iterator[Key]:
         """The positions of ``symbol`` on the ``long`` side in ADL order, lazily. ``changing``: the accounts
         the command has changed so far; ``liquidated``: the account being liquidated."""
-        risk, monitor = self.risk, self.monitor
-        marks = tuple(map(risk.mark_of, monitor.symbols))
-        view = monitor.mirror(changing)
-        if view is None or not _within(marks, self._caps):
+        risk = self.risk
+        side = self._side(symbol, long, ranking, changing)
+        if side is None:
             yield from ranked(risk, symbol, long, ranking, seed)
             return
-        portfolio, ids, version = view
-        if self._cache_for != (version, marks):
-            self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
-        candidates = self._cache.get((symbol, long, ranking))
-        if candidates is None:
-            candidates = self._candidates(portfolio, ids, symbol, long, ranking, marks)
-            self._cache[symbol, long, ranking] = candidates
-        stale, skip = self._stale(portfolio.n_accounts, candidates, symbol, long, ranking, changing, liquidated)
+        candidates, n_accounts = side
+        stale, skip = self._stale(n_accounts, candidates, symbol, long, ranking, changing, liquidated)
         if ranking == ADLRanking.SEEDED_OFFSET:
             yield from _seeded(candidates, skip, list(stale), seed)
         else:
@@ -231,19 +224,16 @@ class ADLQueue:
         candidate's score bounds decide it unless they straddle the key's exact score, then its exact score does (the
         zero candidates compare as 0); the stale positions compare by their exact scores. O(candidates) in numpy,
         plus the exact scores of the candidates whose bounds straddle it and the positions ahead."""
-        risk, monitor = self.risk, self.monitor
-        marks = tuple(map(risk.mark_of, monitor.symbols))
-        view = monitor.mirror(set())
-        if ranking == ADLRanking.SEEDED_OFFSET or view is None or not _within(marks, self._caps):
+        side = None if ranking == ADLRanking.SEEDED_OFFSET else self._side(symbol, long, ranking, set())
+        if side is None:
             return None
-        portfolio, ids, version = view
-        if self._cache_for != (version, marks):
-            self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
-        c = self._cache.get((symbol, long, ranking))
-        if c is None:
-            c = self._cache[symbol, long, ranking] = self._candidates(portfolio, ids, symbol, long, ranking, marks)
-        stale, skip = self._stale(portfolio.n_accounts, c, symbol, long, ranking, set(), -1)
+        c, n_accounts = side
+        stale, skip = self._stale(n_accounts, c, symbol, long, ranking, set(), -1)
         mine = self._rank(symbol, key, ranking)
+
+        def before(other: Key, score: _Ratio) -> bool:  # ranked ahead of key: a higher score, or equal and a lower key
+            return score > mine[1] or (score == mine[1] and other < key)
+
         above, below = np.nextafter(mine[0], math.inf), np.nextafter(mine[0], -math.inf)
         live = ~skip[c.rows] & ~((c.accounts == key[0]) & (c.sides == int(key[1])))
         ahead = live & ~c.zero & (c.lo > above)
@@ -254,18 +244,29 @@ class ADLQueue:
             other = c.key(j)
             known = c.exact.get(j)
             score = known[1] if known is not None else self._rank(symbol, other, ranking)
-            if score[1] > mine[1] or (score[1] == mine[1] and other < key):
+            if before(other, score[1]):
                 found.append(other)
-        if mine[1].numerator < 0 or (mine[1].numerator == 0 and int((live & c.zero).sum())):
-            for j in np.flatnonzero(live & c.zero).tolist():  # score 0: ahead of a loss, or of 0 with a higher key
-                other = c.key(j)
-                if mine[1].numerator < 0 or other < key:
-                    found.append(other)
-        for other, score in stale.items():
-            if other != key and (score[1] > mine[1] or (score[1] == mine[1] and other < key)):
-                found.append(other)
+        if mine[1].numerator <= 0:  # the zero candidates: ahead of a loss, or of a 0 with a higher key
+            zero = _Ratio(0, 1)
+            found += [other for other in map(c.key, np.flatnonzero(live & c.zero).tolist()) if before(other, zero)]
+        found += [other for other, score in stale.items() if other != key and before(other, score[1])]
         users = int(live.sum()) + len(stale) + 1 - (key in stale)
         return count + len(found), users, found if keys else None
+
+    def _side(self, symbol: str, long: bool, ranking: ADLRanking, changing: set[int]) -> tuple[_Candidates, int] | None:
+        """The side's candidates (kept while the mirror's version and the risk prices stay) and the mirror's
+        account count; None where the order is :func:`ranked` itself (no mirror, or a mark outside it)."""
+        marks = tuple(map(self.risk.mark_of, self.monitor.symbols))
+        view = self.monitor.mirror(changing)
+        if view is None or not _within(marks, self._caps):
+            return None
+        portfolio, ids, version = view
+        if self._cache_for != (version, marks):
+            self._cache, self._scores, self._cache_for = {}, {}, (version, marks)
+        c = self._cache.get((symbol, long, ranking))
+        if c is None:
+            c = self._cache[symbol, long, ranking] = self._candidates(portfolio, ids, symbol, long, ranking, marks)
+        return c, portfolio.n_accounts
 
     def _stale(self, n_accounts: int, c: _Candidates, symbol: str, long: bool, ranking: ADLRanking,
                changing: set[int], liquidated: int) -> tuple[dict[Key, tuple | None], np.ndarray]:

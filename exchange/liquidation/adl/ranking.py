@@ -78,16 +78,16 @@ def quantile(risk, symbol: str, key: Key, ranking: ADLRanking, seed: int,
     found = ahead_of(symbol, long, ranking, key, quantity) if ahead_of is not None else None
     if found is None:
         users = [k for k in ranked(risk, symbol, long, ranking, seed) if k[0] < FUND_ACCOUNT_BASE]
-        ahead, count = users[:users.index(key)], len(users)
+        at = users.index(key)
+        ahead, count = users[:at], len(users)
     else:
-        _, count, ahead = found
-        ahead = ahead if quantity else range(found[0])
+        at, count, ahead = found
     if quantity:
         def lots(keys):
             return sum(abs(ledger.position(ledger.accounts[a], symbol, side).lots) for a, side in keys)
         total = ledger.long_lots[symbol] - lots(side_positions(ledger, symbol, long, set(ledger.fund_ids.values()))[1])
         return adl.quantity_lights(lots(ahead) + abs(position.lots), total)
-    return adl.quantile_lights(len(ahead), count)
+    return adl.quantile_lights(at, count)
 
 
 def score(risk, symbol: str, key: Key, ranking: ADLRanking) -> Fraction:
